@@ -1,0 +1,527 @@
+//! The command line: `icpd serve` and the admin commands that work on the
+//! data directory (also while a server runs on it: SQLite WAL allows that).
+//!
+//! Output for people goes to stdout as aligned tables; `--json` gives
+//! camelCase JSON for scripts. Notes meant only for people (warnings, "shown
+//! once") go to stderr, so `icpd secret create ... >> Config.toml` works.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog;
+use crate::config::{parse_duration, Config, Overrides};
+use crate::error::{Error, Result};
+use crate::http::tls;
+use crate::master_key::MasterKey;
+use crate::runtimes::{self, RuntimeFilter, Status};
+use crate::secrets::{self, NewSecret};
+use crate::store::Store;
+use crate::time::{ago, now_millis, rfc3339};
+
+/// icpd: an Integration Control Plane in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "icpd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (default: ./icp.toml if it exists).
+    #[arg(long, global = true, env = "ICP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory holding icp.db, master.key and tls/ [default: ./icp-data].
+    #[arg(long, global = true, env = "ICP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (runtime listener and management listener).
+    Serve(ServeArgs),
+    /// The TLS certificate the listeners use.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Runtime secrets: create, list, revoke.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Environments.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Registered runtimes.
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Runtime (bridge) listener address [default: 0.0.0.0:9445].
+    #[arg(long, env = "ICP_RUNTIME_LISTEN", value_name = "ADDR")]
+    pub runtime_listen: Option<String>,
+    /// Management listener address [default: 127.0.0.1:9446].
+    #[arg(long, env = "ICP_MANAGEMENT_LISTEN", value_name = "ADDR")]
+    pub management_listen: Option<String>,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long, env = "ICP_NO_TLS")]
+    pub no_tls: bool,
+    /// PEM certificate chain to serve instead of the generated one.
+    #[arg(long, env = "ICP_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "ICP_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Mark a runtime OFFLINE after this long without a heartbeat [default: 30s].
+    #[arg(long, env = "ICP_HEARTBEAT_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub heartbeat_timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Print the certificate path and its SHA-256 fingerprint (for the bridge's `cert` setting).
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create a secret and print the Config.toml snippet that carries it (shown only once).
+    Create {
+        /// Environment the secret belongs to.
+        #[arg(long)]
+        env: String,
+        /// Bind the secret to this project (with --integration); created if missing.
+        #[arg(long, requires = "integration")]
+        project: Option<String>,
+        /// Bind the secret to this integration (with --project); created if missing.
+        #[arg(long, requires = "project")]
+        integration: Option<String>,
+        /// Runtime type of an integration created by --integration.
+        #[arg(long = "type", value_parser = ["BI", "MI"], default_value = "BI")]
+        runtime_type: String,
+        /// Let the secret expire after this long (e.g. 30d, 12h).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<std::time::Duration>,
+        /// The URL runtimes reach icpd at [default: from runtime_listen].
+        #[arg(long, value_name = "URL")]
+        server_url: Option<String>,
+        /// Print {"keyId", "secret", "environment", ...} instead of the snippet.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List secrets (never their key material).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a secret: runtimes using it are refused from their next request.
+    Revoke {
+        /// The 8-character key id (the part before the dot).
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// List environments.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an environment.
+    Create {
+        /// Name; its handle is the name in lower case with dashes.
+        name: String,
+        /// Mark the environment critical (production-like).
+        #[arg(long)]
+        critical: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuntimeCommand {
+    /// List runtimes.
+    List {
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        integration: Option<String>,
+        /// RUNNING or OFFLINE.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one runtime: node info, artifacts, log levels, status history.
+    Show {
+        runtime_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_status(s: &str) -> std::result::Result<Status, String> {
+    Status::parse(s).ok_or_else(|| format!("'{s}' is not a status; use RUNNING or OFFLINE"))
+}
+
+impl Cli {
+    /// Whether this invocation runs the server (which logs at info by default).
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        ..Overrides::default()
+    };
+    if let Command::Serve(a) = &cli.command {
+        overrides.runtime_listen = a.runtime_listen.clone();
+        overrides.management_listen = a.management_listen.clone();
+        overrides.no_tls = a.no_tls;
+        overrides.tls_cert = a.tls_cert.clone();
+        overrides.tls_key = a.tls_key.clone();
+        overrides.heartbeat_timeout = a.heartbeat_timeout;
+    }
+    let cfg = Config::load(cli.config.as_deref(), overrides)?;
+    match cli.command {
+        Command::Serve(_) => crate::daemon::run(&cfg),
+        Command::Cert(CertCommand::Show) => cert_show(&cfg),
+        Command::Secret(c) => secret(&cfg, c),
+        Command::Env(c) => env(&cfg, c),
+        Command::Runtime(c) => runtime(&cfg, c),
+    }
+}
+
+fn open_store(cfg: &Config) -> Result<Store> {
+    Store::open(&cfg.db_path())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints rows as left-aligned columns under a header.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn cert_show(cfg: &Config) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        Error::io(
+            format!("creating data directory {}", cfg.data_dir.display()),
+            e,
+        )
+    })?;
+    let material = tls::load(&cfg.tls, &cfg.data_dir)?;
+    let path = std::fs::canonicalize(&material.cert_path).unwrap_or(material.cert_path.clone());
+    println!("certificate: {}", path.display());
+    println!(
+        "sha256 fingerprint: {}",
+        tls::fingerprint(&material.cert_path)?
+    );
+    if !cfg.tls.enabled {
+        eprintln!("note: TLS is turned off in this configuration; the listeners serve plain HTTP");
+    }
+    Ok(())
+}
+
+fn default_server_url(cfg: &Config) -> String {
+    let scheme = if cfg.tls.enabled { "https" } else { "http" };
+    let addr: std::net::SocketAddr = cfg
+        .runtime_listen
+        .parse()
+        .unwrap_or_else(|_| ([127, 0, 0, 1], 9445).into());
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
+fn secret(cfg: &Config, c: SecretCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    let now = now_millis();
+    match c {
+        SecretCommand::Create {
+            env,
+            project,
+            integration,
+            runtime_type,
+            ttl,
+            server_url,
+            json,
+        } => {
+            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+                Error::io(
+                    format!("creating data directory {}", cfg.data_dir.display()),
+                    e,
+                )
+            })?;
+            let key = MasterKey::load(&cfg.data_dir, true)?;
+            let req = NewSecret {
+                environment: env,
+                binding: project.zip(integration),
+                runtime_type: Some(runtime_type),
+                ttl,
+            };
+            let created = secrets::create(&store, &key, &req, now)?;
+            if json {
+                let mut v = serde_json::to_value(&created.record)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                v["secret"] = created.secret.clone().into();
+                return print_json(&v);
+            }
+            let url = server_url.unwrap_or_else(|| default_server_url(cfg));
+            let cert = tls::cert_paths(&cfg.tls, &cfg.data_dir).0;
+            let cert = std::fs::canonicalize(&cert).unwrap_or(cert);
+            let cert = cfg.tls.enabled.then(|| cert.display().to_string());
+            eprintln!(
+                "Secret {} created for environment '{}'{}. Add this to the integration's Config.toml;\nthe secret is shown only this once.\n",
+                created.record.key_id,
+                created.record.environment,
+                match (&created.record.project, &created.record.integration) {
+                    (Some(p), Some(i)) => format!(", bound to {p}/{i}"),
+                    _ => ", unbound (it binds to the first integration that uses it)".into(),
+                }
+            );
+            print!(
+                "{}",
+                secrets::config_snippet(&created, &url, cert.as_deref())
+            );
+            Ok(())
+        }
+        SecretCommand::List { json } => {
+            let list = secrets::list(&store, now)?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.key_id.clone(),
+                        s.environment.clone(),
+                        match (&s.project, &s.integration) {
+                            (Some(p), Some(i)) => format!("{p}/{i}"),
+                            _ => "(unbound)".into(),
+                        },
+                        s.status.to_string(),
+                        rfc3339(s.created_at),
+                        s.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "KEY ID",
+                    "ENV",
+                    "INTEGRATION",
+                    "STATUS",
+                    "CREATED",
+                    "EXPIRES",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        SecretCommand::Revoke { key_id } => {
+            let r = secrets::revoke(&store, &key_id, now)?;
+            println!(
+                "secret {} revoked; runtimes using it are refused from their next request",
+                r.key_id
+            );
+            Ok(())
+        }
+    }
+}
+
+fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    match c {
+        EnvCommand::List { json } => {
+            let envs = store.read(|tx| tx.environments())?;
+            if json {
+                return print_json(&envs);
+            }
+            let rows: Vec<Vec<String>> = envs
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.handle.clone(),
+                        e.name.clone(),
+                        if e.critical { "yes" } else { "no" }.into(),
+                        rfc3339(e.created_at),
+                    ]
+                })
+                .collect();
+            print_table(&["HANDLE", "NAME", "CRITICAL", "CREATED"], &rows);
+            Ok(())
+        }
+        EnvCommand::Create {
+            name,
+            critical,
+            json,
+        } => {
+            let e = catalog::create_environment(&store, &name, critical, now_millis())?;
+            if json {
+                return print_json(&e);
+            }
+            println!(
+                "environment '{}' created{}",
+                e.handle,
+                if e.critical { " (critical)" } else { "" }
+            );
+            Ok(())
+        }
+    }
+}
+
+fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    let now = now_millis();
+    match c {
+        RuntimeCommand::List {
+            env,
+            project,
+            integration,
+            status,
+            json,
+        } => {
+            let list = runtimes::list(
+                &store,
+                &RuntimeFilter {
+                    environment: env,
+                    project,
+                    integration,
+                    status,
+                },
+            )?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.runtime_id.clone(),
+                        r.name.clone().unwrap_or_else(|| "-".into()),
+                        r.status.as_str().into(),
+                        r.environment.clone(),
+                        format!("{}/{}", r.project, r.integration),
+                        r.runtime_type.clone(),
+                        ago(r.last_heartbeat, now),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "RUNTIME ID",
+                    "NAME",
+                    "STATUS",
+                    "ENV",
+                    "INTEGRATION",
+                    "TYPE",
+                    "LAST HEARTBEAT",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        RuntimeCommand::Show { runtime_id, json } => {
+            let d = runtimes::show(&store, &runtime_id)?;
+            if json {
+                return print_json(&d);
+            }
+            let r = &d.runtime;
+            println!("Runtime       {}", r.runtime_id);
+            println!("Name          {}", r.name.as_deref().unwrap_or("-"));
+            println!("Status        {}", r.status.as_str());
+            println!(
+                "Integration   {}/{} ({})",
+                r.project, r.integration, r.runtime_type
+            );
+            println!("Environment   {}", r.environment);
+            println!("Version       {}", r.version.as_deref().unwrap_or("-"));
+            println!("Secret        {}", d.secret_key_id);
+            println!("Registered    {}", rfc3339(r.registered_at));
+            println!(
+                "Last seen     {} ({})",
+                rfc3339(r.last_heartbeat),
+                ago(r.last_heartbeat, now)
+            );
+            if let serde_json::Value::Object(info) = &d.node_info {
+                println!("\nNode");
+                for (k, v) in info {
+                    println!(
+                        "  {k:<18} {}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    );
+                }
+            }
+            println!("\nListeners");
+            for l in &d.artifacts.listeners {
+                println!(
+                    "  {:<20} {:<8} {}:{}  {}",
+                    l.name,
+                    l.protocol.as_deref().unwrap_or("-"),
+                    l.host.as_deref().unwrap_or("-"),
+                    l.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    l.state.as_deref().unwrap_or("-")
+                );
+            }
+            println!("\nServices");
+            for s in &d.artifacts.services {
+                let ls: Vec<&str> = s.listeners.iter().map(|l| l.name.as_str()).collect();
+                println!(
+                    "  {:<20} {:<20} on {}  {}",
+                    s.name,
+                    s.base_path.as_deref().unwrap_or("-"),
+                    ls.join(","),
+                    s.state.as_deref().unwrap_or("-")
+                );
+                for res in &s.resources {
+                    println!("    {:<10} {}", res.methods.join(","), res.url);
+                }
+            }
+            println!("\nLog levels");
+            for (component, level) in &d.log_levels {
+                println!("  {component:<30} {level}");
+            }
+            println!("\nStatus history");
+            for h in &d.status_history {
+                println!("  {}  {:<8} {}", rfc3339(h.at), h.status.as_str(), h.reason);
+            }
+            Ok(())
+        }
+    }
+}

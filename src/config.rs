@@ -1,0 +1,349 @@
+//! Configuration: one [`Config`] built from flags, `ICP_*` environment
+//! variables, an optional TOML file and embedded defaults.
+//!
+//! Precedence is flag > environment > file > default. Clap already merges a
+//! flag with its environment variable, so this module only sees
+//! [`Overrides`] (flag or environment) and the file, and fills in defaults.
+//! Unknown keys in the file are an error, so a typo is never silently ignored.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Name of the configuration file looked up in the current directory when
+/// neither `--config` nor `ICP_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "icp.toml";
+
+/// Everything `icpd serve` and the admin commands need to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory holding `icp.db`, `master.key` and the generated TLS certificate.
+    pub data_dir: PathBuf,
+    /// Address of the runtime (bridge protocol) listener.
+    pub runtime_listen: String,
+    /// Address of the management (REST, dashboard) listener.
+    pub management_listen: String,
+    pub tls: TlsConfig,
+    /// A runtime with no heartbeat for this long becomes OFFLINE.
+    pub heartbeat_timeout: Duration,
+    pub http: HttpConfig,
+    pub token: TokenConfig,
+}
+
+/// TLS on both listeners.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// False serves plain HTTP (`--no-tls`).
+    pub enabled: bool,
+    /// Operator-provided certificate chain (PEM); both or neither of `cert` and `key`.
+    pub cert: Option<PathBuf>,
+    /// Operator-provided private key (PEM).
+    pub key: Option<PathBuf>,
+}
+
+/// Limits of the connection layer, shared by both listeners.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub workers: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+}
+
+/// What a runtime's bearer token must claim.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub issuer: String,
+    pub audience: String,
+    /// Tolerance for `exp` and `nbf` against the server clock.
+    pub clock_skew: Duration,
+}
+
+/// Values given as flags or environment variables; `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub runtime_listen: Option<String>,
+    pub management_listen: Option<String>,
+    pub no_tls: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub heartbeat_timeout: Option<Duration>,
+}
+
+/// The file, as written by the operator. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    runtime_listen: Option<String>,
+    management_listen: Option<String>,
+    heartbeat_timeout: Option<DurationValue>,
+    #[serde(default)]
+    tls: FileTls,
+    #[serde(default)]
+    http: FileHttp,
+    #[serde(default)]
+    token: FileToken,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    enabled: Option<bool>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    workers: Option<usize>,
+    handshake_timeout: Option<DurationValue>,
+    idle_timeout: Option<DurationValue>,
+    request_timeout: Option<DurationValue>,
+    max_body_bytes: Option<usize>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToken {
+    issuer: Option<String>,
+    audience: Option<String>,
+    clock_skew: Option<DurationValue>,
+}
+
+/// A duration in the file: whole seconds (`30`) or a string (`"30s"`, `"2m"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationValue {
+    fn resolve(&self, key: &str) -> Result<Duration> {
+        match self {
+            DurationValue::Seconds(s) => Ok(Duration::from_secs(*s)),
+            DurationValue::Text(t) => {
+                parse_duration(t).map_err(|e| Error::Config(format!("{key}: {e}")))
+            }
+        }
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `12h`, `30d` or `500ms`.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration; write e.g. 30s, 15m, 12h or 30d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => return Ok(Duration::from_millis(n)),
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => {
+            return Err(format!(
+                "'{text}' has an unknown unit; use ms, s, m, h or d"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+impl Config {
+    /// Builds the configuration. `file` is the path given by `--config` /
+    /// `ICP_CONFIG` (it must exist); without it `./icp.toml` is read if present.
+    pub fn load(file: Option<&Path>, o: Overrides) -> Result<Config> {
+        let parsed = match file {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        Config::merge(parsed, o)
+    }
+
+    fn merge(f: FileConfig, o: Overrides) -> Result<Config> {
+        let d = Config::defaults();
+        let dur = |v: &Option<DurationValue>, key: &str, default: Duration| -> Result<Duration> {
+            v.as_ref()
+                .map(|v| v.resolve(key))
+                .transpose()
+                .map(|v| v.unwrap_or(default))
+        };
+        let cfg = Config {
+            data_dir: o.data_dir.or(f.data_dir).unwrap_or(d.data_dir),
+            runtime_listen: o
+                .runtime_listen
+                .or(f.runtime_listen)
+                .unwrap_or(d.runtime_listen),
+            management_listen: o
+                .management_listen
+                .or(f.management_listen)
+                .unwrap_or(d.management_listen),
+            tls: TlsConfig {
+                enabled: !o.no_tls && f.tls.enabled.unwrap_or(true),
+                cert: o.tls_cert.or(f.tls.cert),
+                key: o.tls_key.or(f.tls.key),
+            },
+            heartbeat_timeout: match o.heartbeat_timeout {
+                Some(t) => t,
+                None => dur(
+                    &f.heartbeat_timeout,
+                    "heartbeat_timeout",
+                    d.heartbeat_timeout,
+                )?,
+            },
+            http: HttpConfig {
+                workers: f.http.workers.unwrap_or(d.http.workers),
+                handshake_timeout: dur(
+                    &f.http.handshake_timeout,
+                    "http.handshake_timeout",
+                    d.http.handshake_timeout,
+                )?,
+                idle_timeout: dur(
+                    &f.http.idle_timeout,
+                    "http.idle_timeout",
+                    d.http.idle_timeout,
+                )?,
+                request_timeout: dur(
+                    &f.http.request_timeout,
+                    "http.request_timeout",
+                    d.http.request_timeout,
+                )?,
+                max_body_bytes: f.http.max_body_bytes.unwrap_or(d.http.max_body_bytes),
+                max_connections: f.http.max_connections.unwrap_or(d.http.max_connections),
+            },
+            token: TokenConfig {
+                issuer: f.token.issuer.unwrap_or(d.token.issuer),
+                audience: f.token.audience.unwrap_or(d.token.audience),
+                clock_skew: dur(&f.token.clock_skew, "token.clock_skew", d.token.clock_skew)?,
+            },
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The embedded defaults (`icpd serve` with no configuration at all).
+    pub fn defaults() -> Config {
+        Config {
+            data_dir: PathBuf::from("./icp-data"),
+            runtime_listen: "0.0.0.0:9445".into(),
+            management_listen: "127.0.0.1:9446".into(),
+            tls: TlsConfig {
+                enabled: true,
+                cert: None,
+                key: None,
+            },
+            heartbeat_timeout: Duration::from_secs(30),
+            http: HttpConfig {
+                workers: 8,
+                handshake_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(15),
+                request_timeout: Duration::from_secs(30),
+                max_body_bytes: 4 * 1024 * 1024,
+                max_connections: 10_000,
+            },
+            token: TokenConfig {
+                issuer: "icp-runtime-jwt-issuer".into(),
+                audience: "icp-server".into(),
+                clock_skew: Duration::from_secs(10),
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(Error::Config(
+                "tls.cert and tls.key must be given together (or neither, for a generated certificate)".into(),
+            ));
+        }
+        if self.heartbeat_timeout < Duration::from_secs(1) {
+            return Err(Error::Config(
+                "heartbeat_timeout must be at least 1s".into(),
+            ));
+        }
+        if self.http.workers == 0 || self.http.max_connections == 0 {
+            return Err(Error::Config(
+                "http.workers and http.max_connections must be at least 1".into(),
+            ));
+        }
+        for (name, addr) in [
+            ("runtime_listen", &self.runtime_listen),
+            ("management_listen", &self.management_listen),
+        ] {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(Error::Config(format!(
+                    "{name} '{addr}' is not an address; write HOST:PORT such as 127.0.0.1:9446 (port 0 picks a free port)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite database inside the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("icp.db")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let f = file("runtime_listen = \"127.0.0.1:1\"\nmanagement_listen = \"127.0.0.1:2\"\nheartbeat_timeout = \"45s\"");
+        let o = Overrides {
+            runtime_listen: Some("127.0.0.1:3".into()),
+            ..Default::default()
+        };
+        let c = Config::merge(f, o).unwrap();
+        assert_eq!(c.runtime_listen, "127.0.0.1:3");
+        assert_eq!(c.management_listen, "127.0.0.1:2");
+        assert_eq!(c.heartbeat_timeout, Duration::from_secs(45));
+        assert_eq!(c.data_dir, PathBuf::from("./icp-data"));
+    }
+
+    #[test]
+    fn unknown_keys_and_half_tls_are_errors() {
+        assert!(toml::from_str::<FileConfig>("runtime_lisen = \"x\"").is_err());
+        let f = file("[tls]\ncert = \"/c.pem\"");
+        let e = Config::merge(f, Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("tls.key"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("12").unwrap(), Duration::from_secs(12));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3w").is_err());
+    }
+}

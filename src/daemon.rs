@@ -1,0 +1,182 @@
+//! `icpd serve`: opens the data directory, starts both listeners and the
+//! liveness loop, and shuts everything down in order on SIGTERM/SIGINT.
+//!
+//! Shutdown order: stop accepting, let in-flight requests finish (up to
+//! 5 s), stop the liveness loop, flush what it queued, exit.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http::{self, Limits, Server};
+use crate::liveness::Liveness;
+use crate::master_key::MasterKey;
+use crate::protocol::Protocol;
+use crate::store::Store;
+use crate::time::now_millis;
+
+/// How long shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Liveness loop period: sweeps and flushes happen on these ticks.
+const TICK: Duration = Duration::from_millis(250);
+/// Last-seen times reach SQLite at least this often.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// The sweeper runs at least this often.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
+/// A running icpd.
+pub struct Daemon {
+    runtime: Server,
+    management: Server,
+    liveness: Arc<Liveness>,
+    store: Arc<Store>,
+    stop: Arc<AtomicBool>,
+    ticker: JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Starts everything; returns once both listeners are bound.
+    pub fn start(cfg: &Config) -> Result<Daemon> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            Error::io(
+                format!("creating data directory {}", cfg.data_dir.display()),
+                e,
+            )
+        })?;
+        let store = Arc::new(Store::open(&cfg.db_path())?);
+        let master_key = Arc::new(MasterKey::load(&cfg.data_dir, true)?);
+        let liveness = Arc::new(Liveness::load(&store, cfg.heartbeat_timeout, now_millis())?);
+        let tls = if cfg.tls.enabled {
+            Some(http::tls::load(&cfg.tls, &cfg.data_dir)?.server_config)
+        } else {
+            log::warn!("TLS is off (--no-tls): runtime tokens travel in clear text");
+            None
+        };
+        let limits = Limits {
+            workers: cfg.http.workers,
+            handshake_timeout: cfg.http.handshake_timeout,
+            idle_timeout: cfg.http.idle_timeout,
+            request_timeout: cfg.http.request_timeout,
+            max_body_bytes: cfg.http.max_body_bytes,
+            max_connections: cfg.http.max_connections,
+            ..Limits::default()
+        };
+        let protocol = Arc::new(Protocol {
+            store: store.clone(),
+            master_key,
+            liveness: liveness.clone(),
+            token: cfg.token.clone(),
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let runtime = http::listen::serve(
+            "runtime",
+            &cfg.runtime_listen,
+            tls.clone(),
+            limits.clone(),
+            Arc::new(http::routes::runtime_handler(protocol)),
+        )?;
+        log::info!("listening runtime {scheme}://{}", runtime.local_addr());
+        let management = http::listen::serve(
+            "management",
+            &cfg.management_listen,
+            tls,
+            limits,
+            Arc::new(http::routes::management_handler()),
+        )?;
+        log::info!(
+            "listening management {scheme}://{}",
+            management.local_addr()
+        );
+        log::info!(
+            "{} runtimes known; heartbeat timeout {} s; data in {}",
+            liveness.len(),
+            cfg.heartbeat_timeout.as_secs(),
+            cfg.data_dir.display()
+        );
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (liveness, store, stop) = (liveness.clone(), store.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("liveness".into())
+                .spawn(move || liveness_loop(&liveness, &store, &stop))
+                .map_err(|e| Error::io("starting the liveness thread", e))?
+        };
+        Ok(Daemon {
+            runtime,
+            management,
+            liveness,
+            store,
+            stop,
+            ticker,
+        })
+    }
+
+    /// Address the runtime listener is bound to.
+    pub fn runtime_addr(&self) -> std::net::SocketAddr {
+        self.runtime.local_addr()
+    }
+
+    /// Address the management listener is bound to.
+    pub fn management_addr(&self) -> std::net::SocketAddr {
+        self.management.local_addr()
+    }
+
+    /// Graceful stop: no new connections, in-flight requests finish, state is flushed.
+    pub fn shutdown(self) {
+        let started = Instant::now();
+        let runtime = std::thread::spawn({
+            let s = self.runtime;
+            move || s.shutdown(SHUTDOWN_GRACE)
+        });
+        self.management.shutdown(SHUTDOWN_GRACE);
+        let _ = runtime.join();
+        self.stop.store(true, Ordering::SeqCst);
+        self.ticker.thread().unpark();
+        let _ = self.ticker.join();
+        match self.liveness.flush(&self.store) {
+            Ok(n) => log::info!(
+                "flushed {n} liveness updates; stopped in {} ms",
+                started.elapsed().as_millis()
+            ),
+            Err(e) => log::error!("final liveness flush failed: {e}"),
+        }
+    }
+}
+
+fn liveness_loop(liveness: &Liveness, store: &Store, stop: &AtomicBool) {
+    let mut last_flush = Instant::now();
+    let mut last_sweep = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::park_timeout(TICK);
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            let n = liveness.sweep(now_millis());
+            if n > 0 {
+                log::info!("{n} runtime(s) missed the heartbeat timeout");
+            }
+        }
+        if liveness.has_urgent() || last_flush.elapsed() >= FLUSH_EVERY {
+            last_flush = Instant::now();
+            if let Err(e) = liveness.flush(store) {
+                log::error!("liveness flush failed (will retry): {e}");
+            }
+        }
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub fn run(cfg: &Config) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let daemon = Daemon::start(cfg)?;
+    if let Some(sig) = signals.forever().next() {
+        log::info!("received signal {sig}; shutting down");
+    }
+    daemon.shutdown();
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Liveness: which runtimes are RUNNING, kept in memory.
+//!
+//! A delta heartbeat only touches this table (one mutex, one hash lookup).
+//! Everything that must reach SQLite (last-seen times, RUNNING/OFFLINE
+//! transitions, replaced runtimes) is queued here in the order it happened
+//! and written by [`Liveness::flush`] in one transaction, which the server
+//! calls at least every second and at once when a transition is waiting.
+//!
+//! The sweeper ([`Liveness::sweep`]) marks a runtime OFFLINE when nothing was
+//! heard from it for the heartbeat timeout. After icpd starts, a runtime's
+//! last-seen time counts from the start of the process at the earliest, so
+//! no runtime is marked OFFLINE before one full timeout has passed: runtimes
+//! need that long to find the new process.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::error::Result;
+use crate::runtimes::Status;
+use crate::store::{LivenessRow, Store, Transition};
+use crate::time::Millis;
+
+/// The in-memory state of every known runtime.
+pub struct Liveness {
+    state: Mutex<State>,
+    timeout: Millis,
+    started_at: Millis,
+}
+
+#[derive(Default)]
+struct State {
+    runtimes: HashMap<String, Live>,
+    /// Runtimes whose last-seen time changed since the last flush.
+    seen: HashSet<String>,
+    transitions: Vec<Transition>,
+    deleted: Vec<String>,
+}
+
+struct Live {
+    key_id: String,
+    hash: Option<String>,
+    last_seen: Millis,
+    status: Status,
+    /// (integration, environment, node name): a named runtime's slot, for replacement.
+    slot: Option<(i64, i64, String)>,
+}
+
+/// What a delta heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaOutcome {
+    /// No such runtime: it must send a full heartbeat.
+    Unknown,
+    /// The runtime was registered under another secret.
+    OtherSecret,
+    /// Recorded; `full_required` when the stored hash differs.
+    Accepted { full_required: bool },
+}
+
+/// The facts of an accepted full heartbeat that liveness needs.
+#[derive(Debug, Clone)]
+pub struct FullBeat<'a> {
+    pub runtime_id: &'a str,
+    pub key_id: &'a str,
+    pub hash: Option<&'a str>,
+    pub reported: Status,
+    pub slot: Option<(i64, i64, String)>,
+    /// The store inserted the runtime (with its first history entry) in this heartbeat.
+    pub created: bool,
+}
+
+impl Liveness {
+    /// Builds the table from the stored runtimes.
+    pub fn load(store: &Store, timeout: std::time::Duration, now: Millis) -> Result<Liveness> {
+        let rows = store.read(|tx| tx.liveness_rows())?;
+        let mut state = State::default();
+        for LivenessRow {
+            runtime_id,
+            key_id,
+            runtime_hash,
+            last_heartbeat,
+            status,
+            integration_id,
+            environment_id,
+            name,
+        } in rows
+        {
+            let slot = name.map(|n| (integration_id, environment_id, n));
+            state.runtimes.insert(
+                runtime_id,
+                Live {
+                    key_id,
+                    hash: runtime_hash,
+                    last_seen: last_heartbeat,
+                    status,
+                    slot,
+                },
+            );
+        }
+        Ok(Liveness {
+            state: Mutex::new(state),
+            timeout: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
+            started_at: now,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current status of a runtime, if known.
+    pub fn status(&self, runtime_id: &str) -> Option<Status> {
+        self.lock().runtimes.get(runtime_id).map(|l| l.status)
+    }
+
+    /// How many runtimes are known.
+    pub fn len(&self) -> usize {
+        self.lock().runtimes.len()
+    }
+
+    /// True when no runtime is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records a delta heartbeat: memory only.
+    pub fn delta(&self, runtime_id: &str, key_id: &str, hash: &str, now: Millis) -> DeltaOutcome {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(live) = st.runtimes.get_mut(runtime_id) else {
+            return DeltaOutcome::Unknown;
+        };
+        if live.key_id != key_id {
+            return DeltaOutcome::OtherSecret;
+        }
+        live.last_seen = live.last_seen.max(now);
+        let full_required = live.hash.as_deref() != Some(hash);
+        if live.status == Status::Offline {
+            live.status = Status::Running;
+            st.transitions.push(Transition {
+                runtime_id: runtime_id.to_string(),
+                status: Status::Running,
+                at: now,
+                reason: "heartbeat received".into(),
+            });
+        }
+        if !st.seen.contains(runtime_id) {
+            st.seen.insert(runtime_id.to_string());
+        }
+        DeltaOutcome::Accepted { full_required }
+    }
+
+    /// Records an accepted full heartbeat (after the store committed it).
+    pub fn full(&self, beat: FullBeat, replaced: &[String], now: Millis) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        for id in replaced {
+            st.runtimes.remove(id);
+            st.seen.remove(id);
+        }
+        let reason = match beat.reported {
+            Status::Running => "full heartbeat received",
+            Status::Offline => "runtime reported OFFLINE",
+        };
+        match st.runtimes.get_mut(beat.runtime_id) {
+            Some(live) if !beat.created => {
+                live.key_id = beat.key_id.to_string();
+                live.hash = beat.hash.map(str::to_string);
+                live.last_seen = live.last_seen.max(now);
+                live.slot = beat.slot;
+                if live.status != beat.reported {
+                    live.status = beat.reported;
+                    st.transitions.push(Transition {
+                        runtime_id: beat.runtime_id.to_string(),
+                        status: beat.reported,
+                        at: now,
+                        reason: reason.into(),
+                    });
+                }
+            }
+            _ => {
+                st.runtimes.insert(
+                    beat.runtime_id.to_string(),
+                    Live {
+                        key_id: beat.key_id.to_string(),
+                        hash: beat.hash.map(str::to_string),
+                        last_seen: now,
+                        status: beat.reported,
+                        slot: beat.slot,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Marks runtimes OFFLINE whose last heartbeat is older than the timeout.
+    /// A named runtime that goes OFFLINE while another RUNNING runtime holds
+    /// its name (a node restarted with a new runtimeId) is deleted instead.
+    /// Returns how many runtimes changed.
+    pub fn sweep(&self, now: Millis) -> usize {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let mut expired = Vec::new();
+        let mut running_slots = HashSet::new();
+        for (id, live) in &st.runtimes {
+            if live.status != Status::Running {
+                continue;
+            }
+            if live
+                .last_seen
+                .max(self.started_at)
+                .saturating_add(self.timeout)
+                <= now
+            {
+                expired.push(id.clone());
+            } else if let Some(slot) = &live.slot {
+                running_slots.insert(slot.clone());
+            }
+        }
+        for id in &expired {
+            let replaced = st
+                .runtimes
+                .get(id)
+                .and_then(|l| l.slot.as_ref())
+                .is_some_and(|s| running_slots.contains(s));
+            if replaced {
+                st.runtimes.remove(id);
+                st.seen.remove(id);
+                st.deleted.push(id.clone());
+            } else if let Some(live) = st.runtimes.get_mut(id) {
+                live.status = Status::Offline;
+                st.transitions.push(Transition {
+                    runtime_id: id.clone(),
+                    status: Status::Offline,
+                    at: now,
+                    reason: format!("no heartbeat for {} s", self.timeout / 1000),
+                });
+            }
+        }
+        expired.len()
+    }
+
+    /// True when a transition or deletion is waiting to be written.
+    pub fn has_urgent(&self) -> bool {
+        let st = self.lock();
+        !st.transitions.is_empty() || !st.deleted.is_empty()
+    }
+
+    /// Writes queued last-seen times, transitions and deletions in one
+    /// transaction. On failure the queue is put back for the next attempt.
+    pub fn flush(&self, store: &Store) -> Result<usize> {
+        let (seen, transitions, deleted) = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            let seen: Vec<(String, Millis)> = st
+                .seen
+                .drain()
+                .filter_map(|id| st.runtimes.get(&id).map(|l| (id, l.last_seen)))
+                .collect();
+            (
+                seen,
+                std::mem::take(&mut st.transitions),
+                std::mem::take(&mut st.deleted),
+            )
+        };
+        if seen.is_empty() && transitions.is_empty() && deleted.is_empty() {
+            return Ok(0);
+        }
+        let n = seen.len() + transitions.len() + deleted.len();
+        if let Err(e) = store.write(|tx| tx.record_liveness(&seen, &transitions, &deleted)) {
+            let mut st = self.lock();
+            st.seen.extend(seen.into_iter().map(|(id, _)| id));
+            let later = std::mem::replace(&mut st.transitions, transitions);
+            st.transitions.extend(later);
+            let later = std::mem::replace(&mut st.deleted, deleted);
+            st.deleted.extend(later);
+            return Err(e);
+        }
+        Ok(n)
+    }
+}

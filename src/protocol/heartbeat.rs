@@ -1,0 +1,346 @@
+//! Heartbeat bodies as the bridge sends them, their validation, and the
+//! registration a full heartbeat performs.
+//!
+//! Validation happens before anything is stored; a rejected heartbeat
+//! changes nothing. Registration runs in one store transaction: auto-binding
+//! an unbound secret, creating the project and integration it names,
+//! replacing the OFFLINE predecessor of a restarted node, and writing only
+//! the artifact rows that changed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::catalog::{self, normalize_handle};
+use crate::error::{Error, Result};
+use crate::liveness::Liveness;
+use crate::runtimes::{Artifacts, Status};
+use crate::secrets::ActiveSecret;
+use crate::store::{ArtifactWrites, RuntimeRegistration, Tx};
+use crate::time::Millis;
+
+/// The only heartbeat version the bridge speaks.
+pub const HEARTBEAT_VERSION: &str = "v1.0";
+
+/// Optional heartbeat fields this server understands; the bridge sends them only when listed.
+pub const SUPPORTED_FIELDS: &[&str] = &["tryItHost"];
+
+/// `POST /icp/heartbeat`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FullHeartbeat {
+    pub runtime_id: String,
+    #[serde(default)]
+    pub runtime: Option<String>,
+    pub runtime_type: String,
+    pub heartbeat_version: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    pub environment: String,
+    pub project: String,
+    pub component: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub node_info: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub artifacts: Option<Artifacts>,
+    #[serde(default)]
+    pub log_levels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub runtime_hash: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<Value>,
+    #[serde(default)]
+    pub try_it_host: Option<String>,
+}
+
+/// `POST /icp/deltaHeartbeat`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaHeartbeat {
+    pub runtime_id: String,
+    pub heartbeat_version: String,
+    pub runtime_hash: String,
+    #[serde(default)]
+    pub timestamp: Option<Value>,
+}
+
+/// The answer to both heartbeats.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    pub acknowledged: bool,
+    pub full_heartbeat_required: bool,
+    pub commands: Vec<Value>,
+    pub supported_heartbeat_fields: &'static [&'static str],
+}
+
+impl HeartbeatResponse {
+    pub fn ok(full_heartbeat_required: bool) -> HeartbeatResponse {
+        HeartbeatResponse {
+            acknowledged: true,
+            full_heartbeat_required,
+            commands: Vec::new(),
+            supported_heartbeat_fields: SUPPORTED_FIELDS,
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::BadRequest(msg.into())
+}
+
+/// Decodes a JSON body into `T`, turning every decoding failure into a 400.
+pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid heartbeat body: {e}")))
+}
+
+fn check_version(v: &str) -> Result<()> {
+    if v != HEARTBEAT_VERSION {
+        return Err(bad(format!(
+            "heartbeatVersion '{}' is not supported; expected {HEARTBEAT_VERSION}",
+            truncate(v)
+        )));
+    }
+    Ok(())
+}
+
+fn check_runtime_id(id: &str) -> Result<()> {
+    if id.chars().count() != 36 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(bad("runtimeId must be a 36-character UUID"));
+    }
+    Ok(())
+}
+
+fn check_timestamp(t: &Option<Value>) -> Result<()> {
+    let ok = match t {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.len() == 2 && a.iter().all(Value::is_number),
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+        _ => false,
+    };
+    if !ok {
+        return Err(bad(
+            "timestamp must be [epochSeconds, fraction] or an RFC 3339 string",
+        ));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+impl DeltaHeartbeat {
+    pub fn validate(&self) -> Result<()> {
+        check_version(&self.heartbeat_version)?;
+        check_runtime_id(&self.runtime_id)?;
+        check_timestamp(&self.timestamp)
+    }
+}
+
+impl FullHeartbeat {
+    /// Checks what can be checked without the database.
+    pub fn validate(&self) -> Result<()> {
+        check_version(&self.heartbeat_version)?;
+        check_runtime_id(&self.runtime_id)?;
+        if let Some(name) = &self.runtime {
+            if name.chars().count() > 100 {
+                return Err(bad(
+                    "runtime (the node name) must be at most 100 characters",
+                ));
+            }
+            if name.trim().is_empty() {
+                return Err(bad(
+                    "runtime (the node name) must not be blank; leave it out instead",
+                ));
+            }
+        }
+        if self.runtime_type != "BI" && self.runtime_type != "MI" {
+            return Err(bad(format!(
+                "runtimeType '{}' must be BI or MI",
+                truncate(&self.runtime_type)
+            )));
+        }
+        if let Some(s) = &self.status {
+            if Status::parse(s).is_none() {
+                return Err(bad(format!(
+                    "status '{}' must be RUNNING or OFFLINE",
+                    truncate(s)
+                )));
+            }
+        }
+        for (field, value) in [
+            ("environment", &self.environment),
+            ("project", &self.project),
+            ("component", &self.component),
+        ] {
+            if normalize_handle(value).is_empty() {
+                return Err(bad(format!("{field} must be a non-empty handle")));
+            }
+            if value.len() > 200 {
+                return Err(bad(format!("{field} must be at most 200 characters")));
+            }
+        }
+        check_timestamp(&self.timestamp)
+    }
+
+    /// The status the runtime reports (RUNNING when absent).
+    pub fn reported_status(&self) -> Status {
+        self.status
+            .as_deref()
+            .and_then(Status::parse)
+            .unwrap_or(Status::Running)
+    }
+
+    /// A digest of everything stored as artifact rows, to skip unchanged ones.
+    pub fn artifacts_digest(&self) -> String {
+        let canonical =
+            serde_json::json!({"artifacts": self.artifacts, "logLevels": self.log_levels});
+        let d = ring::digest::digest(&ring::digest::SHA256, canonical.to_string().as_bytes());
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// What registration did.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub created: bool,
+    pub replaced: Vec<String>,
+    pub integration_id: i64,
+    pub environment_id: i64,
+    pub artifact_writes: ArtifactWrites,
+}
+
+/// Registers (or refreshes) the runtime of a validated full heartbeat inside `tx`.
+pub fn register(
+    tx: &Tx,
+    liveness: &Liveness,
+    secret: &ActiveSecret,
+    hb: &FullHeartbeat,
+    now: Millis,
+) -> Result<Registration> {
+    let env_handle = normalize_handle(&hb.environment);
+    let env = tx.environment_by_handle(&env_handle)?.ok_or_else(|| {
+        bad(format!(
+            "environment '{env_handle}' does not exist; environments are created by operators (icpd env create), never by a heartbeat"
+        ))
+    })?;
+    if env.id != secret.environment_id {
+        return Err(Error::Conflict(format!(
+            "this secret belongs to environment '{}', but the heartbeat names '{}'",
+            secret.environment, env.handle
+        )));
+    }
+    let integration = match secret.integration_id {
+        Some(id) => {
+            let integration = tx
+                .integration(id)?
+                .ok_or_else(|| Error::Internal(format!("integration {id} missing")))?;
+            let project = tx.project(integration.project_id)?.ok_or_else(|| {
+                Error::Internal(format!("project {} missing", integration.project_id))
+            })?;
+            let (p, c) = (
+                normalize_handle(&hb.project),
+                normalize_handle(&hb.component),
+            );
+            if p != project.handle || c != integration.handle {
+                return Err(Error::Conflict(format!(
+                    "this secret is bound to {}/{}, but the heartbeat names {p}/{c}",
+                    project.handle, integration.handle
+                )));
+            }
+            integration
+        }
+        None => {
+            let (project, integration) = catalog::find_or_create_integration(
+                tx,
+                &hb.project,
+                &hb.component,
+                &hb.runtime_type,
+                now,
+            )?;
+            if !tx.bind_secret(&secret.key_id, project.id, integration.id, now)? {
+                return Err(Error::Conflict(
+                    "this secret was bound to another integration meanwhile; retry".into(),
+                ));
+            }
+            log::info!(
+                "secret {} bound to {}/{}",
+                secret.key_id,
+                project.handle,
+                integration.handle
+            );
+            integration
+        }
+    };
+    if integration.runtime_type != hb.runtime_type {
+        return Err(Error::Conflict(format!(
+            "integration '{}' runs {} runtimes, but this runtime is {}",
+            integration.handle, integration.runtime_type, hb.runtime_type
+        )));
+    }
+
+    let existing = tx.runtime(&hb.runtime_id)?;
+    if let Some(ex) = &existing {
+        if ex.key_id != secret.key_id
+            && (ex.integration_id != integration.id || ex.environment_id != env.id)
+        {
+            return Err(Error::Conflict(format!(
+                "runtime {} is registered to {}/{} in '{}'; a runtimeId cannot move to another integration or environment",
+                hb.runtime_id, ex.project, ex.integration, ex.environment
+            )));
+        }
+    }
+
+    // A node that restarted under the same name with a new runtimeId takes
+    // the place of its OFFLINE predecessor. RUNNING ones are left alone: a
+    // predecessor that stops is removed by the sweeper once it times out.
+    let mut replaced = Vec::new();
+    if let Some(name) = hb.runtime.as_deref() {
+        for other in tx.runtimes_named(integration.id, env.id, name)? {
+            let status = liveness.status(&other.runtime_id).unwrap_or(other.status);
+            if other.runtime_id != hb.runtime_id && status == Status::Offline {
+                tx.delete_runtime(&other.runtime_id)?;
+                replaced.push(other.runtime_id);
+            }
+        }
+    }
+
+    let node_info = Value::Object(hb.node_info.clone().unwrap_or_default()).to_string();
+    let reg = RuntimeRegistration {
+        runtime_id: &hb.runtime_id,
+        name: hb.runtime.as_deref(),
+        runtime_type: &hb.runtime_type,
+        environment_id: env.id,
+        integration_id: integration.id,
+        key_id: &secret.key_id,
+        version: hb.version.as_deref(),
+        node_info: &node_info,
+        try_it_host: hb.try_it_host.as_deref(),
+        runtime_hash: hb.runtime_hash.as_deref(),
+        now,
+    };
+    if existing.is_some() {
+        tx.update_runtime(&reg)?;
+    } else {
+        tx.insert_runtime(&reg, hb.reported_status())?;
+    }
+    let empty_artifacts = Artifacts::default();
+    let empty_levels = BTreeMap::new();
+    let artifact_writes = tx.sync_artifacts(
+        &hb.runtime_id,
+        hb.artifacts.as_ref().unwrap_or(&empty_artifacts),
+        hb.log_levels.as_ref().unwrap_or(&empty_levels),
+        &hb.artifacts_digest(),
+    )?;
+    Ok(Registration {
+        created: existing.is_none(),
+        replaced,
+        integration_id: integration.id,
+        environment_id: env.id,
+        artifact_writes,
+    })
+}

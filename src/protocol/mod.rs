@@ -1,0 +1,147 @@
+//! The runtime bridge protocol (see `../shared/protocol/PROTOCOL.md`): the
+//! token check, full and delta heartbeats, and command results.
+//!
+//! [`Protocol`] is what the runtime listener's handlers call. Each method
+//! authenticates first (so a bad token is a 401 whatever the body), then
+//! decodes and validates (400), then acts. The delta path touches memory
+//! only, apart from the secret lookup that makes revocation immediate.
+
+pub mod heartbeat;
+pub mod token;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::TokenConfig;
+use crate::error::{Error, Result};
+use crate::liveness::{DeltaOutcome, FullBeat, Liveness};
+use crate::master_key::MasterKey;
+use crate::secrets::{self, ActiveSecret};
+use crate::store::Store;
+use crate::time::Millis;
+use heartbeat::{DeltaHeartbeat, FullHeartbeat, HeartbeatResponse};
+
+/// The bridge protocol's entry points, with what they need.
+pub struct Protocol {
+    pub store: Arc<Store>,
+    pub master_key: Arc<MasterKey>,
+    pub liveness: Arc<Liveness>,
+    pub token: TokenConfig,
+}
+
+/// `POST /icp/commandResult`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommandResult {
+    runtime_id: String,
+    command_id: String,
+    status: String,
+}
+
+impl Protocol {
+    /// Checks the bearer token against the secrets as they are now.
+    pub fn authenticate(&self, authorization: Option<&str>, now: Millis) -> Result<ActiveSecret> {
+        token::verify(authorization, now, &self.token, |kid| {
+            secrets::active(&self.store, &self.master_key, kid, now)
+        })
+    }
+
+    /// A full heartbeat: registers or refreshes the runtime.
+    pub fn full_heartbeat(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: Millis,
+    ) -> Result<HeartbeatResponse> {
+        let secret = self.authenticate(authorization, now)?;
+        let hb: FullHeartbeat = heartbeat::decode(body)?;
+        hb.validate()?;
+        let reg = self
+            .store
+            .write(|tx| heartbeat::register(tx, &self.liveness, &secret, &hb, now))?;
+        if reg.created {
+            log::info!(
+                "runtime {} ({}) registered in {}/{} [{}]",
+                hb.runtime_id,
+                hb.runtime.as_deref().unwrap_or("unnamed"),
+                hb.environment,
+                hb.component,
+                hb.runtime_type
+            );
+        }
+        for id in &reg.replaced {
+            log::info!(
+                "runtime {id} replaced by {} (same node name)",
+                hb.runtime_id
+            );
+        }
+        if reg.artifact_writes.total() > 0 {
+            log::debug!(
+                "runtime {}: artifacts changed, {:?}",
+                hb.runtime_id,
+                reg.artifact_writes
+            );
+        }
+        self.liveness.full(
+            FullBeat {
+                runtime_id: &hb.runtime_id,
+                key_id: &secret.key_id,
+                hash: hb.runtime_hash.as_deref(),
+                reported: hb.reported_status(),
+                slot: hb
+                    .runtime
+                    .clone()
+                    .map(|n| (reg.integration_id, reg.environment_id, n)),
+                created: reg.created,
+            },
+            &reg.replaced,
+            now,
+        );
+        Ok(HeartbeatResponse::ok(false))
+    }
+
+    /// A delta heartbeat: memory only.
+    pub fn delta_heartbeat(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: Millis,
+    ) -> Result<HeartbeatResponse> {
+        let secret = self.authenticate(authorization, now)?;
+        let hb: DeltaHeartbeat = heartbeat::decode(body)?;
+        hb.validate()?;
+        match self.liveness.delta(&hb.runtime_id, &secret.key_id, &hb.runtime_hash, now) {
+            DeltaOutcome::Unknown => Ok(HeartbeatResponse::ok(true)),
+            DeltaOutcome::Accepted { full_required } => Ok(HeartbeatResponse::ok(full_required)),
+            DeltaOutcome::OtherSecret => Err(Error::Forbidden(format!(
+                "runtime {} was registered under another secret; a delta heartbeat must use the same secret",
+                hb.runtime_id
+            ))),
+        }
+    }
+
+    /// A tunnelled command's result: acknowledged; results arrive through full heartbeats.
+    pub fn command_result(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: Millis,
+    ) -> Result<Value> {
+        let _secret = self.authenticate(authorization, now)?;
+        let r: CommandResult = heartbeat::decode(body)?;
+        if r.status != "COMPLETED" && r.status != "FAILED" {
+            return Err(Error::BadRequest(
+                "status must be COMPLETED or FAILED".into(),
+            ));
+        }
+        log::info!(
+            "runtime {} reports command {} {}",
+            r.runtime_id,
+            r.command_id,
+            r.status
+        );
+        Ok(serde_json::json!({"accepted": true}))
+    }
+}

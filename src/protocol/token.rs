@@ -1,0 +1,252 @@
+//! The runtime's bearer token: an HS256 JWT keyed by the UTF-8 bytes of the
+//! secret's key material, checked in the order PROTOCOL.md prescribes.
+//!
+//! [`verify`] is pure: it takes the header, the time and a lookup for the
+//! key id, so every failure path is testable without a server.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use ring::hmac;
+use serde_json::Value;
+
+use crate::config::TokenConfig;
+use crate::error::Error;
+use crate::secrets::ActiveSecret;
+use crate::time::Millis;
+
+/// The scope every runtime token must carry.
+pub const RUNTIME_SCOPE: &str = "runtime_agent";
+
+/// Checks `authorization` (the raw header value) and returns the secret it was signed with.
+/// `lookup` returns the secret for a key id if it exists and is neither revoked nor expired.
+pub fn verify(
+    authorization: Option<&str>,
+    now: Millis,
+    cfg: &TokenConfig,
+    lookup: impl FnOnce(&str) -> Result<Option<ActiveSecret>, Error>,
+) -> Result<ActiveSecret, Error> {
+    let unauthorized = |m: &str| Error::Unauthorized(m.to_string());
+    // 1. `Bearer <token>`
+    let token = authorization
+        .and_then(|h| {
+            let (scheme, rest) = h.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            unauthorized("Missing or malformed Authorization header: expected 'Bearer <token>'")
+        })?;
+
+    // 2. Three base64url parts, a JSON header with a kid.
+    let mut parts = token.split('.');
+    let (Some(h64), Some(p64), Some(s64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(unauthorized(
+            "Invalid JWT: expected three dot-separated parts",
+        ));
+    };
+    let header: Value = decode_json(h64)
+        .ok_or_else(|| unauthorized("Invalid JWT: header is not base64url JSON"))?;
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty() && k.len() <= 64)
+        .ok_or_else(|| unauthorized("Invalid JWT: header has no kid"))?;
+
+    // 3. The key id names a usable secret.
+    let secret = lookup(kid)?
+        .ok_or_else(|| unauthorized("Unknown key ID: get a new secret for this runtime"))?;
+
+    // 4. HS256 only, signature checked in constant time.
+    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
+        return Err(unauthorized("Invalid or expired token"));
+    }
+    let signature = B64URL
+        .decode(s64)
+        .map_err(|_| unauthorized("Invalid or expired token"))?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.material.as_bytes());
+    let signed = &token[..h64.len() + 1 + p64.len()];
+    hmac::verify(&key, signed.as_bytes(), &signature)
+        .map_err(|_| unauthorized("Invalid or expired token"))?;
+
+    // 5. Issuer, audience and lifetime.
+    let claims: Value = decode_json(p64).ok_or_else(|| unauthorized("Invalid or expired token"))?;
+    let now_s = now.div_euclid(1000);
+    let skew = i64::try_from(cfg.clock_skew.as_secs()).unwrap_or(i64::MAX);
+    let iss_ok = claims.get("iss").and_then(Value::as_str) == Some(cfg.issuer.as_str());
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == cfg.audience,
+        Some(Value::Array(list)) => list
+            .iter()
+            .any(|a| a.as_str() == Some(cfg.audience.as_str())),
+        _ => false,
+    };
+    let exp_ok = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_some_and(|exp| exp.saturating_add(skew) > now_s);
+    let nbf_ok = match claims.get("nbf") {
+        None => true,
+        Some(v) => v
+            .as_i64()
+            .is_some_and(|nbf| nbf <= now_s.saturating_add(skew)),
+    };
+    if !(iss_ok && aud_ok && exp_ok && nbf_ok) {
+        return Err(unauthorized("Invalid or expired token"));
+    }
+
+    // 6. Scope.
+    if claims.get("scope").and_then(Value::as_str) != Some(RUNTIME_SCOPE) {
+        return Err(unauthorized(
+            "Insufficient scope: the token must carry scope runtime_agent",
+        ));
+    }
+    Ok(secret)
+}
+
+fn decode_json(part: &str) -> Option<Value> {
+    let bytes = B64URL.decode(part.trim_end_matches('=')).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.is_object().then_some(v)
+}
+
+/// Builds a runtime token as the bridge does (for the example runtime, the fleet simulator and tests).
+pub fn issue(secret: &str, cfg: &TokenConfig, now_s: i64, lifetime_s: i64) -> String {
+    let (key_id, material) = secret.split_once('.').unwrap_or(("", secret));
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": key_id});
+    let claims = serde_json::json!({
+        "iss": cfg.issuer, "aud": cfg.audience, "exp": now_s + lifetime_s, "iat": now_s, "nbf": now_s,
+        "scope": RUNTIME_SCOPE,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        B64URL.encode(header.to_string()),
+        B64URL.encode(claims.to_string())
+    );
+    let key = hmac::Key::new(hmac::HMAC_SHA256, material.as_bytes());
+    let sig = hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", B64URL.encode(sig.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const MATERIAL: &str = "c2VjcmV0LWtleS1tYXRlcmlhbC0zMi1ieXRlcy1sb25nIQ==";
+
+    fn secret() -> ActiveSecret {
+        ActiveSecret {
+            key_id: "abcd1234".into(),
+            material: MATERIAL.into(),
+            environment_id: 1,
+            environment: "dev".into(),
+            project_id: None,
+            integration_id: None,
+        }
+    }
+
+    fn check(header: Option<&str>, now_ms: Millis) -> Result<ActiveSecret, Error> {
+        let cfg = Config::defaults().token;
+        verify(header, now_ms, &cfg, |kid| {
+            Ok((kid == "abcd1234").then(secret))
+        })
+    }
+
+    fn craft(header: Value, claims: Value, key: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            B64URL.encode(header.to_string()),
+            B64URL.encode(claims.to_string())
+        );
+        let sig = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes()),
+            input.as_bytes(),
+        );
+        format!("Bearer {input}.{}", B64URL.encode(sig.as_ref()))
+    }
+
+    fn claims(now: i64) -> Value {
+        serde_json::json!({"iss": "icp-runtime-jwt-issuer", "aud": "icp-server", "exp": now + 3600, "iat": now, "nbf": now, "scope": "runtime_agent"})
+    }
+
+    fn message(r: Result<ActiveSecret, Error>) -> String {
+        match r {
+            Err(Error::Unauthorized(m)) => m,
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_an_issued_token() {
+        let cfg = Config::defaults().token;
+        let tok = issue(&format!("abcd1234.{MATERIAL}"), &cfg, 1_000_000, 3600);
+        assert_eq!(
+            check(Some(&format!("Bearer {tok}")), 1_000_000_000)
+                .unwrap()
+                .key_id,
+            "abcd1234"
+        );
+    }
+
+    #[test]
+    fn failures_in_protocol_order() {
+        let now = 1_000_000i64;
+        let ms = now * 1000;
+        let hdr = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "abcd1234"});
+        assert!(message(check(None, ms)).starts_with("Missing or malformed"));
+        assert!(message(check(Some("Basic abc"), ms)).starts_with("Missing or malformed"));
+        assert!(message(check(Some("Bearer a.b"), ms)).starts_with("Invalid JWT"));
+        let no_kid = craft(serde_json::json!({"alg": "HS256"}), claims(now), MATERIAL);
+        assert!(message(check(Some(&no_kid), ms)).starts_with("Invalid JWT"));
+        let unknown = craft(
+            serde_json::json!({"alg": "HS256", "kid": "ffffffff"}),
+            claims(now),
+            MATERIAL,
+        );
+        assert!(message(check(Some(&unknown), ms)).starts_with("Unknown key ID"));
+        let wrong_key = craft(hdr.clone(), claims(now), "x");
+        assert!(message(check(Some(&wrong_key), ms)).starts_with("Invalid or expired"));
+        let hs512 = craft(
+            serde_json::json!({"alg": "HS512", "kid": "abcd1234"}),
+            claims(now),
+            MATERIAL,
+        );
+        assert!(message(check(Some(&hs512), ms)).starts_with("Invalid or expired"));
+        let none = format!(
+            "Bearer {}.{}.",
+            B64URL.encode(r#"{"alg":"none","kid":"abcd1234"}"#),
+            B64URL.encode(claims(now).to_string())
+        );
+        assert!(message(check(Some(&none), ms)).starts_with("Invalid or expired"));
+        let expired = craft(hdr.clone(), claims(now - 7200), MATERIAL);
+        assert!(message(check(Some(&expired), ms)).starts_with("Invalid or expired"));
+        // Within the 10 s skew is fine; beyond it is not.
+        let mut c = claims(now);
+        c["exp"] = (now - 5).into();
+        assert!(check(Some(&craft(hdr.clone(), c.clone(), MATERIAL)), ms).is_ok());
+        c["exp"] = (now - 11).into();
+        assert!(check(Some(&craft(hdr.clone(), c, MATERIAL)), ms).is_err());
+        let future = craft(hdr.clone(), claims(now + 600), MATERIAL);
+        assert!(message(check(Some(&future), ms)).starts_with("Invalid or expired"));
+        let mut c = claims(now);
+        c["aud"] = serde_json::json!(["x", "icp-server"]);
+        assert!(check(Some(&craft(hdr.clone(), c.clone(), MATERIAL)), ms).is_ok());
+        c["aud"] = "other".into();
+        assert!(check(Some(&craft(hdr.clone(), c, MATERIAL)), ms).is_err());
+        let mut c = claims(now);
+        c["iss"] = "someone".into();
+        assert!(check(Some(&craft(hdr.clone(), c, MATERIAL)), ms).is_err());
+        let mut c = claims(now);
+        c.as_object_mut().unwrap().remove("scope");
+        assert!(
+            message(check(Some(&craft(hdr.clone(), c.clone(), MATERIAL)), ms))
+                .starts_with("Insufficient scope")
+        );
+        c["scope"] = "admin".into();
+        assert!(
+            message(check(Some(&craft(hdr, c, MATERIAL)), ms)).starts_with("Insufficient scope")
+        );
+    }
+}

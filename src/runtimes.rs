@@ -1,0 +1,198 @@
+//! The runtime registry as operators see it: records, artifacts, log levels
+//! and status history, and the queries behind `icpd runtime list|show`.
+//!
+//! Registration itself is the bridge protocol's business (`protocol/`), and
+//! liveness lives in memory (`liveness.rs`); this module holds the shared
+//! types and the read side.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::time::{serialize_rfc3339, Millis};
+
+/// Whether heartbeats are arriving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Running,
+    Offline,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "RUNNING",
+            Status::Offline => "OFFLINE",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        match text.to_ascii_uppercase().as_str() {
+            "RUNNING" => Some(Status::Running),
+            "OFFLINE" => Some(Status::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// One runtime (a node of an integration in an environment).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeRecord {
+    pub runtime_id: String,
+    pub name: Option<String>,
+    pub status: Status,
+    pub environment: String,
+    pub project: String,
+    pub integration: String,
+    pub runtime_type: String,
+    pub version: Option<String>,
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub last_heartbeat: Millis,
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub registered_at: Millis,
+    #[serde(skip)]
+    pub key_id: String,
+    #[serde(skip)]
+    pub environment_id: i64,
+    #[serde(skip)]
+    pub integration_id: i64,
+}
+
+/// Everything `runtime show` prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeDetail {
+    #[serde(flatten)]
+    pub runtime: RuntimeRecord,
+    pub secret_key_id: String,
+    pub node_info: Value,
+    pub try_it_host: Option<String>,
+    pub artifacts: Artifacts,
+    pub log_levels: BTreeMap<String, String>,
+    pub status_history: Vec<StatusChange>,
+}
+
+/// One RUNNING/OFFLINE transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: Status,
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub at: Millis,
+    pub reason: String,
+}
+
+/// What a runtime reports it runs. Unknown artifact kinds (Micro Integrator
+/// reports APIs, proxies, ...) are kept as they came in `other`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifacts {
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main: Option<Value>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A listener (an HTTP port, a queue consumer, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    pub name: String,
+    #[serde(default)]
+    pub package: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<i64>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(flatten)]
+    pub attributes: Map<String, Value>,
+}
+
+/// A service with its resources and the listeners it is attached to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    pub name: String,
+    #[serde(default)]
+    pub base_path: Option<String>,
+    #[serde(default)]
+    pub package: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub listeners: Vec<ListenerRef>,
+    #[serde(default)]
+    pub resources: Vec<Resource>,
+    #[serde(flatten)]
+    pub attributes: Map<String, Value>,
+}
+
+/// A service's reference to a listener: `{"name": "listener_1"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListenerRef {
+    pub name: String,
+}
+
+/// One resource (path and methods) of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub url: String,
+    #[serde(flatten)]
+    pub attributes: Map<String, Value>,
+}
+
+/// Filters of `runtime list`; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeFilter {
+    pub environment: Option<String>,
+    pub project: Option<String>,
+    pub integration: Option<String>,
+    pub status: Option<Status>,
+}
+
+/// Runtimes matching the filter, ordered by environment, project, integration and name.
+pub fn list(store: &Store, filter: &RuntimeFilter) -> Result<Vec<RuntimeRecord>> {
+    let f = RuntimeFilter {
+        environment: filter
+            .environment
+            .as_deref()
+            .map(crate::catalog::normalize_handle),
+        project: filter
+            .project
+            .as_deref()
+            .map(crate::catalog::normalize_handle),
+        integration: filter
+            .integration
+            .as_deref()
+            .map(crate::catalog::normalize_handle),
+        status: filter.status,
+    };
+    store.read(|tx| tx.list_runtimes(&f))
+}
+
+/// One runtime with its artifacts, log levels and status history.
+pub fn show(store: &Store, runtime_id: &str) -> Result<RuntimeDetail> {
+    store.read(|tx| {
+        tx.runtime_detail(runtime_id)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "no runtime with id '{runtime_id}'; see `icpd runtime list`"
+            ))
+        })
+    })
+}

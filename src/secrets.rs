@@ -1,0 +1,265 @@
+//! Runtime secrets: the one-time credentials runtimes authenticate with.
+//!
+//! A secret is `keyId.keyMaterial`: 8 lowercase hex characters, a dot, and
+//! the standard base64 of 32 random bytes. It belongs to one environment and
+//! is either bound to one integration or unbound (then bound by the first
+//! full heartbeat that uses it). Key material is shown once, at creation,
+//! and stored sealed with the master key. Whether a secret may be used is
+//! decided on every request from the database, so a revocation or an expiry
+//! takes effect on the very next request, even when done by another process.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Serialize;
+
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::master_key::{random_bytes, MasterKey};
+use crate::store::Store;
+use crate::time::{serialize_opt_rfc3339, serialize_rfc3339, Millis};
+
+/// A stored secret, without its key material.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRecord {
+    pub key_id: String,
+    pub environment: String,
+    pub project: Option<String>,
+    pub integration: Option<String>,
+    /// `active`, `revoked` or `expired` at the time it was read.
+    pub status: &'static str,
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub created_at: Millis,
+    #[serde(serialize_with = "serialize_opt_rfc3339")]
+    pub expires_at: Option<Millis>,
+    #[serde(serialize_with = "serialize_opt_rfc3339")]
+    pub revoked_at: Option<Millis>,
+    #[serde(serialize_with = "serialize_opt_rfc3339")]
+    pub bound_at: Option<Millis>,
+}
+
+/// What the store keeps for a secret; `sealed_material` never leaves the crate's domain code.
+#[derive(Debug, Clone)]
+pub struct StoredSecret {
+    pub key_id: String,
+    pub environment_id: i64,
+    pub environment: String,
+    pub project_id: Option<i64>,
+    pub integration_id: Option<i64>,
+    pub project: Option<String>,
+    pub integration: Option<String>,
+    pub sealed_material: Vec<u8>,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+    pub bound_at: Option<Millis>,
+}
+
+impl StoredSecret {
+    fn status(&self, now: Millis) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+
+    fn record(&self, now: Millis) -> SecretRecord {
+        SecretRecord {
+            key_id: self.key_id.clone(),
+            environment: self.environment.clone(),
+            project: self.project.clone(),
+            integration: self.integration.clone(),
+            status: self.status(now),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            bound_at: self.bound_at,
+        }
+    }
+}
+
+/// A secret that may authenticate right now, with its key material opened.
+#[derive(Debug, Clone)]
+pub struct ActiveSecret {
+    pub key_id: String,
+    pub material: String,
+    pub environment_id: i64,
+    pub environment: String,
+    pub project_id: Option<i64>,
+    pub integration_id: Option<i64>,
+}
+
+/// What `secret create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewSecret {
+    pub environment: String,
+    /// Project and integration handles, to create a bound secret.
+    pub binding: Option<(String, String)>,
+    /// Runtime type of the integration if the binding creates it (`BI` or `MI`).
+    pub runtime_type: Option<String>,
+    pub ttl: Option<Duration>,
+}
+
+/// A freshly created secret: the only time `secret` (with key material) exists in clear.
+#[derive(Debug, Clone)]
+pub struct CreatedSecret {
+    pub record: SecretRecord,
+    pub secret: String,
+}
+
+/// Creates a secret in an existing environment, optionally bound to an
+/// integration (project and integration are created when missing).
+pub fn create(
+    store: &Store,
+    key: &MasterKey,
+    req: &NewSecret,
+    now: Millis,
+) -> Result<CreatedSecret> {
+    let env_handle = catalog::normalize_handle(&req.environment);
+    let runtime_type = req.runtime_type.as_deref().unwrap_or("BI");
+    if runtime_type != "BI" && runtime_type != "MI" {
+        return Err(Error::BadRequest(format!(
+            "runtime type '{runtime_type}' must be BI or MI"
+        )));
+    }
+    let expires_at = match req.ttl {
+        Some(ttl) if ttl.is_zero() => {
+            return Err(Error::BadRequest("ttl must be longer than 0".into()))
+        }
+        Some(ttl) => Some(now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))),
+        None => None,
+    };
+    let material = B64.encode(random_bytes::<32>()?);
+    store.write(|tx| {
+        let env = tx.environment_by_handle(&env_handle)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "environment '{}' does not exist; see `icpd env list` or create it with `icpd env create`",
+                req.environment
+            ))
+        })?;
+        let binding = match &req.binding {
+            Some((p, i)) => {
+                let (p, i) = catalog::find_or_create_integration(tx, p, i, runtime_type, now)?;
+                Some((p, i))
+            }
+            None => None,
+        };
+        // 32 bits of key id: retry the rare collision rather than fail.
+        let mut key_id = String::new();
+        for _ in 0..8 {
+            let candidate = hex(&random_bytes::<4>()?);
+            if tx.secret(&candidate)?.is_none() {
+                key_id = candidate;
+                break;
+            }
+        }
+        if key_id.is_empty() {
+            return Err(Error::Internal("could not find a free key id".into()));
+        }
+        let sealed = key.seal(&key_id, material.as_bytes())?;
+        let stored = StoredSecret {
+            key_id: key_id.clone(),
+            environment_id: env.id,
+            environment: env.handle.clone(),
+            project_id: binding.as_ref().map(|(p, _)| p.id),
+            integration_id: binding.as_ref().map(|(_, i)| i.id),
+            project: binding.as_ref().map(|(p, _)| p.handle.clone()),
+            integration: binding.as_ref().map(|(_, i)| i.handle.clone()),
+            sealed_material: sealed,
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+            bound_at: binding.as_ref().map(|_| now),
+        };
+        tx.insert_secret(&stored)?;
+        Ok(CreatedSecret { record: stored.record(now), secret: format!("{key_id}.{material}") })
+    })
+}
+
+/// All secrets, newest first, without key material.
+pub fn list(store: &Store, now: Millis) -> Result<Vec<SecretRecord>> {
+    let all = store.read(|tx| tx.secrets())?;
+    Ok(all.iter().map(|s| s.record(now)).collect())
+}
+
+/// Revokes a secret; runtimes using it get 401 from their next request.
+pub fn revoke(store: &Store, key_id: &str, now: Millis) -> Result<SecretRecord> {
+    store.write(|tx| {
+        let s = tx.secret(key_id)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "no secret with key id '{key_id}'; see `icpd secret list`"
+            ))
+        })?;
+        if s.revoked_at.is_none() {
+            tx.revoke_secret(key_id, now)?;
+        }
+        let s = tx
+            .secret(key_id)?
+            .ok_or_else(|| Error::Internal("secret vanished".into()))?;
+        Ok(s.record(now))
+    })
+}
+
+/// The secret named by `key_id` if it exists and is neither revoked nor
+/// expired at `now`, with its key material opened.
+pub fn active(
+    store: &Store,
+    key: &MasterKey,
+    key_id: &str,
+    now: Millis,
+) -> Result<Option<ActiveSecret>> {
+    let Some(s) = store.read(|tx| tx.secret(key_id))? else {
+        return Ok(None);
+    };
+    if s.status(now) != "active" {
+        return Ok(None);
+    }
+    let material = key.open(&s.key_id, &s.sealed_material)?;
+    let material = String::from_utf8(material)
+        .map_err(|_| Error::DataDir(format!("secret {key_id} holds invalid text")))?;
+    Ok(Some(ActiveSecret {
+        key_id: s.key_id,
+        material,
+        environment_id: s.environment_id,
+        environment: s.environment,
+        project_id: s.project_id,
+        integration_id: s.integration_id,
+    }))
+}
+
+/// The `[wso2.icp.runtime.bridge]` section of an integration's Config.toml.
+pub fn config_snippet(
+    created: &CreatedSecret,
+    server_url: &str,
+    cert_path: Option<&str>,
+) -> String {
+    let r = &created.record;
+    let mut s = String::from("[wso2.icp.runtime.bridge]\n");
+    s.push_str(&format!("environment = \"{}\"\n", r.environment));
+    match (&r.project, &r.integration) {
+        (Some(p), Some(i)) => {
+            s.push_str(&format!("project = \"{p}\"\n"));
+            s.push_str(&format!("integration = \"{i}\"\n"));
+        }
+        _ => {
+            s.push_str("project = \"my-project\"          # set to your project; created on first heartbeat\n");
+            s.push_str("integration = \"my-integration\"  # set to your integration; created on first heartbeat\n");
+        }
+    }
+    s.push_str("# runtime = \"node-1\"             # optional: a name unique to this node\n");
+    s.push_str(&format!("secret = \"{}\"\n", created.secret));
+    s.push_str(&format!("serverUrl = \"{server_url}\"\n"));
+    if let Some(cert) = cert_path {
+        s.push_str(&format!("# enableSSL = true               # to verify icpd's certificate:\n# cert = \"{cert}\"\n"));
+    }
+    s
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

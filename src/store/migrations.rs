@@ -1,0 +1,132 @@
+//! The schema, as an append-only list of named migrations.
+//!
+//! `PRAGMA user_version` holds how many of them a database has applied.
+//! Never edit or reorder a migration that has shipped: add a new one.
+//! Times are Unix milliseconds (UTC) in INTEGER columns.
+
+/// One schema step: a name for logs and the SQL that performs it.
+pub struct Migration {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "registry",
+    sql: r#"
+CREATE TABLE environments (
+    id          INTEGER PRIMARY KEY,
+    handle      TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    critical    INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL
+);
+INSERT INTO environments (handle, name, critical, created_at) VALUES
+    ('dev',  'Development', 0, CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    ('prod', 'Production',  1, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+
+CREATE TABLE projects (
+    id          INTEGER PRIMARY KEY,
+    handle      TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE integrations (
+    id            INTEGER PRIMARY KEY,
+    project_id    INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    handle        TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    runtime_type  TEXT NOT NULL CHECK (runtime_type IN ('BI', 'MI')),
+    created_at    INTEGER NOT NULL,
+    UNIQUE (project_id, handle)
+);
+
+CREATE TABLE secrets (
+    key_id          TEXT PRIMARY KEY,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id),
+    project_id      INTEGER REFERENCES projects(id),
+    integration_id  INTEGER REFERENCES integrations(id),
+    sealed_material BLOB NOT NULL,
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER,
+    revoked_at      INTEGER,
+    bound_at        INTEGER
+);
+
+CREATE TABLE runtimes (
+    runtime_id        TEXT PRIMARY KEY,
+    name              TEXT,
+    runtime_type      TEXT NOT NULL,
+    environment_id    INTEGER NOT NULL REFERENCES environments(id),
+    integration_id    INTEGER NOT NULL REFERENCES integrations(id),
+    key_id            TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('RUNNING', 'OFFLINE')),
+    version           TEXT,
+    node_info         TEXT NOT NULL DEFAULT '{}',
+    main_artifact     TEXT,
+    other_artifacts   TEXT,
+    try_it_host       TEXT,
+    runtime_hash      TEXT,
+    artifacts_digest  TEXT,
+    registered_at     INTEGER NOT NULL,
+    last_heartbeat    INTEGER NOT NULL,
+    last_full_heartbeat INTEGER NOT NULL
+);
+CREATE INDEX runtimes_by_integration ON runtimes (integration_id, environment_id, name);
+CREATE INDEX runtimes_by_environment ON runtimes (environment_id);
+
+CREATE TABLE listeners (
+    runtime_id  TEXT NOT NULL REFERENCES runtimes(runtime_id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    package     TEXT,
+    protocol    TEXT,
+    host        TEXT,
+    port        INTEGER,
+    state       TEXT,
+    attributes  TEXT NOT NULL,
+    PRIMARY KEY (runtime_id, name)
+);
+
+CREATE TABLE services (
+    runtime_id  TEXT NOT NULL REFERENCES runtimes(runtime_id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    base_path   TEXT,
+    package     TEXT,
+    state       TEXT,
+    attributes  TEXT NOT NULL,
+    PRIMARY KEY (runtime_id, name)
+);
+
+CREATE TABLE service_resources (
+    runtime_id  TEXT NOT NULL REFERENCES runtimes(runtime_id) ON DELETE CASCADE,
+    service     TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    methods     TEXT NOT NULL,
+    attributes  TEXT NOT NULL,
+    PRIMARY KEY (runtime_id, service, url, methods)
+);
+
+CREATE TABLE service_listeners (
+    runtime_id  TEXT NOT NULL REFERENCES runtimes(runtime_id) ON DELETE CASCADE,
+    service     TEXT NOT NULL,
+    listener    TEXT NOT NULL,
+    PRIMARY KEY (runtime_id, service, listener)
+);
+
+CREATE TABLE log_levels (
+    runtime_id  TEXT NOT NULL REFERENCES runtimes(runtime_id) ON DELETE CASCADE,
+    component   TEXT NOT NULL,
+    level       TEXT NOT NULL,
+    PRIMARY KEY (runtime_id, component)
+);
+
+CREATE TABLE status_history (
+    id          INTEGER PRIMARY KEY,
+    runtime_id  TEXT NOT NULL REFERENCES runtimes(runtime_id) ON DELETE CASCADE,
+    status      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE INDEX status_history_by_runtime ON status_history (runtime_id, id);
+"#,
+}];

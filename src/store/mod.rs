@@ -1,0 +1,661 @@
+//! The store: the only module that runs SQL.
+//!
+//! One SQLite file (`icp.db`) in WAL mode. [`Store::open`] sets the pragmas,
+//! applies pending migrations (`PRAGMA user_version` counts them) and refuses
+//! a database made by a newer icpd. Callers work in transactions through
+//! [`Store::write`] (BEGIN IMMEDIATE, commit on `Ok`, roll back on `Err` or
+//! panic) and [`Store::read`]; a [`Tx`] offers small, named operations, so
+//! a PostgreSQL backend can later implement the same API. No SQL is built
+//! from user input: values are always bound parameters.
+
+mod artifacts;
+pub mod migrations;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use crate::catalog::{Environment, Integration, Project};
+use crate::error::{Error, Result};
+use crate::runtimes::{
+    Artifacts, RuntimeDetail, RuntimeFilter, RuntimeRecord, Status, StatusChange,
+};
+use crate::secrets::StoredSecret;
+use crate::time::Millis;
+
+pub use artifacts::ArtifactWrites;
+use migrations::MIGRATIONS;
+
+/// A handle on `icp.db`. Cheap to share behind an `Arc`; one connection, serialised by a mutex.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// One transaction. Every method is one small, named operation.
+pub struct Tx<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| Error::DataDir(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // WAL lets the CLI read while the server writes; FULL makes a
+        // committed management write survive a power cut.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::DataDir(format!(
+                "{} cannot use WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        migrate(&conn, path)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in a write transaction; commits if it returns `Ok`.
+    pub fn write<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = Tx {
+            tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+        };
+        let value = f(&tx)?;
+        tx.tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot).
+    pub fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = Tx {
+            tx: conn.transaction_with_behavior(TransactionBehavior::Deferred)?,
+        };
+        f(&tx)
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(Error::DataDir(format!(
+            "{} has schema version {version}, but this icpd knows only up to {known}: run a newer icpd, or restore a backup made by this version",
+            path.display()
+        )));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let n = i as i64 + 1;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;\n{}\nPRAGMA user_version = {n};\nCOMMIT;",
+            m.sql
+        ))
+        .map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            Error::DataDir(format!(
+                "migration {n} ({}) failed on {}: {e}",
+                m.name,
+                path.display()
+            ))
+        })?;
+        log::info!("applied schema migration {n} ({})", m.name);
+    }
+    Ok(())
+}
+
+/// The columns behind [`RuntimeRecord`], joined with handles.
+const RUNTIME_COLUMNS: &str =
+    "r.runtime_id, r.name, r.status, e.handle, p.handle, i.handle, r.runtime_type, \
+     r.version, r.last_heartbeat, r.registered_at, r.key_id, r.environment_id, r.integration_id";
+const RUNTIME_JOINS: &str = "FROM runtimes r JOIN environments e ON e.id = r.environment_id \
+     JOIN integrations i ON i.id = r.integration_id JOIN projects p ON p.id = i.project_id";
+
+fn runtime_from_row(r: &Row) -> rusqlite::Result<RuntimeRecord> {
+    let status: String = r.get(2)?;
+    Ok(RuntimeRecord {
+        runtime_id: r.get(0)?,
+        name: r.get(1)?,
+        status: Status::parse(&status).unwrap_or(Status::Offline),
+        environment: r.get(3)?,
+        project: r.get(4)?,
+        integration: r.get(5)?,
+        runtime_type: r.get(6)?,
+        version: r.get(7)?,
+        last_heartbeat: r.get(8)?,
+        registered_at: r.get(9)?,
+        key_id: r.get(10)?,
+        environment_id: r.get(11)?,
+        integration_id: r.get(12)?,
+    })
+}
+
+fn environment_from_row(r: &Row) -> rusqlite::Result<Environment> {
+    Ok(Environment {
+        id: r.get(0)?,
+        handle: r.get(1)?,
+        name: r.get(2)?,
+        critical: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+const SECRET_SELECT: &str = "SELECT s.key_id, s.environment_id, e.handle, s.project_id, s.integration_id, \
+     p.handle, i.handle, s.sealed_material, s.created_at, s.expires_at, s.revoked_at, s.bound_at \
+     FROM secrets s JOIN environments e ON e.id = s.environment_id \
+     LEFT JOIN projects p ON p.id = s.project_id LEFT JOIN integrations i ON i.id = s.integration_id";
+
+fn secret_from_row(r: &Row) -> rusqlite::Result<StoredSecret> {
+    Ok(StoredSecret {
+        key_id: r.get(0)?,
+        environment_id: r.get(1)?,
+        environment: r.get(2)?,
+        project_id: r.get(3)?,
+        integration_id: r.get(4)?,
+        project: r.get(5)?,
+        integration: r.get(6)?,
+        sealed_material: r.get(7)?,
+        created_at: r.get(8)?,
+        expires_at: r.get(9)?,
+        revoked_at: r.get(10)?,
+        bound_at: r.get(11)?,
+    })
+}
+
+/// The fields a full heartbeat sets on a runtime's row.
+#[derive(Debug, Clone)]
+pub struct RuntimeRegistration<'a> {
+    pub runtime_id: &'a str,
+    pub name: Option<&'a str>,
+    pub runtime_type: &'a str,
+    pub environment_id: i64,
+    pub integration_id: i64,
+    pub key_id: &'a str,
+    pub version: Option<&'a str>,
+    pub node_info: &'a str,
+    pub try_it_host: Option<&'a str>,
+    pub runtime_hash: Option<&'a str>,
+    pub now: Millis,
+}
+
+/// What the liveness table needs to know about a stored runtime at start-up.
+#[derive(Debug, Clone)]
+pub struct LivenessRow {
+    pub runtime_id: String,
+    pub key_id: String,
+    pub runtime_hash: Option<String>,
+    pub last_heartbeat: Millis,
+    pub status: Status,
+    pub integration_id: i64,
+    pub environment_id: i64,
+    pub name: Option<String>,
+}
+
+/// A status transition to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub runtime_id: String,
+    pub status: Status,
+    pub at: Millis,
+    pub reason: String,
+}
+
+impl Tx<'_> {
+    // ---- environments -------------------------------------------------
+
+    pub fn environments(&self) -> Result<Vec<Environment>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT id, handle, name, critical, created_at FROM environments ORDER BY id",
+        )?;
+        let rows = st.query_map([], environment_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn environment_by_handle(&self, handle: &str) -> Result<Option<Environment>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT id, handle, name, critical, created_at FROM environments WHERE handle = ?1",
+        )?;
+        Ok(st.query_row([handle], environment_from_row).optional()?)
+    }
+
+    pub fn insert_environment(
+        &self,
+        handle: &str,
+        name: &str,
+        critical: bool,
+        now: Millis,
+    ) -> Result<Environment> {
+        self.tx.execute(
+            "INSERT INTO environments (handle, name, critical, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![handle, name, critical, now],
+        )?;
+        Ok(Environment {
+            id: self.tx.last_insert_rowid(),
+            handle: handle.into(),
+            name: name.into(),
+            critical,
+            created_at: now,
+        })
+    }
+
+    // ---- projects and integrations -----------------------------------
+
+    pub fn project_by_handle(&self, handle: &str) -> Result<Option<Project>> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT id, handle, name FROM projects WHERE handle = ?1")?;
+        Ok(st
+            .query_row([handle], |r| {
+                Ok(Project {
+                    id: r.get(0)?,
+                    handle: r.get(1)?,
+                    name: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn project(&self, id: i64) -> Result<Option<Project>> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT id, handle, name FROM projects WHERE id = ?1")?;
+        Ok(st
+            .query_row([id], |r| {
+                Ok(Project {
+                    id: r.get(0)?,
+                    handle: r.get(1)?,
+                    name: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn insert_project(&self, handle: &str, name: &str, now: Millis) -> Result<Project> {
+        self.tx.execute(
+            "INSERT INTO projects (handle, name, created_at) VALUES (?1, ?2, ?3)",
+            params![handle, name, now],
+        )?;
+        Ok(Project {
+            id: self.tx.last_insert_rowid(),
+            handle: handle.into(),
+            name: name.into(),
+        })
+    }
+
+    fn integration_query(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Option<Integration>> {
+        let mut st = self.tx.prepare_cached(sql)?;
+        Ok(st
+            .query_row(p, |r| {
+                Ok(Integration {
+                    id: r.get(0)?,
+                    project_id: r.get(1)?,
+                    handle: r.get(2)?,
+                    name: r.get(3)?,
+                    runtime_type: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn integration_by_handle(
+        &self,
+        project_id: i64,
+        handle: &str,
+    ) -> Result<Option<Integration>> {
+        self.integration_query(
+            "SELECT id, project_id, handle, name, runtime_type FROM integrations WHERE project_id = ?1 AND handle = ?2",
+            params![project_id, handle],
+        )
+    }
+
+    pub fn integration(&self, id: i64) -> Result<Option<Integration>> {
+        self.integration_query(
+            "SELECT id, project_id, handle, name, runtime_type FROM integrations WHERE id = ?1",
+            params![id],
+        )
+    }
+
+    pub fn insert_integration(
+        &self,
+        project_id: i64,
+        handle: &str,
+        name: &str,
+        runtime_type: &str,
+        now: Millis,
+    ) -> Result<Integration> {
+        self.tx.execute(
+            "INSERT INTO integrations (project_id, handle, name, runtime_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![project_id, handle, name, runtime_type, now],
+        )?;
+        Ok(Integration {
+            id: self.tx.last_insert_rowid(),
+            project_id,
+            handle: handle.into(),
+            name: name.into(),
+            runtime_type: runtime_type.into(),
+        })
+    }
+
+    // ---- secrets -------------------------------------------------------
+
+    pub fn insert_secret(&self, s: &StoredSecret) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO secrets (key_id, environment_id, project_id, integration_id, sealed_material, created_at, expires_at, revoked_at, bound_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                s.key_id,
+                s.environment_id,
+                s.project_id,
+                s.integration_id,
+                s.sealed_material,
+                s.created_at,
+                s.expires_at,
+                s.revoked_at,
+                s.bound_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn secret(&self, key_id: &str) -> Result<Option<StoredSecret>> {
+        let mut st = self
+            .tx
+            .prepare_cached(&format!("{SECRET_SELECT} WHERE s.key_id = ?1"))?;
+        Ok(st.query_row([key_id], secret_from_row).optional()?)
+    }
+
+    pub fn secrets(&self) -> Result<Vec<StoredSecret>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "{SECRET_SELECT} ORDER BY s.created_at DESC, s.key_id"
+        ))?;
+        let rows = st.query_map([], secret_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn revoke_secret(&self, key_id: &str, now: Millis) -> Result<bool> {
+        let n = self.tx.execute(
+            "UPDATE secrets SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL",
+            params![key_id, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Binds an unbound secret; false if it was bound meanwhile.
+    pub fn bind_secret(
+        &self,
+        key_id: &str,
+        project_id: i64,
+        integration_id: i64,
+        now: Millis,
+    ) -> Result<bool> {
+        let n = self.tx.execute(
+            "UPDATE secrets SET project_id = ?2, integration_id = ?3, bound_at = ?4 WHERE key_id = ?1 AND integration_id IS NULL",
+            params![key_id, project_id, integration_id, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    // ---- runtimes ------------------------------------------------------
+
+    pub fn runtime(&self, runtime_id: &str) -> Result<Option<RuntimeRecord>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {RUNTIME_COLUMNS} {RUNTIME_JOINS} WHERE r.runtime_id = ?1"
+        ))?;
+        Ok(st.query_row([runtime_id], runtime_from_row).optional()?)
+    }
+
+    /// Runtimes of one integration in one environment carrying a node name.
+    pub fn runtimes_named(
+        &self,
+        integration_id: i64,
+        environment_id: i64,
+        name: &str,
+    ) -> Result<Vec<RuntimeRecord>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {RUNTIME_COLUMNS} {RUNTIME_JOINS} WHERE r.integration_id = ?1 AND r.environment_id = ?2 AND r.name = ?3"
+        ))?;
+        let rows = st.query_map(
+            params![integration_id, environment_id, name],
+            runtime_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn list_runtimes(&self, f: &RuntimeFilter) -> Result<Vec<RuntimeRecord>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {RUNTIME_COLUMNS} {RUNTIME_JOINS} \
+             WHERE (?1 IS NULL OR e.handle = ?1) AND (?2 IS NULL OR p.handle = ?2) \
+               AND (?3 IS NULL OR i.handle = ?3) AND (?4 IS NULL OR r.status = ?4) \
+             ORDER BY e.id, p.handle, i.handle, r.name, r.runtime_id"
+        ))?;
+        let rows = st.query_map(
+            params![
+                f.environment,
+                f.project,
+                f.integration,
+                f.status.map(Status::as_str)
+            ],
+            runtime_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Inserts a new runtime with its first status-history entry.
+    pub fn insert_runtime(&self, r: &RuntimeRegistration, status: Status) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO runtimes (runtime_id, name, runtime_type, environment_id, integration_id, key_id, status, version, \
+                node_info, try_it_host, runtime_hash, registered_at, last_heartbeat, last_full_heartbeat) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12)",
+            params![
+                r.runtime_id,
+                r.name,
+                r.runtime_type,
+                r.environment_id,
+                r.integration_id,
+                r.key_id,
+                status.as_str(),
+                r.version,
+                r.node_info,
+                r.try_it_host,
+                r.runtime_hash,
+                r.now
+            ],
+        )?;
+        self.tx.execute(
+            "INSERT INTO status_history (runtime_id, status, at, reason) VALUES (?1, ?2, ?3, 'registered')",
+            params![r.runtime_id, status.as_str(), r.now],
+        )?;
+        Ok(())
+    }
+
+    /// Updates an existing runtime from a full heartbeat. Status is left to liveness.
+    pub fn update_runtime(&self, r: &RuntimeRegistration) -> Result<()> {
+        self.tx.execute(
+            "UPDATE runtimes SET name = ?2, runtime_type = ?3, environment_id = ?4, integration_id = ?5, key_id = ?6, \
+                version = ?7, node_info = ?8, try_it_host = ?9, runtime_hash = ?10, last_heartbeat = ?11, last_full_heartbeat = ?11 \
+             WHERE runtime_id = ?1",
+            params![
+                r.runtime_id,
+                r.name,
+                r.runtime_type,
+                r.environment_id,
+                r.integration_id,
+                r.key_id,
+                r.version,
+                r.node_info,
+                r.try_it_host,
+                r.runtime_hash,
+                r.now
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_runtime(&self, runtime_id: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .execute("DELETE FROM runtimes WHERE runtime_id = ?1", [runtime_id])?
+            == 1)
+    }
+
+    /// Brings the artifact and log-level rows of a runtime in line with
+    /// `artifacts`, writing only rows that differ; nothing at all when the
+    /// digest is unchanged.
+    pub fn sync_artifacts(
+        &self,
+        runtime_id: &str,
+        artifacts: &Artifacts,
+        log_levels: &BTreeMap<String, String>,
+        digest: &str,
+    ) -> Result<ArtifactWrites> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT artifacts_digest FROM runtimes WHERE runtime_id = ?1")?;
+        let old: Option<String> = st
+            .query_row([runtime_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        if old.as_deref() == Some(digest) {
+            return Ok(ArtifactWrites::default());
+        }
+        let writes = artifacts::sync(&self.tx, runtime_id, artifacts, log_levels)?;
+        self.tx.execute(
+            "UPDATE runtimes SET artifacts_digest = ?2, main_artifact = ?3, other_artifacts = ?4 WHERE runtime_id = ?1",
+            params![
+                runtime_id,
+                digest,
+                artifacts.main.as_ref().map(|m| m.to_string()),
+                (!artifacts.other.is_empty()).then(|| serde_json::Value::Object(artifacts.other.clone()).to_string())
+            ],
+        )?;
+        Ok(writes)
+    }
+
+    pub fn runtime_detail(&self, runtime_id: &str) -> Result<Option<RuntimeDetail>> {
+        let Some(runtime) = self.runtime(runtime_id)? else {
+            return Ok(None);
+        };
+        let mut st = self.tx.prepare_cached(
+            "SELECT node_info, try_it_host, main_artifact, other_artifacts FROM runtimes WHERE runtime_id = ?1",
+        )?;
+        let (node_info, try_it_host, main, other): (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = st.query_row([runtime_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        let mut arts = artifacts::load(&self.tx, runtime_id)?;
+        arts.main = main.and_then(|m| serde_json::from_str(&m).ok());
+        if let Some(serde_json::Value::Object(o)) =
+            other.and_then(|o| serde_json::from_str(&o).ok())
+        {
+            arts.other = o;
+        }
+        let log_levels = artifacts::load_log_levels(&self.tx, runtime_id)?;
+        let mut st = self.tx.prepare_cached(
+            "SELECT status, at, reason FROM status_history WHERE runtime_id = ?1 ORDER BY id",
+        )?;
+        let history = st
+            .query_map([runtime_id], |r| {
+                let s: String = r.get(0)?;
+                Ok(StatusChange {
+                    status: Status::parse(&s).unwrap_or(Status::Offline),
+                    at: r.get(1)?,
+                    reason: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(RuntimeDetail {
+            secret_key_id: runtime.key_id.clone(),
+            runtime,
+            node_info: serde_json::from_str(&node_info).unwrap_or(serde_json::Value::Null),
+            try_it_host,
+            artifacts: arts,
+            log_levels,
+            status_history: history,
+        }))
+    }
+
+    // ---- liveness ------------------------------------------------------
+
+    /// Every runtime, as the in-memory liveness table needs it at start-up.
+    pub fn liveness_rows(&self) -> Result<Vec<LivenessRow>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT runtime_id, key_id, runtime_hash, last_heartbeat, status, integration_id, environment_id, name FROM runtimes",
+        )?;
+        let rows = st.query_map([], |r| {
+            let s: String = r.get(4)?;
+            Ok(LivenessRow {
+                runtime_id: r.get(0)?,
+                key_id: r.get(1)?,
+                runtime_hash: r.get(2)?,
+                last_heartbeat: r.get(3)?,
+                status: Status::parse(&s).unwrap_or(Status::Offline),
+                integration_id: r.get(5)?,
+                environment_id: r.get(6)?,
+                name: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records last-seen times, delta hashes and transitions in one go. Rows
+    /// of runtimes deleted meanwhile are skipped.
+    pub fn record_liveness(
+        &self,
+        seen: &[(String, Millis)],
+        transitions: &[Transition],
+        deleted: &[String],
+    ) -> Result<()> {
+        let mut up = self.tx.prepare_cached(
+            "UPDATE runtimes SET last_heartbeat = MAX(last_heartbeat, ?2) WHERE runtime_id = ?1",
+        )?;
+        for (id, at) in seen {
+            up.execute(params![id, at])?;
+        }
+        let mut status = self
+            .tx
+            .prepare_cached("UPDATE runtimes SET status = ?2 WHERE runtime_id = ?1")?;
+        let mut hist = self.tx.prepare_cached(
+            "INSERT INTO status_history (runtime_id, status, at, reason) \
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM runtimes WHERE runtime_id = ?1)",
+        )?;
+        for t in transitions {
+            status.execute(params![t.runtime_id, t.status.as_str()])?;
+            hist.execute(params![t.runtime_id, t.status.as_str(), t.at, t.reason])?;
+        }
+        for id in deleted {
+            self.delete_runtime(id)?;
+        }
+        Ok(())
+    }
+}
