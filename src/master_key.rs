@@ -7,7 +7,7 @@
 //! bytes). It must be backed up together with the database.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -53,7 +53,7 @@ impl MasterKey {
         }
     }
 
-    fn create(path: &PathBuf) -> Result<MasterKey> {
+    fn create(path: &Path) -> Result<MasterKey> {
         let mut bytes = [0u8; 32];
         SystemRandom::new()
             .fill(&mut bytes)

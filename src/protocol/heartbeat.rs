@@ -344,3 +344,130 @@ pub fn register(
         artifact_writes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::liveness::Liveness;
+    use crate::store::Store;
+    use serde_json::json;
+
+    fn heartbeat(listener_state: &str, level: &str) -> FullHeartbeat {
+        let body = json!({
+            "runtimeId": "3f6d0f0e-7c4e-4d8e-9a43-6a1b2c3d4e5f", "runtime": "n1", "runtimeType": "BI",
+            "heartbeatVersion": "v1.0", "environment": "dev", "project": "p", "component": "i",
+            "artifacts": {
+                "listeners": [{"name": "l1", "port": 9090, "state": listener_state}, {"name": "l2", "port": 9091}],
+                "services": [{"name": "s1", "basePath": "/a", "listeners": [{"name": "l1"}],
+                              "resources": [{"methods": ["GET"], "url": "/"}, {"methods": ["POST"], "url": "/{id}"}]}],
+                "main": {"packageOrg": "acme"}
+            },
+            "logLevels": {"acme/a": level, "acme/b": "INFO"},
+            "runtimeHash": "h"
+        });
+        let hb: FullHeartbeat = decode(body.to_string().as_bytes()).unwrap();
+        hb.validate().unwrap();
+        hb
+    }
+
+    #[test]
+    fn full_heartbeats_write_only_changed_artifact_rows() {
+        let dir = std::env::temp_dir().join(format!("icpd-unit-artifacts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("icp.db")).unwrap();
+        let liveness = Liveness::load(&store, std::time::Duration::from_secs(30), 0).unwrap();
+        let env = store
+            .read(|tx| tx.environment_by_handle("dev"))
+            .unwrap()
+            .unwrap();
+        let secret = ActiveSecret {
+            key_id: "abcd1234".into(),
+            material: String::new(),
+            environment_id: env.id,
+            environment: "dev".into(),
+            project_id: None,
+            integration_id: None,
+        };
+        store
+            .write(|tx| {
+                tx.insert_secret(&crate::secrets::StoredSecret {
+                    key_id: "abcd1234".into(),
+                    environment_id: env.id,
+                    environment: "dev".into(),
+                    project_id: None,
+                    integration_id: None,
+                    project: None,
+                    integration: None,
+                    sealed_material: vec![0; 40],
+                    created_at: 0,
+                    expires_at: None,
+                    revoked_at: None,
+                    bound_at: None,
+                })
+            })
+            .unwrap();
+        let run = |hb: &FullHeartbeat, now: Millis| {
+            // As on every request, the secret's binding is read afresh.
+            let stored = store.read(|tx| tx.secret("abcd1234")).unwrap().unwrap();
+            let secret = ActiveSecret {
+                project_id: stored.project_id,
+                integration_id: stored.integration_id,
+                ..secret.clone()
+            };
+            store
+                .write(|tx| register(tx, &liveness, &secret, hb, now))
+                .unwrap()
+                .artifact_writes
+        };
+        // 2 listeners + 1 service + 2 resources + 1 binding + 2 log levels.
+        let first = run(&heartbeat("enabled", "INFO"), 1);
+        assert_eq!(
+            first,
+            ArtifactWrites {
+                inserted: 8,
+                updated: 0,
+                deleted: 0
+            }
+        );
+        assert_eq!(
+            run(&heartbeat("enabled", "INFO"), 2).total(),
+            0,
+            "unchanged artifacts write nothing"
+        );
+        let changed = run(&heartbeat("disabled", "DEBUG"), 3);
+        assert_eq!(
+            changed,
+            ArtifactWrites {
+                inserted: 0,
+                updated: 2,
+                deleted: 0
+            },
+            "one listener, one level"
+        );
+        let mut fewer = heartbeat("disabled", "DEBUG");
+        fewer.artifacts.as_mut().unwrap().services[0]
+            .resources
+            .pop();
+        assert_eq!(
+            run(&fewer, 4),
+            ArtifactWrites {
+                inserted: 0,
+                updated: 0,
+                deleted: 1
+            }
+        );
+        let detail = store
+            .read(|tx| tx.runtime_detail("3f6d0f0e-7c4e-4d8e-9a43-6a1b2c3d4e5f"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            detail.artifacts.listeners[0].state.as_deref(),
+            Some("disabled")
+        );
+        assert_eq!(detail.artifacts.services[0].resources.len(), 1);
+        assert_eq!(detail.artifacts.main, Some(json!({"packageOrg": "acme"})));
+        assert_eq!(detail.log_levels["acme/a"], "DEBUG");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,393 @@
+//! The test harness: temporary directories, a [`TestServer`] running the
+//! real binary on port 0, and a [`Bridge`] speaking the runtime protocol.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use icpd::http::client::{Client, ClientResponse, ClientTls};
+use serde_json::{json, Value};
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TestDir {
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(tag: &str) -> TestDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "icpd-test-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TestDir { path }
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `icpd` binary under test.
+pub fn icpd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_icpd"));
+    c.env_remove("ICP_DATA_DIR")
+        .env_remove("ICP_CONFIG")
+        .env_remove("ICP_MASTER_KEY");
+    c
+}
+
+/// A running `icpd serve` with its own data directory.
+pub struct TestServer {
+    pub dir: TestDir,
+    pub data_dir: PathBuf,
+    pub extra_args: Vec<String>,
+    child: Option<Child>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub runtime_url: String,
+    pub management_url: String,
+}
+
+impl TestServer {
+    /// Starts a server with TLS on and `extra` serve flags.
+    pub fn start(extra: &[&str]) -> TestServer {
+        let dir = TestDir::new("srv");
+        let data_dir = dir.path.join("data");
+        let mut s = TestServer {
+            dir,
+            data_dir,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log: Arc::new(Mutex::new(Vec::new())),
+            runtime_url: String::new(),
+            management_url: String::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = icpd();
+        cmd.arg("--data-dir").arg(&self.data_dir).args([
+            "serve",
+            "--runtime-listen",
+            "127.0.0.1:0",
+            "--management-listen",
+            "127.0.0.1:0",
+        ]);
+        cmd.args(&self.extra_args).current_dir(&self.dir.path);
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("start icpd");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        self.log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push(line);
+            }
+        });
+        self.child = Some(child);
+        let find = |log: &Arc<Mutex<Vec<String>>>, what: &str| -> Option<String> {
+            log.lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.split_once(what).map(|(_, url)| url.trim().to_string()))
+        };
+        let log = self.log.clone();
+        let start = Instant::now();
+        loop {
+            if let (Some(r), Some(m)) = (
+                find(&log, "listening runtime "),
+                find(&log, "listening management "),
+            ) {
+                self.runtime_url = r;
+                self.management_url = m;
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("icpd exited with {status}: {:#?}", log.lock().unwrap());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "icpd did not start: {:#?}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Path of the generated certificate, for verifying clients.
+    pub fn cert(&self) -> PathBuf {
+        self.data_dir.join("tls").join("cert.pem")
+    }
+
+    fn tls(&self, url: &str) -> ClientTls {
+        if url.starts_with("https") {
+            ClientTls::Verify(self.cert())
+        } else {
+            ClientTls::Plain
+        }
+    }
+
+    /// A keep-alive client to the runtime listener that verifies the server certificate.
+    pub fn runtime_client(&self) -> Client {
+        Client::new(&self.runtime_url, self.tls(&self.runtime_url)).unwrap()
+    }
+
+    /// A keep-alive client to the management listener.
+    pub fn management_client(&self) -> Client {
+        Client::new(&self.management_url, self.tls(&self.management_url)).unwrap()
+    }
+
+    /// Runs an admin command on this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.data_dir, args)
+    }
+
+    /// Runs an admin command that must succeed and returns its JSON output.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "icpd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("icpd {args:?}: not JSON ({e})"))
+    }
+
+    /// Creates a secret in `env`, bound to `binding` (project, integration) when given.
+    pub fn secret(&self, env: &str, binding: Option<(&str, &str)>) -> String {
+        let mut args = vec!["secret", "create", "--env", env, "--json"];
+        if let Some((p, i)) = binding {
+            args.extend(["--project", p, "--integration", i]);
+        }
+        self.cli_json(&args)["secret"].as_str().unwrap().to_string()
+    }
+
+    /// One runtime, as `runtime show --json` reports it.
+    pub fn runtime(&self, id: &str) -> Value {
+        self.cli_json(&["runtime", "show", id, "--json"])
+    }
+
+    /// All runtimes, as `runtime list --json` reports them.
+    pub fn runtimes(&self) -> Vec<Value> {
+        self.cli_json(&["runtime", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Status of one runtime per `runtime list`, or None if it is not listed.
+    pub fn status_of(&self, id: &str) -> Option<String> {
+        self.runtimes()
+            .iter()
+            .find(|r| r["runtimeId"] == id)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let _ = child.kill();
+                panic!("icpd did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops (SIGTERM) and starts again on the same data directory.
+    pub fn restart(&mut self) {
+        assert_eq!(self.stop(), Some(0));
+        self.spawn();
+    }
+
+    /// Starts again after [`TestServer::stop`].
+    pub fn restart_stopped(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
+    /// The server's stderr so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs an admin command on a data directory.
+pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
+    icpd()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A simulated runtime bridge: the state it reports and the calls it makes.
+#[derive(Clone)]
+pub struct Bridge {
+    pub secret: String,
+    pub runtime_id: String,
+    pub name: Option<String>,
+    pub env: String,
+    pub project: String,
+    pub integration: String,
+    pub runtime_type: String,
+    pub listener_state: String,
+}
+
+impl Bridge {
+    pub fn new(secret: &str, name: Option<&str>) -> Bridge {
+        Bridge {
+            secret: secret.to_string(),
+            runtime_id: uuid(),
+            name: name.map(str::to_string),
+            env: "dev".into(),
+            project: "order-service".into(),
+            integration: "order-create".into(),
+            runtime_type: "BI".into(),
+            listener_state: "enabled".into(),
+        }
+    }
+
+    pub fn token(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        icpd::protocol::token::issue(
+            &self.secret,
+            &icpd::config::Config::defaults().token,
+            now,
+            3600,
+        )
+    }
+
+    pub fn hash(&self) -> String {
+        format!("hash-{}", self.listener_state)
+    }
+
+    pub fn full_body(&self) -> Value {
+        let mut hb = json!({
+            "runtimeId": self.runtime_id, "runtimeType": self.runtime_type, "heartbeatVersion": "v1.0",
+            "status": "RUNNING", "environment": self.env, "project": self.project, "component": self.integration,
+            "version": "1.0.0",
+            "nodeInfo": {"platformName": "ballerina", "platformVersion": "2201.13.2", "osName": "Linux"},
+            "artifacts": {
+                "listeners": [{"name": "listener_1", "package": "ballerina/http:2", "protocol": "HTTP",
+                               "port": 9090, "host": "0.0.0.0", "state": self.listener_state}],
+                "services": [{"name": "service_1", "basePath": "/orders", "package": "acme/orders:1",
+                              "listeners": [{"name": "listener_1"}],
+                              "resources": [{"methods": ["GET"], "url": "/"}, {"methods": ["POST"], "url": "/{id}"}],
+                              "state": "enabled"}],
+                "main": {"packageOrg": "acme", "packageName": "orders", "packageVersion": "1.0.0"}
+            },
+            "logLevels": {"acme/orders": "INFO"},
+            "runtimeHash": self.hash(),
+            "timestamp": [1795348800, 0.5]
+        });
+        if let Some(n) = &self.name {
+            hb["runtime"] = n.clone().into();
+        }
+        hb
+    }
+
+    pub fn delta_body(&self) -> Value {
+        json!({"runtimeId": self.runtime_id, "heartbeatVersion": "v1.0", "runtimeHash": self.hash(),
+               "timestamp": [1795348810, 0.5]})
+    }
+
+    pub fn full(&self, c: &mut Client) -> ClientResponse {
+        c.post_json("/icp/heartbeat", Some(&self.token()), &self.full_body())
+            .unwrap()
+    }
+
+    pub fn delta(&self, c: &mut Client) -> ClientResponse {
+        c.post_json(
+            "/icp/deltaHeartbeat",
+            Some(&self.token()),
+            &self.delta_body(),
+        )
+        .unwrap()
+    }
+}
+
+/// A random version-4 UUID.
+pub fn uuid() -> String {
+    let b: [u8; 16] = icpd::master_key::random_bytes().unwrap();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// Asserts a JSON error response with this status and code.
+#[track_caller]
+pub fn assert_error(r: &ClientResponse, status: u16, code: &str) {
+    let body = r.json();
+    assert_eq!(r.status, status, "body: {body}");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
+}
+
+/// Asserts an acknowledged heartbeat response and returns `fullHeartbeatRequired`.
+#[track_caller]
+pub fn assert_ack(r: &ClientResponse) -> bool {
+    let body = r.json();
+    assert_eq!(r.status, 200, "body: {body}");
+    assert_eq!(body["acknowledged"], true, "body: {body}");
+    assert!(
+        body["commands"].is_array() && body["supportedHeartbeatFields"].is_array(),
+        "body: {body}"
+    );
+    body["fullHeartbeatRequired"].as_bool().unwrap()
+}

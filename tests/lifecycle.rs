@@ -1,0 +1,186 @@
+//! Liveness, restarts and shutdown of the real server.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{assert_ack, wait_for, Bridge, TestServer};
+
+#[test]
+fn a_silent_runtime_goes_offline_within_timeout_plus_one_second_and_comes_back() {
+    let s = TestServer::start(&["--heartbeat-timeout", "2s"]);
+    let secret = s.secret("dev", None);
+    let b = Bridge::new(&secret, Some("node-1"));
+    let mut c = s.runtime_client();
+    assert_ack(&b.full(&mut c));
+    let last = Instant::now();
+    wait_for("OFFLINE", Duration::from_secs(10), || {
+        s.status_of(&b.runtime_id).as_deref() == Some("OFFLINE")
+    });
+    let after = last.elapsed();
+    assert!(
+        after >= Duration::from_millis(1900),
+        "OFFLINE too early: {after:?}"
+    );
+    assert!(
+        after <= Duration::from_millis(3000) + Duration::from_millis(400),
+        "OFFLINE too late: {after:?}"
+    );
+    // A delta brings it back.
+    assert!(!assert_ack(&b.delta(&mut c)));
+    wait_for("RUNNING again", Duration::from_secs(5), || {
+        s.status_of(&b.runtime_id).as_deref() == Some("RUNNING")
+    });
+    let history = s.runtime(&b.runtime_id)["statusHistory"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let statuses: Vec<&str> = history
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["RUNNING", "OFFLINE", "RUNNING"], "{history:?}");
+    assert!(history
+        .iter()
+        .all(|h| h["at"].as_str().is_some_and(|t| t.ends_with('Z'))));
+}
+
+#[test]
+fn last_heartbeat_reaches_the_database_within_two_seconds() {
+    let s = TestServer::start(&[]);
+    let secret = s.secret("dev", None);
+    let b = Bridge::new(&secret, None);
+    let mut c = s.runtime_client();
+    assert_ack(&b.full(&mut c));
+    let first = s.runtime(&b.runtime_id)["lastHeartbeat"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(50)); // let the clock move past the first heartbeat's millisecond
+    assert_ack(&b.delta(&mut c));
+    let sent = Instant::now();
+    wait_for("flushed lastHeartbeat", Duration::from_secs(5), || {
+        s.runtime(&b.runtime_id)["lastHeartbeat"].as_str().unwrap() != first
+    });
+    assert!(
+        sent.elapsed() <= Duration::from_millis(2000),
+        "flush took {:?}",
+        sent.elapsed()
+    );
+}
+
+#[test]
+fn a_restart_keeps_hashes_and_gives_runtimes_a_full_timeout() {
+    let mut s = TestServer::start(&["--heartbeat-timeout", "2s"]);
+    let secret = s.secret("dev", None);
+    let b = Bridge::new(&secret, None);
+    {
+        let mut c = s.runtime_client();
+        assert_ack(&b.full(&mut c));
+    }
+    // Let the runtime's last heartbeat get older than the timeout while icpd is down.
+    assert_eq!(s.stop(), Some(0));
+    std::thread::sleep(Duration::from_millis(2500));
+    s.restart_stopped();
+    let started = Instant::now();
+    assert_eq!(
+        s.status_of(&b.runtime_id).as_deref(),
+        Some("RUNNING"),
+        "not marked OFFLINE at start-up"
+    );
+    // The first delta after the restart needs no full heartbeat: the hash was durable.
+    let mut c = s.runtime_client();
+    assert!(!assert_ack(&b.delta(&mut c)));
+    // A runtime that stays silent goes OFFLINE only after one full timeout from the restart.
+    let other = Bridge::new(&secret, None);
+    assert_ack(&other.full(&mut c));
+    assert_eq!(s.stop(), Some(0));
+    s.restart_stopped();
+    let restarted = Instant::now();
+    wait_for("OFFLINE after restart", Duration::from_secs(10), || {
+        s.status_of(&other.runtime_id).as_deref() == Some("OFFLINE")
+    });
+    assert!(
+        restarted.elapsed() >= Duration::from_millis(1900),
+        "marked OFFLINE {:?} after start",
+        restarted.elapsed()
+    );
+    let _ = started;
+}
+
+#[test]
+fn sigterm_exits_zero_and_healthz_answers() {
+    let mut s = TestServer::start(&[]);
+    let mut m = s.management_client();
+    let r = m.request("GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::json!({"status": "ok"}));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let r = m.request("GET", "/nope", &[], b"").unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(s.stop(), Some(0));
+    assert!(s.log_text().contains("stopped in"), "{}", s.log_text());
+}
+
+#[test]
+fn plain_http_with_no_tls() {
+    let s = TestServer::start(&["--no-tls"]);
+    assert!(
+        s.runtime_url.starts_with("http://127.0.0.1:"),
+        "{}",
+        s.runtime_url
+    );
+    assert!(s.management_url.starts_with("http://127.0.0.1:"));
+    let secret = s.secret("dev", None);
+    let b = Bridge::new(&secret, None);
+    let mut c = s.runtime_client();
+    assert_ack(&b.full(&mut c));
+}
+
+#[test]
+fn a_database_from_a_newer_icpd_is_refused() {
+    let s = TestServer::start(&[]);
+    drop(s.management_client());
+    let db = s.data_dir.join("icp.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA user_version = 999").unwrap();
+    drop(conn);
+    let out = s.cli(&["env", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema version 999") && err.contains("newer icpd"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_certificate_is_generated_once_with_a_private_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = TestServer::start(&[]);
+    let cert = std::fs::read(s.cert()).unwrap();
+    let key = s.data_dir.join("tls").join("key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let mk = s.data_dir.join("master.key");
+    assert_eq!(
+        std::fs::metadata(&mk).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    s.restart();
+    assert_eq!(
+        std::fs::read(s.cert()).unwrap(),
+        cert,
+        "the certificate is reused"
+    );
+    // `cert show` prints the path and the SHA-256 fingerprint of that certificate.
+    let out = s.cli(&["cert", "show"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cert.pem"), "{text}");
+    let fp = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 fingerprint: "))
+        .unwrap();
+    assert_eq!(fp.len(), 32 * 3 - 1);
+    assert_eq!(fp, icpd::http::tls::fingerprint(&s.cert()).unwrap());
+}

@@ -1,0 +1,12 @@
+//! icpd's integration tests: one test binary, modules by subject. Each test
+//! starts the real `icpd` binary (or the real connection layer) on port 0
+//! in its own temporary data directory and talks to it over real sockets
+//! with real TLS.
+
+mod harness;
+
+mod cli;
+mod connections;
+mod http;
+mod lifecycle;
+mod protocol;
