@@ -371,9 +371,24 @@ fn handle_reply(runtime: &mut Runtime, reply: &Value) -> Option<String> {
     }
     for command in reply["commands"].as_array().into_iter().flatten() {
         let action = command["action"].as_str().unwrap_or("?");
+        // What the command is about, for the log line: a listener's name, or
+        // `component LEVEL` from the logger payload.
         let target = match action {
-            "SET_LOGGER_LEVEL" => command["payload"].as_str().unwrap_or(""),
-            _ => command["targetArtifact"]["name"].as_str().unwrap_or("?"),
+            "SET_LOGGER_LEVEL" => {
+                let payload = command["payload"].as_str().unwrap_or("");
+                match serde_json::from_str::<Value>(payload) {
+                    Ok(p) => format!(
+                        "{} {}",
+                        p["componentName"].as_str().unwrap_or("?"),
+                        p["logLevel"].as_str().unwrap_or("?")
+                    ),
+                    Err(_) => payload.to_string(),
+                }
+            }
+            _ => command["targetArtifact"]["name"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string(),
         };
         match runtime.apply(command) {
             Ok(true) => {

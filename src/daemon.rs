@@ -68,6 +68,7 @@ impl Daemon {
             store: store.clone(),
             master_key,
             liveness: liveness.clone(),
+            secrets: crate::secrets::SecretCache::new(),
             token: cfg.token.clone(),
         });
         let scheme = if tls.is_some() { "https" } else { "http" };

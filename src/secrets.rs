@@ -205,31 +205,83 @@ pub fn revoke(store: &Store, key_id: &str, now: Millis) -> Result<SecretRecord> 
     })
 }
 
-/// The secret named by `key_id` if it exists and is neither revoked nor
-/// expired at `now`, with its key material opened.
-pub fn active(
-    store: &Store,
-    key: &MasterKey,
-    key_id: &str,
-    now: Millis,
-) -> Result<Option<ActiveSecret>> {
-    let Some(s) = store.read(|tx| tx.secret(key_id))? else {
-        return Ok(None);
-    };
-    if s.status(now) != "active" {
-        return Ok(None);
+/// Usable secrets, opened, kept in memory for the token check.
+///
+/// Every lookup first asks the store for the secrets generation (a counter
+/// bumped by any change to a secret, by this process or by the CLI in
+/// another). When it moved, the cache is emptied, so a revocation, an
+/// expiry or a new binding is seen by the very next request, while an
+/// unchanged secret costs no SQL and no decryption per heartbeat.
+pub struct SecretCache {
+    state: std::sync::Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    generation: Option<i64>,
+    secrets: std::collections::HashMap<String, (ActiveSecret, Option<Millis>, bool)>,
+}
+
+impl Default for SecretCache {
+    fn default() -> Self {
+        SecretCache::new()
     }
-    let material = key.open(&s.key_id, &s.sealed_material)?;
-    let material = String::from_utf8(material)
-        .map_err(|_| Error::DataDir(format!("secret {key_id} holds invalid text")))?;
-    Ok(Some(ActiveSecret {
-        key_id: s.key_id,
-        material,
-        environment_id: s.environment_id,
-        environment: s.environment,
-        project_id: s.project_id,
-        integration_id: s.integration_id,
-    }))
+}
+
+impl SecretCache {
+    pub fn new() -> SecretCache {
+        SecretCache {
+            state: std::sync::Mutex::new(CacheState::default()),
+        }
+    }
+
+    /// The secret named by `key_id` if it exists and is neither revoked nor
+    /// expired at `now`, with its key material opened.
+    pub fn active(
+        &self,
+        store: &Store,
+        key: &MasterKey,
+        key_id: &str,
+        now: Millis,
+    ) -> Result<Option<ActiveSecret>> {
+        let generation = store.secrets_generation()?;
+        {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.generation != Some(generation) {
+                st.secrets.clear();
+                st.generation = Some(generation);
+            }
+            if let Some((secret, expires_at, revoked)) = st.secrets.get(key_id) {
+                let usable = !*revoked && expires_at.is_none_or(|e| e > now);
+                return Ok(usable.then(|| secret.clone()));
+            }
+        }
+        let Some(s) = store.read(|tx| tx.secret(key_id))? else {
+            return Ok(None);
+        };
+        let material = key.open(&s.key_id, &s.sealed_material)?;
+        let material = String::from_utf8(material)
+            .map_err(|_| Error::DataDir(format!("secret {key_id} holds invalid text")))?;
+        let usable = s.status(now) == "active";
+        let secret = ActiveSecret {
+            key_id: s.key_id.clone(),
+            material,
+            environment_id: s.environment_id,
+            environment: s.environment,
+            project_id: s.project_id,
+            integration_id: s.integration_id,
+        };
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Cache only under the generation read before the load; a change
+        // committed meanwhile moves the generation and empties the cache again.
+        if st.generation == Some(generation) {
+            st.secrets.insert(
+                s.key_id,
+                (secret.clone(), s.expires_at, s.revoked_at.is_some()),
+            );
+        }
+        Ok(usable.then_some(secret))
+    }
 }
 
 /// The `[wso2.icp.runtime.bridge]` section of an integration's Config.toml.

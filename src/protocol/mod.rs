@@ -4,7 +4,7 @@
 //! [`Protocol`] is what the runtime listener's handlers call. Each method
 //! authenticates first (so a bad token is a 401 whatever the body), then
 //! decodes and validates (400), then acts. The delta path touches memory
-//! only, apart from the secret lookup that makes revocation immediate.
+//! only: the secret comes from the [`SecretCache`], liveness from memory.
 
 pub mod heartbeat;
 pub mod token;
@@ -18,7 +18,7 @@ use crate::config::TokenConfig;
 use crate::error::{Error, Result};
 use crate::liveness::{DeltaOutcome, FullBeat, Liveness};
 use crate::master_key::MasterKey;
-use crate::secrets::{self, ActiveSecret};
+use crate::secrets::{ActiveSecret, SecretCache};
 use crate::store::Store;
 use crate::time::Millis;
 use heartbeat::{DeltaHeartbeat, FullHeartbeat, HeartbeatResponse};
@@ -28,6 +28,7 @@ pub struct Protocol {
     pub store: Arc<Store>,
     pub master_key: Arc<MasterKey>,
     pub liveness: Arc<Liveness>,
+    pub secrets: SecretCache,
     pub token: TokenConfig,
 }
 
@@ -44,7 +45,7 @@ impl Protocol {
     /// Checks the bearer token against the secrets as they are now.
     pub fn authenticate(&self, authorization: Option<&str>, now: Millis) -> Result<ActiveSecret> {
         token::verify(authorization, now, &self.token, |kid| {
-            secrets::active(&self.store, &self.master_key, kid, now)
+            self.secrets.active(&self.store, &self.master_key, kid, now)
         })
     }
 

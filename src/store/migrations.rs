@@ -53,6 +53,20 @@ CREATE TABLE secrets (
     bound_at        INTEGER
 );
 
+-- A counter bumped by every change to secrets, so a server can notice
+-- changes made by another process (the CLI) without re-reading secrets.
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);
+INSERT INTO meta (key, value) VALUES ('secrets_generation', 0);
+CREATE TRIGGER secrets_inserted AFTER INSERT ON secrets
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'secrets_generation'; END;
+CREATE TRIGGER secrets_updated AFTER UPDATE ON secrets
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'secrets_generation'; END;
+CREATE TRIGGER secrets_deleted AFTER DELETE ON secrets
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'secrets_generation'; END;
+
 CREATE TABLE runtimes (
     runtime_id        TEXT PRIMARY KEY,
     name              TEXT,

@@ -32,7 +32,16 @@ use migrations::MIGRATIONS;
 /// A handle on `icp.db`. Cheap to share behind an `Arc`; one connection, serialised by a mutex.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second, read-only connection that notices commits by anyone
+    /// (`PRAGMA data_version`), for [`Store::secrets_generation`].
+    watch: Mutex<Watch>,
     path: PathBuf,
+}
+
+struct Watch {
+    conn: Connection,
+    data_version: i64,
+    secrets_generation: i64,
 }
 
 /// One transaction. Every method is one small, named operation.
@@ -61,8 +70,16 @@ impl Store {
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
         migrate(&conn, path)?;
+        let watch = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        watch.busy_timeout(Duration::from_secs(5))?;
+        let watch = Watch {
+            conn: watch,
+            data_version: -1,
+            secrets_generation: -1,
+        };
         Ok(Store {
             conn: Mutex::new(conn),
+            watch: Mutex::new(watch),
             path: path.to_path_buf(),
         })
     }
@@ -90,6 +107,26 @@ impl Store {
             tx: conn.transaction_with_behavior(TransactionBehavior::Deferred)?,
         };
         f(&tx)
+    }
+
+    /// A number that changes whenever any secret changes, in this process or
+    /// another. Costs a check of SQLite's shared-memory change counter; the
+    /// counter row is read only after some commit happened.
+    pub fn secrets_generation(&self) -> Result<i64> {
+        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        let dv: i64 = w
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if dv != w.data_version {
+            let gen: i64 = w
+                .conn
+                .prepare_cached("SELECT value FROM meta WHERE key = 'secrets_generation'")?
+                .query_row([], |r| r.get(0))?;
+            w.data_version = dv;
+            w.secrets_generation = gen;
+        }
+        Ok(w.secrets_generation)
     }
 
     /// The schema version of the open database.
