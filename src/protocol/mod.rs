@@ -63,12 +63,15 @@ impl Protocol {
             .store
             .write(|tx| heartbeat::register(tx, &self.liveness, &secret, &hb, now))?;
         if reg.created {
+            // Handles are normalised and the name is debug-quoted: a runtime
+            // cannot forge log lines.
             log::info!(
-                "runtime {} ({}) registered in {}/{} [{}]",
+                "runtime {} ({:?}) registered in {}/{}/{} [{}]",
                 hb.runtime_id,
                 hb.runtime.as_deref().unwrap_or("unnamed"),
-                hb.environment,
-                hb.component,
+                crate::catalog::normalize_handle(&hb.environment),
+                crate::catalog::normalize_handle(&hb.project),
+                crate::catalog::normalize_handle(&hb.component),
                 hb.runtime_type
             );
         }
@@ -137,12 +140,7 @@ impl Protocol {
                 "status must be COMPLETED or FAILED".into(),
             ));
         }
-        log::info!(
-            "runtime {} reports command {} {}",
-            r.runtime_id,
-            r.command_id,
-            r.status
-        );
+        log::info!("runtime {:?} reports command {:?} {}", r.runtime_id, r.command_id, r.status);
         Ok(serde_json::json!({"accepted": true}))
     }
 }
