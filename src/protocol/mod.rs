@@ -140,7 +140,12 @@ impl Protocol {
                 "status must be COMPLETED or FAILED".into(),
             ));
         }
-        log::info!("runtime {:?} reports command {:?} {}", r.runtime_id, r.command_id, r.status);
+        log::info!(
+            "runtime {:?} reports command {:?} {}",
+            r.runtime_id,
+            r.command_id,
+            r.status
+        );
         Ok(serde_json::json!({"accepted": true}))
     }
 }
