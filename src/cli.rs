@@ -49,6 +49,33 @@ pub enum Command {
     /// Registered runtimes.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
+    /// Users of the management API and console.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        name: String,
+        /// Role at organization scope: Super Admin, Admin, Developer, Project Admin, Viewer or a custom role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Read the password from standard input (the only way: it never appears in `ps` or shell history).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Require a password change at first login.
+        #[arg(long)]
+        must_change_password: bool,
+    },
+    /// Give a user a new random password that must be changed at the next login.
+    ResetPassword { name: String },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +219,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Secret(c) => secret(&cfg, c),
         Command::Env(c) => env(&cfg, c),
         Command::Runtime(c) => runtime(&cfg, c),
+        Command::User(c) => user(&cfg, c),
     }
 }
 
@@ -248,22 +276,29 @@ fn cert_show(cfg: &Config) -> Result<()> {
 }
 
 fn default_server_url(cfg: &Config) -> String {
-    let scheme = if cfg.tls.enabled { "https" } else { "http" };
-    let addr: std::net::SocketAddr = cfg
+    let port = cfg
         .runtime_listen
-        .parse()
-        .unwrap_or_else(|_| ([127, 0, 0, 1], 9445).into());
-    let host = if addr.ip().is_unspecified() {
-        "localhost".to_string()
-    } else {
-        addr.ip().to_string()
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.port())
+        .unwrap_or(9445);
+    public_runtime_url(cfg, port)
+}
+
+/// The URL runtimes should use for the runtime listener: its address, with
+/// `localhost` for a wildcard address, and the given (bound) port.
+pub fn public_runtime_url(cfg: &Config, port: u16) -> String {
+    let scheme = if cfg.tls.enabled { "https" } else { "http" };
+    let ip = cfg
+        .runtime_listen
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .unwrap_or_else(|_| [127, 0, 0, 1].into());
+    let host = match ip {
+        ip if ip.is_unspecified() => "localhost".to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        ip => ip.to_string(),
     };
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    format!("{scheme}://{host}:{}", addr.port())
+    format!("{scheme}://{host}:{port}")
 }
 
 fn secret(cfg: &Config, c: SecretCommand) -> Result<()> {
@@ -521,6 +556,75 @@ fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
             for h in &d.status_history {
                 println!("  {}  {:<8} {}", rfc3339(h.at), h.status.as_str(), h.reason);
             }
+            Ok(())
+        }
+    }
+}
+
+fn user(cfg: &Config, c: UserCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    let now = now_millis();
+    match c {
+        UserCommand::Create {
+            name,
+            role,
+            password_stdin: _,
+            must_change_password,
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| Error::io("reading the password from standard input", e))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let u = crate::auth::create_user(
+                &store,
+                &name,
+                password,
+                role.as_deref(),
+                must_change_password,
+                now,
+            )?;
+            println!(
+                "user '{}' created{}",
+                u.username,
+                role.map(|r| format!(" with role {r}")).unwrap_or_default()
+            );
+            Ok(())
+        }
+        UserCommand::ResetPassword { name } => {
+            let password = crate::auth::reset_password(&store, &name, now)?;
+            eprintln!("New password for '{name}' (it must be changed at the next login; shown only this once):");
+            println!("{password}");
+            Ok(())
+        }
+        UserCommand::List { json } => {
+            let users: Vec<crate::auth::User> = store
+                .read(|tx| tx.users())?
+                .iter()
+                .map(|u| crate::auth::User::from_row(u, now))
+                .collect();
+            if json {
+                return print_json(&users);
+            }
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.username.clone(),
+                        u.display_name.clone(),
+                        if u.must_change_password {
+                            "must change password"
+                        } else if u.locked {
+                            "locked"
+                        } else {
+                            "active"
+                        }
+                        .into(),
+                        rfc3339(u.created_at),
+                    ]
+                })
+                .collect();
+            print_table(&["USER", "NAME", "STATE", "CREATED"], &rows);
             Ok(())
         }
     }

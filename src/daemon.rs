@@ -49,11 +49,26 @@ impl Daemon {
         let store = Arc::new(Store::open(&cfg.db_path())?);
         let master_key = Arc::new(MasterKey::load(&cfg.data_dir, true)?);
         let liveness = Arc::new(Liveness::load(&store, cfg.heartbeat_timeout, now_millis())?);
-        let tls = if cfg.tls.enabled {
-            Some(http::tls::load(&cfg.tls, &cfg.data_dir)?.server_config)
+        if let Some(password) =
+            crate::auth::ensure_initial_admin(&store, &cfg.data_dir, now_millis())?
+        {
+            // Logged once, by design: the operator needs it to sign in the first time.
+            log::warn!(
+                "created user 'admin' with password {password} (also in {}); it must be changed at first login",
+                cfg.data_dir.join(crate::auth::INITIAL_PASSWORD_FILE).display()
+            );
+        }
+        let (tls, cert_path) = if cfg.tls.enabled {
+            let material = http::tls::load(&cfg.tls, &cfg.data_dir)?;
+            let path =
+                std::fs::canonicalize(&material.cert_path).unwrap_or(material.cert_path.clone());
+            (
+                Some(material.server_config),
+                Some(path.display().to_string()),
+            )
         } else {
             log::warn!("TLS is off (--no-tls): runtime tokens travel in clear text");
-            None
+            (None, None)
         };
         let limits = Limits {
             workers: cfg.http.workers,
@@ -64,6 +79,7 @@ impl Daemon {
             max_connections: cfg.http.max_connections,
             ..Limits::default()
         };
+        let protocol_key = master_key.clone();
         let protocol = Arc::new(Protocol {
             store: store.clone(),
             master_key,
@@ -80,12 +96,20 @@ impl Daemon {
             Arc::new(http::routes::runtime_handler(protocol)),
         )?;
         log::info!("listening runtime {scheme}://{}", runtime.local_addr());
+        let api = Arc::new(http::api::Api {
+            store: store.clone(),
+            master_key: protocol_key,
+            liveness: liveness.clone(),
+            secure: tls.is_some(),
+            runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
+            cert_path,
+        });
         let management = http::listen::serve(
             "management",
             &cfg.management_listen,
             tls,
             limits,
-            Arc::new(http::routes::management_handler()),
+            Arc::new(http::api::handler(api)),
         )?;
         log::info!(
             "listening management {scheme}://{}",

@@ -20,6 +20,13 @@ pub enum Error {
     NotFound(String),
     /// The request is valid but contradicts the current state (wrong environment, name taken, ...).
     Conflict(String),
+    /// Well-formed, but the values cannot be accepted (a password that is too short, ...).
+    Unprocessable(String),
+    /// Too many attempts; the caller may try again after `retry_after_secs`.
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The configuration (file, environment or flags) is invalid; nothing was started.
     Config(String),
     /// The data directory is unusable: database too new, master key missing, and the like.
@@ -44,6 +51,8 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::Unprocessable(_) => "unprocessable",
+            Error::TooManyRequests { .. } => "too_many_requests",
             Error::Config(_) => "config",
             Error::DataDir(_) => "data_dir",
             Error::Io { .. } => "io",
@@ -81,6 +90,8 @@ impl fmt::Display for Error {
             | Error::Forbidden(m)
             | Error::NotFound(m)
             | Error::Conflict(m)
+            | Error::Unprocessable(m)
+            | Error::TooManyRequests { message: m, .. }
             | Error::Config(m)
             | Error::DataDir(m)
             | Error::Internal(m) => f.write_str(m),

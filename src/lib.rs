@@ -7,6 +7,8 @@
 //! HTTP; `daemon` wires everything for `icpd serve`; `cli` is the command
 //! line. See ARCHITECTURE.md for the map and its invariants.
 
+pub mod access;
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;

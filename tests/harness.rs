@@ -391,3 +391,101 @@ pub fn assert_ack(r: &ClientResponse) -> bool {
     );
     body["fullHeartbeatRequired"].as_bool().unwrap()
 }
+
+/// The password the harness gives the users it creates.
+pub const TEST_PASSWORD: &str = "correct-horse-battery";
+
+/// A management API client signed in with a bearer token.
+pub struct ApiClient {
+    pub client: Client,
+    pub token: String,
+}
+
+impl ApiClient {
+    fn send(&mut self, method: &str, path: &str, body: Option<&Value>) -> ClientResponse {
+        let auth = format!("Bearer {}", self.token);
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        self.client.request(method, path, &headers, &bytes).unwrap()
+    }
+    pub fn get(&mut self, path: &str) -> ClientResponse {
+        self.send("GET", path, None)
+    }
+    pub fn post(&mut self, path: &str, body: &Value) -> ClientResponse {
+        self.send("POST", path, Some(body))
+    }
+    pub fn put(&mut self, path: &str, body: &Value) -> ClientResponse {
+        self.send("PUT", path, Some(body))
+    }
+    pub fn patch(&mut self, path: &str, body: &Value) -> ClientResponse {
+        self.send("PATCH", path, Some(body))
+    }
+    pub fn delete(&mut self, path: &str) -> ClientResponse {
+        self.send("DELETE", path, None)
+    }
+}
+
+impl TestServer {
+    /// Creates a user with a role at organization scope (or none) through the CLI.
+    pub fn create_user(&self, name: &str, role: Option<&str>) {
+        use std::io::Write;
+        let mut cmd = icpd();
+        cmd.arg("--data-dir").arg(&self.data_dir).args([
+            "user",
+            "create",
+            name,
+            "--password-stdin",
+        ]);
+        if let Some(r) = role {
+            cmd.args(["--role", r]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{TEST_PASSWORD}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "user create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Signs in and returns the login response.
+    pub fn login(&self, name: &str, password: &str) -> ClientResponse {
+        self.management_client()
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                &json!({"username": name, "password": password}),
+            )
+            .unwrap()
+    }
+
+    /// A signed-in API client for a new user with this organization-wide role.
+    pub fn api_as(&self, name: &str, role: Option<&str>) -> ApiClient {
+        self.create_user(name, role);
+        let r = self.login(name, TEST_PASSWORD);
+        assert_eq!(r.status, 200, "login: {}", r.json());
+        ApiClient {
+            client: self.management_client(),
+            token: r.json()["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A signed-in Super Admin.
+    pub fn admin(&self) -> ApiClient {
+        self.api_as("root", Some("Super Admin"))
+    }
+}

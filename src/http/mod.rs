@@ -10,6 +10,7 @@
 //! [`client::Client`] is a small blocking client for tests, examples and CLI
 //! tools, so that they do not need to know sockets either.
 
+pub mod api;
 pub mod client;
 pub mod message;
 pub mod server;

@@ -21,6 +21,8 @@ pub fn error_response(e: &Error) -> Response {
         Error::Forbidden(_) => 403,
         Error::NotFound(_) => 404,
         Error::Conflict(_) => 409,
+        Error::Unprocessable(_) => 422,
+        Error::TooManyRequests { .. } => 429,
         _ => 500,
     };
     if status == 500 {
@@ -37,7 +39,13 @@ pub fn error_response(e: &Error) -> Response {
             &format!("internal error (id {id}); the server log has the details"),
         );
     }
-    Response::error(status, e.code(), &e.to_string())
+    let resp = Response::error(status, e.code(), &e.to_string());
+    match e {
+        Error::TooManyRequests {
+            retry_after_secs, ..
+        } => resp.with_header("Retry-After", &retry_after_secs.to_string()),
+        _ => resp,
+    }
 }
 
 fn respond<T: serde::Serialize>(status: u16, r: Result<T, Error>) -> Response {
@@ -86,14 +94,5 @@ pub fn runtime_handler(
             ("GET", "/healthz") => Response::json(200, &serde_json::json!({"status": "ok"})),
             _ => not_found(req),
         }
-    }
-}
-
-/// The management listener. For now: health only.
-pub fn management_handler() -> impl Fn(&Request) -> Response + Send + Sync + 'static {
-    move |req: &Request| match (req.method.as_str(), req.path.as_str()) {
-        ("GET" | "HEAD", "/healthz") => Response::json(200, &serde_json::json!({"status": "ok"})),
-        (_, "/healthz") => method_not_allowed("GET"),
-        _ => not_found(req),
     }
 }

@@ -10,9 +10,10 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "registry",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "registry",
+        sql: r#"
 CREATE TABLE environments (
     id          INTEGER PRIMARY KEY,
     handle      TEXT NOT NULL UNIQUE,
@@ -143,4 +144,104 @@ CREATE TABLE status_history (
 );
 CREATE INDEX status_history_by_runtime ON status_history (runtime_id, id);
 "#,
-}];
+    },
+    Migration {
+        name: "access",
+        sql: r#"
+CREATE TABLE users (
+    id                    INTEGER PRIMARY KEY,
+    username              TEXT NOT NULL UNIQUE,
+    display_name          TEXT NOT NULL DEFAULT '',
+    password_hash         TEXT NOT NULL,
+    must_change_password  INTEGER NOT NULL DEFAULT 0,
+    failed_logins         INTEGER NOT NULL DEFAULT 0,
+    locked_until          INTEGER,
+    created_at            INTEGER NOT NULL,
+    updated_at            INTEGER NOT NULL
+);
+
+CREATE TABLE sessions (
+    token_hash    TEXT PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf_token    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    client        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+
+CREATE TABLE api_tokens (
+    id            TEXT PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    token_hash    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER,
+    last_used_at  INTEGER,
+    revoked_at    INTEGER
+);
+CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
+
+CREATE TABLE roles (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    description  TEXT NOT NULL DEFAULT '',
+    builtin      INTEGER NOT NULL DEFAULT 0,
+    created_at   INTEGER NOT NULL
+);
+
+CREATE TABLE role_permissions (
+    role_id     INTEGER NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    permission  TEXT NOT NULL,
+    PRIMARY KEY (role_id, permission)
+);
+
+CREATE TABLE groups (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    description  TEXT NOT NULL DEFAULT '',
+    created_at   INTEGER NOT NULL
+);
+
+CREATE TABLE group_members (
+    group_id  INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    user_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+);
+
+CREATE TABLE role_assignments (
+    id          INTEGER PRIMARY KEY,
+    role_id     INTEGER NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    user_id     INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    group_id    INTEGER REFERENCES groups(id) ON DELETE CASCADE,
+    scope_type  TEXT NOT NULL CHECK (scope_type IN ('organization', 'project', 'environment', 'integration')),
+    scope_id    INTEGER,
+    created_at  INTEGER NOT NULL,
+    CHECK ((user_id IS NULL) <> (group_id IS NULL)),
+    CHECK ((scope_type = 'organization') = (scope_id IS NULL))
+);
+CREATE INDEX role_assignments_by_user ON role_assignments (user_id);
+CREATE INDEX role_assignments_by_group ON role_assignments (group_id);
+
+CREATE TABLE audit_log (
+    id       INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    target   TEXT NOT NULL DEFAULT '',
+    outcome  TEXT NOT NULL,
+    client   TEXT NOT NULL DEFAULT '',
+    detail   TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_by_time ON audit_log (at);
+"#,
+    },
+    Migration {
+        name: "resources",
+        sql: "-- reserved",
+    },
+    Migration {
+        name: "commands",
+        sql: "-- reserved",
+    },
+];

@@ -8,6 +8,7 @@
 //! a PostgreSQL backend can later implement the same API. No SQL is built
 //! from user input: values are always bound parameters.
 
+mod access;
 mod artifacts;
 pub mod migrations;
 
@@ -26,6 +27,9 @@ use crate::runtimes::{
 use crate::secrets::StoredSecret;
 use crate::time::Millis;
 
+pub use access::{
+    ApiTokenRow, AssignmentRow, AuditFilter, AuditRow, GroupRow, RoleRow, SessionRow, UserRow,
+};
 pub use artifacts::ArtifactWrites;
 use migrations::MIGRATIONS;
 

@@ -1,0 +1,511 @@
+//! Authentication of people and scripts on the management API: passwords,
+//! sessions, personal API tokens, login lock-out and the first admin.
+//!
+//! Passwords are hashed with PBKDF2-HMAC-SHA256 (600,000 iterations, a
+//! random 16-byte salt per user). Sessions and API tokens are 32 random
+//! bytes; only their SHA-256 is stored, so a copy of the database grants no
+//! access. Five failed logins in a row lock the account for a minute, then
+//! for twice as long after each further failure (at most an hour).
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::Engine;
+use ring::{digest, pbkdf2};
+use serde::Serialize;
+
+use crate::access::{builtin_roles, Principal, Scope};
+use crate::error::{Error, Result};
+use crate::master_key::{random_bytes, write_private_file};
+use crate::store::{ApiTokenRow, Store, UserRow};
+use crate::time::{serialize_opt_rfc3339, serialize_rfc3339, Millis};
+
+/// PBKDF2 work factor (OWASP 2023 guidance for PBKDF2-HMAC-SHA256).
+pub const PBKDF2_ITERATIONS: u32 = 600_000;
+/// How long a login session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Failed logins in a row that lock an account.
+pub const LOCKOUT_THRESHOLD: i64 = 5;
+const LOCKOUT_BASE: Duration = Duration::from_secs(60);
+const LOCKOUT_MAX: Duration = Duration::from_secs(3600);
+/// Shortest acceptable password.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "icp_session";
+/// File the first admin's password is written to, once.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+const SESSION_PREFIX: &str = "icps_";
+const API_TOKEN_PREFIX: &str = "icpt_";
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub must_change_password: bool,
+    pub locked: bool,
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub created_at: Millis,
+}
+
+impl User {
+    pub fn from_row(u: &UserRow, now: Millis) -> User {
+        User {
+            id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            must_change_password: u.must_change_password,
+            locked: u.locked_until.is_some_and(|t| t > now),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// An API token as listed (never the token itself).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub created_at: Millis,
+    #[serde(serialize_with = "serialize_opt_rfc3339")]
+    pub expires_at: Option<Millis>,
+    #[serde(serialize_with = "serialize_opt_rfc3339")]
+    pub last_used_at: Option<Millis>,
+    #[serde(serialize_with = "serialize_opt_rfc3339")]
+    pub revoked_at: Option<Millis>,
+}
+
+impl From<&ApiTokenRow> for ApiToken {
+    fn from(t: &ApiTokenRow) -> ApiToken {
+        ApiToken {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// How a request was authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A login session; `csrf` must accompany unsafe requests that came with the cookie.
+    Session { token_hash: String, csrf: String },
+    /// A personal API token.
+    ApiToken { id: String },
+}
+
+/// A caller and how they proved who they are.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub via: Via,
+}
+
+/// What a successful login hands back.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub token: String,
+    pub csrf_token: String,
+    pub expires_at: Millis,
+    pub user: User,
+    pub principal: Principal,
+}
+
+/// Hashes a password for storage: `pbkdf2-sha256$ITER$SALT$HASH` (base64).
+pub fn hash_password(password: &str) -> Result<String> {
+    hash_with(password, PBKDF2_ITERATIONS)
+}
+
+fn hash_with(password: &str, iterations: u32) -> Result<String> {
+    let salt = random_bytes::<16>()?;
+    let mut out = [0u8; 32];
+    let n = NonZeroU32::new(iterations).ok_or_else(|| Error::Internal("zero iterations".into()))?;
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        n,
+        &salt,
+        password.as_bytes(),
+        &mut out,
+    );
+    Ok(format!(
+        "pbkdf2-sha256${iterations}${}${}",
+        B64.encode(salt),
+        B64.encode(out)
+    ))
+}
+
+/// Checks a password against a stored hash, in constant time.
+pub fn verify_password(stored: &str, password: &str) -> bool {
+    let parts: Vec<&str> = stored.split('$').collect();
+    let [scheme, iterations, salt, hash] = parts[..] else {
+        return false;
+    };
+    let (Some(n), Ok(salt), Ok(hash)) = (
+        iterations.parse::<u32>().ok().and_then(NonZeroU32::new),
+        B64.decode(salt),
+        B64.decode(hash),
+    ) else {
+        return false;
+    };
+    scheme == "pbkdf2-sha256"
+        && pbkdf2::verify(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            n,
+            &salt,
+            password.as_bytes(),
+            &hash,
+        )
+        .is_ok()
+}
+
+/// Rejects passwords too weak to accept.
+pub fn check_new_password(password: &str, username: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::Unprocessable(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.eq_ignore_ascii_case(username) {
+        return Err(Error::Unprocessable(
+            "the password must differ from the user name".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a user name given by an operator.
+pub fn check_username(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if !ok {
+        return Err(Error::BadRequest(
+            "a user name has 1 to 64 characters: letters, digits, '.', '_', '-' or '@'".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn sha256_hex(text: &str) -> String {
+    digest::digest(&digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_token(prefix: &str) -> Result<String> {
+    Ok(format!("{prefix}{}", B64URL.encode(random_bytes::<32>()?)))
+}
+
+fn lockout_for(failed: i64) -> Duration {
+    let doublings = u32::try_from((failed - LOCKOUT_THRESHOLD).clamp(0, 16)).unwrap_or(16);
+    LOCKOUT_BASE.saturating_mul(1 << doublings).min(LOCKOUT_MAX)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Loads what a user is allowed to do.
+pub fn principal(store: &Store, user: &UserRow) -> Result<Principal> {
+    let grants = store.read(|tx| tx.grants_for_user(user.id))?;
+    Ok(Principal {
+        user_id: user.id,
+        username: user.username.clone(),
+        grants,
+        must_change_password: user.must_change_password,
+    })
+}
+
+/// Checks a user name and password and opens a session. Wrong credentials
+/// and unknown users fail alike; a locked account gets 429 with the wait.
+pub fn login(
+    store: &Store,
+    username: &str,
+    password: &str,
+    client: &str,
+    now: Millis,
+) -> Result<Login> {
+    let invalid = || Error::Unauthorized("invalid user name or password".into());
+    let Some(user) = store.read(|tx| tx.user_by_name(username))? else {
+        // Spend the same time as a real check, so timing does not reveal which users exist.
+        let _ = verify_password(
+            DUMMY_HASH.get_or_init(|| hash_password("dummy").unwrap_or_default()),
+            password,
+        );
+        return Err(invalid());
+    };
+    if let Some(until) = user.locked_until.filter(|&t| t > now) {
+        let secs = u64::try_from((until - now + 999) / 1000).unwrap_or(1);
+        return Err(Error::TooManyRequests {
+            message: format!("too many failed logins; this account is locked for {secs} s"),
+            retry_after_secs: secs,
+        });
+    }
+    if !verify_password(&user.password_hash, password) {
+        let failed = user.failed_logins + 1;
+        let locked_until = (failed >= LOCKOUT_THRESHOLD).then(|| now + ms(lockout_for(failed)));
+        store.write(|tx| tx.set_login_failures(user.id, failed, locked_until))?;
+        return Err(invalid());
+    }
+    let token = random_token(SESSION_PREFIX)?;
+    let csrf_token = B64URL.encode(random_bytes::<24>()?);
+    let expires_at = now + ms(SESSION_TTL);
+    store.write(|tx| {
+        tx.set_login_failures(user.id, 0, None)?;
+        tx.delete_expired_sessions(now)?;
+        tx.insert_session(
+            &sha256_hex(&token),
+            user.id,
+            &csrf_token,
+            now,
+            expires_at,
+            client,
+        )
+    })?;
+    let principal = principal(store, &user)?;
+    Ok(Login {
+        token,
+        csrf_token,
+        expires_at,
+        user: User::from_row(&user, now),
+        principal,
+    })
+}
+
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Ends a session.
+pub fn logout(store: &Store, via: &Via) -> Result<()> {
+    if let Via::Session { token_hash, .. } = via {
+        store.write(|tx| tx.delete_session(token_hash))?;
+    }
+    Ok(())
+}
+
+/// Resolves a bearer token (session or API token) to its user.
+pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Authenticated> {
+    let unauthorized = |m: &str| Error::Unauthorized(m.to_string());
+    if let Some(rest) = token.strip_prefix(API_TOKEN_PREFIX) {
+        let id = rest.split('_').next().unwrap_or_default();
+        let row = store
+            .read(|tx| tx.api_token(id))?
+            .ok_or_else(|| unauthorized("unknown API token"))?;
+        let hash = sha256_hex(token);
+        if !constant_eq(hash.as_bytes(), row.token_hash.as_bytes()) {
+            return Err(unauthorized("unknown API token"));
+        }
+        if row.revoked_at.is_some() {
+            return Err(unauthorized("this API token was revoked"));
+        }
+        if row.expires_at.is_some_and(|e| e <= now) {
+            return Err(unauthorized("this API token has expired; create a new one"));
+        }
+        let user = store
+            .read(|tx| tx.user(row.user_id))?
+            .ok_or_else(|| unauthorized("unknown API token"))?;
+        // Recording use at most once a minute keeps reads from turning into writes.
+        if row.last_used_at.is_none_or(|t| now - t > 60_000) {
+            store.write(|tx| tx.touch_api_token(&row.id, now))?;
+        }
+        return Ok(Authenticated {
+            principal: principal(store, &user)?,
+            via: Via::ApiToken { id: row.id },
+        });
+    }
+    let token_hash = sha256_hex(token);
+    let session = store
+        .read(|tx| tx.session(&token_hash))?
+        .filter(|s| s.expires_at > now)
+        .ok_or_else(|| unauthorized("the session has expired or was ended; log in again"))?;
+    let user = store
+        .read(|tx| tx.user(session.user_id))?
+        .ok_or_else(|| unauthorized("unknown user"))?;
+    Ok(Authenticated {
+        principal: principal(store, &user)?,
+        via: Via::Session {
+            token_hash,
+            csrf: session.csrf_token,
+        },
+    })
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Changes the caller's password after checking the current one; ends their other sessions.
+pub fn change_password(
+    store: &Store,
+    who: &Authenticated,
+    current: &str,
+    new: &str,
+    now: Millis,
+) -> Result<()> {
+    let user = store
+        .read(|tx| tx.user(who.principal.user_id))?
+        .ok_or_else(|| Error::NotFound("user not found".into()))?;
+    if !verify_password(&user.password_hash, current) {
+        return Err(Error::Forbidden(
+            "the current password is not correct".into(),
+        ));
+    }
+    if current == new {
+        return Err(Error::Unprocessable(
+            "the new password must differ from the current one".into(),
+        ));
+    }
+    check_new_password(new, &user.username)?;
+    let hash = hash_password(new)?;
+    let keep = match &who.via {
+        Via::Session { token_hash, .. } => Some(token_hash.clone()),
+        Via::ApiToken { .. } => None,
+    };
+    store.write(|tx| {
+        tx.set_password(user.id, &hash, false, now)?;
+        tx.delete_user_sessions(user.id, keep.as_deref())?;
+        Ok(())
+    })
+}
+
+/// Creates a user with a role at organization scope (if given).
+pub fn create_user(
+    store: &Store,
+    username: &str,
+    password: &str,
+    role: Option<&str>,
+    must_change: bool,
+    now: Millis,
+) -> Result<User> {
+    check_username(username)?;
+    check_new_password(password, username)?;
+    let hash = hash_password(password)?;
+    store.write(|tx| {
+        tx.ensure_builtin_roles(&builtin_roles(), now)?;
+        if tx.user_by_name(username)?.is_some() {
+            return Err(Error::Conflict(format!("user '{username}' already exists")));
+        }
+        let role_id = match role {
+            Some(name) => Some(
+                tx.roles()?
+                    .into_iter()
+                    .find(|r| r.name.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| Error::NotFound(format!("no role named '{name}'; roles: Super Admin, Admin, Developer, Project Admin, Viewer or a custom one")))?
+                    .id,
+            ),
+            None => None,
+        };
+        let id = tx.insert_user(username, "", &hash, must_change, now)?;
+        if let Some(role_id) = role_id {
+            tx.insert_assignment(role_id, Some(id), None, Scope::Organization, now)?;
+        }
+        let row = tx.user(id)?.ok_or_else(|| Error::Internal("user vanished".into()))?;
+        Ok(User::from_row(&row, now))
+    })
+}
+
+/// Sets a new random password that must be changed at the next login; ends the user's sessions.
+pub fn reset_password(store: &Store, username: &str, now: Millis) -> Result<String> {
+    let password = B64URL.encode(random_bytes::<15>()?);
+    let hash = hash_password(&password)?;
+    store.write(|tx| {
+        let user = tx.user_by_name(username)?.ok_or_else(|| {
+            Error::NotFound(format!("no user named '{username}'; see `icpd user list`"))
+        })?;
+        tx.set_password(user.id, &hash, true, now)?;
+        tx.delete_user_sessions(user.id, None)?;
+        Ok(())
+    })?;
+    Ok(password)
+}
+
+/// Creates a personal API token; the token itself is returned only here.
+pub fn create_api_token(
+    store: &Store,
+    user_id: i64,
+    name: &str,
+    ttl: Option<Duration>,
+    now: Millis,
+) -> Result<(ApiToken, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(Error::BadRequest(
+            "a token needs a name of 1 to 100 characters".into(),
+        ));
+    }
+    let id: String = random_bytes::<4>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let token = format!(
+        "{API_TOKEN_PREFIX}{id}_{}",
+        B64URL.encode(random_bytes::<32>()?)
+    );
+    let row = ApiTokenRow {
+        id: id.clone(),
+        user_id,
+        name: name.to_string(),
+        token_hash: sha256_hex(&token),
+        created_at: now,
+        expires_at: ttl.map(|t| now.saturating_add(ms(t))),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    store.write(|tx| tx.insert_api_token(&row))?;
+    Ok((ApiToken::from(&row), token))
+}
+
+/// On a database with no users: creates `admin` (Super Admin) with a random
+/// password that must be changed at first login, writes the password to
+/// `DATA_DIR/initial-admin-password` (mode 0600) and returns it.
+pub fn ensure_initial_admin(store: &Store, data_dir: &Path, now: Millis) -> Result<Option<String>> {
+    store.write(|tx| tx.ensure_builtin_roles(&builtin_roles(), now))?;
+    if store.read(|tx| tx.count_users())? > 0 {
+        return Ok(None);
+    }
+    let password = B64URL.encode(random_bytes::<15>()?);
+    create_user(store, "admin", &password, Some("Super Admin"), true, now)?;
+    write_private_file(
+        &data_dir.join(INITIAL_PASSWORD_FILE),
+        format!("{password}\n").as_bytes(),
+    )?;
+    Ok(Some(password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hashes_verify_and_differ_by_salt() {
+        let a = hash_with("correct horse", 1000).unwrap();
+        let b = hash_with("correct horse", 1000).unwrap();
+        assert_ne!(a, b);
+        assert!(verify_password(&a, "correct horse"));
+        assert!(!verify_password(&a, "correct horsE"));
+        assert!(!verify_password("garbage", "x"));
+        assert!(hash_password("x")
+            .unwrap()
+            .starts_with("pbkdf2-sha256$600000$"));
+    }
+
+    #[test]
+    fn lockout_grows_and_is_capped() {
+        assert_eq!(lockout_for(5), Duration::from_secs(60));
+        assert_eq!(lockout_for(6), Duration::from_secs(120));
+        assert_eq!(lockout_for(30), Duration::from_secs(3600));
+    }
+}

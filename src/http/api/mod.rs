@@ -1,0 +1,473 @@
+//! The management REST API (`/api/v1`, JSON, camelCase) on the management
+//! listener.
+//!
+//! Every route is a [`Route`] in one table (the modules below each
+//! contribute a slice), so routing, authentication, the OpenAPI document and
+//! the "every route refuses an anonymous request" test all read the same
+//! list. A request goes through [`dispatch`] linearly: match the route,
+//! authenticate (bearer token or session cookie), check CSRF for
+//! cookie-authenticated unsafe methods, refuse everything but the password
+//! change while one is pending, run the handler, and write an audit entry
+//! for every unsafe method. Handlers decode, authorize, call one domain
+//! function and encode.
+
+pub mod access;
+pub mod auth;
+pub mod commands;
+pub mod openapi;
+pub mod resources;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::access::{Permission, Principal, Target};
+use crate::auth::{Authenticated, Via, SESSION_COOKIE};
+use crate::error::{Error, Result};
+use crate::http::routes::error_response;
+use crate::http::{Request, Response};
+use crate::liveness::Liveness;
+use crate::master_key::MasterKey;
+use crate::store::Store;
+use crate::time::{now_millis, Millis};
+
+/// Everything the management handlers need.
+pub struct Api {
+    pub store: Arc<Store>,
+    pub master_key: Arc<MasterKey>,
+    pub liveness: Arc<Liveness>,
+    /// Whether the listener serves TLS (session cookies get `Secure`).
+    pub secure: bool,
+    /// URL runtimes reach the runtime listener at, for Config.toml snippets.
+    pub runtime_url: String,
+    /// The TLS certificate path runtimes may verify against, if TLS is on.
+    pub cert_path: Option<String>,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (login, health, the OpenAPI document).
+    Public,
+    /// A signed-in user whose password change, if pending, is done.
+    User,
+    /// A signed-in user, even one who still has to change the password.
+    AnyUser,
+}
+
+/// A handler: gets the API and the request context, returns a response.
+pub type HandlerFn = fn(&Api, &mut Ctx) -> Result<Response>;
+
+/// One route of the management API.
+pub struct Route {
+    pub method: &'static str,
+    /// Path with `{name}` segments, e.g. `/api/v1/projects/{project}`.
+    pub path: &'static str,
+    pub access: Access,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// Query parameters the route understands (for the OpenAPI document).
+    pub query: &'static [&'static str],
+    pub handler: HandlerFn,
+}
+
+/// Every route, in matching order.
+pub fn routes() -> impl Iterator<Item = &'static Route> {
+    auth::ROUTES
+        .iter()
+        .chain(access::ROUTES)
+        .chain(resources::ROUTES)
+        .chain(commands::ROUTES)
+        .chain(openapi::ROUTES)
+}
+
+/// The request as a handler sees it.
+pub struct Ctx<'r> {
+    pub req: &'r Request,
+    pub now: Millis,
+    params: Vec<(String, String)>,
+    who: Option<Authenticated>,
+    /// Set by handlers to make the audit entry precise (e.g. the user name of a login attempt).
+    pub audit_actor: Option<String>,
+    pub audit_target: Option<String>,
+    /// Cookies to set on the response (the router adds them).
+    pub set_cookies: Vec<String>,
+}
+
+impl<'r> Ctx<'r> {
+    /// A path parameter, `{name}` in the route's path.
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// The authenticated caller (routes with `Access::Public` have none).
+    pub fn who(&self) -> Result<&Authenticated> {
+        self.who
+            .as_ref()
+            .ok_or_else(|| Error::Unauthorized("sign in first".into()))
+    }
+
+    /// The caller's permissions.
+    pub fn principal(&self) -> Result<&Principal> {
+        Ok(&self.who()?.principal)
+    }
+
+    /// 403 unless the caller holds `perm` on `target`.
+    pub fn require(&self, perm: Permission, target: &Target) -> Result<()> {
+        if self.principal()?.has(perm, target) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this needs the {} permission here",
+                perm.as_str()
+            )))
+        }
+    }
+
+    /// 403 unless the caller may act (`perm` plus the environment permission its criticality needs).
+    pub fn require_act(&self, perm: Permission, target: &Target) -> Result<()> {
+        if self.principal()?.may_act(perm, target) {
+            return Ok(());
+        }
+        let env_perm = if target.critical {
+            "environment:manage"
+        } else {
+            "environment:manage or environment:manage-non-production"
+        };
+        Err(Error::Forbidden(format!(
+            "this needs {} and {env_perm} here",
+            perm.as_str()
+        )))
+    }
+
+    /// The JSON body as `T`; 400 with serde's explanation otherwise.
+    pub fn body<T: DeserializeOwned>(&self) -> Result<T> {
+        if self.req.body.is_empty() {
+            return Err(Error::BadRequest("this request needs a JSON body".into()));
+        }
+        serde_json::from_slice(&self.req.body)
+            .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+    }
+
+    /// A query parameter, percent-decoded; the first if repeated.
+    pub fn query(&self, name: &str) -> Option<String> {
+        self.req
+            .query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find_map(|(k, v)| {
+                (percent_decode(k).as_deref() == Some(name))
+                    .then(|| percent_decode(v))
+                    .flatten()
+            })
+    }
+
+    /// `limit` (1..=500, default 50) and `cursor` from the query.
+    pub fn page(&self) -> Result<PageRequest> {
+        let limit = match self.query("limit") {
+            None => 50,
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=500).contains(l))
+                .ok_or_else(|| Error::BadRequest("limit must be a number from 1 to 500".into()))?,
+        };
+        Ok(PageRequest {
+            limit,
+            cursor: self.query("cursor").filter(|c| !c.is_empty()),
+        })
+    }
+}
+
+/// Keyset pagination as requested.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub limit: i64,
+    /// Opaque: the value the previous page returned as `nextCursor`.
+    pub cursor: Option<String>,
+}
+
+/// One page of a list: `{"items": [...], "total": N, "nextCursor": "..."|null}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T: Serialize> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub next_cursor: Option<String>,
+}
+
+/// 200 with a JSON body.
+pub fn ok<T: Serialize>(value: &T) -> Result<Response> {
+    Ok(Response::json(200, value))
+}
+
+/// 201 with a JSON body.
+pub fn created<T: Serialize>(value: &T) -> Result<Response> {
+    Ok(Response::json(201, value))
+}
+
+/// 204.
+pub fn no_content() -> Result<Response> {
+    Ok(Response {
+        status: 204,
+        headers: Vec::new(),
+        body: Vec::new(),
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Matches a route path against a request path; returns the parameters.
+fn match_path(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') => {
+                let value = percent_decode(g)?;
+                if value.is_empty() {
+                    return None;
+                }
+                params.push((w[1..w.len() - 1].to_string(), value));
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+}
+
+fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        .flat_map(|(_, v)| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+fn is_unsafe(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// The CSRF rule for cookie sessions: an `Origin`, if sent, must be this
+/// server, and `X-CSRF-Token` must carry the session's token.
+fn check_csrf(req: &Request, csrf: &str) -> Result<()> {
+    if let Some(origin) = req.header("origin") {
+        let host = req.header("host").unwrap_or("");
+        let scheme = if req.secure { "https" } else { "http" };
+        if origin != format!("{scheme}://{host}") {
+            return Err(Error::Forbidden(
+                "cross-origin request refused (Origin does not match this server)".into(),
+            ));
+        }
+    }
+    let sent = req.header("x-csrf-token").unwrap_or("");
+    let same = sent.len() == csrf.len()
+        && sent
+            .bytes()
+            .zip(csrf.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0;
+    if !same {
+        return Err(Error::Forbidden(
+            "missing or wrong X-CSRF-Token header: send the csrfToken from the login response with cookie-authenticated changes".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn authenticate(api: &Api, req: &Request, now: Millis) -> Result<Authenticated> {
+    if let Some(h) = req.header("authorization") {
+        let token = h
+            .trim()
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Unauthorized(
+                    "malformed Authorization header: expected 'Bearer <token>'".into(),
+                )
+            })?;
+        return crate::auth::authenticate(&api.store, token, now);
+    }
+    let token = cookie(req, SESSION_COOKIE).ok_or_else(|| {
+        Error::Unauthorized("sign in first: POST /api/v1/auth/login, then send the token as 'Authorization: Bearer <token>'".into())
+    })?;
+    let who = crate::auth::authenticate(&api.store, token, now)?;
+    if is_unsafe(&req.method) {
+        if let Via::Session { csrf, .. } = &who.via {
+            check_csrf(req, csrf)?;
+        }
+    }
+    Ok(who)
+}
+
+/// Routes a management request.
+pub fn dispatch(api: &Api, req: &Request) -> Response {
+    let now = now_millis();
+    let mut allowed = Vec::new();
+    let mut found = None;
+    for route in routes() {
+        if let Some(params) = match_path(route.path, &req.path) {
+            if route.method == req.method || (route.method == "GET" && req.method == "HEAD") {
+                found = Some((route, params));
+                break;
+            }
+            allowed.push(route.method);
+        }
+    }
+    let Some((route, params)) = found else {
+        if allowed.is_empty() {
+            return Response::error(
+                404,
+                "not_found",
+                &format!(
+                    "no route for {} {}",
+                    req.method,
+                    req.path.chars().take(100).collect::<String>()
+                ),
+            );
+        }
+        let allow = allowed.join(", ");
+        return Response::error(405, "method_not_allowed", &format!("use {allow}"))
+            .with_header("Allow", &allow);
+    };
+    let mut ctx = Ctx {
+        req,
+        now,
+        params,
+        who: None,
+        audit_actor: None,
+        audit_target: None,
+        set_cookies: Vec::new(),
+    };
+    let result = run(api, route, &mut ctx);
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    for c in std::mem::take(&mut ctx.set_cookies) {
+        resp = resp.with_header("Set-Cookie", &c);
+    }
+    if is_unsafe(&req.method) {
+        let actor = ctx
+            .audit_actor
+            .clone()
+            .or_else(|| ctx.who.as_ref().map(|w| w.principal.username.clone()))
+            .unwrap_or_else(|| "anonymous".into());
+        let action = format!("{} {}", route.method, route.path);
+        let target = ctx.audit_target.clone().unwrap_or_else(|| req.path.clone());
+        let outcome = if resp.status < 400 {
+            "ok".to_string()
+        } else {
+            format!("refused {}", resp.status)
+        };
+        let client = req.peer.ip().to_string();
+        if let Err(e) = api
+            .store
+            .write(|tx| tx.insert_audit(now, &actor, &action, &target, &outcome, &client, "{}"))
+        {
+            log::error!("cannot write the audit entry for {action}: {e}");
+        }
+    }
+    resp.with_header("Cache-Control", "no-store")
+}
+
+fn run(api: &Api, route: &Route, ctx: &mut Ctx) -> Result<Response> {
+    if route.access != Access::Public {
+        let who = authenticate(api, ctx.req, ctx.now)?;
+        if route.access == Access::User && who.principal.must_change_password {
+            return Err(Error::Forbidden(
+                "change your password first: POST /api/v1/auth/change-password".into(),
+            ));
+        }
+        ctx.who = Some(who);
+    }
+    (route.handler)(api, ctx)
+}
+
+/// The management listener's handler: health, the API, and 404 for the rest.
+pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + 'static {
+    move |req: &Request| match req.path.as_str() {
+        "/healthz" if matches!(req.method.as_str(), "GET" | "HEAD") => {
+            Response::json(200, &serde_json::json!({"status": "ok"}))
+        }
+        "/healthz" => {
+            Response::error(405, "method_not_allowed", "use GET").with_header("Allow", "GET")
+        }
+        p if p.starts_with("/api/") => dispatch(&api, req),
+        _ => Response::error(
+            404,
+            "not_found",
+            &format!(
+                "no route for {} {}",
+                req.method,
+                req.path.chars().take(100).collect::<String>()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_with_parameters() {
+        assert_eq!(
+            match_path("/api/v1/projects", "/api/v1/projects"),
+            Some(vec![])
+        );
+        assert_eq!(
+            match_path("/api/v1/projects/{project}", "/api/v1/projects/a%20b"),
+            Some(vec![("project".into(), "a b".into())])
+        );
+        assert_eq!(
+            match_path("/api/v1/projects/{project}", "/api/v1/projects/"),
+            None
+        );
+        assert_eq!(
+            match_path("/api/v1/projects/{project}", "/api/v1/projects/a/b"),
+            None
+        );
+        assert_eq!(percent_decode("%zz"), None);
+    }
+
+    #[test]
+    fn every_route_path_is_unique_per_method() {
+        let mut seen = std::collections::HashSet::new();
+        for r in routes() {
+            assert!(
+                seen.insert((r.method, r.path)),
+                "duplicate route {} {}",
+                r.method,
+                r.path
+            );
+            assert!(r.path.starts_with("/api/v1/"), "{}", r.path);
+        }
+    }
+}

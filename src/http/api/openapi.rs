@@ -1,0 +1,5 @@
+//! (being written)
+
+use super::Route;
+
+pub const ROUTES: &[Route] = &[];
