@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod api_auth;
 mod cli;
 mod connections;
 mod http;

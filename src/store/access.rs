@@ -584,3 +584,14 @@ impl Tx<'_> {
         Ok((rows.collect::<rusqlite::Result<_>>()?, total))
     }
 }
+
+impl Tx<'_> {
+    /// The handle of an environment by id.
+    pub fn environment_handle(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT handle FROM environments WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+}

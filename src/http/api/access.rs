@@ -1,5 +1,719 @@
-//! (being written)
+//! Access control on the management API: users, roles, groups, role
+//! assignments (all need `user:manage`) and the audit log.
 
-use super::Route;
+use std::collections::HashMap;
 
-pub const ROUTES: &[Route] = &[];
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{created, no_content, ok, Access, Api, Ctx, Page, Route};
+use crate::access::{Permission, Scope, Target};
+use crate::auth::{self, User};
+use crate::error::{Error, Result};
+use crate::http::Response;
+use crate::store::{AuditFilter, Tx};
+use crate::time::rfc3339;
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/api/v1/users",
+        access: Access::User,
+        summary: "List users",
+        query: &[],
+        handler: list_users,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/users",
+        access: Access::User,
+        summary: "Create a user",
+        query: &[],
+        handler: create_user,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/users/{user}",
+        access: Access::User,
+        summary: "One user with their role assignments",
+        query: &[],
+        handler: get_user,
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/users/{user}",
+        access: Access::User,
+        summary: "Change a user's display name",
+        query: &[],
+        handler: update_user,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/users/{user}",
+        access: Access::User,
+        summary: "Delete a user",
+        query: &[],
+        handler: delete_user,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/users/{user}/reset-password",
+        access: Access::User,
+        summary: "Give a user a new random password (shown once, must be changed)",
+        query: &[],
+        handler: reset_password,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/roles",
+        access: Access::User,
+        summary: "List roles and their permissions",
+        query: &[],
+        handler: list_roles,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/roles",
+        access: Access::User,
+        summary: "Create a custom role",
+        query: &[],
+        handler: create_role,
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/roles/{role}",
+        access: Access::User,
+        summary: "Change a custom role",
+        query: &[],
+        handler: update_role,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/roles/{role}",
+        access: Access::User,
+        summary: "Delete a custom role",
+        query: &[],
+        handler: delete_role,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/groups",
+        access: Access::User,
+        summary: "List groups and their members",
+        query: &[],
+        handler: list_groups,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/groups",
+        access: Access::User,
+        summary: "Create a group",
+        query: &[],
+        handler: create_group,
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/groups/{group}",
+        access: Access::User,
+        summary: "Rename a group or set its members",
+        query: &[],
+        handler: update_group,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/groups/{group}",
+        access: Access::User,
+        summary: "Delete a group",
+        query: &[],
+        handler: delete_group,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/role-assignments",
+        access: Access::User,
+        summary: "List role assignments",
+        query: &["user", "group"],
+        handler: list_assignments,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/role-assignments",
+        access: Access::User,
+        summary: "Assign a role to a user or group at a scope",
+        query: &[],
+        handler: create_assignment,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/role-assignments/{assignment}",
+        access: Access::User,
+        summary: "Remove a role assignment",
+        query: &[],
+        handler: delete_assignment,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/audit",
+        access: Access::User,
+        summary: "The audit log, newest first",
+        query: &["actor", "action", "since", "until", "limit", "cursor"],
+        handler: audit,
+    },
+];
+
+fn require_user_manage(ctx: &Ctx) -> Result<()> {
+    ctx.require(Permission::UserManage, &Target::organization())
+}
+
+fn user_by_name(tx: &Tx, name: &str) -> Result<crate::store::UserRow> {
+    tx.user_by_name(name)?
+        .ok_or_else(|| Error::NotFound(format!("no user named '{name}'")))
+}
+
+fn id_param(ctx: &Ctx, name: &str) -> Result<i64> {
+    ctx.param(name)
+        .parse()
+        .map_err(|_| Error::NotFound(format!("no {name} '{}'", ctx.param(name))))
+}
+
+// ---- users --------------------------------------------------------------
+
+fn list_users(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let users: Vec<User> = api
+        .store
+        .read(|tx| tx.users())?
+        .iter()
+        .map(|u| User::from_row(u, ctx.now))
+        .collect();
+    ok(&Page {
+        total: users.len() as i64,
+        items: users,
+        next_cursor: None,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewUser {
+    username: String,
+    password: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    must_change_password: bool,
+}
+
+fn create_user(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let body: NewUser = ctx.body()?;
+    ctx.audit_target = Some(format!("user {}", body.username));
+    let user = auth::create_user(
+        &api.store,
+        &body.username,
+        &body.password,
+        None,
+        body.must_change_password,
+        ctx.now,
+    )?;
+    if !body.display_name.is_empty() {
+        api.store
+            .write(|tx| tx.update_user(user.id, body.display_name.trim(), ctx.now))?;
+    }
+    let row = api
+        .store
+        .read(|tx| tx.user(user.id))?
+        .ok_or_else(|| Error::Internal("user vanished".into()))?;
+    created(&User::from_row(&row, ctx.now))
+}
+
+fn get_user(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let (user, assignments) = api.store.read(|tx| {
+        let user = user_by_name(tx, ctx.param("user"))?;
+        let all = assignments_json(tx)?;
+        Ok((user, all))
+    })?;
+    let mine: Vec<Value> = assignments
+        .into_iter()
+        .filter(|a| a["user"] == user.username.as_str())
+        .collect();
+    ok(&json!({"user": User::from_row(&user, ctx.now), "roleAssignments": mine}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UserPatch {
+    display_name: String,
+}
+
+fn update_user(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let body: UserPatch = ctx.body()?;
+    let row = api.store.write(|tx| {
+        let user = user_by_name(tx, ctx.param("user"))?;
+        tx.update_user(user.id, body.display_name.trim(), ctx.now)?;
+        tx.user(user.id)?
+            .ok_or_else(|| Error::Internal("user vanished".into()))
+    })?;
+    ok(&User::from_row(&row, ctx.now))
+}
+
+fn delete_user(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let me = ctx.principal()?.user_id;
+    api.store.write(|tx| {
+        let user = user_by_name(tx, ctx.param("user"))?;
+        if user.id == me {
+            return Err(Error::Conflict("you cannot delete yourself".into()));
+        }
+        tx.delete_user(user.id)
+    })?;
+    no_content()
+}
+
+fn reset_password(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let name = ctx.param("user").to_string();
+    let password = auth::reset_password(&api.store, &name, ctx.now)?;
+    ok(&json!({"username": name, "password": password, "mustChangePassword": true}))
+}
+
+// ---- roles ---------------------------------------------------------------
+
+fn role_json(r: &crate::store::RoleRow) -> Value {
+    json!({
+        "id": r.id, "name": r.name, "description": r.description, "builtin": r.builtin,
+        "permissions": r.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+fn list_roles(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let roles: Vec<Value> = api
+        .store
+        .read(|tx| tx.roles())?
+        .iter()
+        .map(role_json)
+        .collect();
+    ok(
+        &json!({"items": roles, "total": roles.len(), "nextCursor": null,
+               "permissions": Permission::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    permissions: Option<Vec<String>>,
+}
+
+fn parse_permissions(list: &[String]) -> Result<Vec<Permission>> {
+    list.iter()
+        .map(|p| {
+            Permission::parse(p).ok_or_else(|| {
+                let all: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+                Error::Unprocessable(format!(
+                    "unknown permission '{p}'; known: {}",
+                    all.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+fn check_name(what: &str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(Error::BadRequest(format!(
+            "a {what} needs a name of 1 to 100 characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+fn create_role(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let body: RoleBody = ctx.body()?;
+    let name = check_name("role", &body.name)?;
+    let perms = parse_permissions(body.permissions.as_deref().unwrap_or_default())?;
+    ctx.audit_target = Some(format!("role {name}"));
+    let role = api.store.write(|tx| {
+        if tx
+            .roles()?
+            .iter()
+            .any(|r| r.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(Error::Conflict(format!("a role named '{name}' exists")));
+        }
+        let id = tx.insert_role(&name, body.description.trim(), &perms, ctx.now)?;
+        tx.roles()?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| Error::Internal("role vanished".into()))
+    })?;
+    created(&role_json(&role))
+}
+
+fn custom_role(tx: &Tx, id: i64) -> Result<crate::store::RoleRow> {
+    let role = tx
+        .roles()?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Error::NotFound(format!("no role {id}")))?;
+    if role.builtin {
+        return Err(Error::Conflict(format!(
+            "'{}' is a built-in role and cannot be changed",
+            role.name
+        )));
+    }
+    Ok(role)
+}
+
+fn update_role(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let id = id_param(ctx, "role")?;
+    let body: RoleBody = ctx.body()?;
+    let name = check_name("role", &body.name)?;
+    let perms = body
+        .permissions
+        .as_deref()
+        .map(parse_permissions)
+        .transpose()?;
+    let role = api.store.write(|tx| {
+        custom_role(tx, id)?;
+        tx.update_role(id, &name, body.description.trim())?;
+        if let Some(perms) = &perms {
+            tx.set_role_permissions(id, perms)?;
+        }
+        custom_role(tx, id)
+    })?;
+    ok(&role_json(&role))
+}
+
+fn delete_role(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let id = id_param(ctx, "role")?;
+    api.store.write(|tx| {
+        custom_role(tx, id)?;
+        tx.delete_role(id)
+    })?;
+    no_content()
+}
+
+// ---- groups --------------------------------------------------------------
+
+fn groups_json(tx: &Tx) -> Result<Vec<Value>> {
+    let names: HashMap<i64, String> = tx
+        .users()?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
+    Ok(tx
+        .groups()?
+        .iter()
+        .map(|g| {
+            json!({"id": g.id, "name": g.name, "description": g.description,
+                   "members": g.members.iter().filter_map(|m| names.get(m)).collect::<Vec<_>>()})
+        })
+        .collect())
+}
+
+fn list_groups(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let groups = api.store.read(groups_json)?;
+    ok(&json!({"items": groups, "total": groups.len(), "nextCursor": null}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    name: Option<String>,
+    description: Option<String>,
+    members: Option<Vec<String>>,
+}
+
+fn member_ids(tx: &Tx, names: &[String]) -> Result<Vec<i64>> {
+    names.iter().map(|n| Ok(user_by_name(tx, n)?.id)).collect()
+}
+
+fn create_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let body: GroupBody = ctx.body()?;
+    let name = check_name("group", body.name.as_deref().unwrap_or(""))?;
+    ctx.audit_target = Some(format!("group {name}"));
+    let group = api.store.write(|tx| {
+        if tx
+            .groups()?
+            .iter()
+            .any(|g| g.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(Error::Conflict(format!("a group named '{name}' exists")));
+        }
+        let id = tx.insert_group(
+            &name,
+            body.description.as_deref().unwrap_or("").trim(),
+            ctx.now,
+        )?;
+        let members = member_ids(tx, body.members.as_deref().unwrap_or_default())?;
+        tx.set_group_members(id, &members)?;
+        groups_json(tx)?
+            .into_iter()
+            .find(|g| g["id"] == id)
+            .ok_or_else(|| Error::Internal("group vanished".into()))
+    })?;
+    created(&group)
+}
+
+fn update_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let id = id_param(ctx, "group")?;
+    let body: GroupBody = ctx.body()?;
+    let group = api.store.write(|tx| {
+        let g = tx
+            .groups()?
+            .into_iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| Error::NotFound(format!("no group {id}")))?;
+        let name = match &body.name {
+            Some(n) => check_name("group", n)?,
+            None => g.name.clone(),
+        };
+        tx.update_group(
+            id,
+            &name,
+            body.description.as_deref().unwrap_or(&g.description).trim(),
+        )?;
+        if let Some(m) = &body.members {
+            let ids = member_ids(tx, m)?;
+            tx.set_group_members(id, &ids)?;
+        }
+        groups_json(tx)?
+            .into_iter()
+            .find(|g| g["id"] == id)
+            .ok_or_else(|| Error::Internal("group vanished".into()))
+    })?;
+    ok(&group)
+}
+
+fn delete_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let id = id_param(ctx, "group")?;
+    if !api.store.write(|tx| tx.delete_group(id))? {
+        return Err(Error::NotFound(format!("no group {id}")));
+    }
+    no_content()
+}
+
+// ---- role assignments ------------------------------------------------------
+
+fn assignments_json(tx: &Tx) -> Result<Vec<Value>> {
+    let users: HashMap<i64, String> = tx
+        .users()?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
+    let groups: HashMap<i64, String> = tx.groups()?.into_iter().map(|g| (g.id, g.name)).collect();
+    let roles: HashMap<i64, String> = tx.roles()?.into_iter().map(|r| (r.id, r.name)).collect();
+    let mut out = Vec::new();
+    for a in tx.assignments()? {
+        let scope = match a.scope {
+            Scope::Organization => json!({"type": "organization"}),
+            Scope::Project(id) => {
+                json!({"type": "project", "project": tx.project(id)?.map(|p| p.handle)})
+            }
+            Scope::Environment(id) => {
+                json!({"type": "environment", "environment": tx.environment_handle(id)?})
+            }
+            Scope::Integration(id) => {
+                let i = tx.integration(id)?;
+                let p = match &i {
+                    Some(i) => tx.project(i.project_id)?.map(|p| p.handle),
+                    None => None,
+                };
+                json!({"type": "integration", "project": p, "integration": i.map(|i| i.handle)})
+            }
+        };
+        out.push(json!({
+            "id": a.id, "role": roles.get(&a.role_id), "roleId": a.role_id,
+            "user": a.user_id.and_then(|u| users.get(&u)), "group": a.group_id.and_then(|g| groups.get(&g)),
+            "scope": scope, "createdAt": rfc3339(a.created_at),
+        }));
+    }
+    Ok(out)
+}
+
+fn list_assignments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let (user, group) = (ctx.query("user"), ctx.query("group"));
+    let all: Vec<Value> = api
+        .store
+        .read(assignments_json)?
+        .into_iter()
+        .filter(|a| {
+            user.as_deref().is_none_or(|u| a["user"] == u)
+                && group.as_deref().is_none_or(|g| a["group"] == g)
+        })
+        .collect();
+    ok(&json!({"items": all, "total": all.len(), "nextCursor": null}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentBody {
+    role: String,
+    user: Option<String>,
+    group: Option<String>,
+    #[serde(default)]
+    scope: ScopeBody,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ScopeBody {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    project: Option<String>,
+    environment: Option<String>,
+    integration: Option<String>,
+}
+
+fn resolve_scope(tx: &Tx, s: &ScopeBody) -> Result<Scope> {
+    let missing = |what: &str| Error::BadRequest(format!("a {what} scope needs '{what}'"));
+    let project = |tx: &Tx| -> Result<crate::catalog::Project> {
+        let h = s.project.as_deref().ok_or_else(|| missing("project"))?;
+        tx.project_by_handle(&crate::catalog::normalize_handle(h))?
+            .ok_or_else(|| Error::NotFound(format!("no project '{h}'")))
+    };
+    match s.kind.as_deref().unwrap_or("organization") {
+        "organization" => Ok(Scope::Organization),
+        "project" => Ok(Scope::Project(project(tx)?.id)),
+        "environment" => {
+            let h = s
+                .environment
+                .as_deref()
+                .ok_or_else(|| missing("environment"))?;
+            let e = tx
+                .environment_by_handle(&crate::catalog::normalize_handle(h))?
+                .ok_or_else(|| Error::NotFound(format!("no environment '{h}'")))?;
+            Ok(Scope::Environment(e.id))
+        }
+        "integration" => {
+            let p = project(tx)?;
+            let h = s
+                .integration
+                .as_deref()
+                .ok_or_else(|| missing("integration"))?;
+            let i = tx
+                .integration_by_handle(p.id, &crate::catalog::normalize_handle(h))?
+                .ok_or_else(|| {
+                    Error::NotFound(format!("no integration '{h}' in project '{}'", p.handle))
+                })?;
+            Ok(Scope::Integration(i.id))
+        }
+        other => Err(Error::BadRequest(format!(
+            "scope type '{other}' must be organization, project, environment or integration"
+        ))),
+    }
+}
+
+fn create_assignment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let body: AssignmentBody = ctx.body()?;
+    if body.user.is_some() == body.group.is_some() {
+        return Err(Error::BadRequest(
+            "name exactly one of 'user' and 'group'".into(),
+        ));
+    }
+    let value = api.store.write(|tx| {
+        let role = tx
+            .roles()?
+            .into_iter()
+            .find(|r| r.name.eq_ignore_ascii_case(&body.role) || r.id.to_string() == body.role)
+            .ok_or_else(|| Error::NotFound(format!("no role '{}'", body.role)))?;
+        let user = body
+            .user
+            .as_deref()
+            .map(|u| user_by_name(tx, u).map(|u| u.id))
+            .transpose()?;
+        let group = match body.group.as_deref() {
+            Some(g) => Some(
+                tx.groups()?
+                    .into_iter()
+                    .find(|x| x.name == g)
+                    .ok_or_else(|| Error::NotFound(format!("no group '{g}'")))?
+                    .id,
+            ),
+            None => None,
+        };
+        let scope = resolve_scope(tx, &body.scope)?;
+        let id = tx.insert_assignment(role.id, user, group, scope, ctx.now)?;
+        assignments_json(tx)?
+            .into_iter()
+            .find(|a| a["id"] == id)
+            .ok_or_else(|| Error::Internal("assignment vanished".into()))
+    })?;
+    ctx.audit_target = Some(format!("role assignment {}", value["id"]));
+    created(&value)
+}
+
+fn delete_assignment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let id = id_param(ctx, "assignment")?;
+    if !api.store.write(|tx| tx.delete_assignment(id))? {
+        return Err(Error::NotFound(format!("no role assignment {id}")));
+    }
+    no_content()
+}
+
+// ---- audit -----------------------------------------------------------------
+
+fn parse_time(ctx: &Ctx, name: &str) -> Result<Option<i64>> {
+    ctx.query(name)
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map(|d| d.timestamp_millis())
+                .map_err(|_| {
+                    Error::BadRequest(format!(
+                        "{name} must be an RFC 3339 time such as 2026-11-23T12:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn audit(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let page = ctx.page()?;
+    let before = page
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| Error::BadRequest("cursor is not one this API returned".into()))
+        })
+        .transpose()?;
+    let filter = AuditFilter {
+        actor: ctx.query("actor"),
+        action: ctx.query("action"),
+        since: parse_time(ctx, "since")?,
+        until: parse_time(ctx, "until")?,
+        before,
+        limit: page.limit,
+    };
+    let (rows, total) = api.store.read(|tx| tx.audit(&filter))?;
+    let next = (rows.len() as i64 == page.limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target,
+                   "outcome": r.outcome, "client": r.client})
+        })
+        .collect();
+    ok(&json!({"items": items, "total": total, "nextCursor": next}))
+}

@@ -1,0 +1,442 @@
+//! Authentication and access control on the management API: the first
+//! admin, login, lock-out, logout, API tokens, CSRF on cookie sessions,
+//! users/roles/groups/assignments, audit, and the route table's guarantees.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::{assert_error, wait_for, ApiClient, TestServer, TEST_PASSWORD};
+
+#[test]
+fn the_first_admin_must_change_the_initial_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = TestServer::start(&[]);
+    let file = s.data_dir.join("initial-admin-password");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let initial = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(initial.len() >= 16);
+    assert_eq!(
+        s.log_text().matches(&initial).count(),
+        1,
+        "logged exactly once"
+    );
+    let r = s.login("admin", &initial);
+    assert_eq!(r.status, 200, "{}", r.json());
+    let body = r.json();
+    assert_eq!(body["user"]["mustChangePassword"], true);
+    assert!(body["expiresAt"].as_str().unwrap().ends_with('Z'));
+    let mut admin = ApiClient {
+        client: s.management_client(),
+        token: body["token"].as_str().unwrap().into(),
+    };
+    // Everything but the password change is refused until it is done.
+    assert_error(&admin.get("/api/v1/users"), 403, "forbidden");
+    assert_eq!(admin.get("/api/v1/auth/me").status, 200);
+    let weak = admin.post(
+        "/api/v1/auth/change-password",
+        &json!({"currentPassword": initial, "newPassword": "short"}),
+    );
+    assert_error(&weak, 422, "unprocessable");
+    let wrong = admin.post(
+        "/api/v1/auth/change-password",
+        &json!({"currentPassword": "nope", "newPassword": "a-long-new-password"}),
+    );
+    assert_error(&wrong, 403, "forbidden");
+    let r = admin.post(
+        "/api/v1/auth/change-password",
+        &json!({"currentPassword": initial, "newPassword": "a-long-new-password"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.json());
+    assert_eq!(
+        admin.get("/api/v1/users").status,
+        200,
+        "the same session continues"
+    );
+    assert_error(&s.login("admin", &initial), 401, "unauthorized");
+    assert_eq!(s.login("admin", "a-long-new-password").status, 200);
+    // A restart does not create another admin or rewrite the file.
+    drop(admin);
+}
+
+#[test]
+fn five_failed_logins_lock_the_account_with_retry_after() {
+    let s = TestServer::start(&[]);
+    s.create_user("alice", Some("Viewer"));
+    for _ in 0..5 {
+        assert_error(&s.login("alice", "wrong-password"), 401, "unauthorized");
+    }
+    let r = s.login("alice", TEST_PASSWORD);
+    assert_error(&r, 429, "too_many_requests");
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Unknown users get the same answer as wrong passwords.
+    assert_error(&s.login("nobody", "wrong-password"), 401, "unauthorized");
+    // Every attempt is in the audit log, with the user name and client address.
+    let mut admin = s.admin();
+    let log = admin.get("/api/v1/audit?actor=alice&limit=100").json();
+    let attempts: Vec<&Value> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "POST /api/v1/auth/login")
+        .collect();
+    assert_eq!(attempts.len(), 6, "{log}");
+    assert!(attempts.iter().all(|e| e["client"] == "127.0.0.1"));
+    assert_eq!(attempts[0]["outcome"], "refused 429");
+    assert_eq!(attempts[1]["outcome"], "refused 401");
+}
+
+#[test]
+fn logout_ends_the_session() {
+    let s = TestServer::start(&[]);
+    let mut v = s.api_as("viewer", Some("Viewer"));
+    assert_eq!(v.get("/api/v1/auth/me").status, 200);
+    let r = v.post("/api/v1/auth/logout", &json!({}));
+    assert_eq!(r.status, 204);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_error(&v.get("/api/v1/auth/me"), 401, "unauthorized");
+}
+
+#[test]
+fn api_tokens_are_shown_once_work_expire_and_can_be_revoked() {
+    let s = TestServer::start(&[]);
+    let mut dev = s.api_as("dev", Some("Developer"));
+    let r = dev.post("/api/v1/auth/tokens", &json!({"name": "ci pipeline"}));
+    assert_eq!(r.status, 201, "{}", r.json());
+    let created = r.json();
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("icpt_"));
+    let list = dev.get("/api/v1/auth/tokens").json();
+    assert_eq!(list["items"][0]["name"], "ci pipeline");
+    assert!(!list.to_string().contains(&token) && list["items"][0].get("token").is_none());
+    let mut script = ApiClient {
+        client: s.management_client(),
+        token: token.clone(),
+    };
+    let me = script.get("/api/v1/auth/me");
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["user"]["username"], "dev");
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(dev.delete(&format!("/api/v1/auth/tokens/{id}")).status, 204);
+    assert_error(&script.get("/api/v1/auth/me"), 401, "unauthorized");
+    assert_error(
+        &dev.delete(&format!("/api/v1/auth/tokens/{id}")),
+        404,
+        "not_found",
+    );
+    // Expiry.
+    let short = dev
+        .post(
+            "/api/v1/auth/tokens",
+            &json!({"name": "short", "expiresIn": "1s"}),
+        )
+        .json();
+    let mut brief = ApiClient {
+        client: s.management_client(),
+        token: short["token"].as_str().unwrap().into(),
+    };
+    assert_eq!(brief.get("/api/v1/auth/me").status, 200);
+    wait_for("token expiry", Duration::from_secs(5), || {
+        brief.get("/api/v1/auth/me").status == 401
+    });
+    // Garbage tokens.
+    let mut bad = ApiClient {
+        client: s.management_client(),
+        token: "icpt_00000000_nope".into(),
+    };
+    assert_error(&bad.get("/api/v1/auth/me"), 401, "unauthorized");
+}
+
+#[test]
+fn cookie_sessions_need_the_csrf_token_for_changes() {
+    let s = TestServer::start(&[]);
+    s.create_user("ops", Some("Super Admin"));
+    let r = s.login("ops", TEST_PASSWORD);
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_string();
+    let csrf = r.json()["csrfToken"].as_str().unwrap().to_string();
+    let mut c = s.management_client();
+    let host = s.management_url.trim_start_matches("https://").to_string();
+    let origin = format!("https://{host}");
+    let body = json!({"name": "readers"}).to_string();
+    let get = c
+        .request("GET", "/api/v1/groups", &[("Cookie", &session)], b"")
+        .unwrap();
+    assert_eq!(get.status, 200, "reads need no CSRF token");
+    let no_token = c
+        .request(
+            "POST",
+            "/api/v1/groups",
+            &[("Cookie", &session)],
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_error(&no_token, 403, "forbidden");
+    let wrong_origin = c
+        .request(
+            "POST",
+            "/api/v1/groups",
+            &[
+                ("Cookie", &session),
+                ("X-CSRF-Token", &csrf),
+                ("Origin", "https://evil.example"),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_error(&wrong_origin, 403, "forbidden");
+    let wrong_token = c
+        .request(
+            "POST",
+            "/api/v1/groups",
+            &[("Cookie", &session), ("X-CSRF-Token", "x")],
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_error(&wrong_token, 403, "forbidden");
+    let ok = c
+        .request(
+            "POST",
+            "/api/v1/groups",
+            &[
+                ("Cookie", &session),
+                ("X-CSRF-Token", &csrf),
+                ("Origin", &origin),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(ok.status, 201, "{}", ok.json());
+}
+
+#[test]
+fn every_route_but_login_health_and_openapi_refuses_anonymous_requests() {
+    let s = TestServer::start(&[]);
+    let mut c = s.management_client();
+    let mut public = Vec::new();
+    for route in icpd::http::api::routes() {
+        let path: String = route
+            .path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let r = c
+            .request(
+                route.method,
+                &path,
+                &[("Content-Type", "application/json")],
+                b"{}",
+            )
+            .unwrap();
+        if r.status == 401 {
+            assert_eq!(r.json()["error"]["code"], "unauthorized");
+        } else {
+            public.push(route.path);
+        }
+    }
+    assert_eq!(public, ["/api/v1/auth/login", "/api/v1/openapi.json"]);
+    assert_eq!(c.request("GET", "/healthz", &[], b"").unwrap().status, 200);
+    assert!(icpd::http::api::routes().count() > 20);
+}
+
+#[test]
+fn the_openapi_document_lists_every_route() {
+    let s = TestServer::start(&[]);
+    let doc = s
+        .management_client()
+        .request("GET", "/api/v1/openapi.json", &[], b"")
+        .unwrap()
+        .json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for route in icpd::http::api::routes() {
+        let op = &doc["paths"][route.path][route.method.to_lowercase()];
+        assert!(
+            op.is_object(),
+            "{} {} missing from openapi.json",
+            route.method,
+            route.path
+        );
+        assert_eq!(op["summary"], route.summary);
+    }
+}
+
+#[test]
+fn only_user_managers_manage_users_roles_groups_and_assignments() {
+    let s = TestServer::start(&[]);
+    let mut root = s.admin();
+    let mut admin = s.api_as("adm", Some("Admin"));
+    for path in [
+        "/api/v1/users",
+        "/api/v1/roles",
+        "/api/v1/groups",
+        "/api/v1/role-assignments",
+        "/api/v1/audit",
+    ] {
+        assert_error(&admin.get(path), 403, "forbidden");
+        assert_eq!(root.get(path).status, 200, "{path}");
+    }
+    assert_error(
+        &admin.post(
+            "/api/v1/users",
+            &json!({"username": "x", "password": "long-enough-pw"}),
+        ),
+        403,
+        "forbidden",
+    );
+
+    // Users.
+    let r = root.post(
+        "/api/v1/users",
+        &json!({"username": "carol", "password": "long-enough-pw", "displayName": "Carol"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_error(
+        &root.post(
+            "/api/v1/users",
+            &json!({"username": "carol", "password": "long-enough-pw"}),
+        ),
+        409,
+        "conflict",
+    );
+    assert_error(
+        &root.post(
+            "/api/v1/users",
+            &json!({"username": "bad name", "password": "long-enough-pw"}),
+        ),
+        400,
+        "bad_request",
+    );
+    assert_error(
+        &root.post(
+            "/api/v1/users",
+            &json!({"username": "dave", "password": "short"}),
+        ),
+        422,
+        "unprocessable",
+    );
+    assert_eq!(
+        root.patch("/api/v1/users/carol", &json!({"displayName": "Carol C."}))
+            .json()["displayName"],
+        "Carol C."
+    );
+    let reset = root
+        .post("/api/v1/users/carol/reset-password", &json!({}))
+        .json();
+    let carol = s.login("carol", reset["password"].as_str().unwrap()).json();
+    assert_eq!(carol["user"]["mustChangePassword"], true);
+    assert_error(&root.delete("/api/v1/users/root"), 409, "conflict");
+
+    // A custom role, a group with carol, and a project-scoped assignment through the group.
+    let role = root
+        .post(
+            "/api/v1/roles",
+            &json!({"name": "Auditor", "permissions": ["observability:view", "project:view"]}),
+        )
+        .json();
+    assert_eq!(role["builtin"], false);
+    assert_error(
+        &root.post(
+            "/api/v1/roles",
+            &json!({"name": "X", "permissions": ["fly"]}),
+        ),
+        422,
+        "unprocessable",
+    );
+    let roles = root.get("/api/v1/roles").json();
+    let builtin = roles["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Viewer")
+        .unwrap()["id"]
+        .clone();
+    assert_error(
+        &root.delete(&format!("/api/v1/roles/{builtin}")),
+        409,
+        "conflict",
+    );
+    let group = root
+        .post(
+            "/api/v1/groups",
+            &json!({"name": "auditors", "members": ["carol"]}),
+        )
+        .json();
+    assert_eq!(group["members"], json!(["carol"]));
+    s.secret("dev", Some(("shop", "cart")));
+    let a = root.post("/api/v1/role-assignments", &json!({"role": "Auditor", "group": "auditors", "scope": {"type": "project", "project": "shop"}}));
+    assert_eq!(a.status, 201, "{}", a.json());
+    assert_eq!(
+        a.json()["scope"],
+        json!({"type": "project", "project": "shop"})
+    );
+    assert_error(
+        &root.post("/api/v1/role-assignments", &json!({"role": "Auditor", "user": "carol", "scope": {"type": "project", "project": "nope"}})),
+        404,
+        "not_found",
+    );
+    assert_error(
+        &root.post(
+            "/api/v1/role-assignments",
+            &json!({"role": "Auditor", "user": "carol", "group": "auditors"}),
+        ),
+        400,
+        "bad_request",
+    );
+    let mut carol_api = ApiClient {
+        client: s.management_client(),
+        token: carol["token"].as_str().unwrap().into(),
+    };
+    let me = carol_api.get("/api/v1/auth/me").json();
+    let perms = &me["permissions"][0];
+    assert_eq!(perms["scope"], "project");
+    assert_eq!(
+        perms["permissions"],
+        json!(["project:view", "observability:view"])
+    );
+    let id = a.json()["id"].clone();
+    assert_eq!(
+        root.delete(&format!("/api/v1/role-assignments/{id}"))
+            .status,
+        204
+    );
+    assert!(carol_api.get("/api/v1/auth/me").json()["permissions"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Every change above is in the audit log, attributed to root.
+    let log = root.get("/api/v1/audit?actor=root&limit=500").json();
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "POST /api/v1/users",
+        "PATCH /api/v1/users/{user}",
+        "POST /api/v1/roles",
+        "POST /api/v1/groups",
+        "POST /api/v1/role-assignments",
+        "DELETE /api/v1/role-assignments/{assignment}",
+    ] {
+        assert!(actions.contains(&want), "{want} not audited: {actions:?}");
+    }
+    // Keyset pagination over the audit log.
+    let first = root.get("/api/v1/audit?limit=2").json();
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let next = first["nextCursor"].as_str().unwrap();
+    let second = root
+        .get(&format!("/api/v1/audit?limit=2&cursor={next}"))
+        .json();
+    assert!(second["items"][0]["id"].as_i64().unwrap() < first["items"][1]["id"].as_i64().unwrap());
+    assert_eq!(first["total"], second["total"]);
+}
