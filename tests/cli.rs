@@ -212,3 +212,68 @@ fn config_file_env_and_flags_follow_their_precedence() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("runtime_lisen"));
 }
+
+#[test]
+fn users_are_managed_from_the_command_line() {
+    use std::io::Write;
+    let d = TestDir::new("users");
+    let create = |name: &str, password: &str, role: Option<&str>| {
+        let mut cmd = crate::harness::icpd();
+        cmd.arg("--data-dir")
+            .arg(&d.path)
+            .args(["user", "create", name, "--password-stdin"]);
+        if let Some(r) = role {
+            cmd.args(["--role", r]);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = create("ops", "a-long-password", Some("Developer"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dup = create("ops", "a-long-password", None);
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let weak = create("weak", "short", None);
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 10 characters"));
+    let bad_role = create("r", "a-long-password", Some("Wizard"));
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("no role named 'Wizard'"));
+    let no_stdin_flag = cli(&d.path, &["user", "create", "x"]);
+    assert_eq!(
+        no_stdin_flag.status.code(),
+        Some(2),
+        "the password is only read from stdin"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&run_ok(&d.path, &["user", "list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["username"], "ops");
+    assert_eq!(list[0]["mustChangePassword"], false);
+    let out = cli(&d.path, &["user", "reset-password", "ops"]);
+    assert!(out.status.success());
+    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(password.len() >= 16);
+    assert!(run_ok(&d.path, &["user", "list"]).contains("must change password"));
+    let stored = icpd::store::Store::open(&d.path.join("icp.db")).unwrap();
+    let hash = stored
+        .read(|tx| tx.user_by_name("ops"))
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert!(hash.starts_with("pbkdf2-sha256$600000$"), "{hash}");
+    assert!(icpd::auth::verify_password(&hash, &password));
+}
