@@ -49,6 +49,7 @@ impl Daemon {
         let store = Arc::new(Store::open(&cfg.db_path())?);
         let master_key = Arc::new(MasterKey::load(&cfg.data_dir, true)?);
         let liveness = Arc::new(Liveness::load(&store, cfg.heartbeat_timeout, now_millis())?);
+        let commands = Arc::new(crate::commands::Commands::load(&store, now_millis())?);
         if let Some(password) =
             crate::auth::ensure_initial_admin(&store, &cfg.data_dir, now_millis())?
         {
@@ -86,6 +87,7 @@ impl Daemon {
             liveness: liveness.clone(),
             secrets: crate::secrets::SecretCache::new(),
             token: cfg.token.clone(),
+            commands: commands.clone(),
         });
         let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = http::listen::serve(
@@ -100,6 +102,7 @@ impl Daemon {
             store: store.clone(),
             master_key: protocol_key,
             liveness: liveness.clone(),
+            commands,
             secure: tls.is_some(),
             runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
             cert_path,

@@ -11,6 +11,7 @@ pub mod access;
 pub mod auth;
 pub mod catalog;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod error;

@@ -86,6 +86,11 @@ impl HeartbeatResponse {
             supported_heartbeat_fields: SUPPORTED_FIELDS,
         }
     }
+
+    /// The same response carrying these control commands.
+    pub fn with_commands(self, commands: Vec<Value>) -> HeartbeatResponse {
+        HeartbeatResponse { commands, ..self }
+    }
 }
 
 fn bad(msg: impl Into<String>) -> Error {

@@ -4,7 +4,9 @@
 //! [`Protocol`] is what the runtime listener's handlers call. Each method
 //! authenticates first (so a bad token is a 401 whatever the body), then
 //! decodes and validates (400), then acts. The delta path touches memory
-//! only: the secret comes from the [`SecretCache`], liveness from memory.
+//! only: the secret comes from the [`SecretCache`], liveness and due control
+//! commands from memory. A full heartbeat also reconciles the runtime's
+//! control commands with what it now reports, in the same transaction.
 
 pub mod heartbeat;
 pub mod token;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::commands::{Beat, Commands, Reported};
 use crate::config::TokenConfig;
 use crate::error::{Error, Result};
 use crate::liveness::{DeltaOutcome, FullBeat, Liveness};
@@ -30,6 +33,8 @@ pub struct Protocol {
     pub liveness: Arc<Liveness>,
     pub secrets: SecretCache,
     pub token: TokenConfig,
+    /// Pending control commands and their convergence.
+    pub commands: Arc<Commands>,
 }
 
 /// `POST /icp/commandResult`.
@@ -59,9 +64,23 @@ impl Protocol {
         let secret = self.authenticate(authorization, now)?;
         let hb: FullHeartbeat = heartbeat::decode(body)?;
         hb.validate()?;
-        let reg = self
-            .store
-            .write(|tx| heartbeat::register(tx, &self.liveness, &secret, &hb, now))?;
+        // The ordering lock keeps the command table in commit order with
+        // operators' requests (see `commands`).
+        let order = self.commands.order();
+        let (reg, changes) = self.store.write(|tx| {
+            let reg = heartbeat::register(tx, &self.liveness, &secret, &hb, now)?;
+            let beat = Beat {
+                runtime_id: &hb.runtime_id,
+                integration_id: reg.integration_id,
+                environment_id: reg.environment_id,
+                reported: Reported::new(hb.artifacts.as_ref(), hb.log_levels.as_ref()),
+                replaced: &reg.replaced,
+            };
+            let changes = self.commands.reconcile(tx, &beat, now)?;
+            Ok((reg, changes))
+        })?;
+        self.commands.apply(changes, now);
+        drop(order);
         if reg.created {
             // Handles are normalised and the name is debug-quoted: a runtime
             // cannot forge log lines.
@@ -103,7 +122,7 @@ impl Protocol {
             &reg.replaced,
             now,
         );
-        Ok(HeartbeatResponse::ok(false))
+        Ok(HeartbeatResponse::ok(false).with_commands(self.commands.due(&hb.runtime_id, now)))
     }
 
     /// A delta heartbeat: memory only.
@@ -118,7 +137,8 @@ impl Protocol {
         hb.validate()?;
         match self.liveness.delta(&hb.runtime_id, &secret.key_id, &hb.runtime_hash, now) {
             DeltaOutcome::Unknown => Ok(HeartbeatResponse::ok(true)),
-            DeltaOutcome::Accepted { full_required } => Ok(HeartbeatResponse::ok(full_required)),
+            DeltaOutcome::Accepted { full_required } => Ok(HeartbeatResponse::ok(full_required)
+                .with_commands(self.commands.due(&hb.runtime_id, now))),
             DeltaOutcome::OtherSecret => Err(Error::Forbidden(format!(
                 "runtime {} was registered under another secret; a delta heartbeat must use the same secret",
                 hb.runtime_id
