@@ -192,6 +192,16 @@ impl Liveness {
         }
     }
 
+    /// Forgets a runtime an operator deleted, with anything queued for it,
+    /// so its next delta heartbeat is answered with `fullHeartbeatRequired`.
+    pub fn remove(&self, runtime_id: &str) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        st.runtimes.remove(runtime_id);
+        st.seen.remove(runtime_id);
+        st.transitions.retain(|t| t.runtime_id != runtime_id);
+    }
+
     /// Marks runtimes OFFLINE whose last heartbeat is older than the timeout.
     /// A named runtime that goes OFFLINE while another RUNNING runtime holds
     /// its name (a node restarted with a new runtimeId) is deleted instead.

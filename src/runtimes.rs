@@ -3,14 +3,18 @@
 //!
 //! Registration itself is the bridge protocol's business (`protocol/`), and
 //! liveness lives in memory (`liveness.rs`); this module holds the shared
-//! types and the read side.
+//! types, the read side, and the operator's delete (which also forgets the
+//! runtime in liveness, so it must re-register with a full heartbeat).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::access::{Permission, Principal, Target};
+use crate::catalog::{normalize_handle, Keyset, Listing, Visibility};
 use crate::error::{Error, Result};
+use crate::liveness::Liveness;
 use crate::store::Store;
 use crate::time::{serialize_rfc3339, Millis};
 
@@ -195,4 +199,103 @@ pub fn show(store: &Store, runtime_id: &str) -> Result<RuntimeDetail> {
             ))
         })
     })
+}
+
+// ---- management API ------------------------------------------------------
+
+/// Filters of `GET /api/v1/runtimes`; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeQuery {
+    pub environment: Option<String>,
+    pub project: Option<String>,
+    pub integration: Option<String>,
+    pub status: Option<Status>,
+    /// `BI` or `MI`.
+    pub runtime_type: Option<String>,
+    /// Text to find in the runtime id or node name (case-insensitive).
+    pub text: Option<String>,
+}
+
+/// What deleting a runtime did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeDeleted {
+    pub runtime_id: String,
+    /// The secret revoked with it, when asked for.
+    pub revoked_secret: Option<String>,
+}
+
+fn no_runtime(runtime_id: &str) -> Error {
+    Error::NotFound(format!(
+        "no runtime '{runtime_id}' that you may see; GET /api/v1/runtimes lists them"
+    ))
+}
+
+/// A page of the runtimes `principal` may view (`integration:view`), by runtime id.
+pub fn page(
+    store: &Store,
+    principal: &Principal,
+    query: &RuntimeQuery,
+    page: &Keyset,
+) -> Result<Listing<RuntimeRecord>> {
+    let handle = |h: &Option<String>| h.as_deref().map(normalize_handle);
+    let q = RuntimeQuery {
+        environment: handle(&query.environment),
+        project: handle(&query.project),
+        integration: handle(&query.integration),
+        ..query.clone()
+    };
+    let vis = Visibility::of(principal, Permission::IntegrationView);
+    let (rows, total) =
+        store.read(|tx| tx.runtime_page(&vis, &q, page.after.as_deref(), page.limit + 1))?;
+    Ok(Listing::new(rows, total, page.limit, |r| {
+        r.runtime_id.clone()
+    }))
+}
+
+/// The access target of a runtime `principal` may view; 404 otherwise.
+pub fn visible_target(store: &Store, principal: &Principal, runtime_id: &str) -> Result<Target> {
+    store
+        .read(|tx| tx.runtime_target(runtime_id))?
+        .filter(|t| principal.has(Permission::IntegrationView, t))
+        .ok_or_else(|| no_runtime(runtime_id))
+}
+
+/// Deletes a runtime from SQLite and from the liveness table, so its next
+/// delta heartbeat is told to send a full one. With `revoke_secret`, also
+/// revokes its secret, unless another runtime still uses it (a conflict;
+/// nothing is deleted then).
+pub fn delete(
+    store: &Store,
+    liveness: &Liveness,
+    runtime_id: &str,
+    revoke_secret: bool,
+    now: Millis,
+) -> Result<RuntimeDeleted> {
+    let deleted = store.write(|tx| {
+        let r = tx.runtime(runtime_id)?.ok_or_else(|| no_runtime(runtime_id))?;
+        let mut revoked_secret = None;
+        if revoke_secret {
+            let others: Vec<String> = tx
+                .runtimes_using_key(&r.key_id)?
+                .into_iter()
+                .filter(|id| id != runtime_id)
+                .collect();
+            if !others.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "secret {} is also used by runtime(s) {}; delete without revokeSecret, or delete those first",
+                    r.key_id,
+                    others.join(", ")
+                )));
+            }
+            tx.revoke_secret(&r.key_id, now)?;
+            revoked_secret = Some(r.key_id.clone());
+        }
+        tx.delete_runtime(runtime_id)?;
+        Ok(RuntimeDeleted {
+            runtime_id: runtime_id.to_string(),
+            revoked_secret,
+        })
+    })?;
+    liveness.remove(runtime_id);
+    Ok(deleted)
 }

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::catalog;
+use crate::access::{Permission, Principal, Target};
+use crate::catalog::{self, Keyset, Listing, Visibility};
 use crate::error::{Error, Result};
 use crate::master_key::{random_bytes, MasterKey};
 use crate::store::Store;
@@ -314,4 +315,140 @@ pub fn config_snippet(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- management API ------------------------------------------------------
+
+/// `POST /api/v1/secrets`. Unlike the CLI, the API binds only to an
+/// integration that exists (creating projects is a permission of its own).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretRequest {
+    pub environment: String,
+    pub project: Option<String>,
+    pub integration: Option<String>,
+    pub runtime_type: Option<String>,
+    /// e.g. `30d`; absent = never expires.
+    pub expires_in: Option<String>,
+}
+
+impl SecretRequest {
+    /// The access target the secret would have: its environment (with the
+    /// critical flag) and, when bound, project and integration. 404 when
+    /// one of them does not exist.
+    pub fn target(&self, store: &Store) -> Result<Target> {
+        let env = catalog::normalize_handle(&self.environment);
+        store.read(|tx| {
+            let e = tx.environment_by_handle(&env)?.ok_or_else(|| {
+                Error::NotFound(format!("environment '{}' does not exist", self.environment))
+            })?;
+            let mut t = Target {
+                environment: Some(e.id),
+                critical: e.critical,
+                ..Target::default()
+            };
+            match (&self.project, &self.integration) {
+                (None, None) => {}
+                (Some(p), Some(i)) => {
+                    let (ph, ih) = (catalog::normalize_handle(p), catalog::normalize_handle(i));
+                    let i = tx.integration_info(&ph, &ih)?.ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "no integration '{ih}' in project '{ph}'; create it first"
+                        ))
+                    })?;
+                    t.project = Some(i.project_id);
+                    t.integration = Some(i.id);
+                }
+                _ => {
+                    return Err(Error::BadRequest(
+                        "give both project and integration for a bound secret, or neither for an unbound one".into(),
+                    ))
+                }
+            }
+            Ok(t)
+        })
+    }
+
+    /// The request in the terms of [`create`].
+    pub fn new_secret(&self) -> Result<NewSecret> {
+        let ttl = self
+            .expires_in
+            .as_deref()
+            .map(crate::config::parse_duration)
+            .transpose()
+            .map_err(|e| Error::BadRequest(format!("expiresIn: {e}")))?;
+        Ok(NewSecret {
+            environment: self.environment.clone(),
+            binding: self.project.clone().zip(self.integration.clone()),
+            runtime_type: self.runtime_type.clone(),
+            ttl,
+        })
+    }
+}
+
+/// Filters of `GET /api/v1/secrets`; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct SecretQuery {
+    pub environment: Option<String>,
+    pub project: Option<String>,
+    pub integration: Option<String>,
+    /// `active`, `revoked` or `expired`.
+    pub status: Option<String>,
+}
+
+/// A page of the secrets `principal` may view (`integration:view` on their
+/// environment, project or integration), newest first, without key material.
+pub fn page(
+    store: &Store,
+    principal: &Principal,
+    query: &SecretQuery,
+    page: &Keyset,
+    now: Millis,
+) -> Result<Listing<SecretRecord>> {
+    if let Some(s) = &query.status {
+        if !matches!(s.as_str(), "active" | "revoked" | "expired") {
+            return Err(Error::BadRequest(format!(
+                "status '{s}' must be active, revoked or expired"
+            )));
+        }
+    }
+    let after = match &page.after {
+        None => None,
+        Some(a) => {
+            let (at, key) = a.split_once(':').ok_or_else(catalog::bad_cursor)?;
+            Some((
+                at.parse::<i64>().map_err(|_| catalog::bad_cursor())?,
+                key.to_string(),
+            ))
+        }
+    };
+    let handle = |h: &Option<String>| h.as_deref().map(catalog::normalize_handle);
+    let q = SecretQuery {
+        environment: handle(&query.environment),
+        project: handle(&query.project),
+        integration: handle(&query.integration),
+        status: query.status.clone(),
+    };
+    let vis = Visibility::of(principal, Permission::IntegrationView);
+    let (rows, total) =
+        store.read(|tx| tx.secret_page(&vis, &q, after.as_ref(), page.limit + 1, now))?;
+    let records = rows.iter().map(|s| s.record(now)).collect();
+    Ok(Listing::new(
+        records,
+        total,
+        page.limit,
+        |s: &SecretRecord| format!("{}:{}", s.created_at, s.key_id),
+    ))
+}
+
+/// The access target of a secret `principal` may view; 404 otherwise.
+pub fn visible_target(store: &Store, principal: &Principal, key_id: &str) -> Result<Target> {
+    store
+        .read(|tx| tx.secret_target(key_id))?
+        .filter(|t| principal.has(Permission::IntegrationView, t))
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "no secret '{key_id}' that you may see; GET /api/v1/secrets lists them"
+            ))
+        })
 }

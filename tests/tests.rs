@@ -6,6 +6,8 @@
 mod harness;
 
 mod api_auth;
+mod api_commands;
+mod api_resources;
 mod cli;
 mod connections;
 mod http;

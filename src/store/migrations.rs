@@ -238,10 +238,62 @@ CREATE INDEX audit_log_by_time ON audit_log (at);
     },
     Migration {
         name: "resources",
-        sql: "-- reserved",
+        sql: r#"
+ALTER TABLE environments ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE projects ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE integrations ADD COLUMN description TEXT NOT NULL DEFAULT '';
+
+-- A project's ordered subset of environments; no rows means all of them.
+CREATE TABLE project_environments (
+    project_id      INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    position        INTEGER NOT NULL,
+    PRIMARY KEY (project_id, environment_id)
+);
+
+CREATE INDEX runtimes_by_key ON runtimes (key_id);
+CREATE INDEX secrets_by_integration ON secrets (integration_id);
+CREATE INDEX secrets_by_environment ON secrets (environment_id, created_at);
+"#,
     },
     Migration {
         name: "commands",
-        sql: "-- reserved",
+        sql: r#"
+-- What operators asked for: one row per (integration, environment, kind,
+-- artifact), plus optional per-runtime overrides (runtime_id <> '').
+CREATE TABLE desired_states (
+    integration_id  INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL CHECK (kind IN ('listener', 'logger')),
+    artifact        TEXT NOT NULL,
+    runtime_id      TEXT NOT NULL DEFAULT '',
+    value           TEXT NOT NULL,
+    issued_by       TEXT NOT NULL,
+    issued_at       INTEGER NOT NULL,
+    PRIMARY KEY (integration_id, environment_id, kind, artifact, runtime_id)
+);
+
+-- Every command issued to a runtime, and what became of it.
+CREATE TABLE commands (
+    id              INTEGER PRIMARY KEY,
+    command_id      TEXT NOT NULL UNIQUE,
+    runtime_id      TEXT NOT NULL,
+    integration_id  INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL CHECK (kind IN ('listener', 'logger')),
+    action          TEXT NOT NULL CHECK (action IN ('START', 'STOP', 'SET_LOGGER_LEVEL')),
+    target          TEXT NOT NULL,
+    value           TEXT NOT NULL,
+    payload         TEXT,
+    issued_by       TEXT NOT NULL,
+    issued_at       INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_sent_at    INTEGER,
+    status          TEXT NOT NULL CHECK (status IN ('PENDING', 'CONVERGED', 'SUPERSEDED')),
+    settled_at      INTEGER
+);
+CREATE INDEX commands_by_scope ON commands (integration_id, environment_id, id);
+CREATE INDEX commands_pending ON commands (runtime_id) WHERE status = 'PENDING';
+"#,
     },
 ];

@@ -10,7 +10,9 @@
 
 mod access;
 mod artifacts;
+mod commands;
 pub mod migrations;
+mod resources;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

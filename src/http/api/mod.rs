@@ -37,6 +37,7 @@ pub struct Api {
     pub store: Arc<Store>,
     pub master_key: Arc<MasterKey>,
     pub liveness: Arc<Liveness>,
+    pub commands: Arc<crate::commands::Commands>,
     /// Whether the listener serves TLS (session cookies get `Secure`).
     pub secure: bool,
     /// URL runtimes reach the runtime listener at, for Config.toml snippets.

@@ -1,5 +1,496 @@
-//! (being written)
+//! `/api/v1/environments`, `/projects` (with their environments and
+//! integrations), `/secrets` and `/runtimes`.
+//!
+//! Lists are keyset pages: the cursor is the base64url of the last row's
+//! sort key, opaque to clients. An item the caller may not view answers 404,
+//! as if it did not exist; a visible item the caller may not change answers
+//! 403. The rules themselves live in `catalog`, `secrets` and `runtimes`.
 
-use super::Route;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::json;
 
-pub const ROUTES: &[Route] = &[];
+use super::{created, no_content, ok, Access, Api, Ctx, Page, Route};
+use crate::access::{Permission, Target};
+use crate::catalog::{self, Keyset, Listing};
+use crate::error::{Error, Result};
+use crate::http::Response;
+use crate::runtimes::{self, RuntimeQuery, Status};
+use crate::secrets::{self, SecretQuery, SecretRequest};
+
+const LIST: &[&str] = &["limit", "cursor"];
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/api/v1/environments",
+        access: Access::User,
+        summary: "List environments",
+        query: LIST,
+        handler: list_environments,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/environments",
+        access: Access::User,
+        summary: "Create an environment (environment:manage)",
+        query: &[],
+        handler: create_environment,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/environments/{env}",
+        access: Access::User,
+        summary: "One environment",
+        query: &[],
+        handler: get_environment,
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/environments/{env}",
+        access: Access::User,
+        summary: "Change an environment's name, critical flag or description (environment:manage)",
+        query: &[],
+        handler: update_environment,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/environments/{env}",
+        access: Access::User,
+        summary: "Delete an environment without runtimes or active secrets (environment:manage)",
+        query: &[],
+        handler: delete_environment,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/projects",
+        access: Access::User,
+        summary: "List the projects you may view",
+        query: &["q", "limit", "cursor"],
+        handler: list_projects,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/projects",
+        access: Access::User,
+        summary: "Create a project; its handle is derived from the name (project:manage)",
+        query: &[],
+        handler: create_project,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/projects/handle-availability",
+        access: Access::User,
+        summary: "The handle a project name would get, and whether it is free",
+        query: &["name"],
+        handler: handle_availability,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/projects/{project}",
+        access: Access::User,
+        summary: "One project",
+        query: &[],
+        handler: get_project,
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/projects/{project}",
+        access: Access::User,
+        summary: "Change a project's name or description (project:edit)",
+        query: &[],
+        handler: update_project,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/projects/{project}",
+        access: Access::User,
+        summary: "Delete a project without integrations (project:manage)",
+        query: &[],
+        handler: delete_project,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/projects/{project}/environments",
+        access: Access::User,
+        summary: "The project's environments, in order (all until a subset is set)",
+        query: &[],
+        handler: get_project_environments,
+    },
+    Route {
+        method: "PUT",
+        path: "/api/v1/projects/{project}/environments",
+        access: Access::User,
+        summary: "Set the project's ordered subset of environments (project:edit)",
+        query: &[],
+        handler: set_project_environments,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/projects/{project}/integrations",
+        access: Access::User,
+        summary: "List the project's integrations you may view",
+        query: &["q", "limit", "cursor"],
+        handler: list_integrations,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/projects/{project}/integrations",
+        access: Access::User,
+        summary: "Create an integration (integration:edit)",
+        query: &[],
+        handler: create_integration,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/projects/{project}/integrations/{integration}",
+        access: Access::User,
+        summary: "One integration",
+        query: &[],
+        handler: get_integration,
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/projects/{project}/integrations/{integration}",
+        access: Access::User,
+        summary: "Change an integration's name, runtime type or description (integration:edit)",
+        query: &[],
+        handler: update_integration,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/projects/{project}/integrations/{integration}",
+        access: Access::User,
+        summary: "Delete an integration without RUNNING runtimes; its OFFLINE runtimes go and its secrets are revoked (integration:manage)",
+        query: &[],
+        handler: delete_integration,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/secrets",
+        access: Access::User,
+        summary: "List the secrets you may view (never their key material)",
+        query: &["environment", "project", "integration", "status", "limit", "cursor"],
+        handler: list_secrets,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/secrets",
+        access: Access::User,
+        summary: "Create a runtime secret; the secret and a Config.toml snippet are returned once",
+        query: &[],
+        handler: create_secret,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/secrets/{keyId}",
+        access: Access::User,
+        summary: "Revoke a secret; runtimes using it are refused from their next request",
+        query: &[],
+        handler: revoke_secret,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/runtimes",
+        access: Access::User,
+        summary: "List the runtimes you may view",
+        query: &[
+            "environment",
+            "project",
+            "integration",
+            "status",
+            "type",
+            "q",
+            "limit",
+            "cursor",
+        ],
+        handler: list_runtimes,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/runtimes/{runtimeId}",
+        access: Access::User,
+        summary: "One runtime with node info, artifacts, log levels and status history",
+        query: &[],
+        handler: get_runtime,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/runtimes/{runtimeId}",
+        access: Access::User,
+        summary: "Delete a runtime (it must re-register); revokeSecret=true also revokes its secret if no other runtime uses it",
+        query: &["revokeSecret"],
+        handler: delete_runtime,
+    },
+];
+
+/// `limit` and the decoded `cursor`.
+fn keyset(ctx: &Ctx) -> Result<Keyset> {
+    let p = ctx.page()?;
+    let after = p
+        .cursor
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(catalog::bad_cursor)
+        })
+        .transpose()?;
+    Ok(Keyset {
+        after,
+        limit: p.limit,
+    })
+}
+
+/// 200 with a [`Page`] whose cursor encodes the listing's next key.
+fn page<T: Serialize>(l: Listing<T>) -> Result<Response> {
+    ok(&Page {
+        items: l.items,
+        total: l.total,
+        next_cursor: l.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
+    })
+}
+
+/// A non-empty query parameter.
+fn filter(ctx: &Ctx, name: &str) -> Option<String> {
+    ctx.query(name).filter(|v| !v.trim().is_empty())
+}
+
+// ---- environments -----------------------------------------------------
+
+fn list_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    page(catalog::list_environments(&api.store, &keyset(ctx)?)?)
+}
+
+fn create_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    ctx.require(Permission::EnvironmentManage, &Target::organization())?;
+    let e = catalog::add_environment(&api.store, &ctx.body()?, ctx.now)?;
+    ctx.audit_target = Some(format!("environment {}", e.handle));
+    created(&e)
+}
+
+fn get_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    ok(&catalog::environment(&api.store, ctx.param("env"))?)
+}
+
+fn update_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    ctx.require(Permission::EnvironmentManage, &Target::organization())?;
+    ok(&catalog::change_environment(
+        &api.store,
+        ctx.param("env"),
+        &ctx.body()?,
+    )?)
+}
+
+fn delete_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    ctx.require(Permission::EnvironmentManage, &Target::organization())?;
+    catalog::delete_environment(&api.store, ctx.param("env"), ctx.now)?;
+    no_content()
+}
+
+// ---- projects ---------------------------------------------------------
+
+fn list_projects(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let text = filter(ctx, "q");
+    page(catalog::list_projects(
+        &api.store,
+        ctx.principal()?,
+        text.as_deref(),
+        &keyset(ctx)?,
+    )?)
+}
+
+fn create_project(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    ctx.require(Permission::ProjectManage, &Target::organization())?;
+    let p = catalog::add_project(&api.store, &ctx.body()?, ctx.now)?;
+    ctx.audit_target = Some(format!("project {}", p.handle));
+    created(&p)
+}
+
+fn handle_availability(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let name = ctx
+        .query("name")
+        .ok_or_else(|| Error::BadRequest("give the project name as ?name=...".into()))?;
+    let (handle, available) = catalog::project_handle_availability(&api.store, &name)?;
+    ok(&json!({ "handle": handle, "available": available }))
+}
+
+fn get_project(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    ok(&catalog::visible_project(
+        &api.store,
+        ctx.principal()?,
+        ctx.param("project"),
+    )?)
+}
+
+fn update_project(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let p = catalog::visible_project(&api.store, ctx.principal()?, ctx.param("project"))?;
+    ctx.require(Permission::ProjectEdit, &p.target())?;
+    ok(&catalog::change_project(&api.store, &p, &ctx.body()?)?)
+}
+
+fn delete_project(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let p = catalog::visible_project(&api.store, ctx.principal()?, ctx.param("project"))?;
+    ctx.require(Permission::ProjectManage, &p.target())?;
+    catalog::delete_project(&api.store, &p)?;
+    no_content()
+}
+
+fn get_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let p = catalog::visible_project(&api.store, ctx.principal()?, ctx.param("project"))?;
+    let envs = catalog::project_environments(&api.store, &p)?;
+    ok(&json!({ "environments": envs }))
+}
+
+fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let p = catalog::visible_project(&api.store, ctx.principal()?, ctx.param("project"))?;
+    ctx.require(Permission::ProjectEdit, &p.target())?;
+    let body: catalog::ProjectEnvironments = ctx.body()?;
+    let envs = catalog::set_project_environments(&api.store, &p, &body.environments)?;
+    ok(&json!({ "environments": envs }))
+}
+
+// ---- integrations -----------------------------------------------------
+
+fn list_integrations(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let principal = ctx.principal()?;
+    let p = catalog::visible_project(&api.store, principal, ctx.param("project"))?;
+    let text = filter(ctx, "q");
+    page(catalog::list_integrations(
+        &api.store,
+        principal,
+        &p,
+        text.as_deref(),
+        &keyset(ctx)?,
+    )?)
+}
+
+fn create_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let p = catalog::visible_project(&api.store, ctx.principal()?, ctx.param("project"))?;
+    ctx.require(Permission::IntegrationEdit, &p.target())?;
+    let i = catalog::add_integration(&api.store, &p, &ctx.body()?, ctx.now)?;
+    ctx.audit_target = Some(format!("integration {}/{}", p.handle, i.handle));
+    created(&i)
+}
+
+fn visible_integration(api: &Api, ctx: &Ctx) -> Result<catalog::IntegrationInfo> {
+    catalog::visible_integration(
+        &api.store,
+        ctx.principal()?,
+        ctx.param("project"),
+        ctx.param("integration"),
+    )
+}
+
+fn get_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    ok(&visible_integration(api, ctx)?)
+}
+
+fn update_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let i = visible_integration(api, ctx)?;
+    ctx.require(Permission::IntegrationEdit, &i.target())?;
+    ok(&catalog::change_integration(&api.store, &i, &ctx.body()?)?)
+}
+
+fn delete_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let i = visible_integration(api, ctx)?;
+    ctx.require(Permission::IntegrationManage, &i.target())?;
+    catalog::delete_integration(&api.store, &api.liveness, &i, ctx.now)?;
+    no_content()
+}
+
+// ---- secrets ----------------------------------------------------------
+
+fn list_secrets(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let q = SecretQuery {
+        environment: filter(ctx, "environment"),
+        project: filter(ctx, "project"),
+        integration: filter(ctx, "integration"),
+        status: filter(ctx, "status"),
+    };
+    page(secrets::page(
+        &api.store,
+        ctx.principal()?,
+        &q,
+        &keyset(ctx)?,
+        ctx.now,
+    )?)
+}
+
+fn create_secret(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let req: SecretRequest = ctx.body()?;
+    ctx.require_act(Permission::IntegrationManage, &req.target(&api.store)?)?;
+    let made = secrets::create(&api.store, &api.master_key, &req.new_secret()?, ctx.now)?;
+    ctx.audit_target = Some(format!("secret {}", made.record.key_id));
+    let snippet = secrets::config_snippet(&made, &api.runtime_url, api.cert_path.as_deref());
+    let mut v = serde_json::to_value(&made.record).map_err(|e| Error::Internal(e.to_string()))?;
+    v["secret"] = made.secret.into();
+    v["configToml"] = snippet.into();
+    created(&v)
+}
+
+fn revoke_secret(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let key_id = ctx.param("keyId").to_string();
+    let target = secrets::visible_target(&api.store, ctx.principal()?, &key_id)?;
+    ctx.require_act(Permission::IntegrationManage, &target)?;
+    secrets::revoke(&api.store, &key_id, ctx.now)?;
+    no_content()
+}
+
+// ---- runtimes ---------------------------------------------------------
+
+fn list_runtimes(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let status = filter(ctx, "status")
+        .map(|s| {
+            Status::parse(&s).ok_or_else(|| {
+                Error::BadRequest(format!("status '{s}' must be RUNNING or OFFLINE"))
+            })
+        })
+        .transpose()?;
+    let runtime_type = filter(ctx, "type").map(|t| t.to_ascii_uppercase());
+    if let Some(t) = runtime_type
+        .as_deref()
+        .filter(|t| !matches!(*t, "BI" | "MI"))
+    {
+        return Err(Error::BadRequest(format!("type '{t}' must be BI or MI")));
+    }
+    let q = RuntimeQuery {
+        environment: filter(ctx, "environment"),
+        project: filter(ctx, "project"),
+        integration: filter(ctx, "integration"),
+        status,
+        runtime_type,
+        text: filter(ctx, "q"),
+    };
+    page(runtimes::page(
+        &api.store,
+        ctx.principal()?,
+        &q,
+        &keyset(ctx)?,
+    )?)
+}
+
+fn get_runtime(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let id = ctx.param("runtimeId");
+    runtimes::visible_target(&api.store, ctx.principal()?, id)?;
+    ok(&runtimes::show(&api.store, id)?)
+}
+
+fn delete_runtime(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let id = ctx.param("runtimeId").to_string();
+    let revoke = match ctx.query("revokeSecret").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(Error::BadRequest(format!(
+                "revokeSecret '{v}' must be true or false"
+            )))
+        }
+    };
+    let target = runtimes::visible_target(&api.store, ctx.principal()?, &id)?;
+    ctx.require_act(Permission::IntegrationManage, &target)?;
+    runtimes::delete(&api.store, &api.liveness, &id, revoke, ctx.now)?;
+    no_content()
+}
