@@ -223,6 +223,21 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Records an admin command in the audit log, as the API does for its
+/// changes. The actor is the operating-system user running the command.
+fn audit(store: &Store, action: &str, target: &str) {
+    let who = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let actor = format!("cli:{who}");
+    let action = format!("icpd {action}");
+    if let Err(e) = store
+        .write(|tx| tx.insert_audit(now_millis(), &actor, &action, target, "ok", "local", "{}"))
+    {
+        eprintln!("warning: could not write the audit entry: {e}");
+    }
+}
+
 fn open_store(cfg: &Config) -> Result<Store> {
     Store::open(&cfg.db_path())
 }
@@ -328,6 +343,11 @@ fn secret(cfg: &Config, c: SecretCommand) -> Result<()> {
                 ttl,
             };
             let created = secrets::create(&store, &key, &req, now)?;
+            audit(
+                &store,
+                "secret create",
+                &format!("secret {}", created.record.key_id),
+            );
             if json {
                 let mut v = serde_json::to_value(&created.record)
                     .map_err(|e| Error::Internal(e.to_string()))?;
@@ -389,6 +409,7 @@ fn secret(cfg: &Config, c: SecretCommand) -> Result<()> {
         }
         SecretCommand::Revoke { key_id } => {
             let r = secrets::revoke(&store, &key_id, now)?;
+            audit(&store, "secret revoke", &format!("secret {}", r.key_id));
             println!(
                 "secret {} revoked; runtimes using it are refused from their next request",
                 r.key_id
@@ -426,6 +447,7 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
             json,
         } => {
             let e = catalog::create_environment(&store, &name, critical, now_millis())?;
+            audit(&store, "env create", &format!("environment {}", e.handle));
             if json {
                 return print_json(&e);
             }
@@ -584,6 +606,7 @@ fn user(cfg: &Config, c: UserCommand) -> Result<()> {
                 must_change_password,
                 now,
             )?;
+            audit(&store, "user create", &format!("user {}", u.username));
             println!(
                 "user '{}' created{}",
                 u.username,
@@ -593,6 +616,7 @@ fn user(cfg: &Config, c: UserCommand) -> Result<()> {
         }
         UserCommand::ResetPassword { name } => {
             let password = crate::auth::reset_password(&store, &name, now)?;
+            audit(&store, "user reset-password", &format!("user {name}"));
             eprintln!("New password for '{name}' (it must be changed at the next login; shown only this once):");
             println!("{password}");
             Ok(())

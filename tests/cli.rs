@@ -276,4 +276,18 @@ fn users_are_managed_from_the_command_line() {
         .password_hash;
     assert!(hash.starts_with("pbkdf2-sha256$600000$"), "{hash}");
     assert!(icpd::auth::verify_password(&hash, &password));
+    // Admin commands that change something are audited like API changes.
+    let (log, _) = stored
+        .read(|tx| {
+            tx.audit(&icpd::store::AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+        })
+        .unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["icpd user reset-password", "icpd user create"]);
+    assert!(log
+        .iter()
+        .all(|e| e.actor.starts_with("cli:") && e.outcome == "ok"));
 }
