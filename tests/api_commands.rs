@@ -533,30 +533,14 @@ fn acting_needs_manage_on_the_integration_and_the_environment() {
         "forbidden",
     );
 
-    // A Project Admin of order-service, assigned at project scope through the store
-    // (the assignments API is not part of this change).
+    // A Project Admin of order-service, assigned at project scope through the assignments API.
     s.create_user("pat", None);
-    {
-        let store = icpd::store::Store::open(&s.data_dir.join("icp.db")).unwrap();
-        store
-            .write(|tx| {
-                let role = tx
-                    .roles()?
-                    .into_iter()
-                    .find(|r| r.name == "Project Admin")
-                    .unwrap();
-                let user = tx.user_by_name("pat")?.unwrap();
-                let project = tx.project_by_handle(PROJECT)?.unwrap();
-                tx.insert_assignment(
-                    role.id,
-                    Some(user.id),
-                    None,
-                    icpd::access::Scope::Project(project.id),
-                    0,
-                )
-            })
-            .unwrap();
-    }
+    let mut granter = s.api_as("granter", Some("Super Admin"));
+    let r = granter.post(
+        "/api/v1/role-assignments",
+        &json!({"role": "Project Admin", "user": "pat", "scope": {"type": "project", "project": PROJECT}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
     let login = s.login("pat", crate::harness::TEST_PASSWORD);
     assert_eq!(login.status, 200, "{}", login.json());
     let mut pat = ApiClient {
