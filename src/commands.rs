@@ -22,15 +22,19 @@
 //! Both writers (requests and full heartbeats) hold one ordering lock across
 //! their transaction and the memory update after it, so memory follows the
 //! database in commit order. Lock order: ordering lock, store, table.
+//!
+//! Issued and settled commands are published as `command` events by
+//! [`Commands::apply`], that is after the commit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::catalog::normalize_handle;
 use crate::error::{Error, Result};
+use crate::events::{self, Event, Events};
 use crate::liveness::Liveness;
 use crate::runtimes::{Artifacts, RuntimeRecord, Status};
 use crate::store::{Store, Tx};
@@ -449,6 +453,11 @@ pub struct Changes {
     settled: Vec<(String, String)>,
     issued: Vec<CommandRow>,
     forgotten: Vec<String>,
+    /// Commands whose status this transaction set, to publish.
+    published: Vec<(CommandRow, CommandStatus)>,
+    /// Their scope (one integration in one environment); `None` when no
+    /// one listens.
+    scope: Option<events::Scope>,
 }
 
 struct Pending {
@@ -460,6 +469,7 @@ struct Pending {
 pub struct Commands {
     order: Mutex<()>,
     pending: Mutex<HashMap<String, Vec<Pending>>>,
+    events: Arc<Events>,
 }
 
 /// How long after its `attempts`-th delivery a command is due again.
@@ -523,7 +533,14 @@ impl Commands {
         Commands {
             order: Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
+            events: Arc::new(Events::new()),
         }
+    }
+
+    /// Publishes issued and settled commands to `events`.
+    pub fn with_events(mut self, events: Arc<Events>) -> Commands {
+        self.events = events;
+        self
     }
 
     /// The table of the stored PENDING commands, all due at the next heartbeat.
@@ -592,8 +609,14 @@ impl Commands {
             .unwrap_or_default()
     }
 
-    /// Applies what a committed transaction did.
+    /// Applies what a committed transaction did, and publishes it.
     pub fn apply(&self, changes: Changes, now: Millis) {
+        if let Some(scope) = &changes.scope {
+            for (row, status) in &changes.published {
+                self.events
+                    .publish(&Event::command(row, *status, now, scope.clone()));
+            }
+        }
         let mut table = self.table();
         for id in &changes.forgotten {
             table.remove(id);
@@ -647,6 +670,7 @@ impl Commands {
                     tx.update_command(&p.command_id, attempts, last, Some((s, now)))?;
                     ch.settled
                         .push((p.runtime_id.clone(), p.command_id.clone()));
+                    ch.published.push((p.clone(), s));
                 }
                 None => {
                     if (attempts, last) != (p.attempts, p.last_sent_at) {
@@ -668,7 +692,7 @@ impl Commands {
                         value: d.value.clone(),
                         runtime_ids: None,
                     };
-                    ch.issued.push(issue(
+                    let row = issue(
                         tx,
                         beat.runtime_id,
                         beat.integration_id,
@@ -676,10 +700,15 @@ impl Commands {
                         &req,
                         &d.issued_by,
                         now,
-                    )?);
+                    )?;
+                    ch.published.push((row.clone(), CommandStatus::Pending));
+                    ch.issued.push(row);
                 }
                 _ => {}
             }
+        }
+        if !ch.published.is_empty() && self.events.has_subscribers() {
+            ch.scope = events::runtime_info(tx, beat.runtime_id)?.map(|i| i.scope);
         }
         Ok(ch)
     }
@@ -778,7 +807,8 @@ impl Commands {
                             last,
                             Some((CommandStatus::Superseded, now)),
                         )?;
-                        changes.settled.push((rid.clone(), p.command_id));
+                        changes.settled.push((rid.clone(), p.command_id.clone()));
+                        changes.published.push((p, CommandStatus::Superseded));
                     }
                 }
                 match reported.get(req.kind, &req.artifact) {
@@ -793,11 +823,15 @@ impl Commands {
                             now,
                         )?;
                         entries.push(CommandEntry::from(&row));
+                        changes
+                            .published
+                            .push((row.clone(), CommandStatus::Pending));
                         changes.issued.push(row);
                     }
                     _ => {}
                 }
             }
+            changes.scope = Some(events::Scope::from(scope));
             let issued = Issued {
                 desired,
                 runtime_ids: req.runtime_ids.clone(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::events::Events;
 use crate::http::{self, Limits, Server};
 use crate::liveness::Liveness;
 use crate::master_key::MasterKey;
@@ -48,8 +49,14 @@ impl Daemon {
         })?;
         let store = Arc::new(Store::open(&cfg.db_path())?);
         let master_key = Arc::new(MasterKey::load(&cfg.data_dir, true)?);
-        let liveness = Arc::new(Liveness::load(&store, cfg.heartbeat_timeout, now_millis())?);
-        let commands = Arc::new(crate::commands::Commands::load(&store, now_millis())?);
+        let events = Arc::new(Events::new());
+        let liveness = Arc::new(
+            Liveness::load(&store, cfg.heartbeat_timeout, now_millis())?
+                .with_events(events.clone()),
+        );
+        let commands = Arc::new(
+            crate::commands::Commands::load(&store, now_millis())?.with_events(events.clone()),
+        );
         if let Some(password) =
             crate::auth::ensure_initial_admin(&store, &cfg.data_dir, now_millis())?
         {
@@ -88,6 +95,7 @@ impl Daemon {
             secrets: crate::secrets::SecretCache::new(),
             token: cfg.token.clone(),
             commands: commands.clone(),
+            events: events.clone(),
         });
         let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = http::listen::serve(
@@ -103,6 +111,7 @@ impl Daemon {
             master_key: protocol_key,
             liveness: liveness.clone(),
             commands,
+            events,
             secure: tls.is_some(),
             runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
             cert_path,
@@ -165,7 +174,7 @@ impl Daemon {
         self.stop.store(true, Ordering::SeqCst);
         self.ticker.thread().unpark();
         let _ = self.ticker.join();
-        match self.liveness.flush(&self.store) {
+        match self.liveness.flush(&self.store, now_millis()) {
             Ok(n) => log::info!(
                 "flushed {n} liveness updates; stopped in {} ms",
                 started.elapsed().as_millis()
@@ -189,7 +198,7 @@ fn liveness_loop(liveness: &Liveness, store: &Store, stop: &AtomicBool) {
         }
         if liveness.has_urgent() || last_flush.elapsed() >= FLUSH_EVERY {
             last_flush = Instant::now();
-            if let Err(e) = liveness.flush(store) {
+            if let Err(e) = liveness.flush(store, now_millis()) {
                 log::error!("liveness flush failed (will retry): {e}");
             }
         }

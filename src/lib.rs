@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod liveness;
 pub mod master_key;

@@ -11,11 +11,15 @@
 //! last-seen time counts from the start of the process at the earliest, so
 //! no runtime is marked OFFLINE before one full timeout has passed: runtimes
 //! need that long to find the new process.
+//!
+//! The flush publishes what it wrote (`runtime.status`, and `runtime.removed`
+//! for replaced runtimes it deleted) to [`Events`] once it has committed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
+use crate::events::{self, Event, Events};
 use crate::runtimes::Status;
 use crate::store::{LivenessRow, Store, Transition};
 use crate::time::Millis;
@@ -25,6 +29,7 @@ pub struct Liveness {
     state: Mutex<State>,
     timeout: Millis,
     started_at: Millis,
+    events: Arc<Events>,
 }
 
 #[derive(Default)]
@@ -100,7 +105,14 @@ impl Liveness {
             state: Mutex::new(state),
             timeout: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
             started_at: now,
+            events: Arc::new(Events::new()),
         })
+    }
+
+    /// Publishes flushed transitions and deletions to `events`.
+    pub fn with_events(mut self, events: Arc<Events>) -> Liveness {
+        self.events = events;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -256,8 +268,10 @@ impl Liveness {
     }
 
     /// Writes queued last-seen times, transitions and deletions in one
-    /// transaction. On failure the queue is put back for the next attempt.
-    pub fn flush(&self, store: &Store) -> Result<usize> {
+    /// transaction, then publishes the transitions and the deletions (at
+    /// `now`). On
+    /// failure the queue is put back for the next attempt.
+    pub fn flush(&self, store: &Store, now: Millis) -> Result<usize> {
         let (seen, transitions, deleted) = {
             let mut guard = self.lock();
             let st = &mut *guard;
@@ -276,15 +290,55 @@ impl Liveness {
             return Ok(0);
         }
         let n = seen.len() + transitions.len() + deleted.len();
-        if let Err(e) = store.write(|tx| tx.record_liveness(&seen, &transitions, &deleted)) {
-            let mut st = self.lock();
-            st.seen.extend(seen.into_iter().map(|(id, _)| id));
-            let later = std::mem::replace(&mut st.transitions, transitions);
-            st.transitions.extend(later);
-            let later = std::mem::replace(&mut st.deleted, deleted);
-            st.deleted.extend(later);
-            return Err(e);
+        // Handles are looked up in the same transaction (deleted runtimes
+        // before they go), and only when someone listens.
+        let listening = self.events.has_subscribers();
+        let written = store.write(|tx| {
+            let mut removed = Vec::new();
+            if listening {
+                for id in &deleted {
+                    if let Some(info) = events::runtime_info(tx, id)? {
+                        removed.push((id, info.scope));
+                    }
+                }
+            }
+            tx.record_liveness(&seen, &transitions, &deleted)?;
+            let mut changed = Vec::new();
+            if listening {
+                for t in &transitions {
+                    if let Some(info) = events::runtime_info(tx, &t.runtime_id)? {
+                        changed.push(Event::RuntimeStatus {
+                            runtime_id: t.runtime_id.clone(),
+                            status: t.status,
+                            at: t.at,
+                            scope: info.scope,
+                        });
+                    }
+                }
+            }
+            Ok((removed, changed))
+        });
+        match written {
+            Ok((removed, changed)) => {
+                for (id, scope) in removed {
+                    self.events.publish(&Event::RuntimeRemoved {
+                        runtime_id: id.clone(),
+                        at: now,
+                        scope,
+                    });
+                }
+                self.events.publish_all(&changed);
+                Ok(n)
+            }
+            Err(e) => {
+                let mut st = self.lock();
+                st.seen.extend(seen.into_iter().map(|(id, _)| id));
+                let later = std::mem::replace(&mut st.transitions, transitions);
+                st.transitions.extend(later);
+                let later = std::mem::replace(&mut st.deleted, deleted);
+                st.deleted.extend(later);
+                Err(e)
+            }
         }
-        Ok(n)
     }
 }

@@ -114,8 +114,13 @@ fn sigterm_exits_zero_and_healthz_answers() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), serde_json::json!({"status": "ok"}));
     assert_eq!(r.header("content-type"), Some("application/json"));
-    let r = m.request("GET", "/nope", &[], b"").unwrap();
+    let r = m.request("GET", "/api/v1/nope", &[], b"").unwrap();
     assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "not_found");
+    // Other paths belong to the console (client-side routes).
+    let r = m.request("GET", "/nope", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
     assert_eq!(s.stop(), Some(0));
     assert!(s.log_text().contains("stopped in"), "{}", s.log_text());
 }

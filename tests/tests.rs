@@ -10,6 +10,8 @@ mod api_commands;
 mod api_resources;
 mod cli;
 mod connections;
+mod console;
+mod events;
 mod http;
 mod lifecycle;
 mod protocol;

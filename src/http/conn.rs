@@ -230,6 +230,91 @@ impl Conn {
         }
     }
 
+    /// For a streamed response: moves as much of `out` (plaintext) to the
+    /// peer as the socket takes now, without waiting; what is left stays
+    /// in `out`. Used by the streams thread, which must never block.
+    pub(crate) fn write_now(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut stream = &self.stream;
+        let Some(tls) = self.tls.as_deref_mut() else {
+            while !out.is_empty() {
+                match stream.write(out) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        out.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(());
+        };
+        loop {
+            // rustls takes plaintext up to its buffer limit; ciphertext
+            // then goes out as far as the socket allows.
+            let taken = if out.is_empty() {
+                0
+            } else {
+                let n = tls.writer().write(out)?;
+                out.drain(..n);
+                n
+            };
+            while tls.wants_write() {
+                match tls.write_tls(&mut stream) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if out.is_empty() || taken == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether TLS records are waiting for the socket to take them.
+    pub(crate) fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// For a streamed response: reads and discards whatever the peer sent,
+    /// without waiting. Returns whether the peer has closed its side.
+    pub(crate) fn discard_input(&mut self) -> io::Result<bool> {
+        let mut chunk = [0u8; 16 * 1024];
+        let Some(tls) = self.tls.as_deref_mut() else {
+            loop {
+                match self.stream.read(&mut chunk) {
+                    Ok(0) => return Ok(true),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        loop {
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            tls.process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            loop {
+                match tls.reader().read(&mut chunk) {
+                    Ok(0) => return Ok(true),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     /// After an error response: stop sending (with close_notify on TLS) and
     /// keep discarding input for a while. Closing with unread input would
     /// make the kernel send a reset, which can destroy our response before

@@ -2,7 +2,9 @@
 //! trait. Nothing here knows about sockets, rustls or httparse, so handlers
 //! (and their tests) can be written against plain data.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::sync::mpsc::Receiver;
 
 /// One complete HTTP request, body included.
 #[derive(Debug, Clone)]
@@ -42,6 +44,34 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+thread_local! {
+    /// The frames of the event stream the handler running on this worker
+    /// returned (see [`Response::event_stream`]). A side channel rather than
+    /// a `Response` field, so `Response` stays plain data that handlers
+    /// build with struct literals and tests compare.
+    static STREAM: RefCell<Option<Receiver<String>>> = const { RefCell::new(None) };
+}
+
+/// Whether `resp` is the head of an event stream.
+fn is_event_stream(resp: &Response) -> bool {
+    resp.status == 200 && find_header(&resp.headers, "content-type") == Some(EVENT_STREAM)
+}
+
+const EVENT_STREAM: &str = "text/event-stream";
+
+/// Forgets any receiver a previous handler on this thread left behind;
+/// the server calls it before running a handler.
+pub(crate) fn clear_stream() {
+    STREAM.with(|s| s.borrow_mut().take());
+}
+
+/// The receiver of the event stream `resp` starts, if the handler that
+/// just ran on this thread returned one.
+pub(crate) fn take_stream(resp: &Response) -> Option<Receiver<String>> {
+    let rx = STREAM.with(|s| s.borrow_mut().take());
+    rx.filter(|_| is_event_stream(resp))
+}
+
 impl Response {
     /// A JSON response. Serialising our own types cannot fail in practice; if
     /// it does, the caller gets a 500 in the standard error shape rather than
@@ -67,6 +97,30 @@ impl Response {
             status,
             &serde_json::json!({"error": {"code": code, "message": message}}),
         )
+    }
+
+    /// `200 text/event-stream` whose body is every `String` received on
+    /// `rx`, each one complete Server-Sent Events frame (`event: ...\ndata:
+    /// ...\n\n`), written as it arrives. The connection layer hands the
+    /// connection to its streams thread (no worker is held), sends a
+    /// keep-alive comment when nothing was written for a while, drops a
+    /// peer that stops reading, and closes the connection when the sender
+    /// side is dropped, the peer goes away, or the server shuts down. A
+    /// streamed connection is never reused for another request.
+    ///
+    /// Must be called on the thread that runs the handler (the receiver
+    /// waits there for the worker), and the response must keep its status
+    /// and `Content-Type`; other headers may be added.
+    pub fn event_stream(rx: Receiver<String>) -> Response {
+        STREAM.with(|s| *s.borrow_mut() = Some(rx));
+        Response {
+            status: 200,
+            headers: vec![
+                ("Content-Type".to_string(), EVENT_STREAM.to_string()),
+                ("X-Accel-Buffering".to_string(), "no".to_string()),
+            ],
+            body: Vec::new(),
+        }
     }
 
     /// Adds a header (builder style).

@@ -4,13 +4,15 @@
 //! Handlers see plain [`Request`] and [`Response`] values. [`Server`] owns an
 //! accept thread, one epoll poller thread that parks idle and half-received
 //! connections, and a bounded pool of workers that read, parse, run the
-//! handler and write. That shape keeps thousands of idle keep-alive (TLS)
+//! handler and write; a streamed response (Server-Sent Events) then moves
+//! to one streams thread per server. That shape keeps thousands of idle keep-alive (TLS)
 //! connections on a fixed number of threads and means a slow or hostile peer
 //! only ever costs a poller map entry, never a blocked thread.
 //! [`client::Client`] is a small blocking client for tests, examples and CLI
 //! tools, so that they do not need to know sockets either.
 
 pub mod api;
+pub mod assets;
 pub mod client;
 pub mod message;
 pub mod server;
@@ -19,6 +21,7 @@ mod conn;
 mod parse;
 mod poller;
 mod pool;
+mod stream;
 
 pub use message::{Handler, Request, Response};
 pub use server::{Limits, Server};

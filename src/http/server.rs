@@ -1,7 +1,8 @@
 //! The HTTP/1.1 server: an accept thread, an epoll poller and a bounded
 //! worker pool (see `mod.rs` for why), plus what a worker does with a
 //! readable connection: read, frame, run the handler under `catch_unwind`,
-//! write, and park the connection again or close it.
+//! write, and park the connection again or close it. A streamed response
+//! (Server-Sent Events) is handed to the streams thread after its head.
 
 use std::fmt::Write as _;
 use std::io;
@@ -14,10 +15,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::conn::{ActiveGuard, Conn};
-use super::message::{reason, Handler, Request, Response};
+use super::message::{clear_stream, reason, take_stream, Handler, Request, Response};
 use super::parse::{parse, ParseLimits, Parsed, Rejection};
 use super::poller::Poller;
 use super::pool::Pool;
+use super::stream::Streams;
 
 /// Resource limits and timeouts of one server.
 #[derive(Debug, Clone)]
@@ -40,6 +42,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Open connections; more are refused at accept.
     pub max_connections: usize,
+    /// Open event streams; more are answered 503.
+    pub max_streams: usize,
+    /// An event stream with nothing to send gets a keep-alive comment this often.
+    pub stream_keep_alive: Duration,
 }
 
 impl Default for Limits {
@@ -54,6 +60,8 @@ impl Default for Limits {
             max_headers: 100,
             max_body_bytes: 4 * 1024 * 1024,
             max_connections: 10_000,
+            max_streams: 1_000,
+            stream_keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -82,6 +90,7 @@ struct Shared {
     last_refusal_warn: Mutex<Option<Instant>>,
     poller: Poller,
     pool: Pool,
+    streams: Streams,
 }
 
 /// A running server. Dropping it stops it without a grace period.
@@ -105,6 +114,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let workers = limits.workers.max(1);
+        let limits_max_streams = limits.max_streams;
         let shared = Arc::new(Shared {
             name: name.to_string(),
             limits,
@@ -118,6 +128,7 @@ impl Server {
             last_refusal_warn: Mutex::new(None),
             poller: Poller::new()?,
             pool: Pool::new(),
+            streams: Streams::new(limits_max_streams),
         });
         let mut server = Server {
             shared: Arc::clone(&shared),
@@ -150,6 +161,15 @@ impl Server {
                 })?,
         );
         let s = Arc::clone(&shared);
+        server.threads.push(
+            std::thread::Builder::new()
+                .name(format!("{name}-streams"))
+                .spawn(move || {
+                    s.streams
+                        .run(&s.name, s.limits.stream_keep_alive, &s.stopping)
+                })?,
+        );
+        let s = Arc::clone(&shared);
         server.accept = Some(
             std::thread::Builder::new()
                 .name(format!("{name}-accept"))
@@ -175,8 +195,13 @@ impl Server {
         self.shared.active.load(Ordering::SeqCst)
     }
 
-    /// Stop accepting; let requests already being handled finish (up to
-    /// `grace`); close idle connections; join threads.
+    /// Event streams currently open.
+    pub fn active_streams(&self) -> usize {
+        self.shared.streams.len()
+    }
+
+    /// Stop accepting; close event streams; let requests already being
+    /// handled finish (up to `grace`); close idle connections; join threads.
     pub fn shutdown(mut self, grace: Duration) {
         self.stop(grace);
     }
@@ -379,6 +404,10 @@ fn serve(s: &Shared, mut conn: Conn) -> Option<Conn> {
                 let head_only = raw.method == "HEAD";
                 let (keep_alive, http10) = (raw.keep_alive, raw.http10);
                 let resp = run_handler(s, &conn, raw);
+                if let Some(rx) = take_stream(&resp) {
+                    start_stream(s, conn, &resp, rx, head_only);
+                    return None;
+                }
                 // Checked after the handler: a shutdown that began while it
                 // ran should still close this connection cleanly.
                 let close = !keep_alive || eof || s.stopping.load(Ordering::SeqCst);
@@ -401,6 +430,53 @@ fn serve(s: &Shared, mut conn: Conn) -> Option<Conn> {
         return None;
     }
     Some(conn)
+}
+
+/// Writes the head of an event stream and hands the connection to the
+/// streams thread; over `max_streams`, answers 503 instead. The connection
+/// is not reused: its end is the end of the stream.
+fn start_stream(
+    s: &Shared,
+    mut conn: Conn,
+    resp: &Response,
+    rx: std::sync::mpsc::Receiver<String>,
+    head_only: bool,
+) {
+    if s.stopping.load(Ordering::SeqCst) {
+        return;
+    }
+    let Some(slot) = s.streams.reserve() else {
+        log::debug!(
+            "{}: refusing event stream to {}: {} streams open",
+            s.name,
+            conn.peer,
+            s.limits.max_streams
+        );
+        let busy = Response::error(
+            503,
+            "too_many_streams",
+            "too many event streams are open; retry later",
+        )
+        .with_header("Retry-After", "5");
+        let _ = conn.send(
+            &encode_response(&busy, head_only, true, false),
+            s.limits.write_timeout,
+        );
+        return;
+    };
+    if let Err(e) = conn.send(&encode_stream_head(resp), s.limits.write_timeout) {
+        log::debug!(
+            "{}: writing stream head to {} failed: {e}",
+            s.name,
+            conn.peer
+        );
+        return;
+    }
+    if !head_only {
+        // Anything pipelined after the request is never answered.
+        conn.buf = Vec::new();
+        s.streams.adopt(conn, rx, slot);
+    }
 }
 
 const BUFFER_FULL: Rejection = Rejection {
@@ -444,6 +520,7 @@ fn run_handler(s: &Shared, conn: &Conn, raw: super::parse::RawRequest) -> Respon
         secure: conn.tls.is_some(),
     };
     log::trace!("{}: {} {} from {}", s.name, req.method, req.path, req.peer);
+    clear_stream();
     match catch_unwind(AssertUnwindSafe(|| s.handler.handle(&req))) {
         Ok(resp) => resp,
         Err(panic) => {
@@ -501,6 +578,22 @@ fn split_target(target: &str) -> (String, String) {
     }
 }
 
+/// The head of an event stream: no `Content-Length`, so the body runs
+/// until the connection closes (`Connection: close` says so).
+fn encode_stream_head(resp: &Response) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    push_status_and_headers(&mut out, resp);
+    if !resp
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("cache-control"))
+    {
+        out.extend_from_slice(b"Cache-Control: no-store\r\n");
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out
+}
+
 /// Serialises a response. The layer owns framing headers, so any the
 /// handler set are dropped, as are headers that would break the framing
 /// (CR/LF in a name or value).
@@ -511,6 +604,26 @@ pub(crate) fn encode_response(
     http10_keep_alive: bool,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(resp.body.len() + 256);
+    push_status_and_headers(&mut out, resp);
+    let no_body = resp.status < 200 || resp.status == 204 || resp.status == 304;
+    if !no_body {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10_keep_alive {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only && !no_body {
+        out.extend_from_slice(&resp.body);
+    }
+    out
+}
+
+/// The status line and the handler's headers, minus framing headers and
+/// any that would break the framing.
+fn push_status_and_headers(out: &mut Vec<u8>, resp: &Response) {
     out.extend_from_slice(
         format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status)).as_bytes(),
     );
@@ -533,20 +646,6 @@ pub(crate) fn encode_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let no_body = resp.status < 200 || resp.status == 204 || resp.status == 304;
-    if !no_body {
-        out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
-    }
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if http10_keep_alive {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    if !head_only && !no_body {
-        out.extend_from_slice(&resp.body);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! decodes and validates (400), then acts. The delta path touches memory
 //! only: the secret comes from the [`SecretCache`], liveness and due control
 //! commands from memory. A full heartbeat also reconciles the runtime's
-//! control commands with what it now reports, in the same transaction.
+//! control commands with what it now reports, in the same transaction, and
+//! once committed publishes `runtime.registered` / `runtime.removed`.
 
 pub mod heartbeat;
 pub mod token;
@@ -19,6 +20,7 @@ use serde_json::Value;
 use crate::commands::{Beat, Commands, Reported};
 use crate::config::TokenConfig;
 use crate::error::{Error, Result};
+use crate::events::{self, Event, Events};
 use crate::liveness::{DeltaOutcome, FullBeat, Liveness};
 use crate::master_key::MasterKey;
 use crate::secrets::{ActiveSecret, SecretCache};
@@ -35,6 +37,8 @@ pub struct Protocol {
     pub token: TokenConfig,
     /// Pending control commands and their convergence.
     pub commands: Arc<Commands>,
+    /// Where registrations and replacements are published.
+    pub events: Arc<Events>,
 }
 
 /// `POST /icp/commandResult`.
@@ -67,7 +71,7 @@ impl Protocol {
         // The ordering lock keeps the command table in commit order with
         // operators' requests (see `commands`).
         let order = self.commands.order();
-        let (reg, changes) = self.store.write(|tx| {
+        let (reg, changes, info) = self.store.write(|tx| {
             let reg = heartbeat::register(tx, &self.liveness, &secret, &hb, now)?;
             let beat = Beat {
                 runtime_id: &hb.runtime_id,
@@ -77,7 +81,13 @@ impl Protocol {
                 replaced: &reg.replaced,
             };
             let changes = self.commands.reconcile(tx, &beat, now)?;
-            Ok((reg, changes))
+            let info = if (reg.created || !reg.replaced.is_empty()) && self.events.has_subscribers()
+            {
+                events::runtime_info(tx, &hb.runtime_id)?
+            } else {
+                None
+            };
+            Ok((reg, changes, info))
         })?;
         self.commands.apply(changes, now);
         drop(order);
@@ -122,6 +132,24 @@ impl Protocol {
             &reg.replaced,
             now,
         );
+        if let Some(info) = info {
+            // A replaced runtime had the new one's name, integration and
+            // environment, so it had its scope too.
+            for id in &reg.replaced {
+                self.events.publish(&Event::RuntimeRemoved {
+                    runtime_id: id.clone(),
+                    at: now,
+                    scope: info.scope.clone(),
+                });
+            }
+            if reg.created {
+                self.events.publish(&Event::RuntimeRegistered {
+                    runtime_id: hb.runtime_id.clone(),
+                    info,
+                    at: now,
+                });
+            }
+        }
         Ok(HeartbeatResponse::ok(false).with_commands(self.commands.due(&hb.runtime_id, now)))
     }
 

@@ -14,6 +14,7 @@
 pub mod access;
 pub mod auth;
 pub mod commands;
+pub mod events;
 pub mod openapi;
 pub mod resources;
 
@@ -38,6 +39,7 @@ pub struct Api {
     pub master_key: Arc<MasterKey>,
     pub liveness: Arc<Liveness>,
     pub commands: Arc<crate::commands::Commands>,
+    pub events: Arc<crate::events::Events>,
     /// Whether the listener serves TLS (session cookies get `Secure`).
     pub secure: bool,
     /// URL runtimes reach the runtime listener at, for Config.toml snippets.
@@ -80,6 +82,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         .chain(access::ROUTES)
         .chain(resources::ROUTES)
         .chain(commands::ROUTES)
+        .chain(events::ROUTES)
         .chain(openapi::ROUTES)
 }
 
@@ -411,7 +414,7 @@ fn run(api: &Api, route: &Route, ctx: &mut Ctx) -> Result<Response> {
     (route.handler)(api, ctx)
 }
 
-/// The management listener's handler: health, the API, and 404 for the rest.
+/// The management listener's handler: health, the API, and the web console.
 pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + 'static {
     move |req: &Request| match req.path.as_str() {
         "/healthz" if matches!(req.method.as_str(), "GET" | "HEAD") => {
@@ -421,15 +424,9 @@ pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + '
             Response::error(405, "method_not_allowed", "use GET").with_header("Allow", "GET")
         }
         p if p.starts_with("/api/") => dispatch(&api, req),
-        _ => Response::error(
-            404,
-            "not_found",
-            &format!(
-                "no route for {} {}",
-                req.method,
-                req.path.chars().take(100).collect::<String>()
-            ),
-        ),
+        // Everything else is the web console: its files, index.html for its
+        // client-side routes, or a 404 with the console's headers.
+        _ => crate::http::assets::serve(req),
     }
 }
 

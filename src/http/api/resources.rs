@@ -15,6 +15,7 @@ use super::{created, no_content, ok, Access, Api, Ctx, Page, Route};
 use crate::access::{Permission, Target};
 use crate::catalog::{self, Keyset, Listing};
 use crate::error::{Error, Result};
+use crate::events::{self, Event};
 use crate::http::Response;
 use crate::runtimes::{self, RuntimeQuery, Status};
 use crate::secrets::{self, SecretQuery, SecretRequest};
@@ -491,6 +492,14 @@ fn delete_runtime(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     };
     let target = runtimes::visible_target(&api.store, ctx.principal()?, &id)?;
     ctx.require_act(Permission::IntegrationManage, &target)?;
+    let info = api.store.read(|tx| events::runtime_info(tx, &id))?;
     runtimes::delete(&api.store, &api.liveness, &id, revoke, ctx.now)?;
+    if let Some(info) = info {
+        api.events.publish(&Event::RuntimeRemoved {
+            runtime_id: id,
+            at: ctx.now,
+            scope: info.scope,
+        });
+    }
     no_content()
 }

@@ -1,0 +1,187 @@
+// The console shell: session, History-API router, sidebar and top bar.
+// Each page module exports `render(ctx)`; ctx carries the route params, the
+// content element, the signed-in user and `live` (subscriptions dropped on
+// navigation).
+
+import { get, post, setCsrf, onUnauthorized } from './api.js';
+import { h, fill, link, failure, ago } from './ui.js';
+import { startLive, stopLive, onLive } from './live.js';
+
+const SIGNED_IN = 'icpd.signedIn';
+
+const routes = [
+  ['/login', 'login', null],
+  ['/', 'overview', 'overview'],
+  ['/projects', 'projects', 'projects'],
+  ['/projects/:project', 'project', 'projects'],
+  ['/projects/:project/integrations/:integration', 'integration', 'projects'],
+  ['/projects/:project/integrations/:integration/environments/:env', 'artifacts', 'projects'],
+  ['/runtimes', 'runtimes', 'runtimes'],
+  ['/runtimes/:runtime', 'runtime', 'runtimes'],
+  ['/environments', 'environments', 'environments'],
+  ['/access', 'access', 'access'],
+  ['/audit', 'audit', 'audit'],
+  ['/profile', 'profile', null],
+];
+
+const NAV = [
+  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes']]],
+  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['access', '/access', '◈', 'Access control'], ['audit', '/audit', '☰', 'Audit log']]],
+];
+
+export const session = { user: null, permissions: [] };
+
+/** Whether the user holds `perm` anywhere (the server decides per target). */
+export function can(perm) {
+  return session.permissions.some((p) => p.permissions.includes(perm));
+}
+
+function match(path) {
+  const parts = path.replace(/\/+$/, '').split('/').filter(Boolean);
+  for (const [pattern, page, nav] of routes) {
+    const want = pattern.split('/').filter(Boolean);
+    if (want.length !== parts.length) continue;
+    const params = {};
+    if (want.every((w, i) => (w.startsWith(':') ? ((params[w.slice(1)] = decodeURIComponent(parts[i])), true) : w === parts[i]))) {
+      return { page, nav, params };
+    }
+  }
+  return null;
+}
+
+export function navigate(path, { replace = false } = {}) {
+  if (replace) history.replaceState(null, '', path);
+  else if (path !== location.pathname + location.search) history.pushState(null, '', path);
+  render();
+}
+
+let shell = null;
+let unsubscribers = [];
+let renderSeq = 0;
+
+function buildShell() {
+  const content = h('main', { class: 'content', id: 'content', tabindex: '-1' });
+  const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb', testid: 'breadcrumbs' });
+  const liveEl = h('span', { class: 'live', testid: 'live-indicator' }, 'Connecting…');
+  const navLinks = {};
+  const nav = h('nav', { class: 'nav', 'aria-label': 'Main' }, NAV.map(([section, items]) => [
+    section ? h('div', { class: 'section' }, section) : null,
+    items.map(([key, href, ico, label]) => (navLinks[key] = h('a', { href, 'data-nav': '', testid: `nav-${key}` }, h('span', { class: 'ico', 'aria-hidden': 'true' }, ico), label))),
+  ]));
+  const name = session.user.displayName || session.user.username;
+  const root = h('div', { class: 'shell' },
+    h('aside', { class: 'sidebar' },
+      h('div', { class: 'brand' }, h('img', { src: '/assets/icon.svg', alt: '' }), h('div', {}, 'icpd', h('small', {}, 'Integration Control Plane'))),
+      nav,
+      h('div', { class: 'foot' }, liveEl, h('span', { class: 'muted' }, location.host))),
+    h('div', { class: 'main' },
+      h('header', { class: 'topbar' }, crumbs,
+        h('div', { class: 'user' },
+          h('a', { href: '/profile', 'data-nav': '', class: 'user', testid: 'nav-profile', title: 'Profile and API tokens' }, h('span', { class: 'avatar', 'aria-hidden': 'true' }, name.slice(0, 1)), name),
+          h('button', { type: 'button', class: 'btn small', testid: 'logout', onClick: logout }, 'Sign out'))),
+      content));
+  return { root, content, crumbs, navLinks, liveEl };
+}
+
+async function logout() {
+  try { await post('/auth/logout'); } catch { /* the session may be gone already */ }
+  signedOut();
+}
+
+function signedOut() {
+  localStorage.removeItem(SIGNED_IN);
+  session.user = null;
+  setCsrf(null);
+  stopLive();
+  shell = null;
+  navigate('/login', { replace: true });
+}
+
+/** Called by the login page once the user may use the console. */
+export function signedIn(me) {
+  session.user = me.user;
+  session.permissions = me.permissions || [];
+  setCsrf(me.csrfToken);
+  localStorage.setItem(SIGNED_IN, '1');
+}
+
+function setCrumbs(items) {
+  fill(shell.crumbs, items.flatMap((c, i) => [
+    i ? h('span', { class: 'sep', 'aria-hidden': 'true' }, '/') : null,
+    Array.isArray(c) ? link(c[1], c[0]) : h('span', {}, c),
+  ]));
+  document.title = `${items.map((c) => (Array.isArray(c) ? c[0] : c)).at(-1) || 'Overview'} · icpd`;
+}
+
+async function render() {
+  const seq = ++renderSeq;
+  unsubscribers.forEach((u) => u());
+  unsubscribers = [];
+  const route = match(location.pathname);
+  const app = document.getElementById('app');
+  app.className = '';
+  if (!session.user || session.user.mustChangePassword || route?.page === 'login') {
+    if (session.user && !session.user.mustChangePassword) return navigate('/', { replace: true });
+    const { render: page } = await import('./pages/login.js');
+    shell = null;
+    fill(app, page());
+    return;
+  }
+  if (!shell) {
+    shell = buildShell();
+    fill(app, shell.root);
+    startLive(shell.liveEl);
+  }
+  for (const [k, a] of Object.entries(shell.navLinks)) a.classList.toggle('active', k === route?.nav);
+  const content = shell.content;
+  if (!route) {
+    setCrumbs(['Not found']);
+    fill(content, failure(new Error(`No page at ${location.pathname}.`)));
+    return;
+  }
+  const ctx = {
+    params: route.params,
+    el: content,
+    crumbs: setCrumbs,
+    live: (unsub) => unsubscribers.push(unsub),
+    alive: () => seq === renderSeq,
+  };
+  try {
+    const mod = await import(`./pages/${route.page}.js`);
+    if (seq !== renderSeq) return;
+    await mod.render(ctx);
+  } catch (e) {
+    if (seq === renderSeq) fill(content, failure(e, render));
+  }
+}
+
+// Internal links go through the router.
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a[data-nav]');
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  e.preventDefault();
+  navigate(a.getAttribute('href'));
+});
+window.addEventListener('popstate', render);
+
+// "4 s ago" labels stay current.
+setInterval(() => {
+  for (const t of document.querySelectorAll('[data-ago]')) if (t.dataset.ago) t.textContent = ago(t.dataset.ago);
+}, 1000);
+
+onUnauthorized(() => { if (session.user) signedOut(); });
+
+async function boot() {
+  // Only ask the server about a session we believe exists, so a fresh
+  // browser never logs a 401.
+  if (localStorage.getItem(SIGNED_IN)) {
+    try { signedIn(await get('/auth/me')); } catch { localStorage.removeItem(SIGNED_IN); session.user = null; }
+  }
+  if (!session.user && location.pathname !== '/login') {
+    const back = location.pathname + location.search;
+    history.replaceState(null, '', back === '/' ? '/login' : `/login?next=${encodeURIComponent(back)}`);
+  }
+  render();
+}
+
+boot();

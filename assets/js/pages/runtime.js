@@ -1,0 +1,67 @@
+// One runtime: identity, node info, artifacts, log levels and its status
+// history as a timeline.
+
+import { get, del, enc } from '../api.js';
+import { h, fill, card, link, loading, failure, button, pageHead, table, badge, timeAgo, when, confirm, toast } from '../ui.js';
+import { navigate } from '../app.js';
+import { liveRefresh } from '../live.js';
+
+const NODE_LABELS = { osName: 'OS', osVersion: 'OS version', platformName: 'Platform', platformVersion: 'Platform version', ballerinaHome: 'Ballerina home', javaVersion: 'Java', carbonHome: 'Carbon home' };
+
+export async function render(ctx) {
+  const id = ctx.params.runtime;
+  ctx.crumbs([['Runtimes', '/runtimes'], id.slice(0, 8)]);
+  fill(ctx.el, loading());
+  const load = async () => {
+    const r = await get(`/runtimes/${enc(id)}`);
+    if (!ctx.alive()) return;
+    ctx.crumbs([['Runtimes', '/runtimes'], r.name || id]);
+    const integ = `/projects/${enc(r.project)}/integrations/${enc(r.integration)}`;
+    const art = r.artifacts || {};
+    const kv = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
+    const history = [...(r.statusHistory || [])].reverse();
+    fill(ctx.el,
+      pageHead([r.name || r.runtimeId, ' ', badge(r.status, undefined, 'runtime-detail-status')], h('span', { class: 'mono' }, r.runtimeId),
+        link(`${integ}/environments/${enc(r.environment)}`, 'Artifacts and commands', { class: 'btn' }),
+        button('Delete', () => remove(r), { kind: 'danger', testid: 'delete-runtime' })),
+      h('div', { class: 'split' },
+        h('div', { class: 'stack' },
+          h('div', { class: 'grid two' },
+            card('Runtime', null, kv([
+              ['Integration', link(integ, `${r.project} / ${r.integration}`)],
+              ['Environment', r.environment],
+              ['Type', r.runtimeType],
+              ['Version', r.version],
+              ['Registered', when(r.registeredAt)],
+              ['Last heartbeat', timeAgo(r.lastHeartbeat, { testid: 'runtime-last-heartbeat' })],
+              ['Secret', r.secretKeyId ? h('code', {}, r.secretKeyId) : null],
+            ])),
+            card('Node', null, r.nodeInfo ? kv(Object.entries(r.nodeInfo).map(([k, v]) => [NODE_LABELS[k] || k.replace(/([A-Z])/g, ' $1').replace(/^./, (c) => c.toUpperCase()), v === null ? '—' : String(v)])) : h('p', { class: 'muted' }, 'Not reported.'))),
+          card('Listeners', null, table(['Listener', 'Protocol', 'Address', 'State'], (art.listeners || []).map((l) => h('tr', {},
+            h('td', {}, h('strong', {}, l.name), h('div', { class: 'muted small mono' }, l.package)), h('td', {}, l.protocol), h('td', { class: 'mono' }, `${l.host}:${l.port}`), h('td', {}, badge(l.state, l.state === 'enabled' ? 'ok' : 'bad')))), { emptyText: 'No listeners reported.' })),
+          card('Services', null, table(['Service', 'Base path', 'Listeners', 'Resources', 'State'], (art.services || []).map((s) => h('tr', {},
+            h('td', {}, h('strong', {}, s.name), h('div', { class: 'muted small mono' }, s.package)), h('td', { class: 'mono' }, s.basePath),
+            h('td', {}, h('div', { class: 'chips' }, (s.listeners || []).map((l) => badge(typeof l === 'string' ? l : l.name, 'info')))),
+            h('td', {}, h('div', { class: 'resources' }, (s.resources || []).map((x) => h('div', { class: 'mono' }, h('span', { class: 'method' }, (x.methods || []).join(' ')), x.url)))),
+            h('td', {}, badge(s.state, s.state === 'enabled' ? 'ok' : 'bad')))), { emptyText: 'No services reported.' })),
+          card('Log levels', null, table(['Component', 'Level'], Object.entries(r.logLevels || {}).map(([c, l]) => h('tr', {}, h('td', { class: 'mono' }, c), h('td', {}, badge(l, 'info')))), { emptyText: 'No loggers reported.' }))),
+        card('Status history', null, history.length
+          ? h('ol', { class: 'timeline', testid: 'status-timeline' }, history.map((e) => h('li', { class: e.status === 'RUNNING' ? 'ok' : 'bad' },
+              h('div', {}, h('strong', {}, e.status), e.reason ? h('span', { class: 'muted' }, ` — ${e.reason}`) : null),
+              h('div', { class: 'when' }, when(e.at), ' · ', timeAgo(e.at)))))
+          : h('p', { class: 'muted' }, 'No transitions recorded.'))));
+  };
+  try { await load(); } catch (e) { fill(ctx.el, failure(e, () => render(ctx))); return; }
+  ctx.live(liveRefresh(load, (t, d) => !d?.runtimeId || d.runtimeId === id));
+}
+
+async function remove(r) {
+  const revoke = h('input', { type: 'checkbox', id: 'revoke-secret', testid: 'revoke-secret' });
+  if (!(await confirm(`Delete runtime ${r.name || r.runtimeId}?`, 'It disappears from the console; if it is still running it registers again with its next full heartbeat.',
+    { extra: h('label', { class: 'check', for: 'revoke-secret' }, revoke, 'Also revoke its secret (if no other runtime uses it)') }))) return;
+  try {
+    await del(`/runtimes/${enc(r.runtimeId)}${revoke.checked ? '?revokeSecret=true' : ''}`);
+    toast('Runtime deleted.', 'ok');
+    navigate('/runtimes');
+  } catch (e) { toast(e.message, 'bad'); }
+}

@@ -1,0 +1,158 @@
+// End-to-end test of the web console in a real Chromium: the acceptance
+// flow of the console issue, against a freshly started release build and a
+// real bridge.py runtime. Run from the repository root with `node --test e2e/`
+// after `cargo build --release`. Screenshots go to target/screenshots/.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = process.env.ICPD_BIN || join(root, 'target/release/icpd');
+const bridgePy = resolve(root, '../shared/conformance/bridge.py');
+const shots = join(root, 'target/screenshots');
+const NEW_PASSWORD = 'console e2e password 1';
+
+/** Starts icpd on free ports; resolves when both listeners are up. */
+function startServer(dataDir) {
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--runtime-listen', '127.0.0.1:0', '--management-listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`icpd did not start:\n${log}`)), 20000);
+    child.on('exit', (code) => fail(new Error(`icpd exited with ${code}:\n${log}`)));
+    child.stderr.on('data', (d) => {
+      log += d;
+      const rt = /listening runtime (https?:\/\/\S+)/.exec(log);
+      const mg = /listening management (https?:\/\/\S+)/.exec(log);
+      if (rt && mg) { clearTimeout(timer); ok({ child, runtime: rt[1], management: mg[1], log: () => log }); }
+    });
+  });
+}
+
+function stop(child) {
+  if (!child || child.exitCode !== null) return Promise.resolve();
+  return new Promise((ok) => { child.once('exit', ok); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 5000).unref(); });
+}
+
+test('console acceptance: first login, project, integration, Add Runtime, live status, listener stop, OFFLINE', { timeout: 240000 }, async (t) => {
+  mkdirSync(shots, { recursive: true });
+  const tmp = mkdtempSync(join(tmpdir(), 'icpd-e2e-'));
+  const server = await startServer(join(tmp, 'data'));
+  let browser;
+  let bridge;
+  let bridgeLog = '';
+  const problems = [];
+  try {
+    const initial = readFileSync(join(tmp, 'data', 'initial-admin-password'), 'utf8').trim();
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15000);
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()} (${m.location()?.url || ''})`); });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    const tid = (id) => page.getByTestId(id);
+
+    // 1. First login as admin, with the forced password change.
+    await page.goto(server.management);
+    await page.waitForURL(/\/login$/);
+    await tid('login-username').fill('admin');
+    await tid('login-password').fill(initial);
+    await tid('login-submit').click();
+    await tid('change-password-form').waitFor();
+    await tid('new-password').fill(NEW_PASSWORD);
+    await tid('new-password-repeat').fill(NEW_PASSWORD);
+    await tid('change-password-submit').click();
+    await tid('stat-projects').waitFor();
+    assert.equal(new URL(page.url()).pathname, '/');
+
+    // 2. A project (handle previewed and checked) and an integration.
+    await tid('nav-projects').click();
+    await tid('new-project').click();
+    await tid('project-name').fill('Orders Platform');
+    await page.locator('[data-testid=project-handle-preview]', { hasText: 'orders-platform — available' }).waitFor();
+    await tid('modal-submit').click();
+    await page.waitForURL(/\/projects\/orders-platform$/);
+    await tid('new-integration').click();
+    await tid('integration-name').fill('Order Sync');
+    await tid('modal-submit').click();
+    await page.waitForURL(/\/projects\/orders-platform\/integrations\/order-sync$/);
+    await tid('env-card-dev').waitFor();
+
+    // 3. Add Runtime: a secret and the Config.toml snippet, shown once.
+    await tid('add-runtime-dev').click();
+    await tid('modal-submit').click();
+    await tid('secret-warning').waitFor();
+    const snippet = await tid('config-snippet').textContent();
+    const secret = /secret = "([^"]+)"/.exec(snippet)?.[1];
+    assert.ok(secret, `no secret in the snippet:\n${snippet}`);
+    assert.match(snippet, /project = "orders-platform"/);
+    await tid('modal-close').click();
+
+    // 4. A runtime starts with it and appears RUNNING without a reload.
+    bridge = spawn('python3', [bridgePy, 'run', '--server', server.runtime, '--secret', secret, '--env', 'dev',
+      '--project', 'orders-platform', '--integration', 'order-sync', '--runtime', 'n1', '--interval', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    bridge.stdout.on('data', (d) => { bridgeLog += d; });
+    bridge.stderr.on('data', (d) => { bridgeLog += d; });
+    // A marker on the window proves the page was not reloaded.
+    await page.evaluate(() => { window.e2eNoReload = true; });
+    await page.locator('[data-testid=runtime-status-n1]', { hasText: 'RUNNING' }).waitFor({ timeout: 20000 });
+    assert.equal(await page.evaluate(() => window.e2eNoReload), true, 'the page reloaded');
+    await page.locator('[data-testid=secrets] tr', { hasText: 'active' }).first().waitFor();
+    await page.screenshot({ path: join(shots, 'integration.png'), fullPage: true });
+
+    // 5. Stop listener_1 and watch it settle in sync.
+    await tid('artifacts-dev').click();
+    await page.locator('[data-testid=listener-sync-listener_1][data-insync=true]').waitFor();
+    await tid('listener-stop-listener_1').click();
+    await page.locator('[data-testid=listener-state-listener_1]', { hasText: 'n1: disabled' }).waitFor({ timeout: 30000 });
+    await page.locator('[data-testid=listener-sync-listener_1][data-insync=true]').waitFor({ timeout: 30000 });
+    await page.locator('[data-testid=command-log] tr', { hasText: 'CONVERGED' }).first().waitFor();
+    await page.screenshot({ path: join(shots, 'artifacts.png'), fullPage: true });
+
+    // 6. Overview and access control.
+    await tid('nav-overview').click();
+    await page.locator('[data-testid=stat-running]', { hasText: '1' }).waitFor();
+    await page.locator('[data-testid=env-status-dev]', { hasText: '1 RUNNING' }).waitFor();
+    await page.screenshot({ path: join(shots, 'overview.png'), fullPage: true });
+    await tid('nav-access').click();
+    await tid('user-admin').waitFor();
+    await page.screenshot({ path: join(shots, 'access-control.png'), fullPage: true });
+
+    // 7. Stop the bridge: the runtime turns OFFLINE on its detail page, live.
+    await tid('nav-runtimes').click();
+    await page.getByRole('link', { name: 'n1', exact: true }).click();
+    await page.locator('[data-testid=runtime-detail-status]', { hasText: 'RUNNING' }).waitFor();
+    await page.evaluate(() => { window.e2eNoReload = true; });
+    await stop(bridge);
+    bridge = null;
+    await page.locator('[data-testid=runtime-detail-status]', { hasText: 'OFFLINE' }).waitFor({ timeout: 50000 });
+    await page.locator('[data-testid=status-timeline] li', { hasText: 'OFFLINE' }).waitFor();
+    assert.equal(await page.evaluate(() => window.e2eNoReload), true, 'the page reloaded');
+    await page.screenshot({ path: join(shots, 'runtime-detail.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: join(shots, 'runtime-detail-dark.png'), fullPage: true });
+    await tid('nav-projects').click();
+    await tid('project-orders-platform').waitFor();
+    await page.screenshot({ path: join(shots, 'projects-dark.png'), fullPage: true });
+
+    const live = await page.evaluate(() => document.body.dataset.live);
+    t.diagnostic(`live updates via ${live === 'sse' ? 'Server-Sent Events' : 'polling (no /api/v1/events)'}`);
+    assert.deepEqual(problems, [], 'the browser reported errors');
+  } catch (e) {
+    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nbridge log tail:\n${bridgeLog.slice(-1500)}\nserver log tail:\n${server.log().slice(-2500)}`;
+    throw e;
+  } finally {
+    if (bridge) await stop(bridge);
+    await browser?.close();
+    await stop(server.child);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
