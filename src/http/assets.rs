@@ -127,6 +127,7 @@ pub fn serve(req: &Request) -> Response {
         } else {
             asset.body.to_vec()
         },
+        stream: None,
     };
     let resp = if fresh {
         resp

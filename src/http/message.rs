@@ -2,9 +2,9 @@
 //! trait. Nothing here knows about sockets, rustls or httparse, so handlers
 //! (and their tests) can be written against plain data.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 
 /// One complete HTTP request, body included.
 #[derive(Debug, Clone)]
@@ -42,14 +42,36 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// For `text/event-stream` responses: the frames to forward after the
+    /// head (see [`Response::event_stream`]); `None` for ordinary responses.
+    pub stream: Option<EventStream>,
 }
 
-thread_local! {
-    /// The frames of the event stream the handler running on this worker
-    /// returned (see [`Response::event_stream`]). A side channel rather than
-    /// a `Response` field, so `Response` stays plain data that handlers
-    /// build with struct literals and tests compare.
-    static STREAM: RefCell<Option<Receiver<String>>> = const { RefCell::new(None) };
+/// The frames of a Server-Sent Events response. The connection layer takes
+/// the receiver once, when it hands the connection to its streams thread;
+/// clones share it, and two streams are equal only if they are the same one.
+#[derive(Clone)]
+pub struct EventStream(Arc<Mutex<Option<Receiver<String>>>>);
+
+impl EventStream {
+    /// The receiver, the first time only.
+    pub(crate) fn take(&self) -> Option<Receiver<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl PartialEq for EventStream {
+    fn eq(&self, other: &EventStream) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for EventStream {}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventStream(..)")
+    }
 }
 
 /// Whether `resp` is the head of an event stream.
@@ -59,17 +81,13 @@ fn is_event_stream(resp: &Response) -> bool {
 
 const EVENT_STREAM: &str = "text/event-stream";
 
-/// Forgets any receiver a previous handler on this thread left behind;
-/// the server calls it before running a handler.
-pub(crate) fn clear_stream() {
-    STREAM.with(|s| s.borrow_mut().take());
-}
-
-/// The receiver of the event stream `resp` starts, if the handler that
-/// just ran on this thread returned one.
+/// The receiver of the event stream `resp` starts, if it is one that kept
+/// its status and `Content-Type`.
 pub(crate) fn take_stream(resp: &Response) -> Option<Receiver<String>> {
-    let rx = STREAM.with(|s| s.borrow_mut().take());
-    rx.filter(|_| is_event_stream(resp))
+    resp.stream
+        .as_ref()
+        .filter(|_| is_event_stream(resp))
+        .and_then(EventStream::take)
 }
 
 impl Response {
@@ -82,6 +100,7 @@ impl Response {
                 status,
                 headers: vec![("Content-Type".to_string(), "application/json".to_string())],
                 body,
+                stream: None,
             },
             Err(e) => {
                 log::error!("cannot serialise response body: {e}");
@@ -108,11 +127,9 @@ impl Response {
     /// side is dropped, the peer goes away, or the server shuts down. A
     /// streamed connection is never reused for another request.
     ///
-    /// Must be called on the thread that runs the handler (the receiver
-    /// waits there for the worker), and the response must keep its status
-    /// and `Content-Type`; other headers may be added.
+    /// The response must keep its status and `Content-Type` (other headers
+    /// may be added); otherwise it is sent as an ordinary empty response.
     pub fn event_stream(rx: Receiver<String>) -> Response {
-        STREAM.with(|s| *s.borrow_mut() = Some(rx));
         Response {
             status: 200,
             headers: vec![
@@ -120,6 +137,7 @@ impl Response {
                 ("X-Accel-Buffering".to_string(), "no".to_string()),
             ],
             body: Vec::new(),
+            stream: Some(EventStream(Arc::new(Mutex::new(Some(rx))))),
         }
     }
 

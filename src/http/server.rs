@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::conn::{ActiveGuard, Conn};
-use super::message::{clear_stream, reason, take_stream, Handler, Request, Response};
+use super::message::{reason, take_stream, Handler, Request, Response};
 use super::parse::{parse, ParseLimits, Parsed, Rejection};
 use super::poller::Poller;
 use super::pool::Pool;
@@ -520,7 +520,6 @@ fn run_handler(s: &Shared, conn: &Conn, raw: super::parse::RawRequest) -> Respon
         secure: conn.tls.is_some(),
     };
     log::trace!("{}: {} {} from {}", s.name, req.method, req.path, req.peer);
-    clear_stream();
     match catch_unwind(AssertUnwindSafe(|| s.handler.handle(&req))) {
         Ok(resp) => resp,
         Err(panic) => {

@@ -221,6 +221,7 @@ pub fn no_content() -> Result<Response> {
         status: 204,
         headers: Vec::new(),
         body: Vec::new(),
+        stream: None,
     })
 }
 
