@@ -115,6 +115,13 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
     await page.locator('[data-testid=listener-state-listener_1]', { hasText: 'n1: disabled' }).waitFor({ timeout: 30000 });
     await page.locator('[data-testid=listener-sync-listener_1][data-insync=true]').waitFor({ timeout: 30000 });
     await page.locator('[data-testid=command-log] tr', { hasText: 'CONVERGED' }).first().waitFor();
+    // A logger level for one chosen runtime only.
+    await tid('command-target').selectOption({ index: 1 });
+    await page.locator('[data-testid="logger-level-acme/orders"]').selectOption('DEBUG');
+    await page.locator('[data-testid="logger-apply-acme/orders"]').click();
+    await page.locator('[data-testid="logger-acme/orders"]', { hasText: 'n1: DEBUG' }).waitFor({ timeout: 30000 });
+    await page.locator('[data-testid="logger-sync-acme/orders"][data-insync=true]').waitFor({ timeout: 30000 });
+    await page.locator('[data-testid=command-log] tr', { hasText: 'SET_LOGGER_LEVEL' }).filter({ hasText: 'CONVERGED' }).first().waitFor();
     await page.screenshot({ path: join(shots, 'artifacts.png'), fullPage: true });
 
     // 6. Overview and access control.
@@ -142,6 +149,19 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
     await tid('nav-projects').click();
     await tid('project-orders-platform').waitFor();
     await page.screenshot({ path: join(shots, 'projects-dark.png'), fullPage: true });
+
+    // 1024 px wide: no page scrolls sideways.
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1024, height: 768 });
+    for (const [nav, ready] of [['nav-overview', 'stat-projects'], ['nav-runtimes', 'runtimes-results'], ['nav-access', 'user-admin']]) {
+      await tid(nav).click();
+      await tid(ready).waitFor();
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 1024, `${nav}: the page is ${width} px wide at a 1024 px viewport`);
+    }
+    await tid('nav-overview').click();
+    await tid('stat-projects').waitFor();
+    await page.screenshot({ path: join(shots, 'overview-1024.png') });
 
     const live = await page.evaluate(() => document.body.dataset.live);
     t.diagnostic(`live updates via ${live === 'sse' ? 'Server-Sent Events' : 'polling (no /api/v1/events)'}`);

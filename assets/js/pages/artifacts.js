@@ -14,14 +14,23 @@ export async function render(ctx) {
   const api = `${base}/environments/${enc(env)}`;
   ctx.crumbs([['Projects', '/projects'], [ph, `/projects/${enc(ph)}`], [ih, base], env]);
   const summary = h('div', { class: 'chips', testid: 'artifacts-summary' });
+  // Which runtimes start/stop and level changes go to: all of them (the
+  // integration's desired state) or one chosen runtime. Kept outside the
+  // redrawn body so a live refresh does not reset the choice.
+  const targetSelect = select([['', 'All runtimes']], { 'aria-label': 'Apply commands to', testid: 'command-target' });
+  const targetBar = h('label', { class: 'target-bar' }, 'Apply commands to', targetSelect);
   const body = h('div', { class: 'stack' }, loading());
-  fill(ctx.el, pageHead(`Artifacts in ${env}`, [h('span', { class: 'mono' }, `${ph}/${ih}`), ' — what the runtimes report, and what you asked them to do.'], summary, link(base, 'Back to integration', { class: 'btn' })), body);
+  fill(ctx.el, pageHead(`Artifacts in ${env}`, [h('span', { class: 'mono' }, `${ph}/${ih}`), ' — what the runtimes report, and what you asked them to do.'], summary, link(base, 'Back to integration', { class: 'btn' })), targetBar, body);
 
   let names = {};
   const load = async () => {
     const [view, log] = await Promise.all([get(`${api}/artifacts`), get(`${api}/commands?limit=15`)]);
     if (!ctx.alive()) return;
     names = Object.fromEntries(view.runtimes.map((r) => [r.runtimeId, r.name || r.runtimeId.slice(0, 8)]));
+    const chosen = targetSelect.value;
+    fill(targetSelect, h('option', { value: '' }, 'All runtimes'),
+      view.runtimes.map((r) => h('option', { value: r.runtimeId }, `Only ${names[r.runtimeId]} (${r.status})`)));
+    targetSelect.value = view.runtimes.some((r) => r.runtimeId === chosen) ? chosen : '';
     fill(summary, syncBadge(view.inSync, 'artifacts-in-sync'), badge(`${view.runtimes.length} runtime${view.runtimes.length === 1 ? '' : 's'}`, 'accent'));
     if (!view.runtimes.length && !view.listeners.length) {
       fill(body, card(null, null, empty('No runtime has reported artifacts here yet.', 'Start a runtime with a secret from Add Runtime.')));
@@ -74,9 +83,13 @@ export async function render(ctx) {
       h('td', {}, h('div', { class: 'actions' }, sel, button('Apply', () => setLogger(l, sel.value), { small: true, testid: `logger-apply-${l.component}` }))));
   }
 
+  function withTarget(body) {
+    return targetSelect.value ? { ...body, runtimeIds: [targetSelect.value] } : body;
+  }
+
   async function setListener(l, state) {
     try {
-      const r = await put(`${api}/listeners/${enc(l.name)}`, { state });
+      const r = await put(`${api}/listeners/${enc(l.name)}`, withTarget({ state }));
       toast(`${state === 'enabled' ? 'Start' : 'Stop'} ${l.name}: ${r.commands?.length ?? 0} command(s) issued.`, 'ok');
       await load();
     } catch (e) { toast(e.message, 'bad'); }
@@ -84,7 +97,7 @@ export async function render(ctx) {
 
   async function setLogger(l, level) {
     try {
-      const r = await put(`${api}/loggers/${enc(l.component)}`, { level });
+      const r = await put(`${api}/loggers/${enc(l.component)}`, withTarget({ level }));
       toast(`${l.component} → ${level}: ${r.commands?.length ?? 0} command(s) issued.`, 'ok');
       await load();
     } catch (e) { toast(e.message, 'bad'); }
