@@ -222,6 +222,9 @@ fn frame(id: u64, name: &str, data: &Value) -> String {
 pub type Filter = Box<dyn Fn(&Scope) -> bool + Send>;
 
 struct Subscriber {
+    /// The user the stream belongs to, so it can be ended when their
+    /// session ends or their permissions change.
+    user: Option<i64>,
     filter: Filter,
     tx: SyncSender<String>,
 }
@@ -266,15 +269,38 @@ impl Events {
         filter: impl Fn(&Scope) -> bool + Send + 'static,
         now: Millis,
     ) -> Receiver<String> {
+        self.subscribe_as(None, filter, now)
+    }
+
+    /// [`Events::subscribe`] for a signed-in user; [`Events::end_streams`]
+    /// can end it.
+    pub fn subscribe_as(
+        &self,
+        user: Option<i64>,
+        filter: impl Fn(&Scope) -> bool + Send + 'static,
+        now: Millis,
+    ) -> Receiver<String> {
         let (tx, rx) = sync_channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // Cannot fail: the queue is empty and the receiver alive.
         let _ = tx.try_send(frame(id, "hello", &json!({"at": rfc3339(now)})));
         self.lock().push(Subscriber {
+            user,
             filter: Box::new(filter),
             tx,
         });
         rx
+    }
+
+    /// Ends the streams of one user (`Some`), or of every user (`None`):
+    /// their filters were decided with permissions that may no longer
+    /// hold. Clients reconnect, and so authenticate and are authorized
+    /// afresh. Returns how many streams ended.
+    pub fn end_streams(&self, user: Option<i64>) -> usize {
+        let mut subs = self.lock();
+        let before = subs.len();
+        subs.retain(|s| user.is_some_and(|u| s.user != Some(u)));
+        before - subs.len()
     }
 
     /// Whether anyone listens (publishers skip look-ups when not).

@@ -375,6 +375,55 @@ fn streams_need_a_signed_in_user_and_accept_the_session_cookie() {
     let mut sse = open_stream(&s, &[("Cookie", &cookie)]);
     assert_eq!(sse.next_event(SOON).expect("hello").event, "hello");
 
+    // Logging out ends the user's streams; a change of roles ends everyone's.
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let mut by_token = subscribe(&s, &token);
+    let mut other = crate::harness::ApiClient {
+        client: s.management_client(),
+        token,
+    };
+    assert_eq!(
+        other
+            .post("/api/v1/auth/logout", &serde_json::json!({}))
+            .status,
+        204
+    );
+    assert!(
+        sse.closed_within(SOON),
+        "the cookie stream outlived the logout"
+    );
+    assert!(
+        by_token.closed_within(SOON),
+        "the token stream outlived the logout"
+    );
+    let mut viewer = s.api_as("vera", Some("Viewer"));
+    let mut root = s.admin_again();
+    let mut vera_stream = subscribe(&s, &viewer.token.clone());
+    let r = root.post(
+        "/api/v1/role-assignments",
+        &serde_json::json!({"role": "Developer", "user": "vera"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert!(
+        vera_stream.closed_within(SOON),
+        "a stream outlived a change of roles"
+    );
+    assert_eq!(
+        viewer.get("/api/v1/auth/me").status,
+        200,
+        "the session itself goes on"
+    );
+    let cookie = s
+        .login("root", crate::harness::TEST_PASSWORD)
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut sse = open_stream(&s, &[("Cookie", &cookie)]);
+    assert_eq!(sse.next_event(SOON).expect("hello").event, "hello");
+
     // Shutdown with a stream open: prompt, clean exit, stream closed.
     let started = Instant::now();
     assert_eq!(s.stop(), Some(0));

@@ -488,4 +488,14 @@ impl TestServer {
     pub fn admin(&self) -> ApiClient {
         self.api_as("root", Some("Super Admin"))
     }
+
+    /// A new session of the Super Admin made by [`TestServer::admin`].
+    pub fn admin_again(&self) -> ApiClient {
+        let r = self.login("root", TEST_PASSWORD);
+        assert_eq!(r.status, 200, "login: {}", r.json());
+        ApiClient {
+            client: self.management_client(),
+            token: r.json()["token"].as_str().unwrap().to_string(),
+        }
+    }
 }

@@ -4,8 +4,10 @@
 //!
 //! A subscriber sees events about the runtimes of integrations it may view
 //! (`integration:view`), decided per event with the principal as it was
-//! when the stream opened; the console reconnects (and so re-authenticates)
-//! when a stream ends. Works with the session cookie, since a browser's
+//! when the stream opened. The router ends a user's streams when they log
+//! out or change their password, and everyone's when users, roles, groups
+//! or role assignments change; the console reconnects, and so is
+//! authenticated and authorized afresh. Works with the session cookie, since a browser's
 //! `EventSource` cannot send an `Authorization` header (and a GET needs no
 //! CSRF token).
 
@@ -25,7 +27,9 @@ pub const ROUTES: &[Route] = &[Route {
 
 fn events(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let principal = ctx.principal()?.clone();
-    let rx = api.events.subscribe(
+    let user = principal.user_id;
+    let rx = api.events.subscribe_as(
+        Some(user),
         move |scope| principal.has(Permission::IntegrationView, &scope.target()),
         ctx.now,
     );

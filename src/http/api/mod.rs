@@ -378,6 +378,9 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
     for c in std::mem::take(&mut ctx.set_cookies) {
         resp = resp.with_header("Set-Cookie", &c);
     }
+    if is_unsafe(&req.method) && resp.status < 400 {
+        end_stale_streams(api, route, &ctx);
+    }
     if is_unsafe(&req.method) {
         let actor = ctx
             .audit_actor
@@ -400,6 +403,34 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
         }
     }
     resp.with_header("Cache-Control", "no-store")
+}
+
+/// Live event streams filter with the permissions they were opened with:
+/// end the ones a successful change may have invalidated.
+fn end_stale_streams(api: &Api, route: &Route, ctx: &Ctx) {
+    let caller = ctx.who.as_ref().map(|w| w.principal.user_id);
+    let ended = match route.path {
+        "/api/v1/auth/logout" | "/api/v1/auth/change-password" => api.events.end_streams(caller),
+        p if [
+            "/api/v1/users",
+            "/api/v1/roles",
+            "/api/v1/groups",
+            "/api/v1/role-assignments",
+        ]
+        .iter()
+        .any(|prefix| p.starts_with(prefix)) =>
+        {
+            api.events.end_streams(None)
+        }
+        _ => 0,
+    };
+    if ended > 0 {
+        log::debug!(
+            "ended {ended} event stream(s) after {} {}",
+            route.method,
+            route.path
+        );
+    }
 }
 
 fn run(api: &Api, route: &Route, ctx: &mut Ctx) -> Result<Response> {
