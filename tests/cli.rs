@@ -215,29 +215,9 @@ fn config_file_env_and_flags_follow_their_precedence() {
 
 #[test]
 fn users_are_managed_from_the_command_line() {
-    use std::io::Write;
     let d = TestDir::new("users");
     let create = |name: &str, password: &str, role: Option<&str>| {
-        let mut cmd = crate::harness::icpd();
-        cmd.arg("--data-dir")
-            .arg(&d.path)
-            .args(["user", "create", name, "--password-stdin"]);
-        if let Some(r) = role {
-            cmd.args(["--role", r]);
-        }
-        let mut child = cmd
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        crate::harness::user_create(&d.path, name, password, role)
     };
     let out = create("ops", "a-long-password", Some("Developer"));
     assert!(

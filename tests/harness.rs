@@ -395,6 +395,32 @@ pub fn assert_ack(r: &ClientResponse) -> bool {
 /// The password the harness gives the users it creates.
 pub const TEST_PASSWORD: &str = "correct-horse-battery";
 
+/// Runs `icpd user create NAME [--role ROLE] --password-stdin` with the
+/// password on standard input.
+pub fn user_create(data_dir: &Path, name: &str, password: &str, role: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut cmd = icpd();
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(["user", "create", name, "--password-stdin"]);
+    if let Some(r) = role {
+        cmd.args(["--role", r]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A management API client signed in with a bearer token.
 pub struct ApiClient {
     pub client: Client,
@@ -431,30 +457,7 @@ impl ApiClient {
 impl TestServer {
     /// Creates a user with a role at organization scope (or none) through the CLI.
     pub fn create_user(&self, name: &str, role: Option<&str>) {
-        use std::io::Write;
-        let mut cmd = icpd();
-        cmd.arg("--data-dir").arg(&self.data_dir).args([
-            "user",
-            "create",
-            name,
-            "--password-stdin",
-        ]);
-        if let Some(r) = role {
-            cmd.args(["--role", r]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{TEST_PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = user_create(&self.data_dir, name, TEST_PASSWORD, role);
         assert!(
             out.status.success(),
             "user create: {}",
