@@ -365,13 +365,7 @@ fn streams_need_a_signed_in_user_and_accept_the_session_cookie() {
     }
     let _admin = s.admin();
     let r = s.login("root", crate::harness::TEST_PASSWORD);
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = crate::harness::session_cookie(&r);
     let mut sse = open_stream(&s, &[("Cookie", &cookie)]);
     assert_eq!(sse.next_event(SOON).expect("hello").event, "hello");
 
@@ -413,14 +407,7 @@ fn streams_need_a_signed_in_user_and_accept_the_session_cookie() {
         200,
         "the session itself goes on"
     );
-    let cookie = s
-        .login("root", crate::harness::TEST_PASSWORD)
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = crate::harness::session_cookie(&s.login("root", crate::harness::TEST_PASSWORD));
     let mut sse = open_stream(&s, &[("Cookie", &cookie)]);
     assert_eq!(sse.next_event(SOON).expect("hello").event, "hello");
 

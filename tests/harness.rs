@@ -395,6 +395,17 @@ pub fn assert_ack(r: &ClientResponse) -> bool {
 /// The password the harness gives the users it creates.
 pub const TEST_PASSWORD: &str = "correct-horse-battery";
 
+/// The `name=value` part of a login response's session cookie.
+pub fn session_cookie(login: &ClientResponse) -> String {
+    login
+        .header("set-cookie")
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// Runs `icpd user create NAME [--role ROLE] --password-stdin` with the
 /// password on standard input.
 pub fn user_create(data_dir: &Path, name: &str, password: &str, role: Option<&str>) -> Output {
