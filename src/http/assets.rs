@@ -96,9 +96,7 @@ fn secured(resp: Response) -> Response {
 /// route, or 404.
 pub fn serve(req: &Request) -> Response {
     if !matches!(req.method.as_str(), "GET" | "HEAD") {
-        return secured(
-            Response::error(405, "method_not_allowed", "use GET").with_header("Allow", "GET"),
-        );
+        return secured(crate::http::routes::method_not_allowed("GET"));
     }
     let asset = match req.path.strip_prefix(PREFIX) {
         Some(name) => find(name),

@@ -55,7 +55,8 @@ fn respond<T: serde::Serialize>(status: u16, r: Result<T, Error>) -> Response {
     }
 }
 
-fn not_found(req: &Request) -> Response {
+/// 404 for a path no route serves.
+pub(crate) fn not_found(req: &Request) -> Response {
     Response::error(
         404,
         "not_found",
@@ -63,7 +64,8 @@ fn not_found(req: &Request) -> Response {
     )
 }
 
-fn method_not_allowed(allow: &str) -> Response {
+/// 405 naming the methods that are allowed.
+pub(crate) fn method_not_allowed(allow: &str) -> Response {
     Response::error(405, "method_not_allowed", &format!("use {allow}")).with_header("Allow", allow)
 }
 

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::access::{Permission, Principal, Target};
 use crate::auth::{Authenticated, Via, SESSION_COOKIE};
 use crate::error::{Error, Result};
-use crate::http::routes::error_response;
+use crate::http::routes::{error_response, method_not_allowed, not_found};
 use crate::http::{Request, Response};
 use crate::liveness::Liveness;
 use crate::master_key::MasterKey;
@@ -347,19 +347,9 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
     }
     let Some((route, params)) = found else {
         if allowed.is_empty() {
-            return Response::error(
-                404,
-                "not_found",
-                &format!(
-                    "no route for {} {}",
-                    req.method,
-                    req.path.chars().take(100).collect::<String>()
-                ),
-            );
+            return not_found(req);
         }
-        let allow = allowed.join(", ");
-        return Response::error(405, "method_not_allowed", &format!("use {allow}"))
-            .with_header("Allow", &allow);
+        return method_not_allowed(&allowed.join(", "));
     };
     let mut ctx = Ctx {
         req,
@@ -452,9 +442,7 @@ pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + '
         "/healthz" if matches!(req.method.as_str(), "GET" | "HEAD") => {
             Response::json(200, &serde_json::json!({"status": "ok"}))
         }
-        "/healthz" => {
-            Response::error(405, "method_not_allowed", "use GET").with_header("Allow", "GET")
-        }
+        "/healthz" => method_not_allowed("GET"),
         p if p.starts_with("/api/") => dispatch(&api, req),
         // Everything else is the web console: its files, index.html for its
         // client-side routes, or a 404 with the console's headers.
