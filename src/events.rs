@@ -75,18 +75,15 @@ pub struct RuntimeInfo {
     pub runtime_type: String,
 }
 
-/// Looks up what events about `runtime_id` need (two primary-key lookups);
+/// Looks up what events about `runtime_id` need (one primary-key lookup);
 /// `None` if it is not stored.
 pub fn runtime_info(tx: &Tx, runtime_id: &str) -> Result<Option<RuntimeInfo>> {
     let Some(r) = tx.runtime(runtime_id)? else {
         return Ok(None);
     };
-    let Some(project_id) = tx.runtime_target(runtime_id)?.and_then(|t| t.project) else {
-        return Ok(None);
-    };
     Ok(Some(RuntimeInfo {
         scope: Scope {
-            project_id,
+            project_id: r.project_id,
             integration_id: r.integration_id,
             environment_id: r.environment_id,
             project: r.project,

@@ -64,6 +64,8 @@ pub struct RuntimeRecord {
     #[serde(skip)]
     pub environment_id: i64,
     #[serde(skip)]
+    pub project_id: i64,
+    #[serde(skip)]
     pub integration_id: i64,
 }
 

@@ -7,7 +7,9 @@
 
 use rusqlite::{params, Row};
 
-use super::{artifacts, runtime_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_JOINS};
+use super::{
+    artifacts, runtime_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_COLUMN_COUNT, RUNTIME_JOINS,
+};
 use crate::commands::{CommandRow, CommandStatus, DesiredRow, Kind, ScopeRuntime};
 use crate::error::Result;
 use crate::time::Millis;
@@ -226,7 +228,7 @@ impl Tx<'_> {
         ))?;
         let rows = st
             .query_map(params![integration_id, environment_id], |r| {
-                let main: Option<String> = r.get(13)?;
+                let main: Option<String> = r.get(RUNTIME_COLUMN_COUNT)?;
                 Ok((runtime_from_row(r)?, main))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -173,7 +173,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
 /// The columns behind [`RuntimeRecord`], joined with handles.
 const RUNTIME_COLUMNS: &str =
     "r.runtime_id, r.name, r.status, e.handle, p.handle, i.handle, r.runtime_type, \
-     r.version, r.last_heartbeat, r.registered_at, r.key_id, r.environment_id, r.integration_id";
+     r.version, r.last_heartbeat, r.registered_at, r.key_id, r.environment_id, r.integration_id, p.id";
+/// How many columns [`RUNTIME_COLUMNS`] selects; a query may add its own after them.
+const RUNTIME_COLUMN_COUNT: usize = 14;
 const RUNTIME_JOINS: &str = "FROM runtimes r JOIN environments e ON e.id = r.environment_id \
      JOIN integrations i ON i.id = r.integration_id JOIN projects p ON p.id = i.project_id";
 
@@ -193,6 +195,7 @@ fn runtime_from_row(r: &Row) -> rusqlite::Result<RuntimeRecord> {
         key_id: r.get(10)?,
         environment_id: r.get(11)?,
         integration_id: r.get(12)?,
+        project_id: r.get(13)?,
     })
 }
 
