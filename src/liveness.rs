@@ -179,6 +179,9 @@ impl Liveness {
                 live.hash = beat.hash.map(str::to_string);
                 live.last_seen = live.last_seen.max(now);
                 live.slot = beat.slot;
+                // The store writes the row only when it changed, so the
+                // last-seen time goes out with the next flush.
+                st.seen.insert(beat.runtime_id.to_string());
                 if live.status != beat.reported {
                     live.status = beat.reported;
                     st.transitions.push(Transition {

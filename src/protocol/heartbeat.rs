@@ -216,6 +216,8 @@ pub struct Registration {
     pub replaced: Vec<String>,
     pub integration_id: i64,
     pub environment_id: i64,
+    /// Whether the runtime's own row was written (created or changed).
+    pub record_changed: bool,
     pub artifact_writes: ArtifactWrites,
 }
 
@@ -328,11 +330,12 @@ pub fn register(
         runtime_hash: hb.runtime_hash.as_deref(),
         now,
     };
-    if existing.is_some() {
-        tx.update_runtime(&reg)?;
+    let record_changed = if existing.is_some() {
+        tx.update_runtime(&reg)?
     } else {
         tx.insert_runtime(&reg, hb.reported_status())?;
-    }
+        true
+    };
     let empty_artifacts = Artifacts::default();
     let empty_levels = BTreeMap::new();
     let artifact_writes = tx.sync_artifacts(
@@ -346,6 +349,7 @@ pub fn register(
         replaced,
         integration_id: integration.id,
         environment_id: env.id,
+        record_changed,
         artifact_writes,
     })
 }
@@ -419,27 +423,38 @@ mod tests {
                 integration_id: stored.integration_id,
                 ..secret.clone()
             };
-            store
+            let reg = store
                 .write(|tx| register(tx, &liveness, &secret, hb, now))
-                .unwrap()
-                .artifact_writes
+                .unwrap();
+            (reg.record_changed, reg.artifact_writes)
         };
+        let wal = dir.join("icp.db-wal");
+        let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         // 2 listeners + 1 service + 2 resources + 1 binding + 2 log levels.
         let first = run(&heartbeat("enabled", "INFO"), 1);
         assert_eq!(
             first,
-            ArtifactWrites {
-                inserted: 8,
-                updated: 0,
-                deleted: 0
-            }
+            (
+                true,
+                ArtifactWrites {
+                    inserted: 8,
+                    updated: 0,
+                    deleted: 0
+                }
+            )
         );
+        let before = wal_size();
         assert_eq!(
-            run(&heartbeat("enabled", "INFO"), 2).total(),
-            0,
-            "unchanged artifacts write nothing"
+            run(&heartbeat("enabled", "INFO"), 2),
+            (false, ArtifactWrites::default()),
+            "an unchanged full heartbeat writes nothing"
         );
-        let changed = run(&heartbeat("disabled", "DEBUG"), 3);
+        assert_eq!(wal_size(), before, "nothing reached the write-ahead log");
+        let mut upgraded = heartbeat("enabled", "INFO");
+        upgraded.version = Some("2.0.0".into());
+        assert_eq!(run(&upgraded, 3), (true, ArtifactWrites::default()));
+        assert!(wal_size() > before, "the changed row was written");
+        let (_, changed) = run(&heartbeat("disabled", "DEBUG"), 3);
         assert_eq!(
             changed,
             ArtifactWrites {
@@ -454,7 +469,7 @@ mod tests {
             .resources
             .pop();
         assert_eq!(
-            run(&fewer, 4),
+            run(&fewer, 4).1,
             ArtifactWrites {
                 inserted: 0,
                 updated: 0,

@@ -146,7 +146,7 @@ impl Tx<'_> {
         must_change: bool,
         now: Millis,
     ) -> Result<i64> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO users (username, display_name, password_hash, must_change_password, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             params![username, display_name, password_hash, must_change, now],
         )?;
@@ -182,7 +182,7 @@ impl Tx<'_> {
         must_change: bool,
         now: Millis,
     ) -> Result<bool> {
-        let n = self.tx.execute(
+        let n = self.exec(
             "UPDATE users SET password_hash = ?2, must_change_password = ?3, failed_logins = 0, locked_until = NULL, updated_at = ?4 WHERE id = ?1",
             params![user_id, password_hash, must_change, now],
         )?;
@@ -195,7 +195,7 @@ impl Tx<'_> {
         failed: i64,
         locked_until: Option<Millis>,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE users SET failed_logins = ?2, locked_until = ?3 WHERE id = ?1",
             params![user_id, failed, locked_until],
         )?;
@@ -203,7 +203,7 @@ impl Tx<'_> {
     }
 
     pub fn update_user(&self, user_id: i64, display_name: &str, now: Millis) -> Result<bool> {
-        let n = self.tx.execute(
+        let n = self.exec(
             "UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1",
             params![user_id, display_name, now],
         )?;
@@ -228,7 +228,7 @@ impl Tx<'_> {
         expires_at: Millis,
         client: &str,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![token_hash, user_id, csrf, now, expires_at, client],
         )?;
@@ -259,7 +259,7 @@ impl Tx<'_> {
 
     /// Ends every session of a user (password change, reset, deletion), optionally but one.
     pub fn delete_user_sessions(&self, user_id: i64, except: Option<&str>) -> Result<usize> {
-        Ok(self.tx.execute(
+        Ok(self.exec(
             "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR token_hash <> ?2)",
             params![user_id, except],
         )?)
@@ -274,7 +274,7 @@ impl Tx<'_> {
     // ---- API tokens ----------------------------------------------------
 
     pub fn insert_api_token(&self, t: &ApiTokenRow) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, last_used_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![t.id, t.user_id, t.name, t.token_hash, t.created_at, t.expires_at, t.last_used_at, t.revoked_at],
         )?;
@@ -297,7 +297,7 @@ impl Tx<'_> {
     }
 
     pub fn revoke_api_token(&self, id: &str, user_id: i64, now: Millis) -> Result<bool> {
-        let n = self.tx.execute(
+        let n = self.exec(
             "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
             params![id, user_id, now],
         )?;
@@ -305,7 +305,7 @@ impl Tx<'_> {
     }
 
     pub fn touch_api_token(&self, id: &str, now: Millis) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
             params![id, now],
         )?;
@@ -321,7 +321,7 @@ impl Tx<'_> {
         now: Millis,
     ) -> Result<()> {
         for (name, description, perms) in roles {
-            self.tx.execute(
+            self.exec(
                 "INSERT INTO roles (name, description, builtin, created_at) VALUES (?1, ?2, 1, ?3) \
                  ON CONFLICT (name) DO UPDATE SET description = excluded.description, builtin = 1",
                 params![name, description, now],
@@ -384,7 +384,7 @@ impl Tx<'_> {
         perms: &[Permission],
         now: Millis,
     ) -> Result<i64> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO roles (name, description, builtin, created_at) VALUES (?1, ?2, 0, ?3)",
             params![name, description, now],
         )?;
@@ -394,7 +394,7 @@ impl Tx<'_> {
     }
 
     pub fn update_role(&self, id: i64, name: &str, description: &str) -> Result<bool> {
-        Ok(self.tx.execute(
+        Ok(self.exec(
             "UPDATE roles SET name = ?2, description = ?3 WHERE id = ?1",
             params![id, name, description],
         )? == 1)
@@ -435,7 +435,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_group(&self, name: &str, description: &str, now: Millis) -> Result<i64> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO groups (name, description, created_at) VALUES (?1, ?2, ?3)",
             params![name, description, now],
         )?;
@@ -443,14 +443,14 @@ impl Tx<'_> {
     }
 
     pub fn update_group(&self, id: i64, name: &str, description: &str) -> Result<bool> {
-        Ok(self.tx.execute(
+        Ok(self.exec(
             "UPDATE groups SET name = ?2, description = ?3 WHERE id = ?1",
             params![id, name, description],
         )? == 1)
     }
 
     pub fn delete_group(&self, id: i64) -> Result<bool> {
-        Ok(self.tx.execute("DELETE FROM groups WHERE id = ?1", [id])? == 1)
+        Ok(self.exec("DELETE FROM groups WHERE id = ?1", [id])? == 1)
     }
 
     pub fn set_group_members(&self, id: i64, users: &[i64]) -> Result<()> {
@@ -474,7 +474,7 @@ impl Tx<'_> {
         now: Millis,
     ) -> Result<i64> {
         let (kind, scope_id) = scope.parts();
-        self.tx.execute(
+        self.exec(
             "INSERT INTO role_assignments (role_id, user_id, group_id, scope_type, scope_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![role_id, user_id, group_id, kind, scope_id, now],
         )?;
@@ -547,7 +547,7 @@ impl Tx<'_> {
         client: &str,
         detail: &str,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO audit_log (at, actor, action, target, outcome, client, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![at, actor, action, target, outcome, client, detail],
         )?;

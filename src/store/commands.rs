@@ -76,7 +76,7 @@ impl Tx<'_> {
         environment_id: i64,
         d: &DesiredRow,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO desired_states (integration_id, environment_id, kind, artifact, runtime_id, value, issued_by, issued_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (integration_id, environment_id, kind, artifact, runtime_id) \
@@ -103,7 +103,7 @@ impl Tx<'_> {
         kind: Kind,
         artifact: &str,
     ) -> Result<usize> {
-        Ok(self.tx.execute(
+        Ok(self.exec(
             "DELETE FROM desired_states WHERE integration_id = ?1 AND environment_id = ?2 \
              AND kind = ?3 AND artifact = ?4 AND runtime_id <> ''",
             params![integration_id, environment_id, kind.as_str(), artifact],
@@ -113,7 +113,7 @@ impl Tx<'_> {
     // ---- commands ------------------------------------------------------
 
     pub fn insert_command(&self, c: &CommandRow) -> Result<i64> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO commands (command_id, runtime_id, integration_id, environment_id, kind, action, target, value, \
                 payload, issued_by, issued_at, attempts, last_sent_at, status, settled_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
@@ -169,7 +169,7 @@ impl Tx<'_> {
             Some((s, at)) => (Some(s.as_str()), Some(at)),
             None => (None, None),
         };
-        self.tx.execute(
+        self.exec(
             "UPDATE commands SET attempts = ?2, last_sent_at = ?3, status = COALESCE(?4, status), \
              settled_at = COALESCE(?5, settled_at) WHERE command_id = ?1",
             params![command_id, attempts, last_sent_at, status, at],
@@ -179,7 +179,7 @@ impl Tx<'_> {
 
     /// Settles every PENDING command of a runtime (one that was replaced) as SUPERSEDED.
     pub fn supersede_runtime_commands(&self, runtime_id: &str, now: Millis) -> Result<usize> {
-        Ok(self.tx.execute(
+        Ok(self.exec(
             "UPDATE commands SET status = 'SUPERSEDED', settled_at = ?2 WHERE runtime_id = ?1 AND status = 'PENDING'",
             params![runtime_id, now],
         )?)

@@ -65,6 +65,8 @@ impl Store {
         let conn = Connection::open(path)
             .map_err(|e| Error::DataDir(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        // Room for every statement the server runs, so none is re-parsed.
+        conn.set_prepared_statement_cache_capacity(256);
         // WAL lets the CLI read while the server writes; FULL makes a
         // committed management write survive a power cut.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -270,6 +272,23 @@ pub struct Transition {
 }
 
 impl Tx<'_> {
+    /// `execute` through the statement cache: a heartbeat runs the same few
+    /// statements thousands of times a second, and parsing SQL each time
+    /// would cost more than running it.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.tx.prepare_cached(sql)?.execute(params)
+    }
+
+    /// `query_row` through the statement cache.
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.tx.prepare_cached(sql)?.query_row(params, f)
+    }
+
     // ---- environments -------------------------------------------------
 
     pub fn environments(&self) -> Result<Vec<Environment>> {
@@ -294,7 +313,7 @@ impl Tx<'_> {
         critical: bool,
         now: Millis,
     ) -> Result<Environment> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO environments (handle, name, critical, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![handle, name, critical, now],
         )?;
@@ -340,7 +359,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_project(&self, handle: &str, name: &str, now: Millis) -> Result<Project> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO projects (handle, name, created_at) VALUES (?1, ?2, ?3)",
             params![handle, name, now],
         )?;
@@ -396,7 +415,7 @@ impl Tx<'_> {
         runtime_type: &str,
         now: Millis,
     ) -> Result<Integration> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO integrations (project_id, handle, name, runtime_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![project_id, handle, name, runtime_type, now],
         )?;
@@ -412,7 +431,7 @@ impl Tx<'_> {
     // ---- secrets -------------------------------------------------------
 
     pub fn insert_secret(&self, s: &StoredSecret) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO secrets (key_id, environment_id, project_id, integration_id, sealed_material, created_at, expires_at, revoked_at, bound_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -446,7 +465,7 @@ impl Tx<'_> {
     }
 
     pub fn revoke_secret(&self, key_id: &str, now: Millis) -> Result<bool> {
-        let n = self.tx.execute(
+        let n = self.exec(
             "UPDATE secrets SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL",
             params![key_id, now],
         )?;
@@ -461,7 +480,7 @@ impl Tx<'_> {
         integration_id: i64,
         now: Millis,
     ) -> Result<bool> {
-        let n = self.tx.execute(
+        let n = self.exec(
             "UPDATE secrets SET project_id = ?2, integration_id = ?3, bound_at = ?4 WHERE key_id = ?1 AND integration_id IS NULL",
             params![key_id, project_id, integration_id, now],
         )?;
@@ -515,7 +534,7 @@ impl Tx<'_> {
 
     /// Inserts a new runtime with its first status-history entry.
     pub fn insert_runtime(&self, r: &RuntimeRegistration, status: Status) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO runtimes (runtime_id, name, runtime_type, environment_id, integration_id, key_id, status, version, \
                 node_info, try_it_host, runtime_hash, registered_at, last_heartbeat, last_full_heartbeat) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12)",
@@ -534,19 +553,27 @@ impl Tx<'_> {
                 r.now
             ],
         )?;
-        self.tx.execute(
+        self.exec(
             "INSERT INTO status_history (runtime_id, status, at, reason) VALUES (?1, ?2, ?3, 'registered')",
             params![r.runtime_id, status.as_str(), r.now],
         )?;
         Ok(())
     }
 
-    /// Updates an existing runtime from a full heartbeat. Status is left to liveness.
-    pub fn update_runtime(&self, r: &RuntimeRegistration) -> Result<()> {
-        self.tx.execute(
+    /// Updates an existing runtime from a full heartbeat, only if one of its
+    /// fields changed: an unchanged full heartbeat writes nothing, so its
+    /// transaction commits without a disk sync. Status and `last_heartbeat`
+    /// are left to liveness, which flushes last-seen times in batches;
+    /// `last_full_heartbeat` is the last full heartbeat that changed the row.
+    /// Returns whether the row changed.
+    pub fn update_runtime(&self, r: &RuntimeRegistration) -> Result<bool> {
+        let n = self.exec(
             "UPDATE runtimes SET name = ?2, runtime_type = ?3, environment_id = ?4, integration_id = ?5, key_id = ?6, \
-                version = ?7, node_info = ?8, try_it_host = ?9, runtime_hash = ?10, last_heartbeat = ?11, last_full_heartbeat = ?11 \
-             WHERE runtime_id = ?1",
+                version = ?7, node_info = ?8, try_it_host = ?9, runtime_hash = ?10, \
+                last_heartbeat = MAX(last_heartbeat, ?11), last_full_heartbeat = ?11 \
+             WHERE runtime_id = ?1 AND (name IS NOT ?2 OR runtime_type IS NOT ?3 OR environment_id IS NOT ?4 \
+                OR integration_id IS NOT ?5 OR key_id IS NOT ?6 OR version IS NOT ?7 OR node_info IS NOT ?8 \
+                OR try_it_host IS NOT ?9 OR runtime_hash IS NOT ?10)",
             params![
                 r.runtime_id,
                 r.name,
@@ -561,7 +588,7 @@ impl Tx<'_> {
                 r.now
             ],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     pub fn delete_runtime(&self, runtime_id: &str) -> Result<bool> {
@@ -592,7 +619,7 @@ impl Tx<'_> {
             return Ok(ArtifactWrites::default());
         }
         let writes = artifacts::sync(&self.tx, runtime_id, artifacts, log_levels)?;
-        self.tx.execute(
+        self.exec(
             "UPDATE runtimes SET artifacts_digest = ?2, main_artifact = ?3, other_artifacts = ?4 WHERE runtime_id = ?1",
             params![
                 runtime_id,

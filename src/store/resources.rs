@@ -152,7 +152,7 @@ impl Tx<'_> {
         description: &str,
         now: Millis,
     ) -> Result<i64> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO environments (handle, name, critical, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![handle, name, critical, description, now],
         )?;
@@ -166,7 +166,7 @@ impl Tx<'_> {
         critical: bool,
         description: &str,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE environments SET name = ?2, critical = ?3, description = ?4 WHERE id = ?1",
             params![id, name, critical, description],
         )?;
@@ -175,12 +175,12 @@ impl Tx<'_> {
 
     /// (runtimes, secrets usable at `now`) in an environment.
     pub fn environment_use(&self, id: i64, now: Millis) -> Result<(i64, i64)> {
-        let runtimes = self.tx.query_row(
+        let runtimes = self.row(
             "SELECT COUNT(*) FROM runtimes WHERE environment_id = ?1",
             [id],
             |r| r.get(0),
         )?;
-        let secrets = self.tx.query_row(
+        let secrets = self.row(
             "SELECT COUNT(*) FROM secrets WHERE environment_id = ?1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > ?2)",
             params![id, now],
@@ -193,7 +193,7 @@ impl Tx<'_> {
     pub fn delete_environment(&self, id: i64) -> Result<()> {
         self.tx
             .execute("DELETE FROM secrets WHERE environment_id = ?1", [id])?;
-        self.tx.execute(
+        self.exec(
             "DELETE FROM role_assignments WHERE scope_type = 'environment' AND scope_id = ?1",
             [id],
         )?;
@@ -240,7 +240,7 @@ impl Tx<'_> {
         description: &str,
         now: Millis,
     ) -> Result<i64> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO projects (handle, name, description, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![handle, name, description, now],
         )?;
@@ -248,7 +248,7 @@ impl Tx<'_> {
     }
 
     pub fn update_project(&self, id: i64, name: &str, description: &str) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE projects SET name = ?2, description = ?3 WHERE id = ?1",
             params![id, name, description],
         )?;
@@ -256,7 +256,7 @@ impl Tx<'_> {
     }
 
     pub fn integration_count(&self, project_id: i64) -> Result<i64> {
-        Ok(self.tx.query_row(
+        Ok(self.row(
             "SELECT COUNT(*) FROM integrations WHERE project_id = ?1",
             [project_id],
             |r| r.get(0),
@@ -265,7 +265,7 @@ impl Tx<'_> {
 
     /// Deletes a project without integrations (its environment subset goes by cascade).
     pub fn delete_project(&self, id: i64) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "DELETE FROM role_assignments WHERE scope_type = 'project' AND scope_id = ?1",
             [id],
         )?;
@@ -285,7 +285,7 @@ impl Tx<'_> {
     }
 
     pub fn set_project_environments(&self, project_id: i64, environments: &[i64]) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "DELETE FROM project_environments WHERE project_id = ?1",
             [project_id],
         )?;
@@ -346,7 +346,7 @@ impl Tx<'_> {
         description: &str,
         now: Millis,
     ) -> Result<i64> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO integrations (project_id, handle, name, runtime_type, description, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![project_id, handle, name, runtime_type, description, now],
@@ -361,7 +361,7 @@ impl Tx<'_> {
         runtime_type: &str,
         description: &str,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE integrations SET name = ?2, runtime_type = ?3, description = ?4 WHERE id = ?1",
             params![id, name, runtime_type, description],
         )?;
@@ -386,15 +386,15 @@ impl Tx<'_> {
     pub fn delete_integration(&self, id: i64, now: Millis) -> Result<usize> {
         self.tx
             .execute("DELETE FROM runtimes WHERE integration_id = ?1", [id])?;
-        let revoked = self.tx.execute(
+        let revoked = self.exec(
             "UPDATE secrets SET revoked_at = ?2 WHERE integration_id = ?1 AND revoked_at IS NULL",
             params![id, now],
         )?;
-        self.tx.execute(
+        self.exec(
             "UPDATE secrets SET project_id = NULL, integration_id = NULL WHERE integration_id = ?1",
             [id],
         )?;
-        self.tx.execute(
+        self.exec(
             "DELETE FROM role_assignments WHERE scope_type = 'integration' AND scope_id = ?1",
             [id],
         )?;
