@@ -296,4 +296,12 @@ CREATE INDEX commands_by_scope ON commands (integration_id, environment_id, id);
 CREATE INDEX commands_pending ON commands (runtime_id) WHERE status = 'PENDING';
 "#,
     },
+    Migration {
+        name: "runtime-status-index",
+        sql: r#"
+-- The runtime list filtered by status (e.g. every OFFLINE runtime), in
+-- runtime-id order, without scanning every runtime.
+CREATE INDEX runtimes_by_status ON runtimes (status, runtime_id);
+"#,
+    },
 ];

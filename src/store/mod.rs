@@ -172,14 +172,22 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
+macro_rules! runtime_joins_after_r {
+    () => {
+        "JOIN environments e ON e.id = r.environment_id \
+         JOIN integrations i ON i.id = r.integration_id JOIN projects p ON p.id = i.project_id"
+    };
+}
+
 /// The columns behind [`RuntimeRecord`], joined with handles.
 const RUNTIME_COLUMNS: &str =
     "r.runtime_id, r.name, r.status, e.handle, p.handle, i.handle, r.runtime_type, \
      r.version, r.last_heartbeat, r.registered_at, r.key_id, r.environment_id, r.integration_id, p.id";
 /// How many columns [`RUNTIME_COLUMNS`] selects; a query may add its own after them.
 const RUNTIME_COLUMN_COUNT: usize = 14;
-const RUNTIME_JOINS: &str = "FROM runtimes r JOIN environments e ON e.id = r.environment_id \
-     JOIN integrations i ON i.id = r.integration_id JOIN projects p ON p.id = i.project_id";
+const RUNTIME_JOINS: &str = concat!("FROM runtimes r ", runtime_joins_after_r!());
+/// The joins of [`RUNTIME_JOINS`] alone, for a query that names `runtimes r` itself.
+const RUNTIME_JOINS_AFTER_R: &str = runtime_joins_after_r!();
 
 fn runtime_from_row(r: &Row) -> rusqlite::Result<RuntimeRecord> {
     let status: String = r.get(2)?;

@@ -7,13 +7,19 @@
 //! so a page and its `total` count the same rows. Each list has one WHERE
 //! clause, used twice: with the cursor for the page (the caller asks for
 //! one row more than it shows, to learn whether another page follows) and
-//! with a NULL cursor for the total. Deleting a project, integration or
+//! without it for the total. The runtime list, the one that grows to tens
+//! of thousands of rows, builds its clause from the filters given, so that
+//! each can use an index. Deleting a project, integration or
 //! environment also deletes the role assignments scoped to it, so a later
 //! object that reuses the row id does not inherit them.
 
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
-use super::{runtime_from_row, secret_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_JOINS, SECRET_SELECT};
+use super::{
+    runtime_from_row, secret_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_JOINS, RUNTIME_JOINS_AFTER_R,
+    SECRET_SELECT,
+};
 use crate::access::Target;
 use crate::catalog::{EnvironmentInfo, IntegrationInfo, ProjectInfo, Visibility};
 use crate::error::Result;
@@ -88,13 +94,73 @@ const INTEGRATION_WHERE: &str = "i.project_id = ?1 \
 
 /// Runtimes: visible (?1..?4), environment ?5, project ?6, integration ?7,
 /// status ?8, type ?9, text ?10, after runtime id ?11.
-const RUNTIME_WHERE: &str = "(?1 OR p.id IN (SELECT value FROM json_each(?2)) \
-       OR i.id IN (SELECT value FROM json_each(?3)) OR e.id IN (SELECT value FROM json_each(?4))) \
-     AND (?5 IS NULL OR e.handle = ?5) AND (?6 IS NULL OR p.handle = ?6) AND (?7 IS NULL OR i.handle = ?7) \
-     AND (?8 IS NULL OR r.status = ?8) AND (?9 IS NULL OR r.runtime_type = ?9) \
-     AND (?10 IS NULL OR instr(lower(r.runtime_id), lower(?10)) > 0 \
-       OR instr(lower(COALESCE(r.name, '')), lower(?10)) > 0) \
-     AND (?11 IS NULL OR r.runtime_id > ?11)";
+/// The conditions of a runtime list, with their parameters in order. Only
+/// the filters given are in the SQL, so that SQLite can use an index for
+/// each (`?n IS NULL OR ...` would hide them from the planner), and a count
+/// without visibility or handle filters needs no joins (foreign keys
+/// guarantee every runtime its environment, integration and project).
+/// Each distinct combination is its own cached statement.
+struct RuntimeFilter {
+    conditions: Vec<&'static str>,
+    params: Vec<SqlValue>,
+    needs_joins: bool,
+}
+
+impl RuntimeFilter {
+    fn add<const N: usize>(&mut self, condition: &'static str, params: [SqlValue; N]) {
+        self.conditions.push(condition);
+        self.params.extend(params);
+    }
+
+    fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+}
+
+fn runtime_filter(vis: &Visibility, q: &RuntimeQuery) -> RuntimeFilter {
+    let mut f = RuntimeFilter {
+        conditions: Vec::new(),
+        params: Vec::new(),
+        needs_joins: false,
+    };
+    let text = |s: &Option<String>| s.clone().map(SqlValue::from);
+    if !vis.everything {
+        let (_, p, i, e) = ids(vis);
+        f.add(
+            "(p.id IN (SELECT value FROM json_each(?)) OR i.id IN (SELECT value FROM json_each(?)) \
+             OR e.id IN (SELECT value FROM json_each(?)))",
+            [p.into(), i.into(), e.into()],
+        );
+        f.needs_joins = true;
+    }
+    for (condition, value) in [
+        ("e.handle = ?", text(&q.environment)),
+        ("p.handle = ?", text(&q.project)),
+        ("i.handle = ?", text(&q.integration)),
+    ] {
+        if let Some(v) = value {
+            f.add(condition, [v]);
+            f.needs_joins = true;
+        }
+    }
+    if let Some(s) = q.status {
+        f.add("r.status = ?", [SqlValue::from(s.as_str().to_string())]);
+    }
+    if let Some(t) = text(&q.runtime_type) {
+        f.add("r.runtime_type = ?", [t]);
+    }
+    if let Some(t) = text(&q.text) {
+        f.add(
+            "(instr(lower(r.runtime_id), lower(?)) > 0 OR instr(lower(COALESCE(r.name, '')), lower(?)) > 0)",
+            [t.clone(), t],
+        );
+    }
+    f
+}
 
 /// Secrets: visible (?1..?4), environment ?5, project ?6, integration ?7,
 /// status ?8 at time ?9, after (created ?10, key id ?11) newest first.
@@ -413,49 +479,28 @@ impl Tx<'_> {
         after: Option<&str>,
         limit: i64,
     ) -> Result<(Vec<RuntimeRecord>, i64)> {
-        let (all, p, i, e) = ids(vis);
-        let status = q.status.map(Status::as_str);
+        let mut page = runtime_filter(vis, q);
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM runtimes r {} {}",
+            if page.needs_joins {
+                RUNTIME_JOINS_AFTER_R
+            } else {
+                ""
+            },
+            page.where_clause()
+        );
+        let total = self.row(&count_sql, params_from_iter(&page.params), |r| r.get(0))?;
+        if let Some(a) = after {
+            page.add("r.runtime_id > ?", [SqlValue::from(a.to_string())]);
+        }
+        page.params.push(SqlValue::from(limit));
         let mut st = self.tx.prepare_cached(&format!(
-            "SELECT {RUNTIME_COLUMNS} {RUNTIME_JOINS} WHERE {RUNTIME_WHERE} ORDER BY r.runtime_id LIMIT ?12"
+            "SELECT {RUNTIME_COLUMNS} {RUNTIME_JOINS} {} ORDER BY r.runtime_id LIMIT ?",
+            page.where_clause()
         ))?;
         let rows = st
-            .query_map(
-                params![
-                    all,
-                    p,
-                    i,
-                    e,
-                    q.environment,
-                    q.project,
-                    q.integration,
-                    status,
-                    q.runtime_type,
-                    q.text,
-                    after,
-                    limit
-                ],
-                runtime_from_row,
-            )?
+            .query_map(params_from_iter(&page.params), runtime_from_row)?
             .collect::<rusqlite::Result<_>>()?;
-        let mut st = self.tx.prepare_cached(&format!(
-            "SELECT COUNT(*) {RUNTIME_JOINS} WHERE {RUNTIME_WHERE}"
-        ))?;
-        let total = st.query_row(
-            params![
-                all,
-                p,
-                i,
-                e,
-                q.environment,
-                q.project,
-                q.integration,
-                status,
-                q.runtime_type,
-                q.text,
-                None::<&str>
-            ],
-            |r| r.get(0),
-        )?;
         Ok((rows, total))
     }
 
