@@ -42,6 +42,30 @@
 //!
 //! The load generator runs on the same machine as the server unless you
 //! move it: the figures then include the contention for the cores.
+//!
+//! ## Scale checks (`--spawn`)
+//!
+//! With `--spawn` the fleet starts icpd itself (`--icpd`, on `--data-dir`,
+//! free loopback ports, TLS unless `--plain`), reports the start-to-ready
+//! time and can then, during the measurement:
+//!
+//! - `--restart-after S`: restart the server S seconds in (SIGTERM, wait,
+//!   start again on the same ports and data). Every runtime keeps its
+//!   schedule, so with `--connections` equal to `--runtimes` the whole
+//!   fleet reconnects within one interval: the restart herd. Checks: no 5xx,
+//!   no request sent after the server was ready again waits more than 1 s,
+//!   no runtime is ever listed OFFLINE.
+//! - `--stop N --stop-after S`: N runtimes (spread over the fleet) stop
+//!   sending S seconds in. Checks: exactly those N are listed OFFLINE, each
+//!   within the heartbeat timeout + 1 s of its last acknowledged heartbeat
+//!   and not before the timeout.
+//! - `--list-pages N`: N requests for 100-runtime pages of the runtime list
+//!   (`GET /api/v1/runtimes?limit=100`, following `nextCursor`), spread over
+//!   the measurement, with their latency.
+//!
+//! Statuses are watched through the management API (`GET /api/v1/runtimes
+//! ?status=OFFLINE`, every 200 ms) as a user the fleet creates with the CLI.
+//! Each check prints PASS or FAIL, and the exit status is 1 if any failed.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -51,7 +75,13 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+
+mod observe;
+mod spawned;
+
+use observe::Watch;
 use serde_json::{json, Value};
+use spawned::Spawned;
 
 use icpd::config::{Config, TlsConfig};
 use icpd::http::client::{Client, ClientTls};
@@ -85,9 +115,31 @@ struct Args {
     /// Without it, only the ceiling is measured.
     #[arg(long)]
     server: Option<String>,
-    /// The server's data directory, for `icpd secret create`.
+    /// The server's data directory, for `icpd secret create` (and for the
+    /// server itself with --spawn).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Start icpd (--icpd) on --data-dir here instead of using --server;
+    /// TLS unless --plain.
+    #[arg(long, conflicts_with = "server")]
+    spawn: bool,
+    /// With --spawn: the server's heartbeat timeout in seconds.
+    #[arg(long, default_value_t = 30)]
+    heartbeat_timeout: u64,
+    /// With --spawn: restart the server this many seconds into the measurement.
+    #[arg(long, requires = "spawn")]
+    restart_after: Option<u64>,
+    /// With --spawn: this many runtimes stop sending --stop-after seconds
+    /// into the measurement; checks that exactly they turn OFFLINE in time.
+    #[arg(long, default_value_t = 0, requires = "spawn")]
+    stop: usize,
+    /// With --stop: when they stop, in seconds into the measurement.
+    #[arg(long, default_value_t = 5)]
+    stop_after: u64,
+    /// With --spawn: this many requests for 100-runtime pages of the
+    /// runtime list, spread over the measurement.
+    #[arg(long, default_value_t = 0, requires = "spawn")]
+    list_pages: usize,
     /// The icpd binary used to create secrets.
     #[arg(long, default_value = "target/release/icpd")]
     icpd: PathBuf,
@@ -97,7 +149,7 @@ struct Args {
     /// Also measure the empty-handler ceiling with the same load, in this run.
     #[arg(long)]
     ceiling: bool,
-    /// Plain HTTP for the ceiling when no --server is given.
+    /// Plain HTTP for the ceiling when no --server is given, and for --spawn.
     #[arg(long)]
     plain: bool,
     /// Simulated runtimes.
@@ -139,6 +191,13 @@ struct Runtime {
     listener_enabled: bool,
     /// For `full-changed`: bumped every time, so the hash changes too.
     generation: u64,
+    /// Stops sending at the planned stop (`--stop`).
+    stops: bool,
+    /// When the last acknowledged heartbeat was sent, and when its answer came.
+    last_ok: Option<(Instant, Instant)>,
+    /// When its acknowledged heartbeats were answered, from the planned
+    /// restart on (`--restart-after`).
+    oks_after_restart: Vec<Instant>,
 }
 
 impl Runtime {
@@ -238,10 +297,15 @@ struct Tally {
     errors: BTreeMap<String, u64>,
     /// When the last response arrived.
     last: Option<Instant>,
+    /// Around a restart: every failure with its time, and every success
+    /// due from the planned restart on as (due, answered).
+    error_times: Vec<(Instant, String)>,
+    around_restart: Vec<(Instant, Instant)>,
 }
 
 impl Tally {
     fn error(&mut self, what: String) {
+        self.error_times.push((Instant::now(), what.clone()));
         *self.errors.entry(what).or_default() += 1;
     }
 
@@ -251,7 +315,16 @@ impl Tally {
             *self.errors.entry(k).or_default() += v;
         }
         self.last = self.last.max(other.last);
+        self.error_times.extend(other.error_times);
+        self.around_restart.extend(other.around_restart);
     }
+}
+
+/// Events planned during the measurement, as offsets from its start.
+#[derive(Clone, Copy, Default)]
+struct Plan {
+    stop_after: Option<Duration>,
+    restart_after: Option<Duration>,
 }
 
 /// What a target is: where to send, how, and how to observe it.
@@ -269,11 +342,17 @@ struct Outcome {
     ok: u64,
     rate: f64,
     p99_ms: f64,
+    /// How many checks failed (only `--spawn` runs have checks).
+    failed: usize,
 }
 
 fn main() -> ExitCode {
     match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(failed) => {
+            eprintln!("{failed} check(s) FAILED");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
@@ -281,15 +360,41 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), String> {
+/// Runs what `args` asks for; returns how many checks failed.
+fn run(args: Args) -> Result<usize, String> {
     if args.runtimes == 0 || args.connections == 0 || args.threads == 0 || args.secrets == 0 {
         return Err("--runtimes, --connections, --threads and --secrets must be at least 1".into());
     }
     if args.rate < 0.0 {
         return Err("--rate must be 0 (closed loop) or more".into());
     }
-    if args.server.is_none() && !args.ceiling {
-        return Err("give --server URL, --ceiling, or both".into());
+    if args.server.is_none() && !args.spawn && !args.ceiling {
+        return Err("give --server URL or --spawn, --ceiling, or both".into());
+    }
+    let timeout = Duration::from_secs(args.heartbeat_timeout);
+    if args.stop > 0 {
+        if args.stop >= args.runtimes {
+            return Err("--stop must be fewer than --runtimes".into());
+        }
+        let needed = args.stop_after + args.heartbeat_timeout + 2;
+        if args.duration < needed {
+            return Err(format!(
+                "--stop needs --duration of at least --stop-after + --heartbeat-timeout + 2 = {needed} s"
+            ));
+        }
+    }
+    if (args.stop > 0 || args.restart_after.is_some()) && args.rate <= 0.0 {
+        return Err("--stop and --restart-after need an open loop (--rate above 0)".into());
+    }
+    if let Some(r) = args.restart_after {
+        // Every runtime must have had its turn after the restart.
+        let interval = args.runtimes as f64 / args.rate;
+        let needed = r as f64 + interval + 2.0;
+        if (args.duration as f64) < needed {
+            return Err(format!(
+                "--restart-after needs --duration of at least --restart-after + one interval (runtimes / rate) + 2 = {needed:.0} s"
+            ));
+        }
     }
     // One request in flight per thread: more threads than connections would
     // leave threads without a connection.
@@ -314,11 +419,36 @@ fn run(args: Args) -> Result<(), String> {
     );
 
     let mut icpd_outcome = None;
+    let mut failed = 0;
     let tls = match &args.server {
         Some(url) => url.starts_with("https://"),
         None => !args.plain,
     };
-    if let Some(url) = &args.server {
+    if args.spawn {
+        let data_dir = args.data_dir.as_deref().ok_or("--spawn needs --data-dir")?;
+        let (mut server, ready) =
+            Spawned::start(&args.icpd, data_dir, tls, args.heartbeat_timeout)?;
+        println!(
+            "started       icpd pid {} on {}: ready in {} ms (log: {})",
+            server.pid(),
+            data_dir.display(),
+            ready.as_millis(),
+            server.log.display()
+        );
+        let secrets = create_secrets(&args.icpd, data_dir, args.secrets)?;
+        let target = Target {
+            label: "icpd".into(),
+            url: server.runtime_url(),
+            tls,
+            pid: Some(server.pid()),
+            secrets,
+        };
+        let outcome = measure(&args, threads, &target, Some((&mut server, timeout)))?;
+        failed += outcome.failed;
+        icpd_outcome = Some(outcome);
+        let stop = server.stop()?;
+        println!("stopped       in {} ms (SIGTERM, exit 0)", stop.as_millis());
+    } else if let Some(url) = &args.server {
         let data_dir = args
             .data_dir
             .as_deref()
@@ -331,7 +461,7 @@ fn run(args: Args) -> Result<(), String> {
             pid: args.server_pid,
             secrets,
         };
-        icpd_outcome = Some(measure(&args, threads, &target)?);
+        icpd_outcome = Some(measure(&args, threads, &target, None)?);
     }
     if args.ceiling {
         let outcome = measure_ceiling(&args, threads, tls)?;
@@ -351,7 +481,7 @@ fn run(args: Args) -> Result<(), String> {
             );
         }
     }
-    Ok(())
+    Ok(failed)
 }
 
 /// Creates `n` secrets bound to `fleet`/`fleet-N` through the CLI, as an
@@ -420,14 +550,21 @@ fn measure_ceiling(args: &Args, threads: usize, tls: bool) -> Result<Outcome, St
             .map(|i| format!("{i:08x}.{}", "A".repeat(44)))
             .collect(),
     };
-    let outcome = measure(args, threads, &target);
+    let outcome = measure(args, threads, &target, None);
     server.shutdown(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
 
 /// Registers the fleet with `target`, runs the load and prints the summary.
-fn measure(args: &Args, threads: usize, target: &Target) -> Result<Outcome, String> {
+/// With a spawned server (and its heartbeat timeout), also carries out and
+/// checks `--stop`, `--restart-after` and `--list-pages`.
+fn measure(
+    args: &Args,
+    threads: usize,
+    target: &Target,
+    mut spawned: Option<(&mut Spawned, Duration)>,
+) -> Result<Outcome, String> {
     let token_cfg = Config::defaults().token;
     let now_s = chrono::Utc::now().timestamp();
     // A tag per run, so the runtimes of one run never collide with those a
@@ -449,6 +586,12 @@ fn measure(args: &Args, threads: usize, target: &Target) -> Result<Outcome, Stri
                 bearer: format!("Bearer {token}"),
                 listener_enabled: true,
                 generation: 0,
+                // Spread over the fleet: every (runtimes / stop)-th runtime.
+                stops: args.stop > 0
+                    && i % (args.runtimes / args.stop) == 0
+                    && i / (args.runtimes / args.stop) < args.stop,
+                last_ok: None,
+                oks_after_restart: Vec::new(),
             }
         })
         .collect();
@@ -485,33 +628,45 @@ fn measure(args: &Args, threads: usize, target: &Target) -> Result<Outcome, Stri
     let go = Arc::new(Barrier::new(threads + 1));
     let start_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let kind = args.kind;
+    let plan = Plan {
+        stop_after: (args.stop > 0).then(|| Duration::from_secs(args.stop_after)),
+        restart_after: args.restart_after.map(Duration::from_secs),
+    };
     let mut handles = Vec::new();
     for (t, (mut runtimes, mut conns)) in groups.into_iter().enumerate() {
         let (registered, go, start_at) = (registered.clone(), go.clone(), start_at.clone());
-        handles.push(std::thread::spawn(move || -> Result<Tally, String> {
-            let reg = register(&mut runtimes, &mut conns);
-            registered.wait();
-            go.wait();
-            reg?;
-            let start = start_at
-                .lock()
-                .map_err(|_| "poisoned")?
-                .ok_or("no start time")?;
-            let seed = 0x9e37_79b9_7f4a_7c15u64 ^ ((t as u64 + 1) << 32);
-            Ok(match interval {
-                Some(iv) => open_loop(
-                    &mut runtimes,
-                    &mut conns,
-                    kind,
-                    start,
-                    duration,
-                    iv,
-                    jitter,
-                    Jitter(seed),
-                ),
-                None => closed_loop(&mut runtimes, &mut conns, kind, start, duration),
-            })
-        }));
+        handles.push(std::thread::spawn(
+            move || -> Result<(Tally, Vec<Runtime>, u64), String> {
+                let reg = register(&mut runtimes, &mut conns);
+                registered.wait();
+                go.wait();
+                reg?;
+                let start = start_at
+                    .lock()
+                    .map_err(|_| "poisoned")?
+                    .ok_or("no start time")?;
+                let seed = 0x9e37_79b9_7f4a_7c15u64 ^ ((t as u64 + 1) << 32);
+                let opened_before: u64 = conns.iter().map(Client::connection_count).sum();
+                let tally = match interval {
+                    Some(iv) => open_loop(
+                        &mut runtimes,
+                        &mut conns,
+                        kind,
+                        Schedule {
+                            start,
+                            duration,
+                            interval: iv,
+                            jitter,
+                            plan,
+                        },
+                        Jitter(seed),
+                    ),
+                    None => closed_loop(&mut runtimes, &mut conns, kind, start, duration),
+                };
+                let opened: u64 = conns.iter().map(Client::connection_count).sum();
+                Ok((tally, runtimes, opened - opened_before))
+            },
+        ));
     }
     let started_registration = Instant::now();
     registered.wait();
@@ -521,25 +676,64 @@ fn measure(args: &Args, threads: usize, target: &Target) -> Result<Outcome, Stri
     *start_at.lock().map_err(|_| "poisoned")? = Some(start);
     go.wait();
 
-    // Sample the server's RSS and threads during the run, keep the peak.
-    let mut peak_rss_kib = 0;
-    let mut peak_threads = 0;
+    // With a spawned server: watch statuses and fetch list pages meanwhile.
     let end = start + duration;
+    let watch = match &spawned {
+        Some((server, _)) => Some(Watch::start(
+            server.management()?,
+            start,
+            end,
+            args.list_pages,
+        )?),
+        None => None,
+    };
+
+    // Sample the server's RSS, threads and descriptors during the run, keep
+    // the peak; restart the server when planned.
+    let mut pid = target.pid;
+    let mut peak = Peak::default();
+    let mut restart = None;
     while Instant::now() < end {
         std::thread::sleep(
             Duration::from_millis(500).min(end.saturating_duration_since(Instant::now())),
         );
-        if let Some(u) = target.pid.and_then(proc_usage) {
-            peak_rss_kib = peak_rss_kib.max(u.rss_kib);
-            peak_threads = peak_threads.max(u.threads);
+        if let Some(u) = pid.and_then(proc_usage) {
+            peak.add(u);
+        }
+        if let (Some(after), Some((server, _)), None) = (plan.restart_after, &mut spawned, &restart)
+        {
+            if Instant::now() >= start + after {
+                let r = server.restart()?;
+                println!(
+                    "restarted     stop took {} ms, start to ready {} ms, {} s into the run",
+                    r.stop.as_millis(),
+                    r.start_to_ready.as_millis(),
+                    r.down_from.saturating_duration_since(start).as_secs_f64()
+                );
+                pid = Some(server.pid());
+                restart = Some(r);
+            }
         }
     }
     let mut tally = Tally::default();
+    let mut runtimes = Vec::new();
+    let mut reconnects = 0;
     for h in handles {
-        tally.merge(h.join().map_err(|_| "a load thread panicked")??);
+        let (t, r, opened) = h.join().map_err(|_| "a load thread panicked")??;
+        tally.merge(t);
+        runtimes.extend(r);
+        reconnects += opened;
     }
-    let after = target.pid.and_then(proc_usage);
-    Ok(summary(
+    let after = pid.and_then(proc_usage);
+    // CPU time only means something when the process was the same throughout.
+    let before = before.filter(|_| pid == target.pid);
+    let mut checks = Vec::new();
+    if let Some(r) = &restart {
+        checks.extend(observe::restart_checks(
+            &mut tally, &runtimes, r, reconnects,
+        ));
+    }
+    let outcome = summary(
         args,
         target,
         registration,
@@ -547,17 +741,34 @@ fn measure(args: &Args, threads: usize, target: &Target) -> Result<Outcome, Stri
         tally,
         before,
         after,
-        (peak_rss_kib, peak_threads),
-    ))
+        peak,
+    );
+    if let (Some(watch), Some((server, timeout))) = (watch, &spawned) {
+        checks.extend(watch.finish(&runtimes, plan, *timeout, restart.as_ref(), &server.log)?);
+    }
+    let failed = observe::print_checks(&checks);
+    Ok(Outcome { failed, ..outcome })
+}
+
+/// When a load thread sends, and what happens meanwhile.
+#[derive(Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    duration: Duration,
+    interval: Duration,
+    jitter: Duration,
+    plan: Plan,
 }
 
 /// The registration full heartbeat of every runtime (not measured).
 fn register(runtimes: &mut [Runtime], conns: &mut [Client]) -> Result<(), String> {
-    for (i, r) in runtimes.iter().enumerate() {
+    for (i, r) in runtimes.iter_mut().enumerate() {
         let conn = &mut conns[i % conns.len()];
         let body = r.full_heartbeat().to_string();
+        let sent = Instant::now();
         let resp = post(conn, "/icp/heartbeat", &r.bearer, body.as_bytes())
             .map_err(|e| format!("registering {}: {e}", r.id))?;
+        r.last_ok = Some((sent, Instant::now()));
         if resp.status != 200 {
             return Err(format!(
                 "registering {}: HTTP {} {}",
@@ -587,13 +798,22 @@ fn post(
     )
 }
 
-/// Sends one heartbeat and records the outcome, with latency from `since`.
-fn send(runtime: &mut Runtime, conn: &mut Client, kind: Kind, since: Instant, tally: &mut Tally) {
+/// Sends one heartbeat and records the outcome, with latency from `since`
+/// (the due time, or the send in a closed loop). Returns the answer's time
+/// when the heartbeat was acknowledged.
+fn send(
+    runtime: &mut Runtime,
+    conn: &mut Client,
+    kind: Kind,
+    since: Instant,
+    tally: &mut Tally,
+) -> Option<Instant> {
     let path = match kind {
         Kind::Delta => "/icp/deltaHeartbeat",
         Kind::Full | Kind::FullChanged => "/icp/heartbeat",
     };
     let body = runtime.next_body(kind);
+    let sent = Instant::now();
     let result = post(conn, path, &runtime.bearer, &body);
     let now = Instant::now();
     tally.last = Some(now);
@@ -608,11 +828,14 @@ fn send(runtime: &mut Runtime, conn: &mut Client, kind: Kind, since: Instant, ta
             } else {
                 let us = now.saturating_duration_since(since).as_micros();
                 tally.micros.push(us.min(u128::from(u32::MAX)) as u32);
+                runtime.last_ok = Some((sent, now));
+                return Some(now);
             }
         }
         Ok(r) => tally.error(format!("HTTP {}", r.status)),
         Err(e) => tally.error(format!("io {:?}", e.kind())),
     }
+    None
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -621,17 +844,23 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Open loop: every runtime's heartbeats are due on its own schedule;
 /// latency counts from the due time.
-#[allow(clippy::too_many_arguments)]
+/// A runtime marked `stops` sends nothing due from the planned stop on.
 fn open_loop(
     runtimes: &mut [Runtime],
     conns: &mut [Client],
     kind: Kind,
-    start: Instant,
-    duration: Duration,
-    interval: Duration,
-    jitter: Duration,
+    schedule: Schedule,
     mut rng: Jitter,
 ) -> Tally {
+    let Schedule {
+        start,
+        duration,
+        interval,
+        jitter,
+        plan,
+    } = schedule;
+    let stop_at = plan.stop_after.map(|d| start + d);
+    let restart_at = plan.restart_after.map(|d| start + d);
     let mut tally = Tally::default();
     let end = start + duration;
     // Spread the first heartbeats over one interval, as a fleet that
@@ -645,6 +874,9 @@ fn open_loop(
         if at >= end {
             break;
         }
+        if runtimes[i].stops && stop_at.is_some_and(|s| at >= s) {
+            continue;
+        }
         let now = Instant::now();
         if now < at {
             std::thread::sleep(at - now);
@@ -655,7 +887,13 @@ fn open_loop(
         }
         let conn = &mut conns[next_conn % conns.len()];
         next_conn += 1;
-        send(&mut runtimes[i], conn, kind, at, &mut tally);
+        let answered = send(&mut runtimes[i], conn, kind, at, &mut tally);
+        if let (Some(done), Some(r)) = (answered, restart_at) {
+            if at >= r {
+                tally.around_restart.push((at, done));
+                runtimes[i].oks_after_restart.push(done);
+            }
+        }
         let offset = interval.as_nanos() as i128 + rng.next(jitter);
         due.push(Reverse((
             at + Duration::from_nanos(offset.max(0) as u64),
@@ -689,12 +927,29 @@ fn closed_loop(
     tally
 }
 
-/// A process's memory, threads and CPU time from `/proc/PID`.
+/// A process's memory, threads, open descriptors and CPU time from `/proc/PID`.
 #[derive(Clone, Copy)]
 struct Usage {
     rss_kib: u64,
     threads: u64,
+    fds: u64,
     cpu_s: f64,
+}
+
+/// The highest sampled values.
+#[derive(Clone, Copy, Default)]
+struct Peak {
+    rss_kib: u64,
+    threads: u64,
+    fds: u64,
+}
+
+impl Peak {
+    fn add(&mut self, u: Usage) {
+        self.rss_kib = self.rss_kib.max(u.rss_kib);
+        self.threads = self.threads.max(u.threads);
+        self.fds = self.fds.max(u.fds);
+    }
 }
 
 fn proc_usage(pid: u32) -> Option<Usage> {
@@ -716,9 +971,11 @@ fn proc_usage(pid: u32) -> Option<Usage> {
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
     Some(Usage {
         rss_kib: field("VmRSS:")?,
         threads: field("Threads:")?,
+        fds,
         cpu_s: ticks as f64 / hz,
     })
 }
@@ -732,7 +989,7 @@ fn summary(
     mut tally: Tally,
     before: Option<Usage>,
     after: Option<Usage>,
-    (peak_rss_kib, peak_threads): (u64, u64),
+    mut peak: Peak,
 ) -> Outcome {
     tally.micros.sort_unstable();
     let ok = tally.micros.len() as u64;
@@ -793,16 +1050,30 @@ fn summary(
             .collect();
         println!("errors        {errors} ({})", list.join(", "));
     }
+    if let Some(a) = after {
+        peak.add(a);
+    }
     match (before, after) {
         (Some(b), Some(a)) => println!(
-            "server        pid {}: RSS {} MiB (peak sampled {} MiB), {} threads (peak {}), CPU {:.1} s = {:.2} cores",
+            "server        pid {}: RSS {} MiB (peak sampled {} MiB), {} threads (peak {}), {} open descriptors (peak {}), CPU {:.1} s = {:.2} cores",
             target.pid.unwrap_or(0),
             a.rss_kib / 1024,
-            peak_rss_kib.max(a.rss_kib) / 1024,
+            peak.rss_kib / 1024,
             a.threads,
-            peak_threads.max(a.threads),
+            peak.threads,
+            a.fds,
+            peak.fds,
             a.cpu_s - b.cpu_s,
             (a.cpu_s - b.cpu_s) / elapsed
+        ),
+        (None, Some(a)) => println!(
+            "server        restarted: now RSS {} MiB, {} threads, {} open descriptors; peaks sampled over both processes {} MiB, {} threads, {} descriptors",
+            a.rss_kib / 1024,
+            a.threads,
+            a.fds,
+            peak.rss_kib / 1024,
+            peak.threads,
+            peak.fds
         ),
         _ if target.pid.is_some() => println!("server        /proc of pid {} not readable", target.pid.unwrap_or(0)),
         _ => println!("server        in this process (no separate RSS or threads)"),
@@ -825,5 +1096,6 @@ fn summary(
         ok,
         rate,
         p99_ms: pct(99.0),
+        failed: 0,
     }
 }
