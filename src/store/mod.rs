@@ -16,8 +16,9 @@ mod resources;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
@@ -41,7 +42,27 @@ pub struct Store {
     /// A second, read-only connection that notices commits by anyone
     /// (`PRAGMA data_version`), for [`Store::secrets_generation`].
     watch: Mutex<Watch>,
+    /// The last generation read through `watch`, to answer without SQLite
+    /// for [`WATCH_EVERY`] as long as this process committed nothing since.
+    seen: Mutex<Seen>,
+    /// Commits through `conn` so far.
+    commits: AtomicU64,
     path: PathBuf,
+}
+
+/// How long a secrets generation read through the watch connection stays
+/// current, when this process commits nothing meanwhile: a change another
+/// process (the CLI) commits is seen within this long. Reading it costs
+/// SQLite's shared lock (file-locking system calls) and a mutex that every
+/// heartbeat would otherwise queue on.
+const WATCH_EVERY: Duration = Duration::from_millis(1);
+
+#[derive(Default)]
+struct Seen {
+    generation: i64,
+    at: Option<Instant>,
+    /// `Store::commits` read before the generation was.
+    commits: u64,
 }
 
 struct Watch {
@@ -88,6 +109,8 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             watch: Mutex::new(watch),
+            seen: Mutex::new(Seen::default()),
+            commits: AtomicU64::new(0),
             path: path.to_path_buf(),
         })
     }
@@ -105,6 +128,7 @@ impl Store {
         };
         let value = f(&tx)?;
         tx.tx.commit()?;
+        self.commits.fetch_add(1, Ordering::AcqRel);
         Ok(value)
     }
 
@@ -117,11 +141,22 @@ impl Store {
         f(&tx)
     }
 
-    /// A number that changes whenever any secret changes, in this process or
-    /// another. Costs a check of SQLite's shared-memory change counter; the
+    /// A number that changes whenever any secret changes: at once for a
+    /// change this process committed, within [`WATCH_EVERY`] for another
+    /// process's. A check costs SQLite's shared-memory change counter; the
     /// counter row is read only after some commit happened.
     pub fn secrets_generation(&self) -> Result<i64> {
+        if let Some(g) = self.seen_generation() {
+            return Ok(g);
+        }
+        // Read before the check: a commit that lands meanwhile makes the
+        // result stale at once, so the next call checks again.
+        let commits = self.commits.load(Ordering::Acquire);
+        let at = Instant::now();
         let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = self.seen_generation() {
+            return Ok(g);
+        }
         let dv: i64 = w
             .conn
             .prepare_cached("PRAGMA data_version")?
@@ -134,7 +169,20 @@ impl Store {
             w.data_version = dv;
             w.secrets_generation = gen;
         }
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Seen {
+            generation: w.secrets_generation,
+            at: Some(at),
+            commits,
+        };
         Ok(w.secrets_generation)
+    }
+
+    /// The generation read last, if still current.
+    fn seen_generation(&self) -> Option<i64> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let current = seen.at.is_some_and(|at| at.elapsed() < WATCH_EVERY)
+            && seen.commits == self.commits.load(Ordering::Acquire);
+        current.then_some(seen.generation)
     }
 
     /// The schema version of the open database.
