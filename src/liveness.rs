@@ -41,13 +41,16 @@ struct State {
     deleted: Vec<String>,
 }
 
+/// (integration, environment, node name): where a named runtime sits; a new
+/// runtime in the same slot replaces an OFFLINE one.
+type Slot = (i64, i64, String);
+
 struct Live {
     key_id: String,
     hash: Option<String>,
     last_seen: Millis,
     status: Status,
-    /// (integration, environment, node name): a named runtime's slot, for replacement.
-    slot: Option<(i64, i64, String)>,
+    slot: Option<Slot>,
 }
 
 /// What a delta heartbeat found.
@@ -224,23 +227,39 @@ impl Liveness {
     pub fn sweep(&self, now: Millis) -> usize {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let mut expired = Vec::new();
-        let mut running_slots = HashSet::new();
-        for (id, live) in &st.runtimes {
-            if live.status != Status::Running {
-                continue;
-            }
-            if live
-                .last_seen
+        // One pass that allocates nothing unless something expired: this
+        // holds the lock every heartbeat needs, over every runtime.
+        let deadline = |live: &Live| {
+            live.last_seen
                 .max(self.started_at)
                 .saturating_add(self.timeout)
-                <= now
-            {
-                expired.push(id.clone());
-            } else if let Some(slot) = &live.slot {
-                running_slots.insert(slot.clone());
-            }
+        };
+        let expired: Vec<String> = st
+            .runtimes
+            .iter()
+            .filter(|(_, l)| l.status == Status::Running && deadline(l) <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if expired.is_empty() {
+            return 0;
         }
+        // The names of the expired, and which of them a RUNNING runtime
+        // that did not expire holds (a node restarted with a new runtimeId).
+        let expired_slots: HashSet<&Slot> = expired
+            .iter()
+            .filter_map(|id| st.runtimes.get(id).and_then(|l| l.slot.as_ref()))
+            .collect();
+        let running_slots: HashSet<Slot> = if expired_slots.is_empty() {
+            HashSet::new()
+        } else {
+            st.runtimes
+                .values()
+                .filter(|l| l.status == Status::Running && deadline(l) > now)
+                .filter_map(|l| l.slot.as_ref())
+                .filter(|s| expired_slots.contains(s))
+                .cloned()
+                .collect()
+        };
         for id in &expired {
             let replaced = st
                 .runtimes
