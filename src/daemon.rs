@@ -78,6 +78,7 @@ impl Daemon {
             log::warn!("TLS is off (--no-tls): runtime tokens travel in clear text");
             (None, None)
         };
+        raise_open_file_limit(2 * cfg.http.max_connections as u64 + RESERVED_FILES);
         let limits = Limits {
             workers: cfg.http.workers,
             handshake_timeout: cfg.http.handshake_timeout,
@@ -181,6 +182,49 @@ impl Daemon {
             ),
             Err(e) => log::error!("final liveness flush failed: {e}"),
         }
+    }
+}
+
+/// Descriptors besides connections: the database, its WAL and shared
+/// memory, the listeners, epoll, logs, the CLI's occasional files.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the soft limit on open files towards `wanted` (both listeners at
+/// `max_connections`), as far as the hard limit allows: a soft limit of
+/// 1024, common by default, would refuse connections long before
+/// `max_connections`. Warns when even the hard limit is lower.
+fn raise_open_file_limit(wanted: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            log::debug!(
+                "open file limit raised from {} to {}",
+                lim.rlim_cur,
+                raised.rlim_cur
+            );
+            lim.rlim_cur = raised.rlim_cur;
+        }
+    }
+    if lim.rlim_cur < wanted {
+        log::warn!(
+            "the open file limit is {} (hard limit {}), below the {wanted} that max_connections = {} on both listeners needs; \
+             connections beyond it are refused. Raise it (ulimit -n, LimitNOFILE= in a systemd unit) or lower http.max_connections",
+            lim.rlim_cur,
+            lim.rlim_max,
+            wanted.saturating_sub(RESERVED_FILES) / 2
+        );
     }
 }
 
