@@ -934,6 +934,8 @@ struct Usage {
     threads: u64,
     fds: u64,
     cpu_s: f64,
+    /// Bytes the process caused to be written to storage (`/proc/PID/io`).
+    write_bytes: u64,
 }
 
 /// The highest sampled values.
@@ -972,11 +974,20 @@ fn proc_usage(pid: u32) -> Option<Usage> {
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    let write_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0);
     Some(Usage {
         rss_kib: field("VmRSS:")?,
         threads: field("Threads:")?,
         fds,
         cpu_s: ticks as f64 / hz,
+        write_bytes,
     })
 }
 
@@ -1055,7 +1066,7 @@ fn summary(
     }
     match (before, after) {
         (Some(b), Some(a)) => println!(
-            "server        pid {}: RSS {} MiB (peak sampled {} MiB), {} threads (peak {}), {} open descriptors (peak {}), CPU {:.1} s = {:.2} cores",
+            "server        pid {}: RSS {} MiB (peak sampled {} MiB), {} threads (peak {}), {} open descriptors (peak {}), CPU {:.1} s = {:.2} cores, disk writes {:.1} MiB/s",
             target.pid.unwrap_or(0),
             a.rss_kib / 1024,
             peak.rss_kib / 1024,
@@ -1064,7 +1075,8 @@ fn summary(
             a.fds,
             peak.fds,
             a.cpu_s - b.cpu_s,
-            (a.cpu_s - b.cpu_s) / elapsed
+            (a.cpu_s - b.cpu_s) / elapsed,
+            a.write_bytes.saturating_sub(b.write_bytes) as f64 / elapsed / (1024.0 * 1024.0)
         ),
         (None, Some(a)) => println!(
             "server        restarted: now RSS {} MiB, {} threads, {} open descriptors; peaks sampled over both processes {} MiB, {} threads, {} descriptors",
