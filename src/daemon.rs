@@ -28,6 +28,57 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// The sweeper runs at least this often.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
+/// The file in the data directory that a running `icpd serve` (and an
+/// `icpd restore` in progress) holds an exclusive `flock` on, and which
+/// names the holder's pid. The lock goes with the process: a server that
+/// crashes releases it, so a stale file never blocks anything. The file
+/// itself stays (removing it would race with the next taker).
+pub const LOCK_FILE: &str = "icpd.lock";
+
+/// The exclusive lock on a data directory, held until dropped.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes the lock on `data_dir` (which must exist) and writes our pid
+    /// into the lock file; `Ok(None)` when another process holds it.
+    pub fn try_acquire(data_dir: &std::path::Path) -> Result<Option<DataDirLock>> {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let path = data_dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        // SAFETY: flock only takes a descriptor we own for the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Ok(None);
+            }
+            return Err(Error::io(format!("locking {}", path.display()), e));
+        }
+        file.set_len(0)
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        Ok(Some(DataDirLock { _file: file }))
+    }
+
+    /// The pid written by the process that holds (or last held) the lock on `data_dir`.
+    pub fn holder(data_dir: &std::path::Path) -> Option<u32> {
+        std::fs::read_to_string(data_dir.join(LOCK_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
 /// A running icpd.
 pub struct Daemon {
     runtime: Server,
@@ -36,6 +87,8 @@ pub struct Daemon {
     store: Arc<Store>,
     stop: Arc<AtomicBool>,
     ticker: JoinHandle<()>,
+    /// Held while the daemon runs, so `icpd restore` refuses to swap the database under it.
+    _lock: DataDirLock,
 }
 
 impl Daemon {
@@ -46,6 +99,13 @@ impl Daemon {
                 format!("creating data directory {}", cfg.data_dir.display()),
                 e,
             )
+        })?;
+        let lock = DataDirLock::try_acquire(&cfg.data_dir)?.ok_or_else(|| {
+            Error::Conflict(format!(
+                "{} is in use by another icpd (pid {}): a server or a restore in progress. Stop it, or give this server another --data-dir",
+                cfg.data_dir.display(),
+                DataDirLock::holder(&cfg.data_dir).map_or("unknown".into(), |p| p.to_string())
+            ))
         })?;
         let store = Arc::new(Store::open(&cfg.db_path())?);
         let master_key = Arc::new(MasterKey::load(&cfg.data_dir, true)?);
@@ -150,6 +210,7 @@ impl Daemon {
             store,
             stop,
             ticker,
+            _lock: lock,
         })
     }
 
