@@ -10,6 +10,7 @@
 
 mod access;
 mod artifacts;
+mod backup;
 mod commands;
 pub mod migrations;
 mod resources;
@@ -34,6 +35,9 @@ pub use access::{
     ApiTokenRow, AssignmentRow, AuditFilter, AuditRow, GroupRow, RoleRow, SessionRow, UserRow,
 };
 pub use artifacts::ArtifactWrites;
+#[doc(hidden)]
+pub use backup::create_at_version;
+pub use backup::{inspect_file, vacuum_into, FileInspection};
 use migrations::MIGRATIONS;
 
 /// A handle on `icp.db`. Cheap to share behind an `Arc`; one connection, serialised by a mutex.
@@ -193,6 +197,11 @@ impl Store {
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    migrate_to(conn, path, MIGRATIONS.len())
+}
+
+/// Applies the pending migrations among the first `target` ones.
+fn migrate_to(conn: &Connection, path: &Path, target: usize) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
@@ -201,7 +210,12 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, m) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target)
+        .skip(version as usize)
+    {
         let n = i as i64 + 1;
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE;\n{}\nPRAGMA user_version = {n};\nCOMMIT;",
