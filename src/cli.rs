@@ -52,6 +52,21 @@ pub enum Command {
     /// Users of the management API and console.
     #[command(subcommand)]
     User(UserCommand),
+    /// Write a consistent copy of icp.db to FILE, also while the server runs (master.key is not in it).
+    Backup {
+        /// Where to write the copy; its directory must exist.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace icp.db with a backup; only while no server runs on the data directory.
+    Restore {
+        /// A file made by `icpd backup`.
+        file: PathBuf,
+    },
+    /// Check the database (integrity, schema version) and that the master key opens every secret.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +235,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Env(c) => env(&cfg, c),
         Command::Runtime(c) => runtime(&cfg, c),
         Command::User(c) => user(&cfg, c),
+        Command::Backup { file, force } => crate::backup::backup_command(&cfg, &file, force),
+        Command::Restore { file } => crate::backup::restore_command(&cfg, &file, now_millis()),
+        Command::Check => crate::backup::check_command(&cfg),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
