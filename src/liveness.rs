@@ -12,6 +12,16 @@
 //! no runtime is marked OFFLINE before one full timeout has passed: runtimes
 //! need that long to find the new process.
 //!
+//! **Self-preservation.** When one sweep would turn more than half of the
+//! RUNNING runtimes OFFLINE at once (with at least
+//! [`PRESERVATION_MIN_RUNNING`] running), the likelier story is that icpd
+//! itself was cut off (paused, its network down) rather than that most of
+//! the fleet died together. The sweep then holds those transitions, warns,
+//! and reports it ([`Liveness::preservation`], shown by `/healthz`); it
+//! resumes on its own once heartbeats return and the share drops to half or
+//! less. If the fleet really did go away, the hold ends after
+//! [`PRESERVATION_MAX_TIMEOUTS`] heartbeat timeouts, with a warning.
+//!
 //! The flush publishes what it wrote (`runtime.status`, and `runtime.removed`
 //! for replaced runtimes it deleted) to [`Events`] once it has committed.
 
@@ -23,6 +33,24 @@ use crate::events::{self, Event, Events};
 use crate::runtimes::Status;
 use crate::store::{LivenessRow, Store, Transition};
 use crate::time::Millis;
+
+/// Self-preservation applies from this many RUNNING runtimes on: in a
+/// smaller fleet, half of it stopping together is ordinary.
+pub const PRESERVATION_MIN_RUNNING: usize = 10;
+
+/// A hold lasts at most this many heartbeat timeouts.
+pub const PRESERVATION_MAX_TIMEOUTS: i64 = 10;
+
+/// A self-preservation hold in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preservation {
+    /// When the hold began.
+    pub since: Millis,
+    /// Runtimes past the timeout at the last sweep, kept RUNNING.
+    pub held: usize,
+    /// RUNNING runtimes at the last sweep (held ones included).
+    pub running: usize,
+}
 
 /// The in-memory state of every known runtime.
 pub struct Liveness {
@@ -39,6 +67,7 @@ struct State {
     seen: HashSet<String>,
     transitions: Vec<Transition>,
     deleted: Vec<String>,
+    preservation: Option<Preservation>,
 }
 
 /// (integration, environment, node name): where a named runtime sits; a new
@@ -220,7 +249,13 @@ impl Liveness {
         st.transitions.retain(|t| t.runtime_id != runtime_id);
     }
 
-    /// Marks runtimes OFFLINE whose last heartbeat is older than the timeout.
+    /// The self-preservation hold in progress, if any.
+    pub fn preservation(&self) -> Option<Preservation> {
+        self.lock().preservation
+    }
+
+    /// Marks runtimes OFFLINE whose last heartbeat is older than the timeout,
+    /// unless self-preservation holds them (see the module documentation).
     /// A named runtime that goes OFFLINE while another RUNNING runtime holds
     /// its name (a node restarted with a new runtimeId) is deleted instead.
     /// Returns how many runtimes changed.
@@ -241,8 +276,49 @@ impl Liveness {
             .map(|(id, _)| id.clone())
             .collect();
         if expired.is_empty() {
+            if let Some(p) = st.preservation.take() {
+                log::warn!(
+                    "self-preservation over after {} s: every runtime is within the heartbeat timeout again",
+                    (now - p.since) / 1000
+                );
+            }
             return 0;
         }
+        let running = st
+            .runtimes
+            .values()
+            .filter(|l| l.status == Status::Running)
+            .count();
+        if running >= PRESERVATION_MIN_RUNNING && expired.len() * 2 > running {
+            let since = st.preservation.map_or(now, |p| p.since);
+            if now - since < self.timeout.saturating_mul(PRESERVATION_MAX_TIMEOUTS) {
+                if st.preservation.is_none() {
+                    log::warn!(
+                        "self-preservation: {} of {running} RUNNING runtimes missed the heartbeat timeout at once; \
+                         keeping them RUNNING until heartbeats return (was icpd paused or cut off from the network?)",
+                        expired.len()
+                    );
+                }
+                st.preservation = Some(Preservation {
+                    since,
+                    held: expired.len(),
+                    running,
+                });
+                return 0;
+            }
+            log::warn!(
+                "self-preservation gave up after {} s: {} of {running} runtimes are still silent; marking them OFFLINE",
+                (now - since) / 1000,
+                expired.len()
+            );
+        } else if let Some(p) = st.preservation {
+            log::warn!(
+                "self-preservation over after {} s: {} of {running} runtimes still silent, marking those OFFLINE",
+                (now - p.since) / 1000,
+                expired.len()
+            );
+        }
+        st.preservation = None;
         // The names of the expired, and which of them a RUNNING runtime
         // that did not expire holds (a node restarted with a new runtimeId).
         let expired_slots: HashSet<&Slot> = expired
@@ -362,5 +438,110 @@ impl Liveness {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT_MS: Millis = 2_000;
+
+    /// A table with `n` runtimes `r0..` registered at time 0 (the process
+    /// started at 0 too), on a new store.
+    fn fleet(n: usize, tag: &str) -> (Liveness, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("icpd-unit-liveness-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("icp.db")).unwrap();
+        let l = Liveness::load(&store, std::time::Duration::from_millis(2_000), 0).unwrap();
+        for i in 0..n {
+            l.full(
+                FullBeat {
+                    runtime_id: &format!("r{i}"),
+                    key_id: "k",
+                    hash: Some("h"),
+                    reported: Status::Running,
+                    slot: None,
+                    created: true,
+                },
+                &[],
+                0,
+            );
+        }
+        (l, dir)
+    }
+
+    fn beat(l: &Liveness, ids: std::ops::Range<usize>, now: Millis) {
+        for i in ids {
+            let out = l.delta(&format!("r{i}"), "k", "h", now);
+            assert_eq!(
+                out,
+                DeltaOutcome::Accepted {
+                    full_required: false
+                }
+            );
+        }
+    }
+
+    fn offline(l: &Liveness, n: usize) -> usize {
+        (0..n)
+            .filter(|i| l.status(&format!("r{i}")) == Some(Status::Offline))
+            .count()
+    }
+
+    #[test]
+    fn more_than_half_timing_out_at_once_is_held_until_heartbeats_return() {
+        let (l, dir) = fleet(12, "hold");
+        // 5 keep sending, 7 fall silent: 7 of 12 is more than half.
+        beat(&l, 0..5, 1_500);
+        assert_eq!(l.sweep(2_100), 0);
+        assert_eq!(
+            l.preservation(),
+            Some(Preservation {
+                since: 2_100,
+                held: 7,
+                running: 12
+            })
+        );
+        assert_eq!(offline(&l, 12), 0);
+        // Still held a while later (the 5 keep sending); `since` stays.
+        beat(&l, 0..5, 3_000);
+        assert_eq!(l.sweep(3_100), 0);
+        assert_eq!(l.preservation().map(|p| p.since), Some(2_100));
+        // 5 of the 7 come back: 2 of 12 silent is ordinary, those go OFFLINE.
+        beat(&l, 0..10, 3_200);
+        assert_eq!(l.sweep(3_300), 2);
+        assert_eq!(l.preservation(), None);
+        assert_eq!(offline(&l, 12), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn half_or_fewer_and_small_fleets_go_offline_as_usual() {
+        let (l, dir) = fleet(12, "half");
+        beat(&l, 0..6, 1_500);
+        assert_eq!(l.sweep(2_100), 6, "exactly half is not held");
+        assert_eq!(l.preservation(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let n = PRESERVATION_MIN_RUNNING - 1;
+        let (l, dir) = fleet(n, "small");
+        assert_eq!(l.sweep(2_100), n, "a fleet below the minimum is never held");
+        assert_eq!(l.preservation(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_hold_ends_after_the_maximum_if_the_fleet_stays_silent() {
+        let (l, dir) = fleet(12, "max");
+        assert_eq!(l.sweep(2_100), 0);
+        let end = 2_100 + TIMEOUT_MS * PRESERVATION_MAX_TIMEOUTS;
+        assert_eq!(l.sweep(end - 1), 0);
+        assert!(l.preservation().is_some());
+        assert_eq!(l.sweep(end), 12);
+        assert_eq!(l.preservation(), None);
+        assert_eq!(offline(&l, 12), 12);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

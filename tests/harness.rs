@@ -225,6 +225,13 @@ impl TestServer {
         }
     }
 
+    /// Sends `sig` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) to the server.
+    pub fn signal(&self, sig: i32) {
+        let child = self.child.as_ref().expect("the server is running");
+        // SAFETY: kill only sends a signal to our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    }
+
     /// Stops (SIGTERM) and starts again on the same data directory.
     pub fn restart(&mut self) {
         assert_eq!(self.stop(), Some(0));

@@ -112,7 +112,10 @@ fn sigterm_exits_zero_and_healthz_answers() {
     let mut m = s.management_client();
     let r = m.request("GET", "/healthz", &[], b"").unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), serde_json::json!({"status": "ok"}));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"status": "ok", "selfPreservation": {"active": false}})
+    );
     assert_eq!(r.header("content-type"), Some("application/json"));
     let r = m.request("GET", "/api/v1/nope", &[], b"").unwrap();
     assert_eq!(r.status, 404);
@@ -188,4 +191,58 @@ fn tls_certificate_is_generated_once_with_a_private_key() {
         .unwrap();
     assert_eq!(fp.len(), 32 * 3 - 1);
     assert_eq!(fp, icpd::http::tls::fingerprint(&s.cert()).unwrap());
+}
+
+#[test]
+fn a_pause_longer_than_the_timeout_is_held_by_self_preservation_not_marked_offline() {
+    let s = TestServer::start(&["--heartbeat-timeout", "2s"]);
+    let secret = s.secret("dev", None);
+    let bridges: Vec<Bridge> = (0..12)
+        .map(|i| Bridge::new(&secret, Some(&format!("node-{i}"))))
+        .collect();
+    let mut c = s.runtime_client();
+    for b in &bridges {
+        assert_ack(&b.full(&mut c));
+    }
+    // icpd is stopped for longer than the timeout (as a paused VM or a
+    // SIGSTOP would): when it continues, every runtime looks silent at once.
+    s.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(3_000)); // the pause itself
+    s.signal(libc::SIGCONT);
+    let mut m = s.management_client();
+    let mut health = || m.request("GET", "/healthz", &[], b"").unwrap().json();
+    wait_for("self-preservation", Duration::from_secs(5), || {
+        health()["selfPreservation"]["active"] == true
+    });
+    let h = health();
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["selfPreservation"]["held"], 12, "{h}");
+    assert_eq!(h["selfPreservation"]["running"], 12, "{h}");
+    assert!(h["reason"].as_str().unwrap().contains("12 of 12"), "{h}");
+    for b in &bridges {
+        assert_eq!(s.status_of(&b.runtime_id).as_deref(), Some("RUNNING"));
+    }
+    // Heartbeats return: the hold ends and no runtime was ever OFFLINE.
+    for b in &bridges {
+        assert_ack(&b.delta(&mut c));
+    }
+    wait_for("the hold to end", Duration::from_secs(5), || {
+        health()["selfPreservation"]["active"] == false
+    });
+    assert_eq!(health()["status"], "ok");
+    for b in &bridges {
+        let history: Vec<String> = s.runtime(&b.runtime_id)["statusHistory"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["status"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(history, ["RUNNING"], "{}", b.runtime_id);
+    }
+    let log = s.log_text();
+    assert!(
+        log.contains("self-preservation: 12 of 12 RUNNING runtimes"),
+        "{log}"
+    );
+    assert!(log.contains("self-preservation over"), "{log}");
 }

@@ -436,11 +436,32 @@ fn run(api: &Api, route: &Route, ctx: &mut Ctx) -> Result<Response> {
     (route.handler)(api, ctx)
 }
 
+/// `/healthz`: always 200 while icpd answers (a probe must not restart it
+/// for what is outside it), `"status": "degraded"` during self-preservation.
+fn health(api: &Api) -> serde_json::Value {
+    match api.liveness.preservation() {
+        None => serde_json::json!({"status": "ok", "selfPreservation": {"active": false}}),
+        Some(p) => serde_json::json!({
+            "status": "degraded",
+            "reason": format!(
+                "self-preservation: {} of {} RUNNING runtimes missed the heartbeat timeout at once; they are kept RUNNING until heartbeats return",
+                p.held, p.running
+            ),
+            "selfPreservation": {
+                "active": true,
+                "since": crate::time::rfc3339(p.since),
+                "held": p.held,
+                "running": p.running,
+            },
+        }),
+    }
+}
+
 /// The management listener's handler: health, the API, and the web console.
 pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + 'static {
     move |req: &Request| match req.path.as_str() {
         "/healthz" if matches!(req.method.as_str(), "GET" | "HEAD") => {
-            Response::json(200, &serde_json::json!({"status": "ok"}))
+            Response::json(200, &health(&api))
         }
         "/healthz" => method_not_allowed("GET"),
         p if p.starts_with("/api/") => dispatch(&api, req),
