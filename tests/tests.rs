@@ -8,6 +8,7 @@ mod harness;
 mod api_auth;
 mod api_commands;
 mod api_resources;
+mod bad_input;
 mod backup;
 mod cli;
 mod connections;
