@@ -29,6 +29,7 @@ pub struct Config {
     pub tls: TlsConfig,
     /// A runtime with no heartbeat for this long becomes OFFLINE.
     pub heartbeat_timeout: Duration,
+    pub heartbeat_limits: HeartbeatLimits,
     pub http: HttpConfig,
     pub token: TokenConfig,
 }
@@ -53,6 +54,19 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_connections: usize,
+    /// Connections from one address (0: no such limit).
+    pub max_connections_per_ip: usize,
+}
+
+/// How often one runtime may send heartbeats: a token bucket per runtime and
+/// kind, `burst` deep, refilled at `per_second`. Beyond it: 429 with
+/// `Retry-After`. A `per_second` of 0 turns that limit off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeartbeatLimits {
+    pub full_per_second: f64,
+    pub full_burst: f64,
+    pub delta_per_second: f64,
+    pub delta_burst: f64,
 }
 
 /// What a runtime's bearer token must claim.
@@ -85,6 +99,8 @@ struct FileConfig {
     management_listen: Option<String>,
     heartbeat_timeout: Option<DurationValue>,
     #[serde(default)]
+    heartbeat_limits: FileHeartbeatLimits,
+    #[serde(default)]
     tls: FileTls,
     #[serde(default)]
     http: FileHttp,
@@ -109,6 +125,16 @@ struct FileHttp {
     request_timeout: Option<DurationValue>,
     max_body_bytes: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHeartbeatLimits {
+    full_per_second: Option<f64>,
+    full_burst: Option<f64>,
+    delta_per_second: Option<f64>,
+    delta_burst: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,6 +232,15 @@ impl Config {
                     d.heartbeat_timeout,
                 )?,
             },
+            heartbeat_limits: {
+                let (l, dl) = (&f.heartbeat_limits, d.heartbeat_limits);
+                HeartbeatLimits {
+                    full_per_second: l.full_per_second.unwrap_or(dl.full_per_second),
+                    full_burst: l.full_burst.unwrap_or(dl.full_burst),
+                    delta_per_second: l.delta_per_second.unwrap_or(dl.delta_per_second),
+                    delta_burst: l.delta_burst.unwrap_or(dl.delta_burst),
+                }
+            },
             http: HttpConfig {
                 workers: f.http.workers.unwrap_or(d.http.workers),
                 handshake_timeout: dur(
@@ -225,6 +260,10 @@ impl Config {
                 )?,
                 max_body_bytes: f.http.max_body_bytes.unwrap_or(d.http.max_body_bytes),
                 max_connections: f.http.max_connections.unwrap_or(d.http.max_connections),
+                max_connections_per_ip: f
+                    .http
+                    .max_connections_per_ip
+                    .unwrap_or(d.http.max_connections_per_ip),
             },
             token: TokenConfig {
                 issuer: f.token.issuer.unwrap_or(d.token.issuer),
@@ -248,6 +287,15 @@ impl Config {
                 key: None,
             },
             heartbeat_timeout: Duration::from_secs(30),
+            // A bridge sends a full heartbeat at start and when its state
+            // changes, and a delta every 10 s or so: these leave room for
+            // retries and restarts and stop a client stuck in a loop.
+            heartbeat_limits: HeartbeatLimits {
+                full_per_second: 1.0,
+                full_burst: 10.0,
+                delta_per_second: 10.0,
+                delta_burst: 50.0,
+            },
             http: HttpConfig {
                 workers: 8,
                 handshake_timeout: Duration::from_secs(10),
@@ -255,6 +303,7 @@ impl Config {
                 request_timeout: Duration::from_secs(30),
                 max_body_bytes: 4 * 1024 * 1024,
                 max_connections: 10_000,
+                max_connections_per_ip: 4_096,
             },
             token: TokenConfig {
                 issuer: "icp-runtime-jwt-issuer".into(),
@@ -274,6 +323,25 @@ impl Config {
             return Err(Error::Config(
                 "heartbeat_timeout must be at least 1s".into(),
             ));
+        }
+        let l = &self.heartbeat_limits;
+        for (name, v) in [
+            ("heartbeat_limits.full_per_second", l.full_per_second),
+            ("heartbeat_limits.delta_per_second", l.delta_per_second),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::Config(format!(
+                    "{name} must be a number of heartbeats per second, 0 or more (0 turns the limit off)"
+                )));
+            }
+        }
+        for (name, v) in [
+            ("heartbeat_limits.full_burst", l.full_burst),
+            ("heartbeat_limits.delta_burst", l.delta_burst),
+        ] {
+            if !(v.is_finite() && v >= 1.0) {
+                return Err(Error::Config(format!("{name} must be at least 1")));
+            }
         }
         if self.http.workers == 0 || self.http.max_connections == 0 {
             return Err(Error::Config(
@@ -333,6 +401,27 @@ mod tests {
         let f = file("[tls]\ncert = \"/c.pem\"");
         let e = Config::merge(f, Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("tls.key"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let c = Config::merge(
+            file("[http]\nmax_connections_per_ip = 0\n[heartbeat_limits]\ndelta_per_second = 0\nfull_burst = 3"),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.http.max_connections_per_ip, 0);
+        assert_eq!(c.heartbeat_limits.delta_per_second, 0.0);
+        assert_eq!(c.heartbeat_limits.full_burst, 3.0);
+        assert_eq!(c.heartbeat_limits.full_per_second, 1.0, "default kept");
+        for bad in [
+            "[heartbeat_limits]\ndelta_per_second = -1",
+            "[heartbeat_limits]\nfull_per_second = nan",
+            "[heartbeat_limits]\nfull_burst = 0.5",
+        ] {
+            let e = Config::merge(file(bad), Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("heartbeat_limits."), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -112,7 +112,8 @@ impl Daemon {
         let events = Arc::new(Events::new());
         let liveness = Arc::new(
             Liveness::load(&store, cfg.heartbeat_timeout, now_millis())?
-                .with_events(events.clone()),
+                .with_events(events.clone())
+                .with_limits(cfg.heartbeat_limits),
         );
         let commands = Arc::new(
             crate::commands::Commands::load(&store, now_millis())?.with_events(events.clone()),
@@ -146,6 +147,7 @@ impl Daemon {
             request_timeout: cfg.http.request_timeout,
             max_body_bytes: cfg.http.max_body_bytes,
             max_connections: cfg.http.max_connections,
+            max_connections_per_ip: cfg.http.max_connections_per_ip,
             ..Limits::default()
         };
         let protocol_key = master_key.clone();

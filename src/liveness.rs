@@ -28,6 +28,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use crate::config::HeartbeatLimits;
 use crate::error::Result;
 use crate::events::{self, Event, Events};
 use crate::runtimes::Status;
@@ -58,6 +59,47 @@ pub struct Liveness {
     timeout: Millis,
     started_at: Millis,
     events: Arc<Events>,
+    limits: HeartbeatLimits,
+}
+
+/// No heartbeat rate limits (the daemon sets the configured ones).
+const NO_LIMITS: HeartbeatLimits = HeartbeatLimits {
+    full_per_second: 0.0,
+    full_burst: 1.0,
+    delta_per_second: 0.0,
+    delta_burst: 1.0,
+};
+
+/// A token bucket: `tokens` as of `at`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Millis,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Millis) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    /// Takes one token; when there is none, the seconds until there is.
+    fn take(&mut self, per_second: f64, burst: f64, now: Millis) -> std::result::Result<(), u64> {
+        if per_second <= 0.0 {
+            return Ok(());
+        }
+        let elapsed = (now - self.at).max(0) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * per_second).min(burst);
+        self.at = now.max(self.at);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / per_second).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 #[derive(Default)]
@@ -80,6 +122,9 @@ struct Live {
     last_seen: Millis,
     status: Status,
     slot: Option<Slot>,
+    /// Rate limits of full and delta heartbeats.
+    full_bucket: Bucket,
+    delta_bucket: Bucket,
 }
 
 /// What a delta heartbeat found.
@@ -91,6 +136,9 @@ pub enum DeltaOutcome {
     OtherSecret,
     /// Recorded; `full_required` when the stored hash differs.
     Accepted { full_required: bool },
+    /// Over the runtime's delta rate limit: not recorded; retry after this
+    /// many seconds.
+    Limited { retry_after_secs: u64 },
 }
 
 /// The facts of an accepted full heartbeat that liveness needs.
@@ -130,6 +178,8 @@ impl Liveness {
                     last_seen: last_heartbeat,
                     status,
                     slot,
+                    full_bucket: Bucket::full(f64::MAX, now),
+                    delta_bucket: Bucket::full(f64::MAX, now),
                 },
             );
         }
@@ -138,7 +188,24 @@ impl Liveness {
             timeout: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
             started_at: now,
             events: Arc::new(Events::new()),
+            limits: NO_LIMITS,
         })
+    }
+
+    /// Applies heartbeat rate limits per runtime.
+    pub fn with_limits(mut self, limits: HeartbeatLimits) -> Liveness {
+        self.limits = limits;
+        self
+    }
+
+    /// Takes a full-heartbeat token of a known runtime (a new one has no
+    /// bucket yet); when there is none, the seconds to wait.
+    pub fn admit_full(&self, runtime_id: &str, now: Millis) -> std::result::Result<(), u64> {
+        let l = self.limits;
+        match self.lock().runtimes.get_mut(runtime_id) {
+            Some(live) => live.full_bucket.take(l.full_per_second, l.full_burst, now),
+            None => Ok(()),
+        }
     }
 
     /// Publishes flushed transitions and deletions to `events`.
@@ -175,6 +242,13 @@ impl Liveness {
         };
         if live.key_id != key_id {
             return DeltaOutcome::OtherSecret;
+        }
+        let l = self.limits;
+        if let Err(retry_after_secs) =
+            live.delta_bucket
+                .take(l.delta_per_second, l.delta_burst, now)
+        {
+            return DeltaOutcome::Limited { retry_after_secs };
         }
         live.last_seen = live.last_seen.max(now);
         let full_required = live.hash.as_deref() != Some(hash);
@@ -233,6 +307,9 @@ impl Liveness {
                         last_seen: now,
                         status: beat.reported,
                         slot: beat.slot,
+                        // This full heartbeat took the first token.
+                        full_bucket: Bucket::full((self.limits.full_burst - 1.0).max(0.0), now),
+                        delta_bucket: Bucket::full(self.limits.delta_burst, now),
                     },
                 );
             }

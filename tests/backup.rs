@@ -79,7 +79,16 @@ const PADDING_ROWS: u32 = 100_000;
 
 #[test]
 fn a_backup_taken_under_load_restores_into_a_new_data_dir_and_serves() {
-    let server = TestServer::start(&[]);
+    // The load is one runtime sending deltas back to back, far faster than
+    // the per-runtime limit allows a bridge; the server reads ./icp.toml.
+    let mut server = TestServer::start(&[]);
+    assert_eq!(server.stop(), Some(0));
+    std::fs::write(
+        server.dir.path.join("icp.toml"),
+        "[heartbeat_limits]\nfull_per_second = 0\ndelta_per_second = 0\n",
+    )
+    .unwrap();
+    server.restart_stopped();
     let secret = server.secret("dev", Some(("order-service", "order-create")));
     let bridge = Bridge::new(&secret, Some("node-1"));
     assert_ack(&bridge.full(&mut server.runtime_client()));

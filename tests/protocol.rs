@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::harness::{assert_ack, assert_error, Bridge, TestServer};
+use std::time::Duration;
+
+use crate::harness::{assert_ack, assert_error, wait_for, Bridge, TestServer};
 use icpd::protocol::token;
 
 #[test]
@@ -506,4 +508,46 @@ fn command_result_is_accepted() {
     assert_error(&r, 405, "method_not_allowed");
     let r = c.request("GET", "/nothing", &[], b"").unwrap();
     assert_error(&r, 404, "not_found");
+}
+
+#[test]
+fn heartbeats_over_the_rate_limit_get_429_with_retry_after() {
+    // The server reads ./icp.toml from its working directory.
+    let mut s = TestServer::start(&[]);
+    assert_eq!(s.stop(), Some(0));
+    std::fs::write(
+        s.dir.path.join("icp.toml"),
+        "[heartbeat_limits]\nfull_per_second = 0.5\nfull_burst = 2\ndelta_per_second = 1\ndelta_burst = 3\n",
+    )
+    .unwrap();
+    s.restart_stopped();
+    let secret = s.secret("dev", None);
+    let b = Bridge::new(&secret, Some("node-1"));
+    let mut c = s.runtime_client();
+    // The registering full heartbeat and one more fill the burst of 2.
+    assert_ack(&b.full(&mut c));
+    assert_ack(&b.full(&mut c));
+    let r = b.full(&mut c);
+    assert_error(&r, 429, "too_many_requests");
+    assert_eq!(r.header("retry-after"), Some("2"), "1 token at 0.5/s");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("full heartbeats faster"));
+    // Deltas have their own bucket of 3.
+    for _ in 0..3 {
+        assert_ack(&b.delta(&mut c));
+    }
+    let r = b.delta(&mut c);
+    assert_error(&r, 429, "too_many_requests");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // Another runtime is not affected.
+    let other = Bridge::new(&secret, Some("node-2"));
+    assert_ack(&other.full(&mut c));
+    assert_ack(&other.delta(&mut c));
+    // The limited runtime is still RUNNING, and after the wait it is let in.
+    assert_eq!(s.status_of(&b.runtime_id).as_deref(), Some("RUNNING"));
+    wait_for("a delta token", Duration::from_secs(3), || {
+        b.delta(&mut c).status == 200
+    });
 }

@@ -34,8 +34,13 @@
 //! The ceiling server shares this process, so its RSS and threads are not
 //! reported separately.
 //!
+//! A server for the fleet needs `--config examples/fleet/benchmark.toml`:
+//! the fleet sends from one address, and faster per runtime than a bridge
+//! would, so the per-address and per-runtime limits must be off.
+//!
 //! ```text
-//! target/release/icpd --data-dir /tmp/fleet-data serve --runtime-listen 127.0.0.1:9445 &
+//! target/release/icpd --data-dir /tmp/fleet-data serve --config examples/fleet/benchmark.toml \
+//!     --runtime-listen 127.0.0.1:9445 &
 //! cargo run --release --example fleet -- --server https://127.0.0.1:9445 \
 //!     --data-dir /tmp/fleet-data --server-pid $! --rate 5000 --duration 30 --ceiling
 //! ```
@@ -46,8 +51,9 @@
 //! ## Scale checks (`--spawn`)
 //!
 //! With `--spawn` the fleet starts icpd itself (`--icpd`, on `--data-dir`,
-//! free loopback ports, TLS unless `--plain`), reports the start-to-ready
-//! time and can then, during the measurement:
+//! free loopback ports, TLS unless `--plain`, the settings of
+//! `benchmark.toml`), reports the start-to-ready time and can then, during
+//! the measurement:
 //!
 //! - `--restart-after S`: restart the server S seconds in (SIGTERM, wait,
 //!   start again on the same ports and data). Every runtime keeps its

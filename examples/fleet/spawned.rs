@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use icpd::http::client::{Client, ClientTls};
 
+/// The server settings of a spawned icpd: `benchmark.toml` (which explains why).
+const BENCHMARK_CONFIG: &str = include_str!("benchmark.toml");
+
 /// How long a start may take before the fleet gives up.
 const START_LIMIT: Duration = Duration::from_secs(60);
 
@@ -97,10 +100,15 @@ impl Spawned {
             .open(&self.log)
             .map_err(|e| format!("opening {}: {e}", self.log.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let config = self.data_dir.join("fleet-icp.toml");
+        std::fs::write(&config, BENCHMARK_CONFIG)
+            .map_err(|e| format!("writing {}: {e}", config.display()))?;
         let mut cmd = Command::new(&self.icpd);
         cmd.arg("--data-dir")
             .arg(&self.data_dir)
             .arg("serve")
+            .arg("--config")
+            .arg(&config)
             .arg("--runtime-listen")
             .arg(format!("127.0.0.1:{}", self.runtime_port))
             .arg("--management-listen")

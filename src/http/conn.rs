@@ -4,32 +4,73 @@
 //! `Conn` is owned by exactly one place at a time (the poller's map or a
 //! worker), so none of this needs locking.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::ServerConnection;
 
 use super::server::Limits;
 
-/// Counts a connection as active for as long as it exists; decrementing in
-/// `Drop` means no early return or panic can leak a slot of
-/// `max_connections`.
-pub(crate) struct ActiveGuard(Arc<AtomicUsize>);
+/// Open connections per peer address, for `max_connections_per_ip`.
+pub(crate) type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Counts a connection as active (in all, and for its peer address) for as
+/// long as it exists; decrementing in `Drop` means no early return or panic
+/// can leak a slot of `max_connections` or `max_connections_per_ip`.
+pub(crate) struct ActiveGuard {
+    total: Arc<AtomicUsize>,
+    per_ip: Option<(PerIp, IpAddr)>,
+}
 
 impl ActiveGuard {
     pub(crate) fn new(counter: &Arc<AtomicUsize>) -> ActiveGuard {
         counter.fetch_add(1, Ordering::SeqCst);
-        ActiveGuard(Arc::clone(counter))
+        ActiveGuard {
+            total: Arc::clone(counter),
+            per_ip: None,
+        }
+    }
+
+    /// Also takes a slot of `ip`'s, unless it already holds `limit`
+    /// (0: no limit); `None` when it does.
+    pub(crate) fn with_ip(
+        mut self,
+        per_ip: &PerIp,
+        ip: IpAddr,
+        limit: usize,
+    ) -> Option<ActiveGuard> {
+        if limit == 0 {
+            return Some(self);
+        }
+        let mut map = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        drop(map);
+        self.per_ip = Some((Arc::clone(per_ip), ip));
+        Some(self)
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.total.fetch_sub(1, Ordering::SeqCst);
+        if let Some((per_ip, ip)) = &self.per_ip {
+            let mut map = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(ip);
+                }
+            }
+        }
     }
 }
 

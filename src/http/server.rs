@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::conn::{ActiveGuard, Conn};
+use super::conn::{ActiveGuard, Conn, PerIp};
 use super::message::{reason, take_stream, Handler, Request, Response};
 use super::parse::{parse, ParseLimits, Parsed, Rejection};
 use super::poller::Poller;
@@ -42,6 +42,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Open connections; more are refused at accept.
     pub max_connections: usize,
+    /// Open connections from one peer address (0: no such limit); more
+    /// from that address are refused at accept.
+    pub max_connections_per_ip: usize,
     /// Open event streams; more are answered 503.
     pub max_streams: usize,
     /// An event stream with nothing to send gets a keep-alive comment this often.
@@ -60,6 +63,7 @@ impl Default for Limits {
             max_headers: 100,
             max_body_bytes: 4 * 1024 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: 4_096,
             max_streams: 1_000,
             stream_keep_alive: Duration::from_secs(15),
         }
@@ -88,6 +92,7 @@ struct Shared {
     stopped: AtomicBool,
     next_id: AtomicU64,
     last_refusal_warn: Mutex<Option<Instant>>,
+    per_ip: PerIp,
     poller: Poller,
     pool: Pool,
     streams: Streams,
@@ -126,6 +131,7 @@ impl Server {
             stopped: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             last_refusal_warn: Mutex::new(None),
+            per_ip: PerIp::default(),
             poller: Poller::new()?,
             pool: Pool::new(),
             streams: Streams::new(limits_max_streams),
@@ -287,9 +293,15 @@ fn admit(s: &Shared, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     if s.active.load(Ordering::SeqCst) >= s.limits.max_connections {
-        refuse(s, stream, peer);
+        refuse(s, stream, peer, Refusal::Total);
         return;
     }
+    let Some(guard) =
+        ActiveGuard::new(&s.active).with_ip(&s.per_ip, peer.ip(), s.limits.max_connections_per_ip)
+    else {
+        refuse(s, stream, peer, Refusal::PerIp);
+        return;
+    };
     let tls = match &s.tls {
         None => None,
         Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
@@ -301,15 +313,30 @@ fn admit(s: &Shared, stream: TcpStream, peer: SocketAddr) {
         },
     };
     let id = s.next_id.fetch_add(1, Ordering::Relaxed);
-    let conn = Conn::new(id, stream, peer, tls, ActiveGuard::new(&s.active));
+    let conn = Conn::new(id, stream, peer, tls, guard);
     s.poller.park(conn);
 }
 
-/// Over `max_connections`: answer cheaply and close. Plain HTTP gets a 503
-/// it can read; on TLS we cannot say anything without a handshake.
-fn refuse(s: &Shared, stream: TcpStream, peer: SocketAddr) {
+/// Which limit a refused connection hit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Total,
+    PerIp,
+}
+
+/// Over `max_connections` or `max_connections_per_ip`: answer cheaply and
+/// close. Plain HTTP gets a 503 it can read; on TLS we cannot say anything
+/// without a handshake.
+fn refuse(s: &Shared, stream: TcpStream, peer: SocketAddr, why: Refusal) {
+    let (limit, what) = match why {
+        Refusal::Total => (s.limits.max_connections, "connection limit"),
+        Refusal::PerIp => (
+            s.limits.max_connections_per_ip,
+            "per-address connection limit (http.max_connections_per_ip)",
+        ),
+    };
     log::debug!(
-        "{}: refusing connection from {peer}: connection limit reached",
+        "{}: refusing connection from {peer}: {what} reached",
         s.name
     );
     {
@@ -320,9 +347,13 @@ fn refuse(s: &Shared, stream: TcpStream, peer: SocketAddr) {
         if last.is_none_or(|t| t.elapsed() >= REFUSAL_WARN_EVERY) {
             *last = Some(Instant::now());
             log::warn!(
-                "{}: connection limit ({}) reached; refusing new connections",
+                "{}: {what} ({limit}) reached, for {}; refusing new connections",
                 s.name,
-                s.limits.max_connections
+                if why == Refusal::PerIp {
+                    peer.ip().to_string()
+                } else {
+                    "all addresses".into()
+                }
             );
         }
     }
@@ -330,7 +361,10 @@ fn refuse(s: &Shared, stream: TcpStream, peer: SocketAddr) {
         let resp = Response::error(
             503,
             "too_many_connections",
-            "server connection limit reached",
+            match why {
+                Refusal::Total => "server connection limit reached",
+                Refusal::PerIp => "too many connections from this address",
+            },
         );
         let _ = io::Write::write(&mut &stream, &encode_response(&resp, false, true, false));
         let _ = stream.shutdown(Shutdown::Write);

@@ -50,6 +50,16 @@ struct CommandResult {
     status: String,
 }
 
+/// A runtime over its heartbeat rate limit (see `config::HeartbeatLimits`).
+fn too_many(runtime_id: &str, kind: &str, retry_after_secs: u64) -> Error {
+    Error::TooManyRequests {
+        message: format!(
+            "runtime {runtime_id} sends {kind} heartbeats faster than this server allows (heartbeat_limits); retry after {retry_after_secs} s"
+        ),
+        retry_after_secs,
+    }
+}
+
 impl Protocol {
     /// Checks the bearer token against the secrets as they are now.
     pub fn authenticate(&self, authorization: Option<&str>, now: Millis) -> Result<ActiveSecret> {
@@ -68,6 +78,9 @@ impl Protocol {
         let secret = self.authenticate(authorization, now)?;
         let hb: FullHeartbeat = heartbeat::decode(body)?;
         hb.validate()?;
+        if let Err(retry_after_secs) = self.liveness.admit_full(&hb.runtime_id, now) {
+            return Err(too_many(&hb.runtime_id, "full", retry_after_secs));
+        }
         // The ordering lock keeps the command table in commit order with
         // operators' requests (see `commands`).
         let order = self.commands.order();
@@ -171,6 +184,9 @@ impl Protocol {
                 "runtime {} was registered under another secret; a delta heartbeat must use the same secret",
                 hb.runtime_id
             ))),
+            DeltaOutcome::Limited { retry_after_secs } => {
+                Err(too_many(&hb.runtime_id, "delta", retry_after_secs))
+            }
         }
     }
 

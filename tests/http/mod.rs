@@ -515,6 +515,51 @@ fn connection_cap_refuses_fast() {
 }
 
 #[test]
+fn per_address_cap_refuses_that_address_only_until_a_slot_frees() {
+    let ts = TestServer::start(
+        false,
+        Limits {
+            max_connections_per_ip: 2,
+            ..Limits::default()
+        },
+    );
+    let mut a = ts.raw();
+    let mut b = ts.raw();
+    for s in [&mut a, &mut b] {
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(read_response(s).0, 200);
+    }
+    let mut third = ts.raw();
+    let mut all = Vec::new();
+    let _ = third.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("too_many_connections"), "{text}");
+    assert!(
+        text.contains("too many connections from this address"),
+        "{text}"
+    );
+    // The refused one held no slot; the two admitted ones still work.
+    assert_eq!(ts.server().active_connections(), 2);
+    a.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut a).0, 200);
+
+    // Closing one frees the address's slot.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let mut s = ts.raw();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        if s.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 200" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn idle_keep_alive_connection_is_closed() {
     let ts = TestServer::start(
         true,
