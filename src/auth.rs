@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
-use ring::{digest, pbkdf2};
+use ring::{digest, hmac, pbkdf2};
 use serde::Serialize;
 
 use crate::access::{builtin_roles, Principal, Scope};
@@ -300,12 +300,13 @@ pub fn logout(store: &Store, via: &Via) -> Result<()> {
 pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Authenticated> {
     let unauthorized = |m: &str| Error::Unauthorized(m.to_string());
     if let Some(rest) = token.strip_prefix(API_TOKEN_PREFIX) {
+        // The row is found by the public id; the hash is then compared in constant time.
         let id = rest.split('_').next().unwrap_or_default();
         let row = store
             .read(|tx| tx.api_token(id))?
             .ok_or_else(|| unauthorized("unknown API token"))?;
         let hash = sha256_hex(token);
-        if !constant_eq(hash.as_bytes(), row.token_hash.as_bytes()) {
+        if !constant_time_eq(hash.as_bytes(), row.token_hash.as_bytes()) {
             return Err(unauthorized("unknown API token"));
         }
         if row.revoked_at.is_some() {
@@ -326,6 +327,9 @@ pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Authentic
             via: Via::ApiToken { id: row.id },
         });
     }
+    // Sessions are found by the SHA-256 of the token in SQL: an index lookup
+    // can leak at most how much of a hash matched, which says nothing about
+    // any token, so no constant-time comparison is needed here.
     let token_hash = sha256_hex(token);
     let session = store
         .read(|tx| tx.session(&token_hash))?
@@ -343,8 +347,20 @@ pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Authentic
     })
 }
 
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares two secret-derived values (token hashes, CSRF tokens) in
+/// constant time. `ring::constant_time` is deprecated, so this goes through
+/// `hmac::verify`, whose tag check is ring's constant-time comparison: both
+/// values are MACed under a per-process key and the tags compared, so the
+/// time does not depend on where, or whether, the values (or lengths) differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    static KEY: std::sync::OnceLock<hmac::Key> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        // Any key keeps the comparison constant-time; a random one only
+        // keeps the tags unpredictable, so a failed generator is no reason to fail.
+        let bytes = random_bytes::<32>().unwrap_or([0x5a; 32]);
+        hmac::Key::new(hmac::HMAC_SHA256, &bytes)
+    });
+    hmac::verify(key, a, hmac::sign(key, b).as_ref()).is_ok()
 }
 
 /// Changes the caller's password after checking the current one; ends their other sessions.
@@ -500,6 +516,15 @@ mod tests {
         assert!(hash_password("x")
             .unwrap()
             .starts_with("pbkdf2-sha256$600000$"));
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
     }
 
     #[test]

@@ -290,13 +290,7 @@ fn check_csrf(req: &Request, csrf: &str) -> Result<()> {
         }
     }
     let sent = req.header("x-csrf-token").unwrap_or("");
-    let same = sent.len() == csrf.len()
-        && sent
-            .bytes()
-            .zip(csrf.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            == 0;
-    if !same {
+    if !crate::auth::constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
         return Err(Error::Forbidden(
             "missing or wrong X-CSRF-Token header: send the csrfToken from the login response with cookie-authenticated changes".into(),
         ));
