@@ -5,10 +5,14 @@
 //! segment has no extension serves `index.html`, so the console's
 //! History-API routes (`/projects/p/integrations/i`) survive a reload. Names
 //! are looked up in the embedded table and never touch the file system, so
-//! no request path can escape `assets/`. Every response carries a strict
-//! Content-Security-Policy (no inline script or style) and revalidates with
-//! a strong SHA-256 `ETag`: file names are not content-hashed, so a new
+//! no request path can escape `assets/`. Every response revalidates with a
+//! strong SHA-256 `ETag`: file names are not content-hashed, so a new
 //! binary must take effect at the next page load.
+//!
+//! [`security_headers`] is the one place the management listener's security
+//! headers are set: the management handler applies it to every response it
+//! makes (console, API, health), among them a strict Content-Security-Policy
+//! (no inline script or style, no framing).
 
 use std::sync::OnceLock;
 
@@ -21,7 +25,7 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 }
 
-/// The policy on every console response.
+/// The policy on every management response.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
 base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -85,18 +89,32 @@ pub fn serves(path: &str) -> bool {
     path.starts_with('/') && !last.contains('.')
 }
 
-fn secured(resp: Response) -> Response {
-    resp.with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+/// `Strict-Transport-Security` under TLS: a year, without
+/// `includeSubDomains`, which would bind sibling hosts icpd knows nothing of.
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+/// Adds the security headers of the management listener to `resp`: no
+/// framing, no MIME sniffing, no referrer, the console's CSP (harmless on
+/// JSON, and it covers a JSON body opened as a page), and HSTS when the
+/// listener serves `tls`.
+pub fn security_headers(resp: Response, tls: bool) -> Response {
+    let resp = resp
+        .with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         .with_header("X-Content-Type-Options", "nosniff")
         .with_header("Referrer-Policy", "no-referrer")
-        .with_header("X-Frame-Options", "DENY")
+        .with_header("X-Frame-Options", "DENY");
+    if tls {
+        resp.with_header("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+    } else {
+        resp
+    }
 }
 
 /// Serves a console request: an embedded file, `index.html` for a console
-/// route, or 404.
+/// route, or 404 (the caller adds [`security_headers`]).
 pub fn serve(req: &Request) -> Response {
     if !matches!(req.method.as_str(), "GET" | "HEAD") {
-        return secured(crate::http::routes::method_not_allowed("GET"));
+        return crate::http::routes::method_not_allowed("GET");
     }
     let asset = match req.path.strip_prefix(PREFIX) {
         Some(name) => find(name),
@@ -104,14 +122,14 @@ pub fn serve(req: &Request) -> Response {
         None => None,
     };
     let Some(asset) = asset else {
-        return secured(Response::error(
+        return Response::error(
             404,
             "not_found",
             &format!(
                 "no console file {}",
                 req.path.chars().take(100).collect::<String>()
             ),
-        ));
+        );
     };
     let fresh = req.header("if-none-match").is_some_and(|v| {
         v.split(',')
@@ -132,10 +150,8 @@ pub fn serve(req: &Request) -> Response {
     } else {
         resp.with_header("Content-Type", asset.content_type)
     };
-    secured(
-        resp.with_header("ETag", &asset.etag)
-            .with_header("Cache-Control", "no-cache"),
-    )
+    resp.with_header("ETag", &asset.etag)
+        .with_header("Cache-Control", "no-cache")
 }
 
 #[cfg(test)]

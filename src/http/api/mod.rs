@@ -340,10 +340,12 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
         }
     }
     let Some((route, params)) = found else {
-        if allowed.is_empty() {
-            return not_found(req);
-        }
-        return method_not_allowed(&allowed.join(", "));
+        let resp = if allowed.is_empty() {
+            not_found(req)
+        } else {
+            method_not_allowed(&allowed.join(", "))
+        };
+        return resp.with_header("Cache-Control", "no-store");
     };
     let mut ctx = Ctx {
         req,
@@ -451,17 +453,21 @@ fn health(api: &Api) -> serde_json::Value {
     }
 }
 
-/// The management listener's handler: health, the API, and the web console.
+/// The management listener's handler: health, the API, and the web
+/// console, every response with the security headers.
 pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + 'static {
-    move |req: &Request| match req.path.as_str() {
-        "/healthz" if matches!(req.method.as_str(), "GET" | "HEAD") => {
-            Response::json(200, &health(&api))
-        }
-        "/healthz" => method_not_allowed("GET"),
-        p if p.starts_with("/api/") => dispatch(&api, req),
-        // Everything else is the web console: its files, index.html for its
-        // client-side routes, or a 404 with the console's headers.
-        _ => crate::http::assets::serve(req),
+    move |req: &Request| {
+        let resp = match req.path.as_str() {
+            "/healthz" if matches!(req.method.as_str(), "GET" | "HEAD") => {
+                Response::json(200, &health(&api))
+            }
+            "/healthz" => method_not_allowed("GET"),
+            p if p.starts_with("/api/") => dispatch(&api, req),
+            // Everything else is the web console: its files, index.html for its
+            // client-side routes, or a 404.
+            _ => crate::http::assets::serve(req),
+        };
+        crate::http::assets::security_headers(resp, api.secure)
     }
 }
 
