@@ -62,6 +62,8 @@ pub struct TestServer {
     pub dir: TestDir,
     pub data_dir: PathBuf,
     pub extra_args: Vec<String>,
+    /// Environment variables the server is started with (e.g. `ICP_LOG`).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     pub runtime_url: String,
@@ -71,12 +73,21 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with TLS on and `extra` serve flags.
     pub fn start(extra: &[&str]) -> TestServer {
+        TestServer::start_with_env(extra, &[])
+    }
+
+    /// Like [`TestServer::start`], with environment variables for the server.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = TestDir::new("srv");
         let data_dir = dir.path.join("data");
         let mut s = TestServer {
             dir,
             data_dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             runtime_url: String::new(),
@@ -96,6 +107,7 @@ impl TestServer {
             "127.0.0.1:0",
         ]);
         cmd.args(&self.extra_args).current_dir(&self.dir.path);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdout(Stdio::null())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());

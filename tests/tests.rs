@@ -15,5 +15,6 @@ mod connections;
 mod console;
 mod events;
 mod http;
+mod hygiene;
 mod lifecycle;
 mod protocol;
