@@ -18,7 +18,7 @@ pub mod message;
 pub mod server;
 
 mod conn;
-mod parse;
+pub(crate) mod parse;
 mod poller;
 mod pool;
 mod stream;

@@ -1,0 +1,44 @@
+#!/bin/sh
+# Fuzzes every target in fuzz/ for SECONDS each: fuzz/run.sh SECONDS
+#
+# Installs what is missing first: a nightly toolchain (cargo-fuzz builds
+# with -Zsanitizer=address) and cargo-fuzz itself. Exits non-zero if any
+# target finds a crash; the input is then in fuzz/artifacts/TARGET/.
+set -eu
+
+secs=${1:?usage: fuzz/run.sh SECONDS}
+cd "$(dirname "$0")"
+
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "installing the nightly toolchain (cargo-fuzz needs -Zsanitizer)" >&2
+    if ! rustup toolchain install nightly --profile minimal; then
+        echo "cannot install a nightly toolchain: cargo-fuzz needs one to build with AddressSanitizer and libFuzzer; install it with 'rustup toolchain install nightly' and rerun" >&2
+        exit 2
+    fi
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked
+fi
+
+cargo +nightly fuzz build
+failed=""
+for target in $(cargo +nightly fuzz list); do
+    mkdir -p "corpus/$target" "seeds/$target"
+    log="target/fuzz-$target.log"
+    # corpus/ (ignored by git) collects what libFuzzer finds; seeds/ are
+    # checked-in starting points and are only read.
+    if cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+        -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1; then
+        runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+        echo "$target: $runs executions in ${secs}s, no crash"
+    else
+        echo "$target: FAILED, see fuzz/$log and fuzz/artifacts/$target/" >&2
+        tail -n 40 "$log" >&2
+        failed="$failed $target"
+    fi
+done
+if [ -n "$failed" ]; then
+    echo "crashes in:$failed" >&2
+    exit 1
+fi
