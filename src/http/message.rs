@@ -91,6 +91,19 @@ pub(crate) fn take_stream(resp: &Response) -> Option<Receiver<String>> {
 }
 
 impl Response {
+    /// An error the connection layer answers itself, before or instead of
+    /// any handler (malformed request, timeout, limit, handler panic): the
+    /// JSON error with the headers that make it inert in a browser, since
+    /// no handler adds its own.
+    pub fn layer_error(status: u16, code: &str, message: &str) -> Response {
+        Response::error(status, code, message)
+            .with_header("X-Content-Type-Options", "nosniff")
+            .with_header(
+                "Content-Security-Policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            )
+            .with_header("Cache-Control", "no-store")
+    }
     /// A JSON response. Serialising our own types cannot fail in practice; if
     /// it does, the caller gets a 500 in the standard error shape rather than
     /// a panic in the worker.

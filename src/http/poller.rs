@@ -152,8 +152,11 @@ impl Poller {
                 }
                 DeadlineKind::Request => {
                     log::debug!("{name}: request from {} timed out", conn.peer);
-                    let resp =
-                        Response::error(408, "request_timeout", "request not received in time");
+                    let resp = Response::layer_error(
+                        408,
+                        "request_timeout",
+                        "request not received in time",
+                    );
                     conn.send_now(&encode_response(&resp, false, true, false));
                 }
                 DeadlineKind::Linger => {}

@@ -358,7 +358,7 @@ fn refuse(s: &Shared, stream: TcpStream, peer: SocketAddr, why: Refusal) {
         }
     }
     if s.tls.is_none() {
-        let resp = Response::error(
+        let resp = Response::layer_error(
             503,
             "too_many_connections",
             match why {
@@ -486,7 +486,7 @@ fn start_stream(
             conn.peer,
             s.limits.max_streams
         );
-        let busy = Response::error(
+        let busy = Response::layer_error(
             503,
             "too_many_streams",
             "too many event streams are open; retry later",
@@ -528,7 +528,7 @@ fn reject(s: &Shared, mut conn: Conn, r: Rejection) -> Option<Conn> {
         r.status,
         r.message
     );
-    let resp = Response::error(r.status, r.code, r.message);
+    let resp = Response::layer_error(r.status, r.code, r.message);
     if conn
         .send(
             &encode_response(&resp, false, true, false),
@@ -569,7 +569,7 @@ fn run_handler(s: &Shared, conn: &Conn, raw: super::parse::RawRequest) -> Respon
                 req.method,
                 req.path
             );
-            Response::error(500, "internal", &format!("internal error (id {id})"))
+            Response::layer_error(500, "internal", &format!("internal error (id {id})"))
         }
     }
 }

@@ -445,6 +445,14 @@ fn malformed_requests_get_400_json() {
         let (status, head, body) = read_response(&mut s);
         assert_eq!(status, 400, "for {:?}", String::from_utf8_lossy(bad));
         assert!(head.contains("application/json"));
+        // No handler ran, so the layer makes the error inert by itself.
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+        assert!(
+            head.contains("content-security-policy: default-src 'none'"),
+            "{head}"
+        );
+        assert!(head.contains("cache-control: no-store"), "{head}");
         assert_eq!(error_code(&body), "bad_request");
         assert!(closes_within(&mut s, Duration::from_secs(3)));
     }
