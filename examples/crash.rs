@@ -1430,7 +1430,7 @@ fn summary(
     );
     println!(
         "  OFFLINE watch          {} polls ({} failed while icpd was going down), most listed at once {}, \
-         {} listed after a real silence of the fleet, self-preservation after one {} time(s)",
+         {} listed after a real silence of the fleet, self-preservation {} time(s) after one",
         watched.polls,
         watched.poll_errors,
         watched.max_offline,
