@@ -235,7 +235,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Env(c) => env(&cfg, c),
         Command::Runtime(c) => runtime(&cfg, c),
         Command::User(c) => user(&cfg, c),
-        Command::Backup { file, force } => crate::backup::backup_command(&cfg, &file, force),
+        Command::Backup { file, force } => {
+            crate::backup::backup_command(&cfg, &file, force)?;
+            // A copy of every secret's sealed material left the server: on record.
+            audit(
+                &open_store(&cfg)?,
+                "backup",
+                &format!("file {}", file.display()),
+            );
+            Ok(())
+        }
         Command::Restore { file } => crate::backup::restore_command(&cfg, &file, now_millis()),
         Command::Check => crate::backup::check_command(&cfg),
     }

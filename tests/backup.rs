@@ -296,6 +296,23 @@ fn restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database() 
     let good = dir.path.join("good.db");
     run_ok(&server.data_dir, &["backup", path_str(&good)]);
     run_ok(&server.data_dir, &["env", "create", "after-backup"]);
+    // A backup is on record, like any admin command that lets data out.
+    let store = icpd::store::Store::open(&server.data_dir.join("icp.db")).unwrap();
+    let (log, _) = store
+        .read(|tx| {
+            tx.audit(&icpd::store::AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+        })
+        .unwrap();
+    let backup = log
+        .iter()
+        .find(|e| e.action == "icpd backup")
+        .expect("an audit entry for the backup");
+    assert!(backup.actor.starts_with("cli:"), "{:?}", backup.actor);
+    assert_eq!(backup.target, format!("file {}", good.display()));
+    drop(store);
 
     // The server holds the data directory: no restore, no second server.
     let err = run_err(&server.data_dir, &["restore", path_str(&good)]);
