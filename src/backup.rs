@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::daemon::DataDirLock;
+use crate::daemon::{DataDirLock, DataUseLock};
 use crate::error::{Error, Result};
 use crate::master_key::{MasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE};
 use crate::store::{self, migrations::MIGRATIONS, FileInspection};
@@ -163,6 +163,13 @@ pub fn restore(data_dir: &Path, file: &Path, now: Millis) -> Result<RestoreRepor
         Error::Conflict(format!(
             "a server (pid {}) is running on {}: stop it first (SIGTERM, or stop its service), then run icpd restore again",
             DataDirLock::holder(data_dir).map_or("unknown".into(), |p| p.to_string()),
+            data_dir.display()
+        ))
+    })?;
+    // And no admin command may be writing into the database being set aside.
+    let _use = DataUseLock::exclusive(data_dir)?.ok_or_else(|| {
+        Error::Conflict(format!(
+            "an icpd admin command is using the database in {}: let it finish, then run icpd restore again",
             data_dir.display()
         ))
     })?;

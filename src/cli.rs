@@ -228,6 +228,13 @@ pub fn run(cli: Cli) -> Result<()> {
         overrides.heartbeat_timeout = a.heartbeat_timeout;
     }
     let cfg = Config::load(cli.config.as_deref(), overrides)?;
+    // Every command but serve and restore (which take their own locks)
+    // holds the shared data lock while it runs, so a restore never swaps
+    // the database under it.
+    let _use = match &cli.command {
+        Command::Serve(_) | Command::Restore { .. } => None,
+        _ => crate::daemon::DataUseLock::shared(&cfg.data_dir)?,
+    };
     match cli.command {
         Command::Serve(_) => crate::daemon::run(&cfg),
         Command::Cert(CertCommand::Show) => cert_show(&cfg),

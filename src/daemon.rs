@@ -35,6 +35,66 @@ const SWEEP_EVERY: Duration = Duration::from_millis(500);
 /// itself stays (removing it would race with the next taker).
 pub const LOCK_FILE: &str = "icpd.lock";
 
+/// The file admin commands hold a shared `flock` on while they use the
+/// database, and `icpd restore` an exclusive one while it swaps it, so
+/// that neither writes into a database the other is setting aside. A
+/// server and admin commands share it freely.
+pub const DATA_LOCK_FILE: &str = "icpd.data.lock";
+
+/// Takes `flock(op | LOCK_NB)` on `data_dir/name`; `Ok(None)` when another
+/// process holds a conflicting lock.
+fn flock_file(data_dir: &std::path::Path, name: &str, op: i32) -> Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    // SAFETY: flock only takes a descriptor we own for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Ok(None);
+        }
+        return Err(Error::io(format!("locking {}", path.display()), e));
+    }
+    Ok(Some(file))
+}
+
+/// A lock on [`DATA_LOCK_FILE`], held until dropped.
+#[derive(Debug)]
+pub struct DataUseLock {
+    _file: std::fs::File,
+}
+
+impl DataUseLock {
+    /// The shared lock an admin command holds while it uses the database;
+    /// an error saying what to do while a restore holds it. `None` when
+    /// the data directory does not exist yet (nothing to restore over).
+    pub fn shared(data_dir: &std::path::Path) -> Result<Option<DataUseLock>> {
+        if !data_dir.is_dir() {
+            return Ok(None);
+        }
+        match flock_file(data_dir, DATA_LOCK_FILE, libc::LOCK_SH)? {
+            Some(file) => Ok(Some(DataUseLock { _file: file })),
+            None => Err(Error::Conflict(format!(
+                "icpd restore is replacing the database in {}: run this command again when it has finished",
+                data_dir.display()
+            ))),
+        }
+    }
+
+    /// The exclusive lock of a restore; `Ok(None)` while an admin command
+    /// uses the database.
+    pub fn exclusive(data_dir: &std::path::Path) -> Result<Option<DataUseLock>> {
+        Ok(flock_file(data_dir, DATA_LOCK_FILE, libc::LOCK_EX)?
+            .map(|file| DataUseLock { _file: file }))
+    }
+}
+
 /// The exclusive lock on a data directory, held until dropped.
 #[derive(Debug)]
 pub struct DataDirLock {
@@ -46,23 +106,10 @@ impl DataDirLock {
     /// into the lock file; `Ok(None)` when another process holds it.
     pub fn try_acquire(data_dir: &std::path::Path) -> Result<Option<DataDirLock>> {
         use std::io::Write;
-        use std::os::fd::AsRawFd;
         let path = data_dir.join(LOCK_FILE);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        // SAFETY: flock only takes a descriptor we own for the call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Ok(None);
-            }
-            return Err(Error::io(format!("locking {}", path.display()), e));
-        }
+        let Some(mut file) = flock_file(data_dir, LOCK_FILE, libc::LOCK_EX)? else {
+            return Ok(None);
+        };
         file.set_len(0)
             .and_then(|_| writeln!(file, "{}", std::process::id()))
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;

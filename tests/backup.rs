@@ -332,6 +332,36 @@ fn restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database() 
     );
     assert_eq!(server.stop(), Some(0));
 
+    // Nor while an admin command uses the database: `user create` holds its
+    // shared lock while it waits for the password on standard input.
+    let mut waiting = icpd()
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .args(["user", "create", "late", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = server.data_dir.join("icpd.data.lock");
+    wait_for("the admin command's lock", Duration::from_secs(10), || {
+        // Held by someone when an exclusive try-lock fails.
+        use std::os::fd::AsRawFd;
+        let Ok(f) = std::fs::File::open(&lock) else {
+            return false;
+        };
+        // SAFETY: flock on a descriptor we own; released when `f` closes.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    });
+    let err = run_err(&server.data_dir, &["restore", path_str(&good)]);
+    assert!(err.contains("admin command is using the database"), "{err}");
+    {
+        use std::io::Write;
+        let mut stdin = waiting.stdin.take().unwrap();
+        stdin.write_all(b"a long enough password\n").unwrap();
+    }
+    assert!(waiting.wait_with_output().unwrap().status.success());
+
     // Files that must not be restored; the current database stays untouched.
     let garbage = dir.path.join("garbage.db");
     std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
