@@ -32,6 +32,8 @@ pub struct Spawned {
     runtime_port: u16,
     management_port: u16,
     heartbeat_timeout_s: u64,
+    /// The server's config file (TOML), written before every launch.
+    config_toml: String,
     child: Option<Child>,
     /// Where the server's log goes (appended across restarts).
     pub log: PathBuf,
@@ -46,6 +48,18 @@ impl Spawned {
         tls: bool,
         heartbeat_timeout_s: u64,
     ) -> Result<(Spawned, Duration), String> {
+        Spawned::start_with_config(icpd, data_dir, tls, heartbeat_timeout_s, BENCHMARK_CONFIG)
+    }
+
+    /// As `start`, with `config_toml` as the server's config file instead
+    /// of `benchmark.toml`.
+    pub fn start_with_config(
+        icpd: &Path,
+        data_dir: &Path,
+        tls: bool,
+        heartbeat_timeout_s: u64,
+        config_toml: &str,
+    ) -> Result<(Spawned, Duration), String> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
         let log = data_dir.join("fleet-server.log");
@@ -56,6 +70,7 @@ impl Spawned {
             runtime_port: free_port()?,
             management_port: free_port()?,
             heartbeat_timeout_s,
+            config_toml: config_toml.to_string(),
             child: None,
             log,
         };
@@ -101,7 +116,7 @@ impl Spawned {
             .map_err(|e| format!("opening {}: {e}", self.log.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let config = self.data_dir.join("fleet-icp.toml");
-        std::fs::write(&config, BENCHMARK_CONFIG)
+        std::fs::write(&config, &self.config_toml)
             .map_err(|e| format!("writing {}: {e}", config.display()))?;
         let mut cmd = Command::new(&self.icpd);
         cmd.arg("--data-dir")
