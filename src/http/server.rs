@@ -75,6 +75,13 @@ impl Default for Limits {
 const CHUNK_SLACK: usize = 64 * 1024;
 /// How often the accept thread wakes to notice shutdown.
 const ACCEPT_POLL_MS: i32 = 100;
+/// The listen queue: connections the kernel has completed that the accept
+/// thread has not taken yet. std binds with 128, which a burst of connects
+/// fills in a few milliseconds whenever the accept thread is off the CPU;
+/// past it the kernel drops SYNs, and each dropped client waits for its
+/// retransmission (1 s, then 3 s, 7 s), legitimate newcomers included
+/// (examples/hostile). The kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: i32 = 4096;
 /// Minimum gap between warnings about refused connections.
 const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -117,6 +124,14 @@ impl Server {
         handler: Arc<dyn Handler>,
     ) -> io::Result<Server> {
         listener.set_nonblocking(true)?;
+        // Listening again on a listening socket only sets its backlog.
+        // SAFETY: listen on a socket we own.
+        if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+            log::warn!(
+                "{name}: cannot set the listen backlog to {LISTEN_BACKLOG}: {}",
+                io::Error::last_os_error()
+            );
+        }
         let local_addr = listener.local_addr()?;
         let workers = limits.workers.max(1);
         let limits_max_streams = limits.max_streams;

@@ -567,6 +567,42 @@ fn per_address_cap_refuses_that_address_only_until_a_slot_frees() {
     }
 }
 
+/// A connect burst must not overflow the listen queue while the accept
+/// thread is briefly off the CPU (std's backlog is 128): the server sets
+/// `LISTEN_BACKLOG`, capped by the kernel at `net.core.somaxconn`. Linux
+/// reports a listener's backlog in `tcpi_sacked` of `TCP_INFO`.
+#[test]
+fn listen_backlog_is_raised() {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let same_socket = listener.try_clone().unwrap();
+    let server = Server::start("test", listener, None, Limits::default(), Arc::new(echo)).unwrap();
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let r = unsafe {
+        libc::getsockopt(
+            same_socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    let want = somaxconn.min(icpd::http::server::LISTEN_BACKLOG as u32);
+    assert!(
+        want > 128,
+        "net.core.somaxconn is {somaxconn}; nothing to test"
+    );
+    assert_eq!(info.tcpi_sacked, want, "listen backlog");
+    drop(server);
+}
+
 #[test]
 fn idle_keep_alive_connection_is_closed() {
     let ts = TestServer::start(
