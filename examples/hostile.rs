@@ -218,6 +218,7 @@ fn run(args: &Args) -> Result<bool, String> {
         "attacks start at t = {:.1} s",
         (attack_start - t0).as_secs_f64()
     );
+    let overflows_before = listen_overflows();
     let hello = client_hello()?;
     let mut attacks = Vec::new();
     {
@@ -267,6 +268,7 @@ fn run(args: &Args) -> Result<bool, String> {
     };
 
     let burst = burst.join().map_err(|_| "burst thread panicked")?;
+    let overflows = listen_overflows().zip(overflows_before).map(|(a, b)| a - b);
     let classes: Vec<Class> = attacks
         .into_iter()
         .map(|h| h.join().map_err(|_| "attack thread panicked".to_string()))
@@ -395,6 +397,10 @@ fn run(args: &Args) -> Result<bool, String> {
             .map(|e| format!(" (first: {e})"))
             .unwrap_or_default()
     );
+    println!(
+        "  listen queue overflows during the burst (TcpExt ListenOverflows, whole machine): {}",
+        overflows.map_or("unknown".to_string(), |n| n.to_string())
+    );
     c.check(
         burst.connected + burst.failed == args.burst,
         "burst: every attempt finished",
@@ -416,7 +422,7 @@ fn run(args: &Args) -> Result<bool, String> {
             sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64()
         };
         println!(
-            "  {}: {} made ({} failed to connect), closed min {:.2} s / median {:.2} s / max {:.2} s, {} within 1 s, {} never closed{}",
+            "  {}: {} made ({} failed to connect), closed min {:.2} s / median {:.2} s / max {:.2} s, {} within 1 s (refused at the per-address cap, or answered at once), {} never closed{}",
             class.name,
             class.closed.len(),
             class.connect_failed,
@@ -738,6 +744,18 @@ impl Load {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The kernel's count of SYNs dropped because a listen queue was full
+/// (all sockets of the machine).
+fn listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(i)?.parse().ok()
 }
 
 // ---------------------------------------------------------------- probing
