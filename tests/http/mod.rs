@@ -509,13 +509,19 @@ fn connection_cap_refuses_fast() {
 
     // Closing one frees its slot.
     drop(a);
+    wait_until_admitted(&ts);
+}
+
+/// Polls until a new connection is served again (a closed one's slot is
+/// freed once the server notices the close).
+fn wait_until_admitted(ts: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let mut s = ts.raw();
         s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         let mut head = [0u8; 12];
         if s.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 200" {
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "slot never freed");
         std::thread::sleep(Duration::from_millis(20));
@@ -554,17 +560,7 @@ fn per_address_cap_refuses_that_address_only_until_a_slot_frees() {
 
     // Closing one frees the address's slot.
     drop(b);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let mut s = ts.raw();
-        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        let mut head = [0u8; 12];
-        if s.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 200" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slot never freed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_admitted(&ts);
 }
 
 /// A connect burst must not overflow the listen queue while the accept
