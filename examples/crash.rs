@@ -45,10 +45,8 @@
 //! run could not be set up.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -58,10 +56,14 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use icpd::config::Config;
-use icpd::http::client::{Client, ClientTls};
 
-/// How long a start may take before the run gives up.
-const START_LIMIT: Duration = Duration::from_secs(60);
+// icpd as a child process on fixed loopback ports, shared with the fleet
+// simulator: a restart comes back on the same addresses.
+#[path = "fleet/spawned.rs"]
+#[allow(dead_code)]
+mod spawned;
+use icpd::http::client::Client;
+use spawned::Spawned;
 
 /// Per-request timeout of every client.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -153,198 +155,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-// ---- the server ------------------------------------------------------
-
-/// icpd as a child process on fixed loopback ports, so that a restart comes
-/// back on the same addresses.
-struct Server {
-    icpd: PathBuf,
-    data_dir: PathBuf,
-    tls: bool,
-    runtime_port: u16,
-    management_port: u16,
-    heartbeat_timeout_s: u64,
-    child: Option<Child>,
-    /// Where the server's output goes (appended across restarts).
-    log: PathBuf,
-}
-
-impl Server {
-    fn new(icpd: &Path, data_dir: &Path, tls: bool, heartbeat_timeout_s: u64) -> Result<Server> {
-        Ok(Server {
-            icpd: icpd.to_path_buf(),
-            data_dir: data_dir.to_path_buf(),
-            tls,
-            runtime_port: free_port()?,
-            management_port: free_port()?,
-            heartbeat_timeout_s,
-            child: None,
-            log: data_dir.join("crash-server.log"),
-        })
-    }
-
-    fn url(&self, port: u16) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{port}")
-    }
-
-    fn runtime_url(&self) -> String {
-        self.url(self.runtime_port)
-    }
-
-    fn management_url(&self) -> String {
-        self.url(self.management_port)
-    }
-
-    fn client_tls(&self) -> ClientTls {
-        if self.tls {
-            ClientTls::Insecure
-        } else {
-            ClientTls::Plain
-        }
-    }
-
-    /// Starts `icpd serve` and waits until both listeners answer; returns
-    /// when it was spawned and how long it took to be ready.
-    fn start(&mut self) -> Result<(Instant, Duration)> {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| format!("opening {}: {e}", self.log.display()))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&self.icpd);
-        cmd.arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("serve")
-            .arg("--runtime-listen")
-            .arg(format!("127.0.0.1:{}", self.runtime_port))
-            .arg("--management-listen")
-            .arg(format!("127.0.0.1:{}", self.management_port))
-            .arg("--heartbeat-timeout")
-            .arg(format!("{}s", self.heartbeat_timeout_s))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        if !self.tls {
-            cmd.arg("--no-tls");
-        }
-        let spawned = Instant::now();
-        self.child = Some(
-            cmd.spawn()
-                .map_err(|e| format!("cannot run {}: {e}", self.icpd.display()))?,
-        );
-        self.wait_ready(spawned)?;
-        Ok((spawned, spawned.elapsed()))
-    }
-
-    /// Ready: `/healthz` answers 200 on the management listener and the
-    /// runtime listener answers an HTTP request (a 404 is an answer).
-    fn wait_ready(&mut self, spawned: Instant) -> Result<()> {
-        let tls = self.client_tls();
-        let answers = |url: &str, path: &str, want: Option<u16>| -> bool {
-            let Ok(mut c) = Client::new(url, tls.clone()) else {
-                return false;
-            };
-            c.set_timeout(Duration::from_secs(2));
-            match c.request("GET", path, &[], b"") {
-                Ok(r) => want.is_none_or(|w| r.status == w),
-                Err(_) => false,
-            }
-        };
-        let (m, r) = (self.management_url(), self.runtime_url());
-        let (mut management, mut runtime) = (false, false);
-        while spawned.elapsed() < START_LIMIT {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                return Err(format!(
-                    "icpd exited ({status}) before it was ready; see {}",
-                    self.log.display()
-                ));
-            }
-            management = management || answers(&m, "/healthz", Some(200));
-            runtime = runtime || answers(&r, "/", None);
-            if management && runtime {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Err(format!(
-            "icpd was not ready after {} s; see {}",
-            START_LIMIT.as_secs(),
-            self.log.display()
-        ))
-    }
-
-    /// SIGKILL: no flush, no shutdown, nothing but what is on disk.
-    fn kill(&mut self) -> Result<()> {
-        let mut child = self.child.take().ok_or("icpd is not running")?;
-        // SAFETY: kill only sends a signal to our own child, not yet reaped.
-        if unsafe { libc::kill(child.id() as i32, libc::SIGKILL) } != 0 {
-            return Err(format!("kill: {}", std::io::Error::last_os_error()));
-        }
-        child.wait().map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
-    /// SIGTERM and a clean exit.
-    fn stop(&mut self) -> Result<()> {
-        let mut child = self.child.take().ok_or("icpd is not running")?;
-        // SAFETY: as in `kill`.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let status = child.wait().map_err(|e| e.to_string())?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("icpd stopped with {status}"))
-        }
-    }
-
-    /// Runs `icpd --data-dir DIR args...`, with `stdin` written to it;
-    /// returns its standard output, or its standard error as the error.
-    fn cli(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        let mut child = Command::new(&self.icpd)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.icpd.display()))?;
-        if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
-            pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-        }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() {
-            Ok(stdout)
-        } else {
-            Err(format!(
-                "icpd {} failed ({}): {}{}",
-                args.join(" "),
-                out.status,
-                stdout,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = self.stop();
-        }
-    }
-}
-
-/// A free loopback port (bound, then released for icpd to take).
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 type Result<T> = std::result::Result<T, String>;
@@ -524,7 +334,7 @@ struct Api {
 }
 
 impl Api {
-    fn login(server: &Server) -> Result<Api> {
+    fn login(server: &Spawned) -> Result<Api> {
         let mut client = Client::new(&server.management_url(), server.client_tls())
             .map_err(|e| e.to_string())?;
         client.set_timeout(REQUEST_TIMEOUT);
@@ -553,7 +363,7 @@ impl Api {
     }
 
     /// Another client with the same session token.
-    fn another(&self, server: &Server) -> Result<Api> {
+    fn another(&self, server: &Spawned) -> Result<Api> {
         let mut client = Client::new(&server.management_url(), server.client_tls())
             .map_err(|e| e.to_string())?;
         client.set_timeout(REQUEST_TIMEOUT);
@@ -1095,8 +905,10 @@ fn run(args: Args) -> Result<usize> {
     println!("data directory {}", data_dir.display());
 
     let run_started = Instant::now();
-    let mut server = Server::new(&icpd, &data_dir, !args.plain, args.heartbeat_timeout)?;
-    let (spawned, ready) = server.start()?;
+    let spawned = Instant::now();
+    // Default settings: an empty configuration file.
+    let (mut server, ready) =
+        Spawned::start_with_config(&icpd, &data_dir, !args.plain, args.heartbeat_timeout, "")?;
     println!("icpd ready in {} ms", ready.as_millis());
     server.cli(
         &[
@@ -1258,7 +1070,7 @@ fn run(args: Args) -> Result<usize> {
         }
         let check = checking.elapsed();
 
-        let (spawned, ready) = server.start()?;
+        let (spawned, ready) = server.launch()?;
         lock(&shared.lives).push((spawned, None));
         shared.up.store(true, Ordering::SeqCst);
         let kill_to_ready = killed.elapsed();
@@ -1339,8 +1151,9 @@ fn run(args: Args) -> Result<usize> {
         let _ = std::fs::remove_dir_all(&data_dir);
     } else {
         println!(
-            "data directory kept: {} (server log crash-server.log)",
-            data_dir.display()
+            "data directory kept: {} (server log {})",
+            data_dir.display(),
+            server.log.display()
         );
     }
     Ok(failures.len())

@@ -83,6 +83,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 
 mod observe;
+// Shared with examples/crash.rs and examples/hostile.rs; each uses part of it.
+#[allow(dead_code)]
 mod spawned;
 
 use observe::Watch;

@@ -74,7 +74,7 @@ impl Spawned {
             child: None,
             log,
         };
-        let ready = s.launch()?;
+        let (_, ready) = s.launch()?;
         Ok((s, ready))
     }
 
@@ -98,7 +98,7 @@ impl Spawned {
         format!("{}://127.0.0.1:{}", self.scheme(), self.management_port)
     }
 
-    fn client_tls(&self) -> ClientTls {
+    pub fn client_tls(&self) -> ClientTls {
         if self.tls {
             ClientTls::Insecure
         } else {
@@ -106,9 +106,10 @@ impl Spawned {
         }
     }
 
-    /// Starts the process and waits for both listeners to answer; returns
-    /// the time from the spawn to ready.
-    fn launch(&mut self) -> Result<Duration, String> {
+    /// Starts the process (again, after `stop` or `kill`) and waits for both
+    /// listeners to answer; returns when it was spawned and the time from
+    /// the spawn to ready.
+    pub fn launch(&mut self) -> Result<(Instant, Duration), String> {
         let log = File::options()
             .create(true)
             .append(true)
@@ -143,7 +144,7 @@ impl Spawned {
                 .map_err(|e| format!("cannot run {}: {e}", self.icpd.display()))?,
         );
         self.wait_ready(started)?;
-        Ok(started.elapsed())
+        Ok((started, started.elapsed()))
     }
 
     /// Ready: the management listener answers `/healthz` with 200, and the
@@ -196,12 +197,52 @@ impl Spawned {
         Ok(started.elapsed())
     }
 
+    /// SIGKILL: no flush, no shutdown, nothing but what is on disk.
+    pub fn kill(&mut self) -> Result<(), String> {
+        let mut child = self.child.take().ok_or("icpd is not running")?;
+        // SAFETY: kill only sends a signal to our own child, not yet reaped.
+        if unsafe { libc::kill(child.id() as i32, libc::SIGKILL) } != 0 {
+            return Err(format!("kill: {}", std::io::Error::last_os_error()));
+        }
+        child.wait().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Runs `icpd --data-dir DIR args...`, with `stdin` written to it;
+    /// returns its standard output, or its standard error as the error.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        let mut child = Command::new(&self.icpd)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.icpd.display()))?;
+        if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
+            pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "icpd {} failed ({}): {}{}",
+                args.join(" "),
+                out.status,
+                stdout,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
     /// Stops the server and starts it again on the same ports and data.
     pub fn restart(&mut self) -> Result<Restart, String> {
         let down_from = Instant::now();
         let stop = self.stop()?;
-        let spawned = Instant::now();
-        let ready = self.launch()?;
+        let (spawned, ready) = self.launch()?;
         Ok(Restart {
             stop,
             down_from,
@@ -213,31 +254,21 @@ impl Spawned {
     /// Creates the fleet's management user (Viewer is enough to read) and
     /// signs in; the returned client carries its token.
     pub fn management(&self) -> Result<Management, String> {
-        let mut child = Command::new(&self.icpd)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args([
+        let created = self.cli(
+            &[
                 "user",
                 "create",
                 USER,
                 "--role",
                 "Viewer",
                 "--password-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.icpd.display()))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(PASSWORD.as_bytes())
-                .map_err(|e| e.to_string())?;
-        }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && !stderr.contains("exists") {
-            return Err(format!("icpd user create failed: {}", stderr.trim()));
+            ],
+            Some(PASSWORD),
+        );
+        if let Err(e) = created {
+            if !e.contains("exists") {
+                return Err(e);
+            }
         }
         let mut client =
             Client::new(&self.management_url(), self.client_tls()).map_err(|e| e.to_string())?;
