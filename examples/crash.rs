@@ -59,10 +59,13 @@ use icpd::config::Config;
 
 // icpd as a child process on fixed loopback ports, shared with the fleet
 // simulator: a restart comes back on the same addresses.
+#[path = "fleet/sim.rs"]
+mod sim;
 #[path = "fleet/spawned.rs"]
 #[allow(dead_code)]
 mod spawned;
 use icpd::http::client::Client;
+use sim::timestamp;
 use spawned::Spawned;
 
 /// Per-request timeout of every client.
@@ -438,30 +441,13 @@ struct Runtime {
 
 impl Runtime {
     fn full_heartbeat(&self) -> String {
-        json!({
-            "runtimeId": self.id,
-            "runtime": format!("node-{}", &self.id[24..]),
-            "runtimeType": "BI",
-            "heartbeatVersion": "v1.0",
-            "status": "RUNNING",
-            "environment": "dev",
-            "project": "crash",
-            "component": self.integration,
-            "version": "1.0.0",
-            "nodeInfo": {"platformName": "ballerina", "platformVersion": "2201.13.2",
-                         "ballerinaHome": "/opt/bal", "osName": "Linux", "osVersion": "6.1"},
-            "artifacts": {
-                "listeners": [{"name": "listener_1", "package": "ballerina/http:2", "protocol": "HTTP",
-                               "port": 9090, "host": "0.0.0.0", "state": "enabled"}],
-                "services": [{"name": "service_1", "basePath": "/orders", "package": "acme/orders:1",
-                              "listeners": [{"name": "listener_1"}],
-                              "resources": [{"methods": ["GET"], "url": "/"}],
-                              "state": "enabled"}],
-                "main": {"packageOrg": "acme", "packageName": "orders", "packageVersion": "1.0.0"}
-            },
-            "logLevels": {"acme/orders": "INFO"},
-            "runtimeHash": "crash-1",
-            "timestamp": timestamp(),
+        sim::full_heartbeat(&sim::FullBody {
+            runtime_id: &self.id,
+            project: "crash",
+            integration: &self.integration,
+            hash: "crash-1",
+            listener_state: "enabled",
+            extended: false,
         })
         .to_string()
     }
@@ -475,15 +461,6 @@ impl Runtime {
         })
         .to_string()
     }
-}
-
-/// Ballerina's `time:Utc`: `[epochSeconds, fractionOfSecond]`.
-fn timestamp() -> Value {
-    let now = chrono::Utc::now();
-    json!([
-        now.timestamp(),
-        f64::from(now.timestamp_subsec_nanos()) / 1e9
-    ])
 }
 
 /// One fleet thread: its runtimes (the first `active` are running, the
@@ -922,31 +899,7 @@ fn run(args: Args) -> Result<usize> {
         Some(PASSWORD),
     )?;
     let mut api = Api::login(&server)?;
-    let mut secrets = Vec::with_capacity(args.secrets);
-    for s in 0..args.secrets {
-        let out = server.cli(
-            &[
-                "secret",
-                "create",
-                "--env",
-                "dev",
-                "--project",
-                "crash",
-                "--integration",
-                &format!("crash-{s}"),
-                "--json",
-            ],
-            None,
-        )?;
-        let v: Value = serde_json::from_str(&out)
-            .map_err(|e| format!("icpd secret create printed no JSON: {e}"))?;
-        secrets.push(
-            v["secret"]
-                .as_str()
-                .ok_or("icpd secret create --json printed no \"secret\"")?
-                .to_string(),
-        );
-    }
+    let secrets = sim::create_secrets(&icpd, &data_dir, "crash", args.secrets)?;
     let secrets = Arc::new(secrets);
 
     let shared = Arc::new(Shared {

@@ -34,9 +34,12 @@
 //! at most 64; its open descriptors return to where they were before the
 //! attack; and `/healthz` answers 200 afterwards.
 
+#[path = "fleet/sim.rs"]
+mod sim;
 #[path = "fleet/spawned.rs"]
 #[allow(dead_code)]
 mod spawned;
+use sim::{create_secrets, timestamp};
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -44,7 +47,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -53,7 +56,7 @@ use clap::Parser;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use icpd::config::Config;
 use icpd::http::client::{Client, ClientTls};
@@ -180,7 +183,7 @@ fn run(args: &Args) -> Result<bool, String> {
         .map_err(|e| format!("runtime address: {e}"))?;
 
     // Legit fleet.
-    let secrets = create_secrets(&icpd, &data_dir, 4)?;
+    let secrets = create_secrets(&icpd, &data_dir, "fleet", 4)?;
     let token_cfg = Config::defaults().token;
     let now_s = chrono::Utc::now().timestamp();
     let runtimes: Vec<Runtime> = (0..args.runtimes)
@@ -505,30 +508,13 @@ struct Runtime {
 
 impl Runtime {
     fn full_heartbeat(&self) -> Value {
-        json!({
-            "runtimeId": self.id,
-            "runtime": format!("node-{}", &self.id[24..]),
-            "runtimeType": "BI",
-            "heartbeatVersion": "v1.0",
-            "status": "RUNNING",
-            "environment": "dev",
-            "project": "fleet",
-            "component": self.integration,
-            "version": "1.0.0",
-            "nodeInfo": {"platformName": "ballerina", "platformVersion": "2201.13.2",
-                         "ballerinaHome": "/opt/bal", "osName": "Linux", "osVersion": "6.1"},
-            "artifacts": {
-                "listeners": [{"name": "listener_1", "package": "ballerina/http:2", "protocol": "HTTP",
-                               "port": 9090, "host": "0.0.0.0", "state": "enabled"}],
-                "services": [{"name": "service_1", "basePath": "/orders", "package": "acme/orders:1",
-                              "listeners": [{"name": "listener_1"}],
-                              "resources": [{"methods": ["GET"], "url": "/"}],
-                              "state": "enabled"}],
-                "main": {"packageOrg": "acme", "packageName": "orders", "packageVersion": "1.0.0"}
-            },
-            "logLevels": {"acme/orders": "INFO"},
-            "runtimeHash": "hostile-0",
-            "timestamp": timestamp(),
+        sim::full_heartbeat(&sim::FullBody {
+            runtime_id: &self.id,
+            project: "fleet",
+            integration: &self.integration,
+            hash: "hostile-0",
+            listener_state: "enabled",
+            extended: false,
         })
     }
 
@@ -540,41 +526,6 @@ impl Runtime {
         )
         .into_bytes()
     }
-}
-
-fn timestamp() -> Value {
-    let now = chrono::Utc::now();
-    json!([
-        now.timestamp(),
-        f64::from(now.timestamp_subsec_nanos()) / 1e9
-    ])
-}
-
-/// Secrets for `fleet`/`fleet-N` through the CLI on the server's data directory.
-fn create_secrets(icpd: &Path, data_dir: &Path, n: usize) -> Result<Vec<String>, String> {
-    (0..n)
-        .map(|i| {
-            let out = Command::new(icpd)
-                .arg("--data-dir")
-                .arg(data_dir)
-                .args(["secret", "create", "--env", "dev", "--project", "fleet"])
-                .args(["--integration", &format!("fleet-{i}"), "--json"])
-                .output()
-                .map_err(|e| format!("cannot run {}: {e}", icpd.display()))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "icpd secret create failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-            let v: Value = serde_json::from_slice(&out.stdout)
-                .map_err(|e| format!("icpd secret create printed no JSON: {e}"))?;
-            v["secret"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| "icpd secret create --json printed no \"secret\"".to_string())
-        })
-        .collect()
 }
 
 fn post(c: &mut Client, path: &str, bearer: &str, body: &[u8]) -> Result<Vec<u8>, String> {

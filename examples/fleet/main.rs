@@ -75,8 +75,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -84,8 +84,11 @@ use clap::{Parser, ValueEnum};
 
 mod observe;
 // Shared with examples/crash.rs and examples/hostile.rs; each uses part of it.
+mod sim;
 #[allow(dead_code)]
 mod spawned;
+
+use sim::{create_secrets, timestamp};
 
 use observe::Watch;
 use serde_json::{json, Value};
@@ -210,38 +213,17 @@ struct Runtime {
 
 impl Runtime {
     fn full_heartbeat(&self) -> Value {
-        let state = if self.listener_enabled {
-            "enabled"
-        } else {
-            "disabled"
-        };
-        json!({
-            "runtimeId": self.id,
-            "runtime": format!("node-{}", &self.id[24..]),
-            "runtimeType": "BI",
-            "heartbeatVersion": "v1.0",
-            "status": "RUNNING",
-            "environment": "dev",
-            "project": "fleet",
-            "component": self.integration,
-            "version": "1.0.0",
-            "nodeInfo": {"platformName": "ballerina", "platformVersion": "2201.13.2",
-                         "ballerinaHome": "/opt/bal", "osName": "Linux", "osVersion": "6.1"},
-            "artifacts": {
-                "listeners": [{"name": "listener_1", "package": "ballerina/http:2", "protocol": "HTTP",
-                               "port": 9090, "host": "0.0.0.0", "state": state},
-                              {"name": "listener_2", "package": "ballerina/http:2", "protocol": "HTTP",
-                               "port": 9091, "host": "0.0.0.0", "state": "enabled"}],
-                "services": [{"name": "service_1", "basePath": "/orders", "package": "acme/orders:1",
-                              "listeners": [{"name": "listener_1"}],
-                              "resources": [{"methods": ["GET"], "url": "/"},
-                                            {"methods": ["POST"], "url": "/{id}"}],
-                              "state": "enabled"}],
-                "main": {"packageOrg": "acme", "packageName": "orders", "packageVersion": "1.0.0"}
+        sim::full_heartbeat(&sim::FullBody {
+            runtime_id: &self.id,
+            project: "fleet",
+            integration: &self.integration,
+            hash: &self.hash(),
+            listener_state: if self.listener_enabled {
+                "enabled"
+            } else {
+                "disabled"
             },
-            "logLevels": {"acme/orders": "INFO"},
-            "runtimeHash": self.hash(),
-            "timestamp": timestamp(),
+            extended: true,
         })
     }
 
@@ -268,15 +250,6 @@ impl Runtime {
             }
         }
     }
-}
-
-/// Ballerina's `time:Utc`: `[epochSeconds, fractionOfSecond]`.
-fn timestamp() -> Value {
-    let now = chrono::Utc::now();
-    json!([
-        now.timestamp(),
-        f64::from(now.timestamp_subsec_nanos()) / 1e9
-    ])
 }
 
 /// A small xorshift generator for jitter: no need for a crate, nor for quality.
@@ -443,7 +416,7 @@ fn run(args: Args) -> Result<usize, String> {
             ready.as_millis(),
             server.log.display()
         );
-        let secrets = create_secrets(&args.icpd, data_dir, args.secrets)?;
+        let secrets = create_secrets(&args.icpd, data_dir, "fleet", args.secrets)?;
         let target = Target {
             label: "icpd".into(),
             url: server.runtime_url(),
@@ -461,7 +434,7 @@ fn run(args: Args) -> Result<usize, String> {
             .data_dir
             .as_deref()
             .ok_or("--data-dir is needed to create secrets for --server")?;
-        let secrets = create_secrets(&args.icpd, data_dir, args.secrets)?;
+        let secrets = create_secrets(&args.icpd, data_dir, "fleet", args.secrets)?;
         let target = Target {
             label: "icpd".into(),
             url: url.clone(),
@@ -490,34 +463,6 @@ fn run(args: Args) -> Result<usize, String> {
         }
     }
     Ok(failed)
-}
-
-/// Creates `n` secrets bound to `fleet`/`fleet-N` through the CLI, as an
-/// operator would; the CLI shares the server's data directory (SQLite WAL).
-fn create_secrets(icpd: &Path, data_dir: &Path, n: usize) -> Result<Vec<String>, String> {
-    let mut secrets = Vec::with_capacity(n);
-    for i in 0..n {
-        let out = Command::new(icpd)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["secret", "create", "--env", "dev", "--project", "fleet"])
-            .args(["--integration", &format!("fleet-{i}"), "--json"])
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", icpd.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "icpd secret create failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("icpd secret create printed no JSON: {e}"))?;
-        let secret = v["secret"]
-            .as_str()
-            .ok_or("icpd secret create --json printed no \"secret\"")?;
-        secrets.push(secret.to_string());
-    }
-    Ok(secrets)
 }
 
 /// Starts the connection layer with an empty handler in this process and
