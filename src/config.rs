@@ -365,6 +365,11 @@ impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("icp.db")
     }
+
+    /// Path of the telemetry database (logs, request records, metrics).
+    pub fn telemetry_db_path(&self) -> PathBuf {
+        self.data_dir.join("telemetry.db")
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {

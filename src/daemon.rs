@@ -155,6 +155,13 @@ impl Daemon {
             ))
         })?;
         let store = Arc::new(Store::open(&cfg.db_path())?);
+        let telemetry = Arc::new(crate::telemetry::Telemetry {
+            store: Arc::new(crate::store::telemetry::TelemetryStore::open(
+                &cfg.telemetry_db_path(),
+            )?),
+            tail: Arc::new(crate::telemetry::tail::Tail::new()),
+            retention: crate::telemetry::Retention::default(),
+        });
         let master_key = Arc::new(MasterKey::load(&cfg.data_dir, true)?);
         let events = Arc::new(Events::new());
         let liveness = Arc::new(
@@ -213,7 +220,7 @@ impl Daemon {
             &cfg.runtime_listen,
             tls.clone(),
             limits.clone(),
-            Arc::new(http::routes::runtime_handler(protocol)),
+            Arc::new(http::routes::runtime_handler(protocol, telemetry.clone())),
         )?;
         log::info!("listening runtime {scheme}://{}", runtime.local_addr());
         let api = Arc::new(http::api::Api {
@@ -222,6 +229,7 @@ impl Daemon {
             liveness: liveness.clone(),
             commands,
             events,
+            telemetry,
             secure: tls.is_some(),
             runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
             cert_path,

@@ -24,6 +24,7 @@ pub mod protocol;
 pub mod runtimes;
 pub mod secrets;
 pub mod store;
+pub mod telemetry;
 pub mod time;
 
 pub use error::{Error, Result};

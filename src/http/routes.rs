@@ -76,6 +76,7 @@ fn truncate(s: &str) -> String {
 /// The runtime listener: the bridge protocol.
 pub fn runtime_handler(
     protocol: Arc<Protocol>,
+    _telemetry: Arc<crate::telemetry::Telemetry>,
 ) -> impl Fn(&Request) -> Response + Send + Sync + 'static {
     move |req: &Request| {
         let auth = req.header("authorization");

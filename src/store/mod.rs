@@ -14,6 +14,8 @@ mod backup;
 mod commands;
 pub mod migrations;
 mod resources;
+pub mod telemetry;
+mod telemetry_query;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

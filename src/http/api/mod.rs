@@ -40,6 +40,8 @@ pub struct Api {
     pub liveness: Arc<Liveness>,
     pub commands: Arc<crate::commands::Commands>,
     pub events: Arc<crate::events::Events>,
+    /// Logs, request records and metrics (`telemetry.db`).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Whether the listener serves TLS (session cookies get `Secure`).
     pub secure: bool,
     /// URL runtimes reach the runtime listener at, for Config.toml snippets.

@@ -1,0 +1,1 @@
+//! Decoding what log and metric shippers send into attributed records.

@@ -1,0 +1,1 @@
+//! The read side behind `/api/v1/observability/...`.
