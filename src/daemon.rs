@@ -238,6 +238,7 @@ impl Daemon {
             secure: tls.is_some(),
             runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
             cert_path,
+            metrics: cfg.metrics.clone(),
         });
         let management = http::listen::serve(
             "management",
