@@ -31,6 +31,7 @@ pub struct Config {
     pub heartbeat_timeout: Duration,
     pub heartbeat_limits: HeartbeatLimits,
     pub http: HttpConfig,
+    pub metrics: MetricsConfig,
     pub token: TokenConfig,
 }
 
@@ -56,6 +57,16 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Connections from one address (0: no such limit).
     pub max_connections_per_ip: usize,
+}
+
+/// `GET /metrics` on the management listener.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// Ask for a bearer token or session of a user with
+    /// `observability:view` at organization scope. Off by default, as in
+    /// Grafana and Nomad: the management listener binds 127.0.0.1 unless
+    /// told otherwise, and the metrics hold no secrets.
+    pub require_auth: bool,
 }
 
 /// How often one runtime may send heartbeats: a token bucket per runtime and
@@ -105,6 +116,8 @@ struct FileConfig {
     #[serde(default)]
     http: FileHttp,
     #[serde(default)]
+    metrics: FileMetrics,
+    #[serde(default)]
     token: FileToken,
 }
 
@@ -126,6 +139,12 @@ struct FileHttp {
     max_body_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    require_auth: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -265,6 +284,9 @@ impl Config {
                     .max_connections_per_ip
                     .unwrap_or(d.http.max_connections_per_ip),
             },
+            metrics: MetricsConfig {
+                require_auth: f.metrics.require_auth.unwrap_or(d.metrics.require_auth),
+            },
             token: TokenConfig {
                 issuer: f.token.issuer.unwrap_or(d.token.issuer),
                 audience: f.token.audience.unwrap_or(d.token.audience),
@@ -305,6 +327,7 @@ impl Config {
                 max_connections: 10_000,
                 max_connections_per_ip: 4_096,
             },
+            metrics: MetricsConfig::default(),
             token: TokenConfig {
                 issuer: "icp-runtime-jwt-issuer".into(),
                 audience: "icp-server".into(),
@@ -427,6 +450,16 @@ mod tests {
             let e = Config::merge(file(bad), Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("heartbeat_limits."), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn metrics_are_public_unless_the_file_says_otherwise() {
+        let c = Config::merge(file(""), Overrides::default()).unwrap();
+        assert!(!c.metrics.require_auth);
+        let c =
+            Config::merge(file("[metrics]\nrequire_auth = true"), Overrides::default()).unwrap();
+        assert!(c.metrics.require_auth);
+        assert!(toml::from_str::<FileConfig>("[metrics]\nrequire_auht = true").is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::events::Events;
 use crate::http::{self, Limits, Server};
 use crate::liveness::Liveness;
 use crate::master_key::MasterKey;
+use crate::metrics;
 use crate::protocol::Protocol;
 use crate::store::Store;
 use crate::time::now_millis;
@@ -220,7 +221,11 @@ impl Daemon {
             &cfg.runtime_listen,
             tls.clone(),
             limits.clone(),
-            Arc::new(http::routes::runtime_handler(protocol, telemetry.clone())),
+            Arc::new(timed(
+                "runtime",
+                RUNTIME_ROUTES,
+                http::routes::runtime_handler(protocol, telemetry.clone()),
+            )),
         )?;
         log::info!("listening runtime {scheme}://{}", runtime.local_addr());
         let api = Arc::new(http::api::Api {
@@ -233,6 +238,7 @@ impl Daemon {
             secure: tls.is_some(),
             runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
             cert_path,
+            metrics: cfg.metrics.clone(),
         });
         let management = http::listen::serve(
             "management",
@@ -346,6 +352,34 @@ fn raise_open_file_limit(wanted: u64) {
     }
 }
 
+/// The runtime listener's routes, as (method, path), each timed under its
+/// own path in `/metrics`; any other request counts as route `other`.
+const RUNTIME_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/icp/heartbeat"),
+    ("POST", "/icp/deltaHeartbeat"),
+    ("POST", "/icp/commandResult"),
+    ("POST", "/icp/logs"),
+    ("POST", "/icp/metrics"),
+    ("POST", "/v1/logs"),
+    ("POST", "/v1/metrics"),
+    ("GET", "/healthz"),
+];
+
+/// `handler`, with each request's duration recorded under its route.
+fn timed(
+    listener: &'static str,
+    routes: &[(&'static str, &'static str)],
+    handler: impl Fn(&http::Request) -> http::Response + Send + Sync + 'static,
+) -> impl Fn(&http::Request) -> http::Response + Send + Sync + 'static {
+    let timer = metrics::RouteTimer::new(listener, routes);
+    move |req| {
+        let started = Instant::now();
+        let resp = handler(req);
+        timer.observe(&req.method, &req.path, started.elapsed());
+        resp
+    }
+}
+
 fn liveness_loop(liveness: &Liveness, store: &Store, stop: &AtomicBool) {
     let mut last_flush = Instant::now();
     let mut last_sweep = Instant::now();
@@ -354,13 +388,18 @@ fn liveness_loop(liveness: &Liveness, store: &Store, stop: &AtomicBool) {
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
             let n = liveness.sweep(now_millis());
+            metrics::LIVENESS_SWEEP.observe(last_sweep.elapsed());
             if n > 0 {
                 log::info!("{n} runtime(s) missed the heartbeat timeout");
             }
         }
         if liveness.has_urgent() || last_flush.elapsed() >= FLUSH_EVERY {
             last_flush = Instant::now();
-            if let Err(e) = liveness.flush(store, now_millis()) {
+            let flushed = liveness.flush(store, now_millis());
+            if flushed.as_ref().map_or(true, |&n| n > 0) {
+                metrics::LIVENESS_FLUSH.observe(last_flush.elapsed());
+            }
+            if let Err(e) = flushed {
                 log::error!("liveness flush failed (will retry): {e}");
             }
         }

@@ -20,6 +20,7 @@ pub mod events;
 pub mod http;
 pub mod liveness;
 pub mod master_key;
+pub mod metrics;
 pub mod protocol;
 pub mod runtimes;
 pub mod secrets;

@@ -53,6 +53,13 @@ pub struct Preservation {
     pub running: usize,
 }
 
+/// Known runtimes by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub running: usize,
+    pub offline: usize,
+}
+
 /// The in-memory state of every known runtime.
 pub struct Liveness {
     state: Mutex<State>,
@@ -324,6 +331,21 @@ impl Liveness {
         st.runtimes.remove(runtime_id);
         st.seen.remove(runtime_id);
         st.transitions.retain(|t| t.runtime_id != runtime_id);
+    }
+
+    /// How many known runtimes are RUNNING and how many OFFLINE (one pass
+    /// under the lock, like a sweep; for the metrics scrape).
+    pub fn counts(&self) -> StatusCounts {
+        let st = self.lock();
+        let running = st
+            .runtimes
+            .values()
+            .filter(|l| l.status == Status::Running)
+            .count();
+        StatusCounts {
+            running,
+            offline: st.runtimes.len() - running,
+        }
     }
 
     /// The self-preservation hold in progress, if any.

@@ -17,4 +17,5 @@ mod events;
 mod http;
 mod hygiene;
 mod lifecycle;
+mod metrics;
 mod protocol;

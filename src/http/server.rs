@@ -99,6 +99,8 @@ struct Shared {
     stopped: AtomicBool,
     next_id: AtomicU64,
     last_refusal_warn: Mutex<Option<Instant>>,
+    /// Accepted and refused connections, for `/metrics`.
+    counts: Arc<crate::metrics::Connections>,
     per_ip: PerIp,
     poller: Poller,
     pool: Pool,
@@ -135,12 +137,14 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let workers = limits.workers.max(1);
         let limits_max_streams = limits.max_streams;
+        let active = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
             name: name.to_string(),
             limits,
             tls,
             handler,
-            active: Arc::new(AtomicUsize::new(0)),
+            counts: crate::metrics::connections(name, &active),
+            active,
             in_flight: Arc::new(AtomicUsize::new(0)),
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -317,6 +321,7 @@ fn admit(s: &Shared, stream: TcpStream, peer: SocketAddr) {
         refuse(s, stream, peer, Refusal::PerIp);
         return;
     };
+    s.counts.accepted();
     let tls = match &s.tls {
         None => None,
         Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
@@ -343,6 +348,10 @@ enum Refusal {
 /// close. Plain HTTP gets a 503 it can read; on TLS we cannot say anything
 /// without a handshake.
 fn refuse(s: &Shared, stream: TcpStream, peer: SocketAddr, why: Refusal) {
+    match why {
+        Refusal::Total => s.counts.refused_at_total_cap(),
+        Refusal::PerIp => s.counts.refused_at_per_ip_cap(),
+    }
     let (limit, what) = match why {
         Refusal::Total => (s.limits.max_connections, "connection limit"),
         Refusal::PerIp => (

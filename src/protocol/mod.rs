@@ -8,6 +8,7 @@
 //! commands from memory. A full heartbeat also reconciles the runtime's
 //! control commands with what it now reports, in the same transaction, and
 //! once committed publishes `runtime.registered` / `runtime.removed`.
+//! Every heartbeat is counted in `metrics` by kind and outcome.
 
 pub mod heartbeat;
 pub mod token;
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Event, Events};
 use crate::liveness::{DeltaOutcome, FullBeat, Liveness};
 use crate::master_key::MasterKey;
+use crate::metrics::{self, HeartbeatKind, HeartbeatOutcome};
 use crate::secrets::{ActiveSecret, SecretCache};
 use crate::store::Store;
 use crate::time::Millis;
@@ -70,6 +72,22 @@ impl Protocol {
 
     /// A full heartbeat: registers or refreshes the runtime.
     pub fn full_heartbeat(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: Millis,
+    ) -> Result<HeartbeatResponse> {
+        let result = self.register(authorization, body, now);
+        metrics::heartbeat(
+            HeartbeatKind::Full,
+            result
+                .as_ref()
+                .map_or_else(HeartbeatOutcome::of_error, |_| HeartbeatOutcome::Ok),
+        );
+        result
+    }
+
+    fn register(
         &self,
         authorization: Option<&str>,
         body: &[u8],
@@ -173,13 +191,34 @@ impl Protocol {
         body: &[u8],
         now: Millis,
     ) -> Result<HeartbeatResponse> {
+        let result = self.record_delta(authorization, body, now);
+        let outcome = match &result {
+            Ok((_, outcome)) => *outcome,
+            Err(e) => HeartbeatOutcome::of_error(e),
+        };
+        metrics::heartbeat(HeartbeatKind::Delta, outcome);
+        result.map(|(response, _)| response)
+    }
+
+    fn record_delta(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: Millis,
+    ) -> Result<(HeartbeatResponse, HeartbeatOutcome)> {
         let secret = self.authenticate(authorization, now)?;
         let hb: DeltaHeartbeat = heartbeat::decode(body)?;
         hb.validate()?;
         match self.liveness.delta(&hb.runtime_id, &secret.key_id, &hb.runtime_hash, now) {
-            DeltaOutcome::Unknown => Ok(HeartbeatResponse::ok(true)),
-            DeltaOutcome::Accepted { full_required } => Ok(HeartbeatResponse::ok(full_required)
-                .with_commands(self.commands.due(&hb.runtime_id, now))),
+            DeltaOutcome::Unknown => Ok((
+                HeartbeatResponse::ok(true),
+                HeartbeatOutcome::UnknownRuntime,
+            )),
+            DeltaOutcome::Accepted { full_required } => Ok((
+                HeartbeatResponse::ok(full_required)
+                    .with_commands(self.commands.due(&hb.runtime_id, now)),
+                HeartbeatOutcome::Ok,
+            )),
             DeltaOutcome::OtherSecret => Err(Error::Forbidden(format!(
                 "runtime {} was registered under another secret; a delta heartbeat must use the same secret",
                 hb.runtime_id

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod resources;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,8 +31,12 @@ use crate::http::routes::{error_response, method_not_allowed, not_found};
 use crate::http::{Request, Response};
 use crate::liveness::Liveness;
 use crate::master_key::MasterKey;
+use crate::metrics;
 use crate::store::Store;
 use crate::time::{now_millis, Millis};
+
+/// The listener name in request metrics.
+const MANAGEMENT: &str = "management";
 
 /// Everything the management handlers need.
 pub struct Api {
@@ -48,6 +53,8 @@ pub struct Api {
     pub runtime_url: String,
     /// The TLS certificate path runtimes may verify against, if TLS is on.
     pub cert_path: Option<String>,
+    /// Who may read `GET /metrics`.
+    pub metrics: crate::config::MetricsConfig,
 }
 
 /// Who may call a route.
@@ -327,8 +334,9 @@ fn authenticate(api: &Api, req: &Request, now: Millis) -> Result<Authenticated> 
     Ok(who)
 }
 
-/// Routes a management request.
+/// Routes a management request, and times it under its route's path pattern.
 pub fn dispatch(api: &Api, req: &Request) -> Response {
+    let started = Instant::now();
     let now = now_millis();
     let mut allowed = Vec::new();
     let mut found = None;
@@ -347,6 +355,7 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
         } else {
             method_not_allowed(&allowed.join(", "))
         };
+        metrics::observe_request(MANAGEMENT, &req.method, "other", started.elapsed());
         return resp.with_header("Cache-Control", "no-store");
     };
     let mut ctx = Ctx {
@@ -390,6 +399,7 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
             log::error!("cannot write the audit entry for {action}: {e}");
         }
     }
+    metrics::observe_request(MANAGEMENT, &req.method, route.path, started.elapsed());
     resp.with_header("Cache-Control", "no-store")
 }
 
@@ -455,20 +465,67 @@ fn health(api: &Api) -> serde_json::Value {
     }
 }
 
-/// The management listener's handler: health, the API, and the web
-/// console, every response with the security headers.
+/// `GET /metrics`: the Prometheus text exposition. With
+/// `[metrics] require_auth`, only for a user with `observability:view` at
+/// organization scope (the metrics cover the whole fleet).
+fn serve_metrics(api: &Api, req: &Request) -> Result<Response> {
+    if api.metrics.require_auth {
+        let who = authenticate(api, req, now_millis())?;
+        if who.principal.must_change_password {
+            return Err(Error::Forbidden(
+                "change your password first: POST /api/v1/auth/change-password".into(),
+            ));
+        }
+        if !who
+            .principal
+            .has(Permission::ObservabilityView, &Target::organization())
+        {
+            return Err(Error::Forbidden(
+                "metrics need the observability:view permission at organization scope".into(),
+            ));
+        }
+    }
+    let body = metrics::render(&metrics::Sources {
+        liveness: &api.liveness,
+        databases: &[
+            ("icp", api.store.path()),
+            ("telemetry", api.telemetry.store.path()),
+        ],
+    });
+    Ok(Response {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), metrics::CONTENT_TYPE.into()),
+            ("Cache-Control".into(), "no-store".into()),
+        ],
+        body: body.into_bytes(),
+        stream: None,
+    })
+}
+
+/// The management listener's handler: health, metrics, the API, and the web
+/// console, every response with the security headers. Each request is
+/// timed under its route (`dispatch` times the API's).
 pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + 'static {
     move |req: &Request| {
-        let resp = match req.path.as_str() {
-            "/healthz" if matches!(req.method.as_str(), "GET" | "HEAD") => {
-                Response::json(200, &health(&api))
-            }
-            "/healthz" => method_not_allowed("GET"),
-            p if p.starts_with("/api/") => dispatch(&api, req),
+        let started = Instant::now();
+        let get = matches!(req.method.as_str(), "GET" | "HEAD");
+        let (resp, route) = match req.path.as_str() {
+            "/healthz" if get => (Response::json(200, &health(&api)), Some("/healthz")),
+            "/healthz" => (method_not_allowed("GET"), Some("/healthz")),
+            "/metrics" if get => (
+                serve_metrics(&api, req).unwrap_or_else(|e| error_response(&e)),
+                Some("/metrics"),
+            ),
+            "/metrics" => (method_not_allowed("GET"), Some("/metrics")),
+            p if p.starts_with("/api/") => (dispatch(&api, req), None),
             // Everything else is the web console: its files, index.html for its
             // client-side routes, or a 404.
-            _ => crate::http::assets::serve(req),
+            _ => (crate::http::assets::serve(req), Some("console")),
         };
+        if let Some(route) = route {
+            metrics::observe_request(MANAGEMENT, &req.method, route, started.elapsed());
+        }
         crate::http::assets::security_headers(resp, api.secure)
     }
 }
