@@ -248,6 +248,16 @@ impl Sse {
         }
     }
 
+    /// Reads until the server closes the stream; true if it did within `timeout`.
+    fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.eof && Instant::now() < deadline {
+            self.buf.clear();
+            self.fill(deadline);
+        }
+        self.eof
+    }
+
     /// The next event's (name, id, data), skipping comments; panics after `timeout`.
     #[track_caller]
     fn next_event(&mut self, timeout: Duration) -> (String, String, Value) {
@@ -878,6 +888,21 @@ fn callers_see_only_what_they_may_view() {
         (event.as_str(), &data["message"]),
         ("log", &json!("billing visible detail"))
     );
+    // A permission change ends the stream (it filters with the grants it
+    // opened with); the client reconnects and is authorized afresh.
+    let id = r.json()["id"].clone();
+    assert_eq!(
+        w.admin
+            .delete(&format!("/api/v1/role-assignments/{id}"))
+            .status,
+        204
+    );
+    assert!(
+        tail.closed_within(SOON),
+        "the tail outlived the role assignment"
+    );
+    let (_, status) = Sse::open(&w.s, &bill.token, "/api/v1/observability/logs/tail");
+    assert_eq!(status, 403);
 }
 
 #[test]
