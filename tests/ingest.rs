@@ -7,12 +7,13 @@
 //! are visible).
 
 use std::path::Path;
+use std::time::Duration;
 
 use icpd::http::client::{Client, ClientResponse};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 
-use crate::harness::{assert_error, Bridge, TestServer};
+use crate::harness::{assert_error, wait_for, Bridge, TestDir, TestServer};
 
 /// A server with one registered runtime (bound secret, dev,
 /// order-service/order-create), an ingest token with the same scope, and a
@@ -838,4 +839,106 @@ fn ingest_token_permissions_follow_secrets() {
         .post_json("/api/v1/observability/ingest-tokens", None, &body("dev"))
         .unwrap();
     assert_error(&r, 401, "unauthorized");
+}
+
+/// Live bytes of telemetry.db: its pages minus the free ones.
+fn live_bytes(data_dir: &Path) -> i64 {
+    let db = telemetry_db(data_dir);
+    let pragma = |name: &str| -> i64 {
+        db.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    (pragma("page_count") - pragma("freelist_count")) * pragma("page_size")
+}
+
+#[test]
+fn retention_removes_old_records_and_keeps_the_size_bound() {
+    let conf = TestDir::new("retention-conf");
+    let file = conf.path.join("icp.toml");
+    let max_bytes: i64 = 1 << 20;
+    std::fs::write(
+        &file,
+        "[telemetry]\nretention_days = 1\nmax_bytes = \"1MiB\"\nretention_interval = \"100ms\"\n",
+    )
+    .unwrap();
+    let mut t = setup(&["--config", file.to_str().unwrap()]);
+    let token = t.ingest_token.clone();
+    let now = now_ms();
+    let day = 86_400_000;
+    // Old records of every kind: past the one-day age limit.
+    let old = json!([
+        {"time": now - 3 * day, "log": "an ancient warning about the disk", "level": "WARN"},
+        {"time": now - 2 * day, "log": "an old error", "level": "ERROR"}
+    ]);
+    assert_eq!(
+        post_json(&mut t.c, "/icp/logs", &token, &old)["accepted"],
+        2
+    );
+    let old_request =
+        json!({"time": now - 2 * day, "service": "s", "statusCode": 200, "responseTimeMs": 1});
+    assert_eq!(
+        post_json(&mut t.c, "/icp/metrics", &token, &old_request)["accepted"],
+        1
+    );
+    let old_ns = ((now - 2 * day) as u128 * 1_000_000).to_string();
+    let old_point = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": "old.gauge", "gauge": {"dataPoints": [{"timeUnixNano": old_ns, "asDouble": 1}]}}]}]}]});
+    assert_eq!(
+        post_json(&mut t.c, "/v1/metrics", &token, &old_point),
+        json!({"partialSuccess": {}})
+    );
+    wait_for("old records to go by age", Duration::from_secs(10), || {
+        count(&t.s.data_dir, "logs")
+            + count(&t.s.data_dir, "requests")
+            + count(&t.s.data_dir, "metric_points")
+            == 0
+    });
+    assert!(
+        search(&t.s.data_dir, 0, "ancient warning").is_empty(),
+        "their FTS rows too"
+    );
+
+    // Recent logs, well over 1 MiB in all, in batches of 500.
+    let total = 12_000;
+    for b in 0..total / 500 {
+        let batch: Vec<Value> = (0..500)
+            .map(|i| {
+                let n = b * 500 + i;
+                json!({"time": now - (total - n) as i64, "log": format!("recent record {n:05} with text to fill the pages of the database file"), "level": "INFO"})
+            })
+            .collect();
+        assert_eq!(
+            post_json(&mut t.c, "/icp/logs", &token, &Value::Array(batch))["accepted"],
+            500
+        );
+    }
+    wait_for("the size bound", Duration::from_secs(20), || {
+        live_bytes(&t.s.data_dir) <= max_bytes
+    });
+    let kept = logs(&t.s.data_dir);
+    assert!(
+        !kept.is_empty() && kept.len() < total as usize,
+        "{} kept",
+        kept.len()
+    );
+    // The oldest went first: what is kept is the newest, in one run.
+    let newest = format!("recent record {:05} with", total - 1);
+    assert!(kept.last().unwrap().message.starts_with(&newest));
+    let first = kept[0].message[14..19].parse::<usize>().unwrap();
+    assert_eq!(
+        first + kept.len(),
+        total as usize,
+        "a contiguous newest run"
+    );
+    assert!(search(&t.s.data_dir, 0, "recent record 00000").is_empty());
+    // The file itself shrank back (free pages returned, WAL checkpointed).
+    wait_for("the file to shrink", Duration::from_secs(10), || {
+        std::fs::metadata(t.s.data_dir.join("telemetry.db"))
+            .unwrap()
+            .len() as i64
+            <= max_bytes
+    });
+    let log = t.s.log_text();
+    assert!(log.contains("telemetry retention deleted"), "{log}");
+    assert!(!log.contains(&token), "never a token in the log");
 }
