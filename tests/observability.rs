@@ -906,6 +906,79 @@ fn callers_see_only_what_they_may_view() {
 }
 
 #[test]
+fn records_without_a_project_are_seen_only_through_the_environment() {
+    let mut w = world();
+    // An environment-wide ingest token, and a record that names no runtime.
+    let token =
+        w.s.cli_json(&["ingest-token", "create", "--env", "dev", "--json"]);
+    let token = token["token"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {token}");
+    let body = json!([{"log": "node disk almost full", "level": "warn"}]).to_string();
+    let r =
+        w.c.request(
+            "POST",
+            "/icp/logs",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(r.json()["accepted"], 1, "{}", r.json());
+    ingest_json(
+        &mut w.c,
+        &w.billing,
+        &format!("/icp/logs?runtimeId={}", w.billing.runtime_id),
+        &json!([{"log": "billing run finished", "level": "info"}]),
+    );
+    let page = get(&mut w.admin, "/api/v1/observability/logs?level=WARN");
+    assert_eq!(messages(&page), ["node disk almost full"]);
+    assert_eq!(
+        (
+            &page["items"][0]["project"],
+            &page["items"][0]["integration"],
+            &page["items"][0]["runtimeId"]
+        ),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    let assign = |w: &mut World, user: &str, scope: Value| {
+        let r = w.admin.post(
+            "/api/v1/role-assignments",
+            &json!({"role": "Viewer", "user": user, "scope": scope}),
+        );
+        assert_eq!(r.status, 201, "{}", r.json());
+    };
+    let mut project_viewer = w.s.api_as("pat", None);
+    assign(
+        &mut w,
+        "pat",
+        json!({"type": "project", "project": "billing"}),
+    );
+    let mut env_viewer = w.s.api_as("eve", None);
+    assign(
+        &mut w,
+        "eve",
+        json!({"type": "environment", "environment": "dev"}),
+    );
+    let mut prod_viewer = w.s.api_as("pete", None);
+    assign(
+        &mut w,
+        "pete",
+        json!({"type": "environment", "environment": "prod"}),
+    );
+    assert_eq!(
+        messages(&get(&mut project_viewer, "/api/v1/observability/logs")),
+        ["billing run finished"]
+    );
+    assert_eq!(
+        messages(&get(&mut env_viewer, "/api/v1/observability/logs")),
+        ["billing run finished", "node disk almost full"]
+    );
+    assert!(messages(&get(&mut prod_viewer, "/api/v1/observability/logs")).is_empty());
+}
+
+#[test]
 fn the_live_tail_streams_records_ingested_after_it_opened() {
     let mut w = world();
     ingest_json(
