@@ -16,6 +16,8 @@ mod console;
 mod events;
 mod http;
 mod hygiene;
+mod ingest;
 mod lifecycle;
 mod metrics;
+mod observability;
 mod protocol;
