@@ -16,5 +16,6 @@ mod console;
 mod events;
 mod http;
 mod hygiene;
+mod ingest;
 mod lifecycle;
 mod protocol;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::protocol::Protocol;
-use crate::time::now_millis;
+use crate::telemetry::ingest::{Format, Ingest, Options, Outcome};
+use crate::time::{now_millis, Millis};
 
 /// Maps an error to its status and JSON body.
 pub fn error_response(e: &Error) -> Response {
@@ -73,11 +74,15 @@ fn truncate(s: &str) -> String {
     s.chars().take(100).collect()
 }
 
-/// The runtime listener: the bridge protocol.
+/// The runtime listener: the bridge protocol and telemetry ingest.
 pub fn runtime_handler(
     protocol: Arc<Protocol>,
-    _telemetry: Arc<crate::telemetry::Telemetry>,
+    telemetry: Arc<crate::telemetry::Telemetry>,
 ) -> impl Fn(&Request) -> Response + Send + Sync + 'static {
+    let ingest = Ingest {
+        protocol: protocol.clone(),
+        telemetry,
+    };
     move |req: &Request| {
         let auth = req.header("authorization");
         let now = now_millis();
@@ -91,11 +96,135 @@ pub fn runtime_handler(
             ("POST", "/icp/commandResult") => {
                 respond(202, protocol.command_result(auth, &req.body, now))
             }
-            (_, "/icp/heartbeat" | "/icp/deltaHeartbeat" | "/icp/commandResult") => {
-                method_not_allowed("POST")
-            }
+            ("POST", "/icp/logs") => ingest_route(&ingest, req, Format::Logs, now),
+            ("POST", "/icp/metrics") => ingest_route(&ingest, req, Format::Requests, now),
+            ("POST", "/v1/logs") => ingest_route(&ingest, req, Format::OtlpLogs, now),
+            ("POST", "/v1/metrics") => ingest_route(&ingest, req, Format::OtlpMetrics, now),
+            (
+                _,
+                "/icp/heartbeat"
+                | "/icp/deltaHeartbeat"
+                | "/icp/commandResult"
+                | "/icp/logs"
+                | "/icp/metrics"
+                | "/v1/logs"
+                | "/v1/metrics",
+            ) => method_not_allowed("POST"),
             ("GET", "/healthz") => Response::json(200, &serde_json::json!({"status": "ok"})),
             _ => not_found(req),
         }
+    }
+}
+
+/// An ingest endpoint: authenticate (401 whatever the body), refuse what
+/// we cannot read (415), decode and store, answer in the endpoint's shape.
+fn ingest_route(ingest: &Ingest, req: &Request, format: Format, now: Millis) -> Response {
+    let credential = match ingest.authenticate(req.header("authorization"), now) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    if let Some(refusal) = unsupported_media(req) {
+        return refusal;
+    }
+    let options = Options {
+        runtime_id: query_param(&req.query, "runtimeId"),
+        time_key: query_param(&req.query, "timeKey"),
+    };
+    match ingest.ingest(&credential, format, &req.body, &options, now) {
+        Ok(outcome) => match format {
+            Format::Logs | Format::Requests => Response::json(200, &outcome),
+            Format::OtlpLogs => {
+                Response::json(200, &partial_success(outcome, "rejectedLogRecords"))
+            }
+            Format::OtlpMetrics => {
+                Response::json(200, &partial_success(outcome, "rejectedDataPoints"))
+            }
+        },
+        Err(e) => error_response(&e),
+    }
+}
+
+/// 415 for bodies icpd does not decode: protobuf (OTLP's default), msgpack,
+/// and compressed bodies.
+fn unsupported_media(req: &Request) -> Option<Response> {
+    let refuse = |m: &str| Some(Response::error(415, "unsupported_media_type", m));
+    if let Some(enc) = req
+        .header("content-encoding")
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+    {
+        return refuse(&format!(
+            "Content-Encoding '{}' is not supported: send the body uncompressed (Fluent Bit: no 'compress'; OpenTelemetry exporters: compression none)",
+            truncate(enc)
+        ));
+    }
+    let content_type = req
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.contains("protobuf") {
+        return refuse("OTLP/HTTP protobuf is not supported: send OTLP/HTTP JSON (Content-Type: application/json; OpenTelemetry SDKs: OTEL_EXPORTER_OTLP_PROTOCOL=http/json)");
+    }
+    if content_type.contains("msgpack") {
+        return refuse(
+            "msgpack is not supported: send JSON (Fluent Bit http output: format json or json_lines)",
+        );
+    }
+    None
+}
+
+/// The OTLP/HTTP answer: `{"partialSuccess":{}}` when everything was
+/// accepted, else the count of rejected items and the first reasons.
+fn partial_success(outcome: Outcome, rejected_key: &str) -> serde_json::Value {
+    let mut partial = serde_json::Map::new();
+    if outcome.rejected > 0 {
+        partial.insert(rejected_key.into(), outcome.rejected.into());
+        partial.insert("errorMessage".into(), outcome.errors.join("; ").into());
+    }
+    serde_json::json!({ "partialSuccess": partial })
+}
+
+/// A query parameter, percent-decoded (`+` is a space); the first if
+/// repeated; `None` when absent, empty or not UTF-8.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    let decode = |s: &str| -> Option<String> {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = s.get(i + 1..i + 3)?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).ok()
+    };
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| decode(k).as_deref() == Some(name))
+        .and_then(|(_, v)| decode(v))
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_decode() {
+        assert_eq!(
+            query_param("a=1&runtimeId=rt%2D1+x&runtimeId=2", "runtimeId").as_deref(),
+            Some("rt-1 x")
+        );
+        assert_eq!(query_param("timeKey=", "timeKey"), None);
+        assert_eq!(query_param("timeKey=%zz", "timeKey"), None);
+        assert_eq!(query_param("", "timeKey"), None);
     }
 }

@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::error::{Error, Result};
+use crate::telemetry::{Attribution, LogRecord, MetricPoint, RequestRecord, StoredLog};
+use crate::time::Millis;
 
 /// The schema, one migration per entry, append-only.
 const MIGRATIONS: &[&str] = &[
@@ -94,7 +96,6 @@ const MIGRATIONS: &[&str] = &[
 /// A handle on `telemetry.db`.
 pub struct TelemetryStore {
     /// Ingest and retention.
-    #[allow(dead_code)] // until ingest lands
     pub(in crate::store) writer: Mutex<Connection>,
     /// Queries.
     pub(in crate::store) reader: Mutex<Connection>,
@@ -128,7 +129,10 @@ impl TelemetryStore {
                 path.display()
             )));
         }
-        writer.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        // A retention pass can grow the WAL by many pages; once checkpointed
+        // it is cut back to this size instead of staying that large.
+        writer
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;")?;
         migrate(&writer, path)?;
         let reader = open_connection(path)?;
         reader.execute_batch("PRAGMA query_only = ON;")?;
@@ -149,6 +153,291 @@ impl TelemetryStore {
         let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
+}
+
+/// Rows deleted by one retention step, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub logs: u64,
+    pub requests: u64,
+    pub points: u64,
+}
+
+impl Deleted {
+    pub fn total(&self) -> u64 {
+        self.logs + self.requests + self.points
+    }
+
+    pub fn add(&mut self, other: Deleted) {
+        self.logs += other.logs;
+        self.requests += other.requests;
+        self.points += other.points;
+    }
+}
+
+/// The tables retention deletes from, each with an index on `ts`. The
+/// only names formatted into SQL here, and constants.
+const TABLES: [&str; 3] = ["logs", "requests", "metric_points"];
+
+const INSERT_LOG: &str = "INSERT INTO logs (ts, received, level, environment_id, environment, \
+     project_id, project, integration_id, integration, runtime_id, module, message, attributes) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+const INSERT_LOG_TEXT: &str = "INSERT INTO logs_fts (rowid, message) VALUES (?1, ?2)";
+const INSERT_REQUEST: &str = "INSERT INTO requests (ts, environment_id, environment, project_id, \
+     project, integration_id, integration, runtime_id, service, resource, method, status, duration_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+const INSERT_POINT: &str =
+    "INSERT INTO metric_points (ts, environment_id, environment, project_id, \
+     project, integration_id, integration, runtime_id, name, kind, unit, attributes, value, count, \
+     sum, bounds, buckets) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Internal(format!("encoding telemetry JSON: {e}")))
+}
+
+/// `logs.level`: the index into `Level::ALL` (the enum's declaration order).
+fn level_index(level: crate::telemetry::Level) -> i64 {
+    level as i64
+}
+
+impl TelemetryStore {
+    fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Stores a batch of logs, request records and metric points in one
+    /// transaction; returns the logs as stored (with their ids, in order),
+    /// for the live tail.
+    pub fn insert_batch(
+        &self,
+        logs: Vec<LogRecord>,
+        requests: &[RequestRecord],
+        points: &[MetricPoint],
+        received: Millis,
+    ) -> Result<Vec<StoredLog>> {
+        if logs.is_empty() && requests.is_empty() && points.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let stored = insert_logs(tx, logs, received)?;
+            insert_requests(tx, requests)?;
+            insert_points(tx, points)?;
+            Ok(stored)
+        })
+    }
+
+    /// Stores logs (and their full-text rows) in one transaction.
+    pub fn insert_logs(&self, logs: Vec<LogRecord>, received: Millis) -> Result<Vec<StoredLog>> {
+        self.insert_batch(logs, &[], &[], received)
+    }
+
+    /// Stores request records in one transaction.
+    pub fn insert_requests(&self, requests: &[RequestRecord]) -> Result<()> {
+        self.insert_batch(Vec::new(), requests, &[], 0).map(drop)
+    }
+
+    /// Stores metric points in one transaction.
+    pub fn insert_points(&self, points: &[MetricPoint]) -> Result<()> {
+        self.insert_batch(Vec::new(), &[], points, 0).map(drop)
+    }
+
+    /// Deletes up to `chunk` rows per table whose own time is before
+    /// `cutoff`, oldest first, in one transaction (a short one, so ingest
+    /// never waits long). Call again until it deletes nothing.
+    pub fn delete_older_than(&self, cutoff: Millis, chunk: usize) -> Result<Deleted> {
+        self.write(|tx| delete_up_to(tx, cutoff - 1, chunk))
+    }
+
+    /// Deletes the oldest records across logs, requests and metric points:
+    /// every row up to the time of the `chunk`-th oldest row of whichever
+    /// table reaches it first, at most `chunk` rows per table, in one
+    /// transaction. Deletes something whenever any table has rows.
+    pub fn delete_oldest(&self, chunk: usize) -> Result<Deleted> {
+        self.write(|tx| {
+            let offset = i64::try_from(chunk.max(1) - 1).unwrap_or(i64::MAX);
+            let mut cutoff = i64::MAX;
+            for table in TABLES {
+                let nth: Option<i64> = tx
+                    .prepare_cached(&format!(
+                        "SELECT ts FROM {table} ORDER BY ts LIMIT 1 OFFSET ?1"
+                    ))?
+                    .query_row([offset], |r| r.get(0))
+                    .optional()?;
+                if let Some(ts) = nth {
+                    cutoff = cutoff.min(ts);
+                }
+            }
+            delete_up_to(tx, cutoff, chunk)
+        })
+    }
+
+    /// Bytes in use by the database's pages (the file minus its free
+    /// pages; the WAL is not counted). Retention keeps this under its limit.
+    pub fn live_bytes(&self) -> Result<u64> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(u64::try_from((pages - free).max(0) * size).unwrap_or(0))
+    }
+
+    /// Size of the database file as SQLite sees it (pages, free ones included).
+    pub fn file_bytes(&self) -> Result<u64> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(u64::try_from(pages.max(0) * size).unwrap_or(0))
+    }
+
+    /// Gives free pages back to the file system (`PRAGMA
+    /// incremental_vacuum`), lets the full-text index merge away the
+    /// entries of deleted rows, and checkpoints the WAL so the file
+    /// shrinks on disk.
+    pub fn reclaim(&self) -> Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute_batch("INSERT INTO logs_fts (logs_fts, rank) VALUES ('merge', 500);")?;
+        // incremental_vacuum returns a row per step; run it to the end.
+        let mut st = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = st.query([])?;
+        while rows.next()?.is_some() {}
+        drop(rows);
+        drop(st);
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn insert_logs(tx: &Transaction, logs: Vec<LogRecord>, received: Millis) -> Result<Vec<StoredLog>> {
+    if logs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut row = tx.prepare_cached(INSERT_LOG)?;
+    let mut text = tx.prepare_cached(INSERT_LOG_TEXT)?;
+    let mut stored = Vec::with_capacity(logs.len());
+    for record in logs {
+        let s = &record.source;
+        row.execute(params![
+            record.ts,
+            received,
+            level_index(record.level),
+            s.environment_id,
+            s.environment,
+            s.project_id,
+            s.project,
+            s.integration_id,
+            s.integration,
+            s.runtime_id,
+            record.module,
+            record.message,
+            json_text(&record.attributes)?,
+        ])?;
+        let id = tx.last_insert_rowid();
+        text.execute(params![id, record.message])?;
+        stored.push(StoredLog {
+            id,
+            received,
+            record,
+        });
+    }
+    Ok(stored)
+}
+
+fn insert_requests(tx: &Transaction, requests: &[RequestRecord]) -> Result<()> {
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let mut row = tx.prepare_cached(INSERT_REQUEST)?;
+    for r in requests {
+        let s: &Attribution = &r.source;
+        row.execute(params![
+            r.ts,
+            s.environment_id,
+            s.environment,
+            s.project_id,
+            s.project,
+            s.integration_id,
+            s.integration,
+            s.runtime_id,
+            r.service,
+            r.resource,
+            r.method,
+            r.status,
+            r.duration_ms,
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_points(tx: &Transaction, points: &[MetricPoint]) -> Result<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let mut row = tx.prepare_cached(INSERT_POINT)?;
+    for p in points {
+        let s = &p.source;
+        let histogram = p.kind == crate::telemetry::MetricKind::Histogram;
+        let (bounds, buckets) = if histogram {
+            (Some(json_text(&p.bounds)?), Some(json_text(&p.buckets)?))
+        } else {
+            (None, None)
+        };
+        row.execute(params![
+            p.ts,
+            s.environment_id,
+            s.environment,
+            s.project_id,
+            s.project,
+            s.integration_id,
+            s.integration,
+            s.runtime_id,
+            p.name,
+            p.kind.as_str(),
+            p.unit,
+            json_text(&p.attributes)?,
+            p.value,
+            p.count.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+            p.sum,
+            bounds,
+            buckets,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Deletes up to `chunk` rows per table with `ts <= last`, oldest first;
+/// a log's full-text row goes with it.
+fn delete_up_to(tx: &Transaction, last: Millis, chunk: usize) -> Result<Deleted> {
+    let limit = i64::try_from(chunk).unwrap_or(i64::MAX);
+    let mut deleted = [0u64; 3];
+    for (n, table) in TABLES.iter().enumerate() {
+        let ids: Vec<i64> = tx
+            .prepare_cached(&format!(
+                "SELECT id FROM {table} WHERE ts <= ?1 ORDER BY ts LIMIT ?2"
+            ))?
+            .query_map(params![last, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut row = tx.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?;
+        for id in &ids {
+            row.execute([id])?;
+        }
+        if *table == "logs" {
+            let mut text = tx.prepare_cached("DELETE FROM logs_fts WHERE rowid = ?1")?;
+            for id in &ids {
+                text.execute([id])?;
+            }
+        }
+        deleted[n] = ids.len() as u64;
+    }
+    Ok(Deleted {
+        logs: deleted[0],
+        requests: deleted[1],
+        points: deleted[2],
+    })
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<()> {
@@ -189,6 +478,167 @@ mod tests {
             .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
             .unwrap();
         assert_eq!(vacuum, 2, "incremental auto-vacuum");
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    use crate::telemetry::{Level, MetricKind};
+
+    fn source() -> Attribution {
+        Attribution {
+            environment_id: 1,
+            environment: "dev".into(),
+            project_id: Some(2),
+            project: Some("shop".into()),
+            integration_id: Some(3),
+            integration: Some("orders".into()),
+            runtime_id: Some("rt-1".into()),
+        }
+    }
+
+    fn log(ts: Millis, message: &str) -> LogRecord {
+        LogRecord {
+            ts,
+            level: Level::Warn,
+            module: Some("acme/orders".into()),
+            message: message.into(),
+            attributes: serde_json::json!({"k": 1}).as_object().unwrap().clone(),
+            source: source(),
+        }
+    }
+
+    fn request(ts: Millis) -> RequestRecord {
+        RequestRecord {
+            ts,
+            service: "orders".into(),
+            resource: "/orders".into(),
+            method: "GET".into(),
+            status: 200,
+            duration_ms: 1.5,
+            source: source(),
+        }
+    }
+
+    fn point(ts: Millis) -> MetricPoint {
+        MetricPoint {
+            ts,
+            name: "latency".into(),
+            kind: MetricKind::Histogram,
+            unit: Some("ms".into()),
+            attributes: Default::default(),
+            value: None,
+            count: Some(3),
+            sum: Some(7.0),
+            bounds: vec![1.0, 5.0],
+            buckets: vec![1, 1, 1],
+            source: source(),
+        }
+    }
+
+    fn count(s: &TelemetryStore, sql: &str) -> i64 {
+        s.reader
+            .lock()
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn matches(s: &TelemetryStore, phrase: &str) -> i64 {
+        s.reader
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM logs_fts WHERE logs_fts MATCH ?1",
+                [format!("\"{phrase}\"")],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn batches_are_stored_and_retention_deletes_oldest_first() {
+        let dir = std::env::temp_dir().join(format!("icpd-telemetry-w-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = TelemetryStore::open(&dir.join("telemetry.db")).unwrap();
+        let stored = s
+            .insert_batch(
+                vec![log(10, "old disk warning"), log(20, "new disk warning")],
+                &[request(10), request(20)],
+                &[point(10), point(30)],
+                99,
+            )
+            .unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored[0].id < stored[1].id);
+        assert_eq!((stored[0].received, stored[1].record.ts), (99, 20));
+        let row: (i64, String, Option<String>, String) = s
+            .reader
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT level, environment, runtime_id, attributes FROM logs WHERE id = ?1",
+                [stored[0].id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            (3, "dev".into(), Some("rt-1".into()), r#"{"k":1}"#.into())
+        );
+        assert_eq!(matches(&s, "disk warning"), 2);
+        let h: (String, String) = s
+            .reader
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT bounds, buckets FROM metric_points LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(h, ("[1.0,5.0]".into(), "[1,1,1]".into()));
+
+        // By age: ts < 20 goes, in every table, FTS rows included.
+        let d = s.delete_older_than(20, 2).unwrap();
+        assert_eq!(
+            d,
+            Deleted {
+                logs: 1,
+                requests: 1,
+                points: 1
+            }
+        );
+        assert_eq!(s.delete_older_than(20, 2).unwrap().total(), 0);
+        assert_eq!(matches(&s, "old disk"), 0);
+        assert_eq!(matches(&s, "new disk"), 1);
+
+        // By size: the oldest across tables; the 1st oldest log is at 20,
+        // so everything up to 20 goes and the point at 30 stays.
+        let d = s.delete_oldest(1).unwrap();
+        assert_eq!(
+            d,
+            Deleted {
+                logs: 1,
+                requests: 1,
+                points: 0
+            }
+        );
+        assert_eq!(count(&s, "SELECT count(*) FROM metric_points"), 1);
+        assert_eq!(s.delete_oldest(1).unwrap().points, 1);
+        assert_eq!(s.delete_oldest(1).unwrap().total(), 0);
+        assert_eq!(matches(&s, "disk"), 0);
+
+        // Space comes back to the file system.
+        let many: Vec<LogRecord> = (0..5000)
+            .map(|i| log(i, &format!("message number {i} with some padding text")))
+            .collect();
+        s.insert_logs(many, 0).unwrap();
+        let full = s.live_bytes().unwrap();
+        while s.delete_older_than(4500, 1000).unwrap().total() > 0 {}
+        s.reclaim().unwrap();
+        let after = s.live_bytes().unwrap();
+        assert!(after < full / 2, "{after} of {full}");
+        assert_eq!(s.file_bytes().unwrap(), after, "free pages returned");
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -15,6 +15,7 @@ pub mod access;
 pub mod auth;
 pub mod commands;
 pub mod events;
+pub mod observability;
 pub mod openapi;
 pub mod resources;
 
@@ -85,6 +86,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         .chain(resources::ROUTES)
         .chain(commands::ROUTES)
         .chain(events::ROUTES)
+        .chain(observability::ROUTES)
         .chain(openapi::ROUTES)
 }
 
@@ -398,7 +400,9 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
 fn end_stale_streams(api: &Api, route: &Route, ctx: &Ctx) {
     let caller = ctx.who.as_ref().map(|w| w.principal.user_id);
     let ended = match route.path {
-        "/api/v1/auth/logout" | "/api/v1/auth/change-password" => api.events.end_streams(caller),
+        "/api/v1/auth/logout" | "/api/v1/auth/change-password" => {
+            api.events.end_streams(caller) + api.telemetry.tail.end_streams(caller)
+        }
         p if [
             "/api/v1/users",
             "/api/v1/roles",
@@ -408,7 +412,7 @@ fn end_stale_streams(api: &Api, route: &Route, ctx: &Ctx) {
         .iter()
         .any(|prefix| p.starts_with(prefix)) =>
         {
-            api.events.end_streams(None)
+            api.events.end_streams(None) + api.telemetry.tail.end_streams(None)
         }
         _ => 0,
     };
