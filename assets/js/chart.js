@@ -218,7 +218,8 @@ export function timeChart(opts) {
         if (ok) { dots[i].setAttribute('cx', xx); dots[i].setAttribute('cy', g.y(v)); }
       });
     };
-    const hit = s('rect', { class: 'hit', x: g.left, y: M.top, width: g.iw, height: g.ih });
+    // A little wider than the plot, so the points on its edges are easy to reach.
+    const hit = s('rect', { class: 'hit', x: g.left - 6, y: M.top, width: g.iw + 12, height: g.ih });
     hit.addEventListener('pointermove', (e) => {
       const box = root.getBoundingClientRect();
       const t = g.from + ((e.clientX - box.left - g.left) / g.iw) * (g.to - g.from) - (data.stepMs || 0) / 2;
