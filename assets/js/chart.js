@@ -68,7 +68,7 @@ export function timeTicks(from, to, max = 6) {
 
 const two = (n) => String(n).padStart(2, '0');
 const hm = (d) => `${two(d.getHours())}:${two(d.getMinutes())}`;
-const dayLabel = (d) => d.toLocaleDateString(undefined, { weekday: 'short', day: 'numeric' });
+const dayLabel = (d) => `${d.toLocaleDateString(undefined, { weekday: 'short' })} ${d.getDate()}`;
 
 function tickLabel(t, step, span) {
   const d = new Date(t);
@@ -174,7 +174,7 @@ export function timeChart(opts) {
       axis.append(s('line', { class: 'gridline', x1: g.left, x2: g.left + g.iw, y1: yy, y2: yy }));
       axis.append(s('text', { x: g.left - 6, y: yy + 4, 'text-anchor': 'end' }, fmt(v)));
     }
-    const { ticks, step } = timeTicks(g.from, g.to, Math.max(2, Math.floor(g.iw / 90)));
+    const { ticks, step } = timeTicks(g.from, g.to, Math.max(2, Math.floor(g.iw / 64)));
     for (const t of ticks) {
       const xx = Math.round(g.left + ((t - g.from) / Math.max(1, g.to - g.from)) * g.iw) + 0.5;
       axis.append(s('line', { class: 'tick', x1: xx, x2: xx, y1: M.top + g.ih, y2: M.top + g.ih + 4 }));

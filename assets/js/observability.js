@@ -4,7 +4,7 @@
 // GET /api/v1/observability/metrics) and the "recent logs" card.
 
 import { get, qs } from './api.js';
-import { h, fill, link, loading, failure, empty, table } from './ui.js';
+import { h, fill, link, loading, failure, empty as emptyState, table } from './ui.js';
 import { timeChart, num } from './chart.js';
 
 export const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
@@ -61,11 +61,15 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
       h('option', { value: '' }, 'All environments'), environments.map((e) => h('option', { value: e.handle }, e.name)))
     : null;
   const note = h('div', { class: 'muted small chart-note', testid: `${testid}-note` });
+  const grid = h('div', { class: 'grid charts' }, Object.values(charts).map((c) => c.el));
+  // One empty state for the panel rather than three empty charts.
+  const none = h('div', { hidden: true, testid: `${testid}-empty` });
   const el = h('section', { class: 'card', testid },
     h('div', { class: 'card-head' },
       h('h2', {}, 'Metrics'),
       h('div', { class: 'actions' }, envSel, h('div', { class: 'seg', role: 'group', 'aria-label': 'Time range' }, buttons))),
-    h('div', { class: 'grid charts' }, Object.values(charts).map((c) => c.el)),
+    grid,
+    none,
     note);
 
   let seq = 0;
@@ -76,14 +80,19 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
     // Whole buckets, the last one holding now.
     const to = Math.ceil((Date.now() + 1) / stepMs) * stepMs;
     const from = to - seconds * 1000;
-    if (showLoading) Object.values(charts).forEach((c) => c.setState('loading'));
+    if (showLoading) {
+      grid.hidden = false;
+      none.hidden = true;
+      Object.values(charts).forEach((c) => c.setState('loading'));
+    }
     let m;
     try {
       m = await get(`/observability/metrics${qs({ ...scope, environment, from: new Date(from).toISOString(), to: new Date(to).toISOString(), step })}`);
     } catch (e) {
       if (my !== seq) return;
-      const msg = e.status === 403 ? 'You may not view metrics here.' : e.message;
-      Object.values(charts).forEach((c) => c.setState('error', msg));
+      grid.hidden = true;
+      none.hidden = false;
+      fill(none, e.status === 403 ? h('p', { class: 'muted' }, 'You may not view metrics here.') : failure(e, () => load(true)));
       return;
     }
     if (my !== seq) return;
@@ -97,7 +106,11 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
     const times = points.map((p) => Date.parse(p.time));
     const total = sr?.total || { requests: 0 };
     const span = { from: m.from ? Date.parse(m.from) : from, to: m.to ? Date.parse(m.to) : to };
-    const none = !total.requests;
+    const empty = !total.requests;
+    grid.hidden = empty;
+    none.hidden = !empty;
+    const label = METRIC_RANGES.find(([k]) => k === range)[0];
+    if (empty) fill(none, emptyState(`No requests in the last ${label}.`, 'Runtimes send request records to /icp/metrics (or OTLP metrics to /v1/metrics) on the runtime listener; pick a longer range to look further back.'));
     // Per second, or per minute when traffic is light (0.02 req/s reads worse than 1.2 req/min).
     const peak = Math.max(0, ...points.map((p) => p.requests)) / (stepMs / 1000);
     const perMin = peak < 1;
@@ -105,14 +118,14 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
     const rate = (p) => (p.requests * rateUnit) / (stepMs / 1000);
     const secs = (span.to - span.from) / 1000;
     charts.requests.set({
-      ...span, times, stepMs, empty: none,
+      ...span, times, stepMs, empty,
       unit: perMin ? 'req/min' : 'req/s',
       series: [{ name: perMin ? 'requests/min' : 'requests/s', key: 'requests', values: points.map(rate) }],
       summary: `${total.requests.toLocaleString()} request${total.requests === 1 ? '' : 's'} · avg ${num((total.requests * rateUnit) / secs)} ${perMin ? 'req/min' : 'req/s'}`,
     });
     const pct = (f) => (f === null || f === undefined ? null : f * 100);
     charts.errors.set({
-      ...span, times, stepMs, empty: none,
+      ...span, times, stepMs, empty,
       series: [
         { name: '5xx', key: 'errors5xx', color: 3, values: points.map((p) => (p.requests ? pct(p.errorRate5xx) : null)) },
         { name: '4xx', key: 'errors4xx', color: 4, values: points.map((p) => (p.requests ? pct(p.errorRate4xx) : null)) },
@@ -120,7 +133,7 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
       summary: `5xx ${charts.errors.format(pct(total.errorRate5xx))} (${total.errors5xx ?? 0}) · 4xx ${charts.errors.format(pct(total.errorRate4xx))} (${total.errors4xx ?? 0})`,
     });
     charts.latency.set({
-      ...span, times, stepMs, empty: none,
+      ...span, times, stepMs, empty,
       series: [
         { name: 'p50', key: 'p50', values: points.map((p) => p.latencyP50Ms) },
         { name: 'p95', key: 'p95', values: points.map((p) => p.latencyP95Ms) },
@@ -128,7 +141,8 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
       ],
       summary: ['P50', 'P95', 'P99'].map((q) => `${q.toLowerCase()} ${charts.latency.format(total[`latency${q}Ms`])}`).join(' · '),
     });
-    fill(note, `${new Date(span.from).toLocaleString()} – ${new Date(span.to).toLocaleTimeString()}, ${num(stepMs / 1000 >= 60 ? stepMs / 60000 : stepMs / 1000)} ${stepMs >= 60000 ? 'min' : 's'} buckets. Hover a chart (or focus it and use the arrow keys) for a bucket's values.`);
+    const end = new Date(span.to);
+    fill(note, `${new Date(span.from).toLocaleString()} – ${end.toDateString() === new Date(span.from).toDateString() ? end.toLocaleTimeString() : end.toLocaleString()}, ${num(stepMs / 1000 >= 60 ? stepMs / 60000 : stepMs / 1000)} ${stepMs >= 60000 ? 'min' : 's'} buckets. Hover a chart (or focus it and use the arrow keys) for a bucket's values.`);
   }
 
   Object.values(charts).forEach((c) => c.setState('loading'));
@@ -159,7 +173,7 @@ export function recentLogs(scope, { testid = 'recent-logs', limit = 8, runtimeNa
           h('td', {}, levelBadge(r.level)),
           scope.runtime ? null : h('td', { class: 'mono small' }, r.runtimeId ? runtimeName(r.runtimeId) || r.runtimeId.slice(0, 8) : '—'),
           h('td', { class: 'log-message' }, r.message))))
-        : empty('No log records yet.', 'Runtimes send logs to /icp/logs or /v1/logs on the runtime listener.'));
+        : emptyState('No log records yet.', 'Runtimes send logs to /icp/logs or /v1/logs on the runtime listener.'));
     } catch (e) {
       if (my !== seq) return;
       fill(body, e.status === 403 ? h('p', { class: 'muted' }, 'You may not view logs here.') : failure(e, load));

@@ -81,7 +81,7 @@ export async function render(ctx) {
     levelBoxes.map((b) => h('label', { class: 'check', for: b.id }, b, levelBadge(b.value))));
 
   // Live tail controls.
-  const liveBtn = h('button', { type: 'button', class: 'btn', 'aria-pressed': String(!!f.live), testid: 'logs-live-toggle', title: 'Show new records as they arrive' }, 'Live tail');
+  const liveBtn = h('button', { type: 'button', class: 'btn live-toggle', 'aria-pressed': String(!!f.live), testid: 'logs-live-toggle', title: 'Show new records as they arrive' }, 'Live tail');
   const pauseBtn = button('Pause', null, { small: true, testid: 'logs-pause' });
   const liveState = h('span', { class: 'live', role: 'status', testid: 'logs-live-state', 'data-state': 'off' }, LIVE_TEXT.off);
   const liveCount = h('span', { class: 'muted small', testid: 'logs-live-count' });
@@ -160,7 +160,8 @@ export async function render(ctx) {
     f.range = rangeSel.input.value;
     f.from = f.range === 'custom' ? fromLocalInput(fromIn.input.value) : '';
     f.to = f.range === 'custom' ? fromLocalInput(toIn.input.value) : '';
-    if (!liveOn()) f.order = orderSel.input.value;
+    // While live tail forces newest first, the select shows that, not the choice.
+    if (!orderSel.input.disabled) f.order = orderSel.input.value;
     f.q = search.input.value.trim();
     const lv = levelBoxes.filter((b) => b.checked).map((b) => b.value);
     f.level = lv.length && lv.length < LEVELS.length ? lv.join(',') : '';
@@ -318,7 +319,7 @@ export async function render(ctx) {
 
   function setLive(state) {
     liveState.dataset.state = state;
-    liveState.className = `live ${state === 'open' ? 'on' : state === 'off' ? '' : 'poll'}`;
+    liveState.className = `live ${state === 'open' && !paused ? 'on' : state === 'off' ? '' : 'poll'}`;
     liveState.textContent = paused && state === 'open' ? `${LIVE_TEXT.paused} · ${held.length} new` : LIVE_TEXT[state];
   }
   function showLiveCount() {
