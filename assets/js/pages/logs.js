@@ -271,6 +271,8 @@ export async function render(ctx) {
   async function load() {
     const my = ++loadSeq;
     loaded = false;
+    // The stream (re)opened in the same task, so anything held is from the old filters.
+    pending.length = 0;
     for (const id of [...shown.keys()]) removeEntry(id);
     nextCursor = null;
     trimmed = false;
@@ -333,7 +335,11 @@ export async function render(ctx) {
   }
 
   function incoming(items) {
-    if (!loaded) { pending.push(...items); return; }
+    if (!loaded) {
+      pending.push(...items);
+      if (pending.length > MAX_ROWS) pending.splice(0, pending.length - MAX_ROWS);
+      return;
+    }
     if (paused) {
       held.push(...items);
       if (held.length > MAX_ROWS) held.splice(0, held.length - MAX_ROWS);
