@@ -13,6 +13,7 @@ use crate::catalog;
 use crate::config::{parse_duration, Config, Overrides};
 use crate::error::{Error, Result};
 use crate::http::tls;
+use crate::ingest_tokens;
 use crate::master_key::MasterKey;
 use crate::runtimes::{self, RuntimeFilter, Status};
 use crate::secrets::{self, NewSecret};
@@ -52,6 +53,9 @@ pub enum Command {
     /// Users of the management API and console.
     #[command(subcommand)]
     User(UserCommand),
+    /// Ingest tokens for log and metric shippers: create, list, revoke.
+    #[command(subcommand)]
+    IngestToken(IngestTokenCommand),
     /// Write a consistent copy of icp.db to FILE, also while the server runs (master.key is not in it).
     Backup {
         /// Where to write the copy; its directory must exist.
@@ -160,6 +164,42 @@ pub enum SecretCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum IngestTokenCommand {
+    /// Create a token for a shipper (Fluent Bit, an OpenTelemetry
+    /// collector) and print a Fluent Bit [OUTPUT] section carrying it (shown only once).
+    Create {
+        /// Environment the token's records belong to.
+        #[arg(long)]
+        env: String,
+        /// Scope the token to this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Scope the token to this integration (with --project).
+        #[arg(long, requires = "project")]
+        integration: Option<String>,
+        /// A name to recognise it by [default: the scope, e.g. dev/shop/orders].
+        #[arg(long)]
+        name: Option<String>,
+        /// The URL shippers reach icpd's runtime listener at [default: from runtime_listen].
+        #[arg(long, value_name = "URL")]
+        server_url: Option<String>,
+        /// Print {"id", "token", "environment", ...} instead of the snippet.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List ingest tokens (never the tokens themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: shippers using it are refused from their next request.
+    Revoke {
+        /// The token's id (the 8 characters after icpi_).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum EnvCommand {
     /// List environments.
     List {
@@ -242,6 +282,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Env(c) => env(&cfg, c),
         Command::Runtime(c) => runtime(&cfg, c),
         Command::User(c) => user(&cfg, c),
+        Command::IngestToken(c) => ingest_token(&cfg, c),
         Command::Backup { file, force } => {
             crate::backup::backup_command(&cfg, &file, force)?;
             // A copy of every secret's sealed material left the server: on record.
@@ -257,13 +298,18 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Records an admin command in the audit log, as the API does for its
-/// changes. The actor is the operating-system user running the command.
-fn audit(store: &Store, action: &str, target: &str) {
+/// `cli:USER`: who runs an admin command (the operating-system user).
+fn cli_actor() -> String {
     let who = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    let actor = format!("cli:{who}");
+    format!("cli:{who}")
+}
+
+/// Records an admin command in the audit log, as the API does for its
+/// changes. The actor is the operating-system user running the command.
+fn audit(store: &Store, action: &str, target: &str) {
+    let actor = cli_actor();
     let action = format!("icpd {action}");
     if let Err(e) = store
         .write(|tx| tx.insert_audit(now_millis(), &actor, &action, target, "ok", "local", "{}"))
@@ -447,6 +493,109 @@ fn secret(cfg: &Config, c: SecretCommand) -> Result<()> {
             println!(
                 "secret {} revoked; runtimes using it are refused from their next request",
                 r.key_id
+            );
+            Ok(())
+        }
+    }
+}
+
+fn ingest_token(cfg: &Config, c: IngestTokenCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    let now = now_millis();
+    match c {
+        IngestTokenCommand::Create {
+            env,
+            project,
+            integration,
+            name,
+            server_url,
+            json,
+        } => {
+            let req = ingest_tokens::NewIngestToken {
+                name,
+                environment: env,
+                project,
+                integration,
+            };
+            let scope = req.scope(&store)?;
+            let (made, token) = ingest_tokens::create(&store, &req, &scope, &cli_actor(), now)?;
+            audit(
+                &store,
+                "ingest-token create",
+                &format!("ingest token {}", made.id),
+            );
+            if json {
+                let mut v =
+                    serde_json::to_value(&made).map_err(|e| Error::Internal(e.to_string()))?;
+                v["token"] = token.into();
+                return print_json(&v);
+            }
+            let url = server_url.unwrap_or_else(|| default_server_url(cfg));
+            let cert = tls::cert_paths(&cfg.tls, &cfg.data_dir).0;
+            let cert = std::fs::canonicalize(&cert).unwrap_or(cert);
+            let cert = cfg.tls.enabled.then(|| cert.display().to_string());
+            eprintln!(
+                "Ingest token {} created for {} (records are attributed there); it is shown only this once.\n\
+                 Shippers send it as 'Authorization: Bearer <token>'. A Fluent Bit output for it:\n",
+                made.id, made.name
+            );
+            print!(
+                "{}",
+                ingest_tokens::fluent_bit_snippet(&token, &url, cert.as_deref())
+            );
+            Ok(())
+        }
+        IngestTokenCommand::List { json } => {
+            let list = ingest_tokens::list(&store)?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.name.clone(),
+                        t.environment.clone(),
+                        match (&t.project, &t.integration) {
+                            (Some(p), Some(i)) => format!("{p}/{i}"),
+                            (Some(p), None) => format!("{p}/*"),
+                            _ => "*".into(),
+                        },
+                        t.status.to_string(),
+                        t.created_by.clone(),
+                        rfc3339(t.created_at),
+                        t.last_used_at
+                            .map(|at| ago(at, now))
+                            .unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID",
+                    "NAME",
+                    "ENV",
+                    "SCOPE",
+                    "STATUS",
+                    "CREATED BY",
+                    "CREATED",
+                    "LAST USED",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        IngestTokenCommand::Revoke { id } => {
+            let t = ingest_tokens::revoke(&store, &id, now)?;
+            audit(
+                &store,
+                "ingest-token revoke",
+                &format!("ingest token {}", t.id),
+            );
+            println!(
+                "ingest token {} revoked; shippers using it are refused from their next request",
+                t.id
             );
             Ok(())
         }

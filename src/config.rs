@@ -32,6 +32,16 @@ pub struct Config {
     pub heartbeat_limits: HeartbeatLimits,
     pub http: HttpConfig,
     pub token: TokenConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Logs and metrics kept in `telemetry.db` (`[telemetry]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// Age and size limits, enforced in the background.
+    pub retention: crate::telemetry::Retention,
+    /// How often retention runs (`retention_interval`; short in tests).
+    pub retention_interval: Duration,
 }
 
 /// TLS on both listeners.
@@ -106,6 +116,25 @@ struct FileConfig {
     http: FileHttp,
     #[serde(default)]
     token: FileToken,
+    #[serde(default)]
+    telemetry: FileTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTelemetry {
+    /// Days (a fraction is fine: 0.5 is twelve hours).
+    retention_days: Option<f64>,
+    max_bytes: Option<ByteSize>,
+    retention_interval: Option<DurationValue>,
+}
+
+/// A size in the file: bytes (`1073741824`) or a string (`"1GiB"`, `"500MB"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ByteSize {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +214,41 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         }
     };
     Ok(Duration::from_secs(secs))
+}
+
+/// Parses `1073741824`, `1GiB`, `512 MiB`, `500MB`, `64k`: binary units
+/// (`KiB`, `MiB`, `GiB`, `TiB`, and `K`, `M`, `G`, `T`), decimal ones (`KB`,
+/// `MB`, `GB`, `TB`), case-insensitive.
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size; write e.g. 1GiB, 500MiB or 1073741824"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "'{text}' has an unknown unit; use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
+            ))
+        }
+    };
+    let bytes = n * factor as f64;
+    if !(bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64) {
+        return Err(format!("'{text}' is not a size icpd can use"));
+    }
+    Ok(bytes.round() as u64)
 }
 
 impl Config {
@@ -270,6 +334,32 @@ impl Config {
                 audience: f.token.audience.unwrap_or(d.token.audience),
                 clock_skew: dur(&f.token.clock_skew, "token.clock_skew", d.token.clock_skew)?,
             },
+            telemetry: TelemetryConfig {
+                retention: crate::telemetry::Retention {
+                    max_age_ms: match f.telemetry.retention_days {
+                        None => d.telemetry.retention.max_age_ms,
+                        Some(days) if days.is_finite() && days > 0.0 && days < 1e6 => {
+                            (days * 86_400_000.0).round().max(1.0) as i64
+                        }
+                        Some(_) => {
+                            return Err(Error::Config(
+                                "telemetry.retention_days must be a number of days above 0 (e.g. 7, or 0.5 for twelve hours)".into(),
+                            ))
+                        }
+                    },
+                    max_bytes: match &f.telemetry.max_bytes {
+                        None => d.telemetry.retention.max_bytes,
+                        Some(ByteSize::Bytes(b)) => *b,
+                        Some(ByteSize::Text(t)) => parse_bytes(t)
+                            .map_err(|e| Error::Config(format!("telemetry.max_bytes: {e}")))?,
+                    },
+                },
+                retention_interval: dur(
+                    &f.telemetry.retention_interval,
+                    "telemetry.retention_interval",
+                    d.telemetry.retention_interval,
+                )?,
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -310,6 +400,10 @@ impl Config {
                 audience: "icp-server".into(),
                 clock_skew: Duration::from_secs(10),
             },
+            telemetry: TelemetryConfig {
+                retention: crate::telemetry::Retention::default(),
+                retention_interval: Duration::from_secs(60),
+            },
         }
     }
 
@@ -342,6 +436,16 @@ impl Config {
             if !(v.is_finite() && v >= 1.0) {
                 return Err(Error::Config(format!("{name} must be at least 1")));
             }
+        }
+        if self.telemetry.retention.max_bytes == 0 {
+            return Err(Error::Config(
+                "telemetry.max_bytes must be above 0 (e.g. \"1GiB\")".into(),
+            ));
+        }
+        if self.telemetry.retention_interval < Duration::from_millis(10) {
+            return Err(Error::Config(
+                "telemetry.retention_interval must be at least 10ms".into(),
+            ));
         }
         if self.http.workers == 0 || self.http.max_connections == 0 {
             return Err(Error::Config(
@@ -427,6 +531,52 @@ mod tests {
             let e = Config::merge(file(bad), Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("heartbeat_limits."), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn telemetry_limits() {
+        let c = Config::merge(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(c.telemetry.retention.max_age_ms, 7 * 86_400_000);
+        assert_eq!(c.telemetry.retention.max_bytes, 1 << 30);
+        assert_eq!(c.telemetry.retention_interval, Duration::from_secs(60));
+        let c = Config::merge(
+            file("[telemetry]\nretention_days = 0.5\nmax_bytes = \"200MiB\"\nretention_interval = \"250ms\""),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.telemetry.retention.max_age_ms, 43_200_000);
+        assert_eq!(c.telemetry.retention.max_bytes, 200 << 20);
+        assert_eq!(c.telemetry.retention_interval, Duration::from_millis(250));
+        let c = Config::merge(
+            file("[telemetry]\nretention_days = 30\nmax_bytes = 5000000"),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.telemetry.retention.max_age_ms, 30 * 86_400_000);
+        assert_eq!(c.telemetry.retention.max_bytes, 5_000_000);
+        for bad in [
+            "[telemetry]\nretention_days = 0",
+            "[telemetry]\nretention_days = -1",
+            "[telemetry]\nmax_bytes = \"lots\"",
+            "[telemetry]\nmax_bytes = 0",
+            "[telemetry]\nretention_interval = \"1ms\"",
+        ] {
+            let e = Config::merge(file(bad), Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("telemetry."), "{bad}: {e}");
+        }
+        assert!(toml::from_str::<FileConfig>("[telemetry]\nretention = 3").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1 gib").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_bytes("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_bytes("64k").unwrap(), 65_536);
+        assert_eq!(parse_bytes("1048576").unwrap(), 1_048_576);
+        assert!(parse_bytes("1XB").is_err());
+        assert!(parse_bytes("GiB").is_err());
     }
 
     #[test]

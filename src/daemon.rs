@@ -1,8 +1,10 @@
-//! `icpd serve`: opens the data directory, starts both listeners and the
-//! liveness loop, and shuts everything down in order on SIGTERM/SIGINT.
+//! `icpd serve`: opens the data directory, starts both listeners, the
+//! liveness loop and the telemetry retention loop, and shuts everything
+//! down in order on SIGTERM/SIGINT.
 //!
 //! Shutdown order: stop accepting, let in-flight requests finish (up to
-//! 5 s), stop the liveness loop, flush what it queued, exit.
+//! 5 s), stop the liveness and retention loops, flush what liveness
+//! queued, exit.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -134,6 +136,7 @@ pub struct Daemon {
     store: Arc<Store>,
     stop: Arc<AtomicBool>,
     ticker: JoinHandle<()>,
+    retention: JoinHandle<()>,
     /// Held while the daemon runs, so `icpd restore` refuses to swap the database under it.
     _lock: DataDirLock,
 }
@@ -160,7 +163,7 @@ impl Daemon {
                 &cfg.telemetry_db_path(),
             )?),
             tail: Arc::new(crate::telemetry::tail::Tail::new()),
-            retention: crate::telemetry::Retention::default(),
+            retention: cfg.telemetry.retention,
         });
         let master_key = Arc::new(MasterKey::load(&cfg.data_dir, true)?);
         let events = Arc::new(Events::new());
@@ -229,7 +232,7 @@ impl Daemon {
             liveness: liveness.clone(),
             commands,
             events,
-            telemetry,
+            telemetry: telemetry.clone(),
             secure: tls.is_some(),
             runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
             cert_path,
@@ -260,6 +263,13 @@ impl Daemon {
                 .spawn(move || liveness_loop(&liveness, &store, &stop))
                 .map_err(|e| Error::io("starting the liveness thread", e))?
         };
+        let retention = {
+            let (stop, every) = (stop.clone(), cfg.telemetry.retention_interval);
+            std::thread::Builder::new()
+                .name("retention".into())
+                .spawn(move || retention_loop(&telemetry, every, &stop))
+                .map_err(|e| Error::io("starting the retention thread", e))?
+        };
         Ok(Daemon {
             runtime,
             management,
@@ -267,6 +277,7 @@ impl Daemon {
             store,
             stop,
             ticker,
+            retention,
             _lock: lock,
         })
     }
@@ -292,7 +303,9 @@ impl Daemon {
         let _ = runtime.join();
         self.stop.store(true, Ordering::SeqCst);
         self.ticker.thread().unpark();
+        self.retention.thread().unpark();
         let _ = self.ticker.join();
+        let _ = self.retention.join();
         match self.liveness.flush(&self.store, now_millis()) {
             Ok(n) => log::info!(
                 "flushed {n} liveness updates; stopped in {} ms",
@@ -363,6 +376,37 @@ fn liveness_loop(liveness: &Liveness, store: &Store, stop: &AtomicBool) {
             if let Err(e) = liveness.flush(store, now_millis()) {
                 log::error!("liveness flush failed (will retry): {e}");
             }
+        }
+    }
+}
+
+/// Enforces telemetry retention every `every` (first right after start:
+/// the limits may have been lowered since the last run), and logs what it
+/// deleted.
+fn retention_loop(telemetry: &crate::telemetry::Telemetry, every: Duration, stop: &AtomicBool) {
+    let limits = telemetry.retention;
+    while !stop.load(Ordering::SeqCst) {
+        match crate::telemetry::retention::enforce(&telemetry.store, &limits, now_millis(), stop) {
+            Ok(r) if r.deleted_anything() => log::info!(
+                "telemetry retention deleted {} logs, {} request records and {} metric points older than {:.1} days, \
+                 and {} logs, {} request records and {} metric points (the oldest) to stay under {} bytes; {} -> {} bytes",
+                r.by_age.logs,
+                r.by_age.requests,
+                r.by_age.points,
+                limits.max_age_ms as f64 / 86_400_000.0,
+                r.by_size.logs,
+                r.by_size.requests,
+                r.by_size.points,
+                limits.max_bytes,
+                r.bytes_before,
+                r.bytes_after
+            ),
+            Ok(_) => {}
+            Err(e) => log::error!("telemetry retention failed (will retry): {e}"),
+        }
+        let next = Instant::now() + every;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < next {
+            std::thread::park_timeout(next.saturating_duration_since(Instant::now()));
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod ingest_tokens;
 pub mod liveness;
 pub mod master_key;
 pub mod protocol;

@@ -7,18 +7,21 @@
 //! are visible).
 
 use std::path::Path;
+use std::time::Duration;
 
 use icpd::http::client::{Client, ClientResponse};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 
-use crate::harness::{assert_error, Bridge, TestServer};
+use crate::harness::{assert_error, wait_for, Bridge, TestDir, TestServer};
 
 /// A server with one registered runtime (bound secret, dev,
-/// order-service/order-create) and a client on the runtime listener.
+/// order-service/order-create), an ingest token with the same scope, and a
+/// client on the runtime listener.
 struct Setup {
     s: TestServer,
     bridge: Bridge,
+    ingest_token: String,
     c: Client,
 }
 
@@ -28,7 +31,34 @@ fn setup(args: &[&str]) -> Setup {
     let bridge = Bridge::new(&secret, Some("node-1"));
     let mut c = s.runtime_client();
     assert_eq!(bridge.full(&mut c).status, 200);
-    Setup { s, bridge, c }
+    let created = s.cli_json(&[
+        "ingest-token",
+        "create",
+        "--env",
+        "dev",
+        "--project",
+        "order-service",
+        "--integration",
+        "order-create",
+        "--json",
+    ]);
+    let ingest_token = created["token"].as_str().unwrap().to_string();
+    Setup {
+        s,
+        bridge,
+        ingest_token,
+        c,
+    }
+}
+
+impl Setup {
+    /// Both kinds of credential, each with a label for failure messages.
+    fn credentials(&self) -> [(&'static str, String); 2] {
+        [
+            ("runtime token", self.bridge.token()),
+            ("ingest token", self.ingest_token.clone()),
+        ]
+    }
 }
 
 /// POSTs `body` as it is, with a bearer token and a content type.
@@ -90,11 +120,16 @@ struct LogRow {
 const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
 fn logs(data_dir: &Path) -> Vec<LogRow> {
+    logs_after(data_dir, 0)
+}
+
+/// The logs stored after the one with id `after`.
+fn logs_after(data_dir: &Path, after: i64) -> Vec<LogRow> {
     let db = telemetry_db(data_dir);
     let mut st = db
-        .prepare("SELECT ts, level, environment, project, integration, runtime_id, module, message, attributes FROM logs ORDER BY id")
+        .prepare("SELECT ts, level, environment, project, integration, runtime_id, module, message, attributes FROM logs WHERE id > ?1 ORDER BY id")
         .unwrap();
-    st.query_map([], |r| {
+    st.query_map([after], |r| {
         let level: i64 = r.get(1)?;
         let attributes: String = r.get(8)?;
         Ok(LogRow {
@@ -114,23 +149,34 @@ fn logs(data_dir: &Path) -> Vec<LogRow> {
     .unwrap()
 }
 
-/// Messages of the logs whose text matches `phrase` (FTS5 phrase query).
-fn search(data_dir: &Path, phrase: &str) -> Vec<String> {
+/// Messages of the logs after id `after` whose text matches `phrase` (an
+/// FTS5 phrase query).
+fn search(data_dir: &Path, after: i64, phrase: &str) -> Vec<String> {
     let db = telemetry_db(data_dir);
     let mut st = db
-        .prepare("SELECT l.message FROM logs_fts f JOIN logs l ON l.id = f.rowid WHERE logs_fts MATCH ?1 ORDER BY l.id")
+        .prepare("SELECT l.message FROM logs_fts f JOIN logs l ON l.id = f.rowid WHERE logs_fts MATCH ?1 AND f.rowid > ?2 ORDER BY l.id")
         .unwrap();
-    st.query_map([format!("\"{}\"", phrase.replace('"', "\"\""))], |r| {
-        r.get(0)
-    })
-    .unwrap()
-    .collect::<rusqlite::Result<_>>()
-    .unwrap()
+    let phrase = format!("\"{}\"", phrase.replace('"', "\"\""));
+    st.query_map(rusqlite::params![phrase, after], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
 }
 
 fn count(data_dir: &Path, table: &str) -> i64 {
     telemetry_db(data_dir)
         .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The highest row id of `table` (0 when empty).
+fn last_id(data_dir: &Path, table: &str) -> i64 {
+    telemetry_db(data_dir)
+        .query_row(
+            &format!("SELECT coalesce(max(id), 0) FROM {table}"),
+            [],
+            |r| r.get(0),
+        )
         .unwrap()
 }
 
@@ -146,144 +192,173 @@ fn some(s: &str) -> Option<String> {
 }
 
 #[test]
-fn fluent_bit_batch_with_a_runtime_token() {
+fn fluent_bit_batch() {
     let mut t = setup(&[]);
-    let token = t.bridge.token();
     let rt = t.bridge.runtime_id.clone();
-    let now_s = now_ms() as f64 / 1000.0;
-    let batch = json!([
-        {"date": now_s - 2.5, "log": "order 1001 accepted by the warehouse", "level": "info", "pod": "orders-7f9"},
-        {"date": now_s - 1.0, "log": "payment gateway timed out", "level": "error", "attempt": 3},
-        {"date": now_s, "log": "no level here"}
-    ]);
-    let r = post_json(
-        &mut t.c,
-        &format!("/icp/logs?runtimeId={rt}"),
-        &token,
-        &batch,
-    );
-    assert_eq!(r, json!({"accepted": 3, "rejected": 0, "errors": []}));
+    for (who, token) in t.credentials() {
+        let before = last_id(&t.s.data_dir, "logs");
+        let now_s = now_ms() as f64 / 1000.0;
+        let batch = json!([
+            {"date": now_s - 2.5, "log": "order 1001 accepted by the warehouse", "level": "info", "pod": "orders-7f9"},
+            {"date": now_s - 1.0, "log": "payment gateway timed out", "level": "error", "attempt": 3},
+            {"date": now_s, "log": "no level here"}
+        ]);
+        let r = post_json(
+            &mut t.c,
+            &format!("/icp/logs?runtimeId={rt}"),
+            &token,
+            &batch,
+        );
+        assert_eq!(
+            r,
+            json!({"accepted": 3, "rejected": 0, "errors": []}),
+            "{who}"
+        );
 
-    let rows = logs(&t.s.data_dir);
-    assert_eq!(rows.len(), 3);
-    for row in &rows {
-        assert_eq!(row.environment, "dev");
-        assert_eq!(row.project, some("order-service"));
-        assert_eq!(row.integration, some("order-create"));
-        assert_eq!(row.runtime_id, Some(rt.clone()));
+        let rows = logs_after(&t.s.data_dir, before);
+        assert_eq!(rows.len(), 3, "{who}");
+        for row in &rows {
+            assert_eq!(row.environment, "dev", "{who}");
+            assert_eq!(row.project, some("order-service"), "{who}");
+            assert_eq!(row.integration, some("order-create"), "{who}");
+            assert_eq!(row.runtime_id, Some(rt.clone()), "{who}");
+        }
+        assert_eq!(
+            rows.iter().map(|r| r.level.as_str()).collect::<Vec<_>>(),
+            ["INFO", "ERROR", "INFO"],
+            "{who}"
+        );
+        assert_eq!(rows[0].ts, ((now_s - 2.5) * 1000.0).round() as i64, "{who}");
+        assert_eq!(rows[0].attributes, json!({"pod": "orders-7f9"}), "{who}");
+        assert_eq!(rows[1].attributes, json!({"attempt": 3}), "{who}");
+        assert_eq!(
+            search(&t.s.data_dir, before, "gateway timed out"),
+            ["payment gateway timed out"],
+            "{who}"
+        );
+        assert!(
+            search(&t.s.data_dir, before, "timed gateway").is_empty(),
+            "a phrase, not words"
+        );
     }
-    assert_eq!(
-        rows.iter().map(|r| r.level.as_str()).collect::<Vec<_>>(),
-        ["INFO", "ERROR", "INFO"]
-    );
-    assert_eq!(rows[0].ts, ((now_s - 2.5) * 1000.0).round() as i64);
-    assert_eq!(rows[0].attributes, json!({"pod": "orders-7f9"}));
-    assert_eq!(rows[1].attributes, json!({"attempt": 3}));
-    assert_eq!(
-        search(&t.s.data_dir, "gateway timed out"),
-        ["payment gateway timed out"]
-    );
-    assert!(
-        search(&t.s.data_dir, "timed gateway").is_empty(),
-        "a phrase, not words"
-    );
 }
 
 #[test]
 fn ballerina_json_lines_with_a_metrics_line() {
     let mut t = setup(&[]);
-    let token = t.bridge.token();
     let rt = t.bridge.runtime_id.clone();
-    let lines = [
-        json!({"time": "2026-11-22T17:29:59.123+05:30", "level": "DEBUG", "module": "acme/orders", "message": "loading order", "runtimeId": rt, "orderId": 42}),
-        json!({"time": "2026-11-22T17:30:00.000+05:30", "level": "WARN", "module": "acme/orders", "message": "stock low for item 7", "runtimeId": rt}),
-        json!({"time": "2026-11-22T17:30:00.250+05:30", "level": "INFO", "module": "", "message": "", "logger": "metrics",
-               "runtimeId": rt, "protocol": "http", "entrypoint.service.name": "/orders", "src.resource.path": "/orders/{id}",
-               "http.method": "GET", "http.status_code": "200", "response_time_seconds": "0.0042"}),
-    ];
-    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let r = post(
-        &mut t.c,
-        "/icp/logs",
-        Some(&token),
-        "application/x-ndjson",
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        r.json(),
-        json!({"accepted": 3, "rejected": 0, "errors": []})
-    );
+    for (who, token) in t.credentials() {
+        let (logs_before, requests_before) = (
+            last_id(&t.s.data_dir, "logs"),
+            last_id(&t.s.data_dir, "requests"),
+        );
+        let lines = [
+            json!({"time": "2026-11-22T17:29:59.123+05:30", "level": "DEBUG", "module": "acme/orders", "message": "loading order", "runtimeId": rt, "orderId": 42}),
+            json!({"time": "2026-11-22T17:30:00.000+05:30", "level": "WARN", "module": "acme/orders", "message": "stock low for item 7", "runtimeId": rt}),
+            json!({"time": "2026-11-22T17:30:00.250+05:30", "level": "INFO", "module": "", "message": "", "logger": "metrics",
+                   "runtimeId": rt, "protocol": "http", "entrypoint.service.name": "/orders", "src.resource.path": "/orders/{id}",
+                   "http.method": "GET", "http.status_code": "200", "response_time_seconds": "0.0042"}),
+        ];
+        let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let r = post(
+            &mut t.c,
+            "/icp/logs",
+            Some(&token),
+            "application/x-ndjson",
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{who}");
+        assert_eq!(
+            r.json(),
+            json!({"accepted": 3, "rejected": 0, "errors": []}),
+            "{who}"
+        );
 
-    let rows = logs(&t.s.data_dir);
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].ts, 1_795_348_799_123);
-    assert_eq!(rows[0].level, "DEBUG");
-    assert_eq!(rows[0].module, some("acme/orders"));
-    assert_eq!(rows[0].message, "loading order");
-    assert_eq!(rows[0].attributes, json!({"orderId": 42}));
-    assert_eq!(rows[1].level, "WARN");
-    assert_eq!(rows[1].integration, some("order-create"));
-    assert_eq!(search(&t.s.data_dir, "stock low"), ["stock low for item 7"]);
+        let rows = logs_after(&t.s.data_dir, logs_before);
+        assert_eq!(rows.len(), 2, "{who}");
+        assert_eq!(rows[0].ts, 1_795_348_799_123, "{who}");
+        assert_eq!(rows[0].level, "DEBUG", "{who}");
+        assert_eq!(rows[0].module, some("acme/orders"), "{who}");
+        assert_eq!(rows[0].message, "loading order", "{who}");
+        assert_eq!(rows[0].attributes, json!({"orderId": 42}), "{who}");
+        assert_eq!(rows[0].runtime_id, Some(rt.clone()), "{who}");
+        assert_eq!(rows[1].level, "WARN", "{who}");
+        assert_eq!(rows[1].integration, some("order-create"), "{who}");
+        assert_eq!(
+            search(&t.s.data_dir, logs_before, "stock low"),
+            ["stock low for item 7"],
+            "{who}"
+        );
 
-    let db = telemetry_db(&t.s.data_dir);
-    let req: (i64, String, String, String, i64, f64, String, Option<String>) = db
-        .query_row(
-            "SELECT ts, service, resource, method, status, duration_ms, environment, runtime_id FROM requests",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
-        )
-        .unwrap();
-    assert_eq!(req.0, 1_795_348_800_250);
-    assert_eq!(
-        (req.1.as_str(), req.2.as_str(), req.3.as_str(), req.4),
-        ("/orders", "/orders/{id}", "GET", 200)
-    );
-    assert!((req.5 - 4.2).abs() < 1e-9);
-    assert_eq!(req.6, "dev");
-    assert_eq!(req.7, Some(rt));
+        let db = telemetry_db(&t.s.data_dir);
+        type Req = (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            f64,
+            String,
+            Option<String>,
+        );
+        let req: Req = db
+            .query_row(
+                "SELECT ts, service, resource, method, status, duration_ms, environment, runtime_id FROM requests WHERE id > ?1",
+                [requests_before],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+            )
+            .unwrap();
+        assert_eq!(req.0, 1_795_348_800_250, "{who}");
+        assert_eq!(
+            (req.1.as_str(), req.2.as_str(), req.3.as_str(), req.4),
+            ("/orders", "/orders/{id}", "GET", 200),
+            "{who}"
+        );
+        assert!((req.5 - 4.2).abs() < 1e-9, "{who}");
+        assert_eq!(req.6, "dev", "{who}");
+        assert_eq!(req.7, Some(rt.clone()), "{who}");
+    }
 }
 
 #[test]
 fn request_records_on_icp_metrics() {
     let mut t = setup(&[]);
-    let token = t.bridge.token();
-    let now = now_ms();
-    let batch = json!([
-        {"time": now - 1000, "service": "orders", "resource": "/orders", "method": "POST", "statusCode": 201, "responseTimeMs": 12.5},
-        {"time": now - 500, "service": "orders", "resource": "/orders", "method": "POST", "statusCode": 500, "responseTimeMs": 40},
-        {"time": now, "service": "orders", "statusCode": 200}
-    ]);
-    let r = post_json(
-        &mut t.c,
-        &format!("/icp/metrics?runtimeId={}", t.bridge.runtime_id),
-        &token,
-        &batch,
-    );
-    assert_eq!(r["accepted"], 2);
-    assert_eq!(r["rejected"], 1);
-    assert!(
-        r["errors"][0]
-            .as_str()
+    for (who, token) in t.credentials() {
+        let before = last_id(&t.s.data_dir, "requests");
+        let now = now_ms();
+        let batch = json!([
+            {"time": now - 1000, "service": "orders", "resource": "/orders", "method": "POST", "statusCode": 201, "responseTimeMs": 12.5},
+            {"time": now - 500, "service": "orders", "resource": "/orders", "method": "POST", "statusCode": 500, "responseTimeMs": 40},
+            {"time": now, "service": "orders", "statusCode": 200}
+        ]);
+        let path = format!("/icp/metrics?runtimeId={}", t.bridge.runtime_id);
+        let r = post_json(&mut t.c, &path, &token, &batch);
+        assert_eq!(r["accepted"], 2, "{who}");
+        assert_eq!(r["rejected"], 1, "{who}");
+        assert!(
+            r["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("record 3: no response time"),
+            "{who}: {r}"
+        );
+        let db = telemetry_db(&t.s.data_dir);
+        let rows: Vec<(i64, i64, f64, Option<String>)> = db
+            .prepare("SELECT ts, status, duration_ms, integration FROM requests WHERE id > ?1 ORDER BY id")
             .unwrap()
-            .contains("record 3: no response time"),
-        "{r}"
-    );
-    let db = telemetry_db(&t.s.data_dir);
-    let rows: Vec<(i64, i64, f64, Option<String>)> = db
-        .prepare("SELECT ts, status, duration_ms, integration FROM requests ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
-    assert_eq!(
-        rows,
-        [
-            (now - 1000, 201, 12.5, some("order-create")),
-            (now - 500, 500, 40.0, some("order-create"))
-        ]
-    );
+            .query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (now - 1000, 201, 12.5, some("order-create")),
+                (now - 500, 500, 40.0, some("order-create"))
+            ],
+            "{who}"
+        );
+    }
 }
 
 fn otlp_logs_body(runtime_id: &str, now_ns: u128) -> Value {
@@ -315,93 +390,106 @@ fn otlp_metrics_body(runtime_id: &str, now_ns: u128) -> Value {
 #[test]
 fn otlp_logs_and_metrics() {
     let mut t = setup(&[]);
-    let token = t.bridge.token();
     let rt = t.bridge.runtime_id.clone();
-    let now_ns = now_ms() as u128 * 1_000_000;
-    let r = post_json(&mut t.c, "/v1/logs", &token, &otlp_logs_body(&rt, now_ns));
-    assert_eq!(r, json!({"partialSuccess": {}}));
-    let rows = logs(&t.s.data_dir);
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].ts, (now_ns / 1_000_000) as i64);
-    assert_eq!(rows[0].level, "WARN");
-    assert_eq!(rows[0].module, some("acme.orders"));
-    assert_eq!(rows[0].runtime_id, Some(rt.clone()));
-    assert_eq!(rows[0].integration, some("order-create"));
-    assert_eq!(
-        rows[0].attributes,
-        json!({"service.name": "orders", "lagSeconds": 42})
-    );
-    assert_eq!(rows[1].level, "FATAL");
-    assert_eq!(
-        search(&t.s.data_dir, "database unreachable"),
-        ["database unreachable"]
-    );
+    for (who, token) in t.credentials() {
+        let (logs_before, points_before) = (
+            last_id(&t.s.data_dir, "logs"),
+            last_id(&t.s.data_dir, "metric_points"),
+        );
+        let now_ns = now_ms() as u128 * 1_000_000;
+        let r = post_json(&mut t.c, "/v1/logs", &token, &otlp_logs_body(&rt, now_ns));
+        assert_eq!(r, json!({"partialSuccess": {}}), "{who}");
+        let rows = logs_after(&t.s.data_dir, logs_before);
+        assert_eq!(rows.len(), 2, "{who}");
+        assert_eq!(rows[0].ts, (now_ns / 1_000_000) as i64, "{who}");
+        assert_eq!(rows[0].level, "WARN", "{who}");
+        assert_eq!(rows[0].module, some("acme.orders"), "{who}");
+        assert_eq!(rows[0].runtime_id, Some(rt.clone()), "{who}");
+        assert_eq!(rows[0].integration, some("order-create"), "{who}");
+        assert_eq!(
+            rows[0].attributes,
+            json!({"service.name": "orders", "lagSeconds": 42}),
+            "{who}"
+        );
+        assert_eq!(rows[1].level, "FATAL", "{who}");
+        assert_eq!(
+            search(&t.s.data_dir, logs_before, "database unreachable"),
+            ["database unreachable"],
+            "{who}"
+        );
 
-    let r = post_json(
-        &mut t.c,
-        "/v1/metrics",
-        &token,
-        &otlp_metrics_body(&rt, now_ns),
-    );
-    assert_eq!(r, json!({"partialSuccess": {}}));
-    let db = telemetry_db(&t.s.data_dir);
-    type Point = (
-        String,
-        String,
-        Option<String>,
-        Option<f64>,
-        Option<i64>,
-        Option<f64>,
-        Option<String>,
-        Option<String>,
-        String,
-        Option<String>,
-    );
-    let points: Vec<Point> = db
-        .prepare("SELECT name, kind, unit, value, count, sum, bounds, buckets, attributes, runtime_id FROM metric_points ORDER BY id")
-        .unwrap()
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
-        })
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
-    assert_eq!(points.len(), 3);
-    assert_eq!(
-        (points[0].0.as_str(), points[0].1.as_str(), points[0].3),
-        ("http.server.requests", "sum", Some(17.0))
-    );
-    assert_eq!(
-        serde_json::from_str::<Value>(&points[0].8).unwrap(),
-        json!({"http.route": "/orders"})
-    );
-    assert_eq!(points[0].9, Some(rt.clone()));
-    assert_eq!(
-        (points[1].1.as_str(), points[1].3),
-        ("gauge", Some(52_428_800.0))
-    );
-    let h = &points[2];
-    assert_eq!(
-        (h.1.as_str(), h.2.as_deref(), h.3, h.4, h.5),
-        ("histogram", Some("ms"), None, Some(6), Some(123.5))
-    );
-    assert_eq!(h.6.as_deref(), Some("[10.0,50.0,100.0]"));
-    assert_eq!(h.7.as_deref(), Some("[1,3,1,1]"));
-
-    // Partial success: the bad point is reported, the good one kept.
-    let mut bad = otlp_metrics_body(&rt, now_ns);
-    bad["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][1]["gauge"]["dataPoints"][0] =
-        json!({"timeUnixNano": now_ns.to_string()});
-    let r = post_json(&mut t.c, "/v1/metrics", &token, &bad);
-    assert_eq!(r["partialSuccess"]["rejectedDataPoints"], 1);
-    assert!(
-        r["partialSuccess"]["errorMessage"]
-            .as_str()
+        let r = post_json(
+            &mut t.c,
+            "/v1/metrics",
+            &token,
+            &otlp_metrics_body(&rt, now_ns),
+        );
+        assert_eq!(r, json!({"partialSuccess": {}}), "{who}");
+        let db = telemetry_db(&t.s.data_dir);
+        type Point = (
+            String,
+            String,
+            Option<String>,
+            Option<f64>,
+            Option<i64>,
+            Option<f64>,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            i64,
+        );
+        let points: Vec<Point> = db
+            .prepare("SELECT name, kind, unit, value, count, sum, bounds, buckets, attributes, runtime_id, ts FROM metric_points WHERE id > ?1 ORDER BY id")
             .unwrap()
-            .contains("process.memory.usage"),
-        "{r}"
-    );
-    assert_eq!(count(&t.s.data_dir, "metric_points"), 5);
+            .query_map([points_before], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(points.len(), 3, "{who}");
+        let p = &points[0];
+        assert_eq!(
+            (p.0.as_str(), p.1.as_str(), p.3),
+            ("http.server.requests", "sum", Some(17.0)),
+            "{who}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&p.8).unwrap(),
+            json!({"http.route": "/orders"})
+        );
+        assert_eq!(p.9, Some(rt.clone()), "{who}");
+        assert_eq!(p.10, (now_ns / 1_000_000) as i64, "{who}");
+        assert_eq!(
+            (points[1].1.as_str(), points[1].3),
+            ("gauge", Some(52_428_800.0)),
+            "{who}"
+        );
+        let h = &points[2];
+        assert_eq!(
+            (h.1.as_str(), h.2.as_deref(), h.3, h.4, h.5),
+            ("histogram", Some("ms"), None, Some(6), Some(123.5)),
+            "{who}"
+        );
+        assert_eq!(h.6.as_deref(), Some("[10.0,50.0,100.0]"), "{who}");
+        assert_eq!(h.7.as_deref(), Some("[1,3,1,1]"), "{who}");
+
+        // Partial success: the bad point is reported, the good ones kept.
+        let mut bad = otlp_metrics_body(&rt, now_ns);
+        bad["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][1]["gauge"]["dataPoints"][0] =
+            json!({"timeUnixNano": now_ns.to_string()});
+        let r = post_json(&mut t.c, "/v1/metrics", &token, &bad);
+        assert_eq!(r["partialSuccess"]["rejectedDataPoints"], 1, "{who}");
+        assert!(
+            r["partialSuccess"]["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("process.memory.usage"),
+            "{who}: {r}"
+        );
+        assert_eq!(last_id(&t.s.data_dir, "metric_points"), points_before + 5);
+    }
 }
 
 #[test]
@@ -415,6 +503,14 @@ fn refusals_401_400_405_415() {
             &mut t.c,
             path,
             Some("not-a-token"),
+            "application/json",
+            b"[]",
+        );
+        assert_error(&r, 401, "unauthorized");
+        let r = post(
+            &mut t.c,
+            path,
+            Some("icpi_00000000_nope"),
             "application/json",
             b"[]",
         );
@@ -463,11 +559,21 @@ fn refusals_401_400_405_415() {
         b"\x0a\x00",
     );
     assert_error(&r, 401, "unauthorized");
+    // A batch over the record limit is refused as a whole.
+    let many = format!("[{}]", vec![r#"{"log":"x"}"#; 10_001].join(","));
+    let r = post(
+        &mut t.c,
+        "/icp/logs",
+        Some(&token),
+        "application/json",
+        many.as_bytes(),
+    );
+    assert_error(&r, 400, "bad_request");
     assert_eq!(count(&t.s.data_dir, "logs"), 0);
 }
 
 #[test]
-fn a_runtime_outside_the_secret_scope_is_rejected() {
+fn a_runtime_outside_the_credential_scope_is_rejected() {
     let mut t = setup(&[]);
     // A second runtime in another integration, with its own secret.
     let other_secret = t.s.secret("dev", Some(("billing", "invoices")));
@@ -475,29 +581,364 @@ fn a_runtime_outside_the_secret_scope_is_rejected() {
     other.project = "billing".into();
     other.integration = "invoices".into();
     assert_eq!(other.full(&mut t.c).status, 200);
-    let token = t.bridge.token();
+    for (who, token) in t.credentials() {
+        let before = last_id(&t.s.data_dir, "logs");
+        let batch = json!([
+            {"log": "mine", "runtimeId": t.bridge.runtime_id},
+            {"log": "someone else's", "runtimeId": other.runtime_id},
+            {"log": "unknown runtime", "runtimeId": "not-registered"}
+        ]);
+        let r = post_json(&mut t.c, "/icp/logs", &token, &batch);
+        assert_eq!(r["accepted"], 2, "{who}");
+        assert_eq!(r["rejected"], 1, "{who}");
+        let why = format!("runtime {} is outside the scope", other.runtime_id);
+        assert!(
+            r["errors"][0].as_str().unwrap().contains(&why),
+            "{who}: {r}"
+        );
+        let rows = logs_after(&t.s.data_dir, before);
+        assert_eq!(rows.len(), 2, "{who}");
+        assert_eq!(rows[1].message, "unknown runtime");
+        assert_eq!(rows[1].runtime_id, some("not-registered"));
+        assert_eq!(
+            rows[1].integration,
+            some("order-create"),
+            "the credential's own scope"
+        );
+    }
+    // An environment-wide ingest token takes both runtimes, each to its own integration.
+    let env_wide =
+        t.s.cli_json(&["ingest-token", "create", "--env", "dev", "--json"]);
+    assert_eq!(env_wide["project"], Value::Null);
+    let before = last_id(&t.s.data_dir, "logs");
     let batch = json!([
-        {"log": "mine", "runtimeId": t.bridge.runtime_id},
-        {"log": "someone else's", "runtimeId": other.runtime_id},
-        {"log": "unknown runtime", "runtimeId": "not-registered"}
+        {"log": "a", "runtimeId": t.bridge.runtime_id},
+        {"log": "b", "runtimeId": other.runtime_id},
+        {"log": "c"}
     ]);
-    let r = post_json(&mut t.c, "/icp/logs", &token, &batch);
-    assert_eq!(r["accepted"], 2);
-    assert_eq!(r["rejected"], 1);
-    assert!(
-        r["errors"][0].as_str().unwrap().contains(&format!(
-            "runtime {} is outside the scope",
-            other.runtime_id
-        )),
+    let r = post_json(
+        &mut t.c,
+        "/icp/logs",
+        env_wide["token"].as_str().unwrap(),
+        &batch,
+    );
+    assert_eq!(r["accepted"], 3, "{r}");
+    let rows = logs_after(&t.s.data_dir, before);
+    assert_eq!(rows[0].integration, some("order-create"));
+    assert_eq!(rows[1].integration, some("invoices"));
+    assert_eq!(rows[1].project, some("billing"));
+    assert_eq!(
+        (rows[2].project.clone(), rows[2].runtime_id.clone()),
+        (None, None)
+    );
+    // A prod token does not reach dev runtimes.
+    let prod =
+        t.s.cli_json(&["ingest-token", "create", "--env", "prod", "--json"]);
+    let r = post_json(
+        &mut t.c,
+        "/icp/logs",
+        prod["token"].as_str().unwrap(),
+        &batch,
+    );
+    assert_eq!(
+        (r["accepted"].as_i64(), r["rejected"].as_i64()),
+        (Some(1), Some(2)),
         "{r}"
     );
-    let rows = logs(&t.s.data_dir);
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[1].message, "unknown runtime");
-    assert_eq!(rows[1].runtime_id, some("not-registered"));
+    let last = logs(&t.s.data_dir).pop().unwrap();
     assert_eq!(
-        rows[1].integration,
-        some("order-create"),
-        "the secret's own scope"
+        (last.environment.as_str(), last.message.as_str()),
+        ("prod", "c")
     );
+}
+
+#[test]
+fn ingest_tokens_through_the_api_and_the_cli() {
+    let mut t = setup(&[]);
+    let mut admin = t.s.admin();
+    // Created through the API: shown once, with a Fluent Bit output.
+    let r = admin.post(
+        "/api/v1/observability/ingest-tokens",
+        &json!({"name": "fluent-bit on node 3", "environment": "dev", "project": "order-service"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let made = r.json();
+    let token = made["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with(&format!("icpi_{}_", made["id"].as_str().unwrap())));
+    assert_eq!(made["environment"], "dev");
+    assert_eq!(made["project"], "order-service");
+    assert_eq!(made["integration"], Value::Null);
+    assert_eq!(made["status"], "active");
+    assert_eq!(made["createdBy"], "root");
+    let snippet = made["fluentBitConfig"].as_str().unwrap();
+    assert!(snippet.contains("Name          http"), "{snippet}");
+    assert!(
+        snippet.contains(&format!("Header        Authorization Bearer {token}")),
+        "{snippet}"
+    );
+    assert!(snippet.contains("URI           /icp/logs"), "{snippet}");
+
+    let r = post_json(
+        &mut t.c,
+        "/icp/logs",
+        &token,
+        &json!({"log": "via the API token"}),
+    );
+    assert_eq!(r["accepted"], 1);
+    let row = logs(&t.s.data_dir).pop().unwrap();
+    assert_eq!(
+        (row.project, row.integration),
+        (some("order-service"), None)
+    );
+
+    // Listed (never with the token), last use recorded.
+    let list = admin.get("/api/v1/observability/ingest-tokens").json();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "the CLI's and the API's: {list}");
+    let listed = items.iter().find(|i| i["id"] == made["id"]).unwrap();
+    assert!(listed.get("token").is_none() && listed.get("tokenHash").is_none());
+    assert!(listed["lastUsedAt"].as_str().is_some(), "{listed}");
+    assert!(!list.to_string().contains(&token));
+
+    // Revoked: refused from the next request.
+    let id = made["id"].as_str().unwrap();
+    let r = admin.delete(&format!("/api/v1/observability/ingest-tokens/{id}"));
+    assert_eq!(r.status, 204);
+    let r = post(
+        &mut t.c,
+        "/icp/logs",
+        Some(&token),
+        "application/json",
+        b"{\"log\":\"x\"}",
+    );
+    assert_error(&r, 401, "unauthorized");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+    let r = admin.delete("/api/v1/observability/ingest-tokens/ffffffff");
+    assert_error(&r, 404, "not_found");
+
+    // Both changes are audited, with the token's id and never the token.
+    let audit = admin.get("/api/v1/audit?actor=root&limit=100").json();
+    let actions: Vec<(String, String)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["target"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for want in [
+        (
+            "POST /api/v1/observability/ingest-tokens".to_string(),
+            format!("ingest token {id}"),
+        ),
+        (
+            "DELETE /api/v1/observability/ingest-tokens/{id}".to_string(),
+            format!("ingest token {id}"),
+        ),
+    ] {
+        assert!(actions.contains(&want), "{want:?} in {actions:?}");
+    }
+    assert!(!audit.to_string().contains(&token));
+
+    // The CLI: list shows the API's token as revoked; revoke the CLI's; audited.
+    let out = t.s.cli(&["ingest-token", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("fluent-bit on node 3") && text.contains("revoked"),
+        "{text}"
+    );
+    let cli_id = t.ingest_token[5..13].to_string();
+    let out = t.s.cli(&["ingest-token", "revoke", &cli_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = post(
+        &mut t.c,
+        "/icp/logs",
+        Some(&t.ingest_token),
+        "application/json",
+        b"{}",
+    );
+    assert_error(&r, 401, "unauthorized");
+    let audit = admin.get("/api/v1/audit?limit=100").json().to_string();
+    assert!(
+        audit.contains("icpd ingest-token create") && audit.contains("icpd ingest-token revoke"),
+        "{audit}"
+    );
+    // The CLI's human output carries a Fluent Bit section with the token.
+    let out = t.s.cli(&["ingest-token", "create", "--env", "dev"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("[OUTPUT]") && stdout.contains("Bearer icpi_"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shown only this once"));
+}
+
+#[test]
+fn ingest_token_permissions_follow_secrets() {
+    let t = setup(&[]);
+    let mut admin = t.s.admin();
+    let body = |env: &str| json!({"environment": env, "project": "order-service", "integration": "order-create"});
+    let mut dev = t.s.api_as("dana", Some("Developer"));
+    let mut viewer = t.s.api_as("vic", Some("Viewer"));
+    // A developer acts in non-critical environments only.
+    assert_eq!(
+        dev.post("/api/v1/observability/ingest-tokens", &body("dev"))
+            .status,
+        201
+    );
+    assert_error(
+        &dev.post("/api/v1/observability/ingest-tokens", &body("prod")),
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &viewer.post("/api/v1/observability/ingest-tokens", &body("dev")),
+        403,
+        "forbidden",
+    );
+    let r = admin.post("/api/v1/observability/ingest-tokens", &body("prod"));
+    assert_eq!(r.status, 201);
+    let prod_id = r.json()["id"].as_str().unwrap().to_string();
+    // Viewers see tokens but cannot revoke them; developers cannot revoke prod's.
+    assert_eq!(
+        viewer.get("/api/v1/observability/ingest-tokens").json()["total"],
+        3
+    );
+    let path = format!("/api/v1/observability/ingest-tokens/{prod_id}");
+    assert_error(&viewer.delete(&path), 403, "forbidden");
+    assert_error(&dev.delete(&path), 403, "forbidden");
+    // Unknown names and half scopes are refused.
+    let r = admin.post(
+        "/api/v1/observability/ingest-tokens",
+        &json!({"environment": "nowhere"}),
+    );
+    assert_error(&r, 404, "not_found");
+    let r = admin.post(
+        "/api/v1/observability/ingest-tokens",
+        &json!({"environment": "dev", "integration": "order-create"}),
+    );
+    assert_error(&r, 400, "bad_request");
+    let r = admin.post(
+        "/api/v1/observability/ingest-tokens",
+        &json!({"environment": "dev", "secret": "x"}),
+    );
+    assert_error(&r, 400, "bad_request");
+    // Anonymous callers are refused before anything else.
+    let mut anon = t.s.management_client();
+    let r = anon
+        .post_json("/api/v1/observability/ingest-tokens", None, &body("dev"))
+        .unwrap();
+    assert_error(&r, 401, "unauthorized");
+}
+
+/// Live bytes of telemetry.db: its pages minus the free ones.
+fn live_bytes(data_dir: &Path) -> i64 {
+    let db = telemetry_db(data_dir);
+    let pragma = |name: &str| -> i64 {
+        db.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    (pragma("page_count") - pragma("freelist_count")) * pragma("page_size")
+}
+
+#[test]
+fn retention_removes_old_records_and_keeps_the_size_bound() {
+    let conf = TestDir::new("retention-conf");
+    let file = conf.path.join("icp.toml");
+    let max_bytes: i64 = 1 << 20;
+    std::fs::write(
+        &file,
+        "[telemetry]\nretention_days = 1\nmax_bytes = \"1MiB\"\nretention_interval = \"100ms\"\n",
+    )
+    .unwrap();
+    let mut t = setup(&["--config", file.to_str().unwrap()]);
+    let token = t.ingest_token.clone();
+    let now = now_ms();
+    let day = 86_400_000;
+    // Old records of every kind: past the one-day age limit.
+    let old = json!([
+        {"time": now - 3 * day, "log": "an ancient warning about the disk", "level": "WARN"},
+        {"time": now - 2 * day, "log": "an old error", "level": "ERROR"}
+    ]);
+    assert_eq!(
+        post_json(&mut t.c, "/icp/logs", &token, &old)["accepted"],
+        2
+    );
+    let old_request =
+        json!({"time": now - 2 * day, "service": "s", "statusCode": 200, "responseTimeMs": 1});
+    assert_eq!(
+        post_json(&mut t.c, "/icp/metrics", &token, &old_request)["accepted"],
+        1
+    );
+    let old_ns = ((now - 2 * day) as u128 * 1_000_000).to_string();
+    let old_point = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": "old.gauge", "gauge": {"dataPoints": [{"timeUnixNano": old_ns, "asDouble": 1}]}}]}]}]});
+    assert_eq!(
+        post_json(&mut t.c, "/v1/metrics", &token, &old_point),
+        json!({"partialSuccess": {}})
+    );
+    wait_for("old records to go by age", Duration::from_secs(10), || {
+        count(&t.s.data_dir, "logs")
+            + count(&t.s.data_dir, "requests")
+            + count(&t.s.data_dir, "metric_points")
+            == 0
+    });
+    assert!(
+        search(&t.s.data_dir, 0, "ancient warning").is_empty(),
+        "their FTS rows too"
+    );
+
+    // Recent logs, well over 1 MiB in all, in batches of 500.
+    let total = 12_000;
+    for b in 0..total / 500 {
+        let batch: Vec<Value> = (0..500)
+            .map(|i| {
+                let n = b * 500 + i;
+                json!({"time": now - (total - n) as i64, "log": format!("recent record {n:05} with text to fill the pages of the database file"), "level": "INFO"})
+            })
+            .collect();
+        assert_eq!(
+            post_json(&mut t.c, "/icp/logs", &token, &Value::Array(batch))["accepted"],
+            500
+        );
+    }
+    wait_for("the size bound", Duration::from_secs(20), || {
+        live_bytes(&t.s.data_dir) <= max_bytes
+    });
+    let kept = logs(&t.s.data_dir);
+    assert!(
+        !kept.is_empty() && kept.len() < total as usize,
+        "{} kept",
+        kept.len()
+    );
+    // The oldest went first: what is kept is the newest, in one run.
+    let newest = format!("recent record {:05} with", total - 1);
+    assert!(kept.last().unwrap().message.starts_with(&newest));
+    let first = kept[0].message[14..19].parse::<usize>().unwrap();
+    assert_eq!(
+        first + kept.len(),
+        total as usize,
+        "a contiguous newest run"
+    );
+    assert!(search(&t.s.data_dir, 0, "recent record 00000").is_empty());
+    // The file itself shrank back (free pages returned, WAL checkpointed).
+    wait_for("the file to shrink", Duration::from_secs(10), || {
+        std::fs::metadata(t.s.data_dir.join("telemetry.db"))
+            .unwrap()
+            .len() as i64
+            <= max_bytes
+    });
+    let log = t.s.log_text();
+    assert!(log.contains("telemetry retention deleted"), "{log}");
+    assert!(!log.contains(&token), "never a token in the log");
 }

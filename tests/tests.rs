@@ -18,4 +18,5 @@ mod http;
 mod hygiene;
 mod ingest;
 mod lifecycle;
+mod observability;
 mod protocol;

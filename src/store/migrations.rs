@@ -304,4 +304,27 @@ CREATE INDEX commands_pending ON commands (runtime_id) WHERE status = 'PENDING';
 CREATE INDEX runtimes_by_status ON runtimes (status, runtime_id);
 "#,
     },
+    Migration {
+        name: "ingest-tokens",
+        sql: r#"
+-- Credentials for log and metric shippers that can only send a fixed
+-- header (see ingest_tokens.rs). Only the SHA-256 of the token is kept; the
+-- id is its public part. A token goes with the environment, project or
+-- integration it is scoped to.
+CREATE TABLE ingest_tokens (
+    id              TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    token_hash      TEXT NOT NULL,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    project_id      INTEGER REFERENCES projects(id) ON DELETE CASCADE,
+    integration_id  INTEGER REFERENCES integrations(id) ON DELETE CASCADE,
+    created_by      TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    last_used_at    INTEGER,
+    revoked_at      INTEGER,
+    CHECK (integration_id IS NULL OR project_id IS NOT NULL)
+);
+CREATE INDEX ingest_tokens_by_environment ON ingest_tokens (environment_id, created_at);
+"#,
+    },
 ];

@@ -12,6 +12,7 @@ mod access;
 mod artifacts;
 mod backup;
 mod commands;
+mod ingest_tokens;
 pub mod migrations;
 mod resources;
 pub mod telemetry;

@@ -1082,6 +1082,13 @@ impl Ingest {
     /// Checks the bearer token: an ingest token (`icpi_...`) or a runtime
     /// token (as for heartbeats). 401 when missing or not valid.
     pub fn authenticate(&self, authorization: Option<&str>, now: Millis) -> Result<Credential> {
+        let bearer = authorization.and_then(|h| {
+            let (scheme, rest) = h.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+        if let Some(token) = bearer.filter(|t| t.starts_with(crate::ingest_tokens::PREFIX)) {
+            return crate::ingest_tokens::authenticate(&self.protocol.store, token, now);
+        }
         let secret = self.protocol.authenticate(authorization, now)?;
         let mut scope = Attribution {
             environment_id: secret.environment_id,

@@ -17,6 +17,7 @@
 
 pub mod ingest;
 pub mod query;
+pub mod retention;
 pub mod tail;
 
 use std::sync::Arc;

@@ -42,6 +42,9 @@ pub const DOWNLOAD_LIMIT: i64 = 100_000;
 /// Records read per query while building a download, so the reader
 /// connection is free for other queries in between.
 const DOWNLOAD_PAGE: i64 = 5_000;
+/// A download stops after the record that takes it past this size (records
+/// may carry 32 KiB messages and 256 KiB of attributes each).
+pub const DOWNLOAD_MAX_BYTES: usize = 64 << 20;
 /// The default metrics window: the last hour.
 pub const DEFAULT_WINDOW_MS: i64 = 3_600_000;
 /// With no `step`, the smallest round step giving at most this many buckets.
@@ -432,11 +435,14 @@ impl DownloadFormat {
 pub struct Download {
     pub body: Vec<u8>,
     pub records: usize,
+    /// Stopped at [`DOWNLOAD_MAX_BYTES`] before the limit.
+    pub truncated: bool,
 }
 
 /// Up to `limit` (at most [`DOWNLOAD_LIMIT`]) records `principal` may see
-/// that match `req`, in `order`, written as `format`. Read in pages, so
-/// other queries run in between.
+/// that match `req`, in `order`, written as `format`, until the body
+/// passes [`DOWNLOAD_MAX_BYTES`]. Read in pages, so other queries run in
+/// between.
 pub fn download(
     store: &Store,
     telemetry: &TelemetryStore,
@@ -446,10 +452,34 @@ pub fn download(
     limit: i64,
     format: DownloadFormat,
 ) -> Result<Download> {
+    download_upto(
+        store,
+        telemetry,
+        principal,
+        req,
+        order,
+        limit,
+        format,
+        DOWNLOAD_MAX_BYTES,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn download_upto(
+    store: &Store,
+    telemetry: &TelemetryStore,
+    principal: &Principal,
+    req: &LogRequest,
+    order: Order,
+    limit: i64,
+    format: DownloadFormat,
+    max_bytes: usize,
+) -> Result<Download> {
     let vis = visibility(principal)?;
     let mut out = Download {
         body: Vec::new(),
         records: 0,
+        truncated: false,
     };
     let Some(filter) = req.resolve(store)? else {
         return Ok(out);
@@ -466,6 +496,10 @@ pub fn download(
             limit: want,
         })?;
         for log in &page {
+            if out.body.len() >= max_bytes {
+                out.truncated = true;
+                return Ok(out);
+            }
             match format {
                 DownloadFormat::Ndjson => {
                     serde_json::to_writer(&mut out.body, &LogItem::of(log))
@@ -474,8 +508,8 @@ pub fn download(
                 }
                 DownloadFormat::Text => out.body.extend_from_slice(log_text(log).as_bytes()),
             }
+            out.records += 1;
         }
-        out.records += page.len();
         left -= page.len() as i64;
         match page.last() {
             Some(last) if page.len() as i64 == want => after = Some(last.id),
@@ -1530,6 +1564,27 @@ mod tests {
         assert!(
             text.starts_with("2026-11-22T12:00:11.999Z INFO  dev/orders/create rt-1 acme/orders: line 11999\nsecond\n"),
             "{text}"
+        );
+        assert!(!d.truncated);
+        // Past the size bound: cut after the record that crossed it.
+        let d = download_upto(
+            &f.store,
+            &f.telemetry,
+            &admin(),
+            &LogRequest::default(),
+            Order::Oldest,
+            DOWNLOAD_LIMIT,
+            DownloadFormat::Ndjson,
+            1000,
+        )
+        .unwrap();
+        assert!(d.truncated);
+        let lines = std::str::from_utf8(&d.body).unwrap().lines().count();
+        assert_eq!((lines, d.records), (d.records, lines));
+        assert!(
+            d.body.len() >= 1000 && d.body.len() - 1000 < 400,
+            "{}",
+            d.body.len()
         );
         assert_eq!(
             DownloadFormat::Ndjson.file_name(T0),

@@ -12,8 +12,10 @@
 //! message (the query API matches FTS5 tokens, so a tail may show a little
 //! more than a search would).
 //!
-//! Frames are `id: <log id>`, `event: log` and `data:` the item JSON of
-//! the query API, formatted once per record whichever subscribers take it.
+//! A stream opens with a comment (`: live tail`, ignored by `EventSource`,
+//! so the first bytes leave at once); then each record is `id: <log id>`,
+//! `event: log` and `data:` the item JSON of the query API, formatted once
+//! per record whichever subscribers take it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -77,6 +79,9 @@ impl Default for Tail {
     }
 }
 
+/// The first frame of every stream: a comment.
+const OPENED: &str = ": live tail\n\n";
+
 fn frame(log: &StoredLog) -> String {
     format!("id: {}\nevent: log\ndata: {}\n\n", log.id, log_json(log))
 }
@@ -109,6 +114,9 @@ impl Tail {
         vis: Visibility,
     ) -> Receiver<String> {
         let (tx, rx) = sync_channel(self.queue);
+        // Cannot fail: the queue is empty and the receiver alive. A comment
+        // (ignored by `EventSource`) so the first bytes leave at once.
+        let _ = tx.try_send(OPENED.to_string());
         let phrase = filter
             .phrase
             .as_deref()
@@ -276,7 +284,7 @@ mod tests {
         ]);
         let ids = |rx: &Receiver<String>| -> Vec<String> {
             rx.try_iter()
-                .filter(|f| !f.is_empty())
+                .filter(|f| f.contains("event: log\n"))
                 .map(|f| data(&f)["id"].as_str().unwrap().to_string())
                 .collect()
         };
@@ -292,6 +300,7 @@ mod tests {
         let tail = Tail::new();
         let rx = tail.subscribe(None, LogFilter::default(), everything());
         tail.publish(&[log(5, Some(11), Level::Warn, "line one\nline two")]);
+        assert_eq!(rx.try_recv().unwrap(), ": live tail\n\n");
         let f = rx.try_recv().unwrap();
         assert!(f.starts_with("id: 5\nevent: log\ndata: {"), "{f}");
         assert!(
@@ -319,6 +328,7 @@ mod tests {
             fast.try_iter().for_each(drop);
         }
         assert_eq!(tail.subscriber_count(), 1);
+        // The opening comment, the empty probe of the second subscribe, one record.
         assert_eq!(slow.try_iter().count(), 3);
         assert!(slow.recv().is_err(), "the slow receiver is disconnected");
         drop(fast);
@@ -347,7 +357,7 @@ mod tests {
         let _b = tail.subscribe(Some(2), LogFilter::default(), everything());
         assert_eq!(tail.end_streams(Some(1)), 1);
         assert!(
-            a.iter().all(|f| f.is_empty()),
+            a.iter().all(|f| !f.contains("event: log")),
             "ended: no record, then disconnected"
         );
         assert_eq!(tail.end_streams(None), 1);

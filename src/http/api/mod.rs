@@ -15,6 +15,7 @@ pub mod access;
 pub mod auth;
 pub mod commands;
 pub mod events;
+pub mod ingest_tokens;
 pub mod observability;
 pub mod openapi;
 pub mod resources;
@@ -86,6 +87,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         .chain(resources::ROUTES)
         .chain(commands::ROUTES)
         .chain(events::ROUTES)
+        .chain(ingest_tokens::ROUTES)
         .chain(observability::ROUTES)
         .chain(openapi::ROUTES)
 }
