@@ -5,39 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { shots, startServer, stop, startBridge, openBrowser, firstLogin } from './helpers.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = process.env.ICPD_BIN || join(root, 'target/release/icpd');
-const bridgePy = resolve(root, '../shared/conformance/bridge.py');
-const shots = join(root, 'target/screenshots');
 const NEW_PASSWORD = 'console e2e password 1';
-
-/** Starts icpd on free ports; resolves when both listeners are up. */
-function startServer(dataDir) {
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--runtime-listen', '127.0.0.1:0', '--management-listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`icpd did not start:\n${log}`)), 20000);
-    child.on('exit', (code) => fail(new Error(`icpd exited with ${code}:\n${log}`)));
-    child.stderr.on('data', (d) => {
-      log += d;
-      const rt = /listening runtime (https?:\/\/\S+)/.exec(log);
-      const mg = /listening management (https?:\/\/\S+)/.exec(log);
-      if (rt && mg) { clearTimeout(timer); ok({ child, runtime: rt[1], management: mg[1], log: () => log }); }
-    });
-  });
-}
-
-function stop(child) {
-  if (!child || child.exitCode !== null) return Promise.resolve();
-  return new Promise((ok) => { child.once('exit', ok); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 5000).unref(); });
-}
 
 test('console acceptance: first login, project, integration, Add Runtime, live status, listener stop, OFFLINE', { timeout: 240000 }, async (t) => {
   mkdirSync(shots, { recursive: true });
@@ -45,32 +18,15 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
   const server = await startServer(join(tmp, 'data'));
   let browser;
   let bridge;
-  let bridgeLog = '';
-  const problems = [];
+  let problems = [];
   try {
     const initial = readFileSync(join(tmp, 'data', 'initial-admin-password'), 'utf8').trim();
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15000);
-    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()} (${m.location()?.url || ''})`); });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    const tid = (id) => page.getByTestId(id);
+    const b = await openBrowser();
+    ({ browser, problems } = b);
+    const { page, tid } = b;
 
     // 1. First login as admin, with the forced password change.
-    await page.goto(server.management);
-    await page.waitForURL(/\/login$/);
-    await tid('login-username').fill('admin');
-    await tid('login-password').fill(initial);
-    await tid('login-submit').click();
-    await tid('change-password-form').waitFor();
-    await tid('new-password').fill(NEW_PASSWORD);
-    await tid('new-password-repeat').fill(NEW_PASSWORD);
-    await tid('change-password-submit').click();
-    await tid('stat-projects').waitFor();
+    await firstLogin(page, server.management, initial, NEW_PASSWORD);
     assert.equal(new URL(page.url()).pathname, '/');
 
     // 2. A project (handle previewed and checked) and an integration.
@@ -97,10 +53,8 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
     await tid('modal-close').click();
 
     // 4. A runtime starts with it and appears RUNNING without a reload.
-    bridge = spawn('python3', [bridgePy, 'run', '--server', server.runtime, '--secret', secret, '--env', 'dev',
-      '--project', 'orders-platform', '--integration', 'order-sync', '--runtime', 'n1', '--interval', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    bridge.stdout.on('data', (d) => { bridgeLog += d; });
-    bridge.stderr.on('data', (d) => { bridgeLog += d; });
+    bridge = startBridge(['--server', server.runtime, '--secret', secret, '--env', 'dev',
+      '--project', 'orders-platform', '--integration', 'order-sync', '--runtime', 'n1', '--interval', '2']);
     // A marker on the window proves the page was not reloaded.
     await page.evaluate(() => { window.e2eNoReload = true; });
     await page.locator('[data-testid=runtime-status-n1]', { hasText: 'RUNNING' }).waitFor({ timeout: 20000 });
@@ -138,7 +92,7 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
     await page.getByRole('link', { name: 'n1', exact: true }).click();
     await page.locator('[data-testid=runtime-detail-status]', { hasText: 'RUNNING' }).waitFor();
     await page.evaluate(() => { window.e2eNoReload = true; });
-    await stop(bridge);
+    await stop(bridge.child);
     bridge = null;
     await page.locator('[data-testid=runtime-detail-status]', { hasText: 'OFFLINE' }).waitFor({ timeout: 50000 });
     await page.locator('[data-testid=status-timeline] li', { hasText: 'OFFLINE' }).waitFor();
@@ -167,10 +121,10 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
     t.diagnostic(`live updates via ${live === 'sse' ? 'Server-Sent Events' : 'polling (no /api/v1/events)'}`);
     assert.deepEqual(problems, [], 'the browser reported errors');
   } catch (e) {
-    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nbridge log tail:\n${bridgeLog.slice(-1500)}\nserver log tail:\n${server.log().slice(-2500)}`;
+    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nbridge log tail:\n${bridge?.log().slice(-1500) ?? ''}\nserver log tail:\n${server.log().slice(-2500)}`;
     throw e;
   } finally {
-    if (bridge) await stop(bridge);
+    if (bridge) await stop(bridge.child);
     await browser?.close();
     await stop(server.child);
     rmSync(tmp, { recursive: true, force: true });

@@ -18,14 +18,16 @@ const routes = [
   ['/projects/:project/integrations/:integration/environments/:env', 'artifacts', 'projects'],
   ['/runtimes', 'runtimes', 'runtimes'],
   ['/runtimes/:runtime', 'runtime', 'runtimes'],
+  ['/logs', 'logs', 'logs'],
   ['/environments', 'environments', 'environments'],
   ['/access', 'access', 'access'],
   ['/audit', 'audit', 'audit'],
   ['/profile', 'profile', null],
 ];
 
+// [key, href, icon, label, permission needed to see the entry (optional)]
 const NAV = [
-  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes']]],
+  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view']]],
   ['Administration', [['environments', '/environments', '◫', 'Environments'], ['access', '/access', '◈', 'Access control'], ['audit', '/audit', '☰', 'Audit log']]],
 ];
 
@@ -66,7 +68,7 @@ function buildShell() {
   const navLinks = {};
   const nav = h('nav', { class: 'nav', 'aria-label': 'Main' }, NAV.map(([section, items]) => [
     section ? h('div', { class: 'section' }, section) : null,
-    items.map(([key, href, ico, label]) => (navLinks[key] = h('a', { href, 'data-nav': '', testid: `nav-${key}` }, h('span', { class: 'ico', 'aria-hidden': 'true' }, ico), label))),
+    items.filter(([, , , , perm]) => !perm || can(perm)).map(([key, href, ico, label]) => (navLinks[key] = h('a', { href, 'data-nav': '', testid: `nav-${key}` }, h('span', { class: 'ico', 'aria-hidden': 'true' }, ico), label))),
   ]));
   const name = session.user.displayName || session.user.username;
   const root = h('div', { class: 'shell' },

@@ -1,11 +1,13 @@
 // One integration: a card per environment with its runtimes, Add Runtime
-// (a new secret and its Config.toml snippet, shown once), and the
-// integration's secrets with revoke.
+// (a new secret and its Config.toml snippet, shown once), its request
+// metrics and latest logs (with observability:view), and the integration's
+// secrets with revoke.
 
 import { get, all, post, patch, del, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, empty, button, modal, confirm, toast, pageHead, table, badge, timeAgo, when, snippet, field, select, input } from '../ui.js';
 import { navigate, can } from '../app.js';
 import { liveRefresh } from '../live.js';
+import { metricsPanel, recentLogs } from '../observability.js';
 
 export async function render(ctx) {
   const { project: ph, integration: ih } = ctx.params;
@@ -23,11 +25,22 @@ export async function render(ctx) {
   ctx.crumbs([['Projects', '/projects'], [project.name, `/projects/${enc(ph)}`], integ.name]);
   const envGrid = h('div', { class: 'grid envs', testid: 'environment-cards' }, loading());
   const secrets = h('div', { testid: 'secrets' }, loading());
+  const runtimeNames = new Map();
+  let metrics = null;
+  let logs = null;
+  if (can('observability:view')) {
+    const scope = { project: ph, integration: ih };
+    metrics = metricsPanel(scope, { environments: envs });
+    logs = recentLogs(scope, { runtimeName: (id) => runtimeNames.get(id) });
+    ctx.live(() => { metrics.stop(); logs.stop(); });
+  }
   fill(ctx.el,
     pageHead(integ.name, [badge(integ.runtimeType, 'accent'), ' ', h('span', { class: 'mono' }, `${ph}/${ih}`), integ.description ? ` — ${integ.description}` : ''],
       can('integration:edit') ? button('Edit', () => editIntegration(integ, ph, () => render(ctx)), { testid: 'edit-integration' }) : null,
       can('integration:manage') ? button('Delete integration', () => deleteIntegration(integ, ph), { kind: 'danger', testid: 'delete-integration' }) : null),
     envGrid,
+    metrics?.el,
+    logs?.el,
     card('Secrets', h('span', { class: 'muted small' }, 'Runtimes authenticate with these. Key material is never shown again.'), secrets));
 
   const loadRuntimes = async () => {
@@ -37,6 +50,7 @@ export async function render(ctx) {
       try { r.nodeInfo = (await get(`/runtimes/${enc(r.runtimeId)}`)).nodeInfo; } catch { /* deleted meanwhile */ }
     }));
     if (!ctx.alive()) return;
+    for (const r of runtimes) runtimeNames.set(r.runtimeId, r.name || r.runtimeId.slice(0, 8));
     fill(envGrid, envs.length ? envs.map((e) => envCard(e, runtimes.filter((r) => r.environment === e.handle))) : empty('This project has no environments.'));
   };
   const loadSecrets = async () => {
@@ -98,6 +112,8 @@ export async function render(ctx) {
   }
 
   try { await Promise.all([loadRuntimes(), loadSecrets()]); } catch (e) { fill(envGrid, failure(e, () => render(ctx))); }
+  // Now that runtime names are known, show them instead of ids.
+  if (runtimeNames.size) logs?.reload();
   ctx.live(liveRefresh(loadRuntimes, (t, d) => t.startsWith('runtime') && (!d?.integration || (d.integration === ih && d.project === ph))));
 }
 

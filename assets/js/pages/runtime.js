@@ -1,10 +1,12 @@
-// One runtime: identity, node info, artifacts, log levels and its status
-// history as a timeline.
+// One runtime: identity, node info, request metrics and latest logs (with
+// observability:view), artifacts, log levels and its status history as a
+// timeline.
 
 import { get, del, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, button, pageHead, table, badge, timeAgo, when, confirm, toast } from '../ui.js';
-import { navigate } from '../app.js';
+import { navigate, can } from '../app.js';
 import { liveRefresh } from '../live.js';
+import { metricsPanel, recentLogs } from '../observability.js';
 
 const NODE_LABELS = { osName: 'OS', osVersion: 'OS version', platformName: 'Platform', platformVersion: 'Platform version', ballerinaHome: 'Ballerina home', javaVersion: 'Java', carbonHome: 'Carbon home' };
 
@@ -12,6 +14,15 @@ export async function render(ctx) {
   const id = ctx.params.runtime;
   ctx.crumbs([['Runtimes', '/runtimes'], id.slice(0, 8)]);
   fill(ctx.el, loading());
+  // Built once and moved into each re-render, so charts keep their range and
+  // hover state across live refreshes.
+  let metrics = null;
+  let logs = null;
+  if (can('observability:view')) {
+    metrics = metricsPanel({ runtime: id });
+    logs = recentLogs({ runtime: id });
+    ctx.live(() => { metrics.stop(); logs.stop(); });
+  }
   const load = async () => {
     const r = await get(`/runtimes/${enc(id)}`);
     if (!ctx.alive()) return;
@@ -24,6 +35,7 @@ export async function render(ctx) {
       pageHead([r.name || r.runtimeId, ' ', badge(r.status, undefined, 'runtime-detail-status')], h('span', { class: 'mono' }, r.runtimeId),
         link(`${integ}/environments/${enc(r.environment)}`, 'Artifacts and commands', { class: 'btn' }),
         button('Delete', () => remove(r), { kind: 'danger', testid: 'delete-runtime' })),
+      metrics?.el,
       h('div', { class: 'split' },
         h('div', { class: 'stack' },
           h('div', { class: 'grid two' },
@@ -37,6 +49,7 @@ export async function render(ctx) {
               ['Secret', r.secretKeyId ? h('code', {}, r.secretKeyId) : null],
             ])),
             card('Node', null, r.nodeInfo ? kv(Object.entries(r.nodeInfo).map(([k, v]) => [NODE_LABELS[k] || k.replace(/([A-Z])/g, ' $1').replace(/^./, (c) => c.toUpperCase()), v === null ? '—' : String(v)])) : h('p', { class: 'muted' }, 'Not reported.'))),
+          logs?.el,
           card('Listeners', null, table(['Listener', 'Protocol', 'Address', 'State'], (art.listeners || []).map((l) => h('tr', {},
             h('td', {}, h('strong', {}, l.name), h('div', { class: 'muted small mono' }, l.package)), h('td', {}, l.protocol), h('td', { class: 'mono' }, `${l.host}:${l.port}`), h('td', {}, badge(l.state, l.state === 'enabled' ? 'ok' : 'bad')))), { emptyText: 'No listeners reported.' })),
           card('Services', null, table(['Service', 'Base path', 'Listeners', 'Resources', 'State'], (art.services || []).map((s) => h('tr', {},

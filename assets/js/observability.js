@@ -1,0 +1,185 @@
+// Observability pieces shared by the logs explorer and the integration and
+// runtime pages: level badges and log times, the metrics panel (request
+// rate, error rate, latency percentiles over a chosen range, from
+// GET /api/v1/observability/metrics) and the "recent logs" card.
+
+import { get, qs } from './api.js';
+import { h, fill, link, loading, failure, empty as emptyState, table } from './ui.js';
+import { timeChart, num } from './chart.js';
+
+export const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
+const LEVEL_KIND = { TRACE: '', DEBUG: '', INFO: 'info', WARN: 'warn', ERROR: 'bad', FATAL: 'bad solid' };
+
+export function levelBadge(level, testid) {
+  return h('span', { class: `badge level ${LEVEL_KIND[level] ?? ''}`, testid, 'data-level': level }, level);
+}
+
+const two = (n) => String(n).padStart(2, '0');
+
+/** "21:04:05.123" today, "Nov 23 21:04:05.123" otherwise (local time). */
+export function logTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso || '—';
+  const clock = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+  if (d.toDateString() === new Date().toDateString()) return clock;
+  return `${d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' })} ${clock}`;
+}
+
+/** Ranges the metrics panel offers, with the bucket size that gives 60-96 points. */
+export const METRIC_RANGES = [
+  ['15m', 15 * 60, 15],
+  ['1h', 3600, 60],
+  ['6h', 6 * 3600, 300],
+  ['24h', 24 * 3600, 900],
+  ['7d', 7 * 24 * 3600, 7200],
+];
+const RANGE_KEY = 'icpd.metricsRange';
+
+/** The link to the logs explorer for a scope ({ environment, project, integration, runtime }). */
+export const logsHref = (scope) => `/logs${qs(scope)}`;
+
+/**
+ * The metrics panel for a scope: { el, stop }. `environments` (optional)
+ * adds an environment choice. Refreshes itself every 30 s (15 s for the
+ * 15-minute range) until stop().
+ */
+export function metricsPanel(scope, { environments = null, testid = 'metrics' } = {}) {
+  let range = localStorage.getItem(RANGE_KEY);
+  if (!METRIC_RANGES.some(([k]) => k === range)) range = '1h';
+  let environment = scope.environment || '';
+  const charts = {
+    requests: timeChart({ title: 'Request rate', unit: 'req/s', area: true, testid: `${testid}-requests`, emptyText: 'No requests in this range.' }),
+    errors: timeChart({ title: 'Error rate', unit: '%', testid: `${testid}-errors`, emptyText: 'No requests in this range.' }),
+    latency: timeChart({ title: 'Latency', unit: 'ms', testid: `${testid}-latency`, emptyText: 'No requests in this range.' }),
+  };
+  const buttons = METRIC_RANGES.map(([k]) => h('button', {
+    type: 'button', 'aria-pressed': String(k === range), testid: `${testid}-range-${k}`,
+    onClick: () => { range = k; localStorage.setItem(RANGE_KEY, k); buttons.forEach((b) => b.setAttribute('aria-pressed', String(b.textContent === k))); load(true); },
+  }, k));
+  const envSel = environments && environments.length > 1
+    ? h('select', { 'aria-label': 'Environment', testid: `${testid}-environment`, onChange: (e) => { environment = e.target.value; load(true); } },
+      h('option', { value: '' }, 'All environments'), environments.map((e) => h('option', { value: e.handle }, e.name)))
+    : null;
+  const note = h('div', { class: 'muted small chart-note', testid: `${testid}-note` });
+  const grid = h('div', { class: 'grid charts' }, Object.values(charts).map((c) => c.el));
+  // One empty state for the panel rather than three empty charts.
+  const none = h('div', { hidden: true, testid: `${testid}-empty` });
+  const el = h('section', { class: 'card', testid },
+    h('div', { class: 'card-head' },
+      h('h2', {}, 'Metrics'),
+      h('div', { class: 'actions' }, envSel, h('div', { class: 'seg', role: 'group', 'aria-label': 'Time range' }, buttons))),
+    grid,
+    none,
+    note);
+
+  let seq = 0;
+  async function load(showLoading = false) {
+    const my = ++seq;
+    const [, seconds, step] = METRIC_RANGES.find(([k]) => k === range);
+    const stepMs = step * 1000;
+    // Whole buckets, the last one holding now.
+    const to = Math.ceil((Date.now() + 1) / stepMs) * stepMs;
+    const from = to - seconds * 1000;
+    if (showLoading) {
+      grid.hidden = false;
+      none.hidden = true;
+      Object.values(charts).forEach((c) => c.setState('loading'));
+    }
+    let m;
+    try {
+      m = await get(`/observability/metrics${qs({ ...scope, environment, from: new Date(from).toISOString(), to: new Date(to).toISOString(), step })}`);
+    } catch (e) {
+      if (my !== seq) return;
+      grid.hidden = true;
+      none.hidden = false;
+      fill(none, e.status === 403 ? h('p', { class: 'muted' }, 'You may not view metrics here.') : failure(e, () => load(true)));
+      return;
+    }
+    if (my !== seq) return;
+    render(m, from, to);
+  }
+
+  function render(m, from, to) {
+    const stepMs = (m.stepSeconds || 60) * 1000;
+    const sr = (m.series || [])[0];
+    const points = sr?.points || [];
+    const times = points.map((p) => Date.parse(p.time));
+    const total = sr?.total || { requests: 0 };
+    const span = { from: m.from ? Date.parse(m.from) : from, to: m.to ? Date.parse(m.to) : to };
+    const empty = !total.requests;
+    grid.hidden = empty;
+    none.hidden = !empty;
+    const label = METRIC_RANGES.find(([k]) => k === range)[0];
+    if (empty) fill(none, emptyState(`No requests in the last ${label}.`, 'Runtimes send request records to /icp/metrics (or OTLP metrics to /v1/metrics) on the runtime listener; pick a longer range to look further back.'));
+    // Per second, or per minute when traffic is light (0.02 req/s reads worse than 1.2 req/min).
+    const peak = Math.max(0, ...points.map((p) => p.requests)) / (stepMs / 1000);
+    const perMin = peak < 1;
+    const rateUnit = perMin ? 60 : 1;
+    const rate = (p) => (p.requests * rateUnit) / (stepMs / 1000);
+    const secs = (span.to - span.from) / 1000;
+    charts.requests.set({
+      ...span, times, stepMs, empty,
+      unit: perMin ? 'req/min' : 'req/s',
+      series: [{ name: perMin ? 'requests/min' : 'requests/s', key: 'requests', values: points.map(rate) }],
+      summary: `${total.requests.toLocaleString()} request${total.requests === 1 ? '' : 's'} · avg ${num((total.requests * rateUnit) / secs)} ${perMin ? 'req/min' : 'req/s'}`,
+    });
+    const pct = (f) => (f === null || f === undefined ? null : f * 100);
+    charts.errors.set({
+      ...span, times, stepMs, empty,
+      series: [
+        { name: '5xx', key: 'errors5xx', color: 3, values: points.map((p) => (p.requests ? pct(p.errorRate5xx) : null)) },
+        { name: '4xx', key: 'errors4xx', color: 4, values: points.map((p) => (p.requests ? pct(p.errorRate4xx) : null)) },
+      ],
+      summary: `5xx ${charts.errors.format(pct(total.errorRate5xx))} (${total.errors5xx ?? 0}) · 4xx ${charts.errors.format(pct(total.errorRate4xx))} (${total.errors4xx ?? 0})`,
+    });
+    charts.latency.set({
+      ...span, times, stepMs, empty,
+      series: [
+        { name: 'p50', key: 'p50', values: points.map((p) => p.latencyP50Ms) },
+        { name: 'p95', key: 'p95', values: points.map((p) => p.latencyP95Ms) },
+        { name: 'p99', key: 'p99', values: points.map((p) => p.latencyP99Ms) },
+      ],
+      summary: ['P50', 'P95', 'P99'].map((q) => `${q.toLowerCase()} ${charts.latency.format(total[`latency${q}Ms`])}`).join(' · '),
+    });
+    const end = new Date(span.to);
+    fill(note, `${new Date(span.from).toLocaleString()} – ${end.toDateString() === new Date(span.from).toDateString() ? end.toLocaleTimeString() : end.toLocaleString()}, ${num(stepMs / 1000 >= 60 ? stepMs / 60000 : stepMs / 1000)} ${stepMs >= 60000 ? 'min' : 's'} buckets. Hover a chart (or focus it and use the arrow keys) for a bucket's values.`);
+  }
+
+  Object.values(charts).forEach((c) => c.setState('loading'));
+  load();
+  let ticks = 0;
+  const timer = setInterval(() => { ticks += 1; if (!document.hidden && (range === '15m' || ticks % 2 === 0)) load(); }, 15000);
+  return { el, stop: () => clearInterval(timer), reload: () => load() };
+}
+
+/**
+ * The latest log records of a scope with a link into the explorer:
+ * { el, stop }. Refreshes every 10 s until stop().
+ */
+export function recentLogs(scope, { testid = 'recent-logs', limit = 8, runtimeName = () => null } = {}) {
+  const body = h('div', { testid: `${testid}-body` }, loading());
+  const el = h('section', { class: 'card', testid },
+    h('div', { class: 'card-head' }, h('h2', {}, 'Recent logs'), link(logsHref(scope), 'Open in logs explorer', { class: 'btn small', testid: `${testid}-open` })),
+    body);
+  let seq = 0;
+  async function load() {
+    const my = ++seq;
+    try {
+      const page = await get(`/observability/logs${qs({ ...scope, limit })}`);
+      if (my !== seq) return;
+      fill(body, page.items.length
+        ? table(['Time', 'Level', scope.runtime ? null : 'Runtime', 'Message'].filter(Boolean), page.items.map((r) => h('tr', { testid: `${testid}-row-${r.id}` },
+          h('td', { class: 'mono nowrap', title: r.time }, logTime(r.time)),
+          h('td', {}, levelBadge(r.level)),
+          scope.runtime ? null : h('td', { class: 'mono small' }, r.runtimeId ? runtimeName(r.runtimeId) || r.runtimeId.slice(0, 8) : '—'),
+          h('td', { class: 'log-message' }, r.message))))
+        : emptyState('No log records yet.', 'Runtimes send logs to /icp/logs or /v1/logs on the runtime listener.'));
+    } catch (e) {
+      if (my !== seq) return;
+      fill(body, e.status === 403 ? h('p', { class: 'muted' }, 'You may not view logs here.') : failure(e, load));
+    }
+  }
+  load();
+  const timer = setInterval(() => { if (!document.hidden) load(); }, 10000);
+  return { el, stop: () => clearInterval(timer), reload: load };
+}

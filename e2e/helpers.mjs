@@ -1,0 +1,125 @@
+// What the end-to-end tests share: starting icpd on free ports, the CLI, a
+// headless Chromium that records console and page errors, the first login
+// with its forced password change, and a runtime's side of the protocol
+// (bridge.py, its HS256 bearer token, posts to the runtime listener).
+
+import { spawn, execFileSync } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { createHmac } from 'node:crypto';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const bin = process.env.ICPD_BIN ? resolve(root, process.env.ICPD_BIN) : join(root, 'target/release/icpd');
+export const bridgePy = resolve(root, '../shared/conformance/bridge.py');
+export const shots = join(root, 'target/screenshots');
+
+/** Starts icpd on free ports; resolves when both listeners are up. */
+export function startServer(dataDir) {
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--runtime-listen', '127.0.0.1:0', '--management-listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`icpd did not start:\n${log}`)), 20000);
+    child.on('exit', (code) => fail(new Error(`icpd exited with ${code}:\n${log}`)));
+    child.stderr.on('data', (d) => {
+      log += d;
+      const rt = /listening runtime (https?:\/\/\S+)/.exec(log);
+      const mg = /listening management (https?:\/\/\S+)/.exec(log);
+      if (rt && mg) { clearTimeout(timer); ok({ child, runtime: rt[1], management: mg[1], log: () => log }); }
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL after 5 s; resolves when the process has exited. */
+export function stop(child) {
+  if (!child || child.exitCode !== null) return Promise.resolve();
+  return new Promise((ok) => { child.once('exit', ok); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 5000).unref(); });
+}
+
+/** Runs `icpd --data-dir DIR ARGS...`; returns stdout. */
+export function cli(dataDir, args) {
+  return execFileSync(bin, ['--data-dir', dataDir, ...args], { encoding: 'utf8' });
+}
+
+/** Runs bridge.py as one runtime; returns { child, log() }. */
+export function startBridge(args) {
+  const child = spawn('python3', [bridgePy, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout.on('data', (d) => { log += d; });
+  child.stderr.on('data', (d) => { log += d; });
+  return { child, log: () => log };
+}
+
+/** Headless Chromium; a page that collects console errors and page errors into `problems`. */
+export async function openBrowser({ width = 1280, height = 800 } = {}) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width, height } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()} (${m.location()?.url || ''})`); });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  return { browser, page, problems, tid: (id) => page.getByTestId(id) };
+}
+
+/** The first login as admin with the forced password change; ends on the overview. */
+export async function firstLogin(page, managementUrl, initialPassword, newPassword) {
+  const tid = (id) => page.getByTestId(id);
+  await page.goto(managementUrl);
+  await page.waitForURL(/\/login$/);
+  await tid('login-username').fill('admin');
+  await tid('login-password').fill(initialPassword);
+  await tid('login-submit').click();
+  await tid('change-password-form').waitFor();
+  await tid('new-password').fill(newPassword);
+  await tid('new-password-repeat').fill(newPassword);
+  await tid('change-password-submit').click();
+  await tid('stat-projects').waitFor();
+}
+
+const b64url = (s) => Buffer.from(s).toString('base64url');
+
+/** A runtime bearer token exactly as bridge.py's jwt_hs256 (and Ballerina's jwt:issue) builds it. */
+export function runtimeToken(secret, now = Math.floor(Date.now() / 1000)) {
+  const dot = secret.indexOf('.');
+  const [kid, material] = dot > 0 ? [secret.slice(0, dot), secret.slice(dot + 1)] : ['', secret];
+  const header = { alg: 'HS256', typ: 'JWT', ...(kid ? { kid } : {}) };
+  const payload = { exp: now + 3600, iat: now, nbf: now, iss: 'icp-runtime-jwt-issuer', aud: 'icp-server', scope: 'runtime_agent' };
+  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
+  return `${input}.${createHmac('sha256', material).update(input).digest('base64url')}`;
+}
+
+/** POSTs JSON to the runtime listener (TLS not verified: a self-signed test certificate); resolves { status, body }. */
+export function postRuntime(baseUrl, path, body, token) {
+  const url = new URL(path, baseUrl);
+  const data = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return new Promise((ok, fail) => {
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = request(url, {
+      method: 'POST', rejectUnauthorized: false,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': data.length, Authorization: `Bearer ${token}` },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        ok({ status: res.statusCode, body: json ?? text });
+      });
+    });
+    req.on('error', fail);
+    req.end(data);
+  });
+}
+
+/** Nearest-rank percentile: the ⌈q·n⌉-th smallest. */
+export function percentile(values, q) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(1, Math.ceil(q * sorted.length)) - 1];
+}
