@@ -8,9 +8,11 @@
 //! one atomic load when nobody listens; a subscriber whose queue is full
 //! is dropped (its stream ends, and the console reconnects). Each
 //! subscriber keeps the filter and [`Visibility`] it opened with; the
-//! phrase is matched here, case-insensitively, as a substring of the
-//! message (the query API matches FTS5 tokens, so a tail may show a little
-//! more than a search would).
+//! phrase is matched here the way FTS5's default tokenizer matches it in
+//! the query API: the message and the phrase are cut into runs of letters
+//! and digits, compared case-insensitively, and the phrase's tokens must
+//! follow each other in the message (so `order 1` matches "order 1 created"
+//! but not "order 1002", live and in a search alike).
 //!
 //! A stream opens with a comment (`: live tail`, ignored by `EventSource`,
 //! so the first bytes leave at once); then each record is `id: <log id>`,
@@ -32,14 +34,14 @@ struct Subscriber {
     /// session ends or their permissions change.
     user: Option<i64>,
     filter: LogFilter,
-    /// `filter.phrase`, lower-cased once.
-    phrase: Option<String>,
+    /// `filter.phrase`'s tokens (see [`tokens`]); `None` = no phrase.
+    phrase: Option<Vec<String>>,
     vis: Visibility,
     tx: SyncSender<String>,
 }
 
 impl Subscriber {
-    fn wants(&self, log: &StoredLog, lower_message: &mut Option<String>) -> bool {
+    fn wants(&self, log: &StoredLog, message_tokens: &mut Option<Vec<String>>) -> bool {
         let f = &self.filter;
         let r = &log.record;
         let s = &r.source;
@@ -57,11 +59,21 @@ impl Subscriber {
         }
         match &self.phrase {
             None => true,
-            Some(p) => lower_message
-                .get_or_insert_with(|| r.message.to_lowercase())
-                .contains(p.as_str()),
+            Some(p) => {
+                let words = message_tokens.get_or_insert_with(|| tokens(&r.message));
+                words.windows(p.len()).any(|w| w == p.as_slice())
+            }
         }
     }
+}
+
+/// A text's tokens as FTS5's default `unicode61` tokenizer sees them: runs
+/// of letters and digits, lower-cased.
+fn tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// The live-tail hub.
@@ -120,9 +132,8 @@ impl Tail {
         let phrase = filter
             .phrase
             .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_lowercase);
+            .map(tokens)
+            .filter(|p| !p.is_empty());
         let mut subs = self.lock();
         // A subscriber whose filter never matches would otherwise stay
         // after its stream is gone: probe everyone with an empty frame
@@ -293,6 +304,31 @@ mod tests {
         assert_eq!(ids(&phrase), ["2", "3"]);
         assert_eq!(ids(&only_12), ["3"], "no record without an integration");
         assert_eq!(ids(&env_1), ["1", "2", "3", "4"]);
+    }
+
+    #[test]
+    fn the_phrase_matches_whole_tokens_in_order_as_fts5_does() {
+        let tail = Tail::new();
+        let rx = tail.subscribe(
+            None,
+            LogFilter {
+                phrase: Some("Order 1".into()),
+                ..LogFilter::default()
+            },
+            everything(),
+        );
+        tail.publish(&[
+            log(1, Some(11), Level::Info, "order 1 created"),
+            log(2, Some(11), Level::Info, "order 1002 created"),
+            log(3, Some(11), Level::Info, "1 order created"),
+            log(4, Some(11), Level::Info, "ORDER-1: shipped"),
+        ]);
+        let ids: Vec<String> = rx
+            .try_iter()
+            .filter(|f| f.contains("event: log\n"))
+            .map(|f| data(&f)["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, ["1", "4"]);
     }
 
     #[test]
