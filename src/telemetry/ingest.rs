@@ -961,6 +961,15 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// `ingest token` or `runtime secret`, for messages.
+    pub fn kind(&self) -> &'static str {
+        if self.label.starts_with("ingest") {
+            "ingest token"
+        } else {
+            "runtime secret"
+        }
+    }
+
     /// Whether a record attributed to `a` lies inside this credential's scope.
     pub fn covers(&self, a: &Attribution) -> bool {
         let s = &self.scope;
@@ -1015,11 +1024,7 @@ fn attribute<T: Attributed>(
             rejected.add(format!(
                 "runtime {} is outside the scope of this {}",
                 runtime.runtime_id.as_deref().unwrap_or_default(),
-                if credential.label.starts_with("ingest") {
-                    "ingest token"
-                } else {
-                    "runtime secret"
-                }
+                credential.kind()
             ));
             false
         }
@@ -1172,6 +1177,18 @@ impl Ingest {
             Format::OtlpMetrics => decode_otlp_metrics(body, &source, now)?,
         };
         let known = self.known_runtimes(named_runtimes(&decoded))?;
+        // The query parameter speaks for the whole batch: a runtime outside
+        // the credential's scope refuses it (a record's own runtimeId only
+        // that record).
+        if let Some(runtime) = options.runtime_id.as_deref().and_then(|id| known.get(id)) {
+            if !credential.covers(runtime) {
+                return Err(Error::Forbidden(format!(
+                    "runtime {} is outside the scope of this {}",
+                    runtime.runtime_id.as_deref().unwrap_or_default(),
+                    credential.kind()
+                )));
+            }
+        }
         attribute_all(&mut decoded, credential, &known);
         let Decoded {
             logs,
