@@ -606,6 +606,20 @@ fn a_runtime_outside_the_credential_scope_is_rejected() {
             "the credential's own scope"
         );
     }
+    // Named by the query parameter, the runtime speaks for the whole batch: 403.
+    for (who, token) in t.credentials() {
+        let path = format!("/icp/logs?runtimeId={}", other.runtime_id);
+        let r = post(
+            &mut t.c,
+            &path,
+            Some(&token),
+            "application/json",
+            b"{\"log\":\"x\"}",
+        );
+        assert_error(&r, 403, "forbidden");
+        let m = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(m.contains("outside the scope"), "{who}: {m}");
+    }
     // An environment-wide ingest token takes both runtimes, each to its own integration.
     let env_wide =
         t.s.cli_json(&["ingest-token", "create", "--env", "dev", "--json"]);

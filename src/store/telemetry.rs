@@ -294,19 +294,43 @@ impl TelemetryStore {
         Ok(u64::try_from(pages.max(0) * size).unwrap_or(0))
     }
 
-    /// Gives free pages back to the file system (`PRAGMA
-    /// incremental_vacuum`), lets the full-text index merge away the
-    /// entries of deleted rows, and checkpoints the WAL so the file
-    /// shrinks on disk.
-    pub fn reclaim(&self) -> Result<()> {
+    /// Bytes in free pages: what [`TelemetryStore::vacuum_step`] can give
+    /// back to the file system.
+    pub fn free_bytes(&self) -> Result<u64> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(u64::try_from(free.max(0) * size).unwrap_or(0))
+    }
+
+    /// Gives up to 1,024 free pages back to the file system (`PRAGMA
+    /// incremental_vacuum`, its own short transaction: it moves pages from
+    /// the end of the file into free ones, so a large vacuum is done in
+    /// steps); returns how many free pages remain.
+    pub fn vacuum_step(&self) -> Result<u64> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            // One row per page freed; step to the end.
+            let mut st = conn.prepare_cached("PRAGMA incremental_vacuum(1024)")?;
+            let mut rows = st.query([])?;
+            while rows.next()?.is_some() {}
+        }
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        Ok(u64::try_from(free).unwrap_or(0))
+    }
+
+    /// Lets the full-text index merge some of its segments (bounded work),
+    /// which drops the entries of deleted rows.
+    pub fn merge_text_index(&self) -> Result<()> {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         conn.execute_batch("INSERT INTO logs_fts (logs_fts, rank) VALUES ('merge', 500);")?;
-        // incremental_vacuum returns a row per step; run it to the end.
-        let mut st = conn.prepare("PRAGMA incremental_vacuum")?;
-        let mut rows = st.query([])?;
-        while rows.next()?.is_some() {}
-        drop(rows);
-        drop(st);
+        Ok(())
+    }
+
+    /// Copies the WAL into the database file without waiting for readers;
+    /// a complete checkpoint also cuts the file to its pages.
+    pub fn checkpoint(&self) -> Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
@@ -635,10 +659,18 @@ mod tests {
         s.insert_logs(many, 0).unwrap();
         let full = s.live_bytes().unwrap();
         while s.delete_older_than(4500, 1000).unwrap().total() > 0 {}
-        s.reclaim().unwrap();
         let after = s.live_bytes().unwrap();
         assert!(after < full / 2, "{after} of {full}");
-        assert_eq!(s.file_bytes().unwrap(), after, "free pages returned");
+        assert!(s.free_bytes().unwrap() > 0);
+        s.merge_text_index().unwrap();
+        while s.vacuum_step().unwrap() > 0 {}
+        s.checkpoint().unwrap();
+        assert_eq!(s.free_bytes().unwrap(), 0);
+        assert_eq!(
+            s.file_bytes().unwrap(),
+            s.live_bytes().unwrap(),
+            "free pages returned"
+        );
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }

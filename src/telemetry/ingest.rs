@@ -120,62 +120,125 @@ pub struct Outcome {
 
 // ---- framing -----------------------------------------------------------
 
-/// The records of a body: a JSON array, one JSON value, or JSON lines
-/// (a line that is not JSON is rejected on its own).
+/// One framed JSON value: an array's elements, counted as they are read so
+/// that an array of more than [`MAX_RECORDS`] is refused before it is
+/// built, or a single value.
+struct Framed(Vec<Value>);
+
+/// The message of the decode error a too-long array ends with.
+const TOO_MANY: &str = "icpd: too many records";
+
+impl<'de> serde::Deserialize<'de> for Framed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Framed, D::Error> {
+        use serde::de::{Error as _, MapAccess, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Framed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Framed, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<Value>()? {
+                    if out.len() == MAX_RECORDS {
+                        return Err(A::Error::custom(TOO_MANY));
+                    }
+                    out.push(v);
+                }
+                Ok(Framed(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Framed, A::Error> {
+                use serde::Deserialize;
+                let v = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Framed(vec![v]))
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Framed, E> {
+                Ok(Framed(vec![v.into()]))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Framed, E> {
+                Ok(Framed(vec![v.into()]))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Framed, E> {
+                Ok(Framed(vec![v.into()]))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Framed, E> {
+                Ok(Framed(vec![v.into()]))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Framed, E> {
+                Ok(Framed(vec![v.into()]))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Framed, E> {
+                Ok(Framed(vec![v.into()]))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Framed, E> {
+                Ok(Framed(vec![Value::Null]))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The records of a body: a JSON array, one JSON value, JSON values one
+/// after another (Fluent Bit's `json_stream`), or JSON lines (a line that
+/// is not JSON is rejected on its own).
 fn frame(body: &[u8], rejected: &mut Rejected) -> Result<Vec<Value>> {
     let text = body.trim_ascii();
     if text.is_empty() {
         return Ok(Vec::new());
     }
     let mut records = Vec::new();
-    match serde_json::from_slice::<Value>(text) {
-        Ok(v) => push_record(&mut records, v)?,
-        Err(whole) => {
-            let mut first_error = None;
-            for (n, line) in text.split(|b| *b == b'\n').enumerate() {
-                let line = line.trim_ascii();
-                if line.is_empty() {
-                    continue;
-                }
-                match serde_json::from_slice::<Value>(line) {
-                    Ok(v) => push_record(&mut records, v)?,
-                    Err(e) => {
-                        let reason = format!("line {}: not JSON ({e})", n + 1);
-                        first_error.get_or_insert_with(|| reason.clone());
-                        rejected.add(reason);
-                        if rejected.count > MAX_RECORDS {
-                            return Err(too_many());
-                        }
-                    }
-                }
-            }
-            if records.is_empty() {
-                let detail = first_error.unwrap_or_else(|| whole.to_string());
-                return Err(Error::BadRequest(format!(
-                    "the body is not JSON: send a JSON array of records, one JSON object, or JSON lines (one object per line); {detail}"
-                )));
+    let mut stream_error = None;
+    for framed in serde_json::Deserializer::from_slice(text).into_iter::<Framed>() {
+        match framed {
+            Ok(Framed(values)) => push_records(&mut records, values)?,
+            Err(e) if e.to_string().starts_with(TOO_MANY) => return Err(too_many()),
+            Err(e) => {
+                stream_error = Some(e);
+                break;
             }
         }
+    }
+    let Some(whole) = stream_error else {
+        return Ok(records);
+    };
+    records.clear();
+    let mut first_error = None;
+    for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Framed>(line) {
+            Ok(Framed(values)) => push_records(&mut records, values)?,
+            Err(e) if e.to_string().starts_with(TOO_MANY) => return Err(too_many()),
+            Err(e) => {
+                let reason = format!("line {}: not JSON ({e})", n + 1);
+                first_error.get_or_insert_with(|| reason.clone());
+                rejected.add(reason);
+                if rejected.count > MAX_RECORDS {
+                    return Err(too_many());
+                }
+            }
+        }
+    }
+    if records.is_empty() {
+        let detail = first_error.unwrap_or_else(|| whole.to_string());
+        return Err(Error::BadRequest(format!(
+            "the body is not JSON: send a JSON array of records, one JSON object, or JSON lines (one object per line); {detail}"
+        )));
     }
     Ok(records)
 }
 
-/// Adds a framed value: an array's elements, or the value itself.
-fn push_record(records: &mut Vec<Value>, v: Value) -> Result<()> {
-    match v {
-        Value::Array(items) => {
-            if records.len() + items.len() > MAX_RECORDS {
-                return Err(too_many());
-            }
-            records.extend(items);
-        }
-        other => {
-            if records.len() >= MAX_RECORDS {
-                return Err(too_many());
-            }
-            records.push(other);
-        }
+/// Adds framed values, within [`MAX_RECORDS`] in all.
+fn push_records(records: &mut Vec<Value>, values: Vec<Value>) -> Result<()> {
+    if records.len() + values.len() > MAX_RECORDS {
+        return Err(too_many());
     }
+    records.extend(values);
     Ok(())
 }
 
@@ -961,6 +1024,15 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// `ingest token` or `runtime secret`, for messages.
+    pub fn kind(&self) -> &'static str {
+        if self.label.starts_with("ingest") {
+            "ingest token"
+        } else {
+            "runtime secret"
+        }
+    }
+
     /// Whether a record attributed to `a` lies inside this credential's scope.
     pub fn covers(&self, a: &Attribution) -> bool {
         let s = &self.scope;
@@ -1015,11 +1087,7 @@ fn attribute<T: Attributed>(
             rejected.add(format!(
                 "runtime {} is outside the scope of this {}",
                 runtime.runtime_id.as_deref().unwrap_or_default(),
-                if credential.label.starts_with("ingest") {
-                    "ingest token"
-                } else {
-                    "runtime secret"
-                }
+                credential.kind()
             ));
             false
         }
@@ -1172,6 +1240,18 @@ impl Ingest {
             Format::OtlpMetrics => decode_otlp_metrics(body, &source, now)?,
         };
         let known = self.known_runtimes(named_runtimes(&decoded))?;
+        // The query parameter speaks for the whole batch: a runtime outside
+        // the credential's scope refuses it (a record's own runtimeId only
+        // that record).
+        if let Some(runtime) = options.runtime_id.as_deref().and_then(|id| known.get(id)) {
+            if !credential.covers(runtime) {
+                return Err(Error::Forbidden(format!(
+                    "runtime {} is outside the scope of this {}",
+                    runtime.runtime_id.as_deref().unwrap_or_default(),
+                    credential.kind()
+                )));
+            }
+        }
         attribute_all(&mut decoded, credential, &known);
         let Decoded {
             logs,
@@ -1241,6 +1321,14 @@ mod tests {
         assert_eq!(l.source, dev());
         assert_eq!(d.logs[1].level, Level::Info, "no level is INFO");
         assert_eq!(d.logs[1].ts, 1_795_348_791_000);
+    }
+
+    #[test]
+    fn json_stream_and_pretty_printed_values() {
+        let d = logs("{\"log\": \"a\"}{\"log\": \"b\"} {\n  \"log\": \"c\"\n}\n[{\"log\": \"d\"}]");
+        assert_eq!(d.rejected.count, 0);
+        let messages: Vec<&str> = d.logs.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, ["a", "b", "c", "d"]);
     }
 
     #[test]
