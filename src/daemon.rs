@@ -425,7 +425,14 @@ fn liveness_loop(liveness: &Liveness, store: &Store, stop: &AtomicBool) {
 fn retention_loop(telemetry: &crate::telemetry::Telemetry, every: Duration, stop: &AtomicBool) {
     let limits = telemetry.retention;
     while !stop.load(Ordering::SeqCst) {
-        match crate::telemetry::retention::enforce(&telemetry.store, &limits, now_millis(), stop) {
+        let started = Instant::now();
+        let pass =
+            crate::telemetry::retention::enforce(&telemetry.store, &limits, now_millis(), stop);
+        crate::metrics::RETENTION_PASS.observe(started.elapsed());
+        if let Ok(r) = &pass {
+            crate::metrics::retained(r.by_age.total(), r.by_size.total());
+        }
+        match pass {
             Ok(r) if r.deleted_anything() => log::info!(
                 "telemetry retention deleted {} logs, {} request records and {} metric points older than {:.1} days, \
                  and {} logs, {} request records and {} metric points (the oldest) to stay under {} bytes; {} -> {} bytes",

@@ -112,6 +112,32 @@ pub static LIVENESS_SWEEP: Histogram = Histogram::new();
 /// How long one liveness flush that wrote something (or failed) took.
 pub static LIVENESS_FLUSH: Histogram = Histogram::new();
 
+/// How long one telemetry retention pass took (whether or not it deleted).
+pub static RETENTION_PASS: Histogram = Histogram::new();
+
+// ----------------------------------------------------------------- telemetry
+
+/// Records ingested, by signal (logs, requests, points) and outcome
+/// (accepted, rejected); rows deleted by retention, by reason (age, size).
+static INGESTED: [[AtomicU64; 2]; 3] = [const { [const { AtomicU64::new(0) }; 2] }; 3];
+static RETAINED: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+const SIGNALS: [&str; 3] = ["logs", "requests", "points"];
+
+/// Counts one ingest request's records: accepted logs, request records and
+/// metric points, and the records rejected (whatever their kind).
+pub fn ingested(logs: usize, requests: usize, points: usize, rejected: usize, signal: usize) {
+    for (i, n) in [logs, requests, points].into_iter().enumerate() {
+        INGESTED[i][0].fetch_add(n as u64, Relaxed);
+    }
+    INGESTED[signal.min(2)][1].fetch_add(rejected as u64, Relaxed);
+}
+
+/// Counts rows a retention pass deleted for age and for size.
+pub fn retained(by_age: u64, by_size: u64) {
+    RETAINED[0].fetch_add(by_age, Relaxed);
+    RETAINED[1].fetch_add(by_size, Relaxed);
+}
+
 // ---------------------------------------------------------------- heartbeats
 
 /// Which heartbeat.
@@ -504,6 +530,43 @@ pub fn render(src: &Sources) -> String {
         "Time one liveness flush (last-seen times and status changes written to icp.db in one transaction) took; flushes with nothing to write are not counted.",
     );
     t.histogram("icpd_liveness_flush_duration_seconds", &[], &LIVENESS_FLUSH);
+
+    t.family(
+        "icpd_telemetry_records_total",
+        "counter",
+        "Telemetry records received on the ingest endpoints, by signal (logs, requests, points) and outcome (accepted, rejected: a record refused on its own, the batch kept).",
+    );
+    for (i, signal) in SIGNALS.iter().enumerate() {
+        for (j, outcome) in ["accepted", "rejected"].iter().enumerate() {
+            t.sample_u64(
+                "icpd_telemetry_records_total",
+                &[("signal", signal), ("outcome", outcome)],
+                INGESTED[i][j].load(Relaxed),
+            );
+        }
+    }
+    t.family(
+        "icpd_telemetry_retention_deleted_total",
+        "counter",
+        "Rows (logs, request records, metric points) telemetry retention deleted, by reason (age: older than retention_days; size: the oldest, to stay under max_bytes).",
+    );
+    for (i, reason) in ["age", "size"].iter().enumerate() {
+        t.sample_u64(
+            "icpd_telemetry_retention_deleted_total",
+            &[("reason", reason)],
+            RETAINED[i].load(Relaxed),
+        );
+    }
+    t.family(
+        "icpd_telemetry_retention_duration_seconds",
+        "histogram",
+        "Time one telemetry retention pass took (deletes, index merge and vacuum, with the pauses that let ingest in).",
+    );
+    t.histogram(
+        "icpd_telemetry_retention_duration_seconds",
+        &[],
+        &RETENTION_PASS,
+    );
 
     if let Some(p) = process::read() {
         p.render(&mut t);

@@ -459,6 +459,9 @@ fn metrics_parse_and_follow_heartbeats_requests_and_runtimes() {
         ("icpd_database_size_bytes", "gauge"),
         ("icpd_liveness_sweep_duration_seconds", "histogram"),
         ("icpd_liveness_flush_duration_seconds", "histogram"),
+        ("icpd_telemetry_records_total", "counter"),
+        ("icpd_telemetry_retention_deleted_total", "counter"),
+        ("icpd_telemetry_retention_duration_seconds", "histogram"),
         ("process_resident_memory_bytes", "gauge"),
     ] {
         assert_eq!(
@@ -495,6 +498,58 @@ fn metrics_parse_and_follow_heartbeats_requests_and_runtimes() {
     );
     let r = c.request("GET", "/icp/no/such/path/123", &[], b"").unwrap();
     assert_eq!(r.status, 404);
+
+    // Telemetry: 3 log lines of which one is not a record (rejected on its
+    // own), then 2 request records.
+    let lines = "{\"level\":\"INFO\",\"message\":\"one\"}\n{\"level\":\"WARN\",\"message\":\"two\"}\n7\n";
+    let bearer = format!("Bearer {}", b.token());
+    let r = c
+        .request(
+            "POST",
+            "/icp/logs",
+            &[("Authorization", &bearer)],
+            lines.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        (r.json()["accepted"].as_u64(), r.json()["rejected"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let records = json!([
+        {"service": "/orders", "resource": "/orders/{id}", "method": "GET", "statusCode": 200, "responseTimeMs": 12.5},
+        {"service": "/orders", "resource": "/orders", "method": "POST", "statusCode": 503, "responseTimeMs": 80},
+    ]);
+    let r = c
+        .post_json("/icp/metrics", Some(&b.token()), &records)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let t = scrape(&s);
+    let records = |signal: &str, outcome: &str| {
+        t.value(
+            "icpd_telemetry_records_total",
+            &[("signal", signal), ("outcome", outcome)],
+        ) - before.value_or_zero(
+            "icpd_telemetry_records_total",
+            &[("signal", signal), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(records("logs", "accepted"), 2.0);
+    assert_eq!(records("logs", "rejected"), 1.0);
+    assert_eq!(records("requests", "accepted"), 2.0);
+    assert_eq!(records("requests", "rejected"), 0.0);
+    assert_eq!(records("points", "accepted"), 0.0);
+    assert_eq!(
+        t.value(
+            "icpd_telemetry_retention_deleted_total",
+            &[("reason", "age")]
+        ),
+        0.0
+    );
+    assert!(
+        t.value("icpd_telemetry_retention_duration_seconds_count", &[]) >= 1.0,
+        "the pass at start"
+    );
 
     // The API under a path pattern, never the raw path.
     let mut admin = s.admin();

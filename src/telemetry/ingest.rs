@@ -1260,10 +1260,17 @@ impl Ingest {
             rejected,
         } = decoded;
         let accepted = logs.len() + requests.len() + points.len();
+        let signal = match format {
+            Format::Logs | Format::OtlpLogs => 0,
+            Format::Requests => 1,
+            Format::OtlpMetrics => 2,
+        };
+        let counts = (logs.len(), requests.len(), points.len(), rejected.count);
         let stored: Vec<StoredLog> = self
             .telemetry
             .store
             .insert_batch(logs, &requests, &points, now)?;
+        crate::metrics::ingested(counts.0, counts.1, counts.2, counts.3, signal);
         if !stored.is_empty() {
             self.telemetry.tail.publish(&stored);
         }
