@@ -86,6 +86,7 @@ fn console_routes_fall_back_to_index_html() {
         "/projects",
         "/projects/p/integrations/i",
         "/runtimes/abc",
+        "/logs",
     ] {
         let r = get(&s, path, &[]);
         assert_eq!(r.status, 200, "{path}");
@@ -97,6 +98,10 @@ fn console_routes_fall_back_to_index_html() {
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "not_found");
     assert_eq!(get(&s, "/healthz", &[]).status, 200);
+    let r = get(&s, "/metrics", &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    assert_ne!(r.body, index, "/metrics is icpd's own metrics, not the console");
 }
 
 #[test]
