@@ -60,6 +60,10 @@ struct Args {
     /// Records per POST.
     #[arg(long, default_value_t = 500)]
     batch: usize,
+    /// Records per second offered, all senders together (0: as fast as
+    /// icpd takes them).
+    #[arg(long, default_value_t = 0.0)]
+    ingest_rate: f64,
     /// Ingest threads, one keep-alive connection each.
     #[arg(long, default_value_t = 4)]
     senders: usize,
@@ -239,9 +243,14 @@ fn run(args: Args) -> Result<bool, String> {
         chrono::Utc::now().timestamp_millis()
     ));
     println!(
-        "telemetry: {} records in batches of {} from {} senders; {} runtimes over {} integrations \
+        "telemetry: {} records at {} in batches of {} from {} senders; {} runtimes over {} integrations \
          at {} heartbeats/s; {} searches; {}; {} cores",
         args.records,
+        if args.ingest_rate > 0.0 {
+            format!("{} records/s", args.ingest_rate)
+        } else {
+            "full speed".to_string()
+        },
         args.batch,
         args.senders,
         args.runtimes,
@@ -418,11 +427,12 @@ fn measure(
                 failures.clone(),
                 batch_latencies.clone(),
             );
-            let (url, tls, records, batch) = (
+            let (url, tls, records, batch, ingest_rate) = (
                 server.runtime_url(),
                 server.client_tls(),
                 args.records,
                 args.batch,
+                args.ingest_rate,
             );
             std::thread::spawn(move || {
                 let mut client = Client::new(&url, tls).expect("client");
@@ -433,6 +443,14 @@ fn measure(
                     let b = next_batch.fetch_add(1, Ordering::Relaxed);
                     if b >= batches {
                         break;
+                    }
+                    if ingest_rate > 0.0 {
+                        let due = ingest_started
+                            + Duration::from_secs_f64((b * batch) as f64 / ingest_rate);
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
                     }
                     let n = batch.min(records - b * batch);
                     let r = &runtimes[b % runtimes.len()];
@@ -601,7 +619,14 @@ fn measure(
     check(
         "ingest ≥ 20,000 records/s",
         rate >= 20_000.0,
-        format!("{rate:.0}/s"),
+        format!(
+            "{rate:.0}/s{}",
+            if args.ingest_rate > 0.0 {
+                format!(" (offered {}/s)", args.ingest_rate)
+            } else {
+                String::new()
+            }
+        ),
     );
     let p95 = pct(&search_latencies, 0.95);
     check(
