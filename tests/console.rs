@@ -101,7 +101,10 @@ fn console_routes_fall_back_to_index_html() {
     let r = get(&s, "/metrics", &[]);
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
-    assert_ne!(r.body, index, "/metrics is icpd's own metrics, not the console");
+    assert_ne!(
+        r.body, index,
+        "/metrics is icpd's own metrics, not the console"
+    );
 }
 
 #[test]

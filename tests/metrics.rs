@@ -501,7 +501,8 @@ fn metrics_parse_and_follow_heartbeats_requests_and_runtimes() {
 
     // Telemetry: 3 log lines of which one is not a record (rejected on its
     // own), then 2 request records.
-    let lines = "{\"level\":\"INFO\",\"message\":\"one\"}\n{\"level\":\"WARN\",\"message\":\"two\"}\n7\n";
+    let lines =
+        "{\"level\":\"INFO\",\"message\":\"one\"}\n{\"level\":\"WARN\",\"message\":\"two\"}\n7\n";
     let bearer = format!("Bearer {}", b.token());
     let r = c
         .request(
