@@ -534,8 +534,18 @@ fn ingest_token(cfg: &Config, c: IngestTokenCommand) -> Result<()> {
             let cert = tls::cert_paths(&cfg.tls, &cfg.data_dir).0;
             let cert = std::fs::canonicalize(&cert).unwrap_or(cert);
             let cert = cfg.tls.enabled.then(|| cert.display().to_string());
+            let scope = [
+                Some(made.environment.as_str()),
+                made.project.as_deref(),
+                made.integration.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("/");
             eprintln!(
-                "Ingest token {} created for {} (records are attributed there); it is shown only this once.\n\
+                "Ingest token {} ({:?}) created for {scope}: records sent with it are attributed there. \
+                 It is shown only this once.\n\
                  Shippers send it as 'Authorization: Bearer <token>'. A Fluent Bit output for it:\n",
                 made.id, made.name
             );
