@@ -22,13 +22,14 @@ const routes = [
   ['/environments', 'environments', 'environments'],
   ['/access', 'access', 'access'],
   ['/audit', 'audit', 'audit'],
+  ['/ingest-tokens', 'ingest-tokens', 'ingest-tokens'],
   ['/profile', 'profile', null],
 ];
 
 // [key, href, icon, label, permission needed to see the entry (optional)]
 const NAV = [
   [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view']]],
-  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['access', '/access', '◈', 'Access control'], ['audit', '/audit', '☰', 'Audit log']]],
+  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['access', '/access', '◈', 'Access control'], ['ingest-tokens', '/ingest-tokens', '⇲', 'Ingest tokens', 'integration:view'], ['audit', '/audit', '☰', 'Audit log']]],
 ];
 
 export const session = { user: null, permissions: [] };

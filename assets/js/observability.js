@@ -43,10 +43,12 @@ export const logsHref = (scope) => `/logs${qs(scope)}`;
  * adds an environment choice. Refreshes itself every 30 s (15 s for the
  * 15-minute range) until stop().
  */
-export function metricsPanel(scope, { environments = null, testid = 'metrics' } = {}) {
+export function metricsPanel(scope, { environments = null, testid = 'metrics', byResource = false } = {}) {
   let range = localStorage.getItem(RANGE_KEY);
   if (!METRIC_RANGES.some(([k]) => k === range)) range = '1h';
   let environment = scope.environment || '';
+  // The charts' filter from a "By resource" row: { service, resource } or null.
+  let only = null;
   const charts = {
     requests: timeChart({ title: 'Request rate', unit: 'req/s', area: true, testid: `${testid}-requests`, emptyText: 'No requests in this range.' }),
     errors: timeChart({ title: 'Error rate', unit: '%', testid: `${testid}-errors`, emptyText: 'No requests in this range.' }),
@@ -64,14 +66,27 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
   const grid = h('div', { class: 'grid charts' }, Object.values(charts).map((c) => c.el));
   // One empty state for the panel rather than three empty charts.
   const none = h('div', { hidden: true, testid: `${testid}-empty` });
+  const filterChip = h('span', { class: 'badge accent filter-chip', hidden: true, testid: `${testid}-filter` });
+  const pick = (p) => {
+    only = p;
+    filterChip.hidden = !p;
+    if (p) {
+      fill(filterChip, h('span', {}, 'Only ', h('span', { class: 'mono' }, `${p.service} ${p.resource}`)),
+        h('button', { type: 'button', class: 'chip-x', 'aria-label': 'Show every resource', title: 'Show every resource', testid: `${testid}-filter-clear`, onClick: () => pick(null) }, '×'));
+    }
+    load(true);
+  };
+  const resources = byResource ? resourceTable(testid, pick) : null;
   const el = h('section', { class: 'card', testid },
     h('div', { class: 'card-head' },
       h('h2', {}, 'Metrics'),
-      h('div', { class: 'actions' }, envSel, h('div', { class: 'seg', role: 'group', 'aria-label': 'Time range' }, buttons))),
+      h('div', { class: 'actions' }, filterChip, envSel, h('div', { class: 'seg', role: 'group', 'aria-label': 'Time range' }, buttons))),
     grid,
     none,
-    note);
+    note,
+    resources?.el);
 
+  const label = () => METRIC_RANGES.find(([k]) => k === range)[0];
   let seq = 0;
   async function load(showLoading = false) {
     const my = ++seq;
@@ -85,9 +100,18 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
       none.hidden = true;
       Object.values(charts).forEach((c) => c.setState('loading'));
     }
+    const where = { ...scope, environment, from: new Date(from).toISOString(), to: new Date(to).toISOString() };
+    // The table: one bucket over the whole range, one series per
+    // service, resource and method (not narrowed by the charts' filter).
+    if (resources) {
+      if (showLoading) resources.loading();
+      get(`/observability/metrics${qs({ ...where, step: seconds, groupBy: 'resource' })}`)
+        .then((r) => { if (my === seq) resources.set(r.series || [], only, label()); })
+        .catch((e) => { if (my === seq) resources.fail(e, () => load(true)); });
+    }
     let m;
     try {
-      m = await get(`/observability/metrics${qs({ ...scope, environment, from: new Date(from).toISOString(), to: new Date(to).toISOString(), step })}`);
+      m = await get(`/observability/metrics${qs({ ...where, service: only?.service, resource: only?.resource, step })}`);
     } catch (e) {
       if (my !== seq) return;
       grid.hidden = true;
@@ -109,8 +133,11 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
     const empty = !total.requests;
     grid.hidden = empty;
     none.hidden = !empty;
-    const label = METRIC_RANGES.find(([k]) => k === range)[0];
-    if (empty) fill(none, emptyState(`No requests in the last ${label}.`, 'Runtimes send request records to /icp/metrics (or OTLP metrics to /v1/metrics) on the runtime listener; pick a longer range to look further back.'));
+    if (empty) {
+      fill(none, only
+        ? emptyState(`No requests to ${only.service} ${only.resource} in the last ${label()}.`, 'Clear the resource filter below to see every request.')
+        : emptyState(`No requests in the last ${label()}.`, 'Runtimes send request records to /icp/metrics (or OTLP metrics to /v1/metrics) on the runtime listener; pick a longer range to look further back.'));
+    }
     // Per second, or per minute when traffic is light (0.02 req/s reads worse than 1.2 req/min).
     const peak = Math.max(0, ...points.map((p) => p.requests)) / (stepMs / 1000);
     const perMin = peak < 1;
@@ -150,6 +177,70 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics' } 
   let ticks = 0;
   const timer = setInterval(() => { ticks += 1; if (!document.hidden && (range === '15m' || ticks % 2 === 0)) load(); }, 15000);
   return { el, stop: () => clearInterval(timer), reload: () => load() };
+}
+
+const pctText = (f) => (f === null || f === undefined ? '—' : `${num(f * 100)} %`);
+const msText = (v) => (v === null || v === undefined ? '—' : num(v));
+
+/**
+ * The "By resource" part of the metrics panel: one row per service,
+ * resource and method over the whole range, busiest first. Clicking a row
+ * narrows the charts to that service and resource (every method: the API
+ * filters by service and resource); clicking it again shows everything.
+ */
+function resourceTable(testid, onPick) {
+  const body = h('div', { testid: `${testid}-resources-body` });
+  const el = h('div', { class: 'by-resource', testid: `${testid}-resources`, hidden: true },
+    h('h3', {}, 'By resource'),
+    body);
+  let only = null;
+  const same = (a, b) => a && b && a.service === b.service && a.resource === b.resource;
+  function set(series, picked, label) {
+    only = picked;
+    const rows = series.filter((sr) => sr.total?.requests > 0)
+      .sort((a, b) => b.total.requests - a.total.requests
+        || `${a.service}\0${a.resource}\0${a.method}`.localeCompare(`${b.service}\0${b.resource}\0${b.method}`));
+    // Nothing to list (and no filter to clear): the panel's empty state says it.
+    el.hidden = !rows.length && !only;
+    if (!rows.length) {
+      fill(body, emptyState(`No requests in the last ${label}.`));
+      return;
+    }
+    fill(body, h('div', { class: 'table-wrap' }, h('table', { class: 'resources-table', testid: `${testid}-resources-table` },
+      h('caption', { class: 'muted small' }, `Request records in the last ${label}, busiest first. Click a row to show only that resource in the charts.`),
+      h('thead', {}, h('tr', {}, [['Service'], ['Resource'], ['Method'], ['Requests', 1], ['4xx', 1], ['5xx', 1], ['p50 ms', 1], ['p95 ms', 1], ['p99 ms', 1]]
+        .map(([t, n]) => h('th', { scope: 'col', class: n ? 'num' : '' }, t)))),
+      h('tbody', {}, rows.map((sr) => row(sr))))));
+  }
+  function row(sr) {
+    const t = sr.total;
+    const key = { service: sr.service, resource: sr.resource };
+    const selected = same(key, only);
+    const toggle = () => onPick(selected ? null : key);
+    return h('tr', {
+      class: `pickable${selected ? ' selected' : ''}`, testid: `${testid}-resource-row`,
+      'data-service': sr.service, 'data-resource': sr.resource, 'data-method': sr.method, 'data-requests': t.requests,
+      onClick: (e) => { if (!e.target.closest('button')) toggle(); },
+    },
+    h('td', { class: 'mono' }, sr.service || '—'),
+    h('td', { class: 'mono' }, h('button', {
+      type: 'button', class: 'linkish', 'aria-pressed': String(selected), onClick: toggle,
+      title: selected ? 'Show every resource in the charts' : 'Show only this resource in the charts',
+    }, sr.resource || '—')),
+    h('td', {}, sr.method ? h('span', { class: 'method' }, sr.method) : '—'),
+    h('td', { class: 'num', 'data-col': 'requests' }, t.requests.toLocaleString()),
+    h('td', { class: `num${t.errors4xx ? ' warn-text' : ''}`, 'data-col': 'errors4xx', title: `${t.errors4xx} of ${t.requests}` }, pctText(t.errorRate4xx)),
+    h('td', { class: `num${t.errors5xx ? ' bad-text' : ''}`, 'data-col': 'errors5xx', title: `${t.errors5xx} of ${t.requests}` }, pctText(t.errorRate5xx)),
+    h('td', { class: 'num', 'data-col': 'p50' }, msText(t.latencyP50Ms)),
+    h('td', { class: 'num', 'data-col': 'p95' }, msText(t.latencyP95Ms)),
+    h('td', { class: 'num', 'data-col': 'p99' }, msText(t.latencyP99Ms)));
+  }
+  return {
+    el,
+    set,
+    loading: () => fill(body, loading()),
+    fail: (e, retry) => { el.hidden = false; fill(body, e.status === 403 ? h('p', { class: 'muted' }, 'You may not view metrics here.') : failure(e, retry)); },
+  };
 }
 
 /**

@@ -30,7 +30,7 @@ export async function render(ctx) {
   let logs = null;
   if (can('observability:view')) {
     const scope = { project: ph, integration: ih };
-    metrics = metricsPanel(scope, { environments: envs });
+    metrics = metricsPanel(scope, { environments: envs, byResource: true });
     logs = recentLogs(scope, { runtimeName: (id) => runtimeNames.get(id) });
     ctx.live(() => { metrics.stop(); logs.stop(); });
   }

@@ -6,7 +6,8 @@
 // reload.
 
 import { get, all, qs, enc } from '../api.js';
-import { h, fill, card, loading, failure, empty, button, pageHead, field, input, select } from '../ui.js';
+import { h, fill, card, loading, failure, empty, button, pageHead, field, input, select, link } from '../ui.js';
+import { can } from '../app.js';
 import { LEVELS, levelBadge, logTime } from '../observability.js';
 
 const PAGE = 100;
@@ -104,7 +105,8 @@ export async function render(ctx) {
     h('div', { class: 'toolbar tight' }, rangeSel, fromIn, toIn, orderSel, search),
     h('div', { class: 'toolbar tight' }, levels, h('div', { class: 'live-bar' }, liveBtn, liveState, liveCount, pauseBtn)));
   fill(ctx.el,
-    pageHead('Logs', 'Runtime log records from every integration you may see. Click a record for its attributes.', dlNd, dlText),
+    pageHead('Logs', 'Runtime log records from every integration you may see. Click a record for its attributes.', dlNd, dlText,
+      can('integration:view') ? link('/ingest-tokens', 'Ingest tokens', { class: 'btn', testid: 'logs-ingest-tokens', title: 'Credentials for Fluent Bit and other log shippers' }) : null),
     card(null, null, form, stateBox, tableWrap, pager));
 
   // Catalog-dependent choices.
