@@ -34,7 +34,8 @@ pub use time::Millis;
 
 /// Entry points for the cargo-fuzz targets in `fuzz/`: thin wrappers over
 /// the code that reads untrusted bytes (the HTTP request parser, the runtime
-/// token check, the heartbeat decoders and validation), so that those
+/// token check, the heartbeat decoders and validation, the telemetry ingest
+/// decoders), so that those
 /// modules stay private. Each wrapper also asserts what must hold for any
 /// input, so a broken invariant is a crash the fuzzer reports. Not an API.
 #[doc(hidden)]
@@ -159,6 +160,254 @@ pub mod fuzzing {
         }
     }
 
+    // ---- telemetry ingest -------------------------------------------------
+
+    use crate::telemetry::ingest::{
+        self, Decoded, Options, DROPPED_ATTRIBUTES, MAX_ATTRIBUTES, MAX_FUTURE_MS,
+        MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_REASONS, MAX_RECORDS, MAX_RUNTIME_ID_BYTES,
+        MAX_VALUE_BYTES, TRUNCATED,
+    };
+    use crate::telemetry::{Attribution, Level};
+    use serde_json::Value;
+
+    /// The credential's attribution every decoded record starts from.
+    fn dev() -> Attribution {
+        Attribution {
+            environment_id: 1,
+            environment: "dev".into(),
+            ..Attribution::default()
+        }
+    }
+
+    /// A failed decode refuses the whole batch: always a 400.
+    fn assert_refused(e: crate::Error) {
+        assert!(
+            matches!(e, crate::Error::BadRequest(_)),
+            "a batch that cannot be decoded must be a 400, got {e:?}"
+        );
+    }
+
+    fn assert_bounded_text(what: &str, text: &str, max: usize) {
+        assert!(
+            text.len() <= max + TRUNCATED.len(),
+            "{what} of {} bytes",
+            text.len()
+        );
+    }
+
+    fn assert_bounded_attributes(attributes: &serde_json::Map<String, Value>) {
+        assert!(
+            attributes.len() <= MAX_ATTRIBUTES + 1,
+            "{} attributes",
+            attributes.len()
+        );
+        for (k, v) in attributes {
+            assert_bounded_text("an attribute key", k, MAX_NAME_BYTES);
+            match v {
+                Value::String(s) => assert_bounded_text("an attribute value", s, MAX_VALUE_BYTES),
+                Value::Array(_) | Value::Object(_) => assert!(
+                    v.to_string().len() <= MAX_VALUE_BYTES,
+                    "an attribute object of {} bytes",
+                    v.to_string().len()
+                ),
+                _ => {}
+            }
+        }
+        if attributes.len() > MAX_ATTRIBUTES {
+            assert!(attributes.contains_key(DROPPED_ATTRIBUTES));
+        }
+    }
+
+    fn assert_source(source: &Attribution) {
+        assert_eq!(source.environment_id, 1);
+        if let Some(id) = &source.runtime_id {
+            assert!(
+                !id.is_empty() && id.len() <= MAX_RUNTIME_ID_BYTES,
+                "runtime id {id:?}"
+            );
+        }
+    }
+
+    /// What holds for every decoded batch, whatever it was decoded from:
+    /// within [`MAX_RECORDS`], text bounded, levels valid, times at most
+    /// [`MAX_FUTURE_MS`] ahead, numbers finite, histograms consistent.
+    fn assert_decoded(d: &Decoded) {
+        assert!(d.accepted() <= MAX_RECORDS, "{} records kept", d.accepted());
+        assert_eq!(d.rejected.reasons.len(), d.rejected.count.min(MAX_REASONS));
+        let latest = NOW + MAX_FUTURE_MS;
+        for l in &d.logs {
+            assert!(l.ts <= latest, "a log at {}", l.ts);
+            assert_eq!(Level::parse(l.level.as_str()), Some(l.level));
+            assert_bounded_text("a message", &l.message, MAX_MESSAGE_BYTES);
+            if let Some(m) = &l.module {
+                assert!(!m.is_empty());
+                assert_bounded_text("a module", m, MAX_NAME_BYTES);
+            }
+            assert_bounded_attributes(&l.attributes);
+            assert_source(&l.source);
+        }
+        for r in &d.requests {
+            assert!(r.ts <= latest, "a request at {}", r.ts);
+            assert!((100..=599).contains(&r.status), "status {}", r.status);
+            assert!(r.duration_ms.is_finite() && r.duration_ms >= 0.0);
+            assert!(!r.service.is_empty());
+            for (what, t) in [
+                ("service", &r.service),
+                ("resource", &r.resource),
+                ("method", &r.method),
+            ] {
+                assert_bounded_text(what, t, MAX_NAME_BYTES);
+            }
+            assert_source(&r.source);
+        }
+        for p in &d.points {
+            assert!(p.ts <= latest, "a point at {}", p.ts);
+            assert_bounded_text("a metric name", &p.name, MAX_NAME_BYTES);
+            if let Some(u) = &p.unit {
+                assert_bounded_text("a unit", u, MAX_NAME_BYTES);
+            }
+            assert!(p.value.is_none_or(f64::is_finite));
+            assert!(p.sum.is_none_or(f64::is_finite));
+            assert!(p.bounds.iter().all(|b| b.is_finite()));
+            assert!(
+                p.bounds.windows(2).all(|w| w[0] < w[1]),
+                "bounds {:?}",
+                p.bounds
+            );
+            assert!(p.buckets.is_empty() || p.buckets.len() == p.bounds.len() + 1);
+            assert_bounded_attributes(&p.attributes);
+            assert_source(&p.source);
+        }
+    }
+
+    /// Records a Fluent Bit body holds when it is one JSON array or one
+    /// JSON value (other framings are counted by the decoder alone).
+    fn framed_records(data: &[u8]) -> Option<usize> {
+        match serde_json::from_slice::<Value>(data).ok()? {
+            Value::Array(a) => Some(a.len()),
+            _ => Some(1),
+        }
+    }
+
+    /// Options from the first byte: `?runtimeId=` and `?timeKey=` or not.
+    fn options(mode: u8) -> Options {
+        Options {
+            runtime_id: (mode & 1 != 0).then(|| "rt-1".into()),
+            time_key: (mode & 2 != 0).then(|| "ts".into()),
+        }
+    }
+
+    /// Decodes a Fluent Bit / Ballerina log body (`POST /icp/logs`); the
+    /// first byte picks the query options.
+    pub fn ingest_logs(data: &[u8]) {
+        let Some((&mode, body)) = data.split_first() else {
+            return;
+        };
+        match ingest::decode_logs(body, &dev(), &options(mode), NOW) {
+            Ok(d) => {
+                assert_decoded(&d);
+                assert!(d.points.is_empty());
+                if let Some(n) = framed_records(body) {
+                    assert_eq!(
+                        d.accepted() + d.rejected.count,
+                        n,
+                        "records kept and rejected"
+                    );
+                }
+            }
+            Err(e) => assert_refused(e),
+        }
+    }
+
+    /// Decodes request records (`POST /icp/metrics`); the first byte picks
+    /// the query options.
+    pub fn ingest_requests(data: &[u8]) {
+        let Some((&mode, body)) = data.split_first() else {
+            return;
+        };
+        match ingest::decode_requests(body, &dev(), &options(mode), NOW) {
+            Ok(d) => {
+                assert_decoded(&d);
+                assert!(d.logs.is_empty() && d.points.is_empty());
+                if let Some(n) = framed_records(body) {
+                    assert_eq!(
+                        d.accepted() + d.rejected.count,
+                        n,
+                        "records kept and rejected"
+                    );
+                }
+            }
+            Err(e) => assert_refused(e),
+        }
+    }
+
+    /// The items of `v[key]` when it is an array (what the OTLP decoders
+    /// walk), else none.
+    fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Decodes an OTLP/HTTP JSON logs body (`POST /v1/logs`): every
+    /// `logRecord` is kept or rejected.
+    pub fn otlp_logs(data: &[u8]) {
+        match ingest::decode_otlp_logs(data, &dev(), NOW) {
+            Ok(d) => {
+                assert_decoded(&d);
+                assert!(d.requests.is_empty() && d.points.is_empty());
+                let root: Value = serde_json::from_slice(data).unwrap();
+                let n: usize = items(&root, "resourceLogs")
+                    .iter()
+                    .flat_map(|r| items(r, "scopeLogs"))
+                    .map(|s| items(s, "logRecords").len())
+                    .sum();
+                assert_eq!(
+                    d.accepted() + d.rejected.count,
+                    n,
+                    "log records kept and rejected"
+                );
+            }
+            Err(e) => assert_refused(e),
+        }
+    }
+
+    /// Decodes an OTLP/HTTP JSON metrics body (`POST /v1/metrics`): every
+    /// data point is kept or rejected, and a metric without data is one
+    /// rejection.
+    pub fn otlp_metrics(data: &[u8]) {
+        match ingest::decode_otlp_metrics(data, &dev(), NOW) {
+            Ok(d) => {
+                assert_decoded(&d);
+                assert!(d.logs.is_empty() && d.requests.is_empty());
+                let root: Value = serde_json::from_slice(data).unwrap();
+                let kinds = [
+                    "sum",
+                    "gauge",
+                    "histogram",
+                    "exponentialHistogram",
+                    "summary",
+                ];
+                let n: usize = items(&root, "resourceMetrics")
+                    .iter()
+                    .flat_map(|r| items(r, "scopeMetrics"))
+                    .flat_map(|s| items(s, "metrics"))
+                    .map(|m| match kinds.iter().find_map(|k| m.get(*k)) {
+                        Some(data) => items(data, "dataPoints").len(),
+                        None => 1,
+                    })
+                    .sum();
+                assert_eq!(
+                    d.accepted() + d.rejected.count,
+                    n,
+                    "data points kept and rejected"
+                );
+            }
+            Err(e) => assert_refused(e),
+        }
+    }
+
     /// Replays `fuzz/seeds/` through the wrappers on every `cargo test`, so
     /// they keep compiling and their invariants hold on stable too.
     #[cfg(test)]
@@ -167,11 +416,15 @@ pub mod fuzzing {
         fn seeds_replay() {
             let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
             type Target = (&'static str, fn(&[u8]));
-            let targets: [Target; 4] = [
+            let targets: [Target; 8] = [
                 ("http_parse", super::http_parse),
                 ("token_verify", super::token_verify),
                 ("full_heartbeat", super::full_heartbeat),
                 ("delta_heartbeat", super::delta_heartbeat),
+                ("ingest_logs", super::ingest_logs),
+                ("ingest_requests", super::ingest_requests),
+                ("otlp_logs", super::otlp_logs),
+                ("otlp_metrics", super::otlp_metrics),
             ];
             for (name, run) in targets {
                 let mut count = 0;

@@ -39,6 +39,19 @@ enum Expect {
     /// routes, documented in `assets.rs`) or a 4xx JSON error; never any
     /// other file.
     Console,
+    /// 200 with a JSON body (a query that matches little or nothing).
+    JsonOk,
+    /// 200 with an attachment (a log download).
+    Download,
+    /// 200 `text/event-stream` (the live tail); only the head is read.
+    Stream,
+    /// An ingest answered 200 with its counts: `records` sent, of which
+    /// `accepted` (when given) were kept. The only cases that may write,
+    /// and only to `telemetry.db`, exactly what they report as accepted.
+    Ingested {
+        records: usize,
+        accepted: Option<usize>,
+    },
 }
 
 struct Case {
@@ -142,6 +155,17 @@ fn complete_reply(buf: &[u8]) -> Result<Option<Reply>, String> {
         })
         .collect();
     let status = r.code.unwrap_or(0);
+    let event_stream = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.starts_with("text/event-stream"));
+    if event_stream {
+        // The body runs until the stream ends: the head is the answer.
+        return Ok(Some(Reply {
+            status,
+            headers,
+            body: Vec::new(),
+        }));
+    }
     let len: usize = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
@@ -258,11 +282,12 @@ impl Corpus {
     }
 }
 
-/// Builds the corpus. `runtime_token` and `admin_token` are valid, so the
-/// body and path cases get past authentication.
-fn corpus(bridge: &Bridge, runtime_token: &str, admin_token: &str) -> Vec<Case> {
+/// Builds the corpus. The credentials are valid, so the body and path
+/// cases get past authentication.
+fn corpus(bridge: &Bridge, cred: &Credentials) -> Vec<Case> {
     use Expect::*;
     use Listener::*;
+    let (runtime_token, admin_token) = (&cred.runtime, &cred.admin);
     let mut c = Corpus { cases: Vec::new() };
     let rt_auth = format!("Bearer {runtime_token}");
     let admin_auth = format!("Bearer {admin_token}");
@@ -783,9 +808,9 @@ fn corpus(bridge: &Bridge, runtime_token: &str, admin_token: &str) -> Vec<Case> 
         ),
         ("management-token", Some(admin_auth.clone())),
     ];
-    for (name, auth) in tokens {
+    for (name, auth) in &tokens {
         let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(a) = &auth {
+        if let Some(a) = auth {
             headers.push(("Authorization", a.as_str()));
         }
         c.add(
@@ -936,6 +961,7 @@ fn corpus(bridge: &Bridge, runtime_token: &str, admin_token: &str) -> Vec<Case> 
         ("listener-state", "PUT", "/api/v1/projects/order-service/integrations/order-create/environments/dev/listeners/listener_1", json!({"state": "disabled"}), &[("state", "string"), ("runtimeIds", "string-list")]),
         ("logger-level", "PUT", "/api/v1/projects/order-service/integrations/order-create/environments/dev/loggers/acme%2Forders", json!({"level": "DEBUG"}), &[("level", "string"), ("runtimeIds", "string-list")]),
         ("change-password", "POST", "/api/v1/auth/change-password", json!({"currentPassword": "x", "newPassword": "y"}), &[("currentPassword", "string"), ("newPassword", "string")]),
+        ("ingest-tokens-create", "POST", "/api/v1/observability/ingest-tokens", json!({"name": "t1", "environment": "dev"}), &[("name", "string"), ("environment", "string"), ("project", "string"), ("integration", "string")]),
     ];
     for (tag, method, path, valid, fields) in &routes {
         for (what, body) in hostile_bodies() {
@@ -1300,29 +1326,1360 @@ fn corpus(bridge: &Bridge, runtime_token: &str, admin_token: &str) -> Vec<Case> 
             Console,
         );
     }
+    telemetry_corpus(&mut c, bridge, cred, &tokens);
     c.cases
 }
 
-/// Every table's rows, ordered, as text: a logical dump. `audit_log` is
-/// left out because every unsafe management request writes an entry,
-/// refused ones included (the router audits "whatever the handler did",
-/// see `src/http/api/mod.rs`): the corpus legitimately adds rows there.
-/// Last-seen columns are left out because the liveness loop flushes
-/// heartbeat times on its own schedule and authentication may record when
-/// an API token was last used; neither is state a bad request could
-/// corrupt.
-fn dump(data_dir: &std::path::Path) -> Vec<String> {
-    const EXCLUDED_TABLES: &[&str] = &["audit_log"];
-    const EXCLUDED_COLUMNS: &[(&str, &str)] = &[
-        ("runtimes", "last_heartbeat"),
-        ("runtimes", "last_full_heartbeat"),
-        ("api_tokens", "last_used_at"),
+// ---- Telemetry: ingest on the runtime listener, queries on management ----
+
+/// The credentials the telemetry cases use, all made before the first dump.
+struct Credentials {
+    /// A runtime token (the bridge's secret, environment dev).
+    runtime: String,
+    /// An active ingest token for dev.
+    ingest: String,
+    /// An active ingest token for prod: its `?runtimeId=` of a dev runtime
+    /// is out of scope.
+    ingest_prod: String,
+    /// An ingest token revoked through the API.
+    revoked: String,
+    /// A personal API token (Super Admin).
+    admin: String,
+}
+
+/// The four ingest endpoints, with a body of one valid record each.
+fn ingest_endpoints() -> [(&'static str, &'static str, Value); 4] {
+    [
+        (
+            "icp-logs",
+            "/icp/logs",
+            json!([{"log": "bad-input probe", "level": "info"}]),
+        ),
+        (
+            "icp-metrics",
+            "/icp/metrics",
+            json!([{"service": "orders", "statusCode": 200, "responseTimeMs": 1.5}]),
+        ),
+        (
+            "v1-logs",
+            "/v1/logs",
+            otlp_logs(json!({"body": {"stringValue": "bad-input probe"}})),
+        ),
+        (
+            "v1-metrics",
+            "/v1/metrics",
+            otlp_metrics(json!({"name": "probe", "gauge": {"dataPoints": [{"asDouble": 1}]}})),
+        ),
+    ]
+}
+
+/// An OTLP logs request holding one log record.
+fn otlp_logs(record: Value) -> Value {
+    json!({"resourceLogs": [{"resource": {"attributes": []},
+        "scopeLogs": [{"scope": {"name": "probe"}, "logRecords": [record]}]}]})
+}
+
+/// An OTLP metrics request holding one metric.
+fn otlp_metrics(metric: Value) -> Value {
+    json!({"resourceMetrics": [{"resource": {"attributes": []},
+        "scopeMetrics": [{"metrics": [metric]}]}]})
+}
+
+/// Adds the telemetry cases: ingest refused (credentials, media types,
+/// framing, bounds, scope), ingest accepted as lenient data (checked
+/// against `telemetry.db` as they run), and hostile query strings on the
+/// observability API.
+fn telemetry_corpus(
+    c: &mut Corpus,
+    bridge: &Bridge,
+    cred: &Credentials,
+    tokens: &[(&str, Option<String>)],
+) {
+    use Expect::*;
+    use Listener::*;
+    let post = |path: &str, auth: Option<&str>, content_type: &str, body: &[u8]| {
+        let mut headers = vec![("Content-Type", content_type)];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        request("POST", path, &headers, body)
+    };
+    let ingest_auth = format!("Bearer {}", cred.ingest);
+    let rt_auth = format!("Bearer {}", cred.runtime);
+    let json_ct = "application/json";
+
+    // Credentials: every bad runtime token of the heartbeat cases, and
+    // ingest tokens that are revoked, unknown or malformed. Always 401,
+    // whatever the body.
+    let (id, secret) = cred.ingest[5..].split_once('_').unwrap();
+    let ingest_tokens: Vec<(&str, String)> = vec![
+        ("ingest-revoked", format!("Bearer {}", cred.revoked)),
+        (
+            "ingest-wrong-secret",
+            format!("Bearer icpi_{id}_{}", B64URL.encode([7u8; 32])),
+        ),
+        (
+            "ingest-secret-truncated",
+            format!("Bearer icpi_{id}_{}", &secret[..secret.len() - 1]),
+        ),
+        ("ingest-secret-extended", format!("Bearer {}x", cred.ingest)),
+        (
+            "ingest-unknown-id",
+            format!("Bearer icpi_00000000_{secret}"),
+        ),
+        (
+            "ingest-id-not-hex",
+            format!("Bearer icpi_zzzzzzzz_{secret}"),
+        ),
+        ("ingest-id-sql", "Bearer icpi_' OR 1=1--_x".into()),
+        (
+            "ingest-id-short",
+            format!("Bearer icpi_{}_{secret}", &id[..7]),
+        ),
+        ("ingest-prefix-only", "Bearer icpi_".into()),
+        ("ingest-no-secret", format!("Bearer icpi_{id}")),
+        ("ingest-empty-secret", format!("Bearer icpi_{id}_")),
+        (
+            "ingest-uppercase-prefix",
+            format!("Bearer ICPI_{id}_{secret}"),
+        ),
+        ("ingest-without-scheme", cred.ingest.clone()),
+        ("ingest-basic-scheme", format!("Basic {}", cred.ingest)),
+        (
+            "ingest-huge",
+            format!("Bearer icpi_{id}_{}", "a".repeat(8000)),
+        ),
+        ("api-token", format!("Bearer {}", cred.admin)),
     ];
-    let db = rusqlite::Connection::open_with_flags(
-        data_dir.join("icp.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    for (tag, path, body) in ingest_endpoints() {
+        let body = body.to_string();
+        for (name, auth) in tokens {
+            c.add(
+                format!("ingest/{tag}/token-{name}"),
+                Runtime,
+                post(path, auth.as_deref(), json_ct, body.as_bytes()),
+                Error(&[401]),
+            );
+        }
+        for (name, auth) in &ingest_tokens {
+            c.add(
+                format!("ingest/{tag}/token-{name}"),
+                Runtime,
+                post(path, Some(auth), json_ct, body.as_bytes()),
+                Error(&[401]),
+            );
+        }
+        // Authentication comes before the media type: an unauthenticated
+        // protobuf body is a 401, not a 415.
+        c.add(
+            format!("ingest/{tag}/protobuf-without-token"),
+            Runtime,
+            post(path, None, "application/x-protobuf", b"\x0a\x02\x08\x01"),
+            Error(&[401]),
+        );
+        // What icpd does not decode: 415 naming what to send.
+        type Media<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+        let media: Vec<Media> = vec![
+            ("protobuf", vec![("Content-Type", "application/x-protobuf")], b"\x0a\x0b\x0a\x09\x12\x07\x0a\x05probe".to_vec()),
+            ("protobuf-upper", vec![("Content-Type", "APPLICATION/X-PROTOBUF")], b"\x0a\x00".to_vec()),
+            ("protobuf-with-params", vec![("Content-Type", "application/protobuf; charset=binary")], b"\x0a\x00".to_vec()),
+            ("msgpack", vec![("Content-Type", "application/msgpack")], b"\x91\x81\xa3log\xa1x".to_vec()),
+            ("msgpack-x", vec![("Content-Type", "application/x-msgpack")], b"\x90".to_vec()),
+            ("gzip", vec![("Content-Type", json_ct), ("Content-Encoding", "gzip")], b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x8b\x8e\x05\x00\x29\xbb\x4c\x0d\x02\x00\x00\x00".to_vec()),
+            ("gzip-upper", vec![("Content-Type", json_ct), ("Content-Encoding", "GZIP")], body.as_bytes().to_vec()),
+            ("deflate", vec![("Content-Type", json_ct), ("Content-Encoding", "deflate")], b"\x78\x9c\x8b\x8e\x05\x00\x01\x15\x00\xb9".to_vec()),
+            ("brotli", vec![("Content-Type", json_ct), ("Content-Encoding", "br")], b"\x0b\x00\x80[]\x03".to_vec()),
+            ("zstd", vec![("Content-Type", json_ct), ("Content-Encoding", "zstd")], b"\x28\xb5\x2f\xfd".to_vec()),
+            ("encoding-list", vec![("Content-Type", json_ct), ("Content-Encoding", "identity, gzip")], body.as_bytes().to_vec()),
+        ];
+        for (name, headers, payload) in media {
+            let mut h = headers.clone();
+            h.push(("Authorization", &ingest_auth));
+            c.add(
+                format!("ingest/{tag}/media-{name}"),
+                Runtime,
+                request("POST", path, &h, &payload),
+                Error(&[415]),
+            );
+        }
+        // A control character in the header: the connection layer's 400.
+        c.add(
+            format!("ingest/{tag}/media-encoding-control-character"),
+            Runtime,
+            request(
+                "POST",
+                path,
+                &[
+                    ("Authorization", &ingest_auth),
+                    ("Content-Encoding", "\u{1}gzip"),
+                ],
+                body.as_bytes(),
+            ),
+            Error(&[400]),
+        );
+        // Protobuf bytes declared as JSON, and XML: not JSON, 400.
+        for (name, ct, payload) in [
+            (
+                "protobuf-as-json",
+                json_ct,
+                b"\x0a\x0b\x0a\x09\x12\x07\x0a\x05probe".as_slice(),
+            ),
+            ("xml", "text/xml", b"<logs><log>x</log></logs>".as_slice()),
+            (
+                "form",
+                "application/x-www-form-urlencoded",
+                b"log=x&level=info".as_slice(),
+            ),
+        ] {
+            c.add(
+                format!("ingest/{tag}/body-{name}"),
+                Runtime,
+                post(path, Some(&ingest_auth), ct, payload),
+                Error(&[400]),
+            );
+        }
+        // Methods and paths.
+        for (name, method, target, status) in [
+            ("get", "GET", path.to_string(), 405),
+            ("put", "PUT", path.to_string(), 405),
+            ("delete", "DELETE", path.to_string(), 405),
+            ("lowercase-post", "post", path.to_string(), 405),
+            ("trailing-slash", "POST", format!("{path}/"), 404),
+            ("dotdot", "POST", format!("{path}/../{}", &path[1..]), 404),
+            (
+                "encoded-slash",
+                "POST",
+                format!("/{}", path[1..].replacen('/', "%2F", 1)),
+                404,
+            ),
+            ("upper-case-path", "POST", path.to_ascii_uppercase(), 404),
+        ] {
+            c.add(
+                format!("ingest/{tag}/route-{name}"),
+                Runtime,
+                request(
+                    method,
+                    &target,
+                    &[("Authorization", &ingest_auth), ("Content-Type", json_ct)],
+                    body.as_bytes(),
+                ),
+                Status(status),
+            );
+        }
+        // Bodies over the limit, refused from the head.
+        c.add(
+            format!("ingest/{tag}/content-length-5mib"),
+            Runtime,
+            request(
+                "POST",
+                path,
+                &[
+                    ("Authorization", &ingest_auth),
+                    ("Content-Length", "5242880"),
+                ],
+                b"",
+            ),
+            Error(&[413]),
+        );
+        // A `?runtimeId=` that cannot be a runtime id refuses the batch.
+        c.add(
+            format!("ingest/{tag}/runtimeId-param-129-bytes"),
+            Runtime,
+            post(
+                &format!("{path}?runtimeId={}", "r".repeat(129)),
+                Some(&ingest_auth),
+                json_ct,
+                body.as_bytes(),
+            ),
+            Error(&[400]),
+        );
+        // A known runtime outside the credential's scope: 403 for the batch.
+        c.add(
+            format!("ingest/{tag}/runtimeId-param-other-environment"),
+            Runtime,
+            post(
+                &format!("{path}?runtimeId={}", bridge.runtime_id),
+                Some(&format!("Bearer {}", cred.ingest_prod)),
+                json_ct,
+                body.as_bytes(),
+            ),
+            Error(&[403]),
+        );
+    }
+
+    // Framing: the same hostile bodies as everywhere, on every endpoint.
+    // The Fluent Bit framing takes any JSON value as a record (and rejects
+    // what is not an object on its own); OTLP needs one object.
+    for (tag, path, _) in ingest_endpoints() {
+        let otlp = path.starts_with("/v1/");
+        for (what, body) in hostile_bodies() {
+            let expect = match what {
+                "array" if otlp => Error(&[400]),
+                "array" => Ingested {
+                    records: 0,
+                    accepted: Some(0),
+                },
+                "string" | "number" | "null" if otlp => Error(&[400]),
+                "string" | "number" | "null" => Ingested {
+                    records: 1,
+                    accepted: Some(0),
+                },
+                _ => Error(&[400]),
+            };
+            c.add(
+                format!("ingest/{tag}/body-{what}"),
+                Runtime,
+                post(path, Some(&ingest_auth), json_ct, &body),
+                expect,
+            );
+        }
+        for (what, body) in [
+            ("truncated-array", b"[{\"log\": \"a\"}, {\"log\": ".to_vec()),
+            ("unterminated-string", b"{\"log\": \"abc".to_vec()),
+            ("only-brackets", b"]][[".to_vec()),
+            (
+                "nested-100",
+                format!("[{}]", nested_objects(100)).into_bytes(),
+            ),
+            ("nested-200", nested_objects(200).into_bytes()),
+            (
+                "deep-array-in-record",
+                format!("[{{\"log\": {}}}]", nested(100_000)).into_bytes(),
+            ),
+            (
+                "utf16",
+                "[{\"log\":\"x\"}]"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes)
+                    .collect(),
+            ),
+            ("invalid-utf8-key", b"[{\"\xff\": 1}]".to_vec()),
+            (
+                "invalid-utf8-in-lines",
+                b"{\"log\": \"\xc3\x28\"}\n{\"log\": \"\xed\xa0\x80\"}".to_vec(),
+            ),
+            ("lines-all-bad", b"{\nnope\n}\n".to_vec()),
+            (
+                "10001-records",
+                format!("[{}]", vec!["{}"; 10_001].join(",")).into_bytes(),
+            ),
+            ("10001-lines", vec!["{}"; 10_001].join("\n").into_bytes()),
+            ("10001-stream", vec!["{}"; 10_001].join("").into_bytes()),
+            (
+                "10001-nulls",
+                format!("[{}]", vec!["null"; 10_001].join(",")).into_bytes(),
+            ),
+            ("10001-bad-lines", vec!["x"; 10_001].join("\n").into_bytes()),
+        ] {
+            let expect = match what {
+                // Objects nested under the recursion limit are one record
+                // each: a log with a JSON attribute, no request record.
+                "nested-100" if !otlp => Ingested {
+                    records: 1,
+                    accepted: None,
+                },
+                "nested-100" => Error(&[400]),
+                _ => Error(&[400]),
+            };
+            c.add(
+                format!("ingest/{tag}/body-{what}"),
+                Runtime,
+                post(path, Some(&ingest_auth), json_ct, &body),
+                expect,
+            );
+        }
+    }
+    // OTLP with more than 10,000 items in all, spread so no one list is long.
+    let many_logs = json!({"resourceLogs": (0..11).map(|_| json!({"scopeLogs": [{"logRecords": vec![json!({}); 1000]}]})).collect::<Vec<_>>()});
+    c.add(
+        "ingest/v1-logs/11000-records-in-11-resources",
+        Runtime,
+        post(
+            "/v1/logs",
+            Some(&ingest_auth),
+            json_ct,
+            many_logs.to_string().as_bytes(),
+        ),
+        Error(&[400]),
+    );
+    let many_points = otlp_metrics(
+        json!({"name": "m", "gauge": {"dataPoints": vec![json!({"asInt": 1}); 10_001]}}),
+    );
+    c.add(
+        "ingest/v1-metrics/10001-points",
+        Runtime,
+        post(
+            "/v1/metrics",
+            Some(&ingest_auth),
+            json_ct,
+            many_points.to_string().as_bytes(),
+        ),
+        Error(&[400]),
+    );
+
+    // Accepted as data, bounded, or rejected one record at a time: 200
+    // with the counts, and `telemetry.db` gains exactly what was accepted.
+    type Lenient = (String, &'static str, Vec<u8>, Expect);
+    let one = |tag: &str, path: &'static str, body: Value, accepted: Option<usize>| -> Lenient {
+        (
+            tag.to_string(),
+            path,
+            body.to_string().into_bytes(),
+            Ingested {
+                records: 1,
+                accepted,
+            },
+        )
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let huge = "x".repeat(100_000);
+    let mut lenient: Vec<Lenient> = Vec::new();
+    // Every field of a log record with a value of every JSON type.
+    for f in [
+        "time",
+        "date",
+        "@timestamp",
+        "timestamp",
+        "message",
+        "msg",
+        "log",
+        "level",
+        "severity",
+        "lvl",
+        "module",
+        "logger",
+        "runtimeId",
+    ] {
+        for (t, v) in wrong_types("any") {
+            let mut r = json!({"log": "typed"});
+            r[f] = v;
+            lenient.push(one(&format!("icp-logs/{f}-as-{t}"), "/icp/logs", r, None));
+        }
+        let mut r = json!({"log": "typed"});
+        r[f] = Value::Null;
+        lenient.push(one(&format!("icp-logs/{f}-as-null"), "/icp/logs", r, None));
+    }
+    for f in [
+        "time",
+        "service",
+        "resource",
+        "method",
+        "statusCode",
+        "responseTimeMs",
+        "response_time_seconds",
+        "runtimeId",
+        "entrypoint.service.name",
+        "http.status_code",
+    ] {
+        for (t, v) in wrong_types("any") {
+            let mut r = json!({"service": "orders", "statusCode": 200, "responseTimeMs": 1.5});
+            r[f] = v;
+            lenient.push(one(
+                &format!("icp-metrics/{f}-as-{t}"),
+                "/icp/metrics",
+                r,
+                None,
+            ));
+        }
+    }
+    for f in [
+        "timeUnixNano",
+        "observedTimeUnixNano",
+        "severityText",
+        "severityNumber",
+        "body",
+        "attributes",
+        "traceId",
+        "spanId",
+    ] {
+        for (t, v) in wrong_types("any") {
+            let mut r = json!({"body": {"stringValue": "typed"}});
+            r[f] = v;
+            lenient.push(one(
+                &format!("v1-logs/{f}-as-{t}"),
+                "/v1/logs",
+                otlp_logs(r),
+                None,
+            ));
+        }
+    }
+    for f in ["asDouble", "asInt", "timeUnixNano", "attributes"] {
+        for (t, v) in wrong_types("any") {
+            let mut p = json!({"asDouble": 1.0});
+            p[f] = v;
+            lenient.push(one(
+                &format!("v1-metrics/gauge-{f}-as-{t}"),
+                "/v1/metrics",
+                otlp_metrics(json!({"name": "g", "gauge": {"dataPoints": [p]}})),
+                None,
+            ));
+        }
+    }
+    for f in ["count", "sum", "explicitBounds", "bucketCounts"] {
+        for (t, v) in wrong_types("any") {
+            let mut p =
+                json!({"count": 2, "sum": 3.0, "explicitBounds": [1.0], "bucketCounts": [1, 1]});
+            p[f] = v;
+            lenient.push(one(
+                &format!("v1-metrics/histogram-{f}-as-{t}"),
+                "/v1/metrics",
+                otlp_metrics(json!({"name": "h", "histogram": {"dataPoints": [p]}})),
+                None,
+            ));
+        }
+    }
+    // Times: absurd, negative, future, far future.
+    let day = 86_400_000i64;
+    for (name, v, accepted) in [
+        ("zero", json!(0), Some(1)),
+        ("negative", json!(-1), Some(1)),
+        ("negative-huge", json!(-1e300), Some(1)),
+        ("one-second-epoch", json!(1), Some(1)),
+        ("year-9999", json!("9999-12-31T23:59:59Z"), Some(0)),
+        ("year-0", json!("0000-01-01T00:00:00Z"), Some(1)),
+        ("u64-max", json!(u64::MAX), Some(0)),
+        ("i64-min", json!(i64::MIN), Some(1)),
+        ("1e308", json!(1e308), Some(1)),
+        ("future-2-days-ms", json!(now_ms + 2 * day), Some(0)),
+        ("future-12-hours-ms", json!(now_ms + day / 2), Some(1)),
+        ("nan-string", json!("NaN"), Some(1)),
+        ("infinity-string", json!("Infinity"), Some(1)),
+        ("minus-infinity-string", json!("-inf"), Some(1)),
+        ("1e999-string", json!("1e999"), Some(1)),
+        (
+            "rfc3339-offset-overflow",
+            json!("2026-11-22T12:00:00+99:99"),
+            Some(1),
+        ),
+        ("rfc3339-month-13", json!("2026-13-01T00:00:00Z"), Some(1)),
+        ("hex", json!("0x1F"), Some(1)),
+        ("sql", json!("' OR 1=1--"), Some(1)),
+    ] {
+        lenient.push(one(
+            &format!("icp-logs/time-{name}"),
+            "/icp/logs",
+            json!({"time": v, "log": "t"}),
+            accepted,
+        ));
+        lenient.push(one(
+            &format!("icp-metrics/time-{name}"),
+            "/icp/metrics",
+            json!({"time": v, "service": "s", "statusCode": 200, "responseTimeMs": 1}),
+            accepted,
+        ));
+    }
+    for (name, v, accepted) in [
+        ("zero", json!("0"), Some(1)),
+        ("negative", json!("-1"), Some(1)),
+        ("u64-max", json!(u64::MAX.to_string()), Some(0)),
+        ("beyond-u64", json!("99999999999999999999999"), Some(1)),
+        (
+            "future-2-days",
+            json!(((now_ms + 2 * day) as u128 * 1_000_000).to_string()),
+            Some(0),
+        ),
+        ("float", json!(1.5e18), Some(1)),
+        ("nan-string", json!("NaN"), Some(1)),
+        ("infinity-string", json!("inf"), Some(1)),
+    ] {
+        lenient.push(one(
+            &format!("v1-logs/time-{name}"),
+            "/v1/logs",
+            otlp_logs(json!({"timeUnixNano": v, "body": {"stringValue": "t"}})),
+            accepted,
+        ));
+        lenient.push(one(
+            &format!("v1-metrics/time-{name}"),
+            "/v1/metrics",
+            otlp_metrics(
+                json!({"name": "t", "gauge": {"dataPoints": [{"timeUnixNano": v, "asInt": 1}]}}),
+            ),
+            accepted,
+        ));
+    }
+    // Numbers and levels nobody should send.
+    for (name, r, accepted) in [
+        (
+            "status-99",
+            json!({"service": "s", "statusCode": 99, "responseTimeMs": 1}),
+            Some(0),
+        ),
+        (
+            "status-600",
+            json!({"service": "s", "statusCode": 600, "responseTimeMs": 1}),
+            Some(0),
+        ),
+        (
+            "status-float",
+            json!({"service": "s", "statusCode": 200.5, "responseTimeMs": 1}),
+            Some(0),
+        ),
+        (
+            "status-nan-string",
+            json!({"service": "s", "statusCode": "NaN", "responseTimeMs": 1}),
+            Some(0),
+        ),
+        (
+            "status-huge",
+            json!({"service": "s", "statusCode": u64::MAX, "responseTimeMs": 1}),
+            Some(0),
+        ),
+        (
+            "duration-negative",
+            json!({"service": "s", "statusCode": 200, "responseTimeMs": -1}),
+            Some(0),
+        ),
+        (
+            "duration-nan-string",
+            json!({"service": "s", "statusCode": 200, "responseTimeMs": "NaN"}),
+            Some(0),
+        ),
+        (
+            "duration-inf-string",
+            json!({"service": "s", "statusCode": 200, "responseTimeMs": "inf"}),
+            Some(0),
+        ),
+        (
+            "duration-1e308",
+            json!({"service": "s", "statusCode": 200, "responseTimeMs": 1e308}),
+            Some(1),
+        ),
+        (
+            "seconds-1e308",
+            json!({"service": "s", "statusCode": 200, "response_time_seconds": "1e308"}),
+            Some(0),
+        ),
+        (
+            "service-blank",
+            json!({"service": "   ", "statusCode": 200, "responseTimeMs": 1}),
+            Some(0),
+        ),
+        (
+            "service-huge",
+            json!({"service": huge, "statusCode": 200, "responseTimeMs": 1}),
+            Some(1),
+        ),
+    ] {
+        lenient.push(one(
+            &format!("icp-metrics/{name}"),
+            "/icp/metrics",
+            r,
+            accepted,
+        ));
+    }
+    for (name, level) in [
+        ("level-1e308", json!(1e308)),
+        ("level-negative", json!(-1e308)),
+        ("level-unknown", json!("LOUD")),
+        ("level-nul", json!("\u{0}")),
+        ("level-huge", json!(huge)),
+    ] {
+        lenient.push(one(
+            &format!("icp-logs/{name}"),
+            "/icp/logs",
+            json!({"log": "l", "level": level}),
+            Some(1),
+        ));
+    }
+    for (name, n) in [
+        ("severity-0", json!(0)),
+        ("severity-25", json!(25)),
+        ("severity-negative", json!(-5)),
+        ("severity-huge", json!(1e300)),
+        ("severity-nan-string", json!("NaN")),
+    ] {
+        lenient.push(one(
+            &format!("v1-logs/{name}"),
+            "/v1/logs",
+            otlp_logs(json!({"severityNumber": n, "body": {"stringValue": "s"}})),
+            Some(1),
+        ));
+    }
+    for (name, p, accepted) in [
+        ("value-huge-string", json!({"asDouble": "1e999"}), Some(0)),
+        ("value-nan-string", json!({"asDouble": "NaN"}), Some(0)),
+        (
+            "int-beyond-i64",
+            json!({"asInt": "99999999999999999999999"}),
+            Some(1),
+        ),
+        ("no-value", json!({}), Some(0)),
+    ] {
+        lenient.push(one(
+            &format!("v1-metrics/{name}"),
+            "/v1/metrics",
+            otlp_metrics(json!({"name": "g", "sum": {"dataPoints": [p]}})),
+            accepted,
+        ));
+    }
+    for (name, p, accepted) in [
+        (
+            "buckets-one-short",
+            json!({"count": 1, "explicitBounds": [1, 2], "bucketCounts": [1, 0]}),
+            Some(0),
+        ),
+        (
+            "bounds-decreasing",
+            json!({"count": 1, "explicitBounds": [2, 1], "bucketCounts": [1, 0, 0]}),
+            Some(0),
+        ),
+        (
+            "bounds-nan",
+            json!({"count": 1, "explicitBounds": ["NaN"], "bucketCounts": [1, 0]}),
+            Some(0),
+        ),
+        (
+            "count-u64-max",
+            json!({"count": u64::MAX, "explicitBounds": [], "bucketCounts": [u64::MAX]}),
+            Some(1),
+        ),
+        (
+            "count-beyond-u64",
+            json!({"count": "99999999999999999999999"}),
+            Some(0),
+        ),
+        ("count-negative", json!({"count": -1}), Some(0)),
+        (
+            "10000-bounds",
+            json!({"count": 0, "explicitBounds": (0..10_000).collect::<Vec<_>>(), "bucketCounts": vec![0; 10_001]}),
+            Some(1),
+        ),
+    ] {
+        lenient.push(one(
+            &format!("v1-metrics/histogram-{name}"),
+            "/v1/metrics",
+            otlp_metrics(json!({"name": "h", "histogram": {"dataPoints": [p]}})),
+            accepted,
+        ));
+    }
+    for (name, kind) in [
+        ("exponential-histogram", "exponentialHistogram"),
+        ("summary", "summary"),
+    ] {
+        lenient.push(one(
+            &format!("v1-metrics/{name}"),
+            "/v1/metrics",
+            otlp_metrics(json!({"name": "x", kind: {"dataPoints": [{"count": 1}]}})),
+            Some(0),
+        ));
+    }
+    // Over-long and odd text: cut and marked, stored as data.
+    let many_attrs: serde_json::Map<String, Value> =
+        (0..1000).map(|i| (format!("k{i}"), json!(i))).collect();
+    let mut wide = Value::Object(many_attrs.clone());
+    wide["log"] = json!("wide");
+    for (name, r) in [
+        ("message-100k", json!({"log": huge})),
+        ("message-multibyte-40k", json!({"log": "é".repeat(20_000)})),
+        (
+            "message-object",
+            json!({"log": {"nested": [1, 2, {"a": huge}]}}),
+        ),
+        ("attribute-100k", json!({"log": "a", "big": huge})),
+        ("attribute-key-100k", json!({"log": "a", huge.clone(): 1})),
+        ("attributes-1000", wide),
+        ("module-100k", json!({"log": "m", "module": huge})),
+        (
+            "message-nul-and-controls",
+            json!({"log": "a\u{0}b\u{1b}[31mred\r\nforged line"}),
+        ),
+        (
+            "message-bearer-token",
+            json!({"log": "Authorization: Bearer icpi_00000000_notarealtoken"}),
+        ),
+        (
+            "message-fts-syntax",
+            json!({"log": "\"payment\" AND NEAR(order failed, 2) OR message:x* -y ^z"}),
+        ),
+        ("message-sql", json!({"log": "'); DROP TABLE logs;--"})),
+        (
+            "runtimeId-sql",
+            json!({"log": "r", "runtimeId": "' OR '1'='1"}),
+        ),
+        (
+            "runtimeId-traversal",
+            json!({"log": "r", "runtimeId": "../../icp.db"}),
+        ),
+        (
+            "runtimeId-newline",
+            json!({"log": "r", "runtimeId": "a\nb"}),
+        ),
+        (
+            "runtimeId-object",
+            json!({"log": "r", "runtimeId": {"$ne": null}}),
+        ),
+    ] {
+        lenient.push(one(&format!("icp-logs/{name}"), "/icp/logs", r, Some(1)));
+    }
+    for (name, r, accepted) in [
+        (
+            "runtimeId-129-bytes",
+            json!({"log": "r", "runtimeId": "r".repeat(129)}),
+            Some(0),
+        ),
+        (
+            "runtimeId-known-runtime",
+            json!({"log": "r", "runtimeId": bridge.runtime_id}),
+            Some(1),
+        ),
+    ] {
+        lenient.push(one(&format!("icp-logs/{name}"), "/icp/logs", r, accepted));
+    }
+    lenient.push(one("v1-logs/service-instance-id-129-bytes", "/v1/logs", json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.instance.id", "value": {"stringValue": "r".repeat(129)}}]}, "scopeLogs": [{"logRecords": [{}]}]}]}), Some(0)));
+    lenient.push(one("v1-logs/body-kvlist-deep", "/v1/logs", otlp_logs(json!({"body": {"kvlistValue": {"values": [{"key": "a", "value": {"arrayValue": {"values": [{"stringValue": huge}]}}}]}}})), Some(1)));
+    lenient.push(one("v1-logs/attributes-1000", "/v1/logs", otlp_logs(json!({"body": {"stringValue": "w"}, "attributes": (0..1000).map(|i| json!({"key": format!("k{i}"), "value": {"intValue": i.to_string()}})).collect::<Vec<_>>()})), Some(1)));
+    lenient.push(one(
+        "v1-metrics/name-100k",
+        "/v1/metrics",
+        otlp_metrics(json!({"name": huge, "unit": huge, "gauge": {"dataPoints": [{"asInt": 1}]}})),
+        Some(1),
+    ));
+    for (name, path, body, expect) in lenient {
+        c.add(
+            format!("ingest/{name}"),
+            Runtime,
+            post(path, Some(&ingest_auth), json_ct, &body),
+            expect,
+        );
+    }
+    // The runtime token on the same endpoints: a record naming its own
+    // runtime is attributed, one naming nonsense keeps it as a label.
+    for (name, path, body) in [
+        (
+            "runtime-token/icp-logs",
+            "/icp/logs",
+            json!([{"log": "mine", "runtimeId": bridge.runtime_id}, {"log": "other", "runtimeId": "'; DROP TABLE runtimes;--"}]),
+        ),
+        (
+            "runtime-token/icp-metrics",
+            "/icp/metrics",
+            json!([{"service": "s", "statusCode": 500, "responseTimeMs": 3, "runtimeId": bridge.runtime_id}, {"service": "s", "statusCode": 200, "responseTimeMs": 1e-300}]),
+        ),
+    ] {
+        c.add(
+            format!("ingest/{name}"),
+            Runtime,
+            post(path, Some(&rt_auth), json_ct, body.to_string().as_bytes()),
+            Ingested {
+                records: 2,
+                accepted: Some(2),
+            },
+        );
+    }
+    // A record naming a known runtime outside the token's scope (a prod
+    // token, a dev runtime) is rejected on its own; the rest is kept.
+    c.add(
+        "ingest/icp-logs/record-runtimeId-other-environment",
+        Runtime,
+        post(
+            "/icp/logs",
+            Some(&format!("Bearer {}", cred.ingest_prod)),
+            json_ct,
+            json!([{"log": "theirs", "runtimeId": bridge.runtime_id}, {"log": "mine"}])
+                .to_string()
+                .as_bytes(),
+        ),
+        Ingested {
+            records: 2,
+            accepted: Some(1),
+        },
+    );
+    // `?runtimeId=` injection: unknown, so a label within the scope.
+    for (name, id) in [
+        ("sql", "%27%20OR%201%3D1--"),
+        ("nul", "a%00b"),
+        ("crlf", "a%0D%0AX-Injected:%201"),
+        ("bad-percent", "%zz"),
+        ("invalid-utf8", "%ff%fe"),
+        ("plus", "a+b"),
+    ] {
+        c.add(
+            format!("ingest/icp-logs/runtimeId-param-{name}"),
+            Runtime,
+            post(
+                &format!("/icp/logs?runtimeId={id}&timeKey=%ff"),
+                Some(&ingest_auth),
+                json_ct,
+                br#"{"log": "p"}"#,
+            ),
+            Ingested {
+                records: 1,
+                accepted: Some(1),
+            },
+        );
+    }
+
+    // ---- Management: observability queries ------------------------------
+    let admin_auth = format!("Bearer {}", cred.admin);
+    let get = |target: &str| request("GET", target, &[("Authorization", &admin_auth)], b"");
+    const OBS: &str = "/api/v1/observability";
+    let huge_q = "q".repeat(12_000);
+    let huge_cursor = format!("cursor={}", "A".repeat(10_000));
+    let huge_runtime = format!("runtime={}", "r".repeat(10_000));
+    // FTS5 syntax in q is a phrase, never a query: 200 on the log query and
+    // the download, an open stream on the tail.
+    let phrases = [
+        ("quote", "%22"),
+        ("quotes", "%22%22%22"),
+        ("unbalanced-quote", "%22payment"),
+        ("star", "*"),
+        ("prefix-star", "pay*"),
+        ("near", "NEAR(a%20b,%202)"),
+        ("near-open", "NEAR("),
+        ("and", "AND"),
+        ("or-not", "a%20OR%20b%20NOT%20c"),
+        ("minus", "-"),
+        ("minus-word", "-payment"),
+        ("caret", "%5E"),
+        ("caret-word", "%5Epayment"),
+        ("column-filter", "message:x"),
+        ("column-filter-unknown", "nope:x"),
+        ("column-set", "%7Bmessage%7D:%20x"),
+        ("parens", "((("),
+        ("plus-join", "a%20+%20b"),
+        ("colon", ":"),
+        ("sql", "%27%20OR%201%3D1--"),
+        ("like-wildcards", "%25_%25"),
+        ("nul", "%00"),
+        ("newline", "a%0Ab"),
+        ("emoji", "%F0%9F%92%A5"),
+        ("huge", huge_q.as_str()),
+        ("bad-percent", "%zz"),
+        ("invalid-utf8", "%ff%fe"),
+        ("truncated-percent", "%2"),
+    ];
+    for (name, q) in phrases {
+        c.add(
+            format!("observability/logs/q-{name}"),
+            Management,
+            get(&format!("{OBS}/logs?q={q}")),
+            JsonOk,
+        );
+        c.add(
+            format!("observability/download/q-{name}"),
+            Management,
+            get(&format!("{OBS}/logs/download?q={q}&limit=10")),
+            Download,
+        );
+        c.add(
+            format!("observability/tail/q-{name}"),
+            Management,
+            get(&format!("{OBS}/logs/tail?q={q}")),
+            Stream,
+        );
+    }
+    // Parameters that are refused: 400 on every log route that takes them.
+    let bad_log_params: Vec<(&str, String)> = vec![
+        ("level-unknown", "level=LOUD".into()),
+        ("level-sql", "level=%27%20OR%201%3D1".into()),
+        ("level-list-bad", "level=ERROR,,NOPE".into()),
+        ("from-garbage", "from=yesterday".into()),
+        ("from-float", "from=1.5".into()),
+        ("from-beyond-i64", "from=99999999999999999999999".into()),
+        ("from-rfc-nonsense", "from=2026-13-45T99:99:99Z".into()),
+        ("to-garbage", "to=%27%20OR%201%3D1".into()),
+        ("to-nan", "to=NaN".into()),
+        (
+            "integration-without-project",
+            "integration=order-create".into(),
+        ),
+    ];
+    for (name, query) in &bad_log_params {
+        c.add(
+            format!("observability/logs/{name}"),
+            Management,
+            get(&format!("{OBS}/logs?{query}")),
+            Status(400),
+        );
+        c.add(
+            format!("observability/download/{name}"),
+            Management,
+            get(&format!("{OBS}/logs/download?{query}")),
+            Status(400),
+        );
+        c.add(
+            format!("observability/tail/{name}"),
+            Management,
+            get(&format!("{OBS}/logs/tail?{query}")),
+            Status(400),
+        );
+    }
+    for (name, query) in [
+        ("limit-0", "limit=0"),
+        ("limit-negative", "limit=-1"),
+        ("limit-501", "limit=501"),
+        ("limit-huge", "limit=99999999999999999999"),
+        ("limit-float", "limit=1e3"),
+        ("limit-sql", "limit=1%20OR%201=1"),
+        ("order-sideways", "order=sideways"),
+        ("order-sql", "order=id;DROP%20TABLE%20logs"),
+        ("cursor-garbage", "cursor=%27%20OR%201=1--"),
+        ("cursor-not-base64", "cursor=!!!"),
+        ("cursor-zero", "cursor=MA"),
+        ("cursor-negative", "cursor=LTE"),
+        ("cursor-beyond-i64", "cursor=OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ"),
+        ("cursor-huge", huge_cursor.as_str()),
+        ("cursor-padding", "cursor=MQ%3D%3D"),
+    ] {
+        c.add(
+            format!("observability/logs/{name}"),
+            Management,
+            get(&format!("{OBS}/logs?{query}")),
+            Status(400),
+        );
+    }
+    for (name, query) in [
+        ("limit-100001", "limit=100001"),
+        ("limit-0", "limit=0"),
+        ("format-xml", "format=xml"),
+        ("format-sql", "format=%27--"),
+    ] {
+        c.add(
+            format!("observability/download/{name}"),
+            Management,
+            get(&format!("{OBS}/logs/download?{query}")),
+            Status(400),
+        );
+    }
+    // Odd but valid: 200 with what matches (often nothing).
+    for (name, query) in [
+        ("unknown-environment", "environment=nowhere"),
+        ("environment-sql", "environment=%27%20OR%201%3D1--"),
+        ("unknown-project", "project=nope&integration=nope"),
+        ("runtime-sql", "runtime=%27%20OR%201%3D1--"),
+        ("runtime-huge", huge_runtime.as_str()),
+        (
+            "from-after-to",
+            "from=2026-11-23T00:00:00Z&to=2026-11-22T00:00:00Z",
+        ),
+        ("from-i64-min", "from=-9223372036854775808"),
+        ("to-i64-max", "to=9223372036854775807"),
+        (
+            "both-extremes",
+            "from=-9223372036854775808&to=9223372036854775807",
+        ),
+        ("year-9999", "from=9999-12-31T23:59:59Z"),
+        ("unknown-parameter", "drop=table"),
+        ("repeated-parameters", "level=ERROR&level=LOUD&q=a&q=b"),
+        ("empty-values", "level=&q=&from=&to=&cursor=&limit="),
+        ("bad-percent-key", "%zz=1&q%=x"),
+        ("only-ampersands", "&&&&"),
+        ("order-asc", "order=ASC&limit=500"),
+    ] {
+        c.add(
+            format!("observability/logs/{name}"),
+            Management,
+            get(&format!("{OBS}/logs?{query}")),
+            JsonOk,
+        );
+    }
+    // Metrics windows: too many buckets, empty or reversed ranges, absurd
+    // steps; refused with 400, never computed.
+    let year = 365 * day;
+    let metrics_bad: Vec<(&str, String)> = vec![
+        ("step-0", "step=0".into()),
+        ("step-0s", "step=0s".into()),
+        ("step-negative", "step=-1".into()),
+        ("step-1ms-unit", "step=1ms".into()),
+        ("step-float", "step=0.001".into()),
+        (
+            "step-1s-over-a-year",
+            format!("step=1s&from={}&to={now_ms}", now_ms - year),
+        ),
+        ("step-1s-default-hour", "step=1s".into()),
+        ("step-overflow", "step=9223372036854775807d".into()),
+        ("step-100001d", "step=100001d".into()),
+        ("step-max-days", "step=106751991167d".into()),
+        ("step-max-seconds", "step=9223372036854775".into()),
+        ("step-beyond-i64", "step=99999999999999999999".into()),
+        ("step-unit-only", "step=h".into()),
+        ("step-sql", "step=1%20OR%201=1".into()),
+        ("group-by-unknown", "groupBy=everything".into()),
+        (
+            "from-after-to",
+            "from=2026-11-23T00:00:00Z&to=2026-11-22T00:00:00Z".into(),
+        ),
+        ("from-equals-to", "from=1000&to=1000".into()),
+        ("from-garbage", "from=tomorrow".into()),
+        ("integration-without-project", "integration=x".into()),
+        (
+            "both-clamped-to-the-same-time",
+            "from=-9223372036854775808&to=-9223372036854775807".into(),
+        ),
+        (
+            "both-extremes-step-1s",
+            "from=-9223372036854775808&to=9223372036854775807&step=1s".into(),
+        ),
+    ];
+    for (name, query) in &metrics_bad {
+        c.add(
+            format!("observability/metrics/{name}"),
+            Management,
+            get(&format!("{OBS}/metrics?{query}")),
+            Status(400),
+        );
+    }
+    for (name, query) in [
+        (
+            "step-1d-over-a-year",
+            format!("step=1d&from={}&to={now_ms}", now_ms - year),
+        ),
+        (
+            "both-extremes",
+            "from=-9223372036854775808&to=9223372036854775807".to_string(),
+        ),
+        ("from-i64-min", "from=-9223372036854775808".to_string()),
+        ("to-i64-max", "to=9223372036854775807".to_string()),
+        ("step-100000d", "step=100000d".to_string()),
+        (
+            "unknown-service",
+            "service=%27%20OR%201%3D1--&resource=%00".to_string(),
+        ),
+        ("group-by-resource", "groupBy=resource".to_string()),
+        (
+            "unknown-environment",
+            "environment=nowhere&project=nope".to_string(),
+        ),
+    ] {
+        c.add(
+            format!("observability/metrics/{name}"),
+            Management,
+            get(&format!("{OBS}/metrics?{query}")),
+            JsonOk,
+        );
+    }
+    for (name, query, expect) in [
+        ("name-missing", "", Status(400)),
+        ("name-blank", "name=%20%20", Status(400)),
+        ("name-sql", "name=%27%20OR%201%3D1--", JsonOk),
+        ("name-like", "name=%25", JsonOk),
+        ("from-garbage", "name=probe&from=x", Status(400)),
+        ("to-i64-min", "name=probe&to=-9223372036854775808", JsonOk),
+        (
+            "both-extremes",
+            "name=probe&from=-9223372036854775808&to=9223372036854775807",
+            JsonOk,
+        ),
+        (
+            "integration-without-project",
+            "name=probe&integration=x",
+            Status(400),
+        ),
+    ] {
+        c.add(
+            format!("observability/metric-points/{name}"),
+            Management,
+            get(&format!("{OBS}/metric-points?{query}")),
+            expect,
+        );
+    }
+    for (name, query, expect) in [
+        ("from-garbage", "from=x", Status(400)),
+        ("unknown-runtime", "runtime=%27--", JsonOk),
+        (
+            "both-extremes",
+            "from=-9223372036854775808&to=9223372036854775807",
+            JsonOk,
+        ),
+        ("integration-without-project", "integration=x", Status(400)),
+    ] {
+        c.add(
+            format!("observability/metric-names/{name}"),
+            Management,
+            get(&format!("{OBS}/metric-names?{query}")),
+            expect,
+        );
+    }
+    // Ingest tokens: unknown ids, odd paths and methods.
+    for (name, method, target, status) in [
+        (
+            "revoke-unknown",
+            "DELETE",
+            format!("{OBS}/ingest-tokens/ffffffff"),
+            404,
+        ),
+        (
+            "revoke-sql",
+            "DELETE",
+            format!("{OBS}/ingest-tokens/%27%20OR%201=1--"),
+            404,
+        ),
+        (
+            "revoke-bad-percent",
+            "DELETE",
+            format!("{OBS}/ingest-tokens/%zz"),
+            404,
+        ),
+        (
+            "revoke-empty",
+            "DELETE",
+            format!("{OBS}/ingest-tokens/"),
+            404,
+        ),
+        ("put-collection", "PUT", format!("{OBS}/ingest-tokens"), 405),
+        (
+            "delete-collection",
+            "DELETE",
+            format!("{OBS}/ingest-tokens"),
+            405,
+        ),
+        ("get-one", "GET", format!("{OBS}/ingest-tokens/{id}"), 405),
+        (
+            "unknown-observability-route",
+            "GET",
+            format!("{OBS}/everything"),
+            404,
+        ),
+        ("post-logs", "POST", format!("{OBS}/logs"), 405),
+        ("delete-logs", "DELETE", format!("{OBS}/logs"), 405),
+    ] {
+        c.add(
+            format!("observability/route/{name}"),
+            Management,
+            request(method, &target, &[("Authorization", &admin_auth)], b""),
+            Status(status),
+        );
+    }
+    c.add(
+        "observability/ingest-tokens/list-with-query",
+        Management,
+        get(&format!("{OBS}/ingest-tokens?limit=-1&cursor=%27")),
+        JsonOk,
+    );
+    // The ingest API does not take ingest tokens, nor runtime tokens.
+    for (name, auth) in [("ingest-token", &ingest_auth), ("runtime-token", &rt_auth)] {
+        for route in [
+            "logs",
+            "logs/tail",
+            "logs/download",
+            "metrics",
+            "metric-points?name=x",
+            "metric-names",
+            "ingest-tokens",
+        ] {
+            c.add(
+                format!("observability/auth/{name}/{route}"),
+                Management,
+                request(
+                    "GET",
+                    &format!("{OBS}/{route}"),
+                    &[("Authorization", auth)],
+                    b"",
+                ),
+                Status(401),
+            );
+        }
+        c.add(
+            format!("observability/auth/{name}/create-ingest-token"),
+            Management,
+            request(
+                "POST",
+                &format!("{OBS}/ingest-tokens"),
+                &[("Authorization", auth), ("Content-Type", json_ct)],
+                br#"{"environment":"dev"}"#,
+            ),
+            Status(401),
+        );
+    }
+    // Refused creations.
+    for (name, body, status) in [
+        (
+            "unknown-environment",
+            json!({"environment": "nowhere"}),
+            404,
+        ),
+        (
+            "environment-sql",
+            json!({"environment": "dev'; DROP TABLE ingest_tokens;--"}),
+            404,
+        ),
+        (
+            "integration-without-project",
+            json!({"environment": "dev", "integration": "order-create"}),
+            400,
+        ),
+        (
+            "unknown-project",
+            json!({"environment": "dev", "project": "nope"}),
+            404,
+        ),
+        (
+            "unknown-integration",
+            json!({"environment": "dev", "project": "order-service", "integration": "nope"}),
+            404,
+        ),
+        (
+            "name-blank",
+            json!({"environment": "dev", "name": "   "}),
+            400,
+        ),
+        (
+            "name-101",
+            json!({"environment": "dev", "name": "n".repeat(101)}),
+            400,
+        ),
+        (
+            "name-huge",
+            json!({"environment": "dev", "name": huge}),
+            400,
+        ),
+    ] {
+        c.add(
+            format!("observability/ingest-tokens/create-{name}"),
+            Management,
+            request(
+                "POST",
+                &format!("{OBS}/ingest-tokens"),
+                &[("Authorization", &admin_auth), ("Content-Type", json_ct)],
+                body.to_string().as_bytes(),
+            ),
+            Status(status),
+        );
+    }
+}
+
+/// Every table's rows of `icp.db`, ordered, as text: a logical dump.
+/// `audit_log` is left out because every unsafe management request writes
+/// an entry, refused ones included (the router audits "whatever the
+/// handler did", see `src/http/api/mod.rs`): the corpus legitimately adds
+/// rows there. Last-seen columns are left out because the liveness loop
+/// flushes heartbeat times on its own schedule and authentication may
+/// record when an API or ingest token was last used (an ingest token at
+/// most once a minute, whatever the body then holds); neither is state a
+/// bad request could corrupt.
+fn dump(data_dir: &std::path::Path) -> Vec<String> {
+    dump_file(
+        &data_dir.join("icp.db"),
+        &["audit_log"],
+        &[
+            ("runtimes", "last_heartbeat"),
+            ("runtimes", "last_full_heartbeat"),
+            ("api_tokens", "last_used_at"),
+            ("ingest_tokens", "last_used_at"),
+        ],
     )
-    .unwrap();
+}
+
+/// Every table of `telemetry.db`, FTS5 shadow tables included, as text:
+/// nothing is left out, since no request of the non-writing phase may
+/// touch it.
+fn dump_telemetry(data_dir: &std::path::Path) -> Vec<String> {
+    dump_file(&data_dir.join("telemetry.db"), &[], &[])
+}
+
+/// A logical dump of one SQLite file: schema, then every row of every
+/// table but `excluded_tables`, without `excluded_columns`.
+fn dump_file(
+    path: &std::path::Path,
+    excluded_tables: &[&str],
+    excluded_columns: &[(&str, &str)],
+) -> Vec<String> {
+    let db =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let mut out = Vec::new();
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -1343,7 +2700,7 @@ fn dump(data_dir: &std::path::Path) -> Vec<String> {
         ));
     }
     for (kind, table, _) in &schema {
-        if kind != "table" || EXCLUDED_TABLES.contains(&table.as_str()) {
+        if kind != "table" || excluded_tables.contains(&table.as_str()) {
             continue;
         }
         let columns: Vec<String> = db
@@ -1352,7 +2709,7 @@ fn dump(data_dir: &std::path::Path) -> Vec<String> {
             .query_map([], |r| r.get(0))
             .unwrap()
             .map(Result::unwrap)
-            .filter(|c: &String| !EXCLUDED_COLUMNS.contains(&(table.as_str(), c.as_str())))
+            .filter(|c: &String| !excluded_columns.contains(&(table.as_str(), c.as_str())))
             .collect();
         let list = columns
             .iter()
@@ -1426,6 +2783,39 @@ fn check(reply: &Reply, expect: Expect, index_html: &[u8]) -> Result<(), String>
             }
             is_json_error()
         }
+        Expect::JsonOk | Expect::Ingested { .. } => {
+            let ct = reply.header("content-type").unwrap_or("");
+            if reply.status != 200 || !ct.starts_with("application/json") {
+                return Err(format!(
+                    "status {} ({ct}), expected 200 JSON: {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)])
+                ));
+            }
+            serde_json::from_slice::<Value>(&reply.body)
+                .map(|_| ())
+                .map_err(|e| format!("body is not JSON ({e})"))
+        }
+        Expect::Download => {
+            let disposition = reply.header("content-disposition").unwrap_or("");
+            if reply.status != 200 || !disposition.starts_with("attachment") {
+                return Err(format!(
+                    "status {} ({disposition}), expected a 200 attachment",
+                    reply.status
+                ));
+            }
+            Ok(())
+        }
+        Expect::Stream => {
+            let ct = reply.header("content-type").unwrap_or("");
+            if reply.status != 200 || !ct.starts_with("text/event-stream") {
+                return Err(format!(
+                    "status {} ({ct}), expected an event stream",
+                    reply.status
+                ));
+            }
+            Ok(())
+        }
         Expect::Console => match reply.status {
             200 if reply.body == index_html => Ok(()),
             200 => Err("200 with something other than the console's index.html".into()),
@@ -1435,9 +2825,87 @@ fn check(reply: &Reply, expect: Expect, index_html: &[u8]) -> Result<(), String>
     }
 }
 
+/// Log records, request records and metric points in `telemetry.db`.
+fn telemetry_rows(db: &rusqlite::Connection) -> usize {
+    db.query_row(
+        "SELECT (SELECT count(*) FROM logs) + (SELECT count(*) FROM requests)
+              + (SELECT count(*) FROM metric_points)",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap() as usize
+}
+
+/// The counts an ingest answer reports: (accepted, rejected). OTLP answers
+/// report only what was rejected.
+fn ingest_counts(reply: &Reply) -> Result<(Option<usize>, usize), String> {
+    let v: Value = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
+    let n = |v: &Value| v.as_u64().map(|n| n as usize);
+    if let Some(partial) = v.get("partialSuccess") {
+        let rejected = ["rejectedLogRecords", "rejectedDataPoints"]
+            .iter()
+            .find_map(|k| partial.get(*k).and_then(n))
+            .unwrap_or(0);
+        return Ok((None, rejected));
+    }
+    let (Some(accepted), Some(rejected), Some(errors)) =
+        (n(&v["accepted"]), n(&v["rejected"]), v["errors"].as_array())
+    else {
+        return Err(format!("not an ingest answer: {v}"));
+    };
+    if errors.len() != rejected.min(5) {
+        return Err(format!("{rejected} rejected but {} reasons", errors.len()));
+    }
+    Ok((Some(accepted), rejected))
+}
+
+/// What stored telemetry must satisfy whatever was sent: valid levels,
+/// bounded text, valid attribute JSON, no record over a day ahead.
+fn check_stored_telemetry(data_dir: &std::path::Path) -> Vec<String> {
+    let db = rusqlite::Connection::open_with_flags(
+        data_dir.join("telemetry.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let cut = "…[truncated]".len() as i64;
+    let checks = [
+        ("log level out of range", "SELECT count(*) FROM logs WHERE level NOT BETWEEN 0 AND 5".to_string()),
+        ("message over 32 KiB", format!("SELECT count(*) FROM logs WHERE length(CAST(message AS BLOB)) > {}", 32 * 1024 + cut)),
+        ("module over 256 bytes", format!("SELECT count(*) FROM logs WHERE length(CAST(module AS BLOB)) > {}", 256 + cut)),
+        ("runtime id over 128 bytes", "SELECT count(*) FROM (SELECT runtime_id FROM logs UNION ALL SELECT runtime_id FROM requests UNION ALL SELECT runtime_id FROM metric_points) WHERE length(CAST(runtime_id AS BLOB)) > 128".to_string()),
+        ("attributes not a JSON object", "SELECT count(*) FROM (SELECT attributes FROM logs UNION ALL SELECT attributes FROM metric_points) WHERE NOT json_valid(attributes) OR json_type(attributes) != 'object'".to_string()),
+        ("more than 65 attributes", "SELECT count(*) FROM logs WHERE (SELECT count(*) FROM json_each(logs.attributes)) > 65".to_string()),
+        ("record over a day ahead", format!("SELECT count(*) FROM (SELECT ts FROM logs UNION ALL SELECT ts FROM requests UNION ALL SELECT ts FROM metric_points) WHERE ts > {}", now + 86_400_000)),
+        ("status out of range", "SELECT count(*) FROM requests WHERE status NOT BETWEEN 100 AND 599".to_string()),
+        ("negative or non-finite duration", "SELECT count(*) FROM requests WHERE NOT (duration_ms >= 0 AND duration_ms < 9e999)".to_string()),
+        ("service, name or method over 256 bytes", format!("SELECT count(*) FROM (SELECT service AS t FROM requests UNION ALL SELECT resource FROM requests UNION ALL SELECT method FROM requests UNION ALL SELECT name FROM metric_points UNION ALL SELECT unit FROM metric_points) WHERE length(CAST(t AS BLOB)) > {}", 256 + cut)),
+    ];
+    checks
+        .iter()
+        .filter_map(|(what, sql)| {
+            let n: i64 = db.query_row(sql, [], |r| r.get(0)).unwrap();
+            (n > 0).then(|| format!("{n} stored rows with {what}"))
+        })
+        .collect()
+}
+
 #[test]
 fn bad_input_corpus_gets_errors_and_changes_nothing() {
-    let server = TestServer::start(&["--heartbeat-timeout", "10m"]);
+    // Retention must not delete the old records some cases store while the
+    // test counts rows.
+    let conf = crate::harness::TestDir::new("bad-input-conf");
+    let conf_file = conf.path.join("icp.toml");
+    std::fs::write(&conf_file, "[telemetry]\nretention_interval = \"1h\"\n").unwrap();
+    let server = TestServer::start(&[
+        "--heartbeat-timeout",
+        "10m",
+        "--config",
+        conf_file.to_str().unwrap(),
+    ]);
     let mut admin = server.admin();
     let secret = server.secret("dev", None);
     let bridge = Bridge::new(&secret, Some("node-1"));
@@ -1446,7 +2914,71 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
     let index_html = admin.client.request("GET", "/", &[], b"").unwrap().body;
     assert!(!index_html.is_empty());
 
-    let cases = corpus(&bridge, &bridge.token(), &admin.token);
+    // Ingest tokens: one for dev and one for prod by the CLI, one made and
+    // revoked through the API.
+    let cli_token = |env: &str| {
+        server.cli_json(&["ingest-token", "create", "--env", env, "--json"])["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let made = admin.post(
+        "/api/v1/observability/ingest-tokens",
+        &json!({"name": "to revoke", "environment": "dev"}),
+    );
+    assert_eq!(made.status, 201);
+    let made = made.json();
+    let revoked = made["token"].as_str().unwrap().to_string();
+    let path = format!(
+        "/api/v1/observability/ingest-tokens/{}",
+        made["id"].as_str().unwrap()
+    );
+    assert_eq!(admin.delete(&path).status, 204);
+    let cred = Credentials {
+        runtime: bridge.token(),
+        ingest: cli_token("dev"),
+        ingest_prod: cli_token("prod"),
+        revoked,
+        admin: admin.token.clone(),
+    };
+    // Some telemetry to query: logs to search, request records and points.
+    let ingest_auth = format!("Bearer {}", cred.ingest);
+    for (path, body) in [
+        (
+            "/icp/logs",
+            json!([{"log": "payment failed for order 1001", "level": "error"},
+                             {"log": "order 1002 accepted", "level": "info", "runtimeId": bridge.runtime_id}]),
+        ),
+        (
+            "/icp/metrics",
+            json!([{"service": "orders", "statusCode": 200, "responseTimeMs": 3},
+                                {"service": "orders", "statusCode": 503, "responseTimeMs": 30}]),
+        ),
+        (
+            "/v1/metrics",
+            otlp_metrics(json!({"name": "probe", "gauge": {"dataPoints": [{"asDouble": 1}]}})),
+        ),
+    ] {
+        let r = runtime
+            .request(
+                "POST",
+                path,
+                &[
+                    ("Authorization", &ingest_auth),
+                    ("Content-Type", "application/json"),
+                ],
+                body.to_string().as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
+    let cases = corpus(&bridge, &cred);
     assert!(cases.len() >= 200, "only {} cases", cases.len());
     // Let a liveness flush after the registration land before the dump.
     std::thread::sleep(Duration::from_millis(1500));
@@ -1462,14 +2994,58 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
     let mut management = server.management_client();
     let mut failures = Vec::new();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
-    for case in &cases {
+    let telemetry = rusqlite::Connection::open_with_flags(
+        server.data_dir.join("telemetry.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    // The ingests that may write come first, each checked against the rows
+    // it added; then everything else, which must write nothing to either
+    // file (and whose queries then run over what the first phase stored).
+    let (writing, refused): (Vec<&Case>, Vec<&Case>) = cases
+        .iter()
+        .partition(|c| matches!(c.expect, Expect::Ingested { .. }));
+    let mut telemetry_before = Vec::new();
+    for (phase, case) in writing
+        .iter()
+        .map(|c| (0, *c))
+        .chain(refused.iter().map(|c| (1, *c)))
+    {
+        if phase == 1 && telemetry_before.is_empty() {
+            let problems = check_stored_telemetry(&server.data_dir);
+            assert!(problems.is_empty(), "stored telemetry: {problems:#?}");
+            telemetry_before = dump_telemetry(&server.data_dir);
+        }
         let url = match case.listener {
             Listener::Runtime => &server.runtime_url,
             Listener::Management => &server.management_url,
         };
+        let rows_before = telemetry_rows(&telemetry);
         let outcome = raw
             .send(url, &case.bytes)
             .and_then(|reply| check(&reply, case.expect, &index_html).map(|_| reply));
+        let outcome = outcome.and_then(|reply| {
+            let Expect::Ingested { records, accepted } = case.expect else {
+                return Ok(reply);
+            };
+            let added = telemetry_rows(&telemetry) - rows_before;
+            let (reported, rejected) = ingest_counts(&reply)?;
+            if reported.is_some_and(|a| a != added) {
+                return Err(format!("reported {reported:?} accepted, stored {added}"));
+            }
+            if added + rejected != records {
+                return Err(format!(
+                    "{added} stored + {rejected} rejected of {records} records"
+                ));
+            }
+            if accepted.is_some_and(|a| a != added) {
+                return Err(format!(
+                    "{added} accepted, expected {accepted:?}: {}",
+                    String::from_utf8_lossy(&reply.body)
+                ));
+            }
+            Ok(reply)
+        });
         if let Ok(reply) = &outcome {
             *statuses.entry(reply.status).or_default() += 1;
         }
@@ -1488,8 +3064,9 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         }
     }
     eprintln!(
-        "bad-input corpus: {} cases, statuses {statuses:?}",
-        cases.len()
+        "bad-input corpus: {} cases ({} ingests that may write), statuses {statuses:?}",
+        cases.len(),
+        writing.len()
     );
     assert!(
         failures.is_empty(),
@@ -1507,6 +3084,13 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         gone.is_empty() && new.is_empty(),
         "the database changed:\nremoved: {gone:#?}\nadded: {new:#?}"
     );
+    let telemetry_after = dump_telemetry(&server.data_dir);
+    assert!(
+        telemetry_before == telemetry_after,
+        "telemetry.db changed during the cases that must not write ({} rows before, {} after)",
+        telemetry_before.len(),
+        telemetry_after.len()
+    );
 
     let log = server.log_text();
     assert!(!log.contains("panicked"), "a worker panicked:\n{log}");
@@ -1515,6 +3099,8 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         ("secret material", material),
         ("admin token", admin.token.as_str()),
         ("password", TEST_PASSWORD),
+        ("ingest token", cred.ingest.as_str()),
+        ("revoked ingest token", cred.revoked.as_str()),
     ] {
         assert!(!log.contains(value), "the {what} is in the server log");
     }

@@ -1,7 +1,9 @@
 //! Secrets hygiene (issue 6, part 7): a full scenario against the real
 //! server at `ICP_LOG=trace`, after which no secret value, password, token
 //! or key it produced may appear in the server's log, the admin commands'
-//! stderr, the audit log or (but for CSRF tokens) the database files; and
+//! stderr, the audit log or (but for CSRF tokens) the database files,
+//! `telemetry.db` included (ingest tokens, and runtime tokens used on the
+//! ingest endpoints, are in the scenario); and
 //! the management listener's security headers and cookie attributes over
 //! real TLS.
 
@@ -69,6 +71,17 @@ impl Sensitive {
         // The random part is base64url, which has '_' too: split after the id.
         let (_, random) = token
             .strip_prefix("icpt_")
+            .unwrap()
+            .split_once('_')
+            .unwrap();
+        self.add(&format!("{what} random part"), random);
+    }
+
+    /// An ingest token `icpi_ID_RANDOM` and its random part (the id is public).
+    fn ingest_token(&mut self, what: &str, token: &str) {
+        self.add(what, token);
+        let (_, random) = token
+            .strip_prefix("icpi_")
             .unwrap()
             .split_once('_')
             .unwrap();
@@ -485,6 +498,142 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
     b0.listener_state = "disabled".into();
     assert_ack(&heartbeat(&mut rt, "/icp/heartbeat", good, &b0.full_body()));
 
+    // Telemetry: ingest tokens from the CLI (JSON and the Fluent Bit
+    // snippet) and the API, used on every ingest endpoint with runtime
+    // tokens beside them; look-alikes refused. One log message carries a
+    // token-like string as data: stored as it is, like any message.
+    let out = cli.run(
+        &[
+            "ingest-token",
+            "create",
+            "--env",
+            "dev",
+            "--project",
+            "order-service",
+            "--json",
+        ],
+        None,
+    );
+    let cli_ingest = serde_json::from_slice::<Value>(&out.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    seen.ingest_token("CLI ingest token", &cli_ingest);
+    let out = cli.run(&["ingest-token", "create", "--env", "dev"], None);
+    let snippet = String::from_utf8(out.stdout).unwrap();
+    let snippet_ingest = snippet
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Header"))
+        .and_then(|l| l.trim().strip_prefix("Authorization Bearer "))
+        .unwrap_or_else(|| panic!("no ingest token in {snippet}"))
+        .to_string();
+    seen.ingest_token("CLI snippet ingest token", &snippet_ingest);
+    let r = admin.post(
+        "/api/v1/observability/ingest-tokens",
+        &json!({"name": "hygiene", "environment": "dev", "project": "order-service", "integration": "order-create"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let api_ingest = r.json()["token"].as_str().unwrap().to_string();
+    let api_ingest_id = r.json()["id"].as_str().unwrap().to_string();
+    assert!(r.json()["fluentBitConfig"]
+        .as_str()
+        .unwrap()
+        .contains(&api_ingest));
+    seen.ingest_token("API ingest token", &api_ingest);
+    let token_in_data = format!(
+        "Authorization: Bearer icpi_0badc0de_{}",
+        URL_SAFE_NO_PAD.encode([5u8; 32])
+    );
+    let ingest = |rt: &mut Client, path: &str, token: &str, body: &Value| {
+        rt.request(
+            "POST",
+            path,
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .unwrap()
+    };
+    let batches = [
+        (
+            format!("/icp/logs?runtimeId={}", b0.runtime_id),
+            json!([{"log": "hygiene log line", "level": "info"}, {"log": token_in_data, "level": "warn"}]),
+        ),
+        (
+            "/icp/metrics".to_string(),
+            json!([{"service": "orders", "statusCode": 200, "responseTimeMs": 2}]),
+        ),
+        (
+            "/v1/logs".to_string(),
+            json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "otlp hygiene"}}]}]}]}),
+        ),
+        (
+            "/v1/metrics".to_string(),
+            json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "hygiene", "gauge": {"dataPoints": [{"asInt": 1}]}}]}]}]}),
+        ),
+    ];
+    for token in [&cli_ingest, &snippet_ingest, &api_ingest, good] {
+        for (path, body) in &batches {
+            let r = ingest(&mut rt, path, token, body);
+            assert_eq!(
+                r.status,
+                200,
+                "{path}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+    let (ingest_id, _) = cli_ingest[5..].split_once('_').unwrap();
+    let forged_ingest = format!("icpi_{ingest_id}_{}", URL_SAFE_NO_PAD.encode([3u8; 32]));
+    seen.ingest_token("forged ingest token", &forged_ingest);
+    let near_ingest = format!("{}AAAA", &api_ingest[..api_ingest.len() - 4]);
+    seen.ingest_token("near-miss ingest token", &near_ingest);
+    for bad in [&forged_ingest, &near_ingest, &forged, &expired] {
+        for (path, body) in &batches {
+            assert_error(&ingest(&mut rt, path, bad, body), 401, "unauthorized");
+        }
+    }
+    // An ingest token is no management or heartbeat credential.
+    assert_error(
+        &bearer(&s, &cli_ingest).get("/api/v1/auth/me"),
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &heartbeat(
+            &mut rt,
+            "/icp/deltaHeartbeat",
+            &cli_ingest,
+            &b0.delta_body(),
+        ),
+        401,
+        "unauthorized",
+    );
+    // The message is searchable as data.
+    let r = admin.get("/api/v1/observability/logs?q=0badc0de&limit=10");
+    assert_eq!(r.status, 200);
+    assert!(r.json().to_string().contains("0badc0de"), "{}", r.json());
+    // Revoked through the API and the CLI: refused from the next request.
+    assert_eq!(
+        admin
+            .delete(&format!(
+                "/api/v1/observability/ingest-tokens/{api_ingest_id}"
+            ))
+            .status,
+        204
+    );
+    cli.run(&["ingest-token", "revoke", ingest_id], None);
+    for revoked in [&api_ingest, &cli_ingest] {
+        assert_error(
+            &ingest(&mut rt, &batches[0].0, revoked, &batches[0].1),
+            401,
+            "unauthorized",
+        );
+    }
+    cli.run(&["ingest-token", "list", "--json"], None);
+
     // Revocation, through the API and the CLI; the runtimes are refused.
     let api_key = api_secret.split_once('.').unwrap().0;
     assert_eq!(
@@ -499,6 +648,12 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
             "unauthorized",
         );
     }
+    // A runtime token of a revoked secret is refused on ingest too.
+    assert_error(
+        &ingest(&mut rt, "/icp/logs", good, &json!([{"log": "too late"}])),
+        401,
+        "unauthorized",
+    );
     cli.run(&["secret", "list", "--json"], None);
     cli.run(&["runtime", "list", "--json"], None);
     cli.run(&["check"], None);
@@ -537,6 +692,11 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
         "the server did not log at trace level"
     );
     assert!(
+        log.lines()
+            .any(|l| l.contains(" TRACE ") && l.contains("POST /v1/metrics")),
+        "the ingest requests were not logged at trace level"
+    );
+    assert!(
         cli.stderr.contains("shown only this once"),
         "the admin commands' stderr was not captured: {}",
         cli.stderr
@@ -563,6 +723,17 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
     let n = seen.0.len();
     assert!(n >= 60, "only {n} sensitive strings collected");
     seen.assert_absent("the server log", &log, |_| false);
+    // No Authorization header is logged: a line naming a bearer token is
+    // at most the ingested message that carried one as data.
+    for line in log.lines() {
+        let lower = line.to_ascii_lowercase();
+        if lower.contains("bearer ") || lower.contains("authorization:") {
+            assert!(
+                line.contains(&token_in_data),
+                "a credential header in the log: {line}"
+            );
+        }
+    }
     seen.assert_absent("the admin commands' stderr", &cli.stderr, |_| false);
     seen.assert_absent("the audit log", &audit, |_| false);
     // At rest: the database holds hashes and sealed values only. CSRF tokens
@@ -571,12 +742,16 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
     for entry in std::fs::read_dir(&s.data_dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("icp.db") {
+        if name.starts_with("icp.db") || name.starts_with("telemetry.db") {
             db.extend(std::fs::read(&path).unwrap());
         }
     }
     assert!(!db.is_empty());
     let db = String::from_utf8_lossy(&db);
+    assert!(
+        db.contains(&token_in_data),
+        "the message holding a token-like string is stored as data"
+    );
     seen.assert_absent("the database files", &db, |what| what.contains("CSRF"));
     assert!(
         !db.contains(&initial),

@@ -166,8 +166,11 @@ fn scope_of(f: &LogFilter) -> ScopeIds {
 
 /// A phrase as an FTS5 string: double quotes, inner quotes doubled, so the
 /// user's text is matched as one phrase and never read as FTS5 syntax.
+/// A NUL would end the string for FTS5's parser ("unterminated string",
+/// an error); it separates tokens like any other punctuation, so it
+/// becomes a space.
 pub(crate) fn fts_phrase(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
+    format!("\"{}\"", text.replace('"', "\"\"").replace('\0', " "))
 }
 
 fn phrase(f: &LogFilter) -> Option<&str> {
@@ -876,6 +879,7 @@ mod tests {
             ("payment failed", "\"payment failed\""),
             ("say \"hi\"", "\"say \"\"hi\"\"\""),
             ("a OR b*", "\"a OR b*\""),
+            ("a\0b", "\"a b\""),
         ] {
             assert_eq!(fts_phrase(text), want);
         }

@@ -164,11 +164,16 @@ pub fn parse_levels(text: &str) -> Result<Vec<Level>> {
     Ok(levels)
 }
 
-/// A time in a query: RFC 3339 or Unix milliseconds.
+/// A time in a query: RFC 3339 or Unix milliseconds. Milliseconds are
+/// clamped to the times `chrono` can represent (about ±262,000 years), so
+/// that windows computed from them never overflow.
 pub fn parse_time(name: &str, text: &str) -> Result<Millis> {
     let text = text.trim();
     if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
+        return Ok(ms.clamp(
+            chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp_millis(),
+            chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp_millis(),
+        ));
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
@@ -179,12 +184,16 @@ pub fn parse_time(name: &str, text: &str) -> Result<Millis> {
         })
 }
 
+/// The longest metrics step, 100,000 days: with times within `chrono`'s
+/// range, window arithmetic on it cannot overflow.
+const MAX_STEP_MS: i64 = 100_000 * 86_400_000;
+
 /// A metrics step: seconds (`60`) or with a unit (`30s`, `5m`, `1h`, `1d`); in ms.
 pub fn parse_step(text: &str) -> Result<i64> {
     let text = text.trim();
     let bad = || {
         Error::BadRequest(format!(
-            "step '{text}' must be a whole number of seconds, or one with a unit: 30s, 5m, 1h, 1d"
+            "step '{text}' must be a whole number of seconds, or one with a unit: 30s, 5m, 1h, 1d (at most 100000d)"
         ))
     };
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -200,7 +209,7 @@ pub fn parse_step(text: &str) -> Result<i64> {
         _ => return Err(bad()),
     };
     match n.checked_mul(unit_secs * 1000) {
-        Some(ms) if ms > 0 => Ok(ms),
+        Some(ms) if ms > 0 && ms <= MAX_STEP_MS => Ok(ms),
         _ => Err(bad()),
     }
 }
@@ -1168,9 +1177,32 @@ mod tests {
         assert_eq!(parse_step("30s").unwrap(), 30_000);
         assert_eq!(parse_step("5m").unwrap(), 300_000);
         assert_eq!(parse_step("1h").unwrap(), 3_600_000);
-        for bad in ["0", "-5", "1.5", "5x", "", "m", "99999999999999999d"] {
+        for bad in [
+            "0",
+            "-5",
+            "1.5",
+            "5x",
+            "",
+            "m",
+            "99999999999999999d",
+            "100001d",
+        ] {
             assert!(parse_step(bad).is_err(), "{bad}");
         }
+        // Extreme times and steps make a window, never an overflow.
+        let (min, max) = (
+            parse_time("from", &i64::MIN.to_string()).unwrap(),
+            parse_time("to", &i64::MAX.to_string()).unwrap(),
+        );
+        assert!(window(Some(min), Some(max), None, T0).is_ok());
+        assert!(window(
+            Some(min),
+            None,
+            Some(parse_step("100000d").unwrap()),
+            min + 1
+        )
+        .is_ok());
+        assert!(window(None, Some(min), None, T0).is_ok());
         assert_eq!(parse_time("from", "1795348800000").unwrap(), T0);
         assert_eq!(parse_time("from", "2026-11-22T12:00:00Z").unwrap(), T0);
         assert_eq!(
