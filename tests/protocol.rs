@@ -405,7 +405,10 @@ fn replicas_coexist_and_a_restarted_node_replaces_its_offline_predecessor() {
 
 #[test]
 fn a_running_predecessor_is_removed_when_it_times_out() {
-    let s = TestServer::start(&["--heartbeat-timeout", "1s"]);
+    // 3 s, not 1 s: the checks between heartbeats run the CLI, which on a
+    // loaded machine can take over a second, and `new` must not time out
+    // meanwhile (nor `old` before the first check).
+    let s = TestServer::start(&["--heartbeat-timeout", "3s"]);
     let secret = s.secret("dev", Some(("order-service", "order-create")));
     let mut c = s.runtime_client();
     let old = Bridge::new(&secret, Some("node"));
@@ -417,11 +420,17 @@ fn a_running_predecessor_is_removed_when_it_times_out() {
         2,
         "a RUNNING namesake is not deleted at once"
     );
+    let mut last_delta = std::time::Instant::now();
     crate::harness::wait_for(
         "old node removed",
-        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(20),
         || {
-            assert_ack(&new.delta(&mut c));
+            // A heartbeat every half second keeps `new` alive (and under
+            // the delta rate limit however fast this polls).
+            if last_delta.elapsed() >= std::time::Duration::from_millis(500) {
+                assert_ack(&new.delta(&mut c));
+                last_delta = std::time::Instant::now();
+            }
             s.status_of(&old.runtime_id).is_none()
         },
     );
