@@ -93,11 +93,13 @@ pub fn valid_handle(what: &str, text: &str) -> Result<String> {
     Ok(handle)
 }
 
-/// Creates an environment; its handle is normalised, and must be new.
+/// Creates an environment on a data plane (`default` when `None`); its
+/// handle is normalised, and must be new.
 pub fn create_environment(
     store: &Store,
     name: &str,
     critical: bool,
+    data_plane: Option<&str>,
     now: Millis,
 ) -> Result<Environment> {
     let handle = valid_handle("environment", name)?;
@@ -107,7 +109,8 @@ pub fn create_environment(
                 "environment '{handle}' already exists"
             )));
         }
-        tx.insert_environment(&handle, name.trim(), critical, now)
+        let data_plane_id = crate::data_planes::resolve(tx, data_plane)?;
+        tx.insert_environment(&handle, name.trim(), critical, data_plane_id, now)
     })
 }
 
@@ -222,6 +225,8 @@ pub struct EnvironmentInfo {
     pub description: String,
     #[serde(serialize_with = "serialize_rfc3339")]
     pub created_at: Millis,
+    /// The handle of the data plane it sits on.
+    pub data_plane: String,
 }
 
 /// A project as the API shows it.
@@ -285,6 +290,8 @@ pub struct NewEnvironment {
     #[serde(default)]
     pub critical: bool,
     pub description: Option<String>,
+    /// The handle of its data plane; `default` when absent.
+    pub data_plane: Option<String>,
 }
 
 /// `PATCH /environments/{env}`: absent fields stay as they are. The handle never changes.
@@ -294,6 +301,8 @@ pub struct EnvironmentChange {
     pub name: Option<String>,
     pub critical: Option<bool>,
     pub description: Option<String>,
+    /// Moves it to this data plane.
+    pub data_plane: Option<String>,
 }
 
 /// `POST /projects`.
@@ -428,7 +437,15 @@ pub fn add_environment(
                 "environment '{handle}' already exists"
             )));
         }
-        tx.insert_environment_info(&handle, &name, new.critical, &description, now)?;
+        let data_plane_id = crate::data_planes::resolve(tx, new.data_plane.as_deref())?;
+        tx.insert_environment_info(
+            &handle,
+            &name,
+            new.critical,
+            &description,
+            data_plane_id,
+            now,
+        )?;
         tx.environment_info(&handle)?
             .ok_or_else(|| Error::Internal("environment vanished".into()))
     })
@@ -458,6 +475,13 @@ pub fn change_environment(
         e.critical = change.critical.unwrap_or(e.critical);
         e.description = description.unwrap_or(e.description);
         tx.update_environment(e.id, &e.name, e.critical, &e.description)?;
+        if let Some(dp) = &change.data_plane {
+            let id = crate::data_planes::resolve(tx, Some(dp))?;
+            tx.set_environment_data_plane(e.id, id)?;
+            e = tx
+                .environment_info(handle)?
+                .ok_or_else(|| no_environment(handle))?;
+        }
         Ok(e)
     })
 }

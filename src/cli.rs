@@ -213,6 +213,9 @@ pub enum EnvCommand {
         /// Mark the environment critical (production-like).
         #[arg(long)]
         critical: bool,
+        /// The data plane it sits on [default: default].
+        #[arg(long, value_name = "HANDLE")]
+        data_plane: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -637,9 +640,16 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
         EnvCommand::Create {
             name,
             critical,
+            data_plane,
             json,
         } => {
-            let e = catalog::create_environment(&store, &name, critical, now_millis())?;
+            let e = catalog::create_environment(
+                &store,
+                &name,
+                critical,
+                data_plane.as_deref(),
+                now_millis(),
+            )?;
             audit(&store, "env create", &format!("environment {}", e.handle));
             if json {
                 return print_json(&e);

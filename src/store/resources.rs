@@ -39,7 +39,8 @@ fn ids(v: &Visibility) -> (bool, String, String, String) {
     )
 }
 
-const ENV_COLUMNS: &str = "e.id, e.handle, e.name, e.critical, e.description, e.created_at";
+const ENV_COLUMNS: &str = "e.id, e.handle, e.name, e.critical, e.description, e.created_at, \
+     (SELECT d.handle FROM data_planes d WHERE d.id = e.data_plane_id)";
 
 fn env_info(r: &Row) -> rusqlite::Result<EnvironmentInfo> {
     Ok(EnvironmentInfo {
@@ -49,6 +50,7 @@ fn env_info(r: &Row) -> rusqlite::Result<EnvironmentInfo> {
         critical: r.get(3)?,
         description: r.get(4)?,
         created_at: r.get(5)?,
+        data_plane: r.get(6)?,
     })
 }
 
@@ -216,11 +218,13 @@ impl Tx<'_> {
         name: &str,
         critical: bool,
         description: &str,
+        data_plane_id: i64,
         now: Millis,
     ) -> Result<i64> {
         self.exec(
-            "INSERT INTO environments (handle, name, critical, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![handle, name, critical, description, now],
+            "INSERT INTO environments (handle, name, critical, description, data_plane_id, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![handle, name, critical, description, data_plane_id, now],
         )?;
         Ok(self.tx.last_insert_rowid())
     }
