@@ -589,14 +589,83 @@ pub fn delete_project(store: &Store, project: &ProjectInfo) -> Result<()> {
 
 /// The project's environments in order; all environments until a subset is set.
 pub fn project_environments(store: &Store, project: &ProjectInfo) -> Result<Vec<EnvironmentInfo>> {
-    store.read(|tx| {
-        let chosen = tx.project_environments(project.id)?;
-        if chosen.is_empty() {
-            tx.all_environments()
-        } else {
-            Ok(chosen)
-        }
-    })
+    store.read(|tx| pipeline(tx, project.id))
+}
+
+/// The project's pipeline inside the caller's transaction: its ordered
+/// subset of environments, or every environment in creation order until a
+/// subset is set. Promotion goes from one environment to the next in it.
+pub fn pipeline(tx: &crate::store::Tx, project_id: i64) -> Result<Vec<EnvironmentInfo>> {
+    let chosen = tx.project_environments(project_id)?;
+    if chosen.is_empty() {
+        tx.all_environments()
+    } else {
+        Ok(chosen)
+    }
+}
+
+/// The environment after `env` in `pipeline`: `None` when `env` is the
+/// last; 422 when `env` is not in the pipeline at all.
+pub fn next_in<'p>(
+    pipeline: &'p [EnvironmentInfo],
+    env: &str,
+) -> Result<Option<&'p EnvironmentInfo>> {
+    let at = pipeline
+        .iter()
+        .position(|e| e.handle == env)
+        .ok_or_else(|| {
+            Error::Unprocessable(format!(
+                "environment '{env}' is not in the project's pipeline ({}); GET /api/v1/projects/{{project}}/environments shows it",
+                pipeline
+                    .iter()
+                    .map(|e| e.handle.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            ))
+        })?;
+    Ok(pipeline.get(at + 1))
+}
+
+/// The environment after `env` in the project's pipeline (see [`next_in`]).
+pub fn next_environment(
+    tx: &crate::store::Tx,
+    project_id: i64,
+    env: &str,
+) -> Result<Option<EnvironmentInfo>> {
+    let stages = pipeline(tx, project_id)?;
+    Ok(next_in(&stages, env)?.cloned())
+}
+
+/// One stage of a project's pipeline as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStage {
+    #[serde(flatten)]
+    pub environment: EnvironmentInfo,
+    /// 0 for the first environment.
+    pub position: usize,
+    /// The handle of the environment a promotion from here goes to; null for the last.
+    pub next: Option<String>,
+}
+
+/// The pipeline as stages, each naming the next.
+pub fn stages(pipeline: Vec<EnvironmentInfo>) -> Vec<PipelineStage> {
+    let nexts: Vec<Option<String>> = pipeline
+        .iter()
+        .skip(1)
+        .map(|e| Some(e.handle.clone()))
+        .chain([None])
+        .collect();
+    pipeline
+        .into_iter()
+        .zip(nexts)
+        .enumerate()
+        .map(|(position, (environment, next))| PipelineStage {
+            environment,
+            position,
+            next,
+        })
+        .collect()
 }
 
 /// Sets the project's ordered subset of environments.
@@ -812,6 +881,34 @@ mod tests {
         assert_eq!((l.items, l.next), (vec![1, 2], Some("2".to_string())));
         let l = Listing::new(vec![1, 2], 2, 2, |n| n.to_string());
         assert_eq!((l.items, l.next), (vec![1, 2], None));
+    }
+
+    #[test]
+    fn promotion_goes_to_the_next_environment_of_the_pipeline() {
+        let env = |id: i64, handle: &str| super::EnvironmentInfo {
+            id,
+            handle: handle.into(),
+            name: handle.into(),
+            critical: false,
+            description: String::new(),
+            created_at: 0,
+            data_plane: "default".into(),
+        };
+        let pipeline = vec![env(1, "dev"), env(3, "staging"), env(2, "prod")];
+        let next = |e: &str| super::next_in(&pipeline, e).map(|n| n.map(|n| n.handle.clone()));
+        assert_eq!(next("dev").unwrap().as_deref(), Some("staging"));
+        assert_eq!(next("staging").unwrap().as_deref(), Some("prod"));
+        assert_eq!(next("prod").unwrap(), None);
+        assert!(next("qa").is_err());
+        let stages = super::stages(pipeline.clone());
+        assert_eq!(
+            stages
+                .iter()
+                .map(|s| (s.position, s.next.as_deref()))
+                .collect::<Vec<_>>(),
+            [(0, Some("staging")), (1, Some("prod")), (2, None)]
+        );
+        assert!(super::stages(Vec::new()).is_empty());
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/api/v1/projects/{project}/environments",
         access: Access::User,
-        summary: "The project's environments, in order (all until a subset is set)",
+        summary: "The project's pipeline: its environments in order (all until a subset is set), each with its position and the next environment a promotion goes to",
         query: &[],
         handler: get_project_environments,
     },
@@ -342,7 +342,7 @@ fn delete_project(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn get_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let p = catalog::visible_project(&api.store, ctx.principal()?, ctx.param("project"))?;
     let envs = catalog::project_environments(&api.store, &p)?;
-    ok(&json!({ "environments": envs }))
+    ok(&json!({ "environments": catalog::stages(envs) }))
 }
 
 fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -350,7 +350,7 @@ fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     ctx.require(Permission::ProjectEdit, &p.target())?;
     let body: catalog::ProjectEnvironments = ctx.body()?;
     let envs = catalog::set_project_environments(&api.store, &p, &body.environments)?;
-    ok(&json!({ "environments": envs }))
+    ok(&json!({ "environments": catalog::stages(envs) }))
 }
 
 // ---- integrations -----------------------------------------------------
