@@ -236,17 +236,34 @@ pub fn list(store: &Store, filter: &RuntimeFilter) -> Result<Vec<RuntimeRecord>>
             .map(crate::catalog::normalize_handle),
         status: filter.status,
     };
-    store.read(|tx| tx.list_runtimes(&f))
+    store.read(|tx| {
+        let mut rows = tx.list_runtimes(&f)?;
+        with_rollouts(tx, &mut rows)?;
+        Ok(rows)
+    })
+}
+
+/// Fills in how each runtime compares with its environment's deployment
+/// record and configuration (one query for all of them).
+fn with_rollouts(tx: &crate::store::Tx, rows: &mut [RuntimeRecord]) -> Result<()> {
+    let ids: Vec<String> = rows.iter().map(|r| r.runtime_id.clone()).collect();
+    let mut rollouts = tx.runtime_rollouts(&ids)?;
+    for r in rows {
+        r.rollout = rollouts.remove(&r.runtime_id);
+    }
+    Ok(())
 }
 
 /// One runtime with its artifacts, log levels and status history.
 pub fn show(store: &Store, runtime_id: &str) -> Result<RuntimeDetail> {
     store.read(|tx| {
-        tx.runtime_detail(runtime_id)?.ok_or_else(|| {
+        let mut d = tx.runtime_detail(runtime_id)?.ok_or_else(|| {
             Error::NotFound(format!(
                 "no runtime with id '{runtime_id}'; see `icpd runtime list`"
             ))
-        })
+        })?;
+        with_rollouts(tx, std::slice::from_mut(&mut d.runtime))?;
+        Ok(d)
     })
 }
 
@@ -294,8 +311,11 @@ pub fn page(
         ..query.clone()
     };
     let vis = Visibility::of(principal, Permission::IntegrationView);
-    let (rows, total) =
-        store.read(|tx| tx.runtime_page(&vis, &q, page.after.as_deref(), page.limit + 1))?;
+    let (rows, total) = store.read(|tx| {
+        let (mut rows, total) = tx.runtime_page(&vis, &q, page.after.as_deref(), page.limit + 1)?;
+        with_rollouts(tx, &mut rows)?;
+        Ok((rows, total))
+    })?;
     Ok(Listing::new(rows, total, page.limit, |r| {
         r.runtime_id.clone()
     }))
