@@ -818,6 +818,44 @@ pub fn change(
     })
 }
 
+/// What the audit log says about a change: where, the new revision, and
+/// the keys set and unset (never a value).
+pub fn audit_target(scope: &Scope, revision: i64, change: &ConfigChange) -> String {
+    let keys = |ks: Vec<String>| {
+        let text = ks.join(", ");
+        if text.chars().count() > 300 {
+            format!("{}…", text.chars().take(300).collect::<String>())
+        } else {
+            text
+        }
+    };
+    let mut target = format!(
+        "config {}/{}@{} revision {revision}",
+        scope.project, scope.integration, scope.environment
+    );
+    if !change.set.is_empty() {
+        let set = change
+            .set
+            .iter()
+            .map(|s| {
+                ValueKey {
+                    section: s.section.trim().to_string(),
+                    key: s.key.trim().to_string(),
+                }
+                .dotted()
+            })
+            .collect();
+        target.push_str(&format!("; set {}", keys(set)));
+    }
+    if !change.unset.is_empty() {
+        target.push_str(&format!(
+            "; unset {}",
+            keys(change.unset.iter().map(ValueKey::dotted).collect())
+        ));
+    }
+    target
+}
+
 /// The current revision of `scope` as TOML, secrets opened (`icpd config render`).
 pub fn render(store: &Store, key: &MasterKey, scope: &Scope) -> Result<Rendered> {
     let (rev, values) = store.read(|tx| current(tx, scope))?;
