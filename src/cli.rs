@@ -47,6 +47,12 @@ pub enum Command {
     /// Environments.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Data planes: where environments run.
+    #[command(subcommand)]
+    DataPlane(DataPlaneCommand),
+    /// Integrations' configuration (Config.toml values) per environment.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Registered runtimes.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -222,6 +228,44 @@ pub enum EnvCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DataPlaneCommand {
+    /// List data planes with their environments and health.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a data plane.
+    Create {
+        /// Name; its handle is the name in lower case with dashes.
+        name: String,
+        /// cloud or private.
+        #[arg(long, value_parser = ["cloud", "private"])]
+        kind: String,
+        /// Where it is, e.g. eu-west-1 or a site name.
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print an integration's current Config.toml values for an environment,
+    /// secrets decrypted, as `GET /icp/config` serves them (needs the master key).
+    Render {
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        integration: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
     /// List runtimes.
     List {
@@ -283,6 +327,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cert(CertCommand::Show) => cert_show(&cfg),
         Command::Secret(c) => secret(&cfg, c),
         Command::Env(c) => env(&cfg, c),
+        Command::DataPlane(c) => data_plane(&cfg, c),
+        Command::Config(c) => configuration(&cfg, c),
         Command::Runtime(c) => runtime(&cfg, c),
         Command::User(c) => user(&cfg, c),
         Command::IngestToken(c) => ingest_token(&cfg, c),
@@ -619,7 +665,7 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
     let store = open_store(cfg)?;
     match c {
         EnvCommand::List { json } => {
-            let envs = store.read(|tx| tx.environments())?;
+            let envs = store.read(|tx| tx.all_environments())?;
             if json {
                 return print_json(&envs);
             }
@@ -630,11 +676,15 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
                         e.handle.clone(),
                         e.name.clone(),
                         if e.critical { "yes" } else { "no" }.into(),
+                        e.data_plane.clone(),
                         rfc3339(e.created_at),
                     ]
                 })
                 .collect();
-            print_table(&["HANDLE", "NAME", "CRITICAL", "CREATED"], &rows);
+            print_table(
+                &["HANDLE", "NAME", "CRITICAL", "DATA PLANE", "CREATED"],
+                &rows,
+            );
             Ok(())
         }
         EnvCommand::Create {
@@ -659,6 +709,103 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
                 e.handle,
                 if e.critical { " (critical)" } else { "" }
             );
+            Ok(())
+        }
+    }
+}
+
+fn data_plane(cfg: &Config, c: DataPlaneCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    match c {
+        DataPlaneCommand::List { json } => {
+            let list = crate::data_planes::list(&store)?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.handle.clone(),
+                        d.name.clone(),
+                        d.kind.clone(),
+                        if d.region.is_empty() {
+                            "-".into()
+                        } else {
+                            d.region.clone()
+                        },
+                        if d.environments.is_empty() {
+                            "-".into()
+                        } else {
+                            d.environments.join(",")
+                        },
+                        format!(
+                            "{} ({} running, {} offline)",
+                            d.health.status, d.health.running, d.health.offline
+                        ),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["HANDLE", "NAME", "KIND", "REGION", "ENVIRONMENTS", "HEALTH"],
+                &rows,
+            );
+            Ok(())
+        }
+        DataPlaneCommand::Create {
+            name,
+            kind,
+            region,
+            description,
+            json,
+        } => {
+            let new = crate::data_planes::NewDataPlane {
+                name,
+                handle: None,
+                kind,
+                region,
+                description,
+            };
+            let d = crate::data_planes::create(&store, &new, now_millis())?;
+            audit(
+                &store,
+                "data-plane create",
+                &format!("data plane {}", d.handle),
+            );
+            if json {
+                return print_json(&d);
+            }
+            println!("data plane '{}' created ({})", d.handle, d.kind);
+            Ok(())
+        }
+    }
+}
+
+fn configuration(cfg: &Config, c: ConfigCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    match c {
+        ConfigCommand::Render {
+            env,
+            project,
+            integration,
+        } => {
+            let scope = crate::commands::resolve(&store, &project, &integration, &env)?;
+            let key = MasterKey::load(&cfg.data_dir, false)?;
+            let rendered = crate::configuration::render(&store, &key, &scope)?;
+            // Secrets were decrypted and left icpd: on record, like a backup.
+            audit(
+                &store,
+                "config render",
+                &format!(
+                    "config {}/{}@{} revision {}",
+                    scope.project, scope.integration, scope.environment, rendered.revision
+                ),
+            );
+            eprintln!(
+                "# {}/{} in '{}', configuration revision {} (secrets in clear: keep this output private)",
+                scope.project, scope.integration, scope.environment, rendered.revision
+            );
+            print!("{}", rendered.toml);
             Ok(())
         }
     }
@@ -730,6 +877,34 @@ fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
             );
             println!("Environment   {}", r.environment);
             println!("Version       {}", r.version.as_deref().unwrap_or("-"));
+            if let Some(ro) = &r.rollout {
+                if let Some(deployed) = &ro.deployed_version {
+                    println!(
+                        "Deployed      {deployed}{}",
+                        if ro.version_mismatch == Some(true) {
+                            "  (differs from the version it reports)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                if let Some(current) = ro.current_config_revision {
+                    println!(
+                        "Config        revision {} fetched{}, current {current}{}",
+                        ro.config_revision
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "none".into()),
+                        ro.config_fetched_at
+                            .map(|at| format!(" {}", ago(at, now)))
+                            .unwrap_or_default(),
+                        if ro.config_outdated == Some(true) {
+                            " (takes effect after a restart)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
             println!("Secret        {}", d.secret_key_id);
             println!("Registered    {}", rfc3339(r.registered_at));
             println!(
