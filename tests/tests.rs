@@ -20,4 +20,5 @@ mod ingest;
 mod lifecycle;
 mod metrics;
 mod observability;
+mod pipeline;
 mod protocol;
