@@ -660,6 +660,13 @@ fn configuration_with_a_secret_is_served_to_its_runtime_and_shown_nowhere_else()
     assert!(audit.contains("icpd config render"), "{audit}");
     assert!(!audit.contains(DB_PASSWORD));
 
+    // icpd check opens every sealed value: 3 runtime secrets and the
+    // password in each of the 3 revisions.
+    let out = s.cli(&["check"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("opens all 6 stored secret(s)"), "{report}");
+
     // At ICP_LOG=trace, the server never logged the secret; the database
     // holds it only sealed.
     let log = s.log_text();

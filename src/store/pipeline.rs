@@ -13,9 +13,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::Tx;
-use crate::configuration::{
-    seal_context, RevisionInfo, RevisionMeta, RevisionRef, StoredValue, ValueKey, ValueType,
-};
+use crate::configuration::{RevisionInfo, RevisionMeta, RevisionRef, StoredValue, ValueType};
 use crate::data_planes::DataPlaneRow;
 use crate::deployments::{Deployment, ValidDeployment};
 use crate::error::Result;
@@ -378,22 +376,6 @@ impl Tx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every sealed configuration value with its AEAD context, for `icpd check`.
-    pub fn sealed_config_values(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut st = self.tx.prepare_cached(
-            "SELECT c.integration_id, c.environment_id, v.section, v.key, v.sealed \
-             FROM config_values v JOIN config_revisions c ON c.id = v.revision_id WHERE v.secret = 1",
-        )?;
-        let rows = st.query_map([], |r| {
-            let k = ValueKey {
-                section: r.get(2)?,
-                key: r.get(3)?,
-            };
-            Ok((seal_context(r.get(0)?, r.get(1)?, &k), r.get(4)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     /// Records that `client` was handed `revision`.
     pub fn record_config_fetch(
         &self,
@@ -450,5 +432,205 @@ impl Tx<'_> {
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use serde_json::json;
+
+    use crate::commands::Scope;
+    use crate::configuration::{self, check_value, PlainValue, RevisionMeta};
+    use crate::deployments::{self, NewDeployment};
+    use crate::master_key::MasterKey;
+    use crate::runtimes::Status;
+    use crate::store::{RuntimeRegistration, Store};
+
+    fn scope(store: &Store, env: &str) -> Scope {
+        store
+            .write(|tx| {
+                let (p, i) = crate::catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
+                let e = tx.environment_by_handle(env)?.unwrap();
+                Ok(Scope {
+                    project_id: p.id,
+                    integration_id: i.id,
+                    environment_id: e.id,
+                    critical: e.critical,
+                    project: p.handle,
+                    integration: i.handle,
+                    environment: e.handle,
+                })
+            })
+            .unwrap()
+    }
+
+    fn value(key: &str, v: serde_json::Value, secret: bool) -> PlainValue {
+        let (value_type, value) = check_value(key, None, &v).unwrap();
+        PlainValue {
+            section: "myorg.orders".into(),
+            key: key.into(),
+            value_type,
+            secret,
+            value,
+            updated_by: "u".into(),
+            updated_at: 1,
+        }
+    }
+
+    /// The model a promotion builds on: revisions numbered per environment,
+    /// a revision copied (secrets re-sealed) into the next environment with
+    /// its source named, deployment records superseding each other, and
+    /// each runtime's rollout with fetches by id before name before secret.
+    #[test]
+    fn revisions_copies_records_and_rollouts() {
+        let dir = std::env::temp_dir().join(format!("icpd-unit-pipeline-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("icp.db")).unwrap();
+        let key =
+            MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([9u8; 32]))
+                .unwrap();
+        let (dev, prod) = (scope(&store, "dev"), scope(&store, "prod"));
+        let meta = |who: &str, from: Option<i64>| RevisionMeta {
+            created_by: who.into(),
+            created_at: 5,
+            comment: String::new(),
+            promoted_from: from,
+        };
+
+        // Two revisions in dev.
+        let values = vec![
+            value("url", json!("jdbc:dev"), false),
+            value("password", json!("pw"), true),
+        ];
+        let sealed = configuration::seal_values(&key, &dev, &values).unwrap();
+        let r1 = store
+            .write(|tx| configuration::write_revision(tx, &dev, &sealed, &meta("a", None)))
+            .unwrap();
+        let r2 = store
+            .write(|tx| configuration::write_revision(tx, &dev, &sealed[..1], &meta("b", None)))
+            .unwrap();
+        assert_eq!((r1.revision, r2.revision, r2.values), (1, 2, 1));
+
+        // Promotion: revision 1 of dev, opened and re-sealed for prod, with an override.
+        let copied = store
+            .write(|tx| {
+                let source = tx
+                    .config_revision(dev.integration_id, dev.environment_id, 1)?
+                    .unwrap();
+                let mut plain =
+                    configuration::open_values(&key, &dev, &tx.config_values(source.id)?)?;
+                plain[1].value = json!("jdbc:prod");
+                let resealed = configuration::seal_values(&key, &prod, &plain)?;
+                configuration::write_revision(tx, &prod, &resealed, &meta("c", Some(source.id)))
+            })
+            .unwrap();
+        assert_eq!(copied.revision, 1);
+        let from = copied.promoted_from.unwrap();
+        assert_eq!((from.environment.as_str(), from.revision), ("dev", 1));
+        let rendered = configuration::render(&store, &key, &prod).unwrap();
+        let doc: toml::Table = rendered.toml.parse().unwrap();
+        assert_eq!(doc["myorg"]["orders"]["url"].as_str(), Some("jdbc:prod"));
+        assert_eq!(doc["myorg"]["orders"]["password"].as_str(), Some("pw"));
+        // A sealed dev value does not open as prod's.
+        assert!(configuration::open_values(&key, &prod, &sealed).is_err());
+
+        // Deployment records: the newest is current.
+        let rec = |v: &str| NewDeployment {
+            version: v.into(),
+            artifact: format!("orders-{v}.bala"),
+            sha256: None,
+        };
+        let first = deployments::record(&store, &dev, &rec("1.0.0"), "a", 1).unwrap();
+        let copy = store
+            .write(|tx| {
+                deployments::insert(tx, &prod, &rec("1.0.0").validate()?, "c", 2, Some(first.id))
+            })
+            .unwrap();
+        assert_eq!(copy.promoted_from, Some(first.id));
+        deployments::record(&store, &dev, &rec("1.1.0"), "a", 3).unwrap();
+        assert_eq!(
+            deployments::current(&store, &dev).unwrap().unwrap().version,
+            "1.1.0"
+        );
+
+        // A runtime in dev reporting 1.0.0, and its fetches.
+        let id = "3f6d0f0e-7c4e-4d8e-9a43-6a1b2c3d4e5f";
+        store
+            .write(|tx| {
+                tx.insert_runtime(
+                    &RuntimeRegistration {
+                        runtime_id: id,
+                        name: Some("node-1"),
+                        runtime_type: "BI",
+                        environment_id: dev.environment_id,
+                        integration_id: dev.integration_id,
+                        key_id: "abcd1234",
+                        version: Some("1.0.0"),
+                        node_info: "{}",
+                        try_it_host: None,
+                        runtime_hash: None,
+                        now: 1,
+                    },
+                    Status::Running,
+                )
+            })
+            .unwrap();
+        let rollout = || {
+            store
+                .read(|tx| tx.runtime_rollouts(&[id.to_string()]))
+                .unwrap()
+                .remove(id)
+                .unwrap()
+        };
+        let r = rollout();
+        assert_eq!(r.deployed_version.as_deref(), Some("1.1.0"));
+        assert_eq!(r.version_mismatch, Some(true));
+        assert_eq!(
+            (r.config_revision, r.current_config_revision),
+            (None, Some(2))
+        );
+        assert_eq!(r.config_outdated, None);
+        let fetch = |client: &str, rev: i64, at: i64| {
+            store
+                .write(|tx| {
+                    tx.record_config_fetch(dev.integration_id, dev.environment_id, client, rev, at)
+                })
+                .unwrap()
+        };
+        fetch("key:abcd1234", 2, 10);
+        assert_eq!(rollout().config_revision, Some(2));
+        fetch("name:node-1", 1, 11);
+        assert_eq!(
+            rollout().config_revision,
+            Some(1),
+            "a name beats the secret"
+        );
+        fetch(&format!("runtime:{id}"), 2, 12);
+        let r = rollout();
+        assert_eq!(
+            (r.config_revision, r.config_fetched_at),
+            (Some(2), Some(12))
+        );
+        assert_eq!(r.config_outdated, Some(false));
+        fetch("key:other", 1, 13);
+        fetch("name:node-2", 1, 13);
+        assert_eq!(
+            rollout().config_revision,
+            Some(2),
+            "others' fetches are not its own"
+        );
+
+        // Deleting the runtime forgets the fetch made under its id.
+        store.write(|tx| tx.delete_runtime(id)).unwrap();
+        let count =
+            |sql: &str| -> i64 { store.read(|tx| Ok(tx.row(sql, [], |r| r.get(0))?)).unwrap() };
+        assert_eq!(
+            count("SELECT COUNT(*) FROM config_fetches WHERE client LIKE 'runtime:%'"),
+            0
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM config_fetches"), 4);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
