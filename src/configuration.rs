@@ -441,38 +441,38 @@ pub fn seal_context(integration_id: i64, environment_id: i64, k: &ValueKey) -> S
     )
 }
 
+/// Seals one value in clear for its place in `scope`.
+pub fn seal_value(key: &MasterKey, scope: &Scope, v: &PlainValue) -> Result<StoredValue> {
+    let text = v.value.to_string();
+    let (value, sealed) = if v.secret {
+        let k = ValueKey {
+            section: v.section.clone(),
+            key: v.key.clone(),
+        };
+        let context = seal_context(scope.integration_id, scope.environment_id, &k);
+        (None, Some(key.seal(&context, text.as_bytes())?))
+    } else {
+        (Some(text), None)
+    };
+    Ok(StoredValue {
+        section: v.section.clone(),
+        key: v.key.clone(),
+        value_type: v.value_type,
+        secret: v.secret,
+        value,
+        sealed,
+        updated_by: v.updated_by.clone(),
+        updated_at: v.updated_at,
+    })
+}
+
 /// Seals values in clear for `scope` (a promotion's destination).
 pub fn seal_values(
     key: &MasterKey,
     scope: &Scope,
     values: &[PlainValue],
 ) -> Result<Vec<StoredValue>> {
-    values
-        .iter()
-        .map(|v| {
-            let text = v.value.to_string();
-            let k = ValueKey {
-                section: v.section.clone(),
-                key: v.key.clone(),
-            };
-            let (value, sealed) = if v.secret {
-                let context = seal_context(scope.integration_id, scope.environment_id, &k);
-                (None, Some(key.seal(&context, text.as_bytes())?))
-            } else {
-                (Some(text), None)
-            };
-            Ok(StoredValue {
-                section: v.section.clone(),
-                key: v.key.clone(),
-                value_type: v.value_type,
-                secret: v.secret,
-                value,
-                sealed,
-                updated_by: v.updated_by.clone(),
-                updated_at: v.updated_at,
-            })
-        })
-        .collect()
+    values.iter().map(|v| seal_value(key, scope, v)).collect()
 }
 
 /// Opens the values of a revision of `scope` (secrets decrypted).
@@ -803,8 +803,7 @@ pub fn change(
                 updated_by: who.to_string(),
                 updated_at: now,
             };
-            let stored = seal_values(key, scope, std::slice::from_ref(&plain))?;
-            map.insert(k.clone(), stored.into_iter().next().unwrap_or_else(|| unreachable!()));
+            map.insert(k.clone(), seal_value(key, scope, &plain)?);
         }
         let values: Vec<StoredValue> = map.into_values().collect();
         let meta = RevisionMeta {
