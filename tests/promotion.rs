@@ -577,3 +577,99 @@ fn racing_promotions_of_one_source_state_apply_once() {
             .contains(&format!("promotion {id} ")));
     }
 }
+
+/// `icpd promote --as USER` with a secret override read from standard input.
+fn promote_cli(s: &TestServer, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = crate::harness::icpd()
+        .arg("--data-dir")
+        .arg(&s.data_dir)
+        .arg("promote")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_cli_promotes_as_a_user_and_lists() {
+    let s = TestServer::start(&[]);
+    let mut root = s.admin();
+    setup(&mut root);
+    deploy(&mut root, "dev", "5.0.0");
+    let base = [
+        "--project",
+        "order-service",
+        "--integration",
+        "order-create",
+    ];
+    let staging = [&base[..], &["--from", "dev", "--to", "staging"]].concat();
+
+    let out = promote_cli(&s, &[&staging[..], &["--as", "nobody"]].concat(), "");
+    assert!(!out.status.success());
+    let args = [
+        &staging[..],
+        &[
+            "--as",
+            "root",
+            "--set",
+            "myorg.orders.dbUrl=jdbc:postgresql://db.staging/orders",
+            "--set",
+            "myorg.orders.poolSize=8",
+            "--set-secret",
+            "myorg.orders.dbPassword",
+            "--json",
+        ],
+    ]
+    .concat();
+    let out = promote_cli(&s, &args, &format!("{DB_PASSWORD}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(DB_PASSWORD), "{text}");
+    let p: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(p["status"], "applied", "{p}");
+    assert_eq!(p["requestedBy"], "root");
+    let config = root.get(&env_path("staging", "/config")).json();
+    assert_eq!(value(&config, "poolSize")["value"], 8);
+    assert_eq!(value(&config, "dbPassword")["set"], true);
+    let rendered = s.cli(&[
+        "config",
+        "render",
+        "--env",
+        "staging",
+        "--project",
+        "order-service",
+        "--integration",
+        "order-create",
+    ]);
+    assert!(String::from_utf8_lossy(&rendered.stdout).contains(DB_PASSWORD));
+
+    let prod = [
+        &base[..],
+        &["--from", "staging", "--to", "prod", "--as", "root"],
+    ]
+    .concat();
+    let out = promote_cli(&s, &prod, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("waiting for 1 approval"));
+    let pending = s.cli_json(&["promotion", "list", "--status", "pending", "--json"]);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending[0]["to"], "prod");
+}
