@@ -309,7 +309,7 @@ impl std::fmt::Display for KeyCheck {
                 source,
             } => write!(
                 f,
-                "{source} cannot decrypt {} of {secrets} stored secret(s) (key ids {}): \
+                "{source} cannot decrypt {} of {secrets} stored secret(s) (key ids, or config/... for configuration values: {}): \
                  put the master.key that was backed up with this database in place",
                 failed.len(),
                 failed.join(", ")

@@ -93,11 +93,13 @@ pub fn valid_handle(what: &str, text: &str) -> Result<String> {
     Ok(handle)
 }
 
-/// Creates an environment; its handle is normalised, and must be new.
+/// Creates an environment on a data plane (`default` when `None`); its
+/// handle is normalised, and must be new.
 pub fn create_environment(
     store: &Store,
     name: &str,
     critical: bool,
+    data_plane: Option<&str>,
     now: Millis,
 ) -> Result<Environment> {
     let handle = valid_handle("environment", name)?;
@@ -107,7 +109,8 @@ pub fn create_environment(
                 "environment '{handle}' already exists"
             )));
         }
-        tx.insert_environment(&handle, name.trim(), critical, now)
+        let data_plane_id = crate::data_planes::resolve(tx, data_plane)?;
+        tx.insert_environment(&handle, name.trim(), critical, data_plane_id, now)
     })
 }
 
@@ -222,6 +225,11 @@ pub struct EnvironmentInfo {
     pub description: String,
     #[serde(serialize_with = "serialize_rfc3339")]
     pub created_at: Millis,
+    /// The handle of the data plane it sits on.
+    pub data_plane: String,
+    /// How many users other than the requester must approve a promotion
+    /// into it (default: 1 when critical, else 0).
+    pub required_approvals: i64,
 }
 
 /// A project as the API shows it.
@@ -285,6 +293,10 @@ pub struct NewEnvironment {
     #[serde(default)]
     pub critical: bool,
     pub description: Option<String>,
+    /// The handle of its data plane; `default` when absent.
+    pub data_plane: Option<String>,
+    /// Approvals a promotion into it needs; by criticality when absent.
+    pub required_approvals: Option<i64>,
 }
 
 /// `PATCH /environments/{env}`: absent fields stay as they are. The handle never changes.
@@ -294,6 +306,10 @@ pub struct EnvironmentChange {
     pub name: Option<String>,
     pub critical: Option<bool>,
     pub description: Option<String>,
+    /// Moves it to this data plane.
+    pub data_plane: Option<String>,
+    /// Approvals a promotion into it needs (0 to 10).
+    pub required_approvals: Option<i64>,
 }
 
 /// `POST /projects`.
@@ -359,6 +375,18 @@ fn valid_name(what: &str, name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// At most this many approvals can be required for a promotion.
+pub const MAX_REQUIRED_APPROVALS: i64 = 10;
+
+fn valid_required_approvals(n: Option<i64>) -> Result<Option<i64>> {
+    match n {
+        Some(n) if !(0..=MAX_REQUIRED_APPROVALS).contains(&n) => Err(Error::BadRequest(format!(
+            "requiredApprovals must be from 0 to {MAX_REQUIRED_APPROVALS}"
+        ))),
+        n => Ok(n),
+    }
+}
+
 fn valid_description(text: Option<&str>) -> Result<String> {
     let text = text.unwrap_or("").trim();
     if text.chars().count() > 2000 {
@@ -422,19 +450,36 @@ pub fn add_environment(
     let name = valid_name("environment", &new.name)?;
     let handle = valid_handle("environment", new.handle.as_deref().unwrap_or(&name))?;
     let description = valid_description(new.description.as_deref())?;
+    let required_approvals = valid_required_approvals(new.required_approvals)?;
     store.write(|tx| {
         if tx.environment_info(&handle)?.is_some() {
             return Err(Error::Conflict(format!(
                 "environment '{handle}' already exists"
             )));
         }
-        tx.insert_environment_info(&handle, &name, new.critical, &description, now)?;
+        let data_plane_id = crate::data_planes::resolve(tx, new.data_plane.as_deref())?;
+        tx.insert_environment_info(
+            &handle,
+            &name,
+            new.critical,
+            &description,
+            data_plane_id,
+            now,
+        )?;
+        if required_approvals.is_some() {
+            let id = tx
+                .environment_info(&handle)?
+                .ok_or_else(|| Error::Internal("environment vanished".into()))?
+                .id;
+            tx.set_required_approvals(id, required_approvals)?;
+        }
         tx.environment_info(&handle)?
             .ok_or_else(|| Error::Internal("environment vanished".into()))
     })
 }
 
-/// Changes an environment's name, critical flag or description.
+/// Changes an environment's name, critical flag, description, data plane
+/// or required approvals.
 pub fn change_environment(
     store: &Store,
     handle: &str,
@@ -450,6 +495,7 @@ pub fn change_environment(
         .as_deref()
         .map(|d| valid_description(Some(d)))
         .transpose()?;
+    let required_approvals = valid_required_approvals(change.required_approvals)?;
     store.write(|tx| {
         let mut e = tx
             .environment_info(handle)?
@@ -458,7 +504,16 @@ pub fn change_environment(
         e.critical = change.critical.unwrap_or(e.critical);
         e.description = description.unwrap_or(e.description);
         tx.update_environment(e.id, &e.name, e.critical, &e.description)?;
-        Ok(e)
+        if required_approvals.is_some() {
+            tx.set_required_approvals(e.id, required_approvals)?;
+        }
+        if let Some(dp) = &change.data_plane {
+            let id = crate::data_planes::resolve(tx, Some(dp))?;
+            tx.set_environment_data_plane(e.id, id)?;
+        }
+        // Read again: the data plane and the effective approvals may have moved.
+        tx.environment_info(handle)?
+            .ok_or_else(|| no_environment(handle))
     })
 }
 
@@ -565,14 +620,83 @@ pub fn delete_project(store: &Store, project: &ProjectInfo) -> Result<()> {
 
 /// The project's environments in order; all environments until a subset is set.
 pub fn project_environments(store: &Store, project: &ProjectInfo) -> Result<Vec<EnvironmentInfo>> {
-    store.read(|tx| {
-        let chosen = tx.project_environments(project.id)?;
-        if chosen.is_empty() {
-            tx.all_environments()
-        } else {
-            Ok(chosen)
-        }
-    })
+    store.read(|tx| pipeline(tx, project.id))
+}
+
+/// The project's pipeline inside the caller's transaction: its ordered
+/// subset of environments, or every environment in creation order until a
+/// subset is set. Promotion goes from one environment to the next in it.
+pub fn pipeline(tx: &crate::store::Tx, project_id: i64) -> Result<Vec<EnvironmentInfo>> {
+    let chosen = tx.project_environments(project_id)?;
+    if chosen.is_empty() {
+        tx.all_environments()
+    } else {
+        Ok(chosen)
+    }
+}
+
+/// The environment after `env` in `pipeline`: `None` when `env` is the
+/// last; 422 when `env` is not in the pipeline at all.
+pub fn next_in<'p>(
+    pipeline: &'p [EnvironmentInfo],
+    env: &str,
+) -> Result<Option<&'p EnvironmentInfo>> {
+    let at = pipeline
+        .iter()
+        .position(|e| e.handle == env)
+        .ok_or_else(|| {
+            Error::Unprocessable(format!(
+                "environment '{env}' is not in the project's pipeline ({}); GET /api/v1/projects/{{project}}/environments shows it",
+                pipeline
+                    .iter()
+                    .map(|e| e.handle.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            ))
+        })?;
+    Ok(pipeline.get(at + 1))
+}
+
+/// The environment after `env` in the project's pipeline (see [`next_in`]).
+pub fn next_environment(
+    tx: &crate::store::Tx,
+    project_id: i64,
+    env: &str,
+) -> Result<Option<EnvironmentInfo>> {
+    let stages = pipeline(tx, project_id)?;
+    Ok(next_in(&stages, env)?.cloned())
+}
+
+/// One stage of a project's pipeline as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStage {
+    #[serde(flatten)]
+    pub environment: EnvironmentInfo,
+    /// 0 for the first environment.
+    pub position: usize,
+    /// The handle of the environment a promotion from here goes to; null for the last.
+    pub next: Option<String>,
+}
+
+/// The pipeline as stages, each naming the next.
+pub fn stages(pipeline: Vec<EnvironmentInfo>) -> Vec<PipelineStage> {
+    let nexts: Vec<Option<String>> = pipeline
+        .iter()
+        .skip(1)
+        .map(|e| Some(e.handle.clone()))
+        .chain([None])
+        .collect();
+    pipeline
+        .into_iter()
+        .zip(nexts)
+        .enumerate()
+        .map(|(position, (environment, next))| PipelineStage {
+            environment,
+            position,
+            next,
+        })
+        .collect()
 }
 
 /// Sets the project's ordered subset of environments.
@@ -788,6 +912,35 @@ mod tests {
         assert_eq!((l.items, l.next), (vec![1, 2], Some("2".to_string())));
         let l = Listing::new(vec![1, 2], 2, 2, |n| n.to_string());
         assert_eq!((l.items, l.next), (vec![1, 2], None));
+    }
+
+    #[test]
+    fn promotion_goes_to_the_next_environment_of_the_pipeline() {
+        let env = |id: i64, handle: &str| super::EnvironmentInfo {
+            id,
+            handle: handle.into(),
+            name: handle.into(),
+            critical: false,
+            description: String::new(),
+            created_at: 0,
+            data_plane: "default".into(),
+            required_approvals: 0,
+        };
+        let pipeline = vec![env(1, "dev"), env(3, "staging"), env(2, "prod")];
+        let next = |e: &str| super::next_in(&pipeline, e).map(|n| n.map(|n| n.handle.clone()));
+        assert_eq!(next("dev").unwrap().as_deref(), Some("staging"));
+        assert_eq!(next("staging").unwrap().as_deref(), Some("prod"));
+        assert_eq!(next("prod").unwrap(), None);
+        assert!(next("qa").is_err());
+        let stages = super::stages(pipeline.clone());
+        assert_eq!(
+            stages
+                .iter()
+                .map(|s| (s.position, s.next.as_deref()))
+                .collect::<Vec<_>>(),
+            [(0, Some("staging")), (1, Some("prod")), (2, None)]
+        );
+        assert!(super::stages(Vec::new()).is_empty());
     }
 
     #[test]

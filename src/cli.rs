@@ -47,6 +47,20 @@ pub enum Command {
     /// Environments.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Data planes: where environments run.
+    #[command(subcommand)]
+    DataPlane(DataPlaneCommand),
+    /// Integrations' configuration (Config.toml values) per environment.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Promote an integration (its deployment record and configuration) to
+    /// the next environment of its project's pipeline, as a user: applied at
+    /// once when the target requires no approval, else pending until other
+    /// users approve it in the API or console.
+    Promote(PromoteArgs),
+    /// Promotions: list them (approving needs a signed-in user: API or console).
+    #[command(subcommand)]
+    Promotion(PromotionCommand),
     /// Registered runtimes.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -213,6 +227,87 @@ pub enum EnvCommand {
         /// Mark the environment critical (production-like).
         #[arg(long)]
         critical: bool,
+        /// The data plane it sits on [default: default].
+        #[arg(long, value_name = "HANDLE")]
+        data_plane: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataPlaneCommand {
+    /// List data planes with their environments and health.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a data plane.
+    Create {
+        /// Name; its handle is the name in lower case with dashes.
+        name: String,
+        /// cloud or private.
+        #[arg(long, value_parser = ["cloud", "private"])]
+        kind: String,
+        /// Where it is, e.g. eu-west-1 or a site name.
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print an integration's current Config.toml values for an environment,
+    /// secrets decrypted, as `GET /icp/config` serves them (needs the master key).
+    Render {
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        integration: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub integration: String,
+    #[arg(long)]
+    pub from: String,
+    #[arg(long)]
+    pub to: String,
+    /// Override a value in the target: `section.key=value` (the value is
+    /// read as JSON when it parses, else as a string; no dot: a top-level key).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Override a secret value in the target: `section.key`; the values are
+    /// read from standard input, one line per --set-secret, in order.
+    #[arg(long = "set-secret", value_name = "SECTION.KEY")]
+    pub set_secret: Vec<String>,
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// The user the promotion is requested as (with that user's permissions;
+    /// the CLI has no sign-in, and that user cannot approve it).
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PromotionCommand {
+    /// List promotions, newest first.
+    List {
+        /// pending, applied, rejected, cancelled or failed.
+        #[arg(long)]
+        status: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -280,6 +375,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cert(CertCommand::Show) => cert_show(&cfg),
         Command::Secret(c) => secret(&cfg, c),
         Command::Env(c) => env(&cfg, c),
+        Command::DataPlane(c) => data_plane(&cfg, c),
+        Command::Config(c) => configuration(&cfg, c),
+        Command::Promote(a) => promote(&cfg, a),
+        Command::Promotion(c) => promotion(&cfg, c),
         Command::Runtime(c) => runtime(&cfg, c),
         Command::User(c) => user(&cfg, c),
         Command::IngestToken(c) => ingest_token(&cfg, c),
@@ -616,7 +715,7 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
     let store = open_store(cfg)?;
     match c {
         EnvCommand::List { json } => {
-            let envs = store.read(|tx| tx.environments())?;
+            let envs = store.read(|tx| tx.all_environments())?;
             if json {
                 return print_json(&envs);
             }
@@ -627,19 +726,30 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
                         e.handle.clone(),
                         e.name.clone(),
                         if e.critical { "yes" } else { "no" }.into(),
+                        e.data_plane.clone(),
                         rfc3339(e.created_at),
                     ]
                 })
                 .collect();
-            print_table(&["HANDLE", "NAME", "CRITICAL", "CREATED"], &rows);
+            print_table(
+                &["HANDLE", "NAME", "CRITICAL", "DATA PLANE", "CREATED"],
+                &rows,
+            );
             Ok(())
         }
         EnvCommand::Create {
             name,
             critical,
+            data_plane,
             json,
         } => {
-            let e = catalog::create_environment(&store, &name, critical, now_millis())?;
+            let e = catalog::create_environment(
+                &store,
+                &name,
+                critical,
+                data_plane.as_deref(),
+                now_millis(),
+            )?;
             audit(&store, "env create", &format!("environment {}", e.handle));
             if json {
                 return print_json(&e);
@@ -649,6 +759,239 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
                 e.handle,
                 if e.critical { " (critical)" } else { "" }
             );
+            Ok(())
+        }
+    }
+}
+
+fn data_plane(cfg: &Config, c: DataPlaneCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    match c {
+        DataPlaneCommand::List { json } => {
+            let list = crate::data_planes::list(&store)?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.handle.clone(),
+                        d.name.clone(),
+                        d.kind.clone(),
+                        if d.region.is_empty() {
+                            "-".into()
+                        } else {
+                            d.region.clone()
+                        },
+                        if d.environments.is_empty() {
+                            "-".into()
+                        } else {
+                            d.environments.join(",")
+                        },
+                        format!(
+                            "{} ({} running, {} offline)",
+                            d.health.status, d.health.running, d.health.offline
+                        ),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["HANDLE", "NAME", "KIND", "REGION", "ENVIRONMENTS", "HEALTH"],
+                &rows,
+            );
+            Ok(())
+        }
+        DataPlaneCommand::Create {
+            name,
+            kind,
+            region,
+            description,
+            json,
+        } => {
+            let new = crate::data_planes::NewDataPlane {
+                name,
+                handle: None,
+                kind,
+                region,
+                description,
+            };
+            let d = crate::data_planes::create(&store, &new, now_millis())?;
+            audit(
+                &store,
+                "data-plane create",
+                &format!("data plane {}", d.handle),
+            );
+            if json {
+                return print_json(&d);
+            }
+            println!("data plane '{}' created ({})", d.handle, d.kind);
+            Ok(())
+        }
+    }
+}
+
+fn configuration(cfg: &Config, c: ConfigCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    match c {
+        ConfigCommand::Render {
+            env,
+            project,
+            integration,
+        } => {
+            let scope = crate::commands::resolve(&store, &project, &integration, &env)?;
+            let key = MasterKey::load(&cfg.data_dir, false)?;
+            let rendered = crate::configuration::render(&store, &key, &scope)?;
+            // Secrets were decrypted and left icpd: on record, like a backup.
+            audit(
+                &store,
+                "config render",
+                &format!(
+                    "config {}/{}@{} revision {}",
+                    scope.project, scope.integration, scope.environment, rendered.revision
+                ),
+            );
+            eprintln!(
+                "# {}/{} in '{}', configuration revision {} (secrets in clear: keep this output private)",
+                scope.project, scope.integration, scope.environment, rendered.revision
+            );
+            print!("{}", rendered.toml);
+            Ok(())
+        }
+    }
+}
+
+/// `section.key` as a place; no dot: a top-level key.
+fn value_place(text: &str) -> (String, String) {
+    match text.rsplit_once('.') {
+        Some((section, key)) => (section.to_string(), key.to_string()),
+        None => (String::new(), text.to_string()),
+    }
+}
+
+fn promote(cfg: &Config, a: PromoteArgs) -> Result<()> {
+    use crate::promotion::{NewPromotion, Override};
+    let store = open_store(cfg)?;
+    let user = store
+        .read(|tx| tx.user_by_name(&a.as_user))?
+        .ok_or_else(|| Error::NotFound(format!("no user '{}'", a.as_user)))?;
+    let principal = crate::auth::principal(&store, &user)?;
+    let mut overrides = Vec::new();
+    for s in &a.set {
+        let (place, text) = s
+            .split_once('=')
+            .ok_or_else(|| Error::BadRequest(format!("--set {s}: expected SECTION.KEY=VALUE")))?;
+        let (section, key) = value_place(place);
+        let value =
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into()));
+        overrides.push(Override {
+            section,
+            key,
+            value,
+            value_type: None,
+            secret: Some(false),
+        });
+    }
+    let mut stdin = std::io::stdin().lines();
+    for place in &a.set_secret {
+        let line = stdin
+            .next()
+            .transpose()
+            .map_err(|e| Error::io("reading a secret value from standard input", e))?
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "--set-secret {place}: no value on standard input (one line per --set-secret)"
+                ))
+            })?;
+        let (section, key) = value_place(place);
+        overrides.push(Override {
+            section,
+            key,
+            value: serde_json::Value::String(line),
+            value_type: None,
+            secret: Some(true),
+        });
+    }
+    let new = NewPromotion {
+        from: a.from,
+        to: a.to,
+        overrides,
+        comment: a.comment,
+    };
+    let key = MasterKey::load(&cfg.data_dir, false)?;
+    let p = crate::promotion::request(
+        &store,
+        &key,
+        &principal,
+        &a.project,
+        &a.integration,
+        &new,
+        now_millis(),
+    )?;
+    audit(&store, "promote", &crate::promotion::audit_target(&p));
+    if a.json {
+        return print_json(&p);
+    }
+    match p.status.as_str() {
+        "applied" => println!(
+            "promotion {}: {}/{} {} -> {} applied ({}, configuration revision {}); runtimes in '{}' take it when they restart",
+            p.id,
+            p.project,
+            p.integration,
+            p.from,
+            p.to,
+            p.deployment.version,
+            p.applied_revision.map_or("unchanged".into(), |r| r.to_string()),
+            p.to
+        ),
+        _ => println!(
+            "promotion {}: {}/{} {} -> {} is {}, waiting for {} approval(s) by users other than {} (API or console)",
+            p.id, p.project, p.integration, p.from, p.to, p.status, p.required_approvals, p.requested_by
+        ),
+    }
+    Ok(())
+}
+
+fn promotion(cfg: &Config, c: PromotionCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    match c {
+        PromotionCommand::List { status, json } => {
+            let status = status
+                .as_deref()
+                .map(crate::promotion::Status::parse)
+                .transpose()?;
+            // The CLI runs with the data directory's rights: it sees every promotion.
+            let everyone = crate::access::Principal {
+                user_id: 0,
+                username: cli_actor(),
+                grants: vec![crate::access::Grant {
+                    scope: crate::access::Scope::Organization,
+                    permissions: [crate::access::Permission::IntegrationView].into(),
+                }],
+                must_change_password: false,
+            };
+            let page = crate::catalog::Keyset {
+                after: None,
+                limit: 500,
+            };
+            let l = crate::promotion::list(&store, &everyone, None, status, &page)?;
+            if json {
+                return print_json(&l.items);
+            }
+            for p in &l.items {
+                println!(
+                    "{:>5}  {:<9}  {}/{}  {} -> {}  {}  by {}  {}",
+                    p.id,
+                    p.status,
+                    p.project,
+                    p.integration,
+                    p.from,
+                    p.to,
+                    p.deployment.version,
+                    p.requested_by,
+                    rfc3339(p.requested_at)
+                );
+            }
             Ok(())
         }
     }
@@ -720,6 +1063,34 @@ fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
             );
             println!("Environment   {}", r.environment);
             println!("Version       {}", r.version.as_deref().unwrap_or("-"));
+            if let Some(ro) = &r.rollout {
+                if let Some(deployed) = &ro.deployed_version {
+                    println!(
+                        "Deployed      {deployed}{}",
+                        if ro.version_mismatch == Some(true) {
+                            "  (differs from the version it reports)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                if let Some(current) = ro.current_config_revision {
+                    println!(
+                        "Config        revision {} fetched{}, current {current}{}",
+                        ro.config_revision
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "none".into()),
+                        ro.config_fetched_at
+                            .map(|at| format!(" {}", ago(at, now)))
+                            .unwrap_or_default(),
+                        if ro.config_outdated == Some(true) {
+                            " (takes effect after a restart)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
             println!("Secret        {}", d.secret_key_id);
             println!("Registered    {}", rfc3339(r.registered_at));
             println!(

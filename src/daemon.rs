@@ -375,6 +375,7 @@ const RUNTIME_ROUTES: &[(&str, &str)] = &[
     ("POST", "/icp/metrics"),
     ("POST", "/v1/logs"),
     ("POST", "/v1/metrics"),
+    ("GET", "/icp/config"),
     ("GET", "/healthz"),
 ];
 

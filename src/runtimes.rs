@@ -67,6 +67,53 @@ pub struct RuntimeRecord {
     pub project_id: i64,
     #[serde(skip)]
     pub integration_id: i64,
+    /// How it compares with what should run (filled by the runtime views).
+    #[serde(flatten)]
+    pub rollout: Option<Rollout>,
+}
+
+/// A runtime against its environment's deployment record and configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// The version of the current deployment record of its integration in
+    /// its environment; null when there is none.
+    pub deployed_version: Option<String>,
+    /// Whether the version it reports differs from `deployedVersion`; null
+    /// when there is no record.
+    pub version_mismatch: Option<bool>,
+    /// The configuration revision it last fetched (`GET /icp/config`):
+    /// by its runtime id, else its node name, else its secret; null if never.
+    pub config_revision: Option<i64>,
+    #[serde(serialize_with = "crate::time::serialize_opt_rfc3339")]
+    pub config_fetched_at: Option<Millis>,
+    /// The current configuration revision of its integration in its
+    /// environment; null when none was ever written.
+    pub current_config_revision: Option<i64>,
+    /// Whether it fetched an older revision than the current one (a restart
+    /// would apply the new one); null when there is no revision or it never fetched.
+    pub config_outdated: Option<bool>,
+}
+
+impl Rollout {
+    /// Compares what a runtime reports and fetched with what is current.
+    pub fn new(
+        version: Option<&str>,
+        deployed_version: Option<String>,
+        fetched: Option<(i64, Millis)>,
+        current_config_revision: Option<i64>,
+    ) -> Rollout {
+        Rollout {
+            version_mismatch: deployed_version.as_deref().map(|d| version != Some(d)),
+            deployed_version,
+            config_revision: fetched.map(|f| f.0),
+            config_fetched_at: fetched.map(|f| f.1),
+            config_outdated: current_config_revision
+                .zip(fetched)
+                .map(|(current, (got, _))| got < current),
+            current_config_revision,
+        }
+    }
 }
 
 /// Everything `runtime show` prints.
@@ -189,17 +236,34 @@ pub fn list(store: &Store, filter: &RuntimeFilter) -> Result<Vec<RuntimeRecord>>
             .map(crate::catalog::normalize_handle),
         status: filter.status,
     };
-    store.read(|tx| tx.list_runtimes(&f))
+    store.read(|tx| {
+        let mut rows = tx.list_runtimes(&f)?;
+        with_rollouts(tx, &mut rows)?;
+        Ok(rows)
+    })
+}
+
+/// Fills in how each runtime compares with its environment's deployment
+/// record and configuration (one query for all of them).
+fn with_rollouts(tx: &crate::store::Tx, rows: &mut [RuntimeRecord]) -> Result<()> {
+    let ids: Vec<String> = rows.iter().map(|r| r.runtime_id.clone()).collect();
+    let mut rollouts = tx.runtime_rollouts(&ids)?;
+    for r in rows {
+        r.rollout = rollouts.remove(&r.runtime_id);
+    }
+    Ok(())
 }
 
 /// One runtime with its artifacts, log levels and status history.
 pub fn show(store: &Store, runtime_id: &str) -> Result<RuntimeDetail> {
     store.read(|tx| {
-        tx.runtime_detail(runtime_id)?.ok_or_else(|| {
+        let mut d = tx.runtime_detail(runtime_id)?.ok_or_else(|| {
             Error::NotFound(format!(
                 "no runtime with id '{runtime_id}'; see `icpd runtime list`"
             ))
-        })
+        })?;
+        with_rollouts(tx, std::slice::from_mut(&mut d.runtime))?;
+        Ok(d)
     })
 }
 
@@ -247,8 +311,11 @@ pub fn page(
         ..query.clone()
     };
     let vis = Visibility::of(principal, Permission::IntegrationView);
-    let (rows, total) =
-        store.read(|tx| tx.runtime_page(&vis, &q, page.after.as_deref(), page.limit + 1))?;
+    let (rows, total) = store.read(|tx| {
+        let (mut rows, total) = tx.runtime_page(&vis, &q, page.after.as_deref(), page.limit + 1)?;
+        with_rollouts(tx, &mut rows)?;
+        Ok((rows, total))
+    })?;
     Ok(Listing::new(rows, total, page.limit, |r| {
         r.runtime_id.clone()
     }))

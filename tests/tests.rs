@@ -20,4 +20,6 @@ mod ingest;
 mod lifecycle;
 mod metrics;
 mod observability;
+mod pipeline;
+mod promotion;
 mod protocol;

@@ -110,9 +110,42 @@ pub fn runtime_handler(
                 | "/v1/logs"
                 | "/v1/metrics",
             ) => method_not_allowed("POST"),
+            ("GET", "/icp/config") => config_route(&protocol, req, now),
+            (_, "/icp/config") => method_not_allowed("GET"),
             ("GET", "/healthz") => Response::json(200, &serde_json::json!({"status": "ok"})),
             _ => not_found(req),
         }
+    }
+}
+
+/// `GET /icp/config[?runtimeId=ID][&runtime=NAME]`: the runtime's
+/// Config.toml values as `application/toml`, with the revision in
+/// `X-ICP-Config-Revision`. Never cached: it carries secrets.
+fn config_route(protocol: &Protocol, req: &Request, now: Millis) -> Response {
+    let runtime_id = query_param(&req.query, "runtimeId");
+    let runtime_name = query_param(&req.query, "runtime");
+    let who = crate::configuration::Fetcher {
+        runtime_id: runtime_id.as_deref(),
+        runtime_name: runtime_name.as_deref(),
+    };
+    match protocol.config(req.header("authorization"), &who, now) {
+        Ok(rendered) => Response {
+            status: 200,
+            headers: vec![
+                (
+                    "Content-Type".into(),
+                    "application/toml; charset=utf-8".into(),
+                ),
+                (
+                    "X-ICP-Config-Revision".into(),
+                    rendered.revision.to_string(),
+                ),
+                ("Cache-Control".into(), "no-store".into()),
+            ],
+            body: rendered.toml.into_bytes(),
+            stream: None,
+        },
+        Err(e) => error_response(&e),
     }
 }
 

@@ -229,6 +229,19 @@ impl Protocol {
         }
     }
 
+    /// `GET /icp/config`: the configuration of the integration the
+    /// token's secret is bound to, in its environment, as TOML with
+    /// secrets opened; the fetch is recorded (see `configuration`).
+    pub fn config(
+        &self,
+        authorization: Option<&str>,
+        who: &crate::configuration::Fetcher,
+        now: Millis,
+    ) -> Result<crate::configuration::Rendered> {
+        let secret = self.authenticate(authorization, now)?;
+        crate::configuration::fetch_for_runtime(&self.store, &self.master_key, &secret, who, now)
+    }
+
     /// A tunnelled command's result: acknowledged; results arrive through full heartbeats.
     pub fn command_result(
         &self,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::configuration::{seal_context, ValueKey};
 use crate::error::{Error, Result};
 
 /// What a database file holds, as far as the checks before a restore and
@@ -22,7 +23,8 @@ pub struct FileInspection {
     /// `PRAGMA user_version`: how many migrations the file has applied.
     pub schema_version: i64,
     /// Every stored secret's key id and sealed key material (empty at
-    /// schema version 0, which has no secrets table).
+    /// schema version 0, which has no secrets table), then every secret
+    /// configuration value's sealing context and sealed value.
     pub sealed_secrets: Vec<(String, Vec<u8>)>,
 }
 
@@ -95,13 +97,35 @@ pub fn inspect_file(path: &Path) -> Result<FileInspection> {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| not_a_database(path, e))?
     };
-    let sealed_secrets = if schema_version == 0 {
+    let mut sealed_secrets = if schema_version == 0 {
         Vec::new()
     } else {
         let mut st = conn.prepare("SELECT key_id, sealed_material FROM secrets ORDER BY key_id")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
+    // Secret configuration values (from the "pipeline" migration on), named
+    // by their sealing context.
+    let has_config: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'config_values')",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_config {
+        let mut st = conn.prepare(
+            "SELECT c.integration_id, c.environment_id, v.section, v.key, v.sealed \
+             FROM config_values v JOIN config_revisions c ON c.id = v.revision_id \
+             WHERE v.secret = 1 ORDER BY v.revision_id, v.section, v.key",
+        )?;
+        let rows = st.query_map([], |r| {
+            let k = ValueKey {
+                section: r.get(2)?,
+                key: r.get(3)?,
+            };
+            Ok((seal_context(r.get(0)?, r.get(1)?, &k), r.get(4)?))
+        })?;
+        sealed_secrets.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    }
     Ok(FileInspection {
         integrity,
         schema_version,

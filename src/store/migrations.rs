@@ -327,4 +327,169 @@ CREATE TABLE ingest_tokens (
 CREATE INDEX ingest_tokens_by_environment ON ingest_tokens (environment_id, created_at);
 "#,
     },
+    Migration {
+        name: "pipeline",
+        sql: r#"
+-- Data planes host environments (issue 8). Every environment sits on
+-- exactly one: existing ones go to the data plane made here, the foreign
+-- key refuses deleting a data plane that still holds one, and, since
+-- SQLite cannot add a NOT NULL column with a foreign key, triggers refuse
+-- an environment without one.
+CREATE TABLE data_planes (
+    id           INTEGER PRIMARY KEY,
+    handle       TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('cloud', 'private')),
+    region       TEXT NOT NULL DEFAULT '',
+    description  TEXT NOT NULL DEFAULT '',
+    created_at   INTEGER NOT NULL
+);
+INSERT INTO data_planes (handle, name, kind, description, created_at) VALUES
+    ('default', 'Default', 'private', 'Holds the environments that name no other data plane',
+     CAST(unixepoch('subsec') * 1000 AS INTEGER));
+ALTER TABLE environments ADD COLUMN data_plane_id INTEGER REFERENCES data_planes(id);
+UPDATE environments SET data_plane_id = (SELECT id FROM data_planes WHERE handle = 'default');
+CREATE INDEX environments_by_data_plane ON environments (data_plane_id);
+CREATE TRIGGER environments_insert_data_plane BEFORE INSERT ON environments
+    WHEN NEW.data_plane_id IS NULL
+    BEGIN SELECT RAISE(ABORT, 'an environment needs a data plane'); END;
+CREATE TRIGGER environments_update_data_plane BEFORE UPDATE OF data_plane_id ON environments
+    WHEN NEW.data_plane_id IS NULL
+    BEGIN SELECT RAISE(ABORT, 'an environment needs a data plane'); END;
+
+-- What should run where: one row per deployment of an integration to an
+-- environment. The newest row (highest id) of an (integration,
+-- environment) is its current record; older ones are its history.
+-- promoted_from names the record a promotion copied.
+CREATE TABLE deployments (
+    id              INTEGER PRIMARY KEY,
+    integration_id  INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    version         TEXT NOT NULL,
+    artifact        TEXT NOT NULL,
+    sha256          TEXT,
+    created_by      TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    promoted_from   INTEGER REFERENCES deployments(id) ON DELETE SET NULL
+);
+CREATE INDEX deployments_by_scope ON deployments (integration_id, environment_id, id);
+
+-- Configuration (Config.toml values) of an integration in an environment,
+-- as immutable revisions numbered 1, 2, ... per (integration, environment).
+-- Each revision holds its whole value set; a change writes a new revision.
+CREATE TABLE config_revisions (
+    id              INTEGER PRIMARY KEY,
+    integration_id  INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    revision        INTEGER NOT NULL CHECK (revision > 0),
+    created_by      TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    comment         TEXT NOT NULL DEFAULT '',
+    promoted_from   INTEGER REFERENCES config_revisions(id) ON DELETE SET NULL,
+    UNIQUE (integration_id, environment_id, revision)
+);
+
+-- The values of one revision. A plain value is its JSON text in `value`;
+-- a secret one is sealed with the master key in `sealed` (AES-256-GCM over
+-- the JSON text, the context naming integration, environment, section and
+-- key, so a sealed value cannot be moved to another place).
+CREATE TABLE config_values (
+    revision_id  INTEGER NOT NULL REFERENCES config_revisions(id) ON DELETE CASCADE,
+    section      TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    type         TEXT NOT NULL CHECK (type IN ('string', 'int', 'float', 'boolean', 'array', 'table')),
+    secret       INTEGER NOT NULL,
+    value        TEXT,
+    sealed       BLOB,
+    updated_by   TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (revision_id, section, key),
+    CHECK ((secret = 1 AND sealed IS NOT NULL AND value IS NULL)
+        OR (secret = 0 AND value IS NOT NULL AND sealed IS NULL))
+);
+
+-- Which revision was last handed to whom by GET /icp/config: a runtime
+-- ('runtime:<id>'), a node name ('name:<name>') or a secret ('key:<key id>').
+CREATE TABLE config_fetches (
+    integration_id  INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    client          TEXT NOT NULL,
+    revision        INTEGER NOT NULL,
+    fetched_at      INTEGER NOT NULL,
+    PRIMARY KEY (integration_id, environment_id, client)
+);
+CREATE TRIGGER runtimes_deleted_config_fetches AFTER DELETE ON runtimes
+    BEGIN DELETE FROM config_fetches WHERE integration_id = OLD.integration_id
+        AND environment_id = OLD.environment_id AND client = 'runtime:' || OLD.runtime_id; END;
+"#,
+    },
+    Migration {
+        name: "promotions",
+        sql: r#"
+-- How many approvals a promotion into an environment needs (issue 8).
+-- NULL: the default for its criticality (1 when critical, else 0), so
+-- turning an environment critical raises the default with it.
+ALTER TABLE environments ADD COLUMN required_approvals INTEGER
+    CHECK (required_approvals IS NULL OR required_approvals BETWEEN 0 AND 10);
+
+-- A promotion of an integration's deployment record and configuration
+-- from one environment to the next of its project's pipeline. It captures
+-- at request time the source's current deployment record and configuration
+-- revision and the target's, so applying it can tell whether either moved.
+-- At most one promotion per (integration, target) is pending.
+CREATE TABLE promotions (
+    id                      INTEGER PRIMARY KEY,
+    integration_id          INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    from_environment_id     INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    to_environment_id       INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    status                  TEXT NOT NULL
+        CHECK (status IN ('pending', 'applied', 'rejected', 'cancelled', 'failed')),
+    source_deployment_id    INTEGER NOT NULL,
+    version                 TEXT NOT NULL,
+    artifact                TEXT NOT NULL,
+    sha256                  TEXT,
+    source_config_revision  INTEGER NOT NULL,
+    target_deployment_id    INTEGER,
+    target_config_revision  INTEGER NOT NULL,
+    required_approvals      INTEGER NOT NULL,
+    requested_by            TEXT NOT NULL,
+    requested_at            INTEGER NOT NULL,
+    comment                 TEXT NOT NULL DEFAULT '',
+    decided_by              TEXT,
+    decided_at              INTEGER,
+    reason                  TEXT,
+    applied_deployment_id   INTEGER,
+    applied_revision        INTEGER
+);
+CREATE UNIQUE INDEX promotions_one_pending ON promotions (integration_id, to_environment_id)
+    WHERE status = 'pending';
+CREATE INDEX promotions_by_integration ON promotions (integration_id, id);
+CREATE INDEX promotions_by_status ON promotions (status, id);
+
+-- The values a promotion sets in the target instead of the source's. A
+-- secret one is sealed with the master key under the context of its
+-- destination (the target's configuration value), never returned.
+CREATE TABLE promotion_overrides (
+    promotion_id  INTEGER NOT NULL REFERENCES promotions(id) ON DELETE CASCADE,
+    section       TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    type          TEXT NOT NULL CHECK (type IN ('string', 'int', 'float', 'boolean', 'array', 'table')),
+    secret        INTEGER NOT NULL,
+    value         TEXT,
+    sealed        BLOB,
+    PRIMARY KEY (promotion_id, section, key),
+    CHECK ((secret = 1 AND sealed IS NOT NULL AND value IS NULL)
+        OR (secret = 0 AND value IS NOT NULL AND sealed IS NULL))
+);
+
+-- One row per user who approved a promotion.
+CREATE TABLE promotion_approvals (
+    promotion_id  INTEGER NOT NULL REFERENCES promotions(id) ON DELETE CASCADE,
+    username      TEXT NOT NULL,
+    at            INTEGER NOT NULL,
+    comment       TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (promotion_id, username)
+);
+"#,
+    },
 ];

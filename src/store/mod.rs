@@ -14,6 +14,8 @@ mod backup;
 mod commands;
 mod ingest_tokens;
 pub mod migrations;
+mod pipeline;
+mod promotions;
 mod resources;
 pub mod telemetry;
 mod telemetry_query;
@@ -271,6 +273,7 @@ fn runtime_from_row(r: &Row) -> rusqlite::Result<RuntimeRecord> {
         environment_id: r.get(11)?,
         integration_id: r.get(12)?,
         project_id: r.get(13)?,
+        rollout: None,
     })
 }
 
@@ -384,11 +387,12 @@ impl Tx<'_> {
         handle: &str,
         name: &str,
         critical: bool,
+        data_plane_id: i64,
         now: Millis,
     ) -> Result<Environment> {
         self.exec(
-            "INSERT INTO environments (handle, name, critical, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![handle, name, critical, now],
+            "INSERT INTO environments (handle, name, critical, data_plane_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![handle, name, critical, data_plane_id, now],
         )?;
         Ok(Environment {
             id: self.tx.last_insert_rowid(),

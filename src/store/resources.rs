@@ -39,7 +39,9 @@ fn ids(v: &Visibility) -> (bool, String, String, String) {
     )
 }
 
-const ENV_COLUMNS: &str = "e.id, e.handle, e.name, e.critical, e.description, e.created_at";
+const ENV_COLUMNS: &str = "e.id, e.handle, e.name, e.critical, e.description, e.created_at, \
+     (SELECT d.handle FROM data_planes d WHERE d.id = e.data_plane_id), \
+     COALESCE(e.required_approvals, CASE WHEN e.critical THEN 1 ELSE 0 END)";
 
 fn env_info(r: &Row) -> rusqlite::Result<EnvironmentInfo> {
     Ok(EnvironmentInfo {
@@ -49,6 +51,8 @@ fn env_info(r: &Row) -> rusqlite::Result<EnvironmentInfo> {
         critical: r.get(3)?,
         description: r.get(4)?,
         created_at: r.get(5)?,
+        data_plane: r.get(6)?,
+        required_approvals: r.get(7)?,
     })
 }
 
@@ -216,11 +220,13 @@ impl Tx<'_> {
         name: &str,
         critical: bool,
         description: &str,
+        data_plane_id: i64,
         now: Millis,
     ) -> Result<i64> {
         self.exec(
-            "INSERT INTO environments (handle, name, critical, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![handle, name, critical, description, now],
+            "INSERT INTO environments (handle, name, critical, description, data_plane_id, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![handle, name, critical, description, data_plane_id, now],
         )?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -235,6 +241,16 @@ impl Tx<'_> {
         self.exec(
             "UPDATE environments SET name = ?2, critical = ?3, description = ?4 WHERE id = ?1",
             params![id, name, critical, description],
+        )?;
+        Ok(())
+    }
+
+    /// Sets how many approvals a promotion into an environment needs
+    /// (`None`: the default for its criticality).
+    pub fn set_required_approvals(&self, id: i64, n: Option<i64>) -> Result<()> {
+        self.exec(
+            "UPDATE environments SET required_approvals = ?2 WHERE id = ?1",
+            params![id, n],
         )?;
         Ok(())
     }

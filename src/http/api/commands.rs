@@ -59,7 +59,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// Resolves the path's project, integration and environment (404 if unknown).
-fn scope(api: &Api, ctx: &Ctx) -> Result<(Scope, Target)> {
+pub(super) fn scope(api: &Api, ctx: &Ctx) -> Result<(Scope, Target)> {
     let s = commands::resolve(
         &api.store,
         ctx.param("project"),

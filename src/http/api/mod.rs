@@ -18,6 +18,8 @@ pub mod events;
 pub mod ingest_tokens;
 pub mod observability;
 pub mod openapi;
+pub mod pipeline;
+pub mod promotions;
 pub mod resources;
 
 use std::sync::Arc;
@@ -93,6 +95,8 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         .chain(access::ROUTES)
         .chain(resources::ROUTES)
         .chain(commands::ROUTES)
+        .chain(pipeline::ROUTES)
+        .chain(promotions::ROUTES)
         .chain(events::ROUTES)
         .chain(ingest_tokens::ROUTES)
         .chain(observability::ROUTES)

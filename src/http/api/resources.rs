@@ -35,7 +35,7 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/v1/environments",
         access: Access::User,
-        summary: "Create an environment (environment:manage)",
+        summary: "Create an environment {name, handle?, critical?, description?, dataPlane?, requiredApprovals?} (environment:manage); requiredApprovals defaults to 1 when critical, else 0",
         query: &[],
         handler: create_environment,
     },
@@ -51,7 +51,7 @@ pub const ROUTES: &[Route] = &[
         method: "PATCH",
         path: "/api/v1/environments/{env}",
         access: Access::User,
-        summary: "Change an environment's name, critical flag or description (environment:manage)",
+        summary: "Change an environment's name, critical flag, description, data plane or requiredApprovals (approvals a promotion into it needs, 0 to 10) (environment:manage)",
         query: &[],
         handler: update_environment,
     },
@@ -115,7 +115,7 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/api/v1/projects/{project}/environments",
         access: Access::User,
-        summary: "The project's environments, in order (all until a subset is set)",
+        summary: "The project's pipeline: its environments in order (all until a subset is set), each with its position and the next environment a promotion goes to",
         query: &[],
         handler: get_project_environments,
     },
@@ -342,7 +342,7 @@ fn delete_project(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn get_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let p = catalog::visible_project(&api.store, ctx.principal()?, ctx.param("project"))?;
     let envs = catalog::project_environments(&api.store, &p)?;
-    ok(&json!({ "environments": envs }))
+    ok(&json!({ "environments": catalog::stages(envs) }))
 }
 
 fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -350,7 +350,7 @@ fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     ctx.require(Permission::ProjectEdit, &p.target())?;
     let body: catalog::ProjectEnvironments = ctx.body()?;
     let envs = catalog::set_project_environments(&api.store, &p, &body.environments)?;
-    ok(&json!({ "environments": envs }))
+    ok(&json!({ "environments": catalog::stages(envs) }))
 }
 
 // ---- integrations -----------------------------------------------------
