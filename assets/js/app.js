@@ -20,6 +20,7 @@ const routes = [
   ['/runtimes/:runtime', 'runtime', 'runtimes'],
   ['/logs', 'logs', 'logs'],
   ['/environments', 'environments', 'environments'],
+  ['/data-planes', 'dataplanes', 'dataplanes'],
   ['/access', 'access', 'access'],
   ['/audit', 'audit', 'audit'],
   ['/profile', 'profile', null],
@@ -28,7 +29,7 @@ const routes = [
 // [key, href, icon, label, permission needed to see the entry (optional)]
 const NAV = [
   [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view']]],
-  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['access', '/access', '◈', 'Access control'], ['audit', '/audit', '☰', 'Audit log']]],
+  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['dataplanes', '/data-planes', '⛁', 'Data planes'], ['access', '/access', '◈', 'Access control'], ['audit', '/audit', '☰', 'Audit log']]],
 ];
 
 export const session = { user: null, permissions: [] };
