@@ -227,6 +227,9 @@ pub struct EnvironmentInfo {
     pub created_at: Millis,
     /// The handle of the data plane it sits on.
     pub data_plane: String,
+    /// How many users other than the requester must approve a promotion
+    /// into it (default: 1 when critical, else 0).
+    pub required_approvals: i64,
 }
 
 /// A project as the API shows it.
@@ -292,6 +295,8 @@ pub struct NewEnvironment {
     pub description: Option<String>,
     /// The handle of its data plane; `default` when absent.
     pub data_plane: Option<String>,
+    /// Approvals a promotion into it needs; by criticality when absent.
+    pub required_approvals: Option<i64>,
 }
 
 /// `PATCH /environments/{env}`: absent fields stay as they are. The handle never changes.
@@ -303,6 +308,8 @@ pub struct EnvironmentChange {
     pub description: Option<String>,
     /// Moves it to this data plane.
     pub data_plane: Option<String>,
+    /// Approvals a promotion into it needs (0 to 10).
+    pub required_approvals: Option<i64>,
 }
 
 /// `POST /projects`.
@@ -368,6 +375,18 @@ fn valid_name(what: &str, name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// At most this many approvals can be required for a promotion.
+pub const MAX_REQUIRED_APPROVALS: i64 = 10;
+
+fn valid_required_approvals(n: Option<i64>) -> Result<Option<i64>> {
+    match n {
+        Some(n) if !(0..=MAX_REQUIRED_APPROVALS).contains(&n) => Err(Error::BadRequest(format!(
+            "requiredApprovals must be from 0 to {MAX_REQUIRED_APPROVALS}"
+        ))),
+        n => Ok(n),
+    }
+}
+
 fn valid_description(text: Option<&str>) -> Result<String> {
     let text = text.unwrap_or("").trim();
     if text.chars().count() > 2000 {
@@ -431,6 +450,7 @@ pub fn add_environment(
     let name = valid_name("environment", &new.name)?;
     let handle = valid_handle("environment", new.handle.as_deref().unwrap_or(&name))?;
     let description = valid_description(new.description.as_deref())?;
+    let required_approvals = valid_required_approvals(new.required_approvals)?;
     store.write(|tx| {
         if tx.environment_info(&handle)?.is_some() {
             return Err(Error::Conflict(format!(
@@ -446,12 +466,20 @@ pub fn add_environment(
             data_plane_id,
             now,
         )?;
+        if required_approvals.is_some() {
+            let id = tx
+                .environment_info(&handle)?
+                .ok_or_else(|| Error::Internal("environment vanished".into()))?
+                .id;
+            tx.set_required_approvals(id, required_approvals)?;
+        }
         tx.environment_info(&handle)?
             .ok_or_else(|| Error::Internal("environment vanished".into()))
     })
 }
 
-/// Changes an environment's name, critical flag or description.
+/// Changes an environment's name, critical flag, description, data plane
+/// or required approvals.
 pub fn change_environment(
     store: &Store,
     handle: &str,
@@ -467,6 +495,7 @@ pub fn change_environment(
         .as_deref()
         .map(|d| valid_description(Some(d)))
         .transpose()?;
+    let required_approvals = valid_required_approvals(change.required_approvals)?;
     store.write(|tx| {
         let mut e = tx
             .environment_info(handle)?
@@ -475,14 +504,16 @@ pub fn change_environment(
         e.critical = change.critical.unwrap_or(e.critical);
         e.description = description.unwrap_or(e.description);
         tx.update_environment(e.id, &e.name, e.critical, &e.description)?;
+        if required_approvals.is_some() {
+            tx.set_required_approvals(e.id, required_approvals)?;
+        }
         if let Some(dp) = &change.data_plane {
             let id = crate::data_planes::resolve(tx, Some(dp))?;
             tx.set_environment_data_plane(e.id, id)?;
-            e = tx
-                .environment_info(handle)?
-                .ok_or_else(|| no_environment(handle))?;
         }
-        Ok(e)
+        // Read again: the data plane and the effective approvals may have moved.
+        tx.environment_info(handle)?
+            .ok_or_else(|| no_environment(handle))
     })
 }
 
@@ -893,6 +924,7 @@ mod tests {
             description: String::new(),
             created_at: 0,
             data_plane: "default".into(),
+            required_approvals: 0,
         };
         let pipeline = vec![env(1, "dev"), env(3, "staging"), env(2, "prod")];
         let next = |e: &str| super::next_in(&pipeline, e).map(|n| n.map(|n| n.handle.clone()));

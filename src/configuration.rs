@@ -587,7 +587,7 @@ fn document(values: &[(ValueKey, toml::Value)]) -> Result<toml::Table> {
 }
 
 /// Checks that `values` make one valid document (secrets need not be open).
-fn check_document(values: &[StoredValue]) -> Result<()> {
+pub fn check_document(values: &[StoredValue]) -> Result<()> {
     let placeholders: Vec<(ValueKey, toml::Value)> = values
         .iter()
         .map(|v| {

@@ -25,6 +25,7 @@ pub mod ingest_tokens;
 pub mod liveness;
 pub mod master_key;
 pub mod metrics;
+pub mod promotion;
 pub mod protocol;
 pub mod runtimes;
 pub mod secrets;

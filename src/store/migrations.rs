@@ -423,4 +423,73 @@ CREATE TRIGGER runtimes_deleted_config_fetches AFTER DELETE ON runtimes
         AND environment_id = OLD.environment_id AND client = 'runtime:' || OLD.runtime_id; END;
 "#,
     },
+    Migration {
+        name: "promotions",
+        sql: r#"
+-- How many approvals a promotion into an environment needs (issue 8).
+-- NULL: the default for its criticality (1 when critical, else 0), so
+-- turning an environment critical raises the default with it.
+ALTER TABLE environments ADD COLUMN required_approvals INTEGER
+    CHECK (required_approvals IS NULL OR required_approvals BETWEEN 0 AND 10);
+
+-- A promotion of an integration's deployment record and configuration
+-- from one environment to the next of its project's pipeline. It captures
+-- at request time the source's current deployment record and configuration
+-- revision and the target's, so applying it can tell whether either moved.
+-- At most one promotion per (integration, target) is pending.
+CREATE TABLE promotions (
+    id                      INTEGER PRIMARY KEY,
+    integration_id          INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    from_environment_id     INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    to_environment_id       INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    status                  TEXT NOT NULL
+        CHECK (status IN ('pending', 'applied', 'rejected', 'cancelled', 'failed')),
+    source_deployment_id    INTEGER NOT NULL,
+    version                 TEXT NOT NULL,
+    artifact                TEXT NOT NULL,
+    sha256                  TEXT,
+    source_config_revision  INTEGER NOT NULL,
+    target_deployment_id    INTEGER,
+    target_config_revision  INTEGER NOT NULL,
+    required_approvals      INTEGER NOT NULL,
+    requested_by            TEXT NOT NULL,
+    requested_at            INTEGER NOT NULL,
+    comment                 TEXT NOT NULL DEFAULT '',
+    decided_by              TEXT,
+    decided_at              INTEGER,
+    reason                  TEXT,
+    applied_deployment_id   INTEGER,
+    applied_revision        INTEGER
+);
+CREATE UNIQUE INDEX promotions_one_pending ON promotions (integration_id, to_environment_id)
+    WHERE status = 'pending';
+CREATE INDEX promotions_by_integration ON promotions (integration_id, id);
+CREATE INDEX promotions_by_status ON promotions (status, id);
+
+-- The values a promotion sets in the target instead of the source's. A
+-- secret one is sealed with the master key under the context of its
+-- destination (the target's configuration value), never returned.
+CREATE TABLE promotion_overrides (
+    promotion_id  INTEGER NOT NULL REFERENCES promotions(id) ON DELETE CASCADE,
+    section       TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    type          TEXT NOT NULL CHECK (type IN ('string', 'int', 'float', 'boolean', 'array', 'table')),
+    secret        INTEGER NOT NULL,
+    value         TEXT,
+    sealed        BLOB,
+    PRIMARY KEY (promotion_id, section, key),
+    CHECK ((secret = 1 AND sealed IS NOT NULL AND value IS NULL)
+        OR (secret = 0 AND value IS NOT NULL AND sealed IS NULL))
+);
+
+-- One row per user who approved a promotion.
+CREATE TABLE promotion_approvals (
+    promotion_id  INTEGER NOT NULL REFERENCES promotions(id) ON DELETE CASCADE,
+    username      TEXT NOT NULL,
+    at            INTEGER NOT NULL,
+    comment       TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (promotion_id, username)
+);
+"#,
+    },
 ];

@@ -15,6 +15,7 @@ mod commands;
 mod ingest_tokens;
 pub mod migrations;
 mod pipeline;
+mod promotions;
 mod resources;
 pub mod telemetry;
 mod telemetry_query;

@@ -40,7 +40,8 @@ fn ids(v: &Visibility) -> (bool, String, String, String) {
 }
 
 const ENV_COLUMNS: &str = "e.id, e.handle, e.name, e.critical, e.description, e.created_at, \
-     (SELECT d.handle FROM data_planes d WHERE d.id = e.data_plane_id)";
+     (SELECT d.handle FROM data_planes d WHERE d.id = e.data_plane_id), \
+     COALESCE(e.required_approvals, CASE WHEN e.critical THEN 1 ELSE 0 END)";
 
 fn env_info(r: &Row) -> rusqlite::Result<EnvironmentInfo> {
     Ok(EnvironmentInfo {
@@ -51,6 +52,7 @@ fn env_info(r: &Row) -> rusqlite::Result<EnvironmentInfo> {
         description: r.get(4)?,
         created_at: r.get(5)?,
         data_plane: r.get(6)?,
+        required_approvals: r.get(7)?,
     })
 }
 
@@ -239,6 +241,16 @@ impl Tx<'_> {
         self.exec(
             "UPDATE environments SET name = ?2, critical = ?3, description = ?4 WHERE id = ?1",
             params![id, name, critical, description],
+        )?;
+        Ok(())
+    }
+
+    /// Sets how many approvals a promotion into an environment needs
+    /// (`None`: the default for its criticality).
+    pub fn set_required_approvals(&self, id: i64, n: Option<i64>) -> Result<()> {
+        self.exec(
+            "UPDATE environments SET required_approvals = ?2 WHERE id = ?1",
+            params![id, n],
         )?;
         Ok(())
     }

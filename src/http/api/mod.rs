@@ -19,6 +19,7 @@ pub mod ingest_tokens;
 pub mod observability;
 pub mod openapi;
 pub mod pipeline;
+pub mod promotions;
 pub mod resources;
 
 use std::sync::Arc;
@@ -95,6 +96,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         .chain(resources::ROUTES)
         .chain(commands::ROUTES)
         .chain(pipeline::ROUTES)
+        .chain(promotions::ROUTES)
         .chain(events::ROUTES)
         .chain(ingest_tokens::ROUTES)
         .chain(observability::ROUTES)

@@ -1,0 +1,217 @@
+//! Promotions: `/api/v1/projects/{project}/integrations/{integration}/promotions`
+//! (request, list) and `/api/v1/promotions` (the approvals inbox, one
+//! promotion, approve, reject, cancel).
+//!
+//! The rules (who may request, approve, reject or cancel) are in
+//! `promotion.rs`, decided by the caller's `Principal`; the handlers decode,
+//! call one domain function and encode. The audit entry names the promotion
+//! (`promotion <id> ...`), never a value.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use super::{created, ok, Access, Api, Ctx, Page, Route};
+use crate::access::Permission;
+use crate::catalog::{self, Keyset};
+use crate::error::{Error, Result};
+use crate::http::Response;
+use crate::promotion::{self, Decision, Status};
+
+const INTEGRATION_PROMOTIONS: &str =
+    "/api/v1/projects/{project}/integrations/{integration}/promotions";
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: INTEGRATION_PROMOTIONS,
+        access: Access::User,
+        summary: "Promotions of an integration, newest first (integration:view)",
+        query: &["status", "limit", "cursor"],
+        handler: list_for_integration,
+    },
+    Route {
+        method: "POST",
+        path: INTEGRATION_PROMOTIONS,
+        access: Access::User,
+        summary: "Request a promotion to the next environment of the pipeline: {from, to, overrides: [{section, key, value, type?, secret?}], comment?}; applied at once when `to` requires no approval, else pending (integration:manage plus the environment permission of `to`). Runtimes take it when they restart",
+        query: &[],
+        handler: request,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/promotions",
+        access: Access::User,
+        summary: "Promotions the caller may view, newest first; ?status=pending is the approvals inbox",
+        query: &["status", "limit", "cursor"],
+        handler: list_all,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/promotions/{id}",
+        access: Access::User,
+        summary: "One promotion (secret override values only as set)",
+        query: &[],
+        handler: get,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/promotions/{id}/approve",
+        access: Access::User,
+        summary: "Approve a pending promotion {comment?} (not its requester; environment:manage on a critical target, or manage-non-production); applies it when approvals suffice, 409 and status failed if the source or target changed since the request",
+        query: &[],
+        handler: approve,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/promotions/{id}/reject",
+        access: Access::User,
+        summary: "Reject a pending promotion {comment} (comment required; an approver other than the requester)",
+        query: &[],
+        handler: reject,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/promotions/{id}/cancel",
+        access: Access::User,
+        summary: "Cancel a pending promotion (its requester only)",
+        query: &[],
+        handler: cancel,
+    },
+];
+
+/// `limit` and the decoded `cursor`.
+fn keyset(ctx: &Ctx) -> Result<Keyset> {
+    let p = ctx.page()?;
+    let after = p
+        .cursor
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(catalog::bad_cursor)
+        })
+        .transpose()?;
+    Ok(Keyset {
+        after,
+        limit: p.limit,
+    })
+}
+
+fn status(ctx: &Ctx) -> Result<Option<Status>> {
+    ctx.query("status")
+        .filter(|s| !s.is_empty())
+        .map(|s| Status::parse(&s))
+        .transpose()
+}
+
+/// The `{id}` of the path; 404 for anything but a number.
+fn id(ctx: &Ctx) -> Result<i64> {
+    let text = ctx.param("id");
+    text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        Error::NotFound(format!(
+            "no promotion '{}'",
+            text.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+/// The body of approve, reject and cancel: optional.
+fn decision(ctx: &Ctx) -> Result<Decision> {
+    if ctx.req.body.is_empty() {
+        Ok(Decision::default())
+    } else {
+        ctx.body()
+    }
+}
+
+fn page(l: catalog::Listing<promotion::Promotion>) -> Result<Response> {
+    ok(&Page {
+        items: l.items,
+        total: l.total,
+        next_cursor: l.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
+    })
+}
+
+fn list_for_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let i = catalog::visible_integration(
+        &api.store,
+        ctx.principal()?,
+        &catalog::normalize_handle(ctx.param("project")),
+        &catalog::normalize_handle(ctx.param("integration")),
+    )?;
+    let l = promotion::list(
+        &api.store,
+        ctx.principal()?,
+        Some(i.id),
+        status(ctx)?,
+        &keyset(ctx)?,
+    )?;
+    page(l)
+}
+
+fn request(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let p = promotion::request(
+        &api.store,
+        &api.master_key,
+        ctx.principal()?,
+        ctx.param("project"),
+        ctx.param("integration"),
+        &ctx.body()?,
+        ctx.now,
+    )?;
+    ctx.audit_target = Some(promotion::audit_target(&p));
+    created(&p)
+}
+
+fn list_all(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    if !ctx.principal()?.has_anywhere(Permission::IntegrationView) {
+        return Err(Error::Forbidden(
+            "this needs the integration:view permission".into(),
+        ));
+    }
+    let l = promotion::list(
+        &api.store,
+        ctx.principal()?,
+        None,
+        status(ctx)?,
+        &keyset(ctx)?,
+    )?;
+    page(l)
+}
+
+fn get(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    ok(&promotion::get(&api.store, ctx.principal()?, id(ctx)?)?)
+}
+
+fn approve(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let id = id(ctx)?;
+    ctx.audit_target = Some(format!("promotion {id} approve"));
+    let p = promotion::approve(
+        &api.store,
+        &api.master_key,
+        ctx.principal()?,
+        id,
+        &decision(ctx)?,
+        ctx.now,
+    )?;
+    ctx.audit_target = Some(promotion::audit_target(&p));
+    ok(&p)
+}
+
+fn reject(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let id = id(ctx)?;
+    ctx.audit_target = Some(format!("promotion {id} reject"));
+    let p = promotion::reject(&api.store, ctx.principal()?, id, &decision(ctx)?, ctx.now)?;
+    ctx.audit_target = Some(promotion::audit_target(&p));
+    ok(&p)
+}
+
+fn cancel(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let id = id(ctx)?;
+    ctx.audit_target = Some(format!("promotion {id} cancel"));
+    decision(ctx)?;
+    let p = promotion::cancel(&api.store, ctx.principal()?, id, ctx.now)?;
+    ctx.audit_target = Some(promotion::audit_target(&p));
+    ok(&p)
+}
