@@ -19,6 +19,7 @@ const routes = [
   ['/runtimes', 'runtimes', 'runtimes'],
   ['/runtimes/:runtime', 'runtime', 'runtimes'],
   ['/logs', 'logs', 'logs'],
+  ['/promotions', 'promotions', 'promotions'],
   ['/environments', 'environments', 'environments'],
   ['/data-planes', 'dataplanes', 'dataplanes'],
   ['/access', 'access', 'access'],
@@ -28,7 +29,7 @@ const routes = [
 
 // [key, href, icon, label, permission needed to see the entry (optional)]
 const NAV = [
-  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view']]],
+  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view'], ['promotions', '/promotions', '⇪', 'Promotions']]],
   ['Administration', [['environments', '/environments', '◫', 'Environments'], ['dataplanes', '/data-planes', '⛁', 'Data planes'], ['access', '/access', '◈', 'Access control'], ['audit', '/audit', '☰', 'Audit log']]],
 ];
 

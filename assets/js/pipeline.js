@@ -365,11 +365,12 @@ export function promotionTable(items, envs, { showIntegration = false, done, emp
   const byHandle = new Map(envs.map((e) => [e.handle, e]));
   const me = session.user?.username;
   return h('div', { class: 'table-wrap' }, h('table', { testid: 'promotions-table' },
-    h('thead', {}, h('tr', {}, [showIntegration ? 'Integration' : null, 'Promotion', 'Version / config', 'Status', 'Requested', 'Approvals', ''].filter(Boolean).map((t) => h('th', {}, t)))),
+    h('thead', {}, h('tr', {}, [showIntegration ? 'Integration' : null, 'Promotion', 'Version / config', 'Status', 'Requested', 'Approvals', ''].filter((x) => x !== null).map((t) => h('th', {}, t)))),
     h('tbody', {}, items.map((p) => {
       const mine = p.requestedBy === me;
       const approved = (p.approvals || []).some((a) => a.user === me);
-      const canAct = p.status === 'pending' && mayApprove(byHandle.get(p.to));
+      // The server says whether the caller may decide now (mayApprove); older servers do not, so guess from permissions.
+      const canAct = p.status === 'pending' && ('mayApprove' in p ? p.mayApprove : mayApprove(byHandle.get(p.to)));
       return h('tr', { testid: `promotion-${p.id}`, 'data-status': p.status },
         showIntegration ? h('td', {}, link(`/projects/${enc(p.project)}/integrations/${enc(p.integration)}`, `${p.project} / ${p.integration}`)) : null,
         h('td', {}, h('strong', {}, `#${p.id} `), `${p.from} → ${p.to}`, p.comment ? h('div', { class: 'muted small' }, p.comment) : null,
@@ -377,7 +378,9 @@ export function promotionTable(items, envs, { showIntegration = false, done, emp
         h('td', {}, h('strong', {}, p.deployment?.version ?? '—'), h('div', { class: 'muted small' }, p.sourceConfigRevision ? `config r${p.sourceConfigRevision}` : 'no configuration'),
           p.appliedRevision ? h('div', { class: 'muted small' }, `→ r${p.appliedRevision} in ${p.to}`) : null),
         h('td', {}, badge(p.status, PROMO[p.status] ?? '', `promotion-status-${p.id}`),
-          p.rejection ? h('div', { class: 'small muted' }, `by ${p.rejection.user}: ${p.rejection.comment}`) : null,
+          p.rejection ? h('div', { class: 'small muted', testid: `promotion-rejection-${p.id}` }, `by ${p.rejection.user}${p.rejection.comment ? `: ${p.rejection.comment}` : ''}`) : null,
+          p.cancellation ? h('div', { class: 'small muted' }, `by ${p.cancellation.user}${p.cancellation.comment ? `: ${p.cancellation.comment}` : ''}`) : null,
+          p.appliedAt ? h('div', { class: 'small muted' }, 'applied ', timeAgo(p.appliedAt)) : null,
           p.failure ? h('div', { class: 'small bad-text' }, typeof p.failure === 'string' ? p.failure : (p.failure.reason || p.failure.message || JSON.stringify(p.failure))) : null),
         h('td', {}, p.requestedBy, ' · ', timeAgo(p.requestedAt)),
         h('td', { testid: `promotion-approvals-${p.id}` }, `${(p.approvals || []).length}/${p.requiredApprovals}`,

@@ -67,10 +67,12 @@ export async function render(ctx) {
     if (!ctx.alive()) return;
     for (const [k, v] of got) state.set(k, v);
   };
+  let pendingTo = new Map(); // env handle -> its pending promotion
   const loadPromotions = async () => {
     if (!promotions) return;
     const page = await get(`${base}/promotions?limit=20`);
     if (!ctx.alive()) return;
+    pendingTo = new Map(page.items.filter((p) => p.status === 'pending').map((p) => [p.to, p]));
     fill(promoBox, promotionTable(page.items, orgEnvs, { done: refreshAll, emptyText: 'No promotions yet: use "Promote to …" on an environment.' }));
   };
   const refreshAll = async ({ quiet = false } = {}) => {
@@ -110,14 +112,18 @@ export async function render(ctx) {
     const st = state.get(e.handle) || {};
     const next = e.next ? envByHandle.get(e.next) : null;
     const restart = runtimes.filter((r) => r.versionMismatch === true || r.configOutdated === true).length;
+    const incoming = pendingTo.get(e.handle);
+    const outgoing = next ? pendingTo.get(next.handle) : null;
     const act = async (fn) => { if (await fn()) refreshAll(); };
     return h('section', { class: 'card env-card', testid: `env-card-${e.handle}` },
       h('div', { class: 'card-head' },
         h('div', {}, h('h2', {}, e.name, ' ', h('span', { class: 'mono muted small' }, e.handle)), h('div', { class: 'chips' }, e.critical ? badge('critical', 'warn') : null, badge(`${running}/${runtimes.length} running`, running ? 'ok' : ''),
-          restart ? badge(`${restart} to restart`, 'warn', `env-restart-${e.handle}`) : null)),
+          restart ? badge(`${restart} to restart`, 'warn', `env-restart-${e.handle}`) : null,
+          incoming ? badge(`promotion #${incoming.id} from ${incoming.from} waiting: ${incoming.approvals.length}/${incoming.requiredApprovals} approvals`, 'warn', `env-pending-${e.handle}`) : null)),
         h('div', { class: 'actions' },
           promotions && next && can('integration:manage')
-            ? button(`Promote to ${next.name}`, () => act(() => promote(base, e, next, st.deployment, st.config)), { kind: 'primary', small: true, testid: `promote-${e.handle}`, disabled: !st.deployment, title: st.deployment ? `Copy ${st.deployment.version} and configuration r${st.config?.revision || 0} to ${next.name}` : 'Record a deployment here first' })
+            ? button(`Promote to ${next.name}`, () => act(() => promote(base, e, next, st.deployment, st.config)), { kind: 'primary', small: true, testid: `promote-${e.handle}`, disabled: !st.deployment || !!outgoing,
+                title: outgoing ? `Promotion #${outgoing.id} to ${next.name} is waiting for approval` : st.deployment ? `Copy ${st.deployment.version} and configuration r${st.config?.revision || 0} to ${next.name}` : 'Record a deployment here first' })
             : null,
           link(`${base}/environments/${enc(e.handle)}`, 'Artifacts', { class: 'btn small', testid: `artifacts-${e.handle}` }),
           button('Add Runtime', () => addRuntime(e), { small: true, testid: `add-runtime-${e.handle}` }))),
