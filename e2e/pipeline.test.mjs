@@ -137,6 +137,106 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await tid('modal-close').click();
 
     t.diagnostic(`pages 1–3 walked in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    // 5. Promote dev → staging with a database-URL override: staging needs no approval, applied at once.
+    await tid('promote-dev').click();
+    await page.locator('[data-testid=promote-version]', { hasText: '1.4.0' }).waitFor();
+    assert.equal(await tid('promote-config-revision').textContent(), 'revision 1');
+    assert.match(await tid('promote-approvals').textContent(), /needs no approval/);
+    await tid('override-add').click();
+    await tid('override-section-0').fill('acme.orders');
+    await tid('override-key-0').fill('dbUrl');
+    await tid('override-value-0').fill(STAGING_URL);
+    await tid('promote-comment').fill('to staging with its database');
+    await tid('modal-submit').click();
+    await page.locator('[data-testid=promotions-table] tr[data-status=applied]', { hasText: 'dev → staging' }).waitFor();
+    await page.locator('[data-testid=deployment-version-staging]', { hasText: '1.4.0' }).waitFor();
+    await page.locator('[data-testid="config-value-staging-acme.orders.dbUrl"]', { hasText: STAGING_URL }).waitFor();
+    await page.locator('[data-testid="config-value-staging-acme.orders.dbPassword"]', { hasText: 'set' }).waitFor();
+    assert.equal(await tid('config-value-staging-acme.orders.poolSize').textContent(), '10');
+
+    // 6. Promote staging → prod: prod is critical, so it waits for one approval.
+    await tid('promote-staging').click();
+    assert.match(await tid('promote-approvals').textContent(), /needs 1 approval/);
+    await tid('promote-comment').fill('release 1.4.0');
+    await tid('modal-submit').click();
+    const pending = page.locator('[data-testid=promotions-table] tr[data-status=pending]', { hasText: 'staging → prod' });
+    await pending.waitFor();
+    const promotionId = (await pending.getAttribute('data-testid')).replace('promotion-', '');
+    // The requester sees their own pending promotion, without Approve.
+    await tid(`own-promotion-${promotionId}`).waitFor();
+    assert.equal(await tid(`approve-${promotionId}`).count(), 0, 'the requester has an Approve button');
+    await page.locator('[data-testid=deployment-version-prod]', { hasText: 'No deployment recorded' }).waitFor();
+    await shot(page, 'integration-pending');
+    await tid('nav-promotions').click();
+    await tid(`promotion-${promotionId}`).waitFor();
+    assert.equal(await tid(`approve-${promotionId}`).count(), 0, 'the requester has an Approve button in the inbox');
+    await shot(page, 'promotions-requester');
+
+    // 7. A second user with the Admin role (API), who approves in a second browser context.
+    const me = await (await page.request.get(`${server.management}/api/v1/auth/me`)).json();
+    const headers = { 'X-CSRF-Token': me.csrfToken };
+    let res = await page.request.post(`${server.management}/api/v1/users`, { headers, data: { username: 'bob', displayName: 'Bob Approver', password: BOB_PASSWORD } });
+    assert.equal(res.status(), 201, await res.text());
+    res = await page.request.post(`${server.management}/api/v1/role-assignments`, { headers, data: { role: 'Admin', user: 'bob' } });
+    assert.equal(res.status(), 201, await res.text());
+
+    const bobContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1360, height: 900 } });
+    const bob = await bobContext.newPage();
+    bob.setDefaultTimeout(15000);
+    bob.on('console', (m) => { if (m.type() === 'error') problems.push(`bob: console error: ${m.text()} (${m.location()?.url || ''})`); });
+    bob.on('pageerror', (e) => problems.push(`bob: page error: ${e.message}`));
+    const btid = (id) => bob.getByTestId(id);
+    await bob.goto(`${server.management}/login`);
+    await btid('login-username').fill('bob');
+    await btid('login-password').fill(BOB_PASSWORD);
+    await btid('login-submit').click();
+    await btid('stat-projects').waitFor();
+    await btid('nav-promotions').click();
+    await btid(`approve-${promotionId}`).waitFor();
+    await shot(bob, 'promotions-approver');
+    await btid(`approve-${promotionId}`).click();
+    await btid('decision-comment').fill('looks good');
+    await btid('modal-submit').click();
+    await bob.locator('[data-testid=promotions] [data-testid=empty]').waitFor();
+    await btid('promotions-status').selectOption('applied');
+    await bob.locator(`[data-testid=promotion-status-${promotionId}]`, { hasText: 'applied' }).waitFor();
+    await bob.locator(`[data-testid=promotion-approvals-${promotionId}]`, { hasText: 'bob' }).waitFor();
+    await shot(bob, 'promotions-applied');
+
+    // 8. The prod view shows the promoted version and configuration; the secret only as set.
+    await page.goto(`${server.management}/projects/${PROJECT}/integrations/${INTEGRATION}`);
+    await page.locator('[data-testid=deployment-version-prod]', { hasText: '1.4.0' }).waitFor();
+    await page.locator('[data-testid="config-value-prod-acme.orders.dbUrl"]', { hasText: STAGING_URL }).waitFor();
+    await page.locator('[data-testid="config-value-prod-acme.orders.dbPassword"]', { hasText: 'set' }).waitFor();
+    await page.locator(`[data-testid=promotion-status-${promotionId}]`, { hasText: 'applied' }).waitFor();
+    const prodRevision = Number((await tid('config-revision-prod').textContent()).replace(/\D+/g, ''));
+    assert.ok(prodRevision >= 1, `prod revision ${prodRevision}`);
+    assert.ok(!(await page.content()).includes(DEV_SECRET), 'the secret value is on the page');
+
+    // 9. A bridge.py runtime in prod, with the secret bound to the integration there (CLI), is served the promoted values.
+    bridge = startBridge(['--server', server.runtime, '--secret', prodSecret.secret, '--env', 'prod', '--project', PROJECT,
+      '--integration', INTEGRATION, '--runtime', 'prod-1', '--interval', '2']);
+    await page.locator('[data-testid=runtime-status-prod-1]', { hasText: 'RUNNING' }).waitFor({ timeout: 20000 });
+    const served = await getRuntime(server.runtime, '/icp/config?runtime=prod-1', runtimeToken(prodSecret.secret));
+    assert.equal(served.status, 200, served.text);
+    assert.equal(Number(served.headers['x-icp-config-revision']), prodRevision);
+    assert.match(served.text, /\[acme\.orders\]/);
+    assert.ok(served.text.includes(`"${STAGING_URL}"`), `no override in:\n${served.text}`);
+    assert.ok(served.text.includes(`"${DEV_SECRET}"`), 'the decrypted secret is not served');
+    assert.match(served.text, /poolSize = 10/);
+    // The runtime's fetched revision shows; it reports no version, so it is flagged until it restarts on 1.4.0.
+    await page.locator('[data-testid=runtime-config-prod-1]', { hasText: `config r${prodRevision} fetched` }).waitFor({ timeout: 20000 });
+    await tid('runtime-restart-prod-1').waitFor();
+    await shot(page, 'integration-prod');
+
+    // The data plane of prod now has a runtime.
+    await tid('nav-dataplanes').click();
+    await page.locator('[data-testid=data-plane-health-default]', { hasText: 'healthy' }).waitFor();
+    await shot(page, 'data-planes-health');
+    await bobContext.close();
+
+    t.diagnostic(`walked in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.deepEqual(problems, [], 'the browser reported errors');
   } catch (e) {
     await failedPage?.screenshot({ path: join(shots, 'pipeline-failure.png'), fullPage: true }).catch(() => {});
