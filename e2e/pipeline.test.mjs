@@ -84,6 +84,9 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await tid('environment-data-plane').selectOption('eu-cloud');
     await tid('modal-submit').click();
     await page.locator('[data-testid=environment-data-plane-staging]', { hasText: 'EU Cloud' }).waitFor();
+    assert.equal(await tid('environment-approvals-prod').textContent(), '1');
+    assert.equal(await tid('environment-approvals-staging').textContent(), '0');
+    await shot(page, 'environments');
     await tid('nav-dataplanes').click();
     await page.locator('[data-testid=data-plane-envs-eu-cloud]', { hasText: 'Staging' }).waitFor();
     await shot(page, 'data-planes');
@@ -148,6 +151,7 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await tid('override-key-0').fill('dbUrl');
     await tid('override-value-0').fill(STAGING_URL);
     await tid('promote-comment').fill('to staging with its database');
+    await page.screenshot({ path: join(shots, 'pipeline-promote-dialog.png') });
     await tid('modal-submit').click();
     await page.locator('[data-testid=promotions-table] tr[data-status=applied]', { hasText: 'dev → staging' }).waitFor();
     await page.locator('[data-testid=deployment-version-staging]', { hasText: '1.4.0' }).waitFor();
@@ -229,6 +233,11 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await page.locator('[data-testid=runtime-config-prod-1]', { hasText: `config r${prodRevision} fetched` }).waitFor({ timeout: 20000 });
     await tid('runtime-restart-prod-1').waitFor();
     await shot(page, 'integration-prod');
+
+    // The project lists the version in each environment.
+    await page.goto(`${server.management}/projects/${PROJECT}`);
+    for (const env of ['dev', 'staging', 'prod']) await page.locator(`[data-testid=version-${INTEGRATION}-${env}]`, { hasText: '1.4.0' }).waitFor();
+    await shot(page, 'project');
 
     // The data plane of prod now has a runtime.
     await tid('nav-dataplanes').click();

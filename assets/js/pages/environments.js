@@ -52,7 +52,8 @@ export async function render(ctx) {
         if (required && required.input.value.trim() !== '') {
           const n = Number(required.input.value);
           if (!Number.isInteger(n) || n < 0) throw new Error('Approvals must be a whole number from 0.');
-          body.requiredApprovals = n;
+          // Unchanged stays unsent, so a default (by criticality) stays a default.
+          if (!e || n !== e.requiredApprovals) body.requiredApprovals = n;
         }
         return e ? patch(`/environments/${enc(e.handle)}`, body) : post('/environments', { ...body, handle: handle.input.value.trim() || undefined });
       },
