@@ -234,6 +234,21 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await tid('runtime-restart-prod-1').waitFor();
     await shot(page, 'integration-prod');
 
+    // Replace the dev secret and remove a key: revision 2; the secret stays only "set".
+    await tid('config-edit-dev').click();
+    const replace = page.locator('[data-testid^=config-replace-]');
+    const i = (await replace.getAttribute('data-testid')).replace('config-replace-', '');
+    await replace.click();
+    assert.equal(await tid(`config-value-${i}`).getAttribute('type'), 'password');
+    await tid(`config-value-${i}`).fill('dev-db-s3cret-2');
+    const keys = await page.locator('[data-testid^=config-key-]').evaluateAll((els) => els.map((e) => e.value));
+    await tid(`config-remove-${keys.indexOf('poolSize')}`).click();
+    await tid('modal-submit').click();
+    await page.locator('[data-testid=config-revision-dev]', { hasText: 'revision 2' }).waitFor();
+    assert.equal(await tid('config-value-dev-acme.orders.poolSize').count(), 0);
+    await page.locator('[data-testid="config-value-dev-acme.orders.dbPassword"]', { hasText: 'set' }).waitFor();
+    assert.ok(!(await page.content()).includes('dev-db-s3cret-2'), 'the new secret value is on the page');
+
     // The project lists the version in each environment.
     await page.goto(`${server.management}/projects/${PROJECT}`);
     for (const env of ['dev', 'staging', 'prod']) await page.locator(`[data-testid=version-${INTEGRATION}-${env}]`, { hasText: '1.4.0' }).waitFor();
