@@ -53,6 +53,14 @@ pub enum Command {
     /// Integrations' configuration (Config.toml values) per environment.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Promote an integration (its deployment record and configuration) to
+    /// the next environment of its project's pipeline, as a user: applied at
+    /// once when the target requires no approval, else pending until other
+    /// users approve it in the API or console.
+    Promote(PromoteArgs),
+    /// Promotions: list them (approving needs a signed-in user: API or console).
+    #[command(subcommand)]
+    Promotion(PromotionCommand),
     /// Registered runtimes.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -265,6 +273,46 @@ pub enum ConfigCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub integration: String,
+    #[arg(long)]
+    pub from: String,
+    #[arg(long)]
+    pub to: String,
+    /// Override a value in the target: `section.key=value` (the value is
+    /// read as JSON when it parses, else as a string; no dot: a top-level key).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Override a secret value in the target: `section.key`; the values are
+    /// read from standard input, one line per --set-secret, in order.
+    #[arg(long = "set-secret", value_name = "SECTION.KEY")]
+    pub set_secret: Vec<String>,
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// The user the promotion is requested as (with that user's permissions;
+    /// the CLI has no sign-in, and that user cannot approve it).
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PromotionCommand {
+    /// List promotions, newest first.
+    List {
+        /// pending, applied, rejected, cancelled or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
     /// List runtimes.
@@ -329,6 +377,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Env(c) => env(&cfg, c),
         Command::DataPlane(c) => data_plane(&cfg, c),
         Command::Config(c) => configuration(&cfg, c),
+        Command::Promote(a) => promote(&cfg, a),
+        Command::Promotion(c) => promotion(&cfg, c),
         Command::Runtime(c) => runtime(&cfg, c),
         Command::User(c) => user(&cfg, c),
         Command::IngestToken(c) => ingest_token(&cfg, c),
@@ -806,6 +856,142 @@ fn configuration(cfg: &Config, c: ConfigCommand) -> Result<()> {
                 scope.project, scope.integration, scope.environment, rendered.revision
             );
             print!("{}", rendered.toml);
+            Ok(())
+        }
+    }
+}
+
+/// `section.key` as a place; no dot: a top-level key.
+fn value_place(text: &str) -> (String, String) {
+    match text.rsplit_once('.') {
+        Some((section, key)) => (section.to_string(), key.to_string()),
+        None => (String::new(), text.to_string()),
+    }
+}
+
+fn promote(cfg: &Config, a: PromoteArgs) -> Result<()> {
+    use crate::promotion::{NewPromotion, Override};
+    let store = open_store(cfg)?;
+    let user = store
+        .read(|tx| tx.user_by_name(&a.as_user))?
+        .ok_or_else(|| Error::NotFound(format!("no user '{}'", a.as_user)))?;
+    let principal = crate::auth::principal(&store, &user)?;
+    let mut overrides = Vec::new();
+    for s in &a.set {
+        let (place, text) = s
+            .split_once('=')
+            .ok_or_else(|| Error::BadRequest(format!("--set {s}: expected SECTION.KEY=VALUE")))?;
+        let (section, key) = value_place(place);
+        let value =
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into()));
+        overrides.push(Override {
+            section,
+            key,
+            value,
+            value_type: None,
+            secret: Some(false),
+        });
+    }
+    let mut stdin = std::io::stdin().lines();
+    for place in &a.set_secret {
+        let line = stdin
+            .next()
+            .transpose()
+            .map_err(|e| Error::io("reading a secret value from standard input", e))?
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "--set-secret {place}: no value on standard input (one line per --set-secret)"
+                ))
+            })?;
+        let (section, key) = value_place(place);
+        overrides.push(Override {
+            section,
+            key,
+            value: serde_json::Value::String(line),
+            value_type: None,
+            secret: Some(true),
+        });
+    }
+    let new = NewPromotion {
+        from: a.from,
+        to: a.to,
+        overrides,
+        comment: a.comment,
+    };
+    let key = MasterKey::load(&cfg.data_dir, false)?;
+    let p = crate::promotion::request(
+        &store,
+        &key,
+        &principal,
+        &a.project,
+        &a.integration,
+        &new,
+        now_millis(),
+    )?;
+    audit(&store, "promote", &crate::promotion::audit_target(&p));
+    if a.json {
+        return print_json(&p);
+    }
+    match p.status.as_str() {
+        "applied" => println!(
+            "promotion {}: {}/{} {} -> {} applied ({}, configuration revision {}); runtimes in '{}' take it when they restart",
+            p.id,
+            p.project,
+            p.integration,
+            p.from,
+            p.to,
+            p.deployment.version,
+            p.applied_revision.map_or("unchanged".into(), |r| r.to_string()),
+            p.to
+        ),
+        _ => println!(
+            "promotion {}: {}/{} {} -> {} is {}, waiting for {} approval(s) by users other than {} (API or console)",
+            p.id, p.project, p.integration, p.from, p.to, p.status, p.required_approvals, p.requested_by
+        ),
+    }
+    Ok(())
+}
+
+fn promotion(cfg: &Config, c: PromotionCommand) -> Result<()> {
+    let store = open_store(cfg)?;
+    match c {
+        PromotionCommand::List { status, json } => {
+            let status = status
+                .as_deref()
+                .map(crate::promotion::Status::parse)
+                .transpose()?;
+            // The CLI runs with the data directory's rights: it sees every promotion.
+            let everyone = crate::access::Principal {
+                user_id: 0,
+                username: cli_actor(),
+                grants: vec![crate::access::Grant {
+                    scope: crate::access::Scope::Organization,
+                    permissions: [crate::access::Permission::IntegrationView].into(),
+                }],
+                must_change_password: false,
+            };
+            let page = crate::catalog::Keyset {
+                after: None,
+                limit: 500,
+            };
+            let l = crate::promotion::list(&store, &everyone, None, status, &page)?;
+            if json {
+                return print_json(&l.items);
+            }
+            for p in &l.items {
+                println!(
+                    "{:>5}  {:<9}  {}/{}  {} -> {}  {}  by {}  {}",
+                    p.id,
+                    p.status,
+                    p.project,
+                    p.integration,
+                    p.from,
+                    p.to,
+                    p.deployment.version,
+                    p.requested_by,
+                    rfc3339(p.requested_at)
+                );
+            }
             Ok(())
         }
     }

@@ -942,3 +942,200 @@ pub fn audit_target(p: &Promotion) -> String {
         p.id, p.project, p.integration, p.from, p.to, p.status
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use serde_json::json;
+
+    use super::*;
+    use crate::access::{Grant, Scope as GrantScope};
+    use crate::configuration::ConfigChange;
+
+    fn person(name: &str, perms: &[Permission]) -> Principal {
+        Principal {
+            user_id: 1,
+            username: name.into(),
+            grants: vec![Grant {
+                scope: GrantScope::Organization,
+                permissions: perms.iter().copied().collect(),
+            }],
+            must_change_password: false,
+        }
+    }
+
+    fn admin(name: &str) -> Principal {
+        person(name, &Permission::ALL)
+    }
+
+    #[test]
+    fn overrides_are_checked_like_configuration_values() {
+        let o = |key: &str, value: Value, t: Option<&str>| Override {
+            section: "myorg.orders".into(),
+            key: key.into(),
+            value,
+            value_type: t.map(str::to_string),
+            secret: None,
+        };
+        let ok = check_overrides(&[o("port", json!(2), Some("float"))]).unwrap();
+        assert_eq!((ok[0].1, &ok[0].2), (ValueType::Float, &json!(2.0)));
+        for bad in [
+            vec![o("1x", json!(1), None)],
+            vec![o("x", json!("a"), Some("int"))],
+            vec![o("x", Value::Null, None)],
+            vec![o("x", json!(1), None), o("x", json!(2), None)],
+        ] {
+            assert!(check_overrides(&bad).is_err(), "{bad:?}");
+        }
+        let err = check_overrides(&[o("x", json!("hunter2-secret"), Some("int"))]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn approving_needs_the_environment_permission_of_its_criticality() {
+        let t = |critical| Target {
+            project: Some(1),
+            integration: Some(2),
+            environment: Some(3),
+            critical,
+        };
+        let manager = person("m", &[Permission::EnvironmentManage]);
+        let non_prod = person("n", &[Permission::EnvironmentManageNonProduction]);
+        let viewer = person("v", &[Permission::IntegrationView]);
+        assert!(may_approve_into(&manager, &t(true)));
+        assert!(may_approve_into(&manager, &t(false)));
+        assert!(!may_approve_into(&non_prod, &t(true)));
+        assert!(may_approve_into(&non_prod, &t(false)));
+        assert!(!may_approve_into(&viewer, &t(false)));
+        assert_eq!(Status::parse("pending").unwrap(), Status::Pending);
+        assert!(Status::parse("PENDING").is_err());
+    }
+
+    /// dev -> prod (the default pipeline: every environment; prod is
+    /// critical, so one approval): the rules of request and approve, and
+    /// what applying writes.
+    #[test]
+    fn request_approve_and_apply_in_the_store() {
+        let dir = std::env::temp_dir().join(format!("icpd-unit-promotion-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("icp.db")).unwrap();
+        let key =
+            MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([3u8; 32]))
+                .unwrap();
+        let dev = store
+            .write(|tx| {
+                let (p, i) = catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
+                let e = tx.environment_by_handle("dev")?.unwrap();
+                Ok(Scope {
+                    project_id: p.id,
+                    integration_id: i.id,
+                    environment_id: e.id,
+                    critical: e.critical,
+                    project: p.handle,
+                    integration: i.handle,
+                    environment: e.handle,
+                })
+            })
+            .unwrap();
+        let (alice, bob) = (admin("alice"), admin("bob"));
+        let new = |overrides: Vec<Override>| NewPromotion {
+            from: "dev".into(),
+            to: "prod".into(),
+            overrides,
+            comment: None,
+        };
+        let err = request(&store, &key, &alice, "p", "i", &new(vec![]), 10).unwrap_err();
+        assert!(matches!(err, Error::Unprocessable(_)), "no record: {err}");
+
+        let change: ConfigChange = serde_json::from_value(json!({"set": [
+            {"section": "a.b", "key": "url", "value": "dev-url"},
+            {"section": "a.b", "key": "password", "value": "pw-1", "secret": true}]}))
+        .unwrap();
+        configuration::change(&store, &key, &dev, &change, "alice", 5).unwrap();
+        deployments::record(&store, &dev, &rec("1.0"), "alice", 6).unwrap();
+
+        let over = Override {
+            section: "a.b".into(),
+            key: "url".into(),
+            value: json!("prod-url"),
+            value_type: None,
+            secret: None,
+        };
+        let p = request(&store, &key, &alice, "p", "i", &new(vec![over]), 10).unwrap();
+        assert_eq!((p.status.as_str(), p.required_approvals), ("pending", 1));
+        assert!(!p.may_approve);
+        let id: i64 = p.id.parse().unwrap();
+        let again = request(&store, &key, &alice, "p", "i", &new(vec![]), 11).unwrap_err();
+        assert!(matches!(again, Error::Conflict(_)), "{again}");
+
+        let none = Decision::default();
+        let own = approve(&store, &key, &alice, id, &none, 12).unwrap_err();
+        assert!(matches!(own, Error::Forbidden(_)), "{own}");
+        let weak = person(
+            "carl",
+            &[
+                Permission::IntegrationView,
+                Permission::EnvironmentManageNonProduction,
+            ],
+        );
+        let weak_err = approve(&store, &key, &weak, id, &none, 12).unwrap_err();
+        assert!(matches!(weak_err, Error::Forbidden(_)), "{weak_err}");
+        assert!(get(&store, &bob, id).unwrap().may_approve);
+
+        let applied = approve(&store, &key, &bob, id, &none, 13).unwrap();
+        assert_eq!(applied.status, "applied");
+        assert_eq!(
+            (applied.applied_at, applied.applied_revision),
+            (Some(13), Some(1))
+        );
+        let prod = Scope {
+            environment_id: store
+                .read(|tx| Ok(tx.environment_by_handle("prod")?.unwrap().id))
+                .unwrap(),
+            critical: true,
+            environment: "prod".into(),
+            ..dev.clone()
+        };
+        let rendered = configuration::render(&store, &key, &prod).unwrap();
+        let doc: toml::Table = rendered.toml.parse().unwrap();
+        assert_eq!(doc["a"]["b"]["url"].as_str(), Some("prod-url"));
+        assert_eq!(doc["a"]["b"]["password"].as_str(), Some("pw-1"));
+        let record = deployments::current(&store, &prod).unwrap().unwrap();
+        assert_eq!(
+            (record.version.as_str(), record.created_by.as_str()),
+            ("1.0", "alice")
+        );
+
+        // Nothing changed in dev since: nothing to promote.
+        let same = request(&store, &key, &alice, "p", "i", &new(vec![]), 14).unwrap_err();
+        assert!(matches!(same, Error::Conflict(_)), "{same}");
+
+        // A later request whose source moves before approval fails, committed.
+        deployments::record(&store, &dev, &rec("1.1"), "alice", 15).unwrap();
+        let p = request(&store, &key, &alice, "p", "i", &new(vec![]), 16).unwrap();
+        let id: i64 = p.id.parse().unwrap();
+        deployments::record(&store, &dev, &rec("1.2"), "alice", 17).unwrap();
+        let err = approve(&store, &key, &bob, id, &none, 18).unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        let failed = get(&store, &bob, id).unwrap();
+        assert_eq!(failed.status, "failed");
+        assert!(failed.failure.unwrap().contains("new deployment record"));
+        assert_eq!(
+            deployments::current(&store, &prod)
+                .unwrap()
+                .unwrap()
+                .version,
+            "1.0"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn rec(version: &str) -> deployments::NewDeployment {
+        deployments::NewDeployment {
+            version: version.into(),
+            artifact: format!("a-{version}.bala"),
+            sha256: None,
+        }
+    }
+}

@@ -21,4 +21,5 @@ mod lifecycle;
 mod metrics;
 mod observability;
 mod pipeline;
+mod promotion;
 mod protocol;
