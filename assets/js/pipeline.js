@@ -344,7 +344,8 @@ export async function promote(base, from, to, deployment, cfg) {
 async function decide(p, action, done) {
   const reject = action === 'reject';
   const comment = field(reject ? 'Why (required)' : 'Comment (optional)', h('textarea', { rows: 3, required: reject, testid: 'decision-comment' }));
-  if (!(await modal({
+  // A refused or failed decision (409: the source or target changed) shows in the dialog; the list refreshes either way.
+  await modal({
     title: `${reject ? 'Reject' : action === 'cancel' ? 'Cancel' : 'Approve'} promotion #${p.id}`, submit: reject ? 'Reject' : action === 'cancel' ? 'Cancel promotion' : 'Approve', danger: reject || action === 'cancel', cancel: 'Back',
     testid: 'decision-modal',
     body: [h('p', {}, `${p.project}/${p.integration}: ${p.deployment?.version ?? ''} from ${p.from} to ${p.to}, configuration revision ${p.sourceConfigRevision ?? '—'}.`),
@@ -354,8 +355,9 @@ async function decide(p, action, done) {
       if (reject && !text) throw new Error('Say why you reject it.');
       const r = await post(`/promotions/${enc(p.id)}/${action}`, { comment: text || undefined });
       toast(action === 'approve' ? (r?.status === 'applied' ? `Approved: promotion #${p.id} applied to ${p.to}.` : `Approved promotion #${p.id}.`) : `Promotion #${p.id} ${reject ? 'rejected' : 'cancelled'}.`, 'ok');
+      return true;
     },
-  }))) return;
+  });
   done?.();
 }
 
