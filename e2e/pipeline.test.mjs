@@ -233,6 +233,11 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await page.locator('[data-testid=runtime-config-prod-1]', { hasText: `config r${prodRevision} fetched` }).waitFor({ timeout: 20000 });
     await tid('runtime-restart-prod-1').waitFor();
     await shot(page, 'integration-prod');
+    await tid('runtime-link-prod-1').click();
+    await tid('runtime-version-mismatch').waitFor();
+    await shot(page, 'runtime');
+    await page.goBack();
+    await page.locator('[data-testid=runtime-status-prod-1]', { hasText: 'RUNNING' }).waitFor();
 
     // Replace the dev secret and remove a key: revision 2; the secret stays only "set".
     await tid('config-edit-dev').click();
