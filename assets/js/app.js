@@ -19,7 +19,9 @@ const routes = [
   ['/runtimes', 'runtimes', 'runtimes'],
   ['/runtimes/:runtime', 'runtime', 'runtimes'],
   ['/logs', 'logs', 'logs'],
+  ['/promotions', 'promotions', 'promotions'],
   ['/environments', 'environments', 'environments'],
+  ['/data-planes', 'dataplanes', 'dataplanes'],
   ['/access', 'access', 'access'],
   ['/audit', 'audit', 'audit'],
   ['/ingest-tokens', 'ingest-tokens', 'ingest-tokens'],
@@ -28,8 +30,8 @@ const routes = [
 
 // [key, href, icon, label, permission needed to see the entry (optional)]
 const NAV = [
-  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view']]],
-  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['access', '/access', '◈', 'Access control'], ['ingest-tokens', '/ingest-tokens', '⇲', 'Ingest tokens', 'integration:view'], ['audit', '/audit', '☰', 'Audit log']]],
+  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view'], ['promotions', '/promotions', '⇪', 'Promotions']]],
+  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['dataplanes', '/data-planes', '⛁', 'Data planes'], ['access', '/access', '◈', 'Access control'], ['ingest-tokens', '/ingest-tokens', '⇲', 'Ingest tokens', 'integration:view'], ['audit', '/audit', '☰', 'Audit log']]],
 ];
 
 export const session = { user: null, permissions: [] };

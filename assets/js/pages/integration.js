@@ -1,27 +1,38 @@
-// One integration: a card per environment with its runtimes, Add Runtime
-// (a new secret and its Config.toml snippet, shown once), its request
-// metrics and latest logs (with observability:view), and the integration's
-// secrets with revoke.
+// One integration: a card per environment of the project's pipeline with its
+// deployment record, configuration (typed values; secrets only as "set"),
+// Promote to the next environment, and its runtimes (flagged when they
+// still run another version or an older configuration revision); Add
+// Runtime (a new secret and its Config.toml snippet, shown once); the
+// promotions of the integration; its request metrics and latest logs (with
+// observability:view), and the integration's secrets with revoke.
 
 import { get, all, post, patch, del, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, empty, button, modal, confirm, toast, pageHead, table, badge, timeAgo, when, snippet, field, select, input } from '../ui.js';
 import { navigate, can } from '../app.js';
 import { liveRefresh } from '../live.js';
 import { metricsPanel, recentLogs } from '../observability.js';
+import { deploymentBlock, configBlock, recordDeployment, deploymentHistory, editConfig, configHistory, rolloutCell, promote, promotionTable, serverHas } from '../pipeline.js';
 
 export async function render(ctx) {
   const { project: ph, integration: ih } = ctx.params;
   const base = `/projects/${enc(ph)}/integrations/${enc(ih)}`;
   ctx.crumbs([['Projects', '/projects'], [ph, `/projects/${enc(ph)}`], ih]);
   fill(ctx.el, loading());
-  let integ, project, envs;
+  let integ, project, envs, orgEnvs, promotions;
   try {
-    [integ, project, envs] = await Promise.all([get(base), get(`/projects/${enc(ph)}`), get(`/projects/${enc(ph)}/environments`)]);
+    [integ, project, envs, orgEnvs, promotions] = await Promise.all([get(base), get(`/projects/${enc(ph)}`), get(`/projects/${enc(ph)}/environments`), all('/environments'),
+      serverHas('/api/v1/projects/{project}/integrations/{integration}/promotions')]);
   } catch (e) {
     fill(ctx.el, failure(e, () => render(ctx)));
     return;
   }
   envs = envs.environments;
+  // The pipeline's stages carry the environment; requiredApprovals is on the organization's list.
+  const orgEnv = new Map(orgEnvs.map((e) => [e.handle, e]));
+  envs = envs.map((s) => ({ ...(s.environment || s), ...orgEnv.get((s.environment || s).handle), next: s.next ?? null }));
+  const envByHandle = new Map(envs.map((e) => [e.handle, e]));
+  const state = new Map(); // env handle -> { deployment, config }
+  const promoBox = h('div', { testid: 'integration-promotions' }, loading());
   ctx.crumbs([['Projects', '/projects'], [project.name, `/projects/${enc(ph)}`], integ.name]);
   const envGrid = h('div', { class: 'grid envs', testid: 'environment-cards' }, loading());
   const secrets = h('div', { testid: 'secrets' }, loading());
@@ -39,10 +50,34 @@ export async function render(ctx) {
       can('integration:edit') ? button('Edit', () => editIntegration(integ, ph, () => render(ctx)), { testid: 'edit-integration' }) : null,
       can('integration:manage') ? button('Delete integration', () => deleteIntegration(integ, ph), { kind: 'danger', testid: 'delete-integration' }) : null),
     envGrid,
+    promotions ? card('Promotions', h('span', { class: 'muted small' }, 'Deployment and configuration moved to the next environment, with overrides and approvals.'), promoBox) : null,
     metrics?.el,
     logs?.el,
     card('Secrets', h('span', { class: 'muted small' }, 'Runtimes authenticate with these. Key material is never shown again.'), secrets));
 
+  let runtimesNow = [];
+  const drawCards = () => fill(envGrid, envs.length ? envs.map((e) => envCard(e, runtimesNow.filter((r) => r.environment === e.handle))) : empty('This project has no environments.'));
+  // Deployment record and configuration per environment (a list, not /current, so "none yet" is no error).
+  const loadPipeline = async () => {
+    const got = await Promise.all(envs.map(async (e) => {
+      const at = `${base}/environments/${enc(e.handle)}`;
+      const [d, c] = await Promise.all([get(`${at}/deployments?limit=1`), get(`${at}/config`)]);
+      return [e.handle, { deployment: d.items[0] || null, config: c }];
+    }));
+    if (!ctx.alive()) return;
+    for (const [k, v] of got) state.set(k, v);
+  };
+  let pendingTo = new Map(); // env handle -> its pending promotion
+  const loadPromotions = async () => {
+    if (!promotions) return;
+    const page = await get(`${base}/promotions?limit=20`);
+    if (!ctx.alive()) return;
+    pendingTo = new Map(page.items.filter((p) => p.status === 'pending').map((p) => [p.to, p]));
+    fill(promoBox, promotionTable(page.items, orgEnvs, { done: refreshAll, emptyText: 'No promotions yet: use "Promote to …" on an environment.' }));
+  };
+  const refreshAll = async ({ quiet = false } = {}) => {
+    try { await Promise.all([loadPipeline(), loadPromotions()]); await loadRuntimes(); } catch (e) { if (!quiet) toast(e.message, 'bad'); }
+  };
   const loadRuntimes = async () => {
     const runtimes = await all('/runtimes', { project: ph, integration: ih });
     // The list has no node info; fetch it for the runtimes shown (few per integration).
@@ -51,7 +86,8 @@ export async function render(ctx) {
     }));
     if (!ctx.alive()) return;
     for (const r of runtimes) runtimeNames.set(r.runtimeId, r.name || r.runtimeId.slice(0, 8));
-    fill(envGrid, envs.length ? envs.map((e) => envCard(e, runtimes.filter((r) => r.environment === e.handle))) : empty('This project has no environments.'));
+    runtimesNow = runtimes;
+    drawCards();
   };
   const loadSecrets = async () => {
     const list = await all('/secrets', { project: ph, integration: ih });
@@ -73,16 +109,38 @@ export async function render(ctx) {
 
   function envCard(e, runtimes) {
     const running = runtimes.filter((r) => r.status === 'RUNNING').length;
-    return h('section', { class: 'card', testid: `env-card-${e.handle}` },
+    const st = state.get(e.handle) || {};
+    const next = e.next ? envByHandle.get(e.next) : null;
+    const restart = runtimes.filter((r) => r.versionMismatch === true || r.configOutdated === true).length;
+    const incoming = pendingTo.get(e.handle);
+    const outgoing = next ? pendingTo.get(next.handle) : null;
+    const act = async (fn) => { if (await fn()) refreshAll(); };
+    return h('section', { class: 'card env-card', testid: `env-card-${e.handle}` },
       h('div', { class: 'card-head' },
-        h('div', {}, h('h2', {}, e.name, ' ', h('span', { class: 'mono muted small' }, e.handle)), h('div', { class: 'chips' }, e.critical ? badge('critical', 'warn') : null, badge(`${running}/${runtimes.length} running`, running ? 'ok' : ''))),
+        h('div', {}, h('h2', {}, e.name, ' ', h('span', { class: 'mono muted small' }, e.handle)), h('div', { class: 'chips' }, e.critical ? badge('critical', 'warn') : null, badge(`${running}/${runtimes.length} running`, running ? 'ok' : ''),
+          restart ? badge(`${restart} to restart`, 'warn', `env-restart-${e.handle}`) : null,
+          incoming ? badge(`promotion #${incoming.id} from ${incoming.from} waiting: ${incoming.approvals.length}/${incoming.requiredApprovals} approvals`, 'warn', `env-pending-${e.handle}`) : null)),
         h('div', { class: 'actions' },
+          promotions && next && can('integration:manage')
+            ? button(`Promote to ${next.name}`, () => act(() => promote(base, e, next, st.deployment, st.config)), { kind: 'primary', small: true, testid: `promote-${e.handle}`, disabled: !st.deployment || !!outgoing,
+                title: outgoing ? `Promotion #${outgoing.id} to ${next.name} is waiting for approval` : st.deployment ? `Copy ${st.deployment.version} and configuration r${st.config?.revision || 0} to ${next.name}` : 'Record a deployment here first' })
+            : null,
           link(`${base}/environments/${enc(e.handle)}`, 'Artifacts', { class: 'btn small', testid: `artifacts-${e.handle}` }),
-          button('Add Runtime', () => addRuntime(e), { kind: 'primary', small: true, testid: `add-runtime-${e.handle}` }))),
+          button('Add Runtime', () => addRuntime(e), { small: true, testid: `add-runtime-${e.handle}` }))),
+      h('div', { class: 'grid two pipe' },
+        h('div', {}, deploymentBlock(e, st.deployment),
+          h('div', { class: 'actions' },
+            can('integration:manage') ? button('Record deployment', () => act(() => recordDeployment(base, e, st.deployment)), { small: true, testid: `record-deployment-${e.handle}` }) : null,
+            button('History', () => deploymentHistory(base, e), { small: true, testid: `deployment-history-${e.handle}` }))),
+        h('div', {}, configBlock(e, st.config),
+          h('div', { class: 'actions' },
+            can('integration:edit') && st.config ? button('Edit configuration', () => act(() => editConfig(base, e, st.config)), { small: true, testid: `config-edit-${e.handle}` }) : null,
+            button('Revisions', () => configHistory(base, e), { small: true, testid: `config-history-${e.handle}` })))),
       runtimes.length
-        ? table(['Runtime', 'Status', 'Last heartbeat', 'Node'], runtimes.map((r) => h('tr', { testid: `runtime-row-${r.name || r.runtimeId}` },
+        ? table(['Runtime', 'Status', 'Version / config', 'Last heartbeat', 'Node'], runtimes.map((r) => h('tr', { testid: `runtime-row-${r.name || r.runtimeId}` },
             h('td', {}, link(`/runtimes/${enc(r.runtimeId)}`, r.name || r.runtimeId, { testid: `runtime-link-${r.name || r.runtimeId}` }), h('div', { class: 'mono muted small' }, r.runtimeId.slice(0, 8))),
             h('td', {}, badge(r.status, undefined, `runtime-status-${r.name || r.runtimeId}`)),
+            h('td', {}, rolloutCell(r)),
             h('td', {}, 'last heartbeat ', timeAgo(r.lastHeartbeat)),
             h('td', {}, nodeText(r)))))
         : empty('No runtimes in this environment.', 'Add Runtime creates a secret and the Config.toml lines for a new node.'));
@@ -111,10 +169,14 @@ export async function render(ctx) {
     });
   }
 
-  try { await Promise.all([loadRuntimes(), loadSecrets()]); } catch (e) { fill(envGrid, failure(e, () => render(ctx))); }
+  try { await Promise.all([loadPipeline(), loadSecrets()]); await loadRuntimes(); } catch (e) { fill(envGrid, failure(e, () => render(ctx))); }
+  try { await loadPromotions(); } catch (e) { fill(promoBox, failure(e, loadPromotions)); }
   // Now that runtime names are known, show them instead of ids.
   if (runtimeNames.size) logs?.reload();
   ctx.live(liveRefresh(loadRuntimes, (t, d) => t.startsWith('runtime') && (!d?.integration || (d.integration === ih && d.project === ph))));
+  // Records, configuration and promotions change by other users' hands too; no event says so, so poll them slowly.
+  const slow = setInterval(() => { if (!document.hidden && !document.querySelector('.backdrop')) refreshAll({ quiet: true }); }, 5000);
+  ctx.live(() => clearInterval(slow));
 }
 
 async function deleteIntegration(integ, ph) {
