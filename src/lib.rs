@@ -412,6 +412,113 @@ pub mod fuzzing {
         }
     }
 
+    /// Validates the body of `PATCH .../config` as `configuration::change`
+    /// does (keys, types, depth, duplicates), then renders it as
+    /// `GET /icp/config` would. The write-time document check and the
+    /// rendering must agree (a revision that is accepted must render: else
+    /// every later fetch would fail), and the TOML must parse back to
+    /// exactly the values stored, at their sections and keys.
+    pub fn config_values(data: &[u8]) {
+        use crate::configuration::{
+            check_document, check_key, check_value, to_toml, ConfigChange, PlainValue, StoredValue,
+            ValueKey,
+        };
+        let Ok(change) = serde_json::from_slice::<ConfigChange>(data) else {
+            return;
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut stored = Vec::new();
+        let mut plain = Vec::new();
+        for s in &change.set {
+            let k = ValueKey {
+                section: s.section.trim().to_string(),
+                key: s.key.trim().to_string(),
+            };
+            let checked = check_key(&k)
+                .and_then(|_| check_value(&k.dotted(), s.value_type.as_deref(), &s.value));
+            let (value_type, value) = match checked {
+                Ok(v) => v,
+                Err(e) => return assert_refused(e),
+            };
+            if !seen.insert(k.clone()) {
+                return;
+            }
+            // What the store keeps and `open_values` reads back.
+            let text = value.to_string();
+            let value: Value = serde_json::from_str(&text).expect("a checked value re-reads");
+            stored.push(StoredValue {
+                section: k.section.clone(),
+                key: k.key.clone(),
+                value_type,
+                secret: s.secret.unwrap_or(false),
+                value: Some(text),
+                sealed: None,
+                updated_by: "fuzz".into(),
+                updated_at: NOW,
+            });
+            plain.push(PlainValue {
+                section: k.section,
+                key: k.key,
+                value_type,
+                secret: s.secret.unwrap_or(false),
+                value,
+                updated_by: "fuzz".into(),
+                updated_at: NOW,
+            });
+        }
+        let accepted = check_document(&stored);
+        let rendered = to_toml(&plain);
+        let toml = match (accepted, rendered) {
+            (Ok(()), Ok(toml)) => toml,
+            (Err(a), Err(b)) => {
+                assert_refused(a);
+                return assert_refused(b);
+            }
+            (a, b) => panic!("the write check says {a:?}, the rendering {b:?}"),
+        };
+        let doc: toml::Table = toml::from_str(&toml).expect("rendered TOML parses");
+        let mut count = 0;
+        for v in &plain {
+            let mut table = &doc;
+            if !v.section.is_empty() {
+                for seg in v.section.split('.') {
+                    table = table
+                        .get(seg)
+                        .and_then(toml::Value::as_table)
+                        .expect("each section is a table");
+                }
+            }
+            let got = table.get(&v.key).expect("each key is rendered");
+            assert!(
+                same(got, &v.value),
+                "{}.{} renders differently",
+                v.section,
+                v.key
+            );
+            count += 1;
+        }
+        assert_eq!(count, plain.len());
+    }
+
+    /// A TOML value equal to a JSON value (a float exactly, bit for bit).
+    fn same(t: &toml::Value, j: &Value) -> bool {
+        match (t, j) {
+            (toml::Value::String(a), Value::String(b)) => a == b,
+            (toml::Value::Boolean(a), Value::Bool(b)) => a == b,
+            (toml::Value::Integer(a), Value::Number(b)) if b.is_i64() => Some(*a) == b.as_i64(),
+            (toml::Value::Float(a), Value::Number(b)) if !b.is_i64() => {
+                b.as_f64().is_some_and(|b| a.to_bits() == b.to_bits())
+            }
+            (toml::Value::Array(a), Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
+            }
+            (toml::Value::Table(a), Value::Object(b)) => {
+                a.len() == b.len() && b.iter().all(|(k, y)| a.get(k).is_some_and(|x| same(x, y)))
+            }
+            _ => false,
+        }
+    }
+
     /// Replays `fuzz/seeds/` through the wrappers on every `cargo test`, so
     /// they keep compiling and their invariants hold on stable too.
     #[cfg(test)]
@@ -420,7 +527,7 @@ pub mod fuzzing {
         fn seeds_replay() {
             let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
             type Target = (&'static str, fn(&[u8]));
-            let targets: [Target; 8] = [
+            let targets: [Target; 9] = [
                 ("http_parse", super::http_parse),
                 ("token_verify", super::token_verify),
                 ("full_heartbeat", super::full_heartbeat),
@@ -429,6 +536,7 @@ pub mod fuzzing {
                 ("ingest_requests", super::ingest_requests),
                 ("otlp_logs", super::otlp_logs),
                 ("otlp_metrics", super::otlp_metrics),
+                ("config_values", super::config_values),
             ];
             for (name, run) in targets {
                 let mut count = 0;

@@ -52,6 +52,10 @@ enum Expect {
         records: usize,
         accepted: Option<usize>,
     },
+    /// `GET /icp/config` answered: 200 `application/toml` that parses, with
+    /// its revision in `X-ICP-Config-Revision`. It records the fetch, so it
+    /// may write, and only to `config_fetches` in `icp.db`.
+    Config,
 }
 
 struct Case {
@@ -253,6 +257,7 @@ fn wrong_types(kind: &str) -> Vec<(&'static str, Value)> {
             "string" => *t != "string",
             "bool" => *t != "bool",
             "string-list" => *t != "array",
+            "int" => !matches!(*t, "number" | "negative"),
             "object" => *t != "object",
             _ => true,
         })
@@ -1327,6 +1332,7 @@ fn corpus(bridge: &Bridge, cred: &Credentials) -> Vec<Case> {
         );
     }
     telemetry_corpus(&mut c, bridge, cred, &tokens);
+    pipeline_corpus(&mut c, bridge, cred, &cred.pipeline, &tokens);
     c.cases
 }
 
@@ -1345,6 +1351,8 @@ struct Credentials {
     revoked: String,
     /// A personal API token (Super Admin).
     admin: String,
+    /// What the issue 8 cases need.
+    pipeline: Pipeline,
 }
 
 /// The four ingest endpoints, with a body of one valid record each.
@@ -2641,6 +2649,1926 @@ fn telemetry_corpus(
     }
 }
 
+// ---- Environments pipeline (issue 8): /icp/config, data planes, ------------
+// ---- deployment records, configuration, promotions -------------------------
+
+/// What the pipeline cases need, all made before the first dump.
+struct Pipeline {
+    /// A runtime token of a secret never bound to an integration.
+    unbound: String,
+    /// A runtime token of a bound secret revoked with the CLI.
+    revoked: String,
+    /// A registered runtime of the same integration in prod.
+    other_environment_runtime: String,
+    /// A registered runtime of another integration in dev.
+    other_integration_runtime: String,
+    /// Promotions by the Super Admin: dev → staging (applied), staging →
+    /// prod rejected by bob, cancelled, and one pending.
+    applied: String,
+    rejected: String,
+    cancelled: String,
+    pending: String,
+    /// An API token of bob, an Admin who may approve into prod.
+    bob: String,
+}
+
+const DEV: &str = "/api/v1/projects/order-service/integrations/order-create/environments/dev";
+const PROMOTIONS: &str = "/api/v1/projects/order-service/integrations/order-create/promotions";
+
+/// Adds `hostile_bodies`, an empty body, an unknown field and every field
+/// with a value of the wrong type, on one route that takes a JSON body.
+#[allow(clippy::too_many_arguments)]
+fn body_cases(
+    c: &mut Corpus,
+    tag: &str,
+    method: &str,
+    path: &str,
+    auth: &str,
+    valid: &Value,
+    fields: Fields,
+    empty: Expect,
+) {
+    let send = |body: &[u8]| {
+        request(
+            method,
+            path,
+            &[
+                ("Authorization", auth),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    };
+    for (what, body) in hostile_bodies() {
+        c.add(
+            format!("pipeline/{tag}/body-{what}"),
+            Listener::Management,
+            send(&body),
+            Expect::Error(&[400]),
+        );
+    }
+    c.add(
+        format!("pipeline/{tag}/empty-body"),
+        Listener::Management,
+        send(b""),
+        empty,
+    );
+    let mut unknown = valid.clone();
+    unknown["unexpectedField"] = json!(1);
+    c.add(
+        format!("pipeline/{tag}/unknown-field"),
+        Listener::Management,
+        send(unknown.to_string().as_bytes()),
+        Expect::Error(&[400]),
+    );
+    for (f, kind) in fields.iter() {
+        for (t, v) in wrong_types(kind) {
+            let mut b = valid.clone();
+            b[*f] = v;
+            c.add(
+                format!("pipeline/{tag}/{f}-as-{t}"),
+                Listener::Management,
+                send(b.to_string().as_bytes()),
+                Expect::Error(&[400]),
+            );
+        }
+    }
+}
+
+/// Adds the issue 8 cases. Only the `GET /icp/config` fetches answered 200
+/// may write (`Expect::Config`: one fetch record each, in
+/// `config_fetches`); everything else must be refused and write nothing.
+fn pipeline_corpus(
+    c: &mut Corpus,
+    bridge: &Bridge,
+    cred: &Credentials,
+    p: &Pipeline,
+    tokens: &[(&str, Option<String>)],
+) {
+    use Expect::*;
+    use Listener::*;
+    let rt_auth = format!("Bearer {}", cred.runtime);
+    let admin_auth = format!("Bearer {}", cred.admin);
+    let bob_auth = format!("Bearer {}", p.bob);
+    let fetch = |target: &str, auth: Option<&str>| {
+        let mut headers = Vec::new();
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        request("GET", target, &headers, b"")
+    };
+    let api = |auth: &str, method: &str, path: &str, body: &Value| {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        request(
+            method,
+            path,
+            &[
+                ("Authorization", auth),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
+        )
+    };
+
+    // ---- GET /icp/config: credentials ----------------------------------
+    for (name, auth) in tokens {
+        c.add(
+            format!("pipeline/icp-config/token-{name}"),
+            Runtime,
+            fetch("/icp/config", auth.as_deref()),
+            Error(&[401]),
+        );
+    }
+    for (name, token) in [
+        ("revoked-secret", &p.revoked),
+        ("ingest-token", &cred.ingest),
+        ("revoked-ingest-token", &cred.revoked),
+    ] {
+        c.add(
+            format!("pipeline/icp-config/{name}"),
+            Runtime,
+            fetch("/icp/config", Some(&format!("Bearer {token}"))),
+            Error(&[401]),
+        );
+    }
+    c.add(
+        "pipeline/icp-config/unbound-secret",
+        Runtime,
+        fetch("/icp/config", Some(&format!("Bearer {}", p.unbound))),
+        Status(403),
+    );
+    c.add(
+        "pipeline/icp-config/unbound-secret-with-runtime-id",
+        Runtime,
+        fetch(
+            &format!("/icp/config?runtimeId={}", bridge.runtime_id),
+            Some(&format!("Bearer {}", p.unbound)),
+        ),
+        Status(403),
+    );
+    // ---- GET /icp/config: who is asking ---------------------------------
+    for (name, query, status) in [
+        (
+            "runtime-id-of-another-environment",
+            format!("runtimeId={}", p.other_environment_runtime),
+            403,
+        ),
+        (
+            "runtime-id-of-another-integration",
+            format!("runtimeId={}", p.other_integration_runtime),
+            403,
+        ),
+        (
+            "runtime-id-other-first-of-two",
+            format!(
+                "runtimeId={}&runtimeId={}",
+                p.other_environment_runtime, bridge.runtime_id
+            ),
+            403,
+        ),
+        ("runtime-id-sql", "runtimeId=x'%20OR%20'1'%3D'1".into(), 400),
+        (
+            "runtime-id-sql-comment",
+            "runtimeId=1;DROP%20TABLE%20runtimes--".into(),
+            400,
+        ),
+        (
+            "runtime-id-traversal",
+            "runtimeId=..%2F..%2Fetc%2Fpasswd".into(),
+            400,
+        ),
+        ("runtime-id-nul", "runtimeId=a%00b".into(), 400),
+        (
+            "runtime-id-crlf",
+            "runtimeId=a%0d%0aX-Injected:%201".into(),
+            400,
+        ),
+        (
+            "runtime-id-65-chars",
+            format!("runtimeId={}", "a".repeat(65)),
+            400,
+        ),
+        (
+            "runtime-id-4k",
+            format!("runtimeId={}", "a".repeat(4096)),
+            400,
+        ),
+        ("runtime-id-unicode", "runtimeId=%C3%BCn%C3%AF".into(), 400),
+        ("runtime-id-space", "runtimeId=+".into(), 400),
+        ("runtime-id-json", "runtimeId=%7B%22a%22%3A1%7D".into(), 400),
+        (
+            "runtime-name-101-chars",
+            format!("runtime={}", "n".repeat(101)),
+            400,
+        ),
+        ("runtime-name-blank", "runtime=%20%20%09".into(), 400),
+        ("runtime-name-crlf-only", "runtime=%0d%0a".into(), 400),
+        (
+            "runtime-name-ok-id-bad",
+            "runtime=node-1&runtimeId=%27".into(),
+            400,
+        ),
+    ] {
+        c.add(
+            format!("pipeline/icp-config/{name}"),
+            Runtime,
+            fetch(&format!("/icp/config?{query}"), Some(&rt_auth)),
+            Status(status),
+        );
+    }
+    // Answered: values that are only data, recorded as the fetcher's name.
+    for (name, query) in [
+        ("plain", String::new()),
+        (
+            "own-runtime-id",
+            format!("?runtimeId={}", bridge.runtime_id),
+        ),
+        (
+            "unregistered-runtime-id",
+            "?runtimeId=00000000-0000-4000-8000-000000000000".into(),
+        ),
+        ("runtime-name-sql", "?runtime=node'%20OR%20'1'%3D'1".into()),
+        (
+            "runtime-name-html",
+            "?runtime=%3Cscript%3Ealert(1)%3C%2Fscript%3E".into(),
+        ),
+        (
+            "runtime-name-unicode",
+            "?runtime=n%C3%B6de-%F0%9F%98%80".into(),
+        ),
+        (
+            "runtime-name-100-chars",
+            format!("?runtime={}", "n".repeat(100)),
+        ),
+        (
+            "bad-percent-encoding-ignored",
+            "?runtimeId=%zz&runtime=%ff".into(),
+        ),
+        (
+            "unknown-parameters",
+            "?revision=1&environment=prod&project=x".into(),
+        ),
+        ("empty-values", "?runtimeId=&runtime=".into()),
+        ("fragment-like", "?runtime=node-2%23frag".into()),
+    ] {
+        c.add(
+            format!("pipeline/icp-config/ok-{name}"),
+            Runtime,
+            fetch(&format!("/icp/config{query}"), Some(&rt_auth)),
+            Config,
+        );
+    }
+    // ---- GET /icp/config: methods and paths ------------------------------
+    for (name, method, target, status) in [
+        ("post", "POST", "/icp/config", 405),
+        ("put", "PUT", "/icp/config", 405),
+        ("delete", "DELETE", "/icp/config", 405),
+        ("patch", "PATCH", "/icp/config", 405),
+        ("lowercase-get", "get", "/icp/config", 405),
+        ("trailing-slash", "GET", "/icp/config/", 404),
+        ("sub-path", "GET", "/icp/config/prod", 404),
+        ("encoded-slash", "GET", "/icp%2Fconfig", 404),
+        ("dotdot", "GET", "/icp/../icp/config", 404),
+        ("upper-case", "GET", "/ICP/CONFIG", 404),
+    ] {
+        c.add(
+            format!("pipeline/icp-config/route-{name}"),
+            Runtime,
+            request(method, target, &[("Authorization", &rt_auth)], b"{}"),
+            Status(status),
+        );
+    }
+    c.add(
+        "pipeline/icp-config/on-management-listener",
+        Management,
+        request("GET", "/icp/config", &[("Authorization", &rt_auth)], b""),
+        Console,
+    );
+
+    // ---- Data planes -----------------------------------------------------
+    body_cases(
+        c,
+        "data-planes-create",
+        "POST",
+        "/api/v1/data-planes",
+        &admin_auth,
+        &json!({"name": "dp1", "kind": "cloud"}),
+        &[
+            ("name", "string"),
+            ("handle", "string"),
+            ("kind", "string"),
+            ("region", "string"),
+            ("description", "string"),
+        ],
+        Error(&[400]),
+    );
+    body_cases(
+        c,
+        "data-planes-patch",
+        "PATCH",
+        "/api/v1/data-planes/default",
+        &admin_auth,
+        &json!({"region": "r"}),
+        &[
+            ("name", "string"),
+            ("kind", "string"),
+            ("region", "string"),
+            ("description", "string"),
+        ],
+        Error(&[400]),
+    );
+    let long = "x".repeat(10_000);
+    for (name, method, path, body, status) in [
+        (
+            "kind-hybrid",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "dp", "kind": "hybrid"}),
+            400,
+        ),
+        (
+            "kind-upper",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "dp", "kind": "CLOUD"}),
+            400,
+        ),
+        (
+            "kind-empty",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "dp", "kind": ""}),
+            400,
+        ),
+        (
+            "name-empty",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "", "kind": "cloud"}),
+            400,
+        ),
+        (
+            "name-blank",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": " \t ", "kind": "cloud"}),
+            400,
+        ),
+        (
+            "name-10k",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": long, "kind": "cloud"}),
+            400,
+        ),
+        (
+            "name-control",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "a\u{0}b", "kind": "cloud"}),
+            400,
+        ),
+        (
+            "name-existing",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "Default", "kind": "cloud"}),
+            409,
+        ),
+        (
+            "handle-only-punctuation",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "dp", "handle": "../", "kind": "cloud"}),
+            400,
+        ),
+        (
+            "positional-array",
+            "POST",
+            "/api/v1/data-planes",
+            json!(["dp", "dp", "cloud"]),
+            400,
+        ),
+        (
+            "region-10k",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "dp", "kind": "cloud", "region": long}),
+            400,
+        ),
+        (
+            "description-10k",
+            "POST",
+            "/api/v1/data-planes",
+            json!({"name": "dp", "kind": "cloud", "description": "d".repeat(10_000)}),
+            400,
+        ),
+        (
+            "patch-kind-bad",
+            "PATCH",
+            "/api/v1/data-planes/default",
+            json!({"kind": "on-prem"}),
+            400,
+        ),
+        (
+            "patch-name-empty",
+            "PATCH",
+            "/api/v1/data-planes/default",
+            json!({"name": ""}),
+            400,
+        ),
+        (
+            "patch-handle",
+            "PATCH",
+            "/api/v1/data-planes/default",
+            json!({"handle": "other"}),
+            400,
+        ),
+        (
+            "patch-unknown",
+            "PATCH",
+            "/api/v1/data-planes/nowhere",
+            json!({"region": "r"}),
+            404,
+        ),
+        (
+            "patch-sql",
+            "PATCH",
+            "/api/v1/data-planes/x'%20OR%20'1'%3D'1",
+            json!({"region": "r"}),
+            404,
+        ),
+        (
+            "delete-holding-environments",
+            "DELETE",
+            "/api/v1/data-planes/default",
+            Value::Null,
+            409,
+        ),
+        (
+            "delete-unknown",
+            "DELETE",
+            "/api/v1/data-planes/nowhere",
+            Value::Null,
+            404,
+        ),
+        (
+            "delete-nul",
+            "DELETE",
+            "/api/v1/data-planes/a%00b",
+            Value::Null,
+            404,
+        ),
+        (
+            "get-unknown",
+            "GET",
+            "/api/v1/data-planes/nowhere",
+            Value::Null,
+            404,
+        ),
+        (
+            "get-traversal",
+            "GET",
+            "/api/v1/data-planes/..%2F..%2Fusers",
+            Value::Null,
+            404,
+        ),
+        (
+            "put",
+            "PUT",
+            "/api/v1/data-planes/default",
+            json!({"region": "r"}),
+            405,
+        ),
+        (
+            "post-one",
+            "POST",
+            "/api/v1/data-planes/default",
+            json!({"region": "r"}),
+            405,
+        ),
+        (
+            "delete-all",
+            "DELETE",
+            "/api/v1/data-planes",
+            Value::Null,
+            405,
+        ),
+        (
+            "environment-unknown-data-plane",
+            "POST",
+            "/api/v1/environments",
+            json!({"name": "e9", "dataPlane": "nowhere"}),
+            422,
+        ),
+        (
+            "environment-data-plane-number",
+            "POST",
+            "/api/v1/environments",
+            json!({"name": "e9", "dataPlane": 7}),
+            400,
+        ),
+        (
+            "environment-move-unknown",
+            "PATCH",
+            "/api/v1/environments/dev",
+            json!({"dataPlane": "nowhere"}),
+            422,
+        ),
+        (
+            "environment-approvals-11",
+            "PATCH",
+            "/api/v1/environments/prod",
+            json!({"requiredApprovals": 11}),
+            400,
+        ),
+        (
+            "environment-approvals-negative",
+            "PATCH",
+            "/api/v1/environments/prod",
+            json!({"requiredApprovals": -1}),
+            400,
+        ),
+        (
+            "environment-approvals-huge",
+            "PATCH",
+            "/api/v1/environments/prod",
+            json!({"requiredApprovals": u64::MAX}),
+            400,
+        ),
+        (
+            "environment-approvals-float",
+            "PATCH",
+            "/api/v1/environments/prod",
+            json!({"requiredApprovals": 1.5}),
+            400,
+        ),
+        (
+            "environment-approvals-string",
+            "PATCH",
+            "/api/v1/environments/prod",
+            json!({"requiredApprovals": "1"}),
+            400,
+        ),
+    ] {
+        c.add(
+            format!("pipeline/data-planes/{name}"),
+            Management,
+            api(&admin_auth, method, path, &body),
+            Status(status),
+        );
+    }
+    c.add(
+        "pipeline/data-planes/runtime-token",
+        Management,
+        api(&rt_auth, "GET", "/api/v1/data-planes", &Value::Null),
+        Status(401),
+    );
+
+    // ---- Pipelines -------------------------------------------------------
+    for (name, body, status) in [
+        (
+            "unknown-environment",
+            json!({"environments": ["dev", "nowhere"]}),
+            422,
+        ),
+        ("duplicate", json!({"environments": ["dev", "dev"]}), 400),
+        ("empty", json!({"environments": []}), 400),
+        ("numbers", json!({"environments": [1, 2]}), 400),
+        ("nested", json!({"environments": [["dev"]]}), 400),
+        ("null-item", json!({"environments": ["dev", null]}), 400),
+        ("sql", json!({"environments": ["dev' OR '1'='1"]}), 422),
+    ] {
+        c.add(
+            format!("pipeline/pipeline/{name}"),
+            Management,
+            api(
+                &admin_auth,
+                "PUT",
+                "/api/v1/projects/order-service/environments",
+                &body,
+            ),
+            Status(status),
+        );
+    }
+
+    // ---- Deployment records ------------------------------------------------
+    let deployments = format!("{DEV}/deployments");
+    body_cases(
+        c,
+        "deployments-create",
+        "POST",
+        &deployments,
+        &admin_auth,
+        &json!({"version": "9.9.9", "artifact": "a.jar"}),
+        &[
+            ("version", "string"),
+            ("artifact", "string"),
+            ("sha256", "string"),
+        ],
+        Error(&[400]),
+    );
+    let hex = "ab".repeat(32);
+    for (name, body, status) in [
+        (
+            "version-empty",
+            json!({"version": "", "artifact": "a"}),
+            400,
+        ),
+        (
+            "version-blank",
+            json!({"version": "  \t", "artifact": "a"}),
+            400,
+        ),
+        (
+            "version-129",
+            json!({"version": "v".repeat(129), "artifact": "a"}),
+            400,
+        ),
+        (
+            "version-newline",
+            json!({"version": "1.0\n2.0", "artifact": "a"}),
+            400,
+        ),
+        (
+            "version-nul",
+            json!({"version": "1\u{0}", "artifact": "a"}),
+            400,
+        ),
+        (
+            "version-escape",
+            json!({"version": "1\u{1b}[31m", "artifact": "a"}),
+            400,
+        ),
+        (
+            "artifact-empty",
+            json!({"version": "1", "artifact": ""}),
+            400,
+        ),
+        (
+            "artifact-1025",
+            json!({"version": "1", "artifact": "a".repeat(1025)}),
+            400,
+        ),
+        (
+            "artifact-crlf",
+            json!({"version": "1", "artifact": "a\r\nb"}),
+            400,
+        ),
+        ("missing-version", json!({"artifact": "a"}), 400),
+        ("missing-artifact", json!({"version": "1"}), 400),
+        (
+            "sha256-not-hex",
+            json!({"version": "1", "artifact": "a", "sha256": "g".repeat(64)}),
+            400,
+        ),
+        (
+            "sha256-63",
+            json!({"version": "1", "artifact": "a", "sha256": &hex[..63]}),
+            400,
+        ),
+        (
+            "sha256-65",
+            json!({"version": "1", "artifact": "a", "sha256": format!("{hex}a")}),
+            400,
+        ),
+        (
+            "sha256-128",
+            json!({"version": "1", "artifact": "a", "sha256": hex.repeat(2)}),
+            400,
+        ),
+        (
+            "sha256-prefixed",
+            json!({"version": "1", "artifact": "a", "sha256": format!("sha256:{hex}")}),
+            400,
+        ),
+        (
+            "sha256-inner-space",
+            json!({"version": "1", "artifact": "a", "sha256": format!("{} {}", &hex[..32], &hex[32..])}),
+            400,
+        ),
+        (
+            "sha256-unicode",
+            json!({"version": "1", "artifact": "a", "sha256": "é".repeat(32)}),
+            400,
+        ),
+        ("positional-array", json!(["1", "a.jar", null]), 400),
+        (
+            "sha256-base64",
+            json!({"version": "1", "artifact": "a", "sha256": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="}),
+            400,
+        ),
+    ] {
+        c.add(
+            format!("pipeline/deployments/{name}"),
+            Management,
+            api(&admin_auth, "POST", &deployments, &body),
+            Status(status),
+        );
+    }
+    for (name, method, path, status) in [
+        ("unknown-environment", "POST", "/api/v1/projects/order-service/integrations/order-create/environments/nowhere/deployments", 404),
+        ("unknown-integration", "POST", "/api/v1/projects/order-service/integrations/nothing/environments/dev/deployments", 404),
+        ("unknown-project", "POST", "/api/v1/projects/nothing/integrations/order-create/environments/dev/deployments", 404),
+        ("current-none-in-prod", "GET", "/api/v1/projects/order-service/integrations/order-create/environments/prod/deployments/current", 404),
+        ("put-current", "PUT", &format!("{DEV}/deployments/current"), 405),
+        ("delete-all", "DELETE", &deployments, 405),
+        ("one-by-id", "GET", &format!("{DEV}/deployments/1"), 404),
+        ("limit-zero", "GET", &format!("{deployments}?limit=0"), 400),
+        ("limit-huge", "GET", &format!("{deployments}?limit=99999999999999999999"), 400),
+        ("cursor-garbage", "GET", &format!("{deployments}?cursor=!!"), 400),
+        ("cursor-not-a-number", "GET", &format!("{deployments}?cursor={}", B64URL.encode("x")), 400),
+    ] {
+        c.add(
+            format!("pipeline/deployments/{name}"),
+            Management,
+            api(&admin_auth, method, path, &json!({"version": "1", "artifact": "a"})),
+            Status(status),
+        );
+    }
+
+    // ---- Configuration -----------------------------------------------------
+    let config = format!("{DEV}/config");
+    body_cases(
+        c,
+        "config-patch",
+        "PATCH",
+        &config,
+        &admin_auth,
+        &json!({"set": [{"section": "hardening", "key": "k", "value": 1}]}),
+        &[
+            ("set", "string-list"),
+            ("unset", "string-list"),
+            ("comment", "string"),
+            ("expectedRevision", "int"),
+        ],
+        Error(&[400]),
+    );
+    let set = |item: Value| json!({"set": [item]});
+    let one = |section: &str, key: &str, value: Value| {
+        set(json!({"section": section, "key": key, "value": value}))
+    };
+    let deep_array =
+        |n: usize| -> Value { serde_json::from_str(&nested_value(n, "[", "]")).unwrap() };
+    let deep_table =
+        |n: usize| -> Value { serde_json::from_str(&nested_value(n, "{\"a\":", "}")).unwrap() };
+    let mut config_cases: Vec<(String, Value, u16)> = Vec::new();
+    // Sections and keys: Ballerina names only.
+    for (name, section) in [
+        ("dot-leading", ".a"),
+        ("dot-trailing", "a."),
+        ("dots-double", "a..b"),
+        ("dot-only", "."),
+        ("space", "a b"),
+        ("quote", "a\"b"),
+        ("single-quote", "a'b"),
+        ("newline", "a\nb"),
+        ("nul", "a\u{0}b"),
+        ("unicode", "ünï.cödé"),
+        ("brackets", "[a]"),
+        ("double-brackets", "[[a]]"),
+        ("hash", "a#b"),
+        ("equals", "a=b"),
+        ("slash", "a/b"),
+        ("dash", "my-org.orders"),
+        ("257-chars", &"s".repeat(257)),
+        ("emoji", "😀"),
+    ] {
+        config_cases.push((format!("section-{name}"), one(section, "k", json!(1)), 400));
+    }
+    for (name, key) in [
+        ("empty", ""),
+        ("blank", "  "),
+        ("dotted", "a.b"),
+        ("digit-first", "1a"),
+        ("dash", "a-b"),
+        ("space", "a b"),
+        ("quote", "\"k\""),
+        ("newline", "k\nv"),
+        ("only-newline", "\n"),
+        ("nul", "k\u{0}"),
+        ("unicode", "ключ"),
+        ("brackets", "[k]"),
+        ("hash", "#k"),
+        ("equals", "k=v"),
+        ("129-chars", &"k".repeat(129)),
+        ("zero-width", "k\u{200b}"),
+    ] {
+        config_cases.push((format!("key-{name}"), one("hardening", key, json!(1)), 400));
+    }
+    // Values and types.
+    for (name, item) in [
+        ("value-null", json!({"key": "k", "value": null})),
+        ("value-missing", json!({"key": "k"})),
+        ("key-missing", json!({"value": 1})),
+        ("key-number", json!({"key": 1, "value": 1})),
+        (
+            "section-number",
+            json!({"section": 1, "key": "k", "value": 1}),
+        ),
+        (
+            "section-null",
+            json!({"section": null, "key": "k", "value": 1}),
+        ),
+        ("null-in-array", json!({"key": "k", "value": [1, null]})),
+        ("null-in-table", json!({"key": "k", "value": {"a": null}})),
+        (
+            "int-beyond-i64",
+            json!({"key": "k", "value": 9_223_372_036_854_775_808u64}),
+        ),
+        ("u64-max", json!({"key": "k", "value": u64::MAX})),
+        (
+            "u64-max-in-array",
+            json!({"key": "k", "value": [1, u64::MAX]}),
+        ),
+        (
+            "u64-max-in-table",
+            json!({"key": "k", "value": {"a": {"b": u64::MAX}}}),
+        ),
+        (
+            "u64-max-as-float",
+            json!({"key": "k", "value": u64::MAX, "type": "float"}),
+        ),
+        (
+            "beyond-u64-as-int",
+            json!({"key": "k", "value": 1.8446744073709552e19, "type": "int"}),
+        ),
+        (
+            "float-as-int",
+            json!({"key": "k", "value": 1.5, "type": "int"}),
+        ),
+        (
+            "whole-float-as-int",
+            json!({"key": "k", "value": 2.0, "type": "int"}),
+        ),
+        (
+            "nan-string-as-float",
+            json!({"key": "k", "value": "NaN", "type": "float"}),
+        ),
+        (
+            "inf-string-as-float",
+            json!({"key": "k", "value": "inf", "type": "float"}),
+        ),
+        (
+            "minus-inf-string-as-float",
+            json!({"key": "k", "value": "-inf", "type": "float"}),
+        ),
+        (
+            "string-as-int",
+            json!({"key": "k", "value": "1", "type": "int"}),
+        ),
+        (
+            "string-as-boolean",
+            json!({"key": "k", "value": "true", "type": "boolean"}),
+        ),
+        (
+            "number-as-boolean",
+            json!({"key": "k", "value": 1, "type": "boolean"}),
+        ),
+        (
+            "number-as-string",
+            json!({"key": "k", "value": 1, "type": "string"}),
+        ),
+        (
+            "array-as-table",
+            json!({"key": "k", "value": [], "type": "table"}),
+        ),
+        (
+            "table-as-array",
+            json!({"key": "k", "value": {}, "type": "array"}),
+        ),
+        (
+            "bool-as-float",
+            json!({"key": "k", "value": true, "type": "float"}),
+        ),
+        (
+            "type-unknown",
+            json!({"key": "k", "value": 1, "type": "decimal"}),
+        ),
+        ("type-upper", json!({"key": "k", "value": 1, "type": "INT"})),
+        ("type-empty", json!({"key": "k", "value": 1, "type": ""})),
+        ("type-number", json!({"key": "k", "value": 1, "type": 1})),
+        (
+            "type-array",
+            json!({"key": "k", "value": 1, "type": ["int"]}),
+        ),
+        (
+            "type-long",
+            json!({"key": "k", "value": 1, "type": "t".repeat(10_000)}),
+        ),
+        (
+            "secret-string",
+            json!({"key": "k", "value": "s", "secret": "true"}),
+        ),
+        (
+            "secret-number",
+            json!({"key": "k", "value": "s", "secret": 1}),
+        ),
+        (
+            "secret-array",
+            json!({"key": "k", "value": "s", "secret": [true]}),
+        ),
+        (
+            "secret-object",
+            json!({"key": "k", "value": "s", "secret": {"on": true}}),
+        ),
+        (
+            "unknown-field-in-item",
+            json!({"key": "k", "value": 1, "sealed": true}),
+        ),
+        (
+            "arrays-17-deep",
+            json!({"key": "k", "value": deep_array(17)}),
+        ),
+        (
+            "arrays-100-deep",
+            json!({"key": "k", "value": deep_array(100)}),
+        ),
+        (
+            "tables-17-deep",
+            json!({"key": "k", "value": deep_table(17)}),
+        ),
+        (
+            "tables-100-deep",
+            json!({"key": "k", "value": deep_table(100)}),
+        ),
+        (
+            "array-20000-strings",
+            json!({"key": "k", "value": vec!["xxxx"; 20_000]}),
+        ),
+        (
+            "array-100000-ints",
+            json!({"key": "k", "value": vec![1; 100_000]}),
+        ),
+        (
+            "string-70k",
+            json!({"key": "k", "value": "v".repeat(70_000)}),
+        ),
+        (
+            "table-10000-keys",
+            json!({"key": "k", "value": (0..10_000).map(|i| (format!("k{i}"), json!(i))).collect::<serde_json::Map<_, _>>()}),
+        ),
+    ] {
+        config_cases.push((name.to_string(), set(item), 400));
+    }
+    // Deeper than the JSON parser goes: refused while decoding.
+    c.add(
+        "pipeline/config/arrays-10000-deep",
+        Management,
+        request(
+            "PATCH",
+            &config,
+            &[
+                ("Authorization", &admin_auth),
+                ("Content-Type", "application/json"),
+            ],
+            format!(
+                r#"{{"set": [{{"key": "k", "value": {}}}]}}"#,
+                nested(10_000)
+            )
+            .as_bytes(),
+        ),
+        Status(400),
+    );
+    for (name, literal) in [
+        ("nan", "NaN"),
+        ("infinity", "Infinity"),
+        ("minus-infinity", "-Infinity"),
+        ("exponent-overflow", "1e999"),
+        ("minus-exponent-overflow", "-1e999"),
+        ("hex", "0x10"),
+        ("leading-zero", "007"),
+        ("plus-sign", "+1"),
+        ("toml-inf", "inf"),
+        ("toml-date", "1979-05-27T07:32:00Z"),
+    ] {
+        c.add(
+            format!("pipeline/config/literal-{name}"),
+            Management,
+            request(
+                "PATCH",
+                &config,
+                &[
+                    ("Authorization", &admin_auth),
+                    ("Content-Type", "application/json"),
+                ],
+                format!(r#"{{"set": [{{"key": "k", "value": {literal}, "type": "float"}}]}}"#)
+                    .as_bytes(),
+            ),
+            Status(400),
+        );
+    }
+    // The batch.
+    let many = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"section": "hardening", "key": format!("k{i}"), "value": i}))
+            .collect()
+    };
+    for (name, body, status) in [
+        ("nothing", json!({}), 400),
+        (
+            "positional-array",
+            json!([[{"key": "k", "value": 1}], [], null, null]),
+            400,
+        ),
+        ("set-empty", json!({"set": [], "unset": []}), 400),
+        ("set-1001", json!({"set": many(1001)}), 400),
+        ("set-null", json!({"set": null}), 400),
+        ("set-object", json!({"set": {"key": "k", "value": 1}}), 400),
+        (
+            "twice",
+            json!({"set": [{"key": "k", "value": 1}, {"key": "k", "value": 2}]}),
+            400,
+        ),
+        (
+            "twice-after-trim",
+            json!({"set": [{"key": "k", "value": 1}, {"key": " k ", "value": 2}]}),
+            400,
+        ),
+        (
+            "set-and-unset",
+            json!({"set": [{"key": "k", "value": 1}], "unset": [{"key": "k"}]}),
+            400,
+        ),
+        (
+            "unset-not-set",
+            json!({"unset": [{"section": "hardening", "key": "never"}]}),
+            422,
+        ),
+        (
+            "unset-bad-key",
+            json!({"unset": [{"section": "a..b", "key": "k"}]}),
+            400,
+        ),
+        (
+            "unset-with-value",
+            json!({"unset": [{"key": "k", "value": 1}]}),
+            400,
+        ),
+        ("unset-strings", json!({"unset": ["k"]}), 400),
+        (
+            "key-also-a-section",
+            json!({"set": [{"section": "myorg", "key": "orders", "value": 1}]}),
+            400,
+        ),
+        (
+            "section-under-a-key",
+            json!({"set": [{"section": "myorg.orders.dbUrl", "key": "x", "value": 1}]}),
+            400,
+        ),
+        (
+            "section-under-a-table-value",
+            json!({"set": [{"section": "myorg.orders.limits", "key": "x", "value": 1}]}),
+            400,
+        ),
+        (
+            "comment-501",
+            json!({"set": [{"key": "k", "value": 1}], "comment": "c".repeat(501)}),
+            400,
+        ),
+        (
+            "comment-100k",
+            json!({"set": [{"key": "k", "value": 1}], "comment": "c".repeat(100_000)}),
+            400,
+        ),
+        (
+            "comment-nul",
+            json!({"set": [{"key": "k", "value": 1}], "comment": "a\u{0}b"}),
+            400,
+        ),
+        (
+            "comment-newline",
+            json!({"set": [{"key": "k", "value": 1}], "comment": "a\nb"}),
+            400,
+        ),
+        (
+            "comment-escape",
+            json!({"set": [{"key": "k", "value": 1}], "comment": "\u{1b}[2J"}),
+            400,
+        ),
+        (
+            "comment-del",
+            json!({"set": [{"key": "k", "value": 1}], "comment": "a\u{7f}"}),
+            400,
+        ),
+        (
+            "expected-revision-old",
+            json!({"set": [{"key": "k", "value": 1}], "expectedRevision": 0}),
+            409,
+        ),
+        (
+            "expected-revision-negative",
+            json!({"set": [{"key": "k", "value": 1}], "expectedRevision": -1}),
+            409,
+        ),
+        (
+            "expected-revision-i64-max",
+            json!({"set": [{"key": "k", "value": 1}], "expectedRevision": i64::MAX}),
+            409,
+        ),
+        (
+            "expected-revision-i64-min",
+            json!({"set": [{"key": "k", "value": 1}], "expectedRevision": i64::MIN}),
+            409,
+        ),
+        (
+            "expected-revision-beyond-i64",
+            json!({"set": [{"key": "k", "value": 1}], "expectedRevision": u64::MAX}),
+            400,
+        ),
+        (
+            "expected-revision-float",
+            json!({"set": [{"key": "k", "value": 1}], "expectedRevision": 1.0}),
+            400,
+        ),
+        (
+            "expected-revision-string",
+            json!({"set": [{"key": "k", "value": 1}], "expectedRevision": "1"}),
+            400,
+        ),
+    ] {
+        config_cases.push((name.to_string(), body, status));
+    }
+    for (name, body, status) in config_cases {
+        c.add(
+            format!("pipeline/config/{name}"),
+            Management,
+            api(&admin_auth, "PATCH", &config, &body),
+            Status(status),
+        );
+    }
+    for (name, method, path, status) in [
+        ("revision-zero", "GET", format!("{config}?revision=0"), 400),
+        (
+            "revision-negative",
+            "GET",
+            format!("{config}?revision=-1"),
+            400,
+        ),
+        (
+            "revision-text",
+            "GET",
+            format!("{config}?revision=latest"),
+            400,
+        ),
+        (
+            "revision-beyond-i64",
+            "GET",
+            format!("{config}?revision=99999999999999999999"),
+            400,
+        ),
+        (
+            "revision-float",
+            "GET",
+            format!("{config}?revision=1.0"),
+            400,
+        ),
+        (
+            "revision-sql",
+            "GET",
+            format!("{config}?revision=1%20OR%201=1"),
+            400,
+        ),
+        (
+            "revision-unknown",
+            "GET",
+            format!("{config}?revision=9999"),
+            404,
+        ),
+        (
+            "revision-i64-max",
+            "GET",
+            format!("{config}?revision=9223372036854775807"),
+            404,
+        ),
+        (
+            "revisions-limit-zero",
+            "GET",
+            format!("{config}/revisions?limit=0"),
+            400,
+        ),
+        (
+            "revisions-cursor-garbage",
+            "GET",
+            format!("{config}/revisions?cursor=!!"),
+            400,
+        ),
+        (
+            "revisions-cursor-not-a-number",
+            "GET",
+            format!("{config}/revisions?cursor={}", B64URL.encode("abc")),
+            400,
+        ),
+        (
+            "unknown-environment",
+            "GET",
+            "/api/v1/projects/order-service/integrations/order-create/environments/nowhere/config"
+                .into(),
+            404,
+        ),
+        (
+            "unknown-integration",
+            "PATCH",
+            "/api/v1/projects/order-service/integrations/nothing/environments/dev/config".into(),
+            404,
+        ),
+        ("post", "POST", config.clone(), 405),
+        ("put", "PUT", config.clone(), 405),
+        ("delete", "DELETE", config.clone(), 405),
+        ("post-revisions", "POST", format!("{config}/revisions"), 405),
+        (
+            "one-revision-path",
+            "GET",
+            format!("{config}/revisions/1"),
+            404,
+        ),
+    ] {
+        c.add(
+            format!("pipeline/config/{name}"),
+            Management,
+            api(
+                &admin_auth,
+                method,
+                &path,
+                &json!({"set": [{"key": "k", "value": 1}]}),
+            ),
+            Status(status),
+        );
+    }
+    c.add(
+        "pipeline/config/runtime-token",
+        Management,
+        api(&rt_auth, "GET", &config, &Value::Null),
+        Status(401),
+    );
+
+    // ---- Promotions: requests ----------------------------------------------
+    body_cases(
+        c,
+        "promotions-create",
+        "POST",
+        PROMOTIONS,
+        &admin_auth,
+        &json!({"from": "dev", "to": "staging", "overrides": [{"key": "k", "value": 1}]}),
+        &[
+            ("from", "string"),
+            ("to", "string"),
+            ("overrides", "string-list"),
+            ("comment", "string"),
+        ],
+        Error(&[400]),
+    );
+    let ov = |item: Value| json!({"from": "dev", "to": "staging", "overrides": [item]});
+    for (name, body, status) in [
+        (
+            "from-unknown",
+            json!({"from": "nowhere", "to": "staging"}),
+            422,
+        ),
+        ("to-unknown", json!({"from": "dev", "to": "nowhere"}), 422),
+        ("from-empty", json!({"from": "", "to": "staging"}), 422),
+        ("both-empty", json!({"from": "", "to": ""}), 422),
+        (
+            "from-sql",
+            json!({"from": "dev' OR '1'='1", "to": "staging"}),
+            422,
+        ),
+        (
+            "to-10k",
+            json!({"from": "dev", "to": "e".repeat(10_000)}),
+            422,
+        ),
+        ("to-nul", json!({"from": "dev", "to": "\u{0}"}), 422),
+        (
+            "positional-array",
+            json!(["dev", "staging", [{"key": "k", "value": 1}]]),
+            400,
+        ),
+        ("equal", json!({"from": "dev", "to": "dev"}), 422),
+        ("equal-prod", json!({"from": "prod", "to": "prod"}), 422),
+        ("reversed", json!({"from": "staging", "to": "dev"}), 422),
+        (
+            "reversed-prod",
+            json!({"from": "prod", "to": "staging"}),
+            422,
+        ),
+        ("skipping", json!({"from": "dev", "to": "prod"}), 422),
+        ("from-last", json!({"from": "prod", "to": "dev"}), 422),
+        ("nothing-new", json!({"from": "dev", "to": "staging"}), 409),
+        (
+            "pending-already",
+            json!({"from": "staging", "to": "prod", "overrides": [{"key": "k2", "value": 2}]}),
+            409,
+        ),
+        ("missing-from", json!({"to": "staging"}), 400),
+        ("missing-to", json!({"from": "dev"}), 400),
+        (
+            "overrides-object",
+            json!({"from": "dev", "to": "staging", "overrides": {"key": "k", "value": 1}}),
+            400,
+        ),
+        (
+            "overrides-1001",
+            json!({"from": "dev", "to": "staging", "overrides": many(1001)}),
+            400,
+        ),
+        (
+            "override-twice",
+            json!({"from": "dev", "to": "staging", "overrides": [{"key": "k", "value": 1}, {"key": "k", "value": 2}]}),
+            400,
+        ),
+        (
+            "override-value-null",
+            ov(json!({"key": "k", "value": null})),
+            400,
+        ),
+        ("override-value-missing", ov(json!({"key": "k"})), 400),
+        (
+            "override-key-dotted",
+            ov(json!({"key": "a.b", "value": 1})),
+            400,
+        ),
+        (
+            "override-key-empty",
+            ov(json!({"key": "", "value": 1})),
+            400,
+        ),
+        (
+            "override-key-newline",
+            ov(json!({"key": "a\nb", "value": 1})),
+            400,
+        ),
+        (
+            "override-section-quote",
+            ov(json!({"section": "a\"b", "key": "k", "value": 1})),
+            400,
+        ),
+        (
+            "override-section-unicode",
+            ov(json!({"section": "ü", "key": "k", "value": 1})),
+            400,
+        ),
+        (
+            "override-type-unknown",
+            ov(json!({"key": "k", "value": 1, "type": "decimal"})),
+            400,
+        ),
+        (
+            "override-type-mismatch",
+            ov(json!({"key": "k", "value": "x", "type": "int"})),
+            400,
+        ),
+        (
+            "override-type-number",
+            ov(json!({"key": "k", "value": 1, "type": 3})),
+            400,
+        ),
+        (
+            "override-secret-string",
+            ov(json!({"key": "k", "value": "s", "secret": "yes"})),
+            400,
+        ),
+        (
+            "override-secret-number",
+            ov(json!({"key": "k", "value": "s", "secret": 0})),
+            400,
+        ),
+        (
+            "override-int-beyond-i64",
+            ov(json!({"key": "k", "value": u64::MAX})),
+            400,
+        ),
+        (
+            "override-arrays-17-deep",
+            ov(json!({"key": "k", "value": deep_array(17)})),
+            400,
+        ),
+        (
+            "override-tables-100-deep",
+            ov(json!({"key": "k", "value": deep_table(100)})),
+            400,
+        ),
+        (
+            "override-string-70k",
+            ov(json!({"key": "k", "value": "v".repeat(70_000)})),
+            400,
+        ),
+        (
+            "override-unknown-field",
+            ov(json!({"key": "k", "value": 1, "environment": "prod"})),
+            400,
+        ),
+        (
+            "override-key-also-a-section",
+            ov(json!({"section": "myorg", "key": "orders", "value": 1})),
+            400,
+        ),
+        (
+            "override-section-under-a-key",
+            ov(json!({"section": "myorg.orders.dbUrl", "key": "x", "value": 1})),
+            400,
+        ),
+        (
+            "comment-501",
+            json!({"from": "dev", "to": "staging", "overrides": [{"key": "k", "value": 1}], "comment": "c".repeat(501)}),
+            400,
+        ),
+        (
+            "comment-100k",
+            json!({"from": "dev", "to": "staging", "overrides": [{"key": "k", "value": 1}], "comment": "c".repeat(100_000)}),
+            400,
+        ),
+        (
+            "comment-nul",
+            json!({"from": "dev", "to": "staging", "overrides": [{"key": "k", "value": 1}], "comment": "\u{0}"}),
+            400,
+        ),
+        (
+            "comment-crlf",
+            json!({"from": "dev", "to": "staging", "overrides": [{"key": "k", "value": 1}], "comment": "ok\r\nforged: line"}),
+            400,
+        ),
+        (
+            "comment-escape",
+            json!({"from": "dev", "to": "staging", "overrides": [{"key": "k", "value": 1}], "comment": "\u{1b}]0;title\u{7}"}),
+            400,
+        ),
+    ] {
+        c.add(
+            format!("pipeline/promotions/request-{name}"),
+            Management,
+            api(&admin_auth, "POST", PROMOTIONS, &body),
+            Status(status),
+        );
+    }
+    for (name, path, status) in [
+        (
+            "unknown-integration",
+            "/api/v1/projects/order-service/integrations/nothing/promotions",
+            404,
+        ),
+        (
+            "unknown-project",
+            "/api/v1/projects/nothing/integrations/order-create/promotions",
+            404,
+        ),
+        (
+            "sql-integration",
+            "/api/v1/projects/order-service/integrations/x'%20OR%20'1'%3D'1/promotions",
+            404,
+        ),
+    ] {
+        c.add(
+            format!("pipeline/promotions/request-{name}"),
+            Management,
+            api(
+                &admin_auth,
+                "POST",
+                path,
+                &json!({"from": "dev", "to": "staging", "overrides": [{"key": "k", "value": 1}]}),
+            ),
+            Status(status),
+        );
+    }
+
+    // ---- Promotions: decisions ---------------------------------------------
+    let decide = |id: &str, what: &str| format!("/api/v1/promotions/{id}/{what}");
+    for id in [
+        "abc",
+        "0",
+        "-1",
+        "1.0",
+        "1e3",
+        "0x1",
+        "99999999999999999999",
+        "9223372036854775807",
+        "%00",
+        "1%20OR%201=1",
+        "%2e%2e",
+        "%F0%9F%98%80",
+    ] {
+        for (what, method, path) in [
+            ("get", "GET", format!("/api/v1/promotions/{id}")),
+            ("approve", "POST", decide(id, "approve")),
+            ("reject", "POST", decide(id, "reject")),
+            ("cancel", "POST", decide(id, "cancel")),
+        ] {
+            c.add(
+                format!("pipeline/promotions/{what}-id-{id}"),
+                Management,
+                api(
+                    &bob_auth,
+                    method,
+                    &path,
+                    &json!({"comment": "no such promotion"}),
+                ),
+                Status(404),
+            );
+        }
+    }
+    let comment = json!({"comment": "late"});
+    for (state, id) in [
+        ("applied", &p.applied),
+        ("rejected", &p.rejected),
+        ("cancelled", &p.cancelled),
+    ] {
+        for (who, auth) in [("admin", &admin_auth), ("bob", &bob_auth)] {
+            for what in ["approve", "reject"] {
+                c.add(
+                    format!("pipeline/promotions/{what}-{state}-by-{who}"),
+                    Management,
+                    api(auth, "POST", &decide(id, what), &comment),
+                    Status(409),
+                );
+            }
+        }
+        c.add(
+            format!("pipeline/promotions/cancel-{state}"),
+            Management,
+            api(&admin_auth, "POST", &decide(id, "cancel"), &Value::Null),
+            Status(409),
+        );
+    }
+    let pending = &p.pending;
+    let long_comment = json!({"comment": "c".repeat(501)});
+    for (name, auth, what, body, status) in [
+        (
+            "approve-own",
+            &admin_auth,
+            "approve",
+            json!({"comment": "mine"}),
+            403,
+        ),
+        (
+            "approve-own-empty",
+            &admin_auth,
+            "approve",
+            Value::Null,
+            403,
+        ),
+        (
+            "reject-own",
+            &admin_auth,
+            "reject",
+            json!({"comment": "mine"}),
+            403,
+        ),
+        ("cancel-by-other", &bob_auth, "cancel", Value::Null, 403),
+        (
+            "approve-by-runtime-token",
+            &rt_auth,
+            "approve",
+            Value::Null,
+            401,
+        ),
+        (
+            "approve-comment-501",
+            &bob_auth,
+            "approve",
+            long_comment.clone(),
+            400,
+        ),
+        (
+            "approve-comment-nul",
+            &bob_auth,
+            "approve",
+            json!({"comment": "ok\u{0}"}),
+            400,
+        ),
+        (
+            "approve-comment-crlf",
+            &bob_auth,
+            "approve",
+            json!({"comment": "ok\r\nApproved-By: root"}),
+            400,
+        ),
+        (
+            "approve-comment-escape",
+            &bob_auth,
+            "approve",
+            json!({"comment": "\u{1b}[2K"}),
+            400,
+        ),
+        (
+            "approve-comment-number",
+            &bob_auth,
+            "approve",
+            json!({"comment": 1}),
+            400,
+        ),
+        (
+            "approve-comment-array",
+            &bob_auth,
+            "approve",
+            json!({"comment": ["ok"]}),
+            400,
+        ),
+        (
+            "approve-unknown-field",
+            &bob_auth,
+            "approve",
+            json!({"approvals": 5}),
+            400,
+        ),
+        ("approve-array", &bob_auth, "approve", json!(["ok"]), 400),
+        ("reject-no-body", &bob_auth, "reject", Value::Null, 400),
+        ("reject-no-comment", &bob_auth, "reject", json!({}), 400),
+        (
+            "reject-comment-null",
+            &bob_auth,
+            "reject",
+            json!({"comment": null}),
+            400,
+        ),
+        (
+            "reject-comment-blank",
+            &bob_auth,
+            "reject",
+            json!({"comment": " \t "}),
+            400,
+        ),
+        (
+            "reject-comment-501",
+            &bob_auth,
+            "reject",
+            long_comment.clone(),
+            400,
+        ),
+        (
+            "reject-comment-100k",
+            &bob_auth,
+            "reject",
+            json!({"comment": "c".repeat(100_000)}),
+            400,
+        ),
+        (
+            "reject-comment-control",
+            &bob_auth,
+            "reject",
+            json!({"comment": "why\u{8}\u{8}\u{8}not"}),
+            400,
+        ),
+        (
+            "reject-comment-number",
+            &bob_auth,
+            "reject",
+            json!({"comment": 1}),
+            400,
+        ),
+        (
+            "cancel-comment-number",
+            &admin_auth,
+            "cancel",
+            json!({"comment": 1}),
+            400,
+        ),
+        (
+            "cancel-unknown-field",
+            &admin_auth,
+            "cancel",
+            json!({"force": true}),
+            400,
+        ),
+    ] {
+        c.add(
+            format!("pipeline/promotions/pending-{name}"),
+            Management,
+            api(auth, "POST", &decide(pending, what), &body),
+            Status(status),
+        );
+    }
+    for (what, body) in hostile_bodies() {
+        for action in ["approve", "reject", "cancel"] {
+            c.add(
+                format!("pipeline/promotions/pending-{action}-body-{what}"),
+                Management,
+                request(
+                    "POST",
+                    &decide(pending, action),
+                    &[
+                        ("Authorization", &bob_auth),
+                        ("Content-Type", "application/json"),
+                    ],
+                    &body,
+                ),
+                Status(400),
+            );
+        }
+    }
+    for (name, method, path, status) in [
+        ("get-approve", "GET", decide(pending, "approve"), 405),
+        ("put-reject", "PUT", decide(pending, "reject"), 405),
+        (
+            "delete-one",
+            "DELETE",
+            format!("/api/v1/promotions/{pending}"),
+            405,
+        ),
+        (
+            "patch-one",
+            "PATCH",
+            format!("/api/v1/promotions/{pending}"),
+            405,
+        ),
+        ("post-list", "POST", "/api/v1/promotions".into(), 405),
+        ("unknown-action", "POST", decide(pending, "apply"), 404),
+        (
+            "approve-trailing-slash",
+            "POST",
+            format!("{}/", decide(pending, "approve")),
+            404,
+        ),
+        (
+            "status-bogus",
+            "GET",
+            "/api/v1/promotions?status=bogus".into(),
+            400,
+        ),
+        (
+            "status-upper",
+            "GET",
+            "/api/v1/promotions?status=PENDING".into(),
+            400,
+        ),
+        (
+            "status-sql",
+            "GET",
+            "/api/v1/promotions?status=pending'%20OR%20'1'%3D'1".into(),
+            400,
+        ),
+        (
+            "limit-negative",
+            "GET",
+            "/api/v1/promotions?limit=-1".into(),
+            400,
+        ),
+        (
+            "limit-zero",
+            "GET",
+            "/api/v1/promotions?limit=0".into(),
+            400,
+        ),
+        (
+            "cursor-garbage",
+            "GET",
+            "/api/v1/promotions?cursor=!!".into(),
+            400,
+        ),
+        (
+            "cursor-not-a-number",
+            "GET",
+            format!("/api/v1/promotions?cursor={}", B64URL.encode("x")),
+            400,
+        ),
+        (
+            "integration-status-bogus",
+            "GET",
+            format!("{PROMOTIONS}?status=done"),
+            400,
+        ),
+        (
+            "integration-unknown",
+            "GET",
+            "/api/v1/projects/order-service/integrations/nothing/promotions".into(),
+            404,
+        ),
+        ("put-integration-list", "PUT", PROMOTIONS.into(), 405),
+    ] {
+        c.add(
+            format!("pipeline/promotions/{name}"),
+            Management,
+            api(&admin_auth, method, &path, &Value::Null),
+            Status(status),
+        );
+    }
+}
+
+/// `n` levels of `open`, 1, then `n` levels of `close`.
+fn nested_value(n: usize, open: &str, close: &str) -> String {
+    format!("{}1{}", open.repeat(n), close.repeat(n))
+}
+
+/// The issue 8 state the pipeline cases run against, made through the API
+/// and the CLI before the first dump: a pipeline dev → staging → prod, a
+/// deployment record and a configuration (with a secret) in dev, promotions
+/// in every state, runtimes of another environment and integration, an
+/// unbound and a revoked secret, and bob, an Admin who may approve.
+fn pipeline_setup(
+    server: &TestServer,
+    admin: &mut crate::harness::ApiClient,
+    runtime: &mut icpd::http::client::Client,
+) -> Pipeline {
+    let ok = |r: icpd::http::client::ClientResponse, status: u16| -> Value {
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+        if r.body.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        }
+    };
+    ok(
+        admin.post("/api/v1/environments", &json!({"name": "Staging"})),
+        201,
+    );
+    ok(
+        admin.put(
+            "/api/v1/projects/order-service/environments",
+            &json!({"environments": ["dev", "staging", "prod"]}),
+        ),
+        200,
+    );
+    ok(
+        admin.post(
+            &format!("{DEV}/deployments"),
+            &json!({"version": "1.0.0", "artifact": "orders-1.0.0.jar", "sha256": "ab".repeat(32)}),
+        ),
+        201,
+    );
+    ok(
+        admin.patch(
+            &format!("{DEV}/config"),
+            &json!({"comment": "hardening", "set": [
+                {"section": "myorg.orders", "key": "dbUrl", "value": "jdbc:postgresql://db.dev/orders"},
+                {"section": "myorg.orders", "key": "dbPassword", "value": "bad-input-config-secret", "secret": true},
+                {"section": "myorg.orders", "key": "limits", "value": {"max": 10, "odd keys": {"a.b": "\"q\"\n"}}},
+                {"section": "", "key": "debug", "value": false}
+            ]}),
+        ),
+        200,
+    );
+    let promote = |admin: &mut crate::harness::ApiClient, body: Value, status: &str| {
+        let p = ok(admin.post(PROMOTIONS, &body), 201);
+        assert_eq!(p["status"], status, "{p}");
+        p["id"].as_str().unwrap().to_string()
+    };
+    let applied = promote(admin, json!({"from": "dev", "to": "staging"}), "applied");
+    let mut bob = server.api_as("bob", Some("Admin"));
+    let rejected = promote(admin, json!({"from": "staging", "to": "prod"}), "pending");
+    ok(
+        bob.post(
+            &format!("/api/v1/promotions/{rejected}/reject"),
+            &json!({"comment": "not yet"}),
+        ),
+        200,
+    );
+    let cancelled = promote(admin, json!({"from": "staging", "to": "prod"}), "pending");
+    ok(
+        admin.post(
+            &format!("/api/v1/promotions/{cancelled}/cancel"),
+            &json!({}),
+        ),
+        200,
+    );
+    let pending = promote(
+        admin,
+        json!({"from": "staging", "to": "prod", "overrides": [
+            {"section": "myorg.orders", "key": "dbUrl", "value": "jdbc:postgresql://db.prod/orders"}]}),
+        "pending",
+    );
+    let bob_token = ok(
+        bob.post("/api/v1/auth/tokens", &json!({"name": "bob"})),
+        201,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Runtimes elsewhere, whose ids the dev runtime must not fetch as.
+    let prod = Bridge {
+        env: "prod".into(),
+        ..Bridge::new(&server.secret("prod", None), Some("prod-node"))
+    };
+    crate::harness::assert_ack(&prod.full(runtime));
+    let other = Bridge {
+        integration: "order-update".into(),
+        ..Bridge::new(&server.secret("dev", None), Some("other-node"))
+    };
+    crate::harness::assert_ack(&other.full(runtime));
+    let unbound = Bridge::new(&server.secret("dev", None), None).token();
+    let revoked_secret = server.secret("dev", Some(("order-service", "order-create")));
+    let (kid, _) = revoked_secret.split_once('.').unwrap();
+    let out = server.cli(&["secret", "revoke", kid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Pipeline {
+        unbound,
+        revoked: Bridge::new(&revoked_secret, None).token(),
+        other_environment_runtime: prod.runtime_id,
+        other_integration_runtime: other.runtime_id,
+        applied,
+        rejected,
+        cancelled,
+        pending,
+        bob: bob_token,
+    }
+}
+
 /// Every table's rows of `icp.db`, ordered, as text: a logical dump.
 /// `audit_log` is left out because every unsafe management request writes
 /// an entry, refused ones included (the router audits "whatever the
@@ -2796,6 +4724,27 @@ fn check(reply: &Reply, expect: Expect, index_html: &[u8]) -> Result<(), String>
                 .map(|_| ())
                 .map_err(|e| format!("body is not JSON ({e})"))
         }
+        Expect::Config => {
+            let ct = reply.header("content-type").unwrap_or("");
+            if reply.status != 200 || !ct.starts_with("application/toml") {
+                return Err(format!(
+                    "status {} ({ct}), expected 200 TOML: {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)])
+                ));
+            }
+            let revision = reply.header("x-icp-config-revision").unwrap_or("");
+            if revision.parse::<u32>().is_err() {
+                return Err(format!("X-ICP-Config-Revision {revision:?}"));
+            }
+            if reply.header("cache-control") != Some("no-store") {
+                return Err("configuration answered without Cache-Control: no-store".into());
+            }
+            let text = std::str::from_utf8(&reply.body).map_err(|e| e.to_string())?;
+            text.parse::<toml::Table>()
+                .map(|_| ())
+                .map_err(|e| format!("the configuration is not TOML: {e}"))
+        }
         Expect::Download => {
             let disposition = reply.header("content-disposition").unwrap_or("");
             if reply.status != 200 || !disposition.starts_with("attachment") {
@@ -2934,7 +4883,9 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         made["id"].as_str().unwrap()
     );
     assert_eq!(admin.delete(&path).status, 204);
+    let pipeline = pipeline_setup(&server, &mut admin, &mut runtime);
     let cred = Credentials {
+        pipeline,
         runtime: bridge.token(),
         ingest: cli_token("dev"),
         ingest_prod: cli_token("prod"),
@@ -2994,6 +4945,7 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
     let mut management = server.management_client();
     let mut failures = Vec::new();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut pipeline_statuses = std::collections::BTreeMap::<u16, usize>::new();
     let telemetry = rusqlite::Connection::open_with_flags(
         server.data_dir.join("telemetry.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -3004,8 +4956,9 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
     // file (and whose queries then run over what the first phase stored).
     let (writing, refused): (Vec<&Case>, Vec<&Case>) = cases
         .iter()
-        .partition(|c| matches!(c.expect, Expect::Ingested { .. }));
+        .partition(|c| matches!(c.expect, Expect::Ingested { .. } | Expect::Config));
     let mut telemetry_before = Vec::new();
+    let mut between = Vec::new();
     for (phase, case) in writing
         .iter()
         .map(|c| (0, *c))
@@ -3015,6 +4968,7 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
             let problems = check_stored_telemetry(&server.data_dir);
             assert!(problems.is_empty(), "stored telemetry: {problems:#?}");
             telemetry_before = dump_telemetry(&server.data_dir);
+            between = dump(&server.data_dir);
         }
         let url = match case.listener {
             Listener::Runtime => &server.runtime_url,
@@ -3048,6 +5002,9 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         });
         if let Ok(reply) = &outcome {
             *statuses.entry(reply.status).or_default() += 1;
+            if case.name.starts_with("pipeline/") {
+                *pipeline_statuses.entry(reply.status).or_default() += 1;
+            }
         }
         if let Err(e) = outcome {
             failures.push(format!("{}: {e}", case.name));
@@ -3064,7 +5021,7 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         }
     }
     eprintln!(
-        "bad-input corpus: {} cases ({} ingests that may write), statuses {statuses:?}",
+        "bad-input corpus: {} cases ({} ingests and configuration fetches that may write), statuses {statuses:?}",
         cases.len(),
         writing.len()
     );
@@ -3078,11 +5035,25 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
 
     std::thread::sleep(Duration::from_millis(1500));
     let after = dump(&server.data_dir);
-    let gone: Vec<&String> = before.iter().filter(|r| !after.contains(r)).collect();
-    let new: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
+    // The writing phase: only the configuration fetches it made.
+    let gone: Vec<&String> = before.iter().filter(|r| !between.contains(r)).collect();
+    let new: Vec<&String> = between.iter().filter(|r| !before.contains(r)).collect();
+    assert!(
+        gone.iter()
+            .chain(&new)
+            .all(|r| r.starts_with("config_fetches: ")),
+        "the writing phase changed more than config_fetches:\nremoved: {gone:#?}\nadded: {new:#?}"
+    );
+    let fetchers = new.len();
+    // Everything after: nothing at all.
+    let gone: Vec<&String> = between.iter().filter(|r| !after.contains(r)).collect();
+    let new: Vec<&String> = after.iter().filter(|r| !between.contains(r)).collect();
     assert!(
         gone.is_empty() && new.is_empty(),
         "the database changed:\nremoved: {gone:#?}\nadded: {new:#?}"
+    );
+    eprintln!(
+        "bad-input corpus: issue 8 (pipeline/) statuses {pipeline_statuses:?}; {fetchers} configuration fetch records written or updated"
     );
     let telemetry_after = dump_telemetry(&server.data_dir);
     assert!(

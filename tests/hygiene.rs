@@ -3,7 +3,10 @@
 //! or key it produced may appear in the server's log, the admin commands'
 //! stderr, the audit log or (but for CSRF tokens) the database files,
 //! `telemetry.db` included (ingest tokens, and runtime tokens used on the
-//! ingest endpoints, are in the scenario); and
+//! ingest endpoints, are in the scenario; so are secret configuration
+//! values, set through the API and promotion overrides, carried by
+//! promotions, rendered by `icpd config render` and fetched on
+//! `GET /icp/config`, whose TOML is the one place they appear); and
 //! the management listener's security headers and cookie attributes over
 //! real TLS.
 
@@ -634,6 +637,243 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
     }
     cli.run(&["ingest-token", "list", "--json"], None);
 
+    // Configuration (issue 8): secret values set through the API (a string,
+    // a table, one set again without the flag: it stays secret), an
+    // override marked secret on an API promotion and on a CLI one (value on
+    // stdin), all carried from dev through staging to prod; rendered by
+    // `icpd config render` and fetched by runtimes in dev and prod. The
+    // rendered TOML is the one place they appear in clear.
+    let dev_path = "/api/v1/projects/order-service/integrations/order-create/environments/dev";
+    let config_secrets = [
+        ("config secret (API)", "hygiene-config-secret-dev-Zq81x"),
+        (
+            "config secret in a table",
+            "hygiene-config-secret-table-Kp27y",
+        ),
+        (
+            "config secret set again",
+            "hygiene-config-secret-rotated-Hb40w",
+        ),
+        (
+            "config secret (API promotion override)",
+            "hygiene-config-secret-override-Wm55v",
+        ),
+        (
+            "config secret (CLI promotion override)",
+            "hygiene-config-secret-cli-Jx63u",
+        ),
+    ];
+    for (what, value) in config_secrets {
+        seen.add(what, value);
+    }
+    let r = admin.post("/api/v1/environments", &json!({"name": "Staging"}));
+    assert_eq!(r.status, 201, "{}", r.json());
+    let r = admin.put(
+        "/api/v1/projects/order-service/environments",
+        &json!({"environments": ["dev", "staging", "prod"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    let r = admin.post(
+        &format!("{dev_path}/deployments"),
+        &json!({"version": "1.0.0", "artifact": "orders-1.0.0.jar"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let r = admin.patch(
+        &format!("{dev_path}/config"),
+        &json!({"comment": "hygiene", "set": [
+            {"section": "myorg.orders", "key": "dbUrl", "value": "jdbc:postgresql://db.dev/orders"},
+            {"section": "myorg.orders", "key": "dbPassword", "value": config_secrets[0].1, "secret": true},
+            {"section": "myorg.orders", "key": "vault", "value": {"token": config_secrets[1].1, "ttl": 60}, "secret": true},
+            {"section": "myorg.orders", "key": "apiKey", "value": "hygiene-placeholder-before-rotation", "secret": true}
+        ]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    let r = admin.patch(
+        &format!("{dev_path}/config"),
+        &json!({"set": [{"section": "myorg.orders", "key": "apiKey", "value": config_secrets[2].1}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    let shown = r.json();
+    assert!(
+        shown["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["key"] == "apiKey" && v["secret"] == true && v.get("value").is_none()),
+        "a secret set again without the flag stays secret: {shown}"
+    );
+    let r = admin.post(
+        "/api/v1/projects/order-service/integrations/order-create/promotions",
+        &json!({"from": "dev", "to": "staging", "overrides": [
+            {"section": "myorg.orders", "key": "dbUrl", "value": "jdbc:postgresql://db.staging/orders"},
+            {"section": "myorg.orders", "key": "stagingToken", "value": config_secrets[3].1, "secret": true}
+        ]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["status"], "applied", "{}", r.json());
+    let out = cli.run(
+        &[
+            "promote",
+            "--project",
+            "order-service",
+            "--integration",
+            "order-create",
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--set-secret",
+            "myorg.orders.prodToken",
+            "--as",
+            "admin",
+            "--json",
+        ],
+        Some(config_secrets[4].1),
+    );
+    let requested: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(requested["status"], "pending", "{requested}");
+    let mut approver = s.api_as("approver", Some("Admin"));
+    let r = approver.post(
+        &format!(
+            "/api/v1/promotions/{}/approve",
+            requested["id"].as_str().unwrap()
+        ),
+        &json!({"comment": "ok"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["status"], "applied", "{}", r.json());
+    // What the API shows of them: never a value.
+    let mut shown = String::new();
+    for env in ["dev", "staging", "prod"] {
+        let path = format!(
+            "/api/v1/projects/order-service/integrations/order-create/environments/{env}/config"
+        );
+        for p in [path.clone(), format!("{path}/revisions")] {
+            let r = admin.get(&p);
+            assert_eq!(r.status, 200, "{p}");
+            shown.push_str(&r.json().to_string());
+        }
+    }
+    for p in [
+        "/api/v1/promotions".to_string(),
+        "/api/v1/projects/order-service/integrations/order-create/promotions".into(),
+    ] {
+        shown.push_str(&admin.get(&p).json().to_string());
+    }
+    assert!(shown.contains("stagingToken") && shown.contains("prodToken"));
+    seen.assert_absent("the API's configuration and promotions", &shown, |_| false);
+    cli.run(&["promotion", "list", "--json"], None);
+    // Rendered offline: all of them, in clear, in standard output only.
+    let out = cli.run(
+        &[
+            "config",
+            "render",
+            "--env",
+            "prod",
+            "--project",
+            "order-service",
+            "--integration",
+            "order-create",
+        ],
+        None,
+    );
+    let rendered_offline = String::from_utf8(out.stdout).unwrap();
+    // Fetched by runtimes at trace level: dev, and prod with a new secret.
+    let fetch = |rt: &mut Client, token: &str, query: &str| {
+        let auth = format!("Bearer {token}");
+        let r = rt
+            .request(
+                "GET",
+                &format!("/icp/config{query}"),
+                &[("Authorization", auth.as_str())],
+                &[],
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        String::from_utf8(r.body).unwrap()
+    };
+    let dev_toml = fetch(&mut rt, good, &format!("?runtimeId={}", b0.runtime_id));
+    let out = cli.run(
+        &[
+            "secret",
+            "create",
+            "--env",
+            "prod",
+            "--project",
+            "order-service",
+            "--integration",
+            "order-create",
+            "--json",
+        ],
+        None,
+    );
+    let prod_secret = serde_json::from_slice::<Value>(&out.stdout).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    seen.runtime_secret("prod secret", &prod_secret);
+    let prod_bridge = Bridge {
+        env: "prod".into(),
+        ..Bridge::new(&prod_secret, Some("prod-node"))
+    };
+    let prod_token = token_for(&prod_secret, now_s(), 3600);
+    seen.jwt("prod runtime JWT", &prod_token);
+    assert!(!assert_ack(&heartbeat(
+        &mut rt,
+        "/icp/heartbeat",
+        &prod_token,
+        &prod_bridge.full_body()
+    )));
+    let prod_toml = fetch(
+        &mut rt,
+        &prod_token,
+        &format!("?runtimeId={}", prod_bridge.runtime_id),
+    );
+    let prod_by_name = fetch(&mut rt, &prod_token, "?runtime=prod-node");
+    for (what, value) in config_secrets {
+        assert!(
+            prod_toml.contains(value),
+            "the {what} is not in the configuration a prod runtime fetched:\n{prod_toml}"
+        );
+        assert!(
+            rendered_offline.contains(value),
+            "the {what} is not in `icpd config render`"
+        );
+        assert!(prod_by_name.contains(value));
+    }
+    for (what, value) in &config_secrets[..3] {
+        assert!(
+            dev_toml.contains(value),
+            "the {what} is not in dev's configuration"
+        );
+    }
+    assert!(
+        !dev_toml.contains(config_secrets[3].1) && !dev_toml.contains(config_secrets[4].1),
+        "an override of staging or prod reached dev"
+    );
+    let doc: toml::Table = prod_toml.parse().unwrap();
+    assert_eq!(
+        doc["myorg"]["orders"]["vault"]["token"].as_str(),
+        Some(config_secrets[1].1)
+    );
+    assert_eq!(
+        prod_toml, rendered_offline,
+        "the CLI renders what runtimes fetch"
+    );
+    // A refused fetch carries no configuration.
+    for bad in [&forged, &expired] {
+        let auth = format!("Bearer {bad}");
+        let r = rt
+            .request(
+                "GET",
+                "/icp/config",
+                &[("Authorization", auth.as_str())],
+                &[],
+            )
+            .unwrap();
+        assert_error(&r, 401, "unauthorized");
+    }
+
     // Revocation, through the API and the CLI; the runtimes are refused.
     let api_key = api_secret.split_once('.').unwrap().0;
     assert_eq!(
@@ -695,6 +935,16 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
         log.lines()
             .any(|l| l.contains(" TRACE ") && l.contains("POST /v1/metrics")),
         "the ingest requests were not logged at trace level"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" TRACE ") && l.contains("GET /icp/config")),
+        "the configuration fetches were not logged at trace level"
+    );
+    assert!(
+        audit.contains("config order-service/order-create@dev revision 2; set myorg.orders.apiKey")
+            && audit.contains("promotion "),
+        "the configuration changes and promotions are audited (by key): {audit}"
     );
     assert!(
         cli.stderr.contains("shown only this once"),

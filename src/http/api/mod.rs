@@ -168,11 +168,7 @@ impl<'r> Ctx<'r> {
 
     /// The JSON body as `T`; 400 with serde's explanation otherwise.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T> {
-        if self.req.body.is_empty() {
-            return Err(Error::BadRequest("this request needs a JSON body".into()));
-        }
-        serde_json::from_slice(&self.req.body)
-            .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+        decode_body(&self.req.body)
     }
 
     /// A query parameter, percent-decoded; the first if repeated.
@@ -540,9 +536,49 @@ pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + '
     }
 }
 
+/// A request body as `T`, which must be a JSON object: serde would also
+/// fill a struct from an array, field by field in declaration order
+/// (`["ok"]` as `{"comment": "ok"}`), past `deny_unknown_fields`, so an
+/// array meant for something else could act (approve a promotion, create
+/// an environment). Every body of the API is an object.
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Err(Error::BadRequest("this request needs a JSON body".into())),
+        Some(b'{') => serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}"))),
+        Some(_) => Err(Error::BadRequest(
+            "invalid JSON body: it must be a JSON object".into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_must_be_an_object_not_fields_by_position() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Decision {
+            comment: Option<String>,
+        }
+        for body in [
+            &b"[\"ok\"]"[..],
+            b"  [null]",
+            b"\"x\"",
+            b"1",
+            b"null",
+            b"",
+            b" \n",
+        ] {
+            let e = decode_body::<Decision>(body).unwrap_err();
+            assert!(matches!(e, Error::BadRequest(_)), "{body:?}: {e}");
+        }
+        let d: Decision = decode_body(b" \r\n{\"comment\": \"ok\"}").unwrap();
+        assert_eq!(d.comment.as_deref(), Some("ok"));
+    }
 
     #[test]
     fn paths_match_with_parameters() {
