@@ -269,7 +269,8 @@ impl std::fmt::Debug for ConfigChange {
     }
 }
 
-/// One value to set.
+/// One value to set: in a configuration change, or as a promotion's
+/// override (`promotion::Override`) on top of the source's values.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SetValue {
@@ -281,8 +282,22 @@ pub struct SetValue {
     /// from the JSON value when absent (a number with a fraction is a float).
     #[serde(rename = "type")]
     pub value_type: Option<String>,
-    /// Absent: as the key was (a secret stays secret), else false.
+    /// Absent: as the value it replaces was (a secret stays secret; in a
+    /// promotion, the source's value of that key), else false.
     pub secret: Option<bool>,
+}
+
+impl SetValue {
+    /// The checked place (trimmed), type and value.
+    pub(crate) fn check(&self) -> Result<(ValueKey, ValueType, Value)> {
+        let k = ValueKey {
+            section: self.section.trim().to_string(),
+            key: self.key.trim().to_string(),
+        };
+        check_key(&k)?;
+        let (t, v) = check_value(&k.dotted(), self.value_type.as_deref(), &self.value)?;
+        Ok((k, t, v))
+    }
 }
 
 impl std::fmt::Debug for SetValue {
@@ -745,12 +760,7 @@ pub fn change(
     let mut seen = HashSet::new();
     let mut sets = Vec::with_capacity(change.set.len());
     for s in &change.set {
-        let k = ValueKey {
-            section: s.section.trim().to_string(),
-            key: s.key.trim().to_string(),
-        };
-        check_key(&k)?;
-        let (t, v) = check_value(&k.dotted(), s.value_type.as_deref(), &s.value)?;
+        let (k, t, v) = s.check()?;
         if !seen.insert(k.clone()) {
             return Err(bad(format!("{} is named twice", k.dotted())));
         }
