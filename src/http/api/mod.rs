@@ -25,11 +25,14 @@ pub mod resources;
 use std::sync::Arc;
 use std::time::Instant;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::access::{Permission, Principal, Target};
 use crate::auth::{Authenticated, Via, SESSION_COOKIE};
+use crate::catalog::{self, Keyset, Listing};
 use crate::error::{Error, Result};
 use crate::http::routes::{error_response, method_not_allowed, not_found};
 use crate::http::{Request, Response};
@@ -205,6 +208,27 @@ impl<'r> Ctx<'r> {
     }
 }
 
+impl Ctx<'_> {
+    /// `limit` and the decoded `cursor`, for a listing paged by key.
+    pub fn keyset(&self) -> Result<Keyset> {
+        let p = self.page()?;
+        let after = p
+            .cursor
+            .map(|c| {
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(catalog::bad_cursor)
+            })
+            .transpose()?;
+        Ok(Keyset {
+            after,
+            limit: p.limit,
+        })
+    }
+}
+
 /// Keyset pagination as requested.
 #[derive(Debug, Clone)]
 pub struct PageRequest {
@@ -225,6 +249,15 @@ pub struct Page<T: Serialize> {
 /// 200 with a JSON body.
 pub fn ok<T: Serialize>(value: &T) -> Result<Response> {
     Ok(Response::json(200, value))
+}
+
+/// 200 with a [`Page`] whose cursor encodes the listing's next key.
+pub fn page<T: Serialize>(l: Listing<T>) -> Result<Response> {
+    ok(&Page {
+        items: l.items,
+        total: l.total,
+        next_cursor: l.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
+    })
 }
 
 /// 201 with a JSON body.

@@ -6,14 +6,11 @@
 //! as if it did not exist; a visible item the caller may not change answers
 //! 403. The rules themselves live in `catalog`, `secrets` and `runtimes`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::Serialize;
 use serde_json::json;
 
-use super::{created, no_content, ok, Access, Api, Ctx, Page, Route};
+use super::{created, no_content, ok, page, Access, Api, Ctx, Route};
 use crate::access::{Permission, Target};
-use crate::catalog::{self, Keyset, Listing};
+use crate::catalog;
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::http::Response;
@@ -226,34 +223,6 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// `limit` and the decoded `cursor`.
-fn keyset(ctx: &Ctx) -> Result<Keyset> {
-    let p = ctx.page()?;
-    let after = p
-        .cursor
-        .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(catalog::bad_cursor)
-        })
-        .transpose()?;
-    Ok(Keyset {
-        after,
-        limit: p.limit,
-    })
-}
-
-/// 200 with a [`Page`] whose cursor encodes the listing's next key.
-fn page<T: Serialize>(l: Listing<T>) -> Result<Response> {
-    ok(&Page {
-        items: l.items,
-        total: l.total,
-        next_cursor: l.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
-    })
-}
-
 /// A non-empty query parameter.
 fn filter(ctx: &Ctx, name: &str) -> Option<String> {
     ctx.query(name).filter(|v| !v.trim().is_empty())
@@ -262,7 +231,7 @@ fn filter(ctx: &Ctx, name: &str) -> Option<String> {
 // ---- environments -----------------------------------------------------
 
 fn list_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    page(catalog::list_environments(&api.store, &keyset(ctx)?)?)
+    page(catalog::list_environments(&api.store, &ctx.keyset()?)?)
 }
 
 fn create_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -299,7 +268,7 @@ fn list_projects(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         &api.store,
         ctx.principal()?,
         text.as_deref(),
-        &keyset(ctx)?,
+        &ctx.keyset()?,
     )?)
 }
 
@@ -364,7 +333,7 @@ fn list_integrations(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         principal,
         &p,
         text.as_deref(),
-        &keyset(ctx)?,
+        &ctx.keyset()?,
     )?)
 }
 
@@ -415,7 +384,7 @@ fn list_secrets(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         &api.store,
         ctx.principal()?,
         &q,
-        &keyset(ctx)?,
+        &ctx.keyset()?,
         ctx.now,
     )?)
 }
@@ -469,7 +438,7 @@ fn list_runtimes(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         &api.store,
         ctx.principal()?,
         &q,
-        &keyset(ctx)?,
+        &ctx.keyset()?,
     )?)
 }
 
