@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::{bad_cursor, Keyset, Listing};
+use crate::catalog::{Keyset, Listing};
 use crate::commands::Scope;
 use crate::error::{Error, Result};
 use crate::master_key::MasterKey;
@@ -714,11 +714,7 @@ pub fn get(store: &Store, scope: &Scope, revision: Option<i64>) -> Result<Config
 
 /// The revisions of `scope`, newest first; the cursor is a revision number.
 pub fn revisions(store: &Store, scope: &Scope, page: &Keyset) -> Result<Listing<RevisionInfo>> {
-    let before = page
-        .after
-        .as_deref()
-        .map(|a| a.parse::<i64>().map_err(|_| bad_cursor()))
-        .transpose()?;
+    let before = page.after_number()?;
     let (rows, total) = store.read(|tx| {
         tx.config_revision_page(
             scope.integration_id,

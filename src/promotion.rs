@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::access::{Permission, Principal, Target};
-use crate::catalog::{self, bad_cursor, Keyset, Listing, Visibility};
+use crate::catalog::{self, Keyset, Listing, Visibility};
 use crate::commands::Scope;
 use crate::configuration::{self, PlainValue, RevisionMeta, StoredValue, ValueKey, ValueType};
 use crate::deployments::{self, ValidDeployment};
@@ -878,11 +878,7 @@ pub fn list(
     status: Option<Status>,
     page: &Keyset,
 ) -> Result<Listing<Promotion>> {
-    let before = page
-        .after
-        .as_deref()
-        .map(|a| a.parse::<i64>().map_err(|_| bad_cursor()))
-        .transpose()?;
+    let before = page.after_number()?;
     let vis = Visibility::of(principal, Permission::IntegrationView);
     store.read(|tx| {
         let (rows, total) = tx.promotion_page(
