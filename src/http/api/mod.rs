@@ -34,6 +34,7 @@ use crate::access::{Permission, Principal, Target};
 use crate::auth::{Authenticated, Via, SESSION_COOKIE};
 use crate::catalog::{self, Keyset, Listing};
 use crate::error::{Error, Result};
+use crate::http::message::percent_decode;
 use crate::http::routes::{error_response, method_not_allowed, not_found};
 use crate::http::{Request, Response};
 use crate::liveness::Liveness;
@@ -273,25 +274,6 @@ pub fn no_content() -> Result<Response> {
         body: Vec::new(),
         stream: None,
     })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Matches a route path against a request path; returns the parameters.
