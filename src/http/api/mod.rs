@@ -192,6 +192,11 @@ impl<'r> Ctx<'r> {
             })
     }
 
+    /// A query parameter that is not blank (a filter left empty is no filter).
+    pub fn query_filled(&self, name: &str) -> Option<String> {
+        self.query(name).filter(|v| !v.trim().is_empty())
+    }
+
     /// `limit` (1..=500, default 50) and `cursor` from the query.
     pub fn page(&self) -> Result<PageRequest> {
         let limit = match self.query("limit") {

@@ -223,11 +223,6 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// A non-empty query parameter.
-fn filter(ctx: &Ctx, name: &str) -> Option<String> {
-    ctx.query(name).filter(|v| !v.trim().is_empty())
-}
-
 // ---- environments -----------------------------------------------------
 
 fn list_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -263,7 +258,7 @@ fn delete_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 // ---- projects ---------------------------------------------------------
 
 fn list_projects(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    let text = filter(ctx, "q");
+    let text = ctx.query_filled("q");
     page(catalog::list_projects(
         &api.store,
         ctx.principal()?,
@@ -327,7 +322,7 @@ fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn list_integrations(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let principal = ctx.principal()?;
     let p = catalog::visible_project(&api.store, principal, ctx.param("project"))?;
-    let text = filter(ctx, "q");
+    let text = ctx.query_filled("q");
     page(catalog::list_integrations(
         &api.store,
         principal,
@@ -375,10 +370,10 @@ fn delete_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 fn list_secrets(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let q = SecretQuery {
-        environment: filter(ctx, "environment"),
-        project: filter(ctx, "project"),
-        integration: filter(ctx, "integration"),
-        status: filter(ctx, "status"),
+        environment: ctx.query_filled("environment"),
+        project: ctx.query_filled("project"),
+        integration: ctx.query_filled("integration"),
+        status: ctx.query_filled("status"),
     };
     page(secrets::page(
         &api.store,
@@ -412,14 +407,15 @@ fn revoke_secret(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 // ---- runtimes ---------------------------------------------------------
 
 fn list_runtimes(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    let status = filter(ctx, "status")
+    let status = ctx
+        .query_filled("status")
         .map(|s| {
             Status::parse(&s).ok_or_else(|| {
                 Error::BadRequest(format!("status '{s}' must be RUNNING or OFFLINE"))
             })
         })
         .transpose()?;
-    let runtime_type = filter(ctx, "type").map(|t| t.to_ascii_uppercase());
+    let runtime_type = ctx.query_filled("type").map(|t| t.to_ascii_uppercase());
     if let Some(t) = runtime_type
         .as_deref()
         .filter(|t| !matches!(*t, "BI" | "MI"))
@@ -427,12 +423,12 @@ fn list_runtimes(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         return Err(Error::BadRequest(format!("type '{t}' must be BI or MI")));
     }
     let q = RuntimeQuery {
-        environment: filter(ctx, "environment"),
-        project: filter(ctx, "project"),
-        integration: filter(ctx, "integration"),
+        environment: ctx.query_filled("environment"),
+        project: ctx.query_filled("project"),
+        integration: ctx.query_filled("integration"),
         status,
         runtime_type,
-        text: filter(ctx, "q"),
+        text: ctx.query_filled("q"),
     };
     page(runtimes::page(
         &api.store,
