@@ -363,6 +363,14 @@ impl Bridge {
             .unwrap()
     }
 
+    /// A full heartbeat that reports `version` as the runtime's version.
+    pub fn full_at(&self, c: &mut Client, version: &str) -> ClientResponse {
+        let mut body = self.full_body();
+        body["version"] = version.into();
+        c.post_json("/icp/heartbeat", Some(&self.token()), &body)
+            .unwrap()
+    }
+
     pub fn delta(&self, c: &mut Client) -> ClientResponse {
         c.post_json(
             "/icp/deltaHeartbeat",

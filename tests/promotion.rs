@@ -72,13 +72,7 @@ fn fetch(c: &mut Client, b: &Bridge) -> ClientResponse {
 }
 
 fn heartbeat(s: &TestServer, b: &Bridge, version: &str) {
-    let mut body = b.full_body();
-    body["version"] = version.into();
-    let r = s
-        .runtime_client()
-        .post_json("/icp/heartbeat", Some(&b.token()), &body)
-        .unwrap();
-    assert_ack(&r);
+    assert_ack(&b.full_at(&mut s.runtime_client(), version));
 }
 
 fn value<'a>(config: &'a Value, key: &str) -> &'a Value {
