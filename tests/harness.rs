@@ -284,6 +284,27 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs an admin command on a data directory with `stdin` as its standard input.
+pub fn cli_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = icpd()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A simulated runtime bridge: the state it reports and the calls it makes.
 #[derive(Clone)]
 pub struct Bridge {
@@ -439,27 +460,11 @@ pub fn session_cookie(login: &ClientResponse) -> String {
 /// Runs `icpd user create NAME [--role ROLE] --password-stdin` with the
 /// password on standard input.
 pub fn user_create(data_dir: &Path, name: &str, password: &str, role: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut cmd = icpd();
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .args(["user", "create", name, "--password-stdin"]);
+    let mut args = vec!["user", "create", name, "--password-stdin"];
     if let Some(r) = role {
-        cmd.args(["--role", r]);
+        args.extend(["--role", r]);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    cli_stdin(data_dir, &args, &format!("{password}\n"))
 }
 
 /// A management API client signed in with a bearer token.
