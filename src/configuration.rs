@@ -963,15 +963,7 @@ fn scope_of(tx: &Tx, integration_id: i64, secret: &ActiveSecret) -> Result<Scope
     let e = tx
         .environment_by_handle(&secret.environment)?
         .ok_or_else(|| Error::NotFound("the secret's environment no longer exists".into()))?;
-    Ok(Scope {
-        project_id: p.id,
-        integration_id: i.id,
-        environment_id: e.id,
-        critical: e.critical,
-        project: p.handle,
-        integration: i.handle,
-        environment: e.handle,
-    })
+    Ok(Scope::of(p, i, e))
 }
 
 #[cfg(test)]

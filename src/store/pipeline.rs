@@ -457,15 +457,7 @@ mod tests {
             .write(|tx| {
                 let (p, i) = crate::catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
                 let e = tx.environment_by_handle(env)?.unwrap();
-                Ok(Scope {
-                    project_id: p.id,
-                    integration_id: i.id,
-                    environment_id: e.id,
-                    critical: e.critical,
-                    project: p.handle,
-                    integration: i.handle,
-                    environment: e.handle,
-                })
+                Ok(Scope::of(p, i, e))
             })
             .unwrap()
     }
