@@ -247,6 +247,28 @@ impl TestServer {
         assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
     }
 
+    /// `n` runtimes (`node-0`...) on one unbound secret of `env`, each
+    /// registered by a full heartbeat.
+    pub fn fleet(&self, env: &str, n: usize) -> Vec<Bridge> {
+        let secret = self.secret(env, None);
+        let mut c = self.runtime_client();
+        (0..n)
+            .map(|i| {
+                let b = Bridge::new(&secret, Some(&format!("node-{i}")));
+                assert_ack(&b.full(&mut c));
+                b
+            })
+            .collect()
+    }
+
+    /// Stops the server (SIGSTOP) for `pause` and lets it continue, as a
+    /// paused VM would.
+    pub fn pause(&self, pause: Duration) {
+        self.signal(libc::SIGSTOP);
+        std::thread::sleep(pause);
+        self.signal(libc::SIGCONT);
+    }
+
     /// Stops (SIGTERM) and starts again on the same data directory.
     pub fn restart(&mut self) {
         assert_eq!(self.stop(), Some(0));
