@@ -183,6 +183,17 @@ pub struct Keyset {
     pub limit: i64,
 }
 
+impl Keyset {
+    /// The cursor as a number (an id or a revision number), for listings
+    /// keyed by one.
+    pub fn after_number(&self) -> Result<Option<i64>> {
+        self.after
+            .as_deref()
+            .map(|a| a.parse::<i64>().map_err(|_| bad_cursor()))
+            .transpose()
+    }
+}
+
 /// One page of a list: the rows, how many rows match in all, and the sort
 /// key to continue after when more follow.
 #[derive(Debug, Clone)]
@@ -426,10 +437,7 @@ fn no_integration(project: &str, handle: &str) -> Error {
 
 /// A page of environments in creation order (every signed-in user sees them all).
 pub fn list_environments(store: &Store, page: &Keyset) -> Result<Listing<EnvironmentInfo>> {
-    let after = match &page.after {
-        Some(a) => Some(a.parse::<i64>().map_err(|_| bad_cursor())?),
-        None => None,
-    };
+    let after = page.after_number()?;
     let (rows, total) = store.read(|tx| tx.environment_page(after, page.limit + 1))?;
     Ok(Listing::new(rows, total, page.limit, |e| e.id.to_string()))
 }

@@ -478,6 +478,14 @@ fn default_server_url(cfg: &Config) -> String {
     public_runtime_url(cfg, port)
 }
 
+/// The certificate a snippet tells its reader to trust (absolute), when
+/// the listeners speak TLS.
+fn snippet_cert(cfg: &Config) -> Option<String> {
+    let cert = tls::cert_paths(&cfg.tls, &cfg.data_dir).0;
+    let cert = std::fs::canonicalize(&cert).unwrap_or(cert);
+    cfg.tls.enabled.then(|| cert.display().to_string())
+}
+
 /// The URL runtimes should use for the runtime listener: its address, with
 /// `localhost` for a wildcard address, and the given (bound) port.
 pub fn public_runtime_url(cfg: &Config, port: u16) -> String {
@@ -534,9 +542,7 @@ fn secret(cfg: &Config, c: SecretCommand) -> Result<()> {
                 return print_json(&v);
             }
             let url = server_url.unwrap_or_else(|| default_server_url(cfg));
-            let cert = tls::cert_paths(&cfg.tls, &cfg.data_dir).0;
-            let cert = std::fs::canonicalize(&cert).unwrap_or(cert);
-            let cert = cfg.tls.enabled.then(|| cert.display().to_string());
+            let cert = snippet_cert(cfg);
             eprintln!(
                 "Secret {} created for environment '{}'{}. Add this to the integration's Config.toml;\nthe secret is shown only this once.\n",
                 created.record.key_id,
@@ -630,9 +636,7 @@ fn ingest_token(cfg: &Config, c: IngestTokenCommand) -> Result<()> {
                 return print_json(&v);
             }
             let url = server_url.unwrap_or_else(|| default_server_url(cfg));
-            let cert = tls::cert_paths(&cfg.tls, &cfg.data_dir).0;
-            let cert = std::fs::canonicalize(&cert).unwrap_or(cert);
-            let cert = cfg.tls.enabled.then(|| cert.display().to_string());
+            let cert = snippet_cert(cfg);
             let scope = [
                 Some(made.environment.as_str()),
                 made.project.as_deref(),

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::catalog::normalize_handle;
+use crate::catalog::{normalize_handle, Environment, Integration, Project};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Events};
 use crate::liveness::Liveness;
@@ -254,6 +254,21 @@ pub struct Scope {
     pub environment: String,
 }
 
+impl Scope {
+    /// Integration `i` of project `p` in environment `e`.
+    pub fn of(p: Project, i: Integration, e: Environment) -> Scope {
+        Scope {
+            project_id: p.id,
+            integration_id: i.id,
+            environment_id: e.id,
+            critical: e.critical,
+            project: p.handle,
+            integration: i.handle,
+            environment: e.handle,
+        }
+    }
+}
+
 /// Looks up project, integration and environment by handle; 404 for any unknown one.
 pub fn resolve(
     store: &Store,
@@ -277,15 +292,7 @@ pub fn resolve(
         let e = tx
             .environment_by_handle(&normalize_handle(environment))?
             .ok_or_else(|| Error::NotFound(format!("no environment '{}'", clip(environment))))?;
-        Ok(Scope {
-            project_id: p.id,
-            integration_id: i.id,
-            environment_id: e.id,
-            critical: e.critical,
-            project: p.handle,
-            integration: i.handle,
-            environment: e.handle,
-        })
+        Ok(Scope::of(p, i, e))
     })
 }
 

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::{bad_cursor, Keyset, Listing};
+use crate::catalog::{Keyset, Listing};
 use crate::commands::Scope;
 use crate::error::{Error, Result};
 use crate::master_key::MasterKey;
@@ -269,7 +269,8 @@ impl std::fmt::Debug for ConfigChange {
     }
 }
 
-/// One value to set.
+/// One value to set: in a configuration change, or as a promotion's
+/// override (`promotion::Override`) on top of the source's values.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SetValue {
@@ -281,8 +282,22 @@ pub struct SetValue {
     /// from the JSON value when absent (a number with a fraction is a float).
     #[serde(rename = "type")]
     pub value_type: Option<String>,
-    /// Absent: as the key was (a secret stays secret), else false.
+    /// Absent: as the value it replaces was (a secret stays secret; in a
+    /// promotion, the source's value of that key), else false.
     pub secret: Option<bool>,
+}
+
+impl SetValue {
+    /// The checked place (trimmed), type and value.
+    pub(crate) fn check(&self) -> Result<(ValueKey, ValueType, Value)> {
+        let k = ValueKey {
+            section: self.section.trim().to_string(),
+            key: self.key.trim().to_string(),
+        };
+        check_key(&k)?;
+        let (t, v) = check_value(&k.dotted(), self.value_type.as_deref(), &self.value)?;
+        Ok((k, t, v))
+    }
 }
 
 impl std::fmt::Debug for SetValue {
@@ -699,11 +714,7 @@ pub fn get(store: &Store, scope: &Scope, revision: Option<i64>) -> Result<Config
 
 /// The revisions of `scope`, newest first; the cursor is a revision number.
 pub fn revisions(store: &Store, scope: &Scope, page: &Keyset) -> Result<Listing<RevisionInfo>> {
-    let before = page
-        .after
-        .as_deref()
-        .map(|a| a.parse::<i64>().map_err(|_| bad_cursor()))
-        .transpose()?;
+    let before = page.after_number()?;
     let (rows, total) = store.read(|tx| {
         tx.config_revision_page(
             scope.integration_id,
@@ -745,12 +756,7 @@ pub fn change(
     let mut seen = HashSet::new();
     let mut sets = Vec::with_capacity(change.set.len());
     for s in &change.set {
-        let k = ValueKey {
-            section: s.section.trim().to_string(),
-            key: s.key.trim().to_string(),
-        };
-        check_key(&k)?;
-        let (t, v) = check_value(&k.dotted(), s.value_type.as_deref(), &s.value)?;
+        let (k, t, v) = s.check()?;
         if !seen.insert(k.clone()) {
             return Err(bad(format!("{} is named twice", k.dotted())));
         }
@@ -957,15 +963,7 @@ fn scope_of(tx: &Tx, integration_id: i64, secret: &ActiveSecret) -> Result<Scope
     let e = tx
         .environment_by_handle(&secret.environment)?
         .ok_or_else(|| Error::NotFound("the secret's environment no longer exists".into()))?;
-    Ok(Scope {
-        project_id: p.id,
-        integration_id: i.id,
-        environment_id: e.id,
-        critical: e.critical,
-        project: p.handle,
-        integration: i.handle,
-        environment: e.handle,
-    })
+    Ok(Scope::of(p, i, e))
 }
 
 #[cfg(test)]

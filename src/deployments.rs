@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{bad_cursor, Keyset, Listing};
+use crate::catalog::{Keyset, Listing};
 use crate::commands::Scope;
 use crate::error::{Error, Result};
 use crate::store::{Store, Tx};
@@ -139,11 +139,7 @@ pub fn current(store: &Store, scope: &Scope) -> Result<Option<Deployment>> {
 
 /// The records of `scope`, newest (the current one) first; the cursor is a record id.
 pub fn history(store: &Store, scope: &Scope, page: &Keyset) -> Result<Listing<Deployment>> {
-    let before = page
-        .after
-        .as_deref()
-        .map(|a| a.parse::<i64>().map_err(|_| bad_cursor()))
-        .transpose()?;
+    let before = page.after_number()?;
     let (rows, total) = store.read(|tx| {
         tx.deployment_page(
             scope.integration_id,

@@ -32,11 +32,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::access::{Permission, Principal, Target};
-use crate::catalog::{self, bad_cursor, Keyset, Listing, Visibility};
+use crate::catalog::{self, Keyset, Listing, Visibility};
 use crate::commands::Scope;
-use crate::configuration::{
-    self, check_key, check_value, PlainValue, RevisionMeta, StoredValue, ValueKey, ValueType,
-};
+use crate::configuration::{self, PlainValue, RevisionMeta, StoredValue, ValueKey, ValueType};
 use crate::deployments::{self, ValidDeployment};
 use crate::error::{Error, Result};
 use crate::master_key::MasterKey;
@@ -185,31 +183,9 @@ impl std::fmt::Debug for NewPromotion {
     }
 }
 
-/// A value the target gets instead of the source's (or in addition).
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Override {
-    #[serde(default)]
-    pub section: String,
-    pub key: String,
-    pub value: Value,
-    /// As in a configuration change: inferred from the value when absent.
-    #[serde(rename = "type")]
-    pub value_type: Option<String>,
-    /// Absent: as the source's value of that key is (a secret stays secret), else false.
-    pub secret: Option<bool>,
-}
-
-impl std::fmt::Debug for Override {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Override")
-            .field("section", &self.section)
-            .field("key", &self.key)
-            .field("type", &self.value_type)
-            .field("secret", &self.secret)
-            .finish_non_exhaustive()
-    }
-}
+/// A value the target gets instead of the source's (or in addition): the
+/// same shape and checks as a value set by a configuration change.
+pub type Override = configuration::SetValue;
 
 /// The body of approve, reject and cancel.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -320,12 +296,7 @@ fn check_overrides(overrides: &[Override]) -> Result<Vec<CheckedOverride>> {
     overrides
         .iter()
         .map(|o| {
-            let k = ValueKey {
-                section: o.section.trim().to_string(),
-                key: o.key.trim().to_string(),
-            };
-            check_key(&k)?;
-            let (t, v) = check_value(&k.dotted(), o.value_type.as_deref(), &o.value)?;
+            let (k, t, v) = o.check()?;
             if !seen.insert(k.clone()) {
                 return Err(bad(format!("{} is overridden twice", k.dotted())));
             }
@@ -907,11 +878,7 @@ pub fn list(
     status: Option<Status>,
     page: &Keyset,
 ) -> Result<Listing<Promotion>> {
-    let before = page
-        .after
-        .as_deref()
-        .map(|a| a.parse::<i64>().map_err(|_| bad_cursor()))
-        .transpose()?;
+    let before = page.after_number()?;
     let vis = Visibility::of(principal, Permission::IntegrationView);
     store.read(|tx| {
         let (rows, total) = tx.promotion_page(
@@ -1026,15 +993,7 @@ mod tests {
             .write(|tx| {
                 let (p, i) = catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
                 let e = tx.environment_by_handle("dev")?.unwrap();
-                Ok(Scope {
-                    project_id: p.id,
-                    integration_id: i.id,
-                    environment_id: e.id,
-                    critical: e.critical,
-                    project: p.handle,
-                    integration: i.handle,
-                    environment: e.handle,
-                })
+                Ok(Scope::of(p, i, e))
             })
             .unwrap();
         let (alice, bob) = (admin("alice"), admin("bob"));

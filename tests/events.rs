@@ -4,205 +4,21 @@
 //! a peer that stops reading is dropped without hurting the others, the
 //! stream cap, closed peers, keep-alives and shutdown.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use icpd::http::{Limits, Request, Response, Server};
-use rustls::pki_types::pem::PemObject;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::harness::{wait_for, Bridge, TestServer};
+use crate::harness::{wait_for, Bridge, Opened, Sse, TestServer};
 
 const PROJECT: &str = "order-service";
 const INTEGRATION: &str = "order-create";
 
-/// What `GET /api/v1/events` may return: a stream or a plain answer.
-enum Opened {
-    Stream(Sse),
-    Refused(u16, Value),
-}
-
-trait Conn: Read + Write + Send {}
-impl<T: Read + Write + Send> Conn for T {}
-
-/// A tiny Server-Sent Events reader over one connection.
-struct Sse {
-    conn: Box<dyn Conn>,
-    tcp: TcpStream,
-    head: String,
-    buf: Vec<u8>,
-    eof: bool,
-}
-
-/// One event: name and JSON data (`None` for a comment).
-#[derive(Debug)]
-struct Frame {
-    event: String,
-    data: Value,
-}
-
-impl Sse {
-    /// Connects to `url` (http or https, the certificate verified against
-    /// `cert`) and sends `GET path` with `headers`.
-    fn open(url: &str, cert: &std::path::Path, path: &str, headers: &[(&str, &str)]) -> Opened {
-        let (https, authority) = match url.strip_prefix("https://") {
-            Some(a) => (true, a),
-            None => (false, url.strip_prefix("http://").unwrap()),
-        };
-        let tcp = TcpStream::connect(authority).unwrap();
-        let mut conn: Box<dyn Conn> = if https {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(rustls::pki_types::CertificateDer::from_pem_file(cert).unwrap())
-                .unwrap();
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            let host = authority.rsplit_once(':').unwrap().0;
-            let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
-            let c = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-            Box::new(rustls::StreamOwned::new(c, tcp.try_clone().unwrap()))
-        } else {
-            Box::new(tcp.try_clone().unwrap())
-        };
-        let mut req =
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n");
-        for (n, v) in headers {
-            req.push_str(&format!("{n}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        conn.write_all(req.as_bytes()).unwrap();
-        conn.flush().unwrap();
-        let mut sse = Sse {
-            conn,
-            tcp,
-            head: String::new(),
-            buf: Vec::new(),
-            eof: false,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let end = loop {
-            if let Some(i) = sse.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            assert!(!sse.eof && Instant::now() < deadline, "no response head");
-            sse.fill(deadline);
-        };
-        sse.head = String::from_utf8(sse.buf[..end].to_vec()).unwrap();
-        sse.buf.drain(..end + 4);
-        let status: u16 = sse.head[9..12].parse().unwrap();
-        if status != 200 {
-            let len: usize = sse.header("content-length").unwrap().parse().unwrap();
-            while sse.buf.len() < len && !sse.eof {
-                sse.fill(deadline);
-            }
-            return Opened::Refused(status, serde_json::from_slice(&sse.buf[..len]).unwrap());
-        }
-        Opened::Stream(sse)
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-
-    /// Reads what arrives until `deadline` (at most 100 ms per call).
-    fn fill(&mut self, deadline: Instant) {
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(1), Duration::from_millis(100));
-        self.tcp.set_read_timeout(Some(wait)).unwrap();
-        let mut chunk = [0u8; 16 * 1024];
-        match self.conn.read(&mut chunk) {
-            Ok(0) => self.eof = true,
-            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => self.eof = true,
-        }
-    }
-
-    /// The next frame (events and comments), or `None` at EOF or timeout.
-    fn next_frame(&mut self, timeout: Duration) -> Option<Frame> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let text = String::from_utf8(self.buf[..i].to_vec()).unwrap();
-                self.buf.drain(..i + 2);
-                let mut f = Frame {
-                    event: String::new(),
-                    data: Value::Null,
-                };
-                for line in text.lines() {
-                    if let Some(c) = line.strip_prefix(':') {
-                        f.event = format!(":{}", c.trim());
-                    } else if let Some(e) = line.strip_prefix("event: ") {
-                        f.event = e.to_string();
-                    } else if let Some(d) = line.strip_prefix("data: ") {
-                        f.data = serde_json::from_str(d).unwrap();
-                    }
-                }
-                return Some(f);
-            }
-            if self.eof || Instant::now() >= deadline {
-                return None;
-            }
-            self.fill(deadline);
-        }
-    }
-
-    /// The next event (comments skipped) within `timeout`.
-    fn next_event(&mut self, timeout: Duration) -> Option<Frame> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let f = self.next_frame(deadline.saturating_duration_since(Instant::now()))?;
-            if !f.event.starts_with(':') {
-                return Some(f);
-            }
-        }
-    }
-
-    /// Waits for an event named `name` whose data satisfies `pred`,
-    /// skipping others; panics after `timeout`.
-    #[track_caller]
-    fn expect(&mut self, name: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + timeout;
-        let mut skipped = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_event(left) {
-                Some(f) if f.event == name && pred(&f.data) => return f.data,
-                Some(f) => skipped.push(f),
-                None => panic!("no {name} event within {timeout:?}; saw {skipped:?}"),
-            }
-        }
-    }
-
-    /// Reads until the server closes the connection; true if it did within `timeout`.
-    fn closed_within(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !self.eof && Instant::now() < deadline {
-            self.buf.clear();
-            self.fill(deadline);
-        }
-        self.eof
-    }
-}
-
 fn open_stream(s: &TestServer, headers: &[(&str, &str)]) -> Sse {
-    match Sse::open(&s.management_url, &s.cert(), "/api/v1/events", headers) {
+    match s.open_sse("/api/v1/events", headers) {
         Opened::Stream(sse) => sse,
         Opened::Refused(status, body) => panic!("events refused: {status} {body}"),
     }
@@ -356,7 +172,7 @@ fn a_replaced_runtime_is_removed_by_name() {
 #[test]
 fn streams_need_a_signed_in_user_and_accept_the_session_cookie() {
     let mut s = TestServer::start(&[]);
-    match Sse::open(&s.management_url, &s.cert(), "/api/v1/events", &[]) {
+    match s.open_sse("/api/v1/events", &[]) {
         Opened::Refused(status, body) => {
             assert_eq!(status, 401, "{body}");
             assert_eq!(body["error"]["code"], "unauthorized", "{body}");

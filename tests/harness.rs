@@ -1,7 +1,9 @@
 //! The test harness: temporary directories, a [`TestServer`] running the
-//! real binary on port 0, and a [`Bridge`] speaking the runtime protocol.
+//! real binary on port 0, a [`Bridge`] speaking the runtime protocol, and
+//! [`Sse`], a Server-Sent Events reader.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use icpd::http::client::{Client, ClientResponse, ClientTls};
+use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
 
 /// A directory under the system temp dir, removed on drop.
@@ -244,6 +247,28 @@ impl TestServer {
         assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
     }
 
+    /// `n` runtimes (`node-0`...) on one unbound secret of `env`, each
+    /// registered by a full heartbeat.
+    pub fn fleet(&self, env: &str, n: usize) -> Vec<Bridge> {
+        let secret = self.secret(env, None);
+        let mut c = self.runtime_client();
+        (0..n)
+            .map(|i| {
+                let b = Bridge::new(&secret, Some(&format!("node-{i}")));
+                assert_ack(&b.full(&mut c));
+                b
+            })
+            .collect()
+    }
+
+    /// Stops the server (SIGSTOP) for `pause` and lets it continue, as a
+    /// paused VM would.
+    pub fn pause(&self, pause: Duration) {
+        self.signal(libc::SIGSTOP);
+        std::thread::sleep(pause);
+        self.signal(libc::SIGCONT);
+    }
+
     /// Stops (SIGTERM) and starts again on the same data directory.
     pub fn restart(&mut self) {
         assert_eq!(self.stop(), Some(0));
@@ -279,6 +304,27 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Runs an admin command on a data directory with `stdin` as its standard input.
+pub fn cli_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = icpd()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// A simulated runtime bridge: the state it reports and the calls it makes.
@@ -360,6 +406,14 @@ impl Bridge {
             .unwrap()
     }
 
+    /// A full heartbeat that reports `version` as the runtime's version.
+    pub fn full_at(&self, c: &mut Client, version: &str) -> ClientResponse {
+        let mut body = self.full_body();
+        body["version"] = version.into();
+        c.post_json("/icp/heartbeat", Some(&self.token()), &body)
+            .unwrap()
+    }
+
     pub fn delta(&self, c: &mut Client) -> ClientResponse {
         c.post_json(
             "/icp/deltaHeartbeat",
@@ -428,27 +482,11 @@ pub fn session_cookie(login: &ClientResponse) -> String {
 /// Runs `icpd user create NAME [--role ROLE] --password-stdin` with the
 /// password on standard input.
 pub fn user_create(data_dir: &Path, name: &str, password: &str, role: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut cmd = icpd();
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .args(["user", "create", name, "--password-stdin"]);
+    let mut args = vec!["user", "create", name, "--password-stdin"];
     if let Some(r) = role {
-        cmd.args(["--role", r]);
+        args.extend(["--role", r]);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    cli_stdin(data_dir, &args, &format!("{password}\n"))
 }
 
 /// A management API client signed in with a bearer token.
@@ -530,5 +568,213 @@ impl TestServer {
             client: self.management_client(),
             token: r.json()["token"].as_str().unwrap().to_string(),
         }
+    }
+}
+
+impl TestServer {
+    /// `GET path` on the management listener as an event stream, with `headers`.
+    pub fn open_sse(&self, path: &str, headers: &[(&str, &str)]) -> Opened {
+        Sse::open(&self.management_url, &self.cert(), path, headers)
+    }
+}
+
+// ---- Server-Sent Events ------------------------------------------------------------
+
+/// What an event-stream request may return: a stream or a plain answer.
+pub enum Opened {
+    Stream(Sse),
+    Refused(u16, Value),
+}
+
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
+
+/// A tiny Server-Sent Events reader over one connection.
+pub struct Sse {
+    conn: Box<dyn Conn>,
+    tcp: TcpStream,
+    head: String,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+/// One frame: its event name (`:` and the text for a comment), id and
+/// JSON data (`Null` when it has none).
+#[derive(Debug)]
+pub struct Frame {
+    pub event: String,
+    pub id: String,
+    pub data: Value,
+}
+
+impl Sse {
+    /// Connects to `url` (http or https, the certificate verified against
+    /// `cert`) and sends `GET path` with `headers`.
+    pub fn open(url: &str, cert: &std::path::Path, path: &str, headers: &[(&str, &str)]) -> Opened {
+        let (https, authority) = match url.strip_prefix("https://") {
+            Some(a) => (true, a),
+            None => (false, url.strip_prefix("http://").unwrap()),
+        };
+        let tcp = TcpStream::connect(authority).unwrap();
+        let mut conn: Box<dyn Conn> = if https {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(rustls::pki_types::CertificateDer::from_pem_file(cert).unwrap())
+                .unwrap();
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let host = authority.rsplit_once(':').unwrap().0;
+            let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+            let c = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+            Box::new(rustls::StreamOwned::new(c, tcp.try_clone().unwrap()))
+        } else {
+            Box::new(tcp.try_clone().unwrap())
+        };
+        let mut req =
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n");
+        for (n, v) in headers {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        conn.write_all(req.as_bytes()).unwrap();
+        conn.flush().unwrap();
+        let mut sse = Sse {
+            conn,
+            tcp,
+            head: String::new(),
+            buf: Vec::new(),
+            eof: false,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let end = loop {
+            if let Some(i) = sse.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            assert!(!sse.eof && Instant::now() < deadline, "no response head");
+            sse.fill(deadline);
+        };
+        sse.head = String::from_utf8(sse.buf[..end].to_vec()).unwrap();
+        sse.buf.drain(..end + 4);
+        let status: u16 = sse.head[9..12].parse().unwrap();
+        if status != 200 {
+            let len: usize = sse.header("content-length").unwrap().parse().unwrap();
+            while sse.buf.len() < len && !sse.eof {
+                sse.fill(deadline);
+            }
+            return Opened::Refused(status, serde_json::from_slice(&sse.buf[..len]).unwrap());
+        }
+        Opened::Stream(sse)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    /// Reads what arrives until `deadline` (at most 100 ms per call).
+    fn fill(&mut self, deadline: Instant) {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), Duration::from_millis(100));
+        self.tcp.set_read_timeout(Some(wait)).unwrap();
+        let mut chunk = [0u8; 16 * 1024];
+        match self.conn.read(&mut chunk) {
+            Ok(0) => self.eof = true,
+            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => self.eof = true,
+        }
+    }
+
+    /// The next frame (events and comments), or `None` at EOF or timeout.
+    pub fn next_frame(&mut self, timeout: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let text = String::from_utf8(self.buf[..i].to_vec()).unwrap();
+                self.buf.drain(..i + 2);
+                let mut f = Frame {
+                    event: String::new(),
+                    id: String::new(),
+                    data: Value::Null,
+                };
+                for line in text.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        f.event = format!(":{}", c.trim());
+                    } else if let Some(e) = line.strip_prefix("event: ") {
+                        f.event = e.to_string();
+                    } else if let Some(i) = line.strip_prefix("id: ") {
+                        f.id = i.to_string();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        f.data = serde_json::from_str(d).unwrap();
+                    }
+                }
+                return Some(f);
+            }
+            if self.eof || Instant::now() >= deadline {
+                return None;
+            }
+            self.fill(deadline);
+        }
+    }
+
+    /// The next event (comments skipped) within `timeout`.
+    pub fn next_event(&mut self, timeout: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let f = self.next_frame(deadline.saturating_duration_since(Instant::now()))?;
+            if !f.event.starts_with(':') {
+                return Some(f);
+            }
+        }
+    }
+
+    /// The next event (comments skipped); panics after `timeout`.
+    #[track_caller]
+    pub fn event(&mut self, timeout: Duration) -> Frame {
+        self.next_event(timeout)
+            .unwrap_or_else(|| panic!("no event within {timeout:?}"))
+    }
+
+    /// Waits for an event named `name` whose data satisfies `pred`,
+    /// skipping others; panics after `timeout`.
+    #[track_caller]
+    pub fn expect(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_event(left) {
+                Some(f) if f.event == name && pred(&f.data) => return f.data,
+                Some(f) => skipped.push(f),
+                None => panic!("no {name} event within {timeout:?}; saw {skipped:?}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection; true if it did within `timeout`.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.eof && Instant::now() < deadline {
+            self.buf.clear();
+            self.fill(deadline);
+        }
+        self.eof
     }
 }

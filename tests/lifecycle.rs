@@ -196,19 +196,11 @@ fn tls_certificate_is_generated_once_with_a_private_key() {
 #[test]
 fn a_pause_longer_than_the_timeout_is_held_by_self_preservation_not_marked_offline() {
     let s = TestServer::start(&["--heartbeat-timeout", "2s"]);
-    let secret = s.secret("dev", None);
-    let bridges: Vec<Bridge> = (0..12)
-        .map(|i| Bridge::new(&secret, Some(&format!("node-{i}"))))
-        .collect();
+    let bridges = s.fleet("dev", 12);
     let mut c = s.runtime_client();
-    for b in &bridges {
-        assert_ack(&b.full(&mut c));
-    }
     // icpd is stopped for longer than the timeout (as a paused VM or a
     // SIGSTOP would): when it continues, every runtime looks silent at once.
-    s.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_millis(3_000)); // the pause itself
-    s.signal(libc::SIGCONT);
+    s.pause(Duration::from_millis(3_000));
     let mut m = s.management_client();
     let mut health = || m.request("GET", "/healthz", &[], b"").unwrap().json();
     wait_for("self-preservation", Duration::from_secs(5), || {

@@ -663,19 +663,11 @@ fn metrics_parse_and_follow_heartbeats_requests_and_runtimes() {
 #[test]
 fn self_preservation_shows_in_the_metrics() {
     let s = TestServer::start(&["--heartbeat-timeout", "2s"]);
-    let secret = s.secret("dev", None);
-    let bridges: Vec<Bridge> = (0..12)
-        .map(|i| Bridge::new(&secret, Some(&format!("node-{i}"))))
-        .collect();
+    let bridges = s.fleet("dev", 12);
     let mut c = s.runtime_client();
-    for b in &bridges {
-        assert_ack(&b.full(&mut c));
-    }
     assert_eq!(scrape(&s).value("icpd_self_preservation_active", &[]), 0.0);
     // Paused for longer than the timeout: every runtime looks silent at once.
-    s.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_millis(3_000)); // the pause itself
-    s.signal(libc::SIGCONT);
+    s.pause(Duration::from_millis(3_000));
     wait_for(
         "self-preservation in /metrics",
         Duration::from_secs(5),

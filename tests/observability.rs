@@ -7,16 +7,12 @@
 //! the live tail streams records ingested after it opened; downloads hold
 //! the records.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use icpd::http::client::Client;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
 
-use crate::harness::{assert_error, ApiClient, Bridge, TestServer};
+use crate::harness::{assert_error, ApiClient, Bridge, Frame, Opened, Sse, TestServer};
 
 /// A server with two registered runtimes in dev: `orders`
 /// (order-service/order-create) and `billing` (billing/invoices).
@@ -153,140 +149,13 @@ fn all_pages(api: &mut ApiClient, query: &str, limit: usize) -> Vec<String> {
     }
 }
 
-// ---- a small Server-Sent Events reader ---------------------------------------
-
-trait Conn: Read + Write + Send {}
-impl<T: Read + Write + Send> Conn for T {}
-
-/// One Server-Sent Events connection.
-struct Sse {
-    conn: Box<dyn Conn>,
-    tcp: TcpStream,
-    head: String,
-    buf: Vec<u8>,
-    eof: bool,
-}
-
-impl Sse {
-    /// `GET path` on the management listener with a bearer token; the
-    /// response head (and the body, if it is not a stream).
-    fn open(s: &TestServer, token: &str, path: &str) -> (Sse, u16) {
-        let url = &s.management_url;
-        let authority = url.strip_prefix("https://").expect("TLS");
-        let tcp = TcpStream::connect(authority).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls::pki_types::CertificateDer::from_pem_file(s.cert()).unwrap())
-            .unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let host = authority.rsplit_once(':').unwrap().0;
-        let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
-        let c = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-        let mut conn: Box<dyn Conn> =
-            Box::new(rustls::StreamOwned::new(c, tcp.try_clone().unwrap()));
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n"
-        );
-        conn.write_all(req.as_bytes()).unwrap();
-        conn.flush().unwrap();
-        let mut sse = Sse {
-            conn,
-            tcp,
-            head: String::new(),
-            buf: Vec::new(),
-            eof: false,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let end = loop {
-            if let Some(i) = sse.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            assert!(!sse.eof && Instant::now() < deadline, "no response head");
-            sse.fill(deadline);
-        };
-        sse.head = String::from_utf8(sse.buf[..end].to_vec()).unwrap();
-        sse.buf.drain(..end + 4);
-        let status: u16 = sse.head[9..12].parse().unwrap();
-        if status != 200 {
-            let len: usize = sse.header("content-length").unwrap().parse().unwrap();
-            while sse.buf.len() < len && !sse.eof {
-                sse.fill(deadline);
-            }
-        }
-        (sse, status)
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-
-    /// Reads what arrives until `deadline` (at most 100 ms per call).
-    fn fill(&mut self, deadline: Instant) {
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(1), Duration::from_millis(100));
-        self.tcp.set_read_timeout(Some(wait)).unwrap();
-        let mut chunk = [0u8; 16 * 1024];
-        match self.conn.read(&mut chunk) {
-            Ok(0) => self.eof = true,
-            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => self.eof = true,
-        }
-    }
-
-    /// Reads until the server closes the stream; true if it did within `timeout`.
-    fn closed_within(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !self.eof && Instant::now() < deadline {
-            self.buf.clear();
-            self.fill(deadline);
-        }
-        self.eof
-    }
-
-    /// The next event's (name, id, data), skipping comments; panics after `timeout`.
-    #[track_caller]
-    fn next_event(&mut self, timeout: Duration) -> (String, String, Value) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let text = String::from_utf8(self.buf[..i].to_vec()).unwrap();
-                self.buf.drain(..i + 2);
-                let (mut event, mut id, mut data) = (String::new(), String::new(), Value::Null);
-                for line in text.lines() {
-                    if let Some(e) = line.strip_prefix("event: ") {
-                        event = e.to_string();
-                    } else if let Some(i) = line.strip_prefix("id: ") {
-                        id = i.to_string();
-                    } else if let Some(d) = line.strip_prefix("data: ") {
-                        data = serde_json::from_str(d).unwrap();
-                    }
-                }
-                if !event.is_empty() {
-                    return (event, id, data);
-                }
-                continue;
-            }
-            assert!(
-                !self.eof && Instant::now() < deadline,
-                "no event within {timeout:?}"
-            );
-            self.fill(deadline);
-        }
+/// Opens the live tail at `path` with a bearer token: the stream, or the
+/// status it was refused with.
+fn tail(s: &TestServer, token: &str, path: &str) -> Result<Sse, u16> {
+    let auth = format!("Bearer {token}");
+    match s.open_sse(path, &[("Authorization", &auth)]) {
+        Opened::Stream(sse) => Ok(sse),
+        Opened::Refused(status, _) => Err(status),
     }
 }
 
@@ -840,8 +709,8 @@ fn callers_see_only_what_they_may_view() {
             .unwrap()
             .contains("observability:view"));
     }
-    let (_, status) = Sse::open(&w.s, &reader.token, "/api/v1/observability/logs/tail");
-    assert_eq!(status, 403);
+    let refused = tail(&w.s, &reader.token, "/api/v1/observability/logs/tail");
+    assert_eq!(refused.err(), Some(403));
 
     // A Viewer of the billing project only.
     let mut bill = w.s.api_as("bill", None);
@@ -868,8 +737,7 @@ fn callers_see_only_what_they_may_view() {
 
     // The tail: bill's stream never gets the orders record published
     // before billing's own (frames of one stream keep their order).
-    let (mut tail, status) = Sse::open(&w.s, &bill.token, "/api/v1/observability/logs/tail");
-    assert_eq!(status, 200);
+    let mut stream = tail(&w.s, &bill.token, "/api/v1/observability/logs/tail").unwrap();
     let t1 = now_ms();
     ingest_json(
         &mut w.c,
@@ -883,9 +751,9 @@ fn callers_see_only_what_they_may_view() {
         "/icp/logs",
         &json!([{"date": t1 as f64 / 1000.0, "log": "billing visible detail", "level": "error"}]),
     );
-    let (event, _, data) = tail.next_event(SOON);
+    let f = stream.event(SOON);
     assert_eq!(
-        (event.as_str(), &data["message"]),
+        (f.event.as_str(), &f.data["message"]),
         ("log", &json!("billing visible detail"))
     );
     // A permission change ends the stream (it filters with the grants it
@@ -898,11 +766,11 @@ fn callers_see_only_what_they_may_view() {
         204
     );
     assert!(
-        tail.closed_within(SOON),
+        stream.closed_within(SOON),
         "the tail outlived the role assignment"
     );
-    let (_, status) = Sse::open(&w.s, &bill.token, "/api/v1/observability/logs/tail");
-    assert_eq!(status, 403);
+    let refused = tail(&w.s, &bill.token, "/api/v1/observability/logs/tail");
+    assert_eq!(refused.err(), Some(403));
 }
 
 #[test]
@@ -988,27 +856,27 @@ fn the_live_tail_streams_records_ingested_after_it_opened() {
         &json!([{"log": "before the tail opened", "level": "error"}]),
     );
     let token = w.admin.token.clone();
-    let (mut errors, status) =
-        Sse::open(&w.s, &token, "/api/v1/observability/logs/tail?level=ERROR");
-    assert_eq!(status, 200);
+    let mut errors = tail(&w.s, &token, "/api/v1/observability/logs/tail?level=ERROR").unwrap();
     assert_eq!(
         errors.header("content-type").as_deref(),
         Some("text/event-stream")
     );
     assert_eq!(errors.header("cache-control").as_deref(), Some("no-store"));
-    let (mut declined, _) = Sse::open(
+    let mut declined = tail(
         &w.s,
         &token,
         &format!(
             "/api/v1/observability/logs/tail?project=order-service&q={}",
             enc("Card Declined")
         ),
-    );
-    let (mut billing, _) = Sse::open(
+    )
+    .unwrap();
+    let mut billing = tail(
         &w.s,
         &token,
         "/api/v1/observability/logs/tail?project=billing",
-    );
+    )
+    .unwrap();
     let t = now_ms();
     let rt = w.orders.runtime_id.clone();
     ingest_json(
@@ -1020,7 +888,7 @@ fn the_live_tail_streams_records_ingested_after_it_opened() {
             {"date": (t + 1) as f64 / 1000.0, "log": "payment for order 9: card declined", "level": "error", "orderId": 9}
         ]),
     );
-    let (event, id, data) = errors.next_event(SOON);
+    let Frame { event, id, data } = errors.event(SOON);
     assert_eq!(event, "log");
     assert_eq!(data["id"], json!(id));
     let mut item = data.clone();
@@ -1035,7 +903,7 @@ fn the_live_tail_streams_records_ingested_after_it_opened() {
     // The same record through the query API.
     let page = get(&mut w.admin, "/api/v1/observability/logs?limit=1");
     assert_eq!(page["items"][0], data);
-    let (_, _, data) = declined.next_event(SOON);
+    let data = declined.event(SOON).data;
     assert_eq!(data["message"], "payment for order 9: card declined");
     // Billing's tail got nothing of orders: its first record is billing's.
     ingest_json(
@@ -1044,7 +912,7 @@ fn the_live_tail_streams_records_ingested_after_it_opened() {
         "/icp/logs",
         &json!([{"log": "invoice run", "level": "info"}]),
     );
-    let (_, _, data) = billing.next_event(SOON);
+    let data = billing.event(SOON).data;
     assert_eq!(data["message"], "invoice run");
     assert_eq!(data["integration"], "invoices");
 }

@@ -44,13 +44,7 @@ fn runtime(s: &TestServer, env: &str, integration: &str, name: &str, version: &s
 }
 
 fn full(s: &TestServer, b: &Bridge, version: &str) {
-    let mut body = b.full_body();
-    body["version"] = version.into();
-    let r = s
-        .runtime_client()
-        .post_json("/icp/heartbeat", Some(&b.token()), &body)
-        .unwrap();
-    assert_ack(&r);
+    assert_ack(&b.full_at(&mut s.runtime_client(), version));
 }
 
 /// `GET /icp/config` with a runtime's token and an optional query.

@@ -72,13 +72,7 @@ fn fetch(c: &mut Client, b: &Bridge) -> ClientResponse {
 }
 
 fn heartbeat(s: &TestServer, b: &Bridge, version: &str) {
-    let mut body = b.full_body();
-    body["version"] = version.into();
-    let r = s
-        .runtime_client()
-        .post_json("/icp/heartbeat", Some(&b.token()), &body)
-        .unwrap();
-    assert_ack(&r);
+    assert_ack(&b.full_at(&mut s.runtime_client(), version));
 }
 
 fn value<'a>(config: &'a Value, key: &str) -> &'a Value {
@@ -580,24 +574,10 @@ fn racing_promotions_of_one_source_state_apply_once() {
 
 /// `icpd promote --as USER` with a secret override read from standard input.
 fn promote_cli(s: &TestServer, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = crate::harness::icpd()
-        .arg("--data-dir")
-        .arg(&s.data_dir)
-        .arg("promote")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let args: Vec<&str> = std::iter::once("promote")
+        .chain(args.iter().copied())
+        .collect();
+    crate::harness::cli_stdin(&s.data_dir, &args, stdin)
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::http::message::percent_decode;
 use crate::http::{Request, Response};
 use crate::protocol::Protocol;
 use crate::telemetry::ingest::{Format, Ingest, Options, Outcome};
@@ -220,29 +221,11 @@ fn partial_success(outcome: Outcome, rejected_key: &str) -> serde_json::Value {
 /// A query parameter, percent-decoded (`+` is a space); the first if
 /// repeated; `None` when absent, empty or not UTF-8.
 fn query_param(query: &str, name: &str) -> Option<String> {
-    let decode = |s: &str| -> Option<String> {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = s.get(i + 1..i + 3)?;
-                    out.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 2;
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8(out).ok()
-    };
     query
         .split('&')
         .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .find(|(k, _)| decode(k).as_deref() == Some(name))
-        .and_then(|(_, v)| decode(v))
+        .find(|(k, _)| percent_decode(k).as_deref() == Some(name))
+        .and_then(|(_, v)| percent_decode(v))
         .filter(|v| !v.is_empty())
 }
 

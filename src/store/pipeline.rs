@@ -34,6 +34,24 @@ fn data_plane(r: &Row) -> rusqlite::Result<DataPlaneRow> {
     })
 }
 
+/// A configuration value from the columns section, key, type, secret,
+/// value, sealed, updated_by, updated_at (a revision's value, or a
+/// promotion's override with its requester and time).
+pub(super) fn stored_value(r: &Row) -> rusqlite::Result<StoredValue> {
+    let t: String = r.get(2)?;
+    Ok(StoredValue {
+        section: r.get(0)?,
+        key: r.get(1)?,
+        // The schema's CHECK admits only the six names.
+        value_type: ValueType::parse(&t).unwrap_or(ValueType::String),
+        secret: r.get(3)?,
+        value: r.get(4)?,
+        sealed: r.get(5)?,
+        updated_by: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
 const DEPLOYMENT_SELECT: &str =
     "SELECT d.id, p.handle, i.handle, e.handle, d.version, d.artifact, \
      d.sha256, d.created_by, d.created_at, d.promoted_from, d.integration_id, d.environment_id \
@@ -359,20 +377,7 @@ impl Tx<'_> {
             "SELECT section, key, type, secret, value, sealed, updated_by, updated_at \
              FROM config_values WHERE revision_id = ?1 ORDER BY section, key",
         )?;
-        let rows = st.query_map([revision_id], |r| {
-            let t: String = r.get(2)?;
-            Ok(StoredValue {
-                section: r.get(0)?,
-                key: r.get(1)?,
-                // The schema's CHECK admits only the six names.
-                value_type: ValueType::parse(&t).unwrap_or(ValueType::String),
-                secret: r.get(3)?,
-                value: r.get(4)?,
-                sealed: r.get(5)?,
-                updated_by: r.get(6)?,
-                updated_at: r.get(7)?,
-            })
-        })?;
+        let rows = st.query_map([revision_id], stored_value)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -452,15 +457,7 @@ mod tests {
             .write(|tx| {
                 let (p, i) = crate::catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
                 let e = tx.environment_by_handle(env)?.unwrap();
-                Ok(Scope {
-                    project_id: p.id,
-                    integration_id: i.id,
-                    environment_id: e.id,
-                    critical: e.critical,
-                    project: p.handle,
-                    integration: i.handle,
-                    environment: e.handle,
-                })
+                Ok(Scope::of(p, i, e))
             })
             .unwrap()
     }

@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::Tx;
 use crate::catalog::Visibility;
-use crate::configuration::{StoredValue, ValueType};
+use crate::configuration::StoredValue;
 use crate::error::Result;
 use crate::promotion::{Approval, PromotionRow};
 use crate::time::Millis;
@@ -222,20 +222,7 @@ impl Tx<'_> {
              FROM promotion_overrides o JOIN promotions m ON m.id = o.promotion_id \
              WHERE o.promotion_id = ?1 ORDER BY o.section, o.key",
         )?;
-        let rows = st.query_map([promotion_id], |r| {
-            let t: String = r.get(2)?;
-            Ok(StoredValue {
-                section: r.get(0)?,
-                key: r.get(1)?,
-                // The schema's CHECK admits only the six names.
-                value_type: ValueType::parse(&t).unwrap_or(ValueType::String),
-                secret: r.get(3)?,
-                value: r.get(4)?,
-                sealed: r.get(5)?,
-                updated_by: r.get(6)?,
-                updated_at: r.get(7)?,
-            })
-        })?;
+        let rows = st.query_map([promotion_id], super::pipeline::stored_value)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -25,12 +25,16 @@ pub mod resources;
 use std::sync::Arc;
 use std::time::Instant;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::access::{Permission, Principal, Target};
 use crate::auth::{Authenticated, Via, SESSION_COOKIE};
+use crate::catalog::{self, Keyset, Listing};
 use crate::error::{Error, Result};
+use crate::http::message::percent_decode;
 use crate::http::routes::{error_response, method_not_allowed, not_found};
 use crate::http::{Request, Response};
 use crate::liveness::Liveness;
@@ -184,6 +188,11 @@ impl<'r> Ctx<'r> {
             })
     }
 
+    /// A query parameter that is not blank (a filter left empty is no filter).
+    pub fn query_filled(&self, name: &str) -> Option<String> {
+        self.query(name).filter(|v| !v.trim().is_empty())
+    }
+
     /// `limit` (1..=500, default 50) and `cursor` from the query.
     pub fn page(&self) -> Result<PageRequest> {
         let limit = match self.query("limit") {
@@ -197,6 +206,27 @@ impl<'r> Ctx<'r> {
         Ok(PageRequest {
             limit,
             cursor: self.query("cursor").filter(|c| !c.is_empty()),
+        })
+    }
+}
+
+impl Ctx<'_> {
+    /// `limit` and the decoded `cursor`, for a listing paged by key.
+    pub fn keyset(&self) -> Result<Keyset> {
+        let p = self.page()?;
+        let after = p
+            .cursor
+            .map(|c| {
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(catalog::bad_cursor)
+            })
+            .transpose()?;
+        Ok(Keyset {
+            after,
+            limit: p.limit,
         })
     }
 }
@@ -223,6 +253,15 @@ pub fn ok<T: Serialize>(value: &T) -> Result<Response> {
     Ok(Response::json(200, value))
 }
 
+/// 200 with a [`Page`] whose cursor encodes the listing's next key.
+pub fn page<T: Serialize>(l: Listing<T>) -> Result<Response> {
+    ok(&Page {
+        items: l.items,
+        total: l.total,
+        next_cursor: l.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
+    })
+}
+
 /// 201 with a JSON body.
 pub fn created<T: Serialize>(value: &T) -> Result<Response> {
     Ok(Response::json(201, value))
@@ -236,25 +275,6 @@ pub fn no_content() -> Result<Response> {
         body: Vec::new(),
         stream: None,
     })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Matches a route path against a request path; returns the parameters.

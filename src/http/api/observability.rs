@@ -135,23 +135,18 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// A non-blank query parameter.
-fn param(ctx: &Ctx, name: &str) -> Option<String> {
-    ctx.query(name).filter(|v| !v.trim().is_empty())
-}
-
 fn time(ctx: &Ctx, name: &str) -> Result<Option<i64>> {
-    param(ctx, name)
+    ctx.query_filled(name)
         .map(|t| query::parse_time(name, &t))
         .transpose()
 }
 
 fn scope(ctx: &Ctx) -> ScopeHandles {
     ScopeHandles {
-        environment: param(ctx, "environment"),
-        project: param(ctx, "project"),
-        integration: param(ctx, "integration"),
-        runtime: param(ctx, "runtime"),
+        environment: ctx.query_filled("environment"),
+        project: ctx.query_filled("project"),
+        integration: ctx.query_filled("integration"),
+        runtime: ctx.query_filled("runtime"),
     }
 }
 
@@ -159,21 +154,21 @@ fn log_request(ctx: &Ctx) -> Result<LogRequest> {
     Ok(LogRequest {
         scope: scope(ctx),
         levels: query::parse_levels(&ctx.query("level").unwrap_or_default())?,
-        phrase: param(ctx, "q"),
+        phrase: ctx.query_filled("q"),
         from: time(ctx, "from")?,
         to: time(ctx, "to")?,
     })
 }
 
 fn order(ctx: &Ctx) -> Result<Order> {
-    param(ctx, "order")
+    ctx.query_filled("order")
         .map(|o| Order::parse(&o))
         .transpose()
         .map(Option::unwrap_or_default)
 }
 
 fn limit(ctx: &Ctx, default: i64, max: i64) -> Result<i64> {
-    match param(ctx, "limit") {
+    match ctx.query_filled("limit") {
         None => Ok(default),
         Some(l) => l
             .trim()
@@ -194,7 +189,7 @@ struct LogPageBody<'a> {
 fn logs(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let req = log_request(ctx)?;
     let limit = limit(ctx, query::DEFAULT_LIMIT, query::MAX_LIMIT)?;
-    let cursor = param(ctx, "cursor");
+    let cursor = ctx.query_filled("cursor");
     let page = query::logs(
         &api.store,
         &api.telemetry.store,
@@ -230,7 +225,8 @@ fn tail(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 fn download(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let req = log_request(ctx)?;
-    let format = param(ctx, "format")
+    let format = ctx
+        .query_filled("format")
         .map(|f| DownloadFormat::parse(&f))
         .transpose()?
         .unwrap_or_default();
@@ -263,14 +259,16 @@ fn download(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn metrics(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let req = MetricsRequest {
         scope: scope(ctx),
-        service: param(ctx, "service"),
-        resource: param(ctx, "resource"),
+        service: ctx.query_filled("service"),
+        resource: ctx.query_filled("resource"),
         from: time(ctx, "from")?,
         to: time(ctx, "to")?,
-        step_ms: param(ctx, "step")
+        step_ms: ctx
+            .query_filled("step")
             .map(|s| query::parse_step(&s))
             .transpose()?,
-        group_by: param(ctx, "groupBy")
+        group_by: ctx
+            .query_filled("groupBy")
             .map(|g| GroupBy::parse(&g))
             .transpose()?
             .unwrap_or_default(),
@@ -290,7 +288,7 @@ fn metric_points(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         &api.telemetry.store,
         ctx.principal()?,
         &scope(ctx),
-        &param(ctx, "name").unwrap_or_default(),
+        &ctx.query_filled("name").unwrap_or_default(),
         time(ctx, "from")?,
         time(ctx, "to")?,
         ctx.now,

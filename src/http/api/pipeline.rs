@@ -10,14 +10,10 @@
 //! permission its criticality demands. Secret configuration values never
 //! leave in a response, and audit entries name keys, never values.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::Serialize;
-
 use super::commands::scope;
-use super::{created, no_content, ok, Access, Api, Ctx, Page, Route};
+use super::{created, no_content, ok, page, Access, Api, Ctx, Route};
 use crate::access::{Permission, Target};
-use crate::catalog::{self, Keyset, Listing};
+use crate::catalog;
 use crate::configuration::{self, ConfigChange};
 use crate::data_planes;
 use crate::deployments;
@@ -126,33 +122,6 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// `limit` and the decoded `cursor`.
-fn keyset(ctx: &Ctx) -> Result<Keyset> {
-    let p = ctx.page()?;
-    let after = p
-        .cursor
-        .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(catalog::bad_cursor)
-        })
-        .transpose()?;
-    Ok(Keyset {
-        after,
-        limit: p.limit,
-    })
-}
-
-fn page<T: Serialize>(l: Listing<T>) -> Result<Response> {
-    ok(&Page {
-        items: l.items,
-        total: l.total,
-        next_cursor: l.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
-    })
-}
-
 fn data_plane_param(ctx: &Ctx) -> String {
     catalog::normalize_handle(ctx.param("dataPlane"))
 }
@@ -195,7 +164,7 @@ fn delete_data_plane(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn list_deployments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let (scope, target) = scope(api, ctx)?;
     ctx.require(Permission::IntegrationView, &target)?;
-    page(deployments::history(&api.store, &scope, &keyset(ctx)?)?)
+    page(deployments::history(&api.store, &scope, &ctx.keyset()?)?)
 }
 
 fn create_deployment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -253,5 +222,9 @@ fn change_config(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn config_revisions(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let (scope, target) = scope(api, ctx)?;
     ctx.require(Permission::IntegrationView, &target)?;
-    page(configuration::revisions(&api.store, &scope, &keyset(ctx)?)?)
+    page(configuration::revisions(
+        &api.store,
+        &scope,
+        &ctx.keyset()?,
+    )?)
 }

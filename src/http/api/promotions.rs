@@ -7,12 +7,9 @@
 //! call one domain function and encode. The audit entry names the promotion
 //! (`promotion <id> ...`), never a value.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-
-use super::{created, ok, Access, Api, Ctx, Page, Route};
+use super::{created, ok, page, Access, Api, Ctx, Route};
 use crate::access::Permission;
-use crate::catalog::{self, Keyset};
+use crate::catalog;
 use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::promotion::{self, Decision, Status};
@@ -79,25 +76,6 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// `limit` and the decoded `cursor`.
-fn keyset(ctx: &Ctx) -> Result<Keyset> {
-    let p = ctx.page()?;
-    let after = p
-        .cursor
-        .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(catalog::bad_cursor)
-        })
-        .transpose()?;
-    Ok(Keyset {
-        after,
-        limit: p.limit,
-    })
-}
-
 fn status(ctx: &Ctx) -> Result<Option<Status>> {
     ctx.query("status")
         .filter(|s| !s.is_empty())
@@ -125,14 +103,6 @@ fn decision(ctx: &Ctx) -> Result<Decision> {
     }
 }
 
-fn page(l: catalog::Listing<promotion::Promotion>) -> Result<Response> {
-    ok(&Page {
-        items: l.items,
-        total: l.total,
-        next_cursor: l.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
-    })
-}
-
 fn list_for_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let i = catalog::visible_integration(
         &api.store,
@@ -145,7 +115,7 @@ fn list_for_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         ctx.principal()?,
         Some(i.id),
         status(ctx)?,
-        &keyset(ctx)?,
+        &ctx.keyset()?,
     )?;
     page(l)
 }
@@ -175,7 +145,7 @@ fn list_all(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         ctx.principal()?,
         None,
         status(ctx)?,
-        &keyset(ctx)?,
+        &ctx.keyset()?,
     )?;
     page(l)
 }

@@ -6,14 +6,11 @@
 //! as if it did not exist; a visible item the caller may not change answers
 //! 403. The rules themselves live in `catalog`, `secrets` and `runtimes`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::Serialize;
 use serde_json::json;
 
-use super::{created, no_content, ok, Access, Api, Ctx, Page, Route};
+use super::{created, no_content, ok, page, Access, Api, Ctx, Route};
 use crate::access::{Permission, Target};
-use crate::catalog::{self, Keyset, Listing};
+use crate::catalog;
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::http::Response;
@@ -226,43 +223,10 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// `limit` and the decoded `cursor`.
-fn keyset(ctx: &Ctx) -> Result<Keyset> {
-    let p = ctx.page()?;
-    let after = p
-        .cursor
-        .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(catalog::bad_cursor)
-        })
-        .transpose()?;
-    Ok(Keyset {
-        after,
-        limit: p.limit,
-    })
-}
-
-/// 200 with a [`Page`] whose cursor encodes the listing's next key.
-fn page<T: Serialize>(l: Listing<T>) -> Result<Response> {
-    ok(&Page {
-        items: l.items,
-        total: l.total,
-        next_cursor: l.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
-    })
-}
-
-/// A non-empty query parameter.
-fn filter(ctx: &Ctx, name: &str) -> Option<String> {
-    ctx.query(name).filter(|v| !v.trim().is_empty())
-}
-
 // ---- environments -----------------------------------------------------
 
 fn list_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    page(catalog::list_environments(&api.store, &keyset(ctx)?)?)
+    page(catalog::list_environments(&api.store, &ctx.keyset()?)?)
 }
 
 fn create_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -294,12 +258,12 @@ fn delete_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 // ---- projects ---------------------------------------------------------
 
 fn list_projects(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    let text = filter(ctx, "q");
+    let text = ctx.query_filled("q");
     page(catalog::list_projects(
         &api.store,
         ctx.principal()?,
         text.as_deref(),
-        &keyset(ctx)?,
+        &ctx.keyset()?,
     )?)
 }
 
@@ -358,13 +322,13 @@ fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn list_integrations(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let principal = ctx.principal()?;
     let p = catalog::visible_project(&api.store, principal, ctx.param("project"))?;
-    let text = filter(ctx, "q");
+    let text = ctx.query_filled("q");
     page(catalog::list_integrations(
         &api.store,
         principal,
         &p,
         text.as_deref(),
-        &keyset(ctx)?,
+        &ctx.keyset()?,
     )?)
 }
 
@@ -406,16 +370,16 @@ fn delete_integration(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 fn list_secrets(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let q = SecretQuery {
-        environment: filter(ctx, "environment"),
-        project: filter(ctx, "project"),
-        integration: filter(ctx, "integration"),
-        status: filter(ctx, "status"),
+        environment: ctx.query_filled("environment"),
+        project: ctx.query_filled("project"),
+        integration: ctx.query_filled("integration"),
+        status: ctx.query_filled("status"),
     };
     page(secrets::page(
         &api.store,
         ctx.principal()?,
         &q,
-        &keyset(ctx)?,
+        &ctx.keyset()?,
         ctx.now,
     )?)
 }
@@ -443,14 +407,15 @@ fn revoke_secret(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 // ---- runtimes ---------------------------------------------------------
 
 fn list_runtimes(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    let status = filter(ctx, "status")
+    let status = ctx
+        .query_filled("status")
         .map(|s| {
             Status::parse(&s).ok_or_else(|| {
                 Error::BadRequest(format!("status '{s}' must be RUNNING or OFFLINE"))
             })
         })
         .transpose()?;
-    let runtime_type = filter(ctx, "type").map(|t| t.to_ascii_uppercase());
+    let runtime_type = ctx.query_filled("type").map(|t| t.to_ascii_uppercase());
     if let Some(t) = runtime_type
         .as_deref()
         .filter(|t| !matches!(*t, "BI" | "MI"))
@@ -458,18 +423,18 @@ fn list_runtimes(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         return Err(Error::BadRequest(format!("type '{t}' must be BI or MI")));
     }
     let q = RuntimeQuery {
-        environment: filter(ctx, "environment"),
-        project: filter(ctx, "project"),
-        integration: filter(ctx, "integration"),
+        environment: ctx.query_filled("environment"),
+        project: ctx.query_filled("project"),
+        integration: ctx.query_filled("integration"),
         status,
         runtime_type,
-        text: filter(ctx, "q"),
+        text: ctx.query_filled("q"),
     };
     page(runtimes::page(
         &api.store,
         ctx.principal()?,
         &q,
-        &keyset(ctx)?,
+        &ctx.keyset()?,
     )?)
 }
 
