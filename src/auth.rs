@@ -198,7 +198,9 @@ pub fn check_username(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn sha256_hex(text: &str) -> String {
+/// SHA-256 of `text` in lower-case hex: how API, session and ingest tokens
+/// are stored.
+pub(crate) fn sha256_hex(text: &str) -> String {
     digest::digest(&digest::SHA256, text.as_bytes())
         .as_ref()
         .iter()

@@ -637,15 +637,11 @@ fn ingest_token(cfg: &Config, c: IngestTokenCommand) -> Result<()> {
             }
             let url = server_url.unwrap_or_else(|| default_server_url(cfg));
             let cert = snippet_cert(cfg);
-            let scope = [
-                Some(made.environment.as_str()),
+            let scope = ingest_tokens::scope_path(
+                &made.environment,
                 made.project.as_deref(),
                 made.integration.as_deref(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("/");
+            );
             eprintln!(
                 "Ingest token {} ({:?}) created for {scope}: records sent with it are attributed there. \
                  It is shown only this once.\n\

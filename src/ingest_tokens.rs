@@ -13,11 +13,10 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use ring::digest;
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Permission, Principal, Target};
-use crate::auth::constant_time_eq;
+use crate::auth::{constant_time_eq, sha256_hex};
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::master_key::random_bytes;
@@ -166,12 +165,14 @@ impl NewIngestToken {
     }
 }
 
-fn sha256_hex(text: &str) -> String {
-    digest::digest(&digest::SHA256, text.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// `env`, `env/project` or `env/project/integration`: where a token's
+/// records are attributed, as people read it.
+pub fn scope_path(environment: &str, project: Option<&str>, integration: Option<&str>) -> String {
+    [Some(environment), project, integration]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Creates a token in `scope` (see [`NewIngestToken::scope`]); the token
@@ -183,15 +184,11 @@ pub fn create(
     created_by: &str,
     now: Millis,
 ) -> Result<(IngestToken, String)> {
-    let default_name = [
-        Some(scope.environment.as_str()),
+    let default_name = scope_path(
+        &scope.environment,
         scope.project.as_deref(),
         scope.integration.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join("/");
+    );
     let name = req.name.as_deref().map(str::trim).unwrap_or(&default_name);
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Error::BadRequest(

@@ -70,24 +70,19 @@ impl Sensitive {
 
     /// A personal API token `icpt_ID_RANDOM` and its random part (the id is public).
     fn api_token(&mut self, what: &str, token: &str) {
-        self.add(what, token);
-        // The random part is base64url, which has '_' too: split after the id.
-        let (_, random) = token
-            .strip_prefix("icpt_")
-            .unwrap()
-            .split_once('_')
-            .unwrap();
-        self.add(&format!("{what} random part"), random);
+        self.prefixed_token(what, token, "icpt_");
     }
 
     /// An ingest token `icpi_ID_RANDOM` and its random part (the id is public).
     fn ingest_token(&mut self, what: &str, token: &str) {
+        self.prefixed_token(what, token, "icpi_");
+    }
+
+    /// A token `PREFIX ID _ RANDOM` and its random part. The random part is
+    /// base64url, which has '_' too: split after the id.
+    fn prefixed_token(&mut self, what: &str, token: &str, prefix: &str) {
         self.add(what, token);
-        let (_, random) = token
-            .strip_prefix("icpi_")
-            .unwrap()
-            .split_once('_')
-            .unwrap();
+        let (_, random) = token.strip_prefix(prefix).unwrap().split_once('_').unwrap();
         self.add(&format!("{what} random part"), random);
     }
 
