@@ -308,11 +308,15 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
 
 /// Runs an admin command on a data directory with `stdin` as its standard input.
 pub fn cli_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = icpd();
+    cmd.arg("--data-dir").arg(data_dir).args(args);
+    output_with_stdin(cmd, stdin)
+}
+
+/// Runs `cmd` with `stdin` as its standard input; collects its output.
+pub fn output_with_stdin(mut cmd: Command, stdin: &str) -> Output {
     use std::io::Write;
-    let mut child = icpd()
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -11,7 +11,7 @@
 //! real TLS.
 
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -20,8 +20,8 @@ use icpd::http::client::{Client, ClientResponse};
 use serde_json::{json, Value};
 
 use crate::harness::{
-    assert_ack, assert_error, icpd, session_cookie, wait_for, ApiClient, Bridge, TestServer,
-    TEST_PASSWORD,
+    assert_ack, assert_error, icpd, output_with_stdin, session_cookie, wait_for, ApiClient, Bridge,
+    TestServer, TEST_PASSWORD,
 };
 
 /// Every sensitive string the scenario produced, with what it is.
@@ -130,23 +130,12 @@ struct Cli {
 
 impl Cli {
     fn run(&mut self, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut child = icpd()
-            .env("ICP_LOG", "trace")
+        let mut cmd = icpd();
+        cmd.env("ICP_LOG", "trace")
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(format!("{text}\n").as_bytes()).unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
+            .args(args);
+        let out = output_with_stdin(cmd, &stdin.map(|t| format!("{t}\n")).unwrap_or_default());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "icpd {args:?}: {stderr}");
         self.stderr
