@@ -254,6 +254,42 @@ fn with_rollouts(tx: &crate::store::Tx, rows: &mut [RuntimeRecord]) -> Result<()
     Ok(())
 }
 
+/// How many ids an ambiguous runtime id prefix's error lists.
+const PREFIX_MATCHES_SHOWN: usize = 5;
+
+/// The runtime id that `prefix` names: the id itself or the start of
+/// exactly one id. Runtime ids are UUIDs and the console shows their first
+/// 8 characters, so the command line takes any unique start. (The API
+/// takes exact ids only: an id in a URL names one resource.)
+pub fn resolve_id(store: &Store, prefix: &str) -> Result<String> {
+    if prefix.is_empty() {
+        return Err(Error::BadRequest(
+            "give a runtime id or its first characters; `icpd runtime list` lists them".into(),
+        ));
+    }
+    let ids = store.read(|tx| tx.runtime_ids_with_prefix(prefix, PREFIX_MATCHES_SHOWN + 1))?;
+    match ids.as_slice() {
+        [] => Err(Error::NotFound(format!(
+            "no runtime id starts with '{prefix}'; `icpd runtime list` lists them"
+        ))),
+        [only] => Ok(only.clone()),
+        [exact, ..] if exact == prefix => Ok(exact.clone()),
+        many => {
+            let shown = &many[..many.len().min(PREFIX_MATCHES_SHOWN)];
+            let count = if many.len() > PREFIX_MATCHES_SHOWN {
+                format!("more than {PREFIX_MATCHES_SHOWN}")
+            } else {
+                many.len().to_string()
+            };
+            Err(Error::BadRequest(format!(
+                "'{prefix}' is the start of {count} runtime ids: {}{}; type more characters of the id",
+                shown.join(", "),
+                if many.len() > PREFIX_MATCHES_SHOWN { ", ..." } else { "" }
+            )))
+        }
+    }
+}
+
 /// One runtime with its artifacts, log levels and status history.
 pub fn show(store: &Store, runtime_id: &str) -> Result<RuntimeDetail> {
     store.read(|tx| {

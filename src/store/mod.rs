@@ -37,7 +37,8 @@ use crate::secrets::StoredSecret;
 use crate::time::Millis;
 
 pub use access::{
-    ApiTokenRow, AssignmentRow, AuditFilter, AuditRow, GroupRow, RoleRow, SessionRow, UserRow,
+    ApiTokenRow, AssignmentRow, AuditFilter, AuditRow, GroupRow, HeldRoleRow, RoleRow, SessionRow,
+    UserRow,
 };
 pub use artifacts::ArtifactWrites;
 #[doc(hidden)]
@@ -255,6 +256,33 @@ const RUNTIME_COLUMN_COUNT: usize = 14;
 const RUNTIME_JOINS: &str = concat!("FROM runtimes r ", runtime_joins_after_r!());
 /// The joins of [`RUNTIME_JOINS`] alone, for a query that names `runtimes r` itself.
 const RUNTIME_JOINS_AFTER_R: &str = runtime_joins_after_r!();
+
+/// Runtime ids by prefix. GLOB, not LIKE: GLOB compares case-sensitively,
+/// as ids are compared everywhere else, so SQLite turns `'3f2a*'` into a
+/// range on the primary key's index and reads only the matching ids (and
+/// at most `?2` of them). LIKE ignores ASCII case and could use only a
+/// NOCASE index, so it would scan every runtime.
+const RUNTIME_IDS_WITH_PREFIX: &str =
+    "SELECT runtime_id FROM runtimes WHERE runtime_id GLOB ?1 ORDER BY runtime_id LIMIT ?2";
+
+/// The GLOB pattern matching strings that start with `prefix`: its own
+/// wildcards (`*`, `?`, `[`) become one-character classes, so they match
+/// only themselves.
+fn glob_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                pattern.push('[');
+                pattern.push(c);
+                pattern.push(']');
+            }
+            c => pattern.push(c),
+        }
+    }
+    pattern.push('*');
+    pattern
+}
 
 fn runtime_from_row(r: &Row) -> rusqlite::Result<RuntimeRecord> {
     let status: String = r.get(2)?;
@@ -573,6 +601,16 @@ impl Tx<'_> {
         Ok(st.query_row([runtime_id], runtime_from_row).optional()?)
     }
 
+    /// Up to `limit` runtime ids that start with `prefix`, in id order (an
+    /// id equal to `prefix` comes first).
+    pub fn runtime_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let mut st = self.tx.prepare_cached(RUNTIME_IDS_WITH_PREFIX)?;
+        let rows = st.query_map(params![glob_prefix(prefix), limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Runtimes of one integration in one environment carrying a node name.
     pub fn runtimes_named(
         &self,
@@ -807,5 +845,92 @@ impl Tx<'_> {
             self.delete_runtime(id)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RuntimeRegistration, Store, RUNTIME_IDS_WITH_PREFIX};
+    use crate::runtimes::Status;
+
+    /// A runtime id prefix matches only ids that start with exactly those
+    /// characters (wildcards in it match themselves), and SQLite answers it
+    /// from the primary key's index, not by reading every runtime.
+    #[test]
+    fn runtime_ids_by_prefix_are_exact_and_use_the_index() {
+        let dir =
+            std::env::temp_dir().join(format!("icpd-unit-store-prefix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("icp.db")).unwrap();
+        let ids = [
+            "3f2a0000-0000-4000-a000-000000000001",
+            "3f2b0000-0000-4000-a000-000000000002",
+            "3F2A0000-0000-4000-a000-000000000003",
+            "3f2a",
+            "x*y",
+            "xay",
+            "x?z",
+        ];
+        store
+            .write(|tx| {
+                let (_, i) = crate::catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
+                let e = tx.environment_by_handle("dev")?.unwrap();
+                for id in ids {
+                    tx.insert_runtime(
+                        &RuntimeRegistration {
+                            runtime_id: id,
+                            name: None,
+                            runtime_type: "BI",
+                            environment_id: e.id,
+                            integration_id: i.id,
+                            key_id: "k",
+                            version: None,
+                            node_info: "{}",
+                            try_it_host: None,
+                            runtime_hash: None,
+                            now: 1,
+                        },
+                        Status::Running,
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let find = |prefix: &str, limit: usize| {
+            store
+                .read(|tx| tx.runtime_ids_with_prefix(prefix, limit))
+                .unwrap()
+        };
+        assert_eq!(find("3f2", 10), [ids[3], ids[0], ids[1]], "case matters");
+        assert_eq!(find("3f2a", 10), [ids[3], ids[0]], "the exact id first");
+        assert_eq!(find("3f2a0", 10), [ids[0]]);
+        assert_eq!(find("3F", 10), [ids[2]]);
+        assert_eq!(find("3f", 2).len(), 2, "at most the limit");
+        assert_eq!(find("x*", 10), ["x*y"], "'*' matches only itself");
+        assert_eq!(find("x?", 10), ["x?z"], "'?' matches only itself");
+        assert!(find("*", 10).is_empty() && find("?", 10).is_empty());
+        assert!(find("x[", 10).is_empty() && find("%", 10).is_empty());
+        assert!(find("4", 10).is_empty());
+
+        let plan: Vec<String> = store
+            .read(|tx| {
+                let mut st = tx
+                    .tx
+                    .prepare(&format!("EXPLAIN QUERY PLAN {RUNTIME_IDS_WITH_PREFIX}"))?;
+                let rows = st
+                    .query_map(rusqlite::params![super::glob_prefix("3f2a"), 6], |r| {
+                        r.get::<_, String>(3)
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH")
+                    && step.contains("runtime_id>? AND runtime_id<?")),
+            "{plan:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
