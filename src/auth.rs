@@ -7,6 +7,7 @@
 //! access. Five failed logins in a row lock the account for a minute, then
 //! for twice as long after each further failure (at most an hour).
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use serde::Serialize;
 use crate::access::{builtin_roles, Principal, Scope};
 use crate::error::{Error, Result};
 use crate::master_key::{random_bytes, write_private_file};
-use crate::store::{ApiTokenRow, Store, UserRow};
+use crate::store::{ApiTokenRow, HeldRoleRow, Store, UserRow};
 use crate::time::{serialize_opt_rfc3339, serialize_rfc3339, Millis};
 
 /// PBKDF2 work factor (OWASP 2023 guidance for PBKDF2-HMAC-SHA256).
@@ -64,6 +65,52 @@ impl User {
             created_at: u.created_at,
         }
     }
+}
+
+/// A role a user holds, as `icpd user list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldRole {
+    pub role: String,
+    /// Where it applies: `organization`, `project shop`, `environment
+    /// prod` or `integration shop/cart` (`(deleted)` for a resource that
+    /// is gone).
+    pub scope: String,
+    /// The group it comes through; absent for a direct assignment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl HeldRole {
+    fn from_row(r: &HeldRoleRow) -> HeldRole {
+        let name = |n: &Option<String>| n.clone().unwrap_or_else(|| "(deleted)".into());
+        let scope = match r.scope {
+            Scope::Organization => "organization".to_string(),
+            Scope::Project(_) => format!("project {}", name(&r.project)),
+            Scope::Environment(_) => format!("environment {}", name(&r.environment)),
+            Scope::Integration(_) => match (&r.project, &r.integration) {
+                (Some(p), Some(i)) => format!("integration {p}/{i}"),
+                _ => "integration (deleted)".into(),
+            },
+        };
+        HeldRole {
+            role: r.role.clone(),
+            scope,
+            group: r.group.clone(),
+        }
+    }
+}
+
+/// Every user's roles (direct and through groups), by user id.
+pub fn held_roles(store: &Store) -> Result<BTreeMap<i64, Vec<HeldRole>>> {
+    let mut by_user: BTreeMap<i64, Vec<HeldRole>> = BTreeMap::new();
+    for row in store.read(|tx| tx.held_roles())? {
+        by_user
+            .entry(row.user_id)
+            .or_default()
+            .push(HeldRole::from_row(&row));
+    }
+    Ok(by_user)
 }
 
 /// An API token as listed (never the token itself).

@@ -74,6 +74,20 @@ pub struct AssignmentRow {
     pub created_at: Millis,
 }
 
+/// A role a user holds, by a direct assignment or through a group, with
+/// the handles of its scope (`None` where the scope's resource is gone).
+#[derive(Debug, Clone)]
+pub struct HeldRoleRow {
+    pub user_id: i64,
+    pub role: String,
+    pub scope: Scope,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub integration: Option<String>,
+    /// The group it comes through; `None` for a direct assignment.
+    pub group: Option<String>,
+}
+
 /// One audit entry.
 #[derive(Debug, Clone)]
 pub struct AuditRow {
@@ -494,6 +508,41 @@ impl Tx<'_> {
                 group_id: r.get(3)?,
                 scope: Scope::from_parts(&kind, r.get(5)?).unwrap_or(Scope::Organization),
                 created_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every role every user holds, directly or through a group, by user
+    /// and then assignment.
+    pub fn held_roles(&self) -> Result<Vec<HeldRoleRow>> {
+        let mut st = self.tx.prepare_cached(
+            "WITH held (user_id, assignment_id, group_id) AS ( \
+                 SELECT user_id, id, NULL FROM role_assignments WHERE user_id IS NOT NULL \
+                 UNION ALL \
+                 SELECT m.user_id, a.id, a.group_id FROM role_assignments a \
+                 JOIN group_members m ON m.group_id = a.group_id) \
+             SELECT h.user_id, r.name, a.scope_type, a.scope_id, \
+                    COALESCE(p.handle, ip.handle), e.handle, i.handle, g.name \
+             FROM held h JOIN role_assignments a ON a.id = h.assignment_id \
+             JOIN roles r ON r.id = a.role_id \
+             LEFT JOIN groups g ON g.id = h.group_id \
+             LEFT JOIN projects p ON a.scope_type = 'project' AND p.id = a.scope_id \
+             LEFT JOIN environments e ON a.scope_type = 'environment' AND e.id = a.scope_id \
+             LEFT JOIN integrations i ON a.scope_type = 'integration' AND i.id = a.scope_id \
+             LEFT JOIN projects ip ON ip.id = i.project_id \
+             ORDER BY h.user_id, a.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let kind: String = r.get(2)?;
+            Ok(HeldRoleRow {
+                user_id: r.get(0)?,
+                role: r.get(1)?,
+                scope: Scope::from_parts(&kind, r.get(3)?).unwrap_or(Scope::Organization),
+                project: r.get(4)?,
+                environment: r.get(5)?,
+                integration: r.get(6)?,
+                group: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
