@@ -22,7 +22,16 @@ use crate::time::{ago, now_millis, rfc3339};
 
 /// icpd: an Integration Control Plane in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "icpd", version, about, propagate_version = true)]
+#[command(
+    name = "icpd",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "`icpd COMMAND --help` describes a command's options and ends with an example.\n\n\
+        Examples:\n  icpd serve\n  \
+        icpd secret create --env dev --project shop --integration cart >> Config.toml\n  \
+        icpd runtime list --env dev"
+)]
 pub struct Cli {
     /// Configuration file (default: ./icp.toml if it exists).
     #[arg(long, global = true, env = "ICP_CONFIG", value_name = "FILE")]
@@ -37,40 +46,65 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane (runtime listener and management listener).
+    #[command(
+        after_help = "Example:\n  icpd serve --data-dir /var/lib/icpd --management-listen 0.0.0.0:9446"
+    )]
     Serve(ServeArgs),
     /// The TLS certificate the listeners use.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  icpd cert show")]
     Cert(CertCommand),
     /// Runtime secrets: create, list, revoke.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  icpd secret create --env dev --project shop --integration cart >> Config.toml"
+    )]
     Secret(SecretCommand),
     /// Environments.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  icpd env create Staging")]
     Env(EnvCommand),
     /// Data planes: where environments run.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  icpd data-plane create \"EU West\" --kind cloud --region eu-west-1"
+    )]
     DataPlane(DataPlaneCommand),
     /// Integrations' configuration (Config.toml values) per environment.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  icpd config render --env dev --project shop --integration cart"
+    )]
     Config(ConfigCommand),
     /// Promote an integration (its deployment record and configuration) to
     /// the next environment of its project's pipeline, as a user: applied at
     /// once when the target requires no approval, else pending until other
     /// users approve it in the API or console.
+    #[command(after_help = "Example:\n  \
+        icpd promote --project shop --integration cart --from dev --to prod --as alice \\\n    \
+        --set shop.cart.timeout=30 --set-secret shop.cart.password < prod-password.txt")]
     Promote(PromoteArgs),
     /// Promotions: list them (approving needs a signed-in user: API or console).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  icpd promotion list --status pending"
+    )]
     Promotion(PromotionCommand),
     /// Registered runtimes.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  icpd runtime show 3f2a9c1e")]
     Runtime(RuntimeCommand),
     /// Users of the management API and console.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  printf '%s\\n' \"$PASSWORD\" | icpd user create alice --role Developer"
+    )]
     User(UserCommand),
     /// Ingest tokens for log and metric shippers: create, list, revoke.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  icpd ingest-token create --env dev --project shop >> fluent-bit.conf"
+    )]
     IngestToken(IngestTokenCommand),
     /// Write a consistent copy of icp.db to FILE, also while the server runs (master.key is not in it).
+    #[command(after_help = "Example:\n  icpd backup \"/var/backups/icp-$(date +%F).db\"")]
     Backup {
         /// Where to write the copy; its directory must exist.
         file: PathBuf,
@@ -79,33 +113,47 @@ pub enum Command {
         force: bool,
     },
     /// Replace icp.db with a backup; only while no server runs on the data directory.
+    #[command(after_help = "Example:\n  icpd restore /var/backups/icp-2025-01-31.db")]
     Restore {
         /// A file made by `icpd backup`.
         file: PathBuf,
     },
     /// Check the database (integrity, schema version) and that the master key opens every secret.
+    #[command(after_help = "Example:\n  icpd check --data-dir /var/lib/icpd")]
     Check,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a user; the password is read from standard input.
+    /// Create a user; the password is read from standard input (one line),
+    /// so it never appears in `ps` or in shell history.
+    #[command(
+        after_help = "Example:\n  printf '%s\\n' \"$PASSWORD\" | icpd user create alice --role Developer --must-change-password"
+    )]
     Create {
+        /// The name the user signs in with.
         name: String,
         /// Role at organization scope: Super Admin, Admin, Developer, Project Admin, Viewer or a custom role.
         #[arg(long)]
         role: Option<String>,
-        /// Read the password from standard input (the only way: it never appears in `ps` or shell history).
-        #[arg(long, required = true)]
+        /// Read the password from standard input: the default and only way,
+        /// so it never appears in `ps` or shell history (the flag is optional).
+        #[arg(long)]
         password_stdin: bool,
         /// Require a password change at first login.
         #[arg(long)]
         must_change_password: bool,
     },
     /// Give a user a new random password that must be changed at the next login.
-    ResetPassword { name: String },
-    /// List users.
+    #[command(after_help = "Example:\n  icpd user reset-password alice")]
+    ResetPassword {
+        /// The user's sign-in name.
+        name: String,
+    },
+    /// List users with their roles and where each applies.
+    #[command(after_help = "Example:\n  icpd user list --json")]
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -136,12 +184,15 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
     /// Print the certificate path and its SHA-256 fingerprint (for the bridge's `cert` setting).
+    #[command(after_help = "Example:\n  icpd cert show --data-dir /var/lib/icpd")]
     Show,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
     /// Create a secret and print the Config.toml snippet that carries it (shown only once).
+    #[command(after_help = "Example:\n  \
+        icpd secret create --env dev --project shop --integration cart --ttl 90d >> Config.toml")]
     Create {
         /// Environment the secret belongs to.
         #[arg(long)]
@@ -166,11 +217,14 @@ pub enum SecretCommand {
         json: bool,
     },
     /// List secrets (never their key material).
+    #[command(after_help = "Example:\n  icpd secret list")]
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a secret: runtimes using it are refused from their next request.
+    #[command(after_help = "Example:\n  icpd secret revoke 3f2a9c1e")]
     Revoke {
         /// The 8-character key id (the part before the dot).
         key_id: String,
@@ -181,6 +235,8 @@ pub enum SecretCommand {
 pub enum IngestTokenCommand {
     /// Create a token for a shipper (Fluent Bit, an OpenTelemetry
     /// collector) and print a Fluent Bit [OUTPUT] section carrying it (shown only once).
+    #[command(after_help = "Example:\n  \
+        icpd ingest-token create --env prod --project shop --name fluent-bit-prod >> fluent-bit.conf")]
     Create {
         /// Environment the token's records belong to.
         #[arg(long)]
@@ -202,11 +258,14 @@ pub enum IngestTokenCommand {
         json: bool,
     },
     /// List ingest tokens (never the tokens themselves).
+    #[command(after_help = "Example:\n  icpd ingest-token list")]
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token: shippers using it are refused from their next request.
+    #[command(after_help = "Example:\n  icpd ingest-token revoke 3f2a9c1e")]
     Revoke {
         /// The token's id (the 8 characters after icpi_).
         id: String,
@@ -216,11 +275,14 @@ pub enum IngestTokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
     /// List environments.
+    #[command(after_help = "Example:\n  icpd env list")]
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Create an environment.
+    #[command(after_help = "Example:\n  icpd env create \"Staging EU\" --data-plane eu-west")]
     Create {
         /// Name; its handle is the name in lower case with dashes.
         name: String,
@@ -230,6 +292,7 @@ pub enum EnvCommand {
         /// The data plane it sits on [default: default].
         #[arg(long, value_name = "HANDLE")]
         data_plane: Option<String>,
+        /// Print the created environment as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -238,11 +301,16 @@ pub enum EnvCommand {
 #[derive(Debug, Subcommand)]
 pub enum DataPlaneCommand {
     /// List data planes with their environments and health.
+    #[command(after_help = "Example:\n  icpd data-plane list")]
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Register a data plane.
+    #[command(
+        after_help = "Example:\n  icpd data-plane create \"EU West\" --kind cloud --region eu-west-1"
+    )]
     Create {
         /// Name; its handle is the name in lower case with dashes.
         name: String,
@@ -252,8 +320,10 @@ pub enum DataPlaneCommand {
         /// Where it is, e.g. eu-west-1 or a site name.
         #[arg(long)]
         region: Option<String>,
+        /// A sentence for people: what runs there, who looks after it.
         #[arg(long)]
         description: Option<String>,
+        /// Print the created data plane as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -263,11 +333,16 @@ pub enum DataPlaneCommand {
 pub enum ConfigCommand {
     /// Print an integration's current Config.toml values for an environment,
     /// secrets decrypted, as `GET /icp/config` serves them (needs the master key).
+    #[command(after_help = "Example:\n  \
+        icpd config render --env dev --project shop --integration cart > Config.toml")]
     Render {
+        /// The environment whose values to print.
         #[arg(long)]
         env: String,
+        /// The integration's project.
         #[arg(long)]
         project: String,
+        /// The integration.
         #[arg(long)]
         integration: String,
     },
@@ -275,12 +350,16 @@ pub enum ConfigCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct PromoteArgs {
+    /// The integration's project.
     #[arg(long)]
     pub project: String,
+    /// The integration to promote.
     #[arg(long)]
     pub integration: String,
+    /// The environment to promote from (its current deployment record and configuration).
     #[arg(long)]
     pub from: String,
+    /// The environment to promote to: the one after --from in the project's pipeline.
     #[arg(long)]
     pub to: String,
     /// Override a value in the target: `section.key=value` (the value is
@@ -291,12 +370,14 @@ pub struct PromoteArgs {
     /// read from standard input, one line per --set-secret, in order.
     #[arg(long = "set-secret", value_name = "SECTION.KEY")]
     pub set_secret: Vec<String>,
+    /// Why: shown to the approvers and kept with the promotion.
     #[arg(long)]
     pub comment: Option<String>,
     /// The user the promotion is requested as (with that user's permissions;
     /// the CLI has no sign-in, and that user cannot approve it).
     #[arg(long = "as", value_name = "USER")]
     pub as_user: String,
+    /// Print the promotion as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -304,10 +385,12 @@ pub struct PromoteArgs {
 #[derive(Debug, Subcommand)]
 pub enum PromotionCommand {
     /// List promotions, newest first.
+    #[command(after_help = "Example:\n  icpd promotion list --status pending")]
     List {
         /// pending, applied, rejected, cancelled or failed.
         #[arg(long)]
         status: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -316,22 +399,31 @@ pub enum PromotionCommand {
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
     /// List runtimes.
+    #[command(after_help = "Example:\n  icpd runtime list --env prod --status OFFLINE")]
     List {
+        /// Only runtimes in this environment.
         #[arg(long)]
         env: Option<String>,
+        /// Only runtimes of this project's integrations.
         #[arg(long)]
         project: Option<String>,
+        /// Only runtimes of this integration.
         #[arg(long)]
         integration: Option<String>,
         /// RUNNING or OFFLINE.
         #[arg(long, value_parser = parse_status)]
         status: Option<Status>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show one runtime: node info, artifacts, log levels, status history.
+    #[command(after_help = "Example:\n  icpd runtime show 3f2a9c1e")]
     Show {
+        /// The runtime's id, or any start of it that no other runtime's id
+        /// has (the console shows the first 8 characters).
         runtime_id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -397,12 +489,52 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// `cli:USER`: who runs an admin command (the operating-system user).
+/// `cli:USER`: who runs an admin command: `$USER`, else the real user's
+/// name from the password database (what `id -un` prints), else
+/// `cli:uid=N` for a user id without a name.
 fn cli_actor() -> String {
     let who = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(real_user_name)
+        // SAFETY: getuid cannot fail and touches no memory of ours.
+        .unwrap_or_else(|| format!("uid={}", unsafe { libc::getuid() }));
     format!("cli:{who}")
+}
+
+/// The login name of the process's real user id, from the password database.
+fn real_user_name() -> Option<String> {
+    // SAFETY: getuid cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::getuid() };
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids).
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwuid_r writes only into `entry`, `found` and the
+        // `buf.len()` bytes of `buf`, which outlive the call; `entry`'s
+        // strings point into `buf`, read below while `buf` lives.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || entry.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name is a NUL-terminated string in `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+        let name = name.to_string_lossy().into_owned();
+        return (!name.is_empty()).then_some(name);
+    }
 }
 
 /// Records an admin command in the audit log, as the API does for its
@@ -427,26 +559,55 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
-/// Prints rows as left-aligned columns under a header.
+/// Prints rows as left-aligned columns under a header: every table the
+/// command line prints goes through here.
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    print!("{}", table(header, rows));
+}
+
+/// Rows as left-aligned columns under a header, two spaces apart, each
+/// column as wide as its widest cell in characters. Control characters
+/// (which a runtime could report in a name) are shown escaped, so they
+/// neither break the alignment nor reach the terminal.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let clean = |cell: &str| -> String {
+        if cell.chars().any(char::is_control) {
+            cell.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        } else {
+            cell.to_string()
+        }
+    };
+    let header: Vec<String> = header.iter().map(|h| clean(h)).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| clean(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
             .iter()
             .zip(&widths)
+            // `{:<w$}` pads to w characters.
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
     }
+    out
 }
 
 fn cert_show(cfg: &Config) -> Result<()> {
@@ -978,20 +1139,35 @@ fn promotion(cfg: &Config, c: PromotionCommand) -> Result<()> {
             if json {
                 return print_json(&l.items);
             }
-            for p in &l.items {
-                println!(
-                    "{:>5}  {:<9}  {}/{}  {} -> {}  {}  by {}  {}",
-                    p.id,
-                    p.status,
-                    p.project,
-                    p.integration,
-                    p.from,
-                    p.to,
-                    p.deployment.version,
-                    p.requested_by,
-                    rfc3339(p.requested_at)
-                );
-            }
+            let rows: Vec<Vec<String>> = l
+                .items
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.id.to_string(),
+                        p.status.to_string(),
+                        format!("{}/{}", p.project, p.integration),
+                        p.from.clone(),
+                        p.to.clone(),
+                        p.deployment.version.clone(),
+                        p.requested_by.clone(),
+                        rfc3339(p.requested_at),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID",
+                    "STATUS",
+                    "INTEGRATION",
+                    "FROM",
+                    "TO",
+                    "VERSION",
+                    "REQUESTED BY",
+                    "REQUESTED AT",
+                ],
+                &rows,
+            );
             Ok(())
         }
     }
@@ -1049,7 +1225,7 @@ fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
             Ok(())
         }
         RuntimeCommand::Show { runtime_id, json } => {
-            let d = runtimes::show(&store, &runtime_id)?;
+            let d = runtimes::show(&store, &runtimes::resolve_id(&store, &runtime_id)?)?;
             if json {
                 return print_json(&d);
             }
@@ -1099,49 +1275,79 @@ fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
                 ago(r.last_heartbeat, now)
             );
             if let serde_json::Value::Object(info) = &d.node_info {
+                let rows: Vec<Vec<String>> = info
+                    .iter()
+                    .map(|(k, v)| {
+                        vec![
+                            k.clone(),
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string()),
+                        ]
+                    })
+                    .collect();
                 println!("\nNode");
-                for (k, v) in info {
-                    println!(
-                        "  {k:<18} {}",
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string())
-                    );
-                }
+                print_table(&["KEY", "VALUE"], &rows);
             }
+            let dash = |v: Option<&str>| v.unwrap_or("-").to_string();
+            let rows: Vec<Vec<String>> = d
+                .artifacts
+                .listeners
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.name.clone(),
+                        dash(l.protocol.as_deref()),
+                        dash(l.host.as_deref()),
+                        l.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                        dash(l.state.as_deref()),
+                    ]
+                })
+                .collect();
             println!("\nListeners");
-            for l in &d.artifacts.listeners {
-                println!(
-                    "  {:<20} {:<8} {}:{}  {}",
-                    l.name,
-                    l.protocol.as_deref().unwrap_or("-"),
-                    l.host.as_deref().unwrap_or("-"),
-                    l.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                    l.state.as_deref().unwrap_or("-")
-                );
-            }
+            print_table(&["NAME", "PROTOCOL", "HOST", "PORT", "STATE"], &rows);
+            let rows: Vec<Vec<String>> = d
+                .artifacts
+                .services
+                .iter()
+                .map(|s| {
+                    let ls: Vec<&str> = s.listeners.iter().map(|l| l.name.as_str()).collect();
+                    vec![
+                        s.name.clone(),
+                        dash(s.base_path.as_deref()),
+                        ls.join(","),
+                        dash(s.state.as_deref()),
+                    ]
+                })
+                .collect();
             println!("\nServices");
-            for s in &d.artifacts.services {
-                let ls: Vec<&str> = s.listeners.iter().map(|l| l.name.as_str()).collect();
-                println!(
-                    "  {:<20} {:<20} on {}  {}",
-                    s.name,
-                    s.base_path.as_deref().unwrap_or("-"),
-                    ls.join(","),
-                    s.state.as_deref().unwrap_or("-")
-                );
-                for res in &s.resources {
-                    println!("    {:<10} {}", res.methods.join(","), res.url);
-                }
-            }
+            print_table(&["NAME", "BASE PATH", "LISTENERS", "STATE"], &rows);
+            let rows: Vec<Vec<String>> = d
+                .artifacts
+                .services
+                .iter()
+                .flat_map(|s| {
+                    s.resources
+                        .iter()
+                        .map(|r| vec![s.name.clone(), r.methods.join(","), r.url.clone()])
+                })
+                .collect();
+            println!("\nResources");
+            print_table(&["SERVICE", "METHODS", "URL"], &rows);
+            let rows: Vec<Vec<String>> = d
+                .log_levels
+                .iter()
+                .map(|(component, level)| vec![component.clone(), level.clone()])
+                .collect();
             println!("\nLog levels");
-            for (component, level) in &d.log_levels {
-                println!("  {component:<30} {level}");
-            }
+            print_table(&["COMPONENT", "LEVEL"], &rows);
+            let rows: Vec<Vec<String>> = d
+                .status_history
+                .iter()
+                .map(|h| vec![rfc3339(h.at), h.status.as_str().into(), h.reason.clone()])
+                .collect();
             println!("\nStatus history");
-            for h in &d.status_history {
-                println!("  {}  {:<8} {}", rfc3339(h.at), h.status.as_str(), h.reason);
-            }
+            print_table(&["AT", "STATUS", "REASON"], &rows);
             Ok(())
         }
     }
@@ -1158,9 +1364,14 @@ fn user(cfg: &Config, c: UserCommand) -> Result<()> {
             must_change_password,
         } => {
             let mut password = String::new();
-            std::io::stdin()
+            let read = std::io::stdin()
                 .read_line(&mut password)
                 .map_err(|e| Error::io("reading the password from standard input", e))?;
+            if read == 0 {
+                return Err(Error::BadRequest(format!(
+                    "no password on standard input; pipe it in, e.g. printf '%s\\n' \"$PASSWORD\" | icpd user create {name}"
+                )));
+            }
             let password = password.trim_end_matches(['\r', '\n']);
             let u = crate::auth::create_user(
                 &store,
@@ -1191,12 +1402,35 @@ fn user(cfg: &Config, c: UserCommand) -> Result<()> {
                 .iter()
                 .map(|u| crate::auth::User::from_row(u, now))
                 .collect();
+            let mut roles = crate::auth::held_roles(&store)?;
             if json {
-                return print_json(&users);
+                #[derive(serde::Serialize)]
+                struct UserWithRoles {
+                    #[serde(flatten)]
+                    user: crate::auth::User,
+                    roles: Vec<crate::auth::HeldRole>,
+                }
+                let list: Vec<UserWithRoles> = users
+                    .into_iter()
+                    .map(|user| UserWithRoles {
+                        roles: roles.remove(&user.id).unwrap_or_default(),
+                        user,
+                    })
+                    .collect();
+                return print_json(&list);
             }
             let rows: Vec<Vec<String>> = users
                 .iter()
                 .map(|u| {
+                    let held: Vec<String> = roles
+                        .get(&u.id)
+                        .into_iter()
+                        .flatten()
+                        .map(|r| match &r.group {
+                            Some(g) => format!("{} ({}, via group {g})", r.role, r.scope),
+                            None => format!("{} ({})", r.role, r.scope),
+                        })
+                        .collect();
                     vec![
                         u.username.clone(),
                         u.display_name.clone(),
@@ -1208,12 +1442,36 @@ fn user(cfg: &Config, c: UserCommand) -> Result<()> {
                             "active"
                         }
                         .into(),
+                        if held.is_empty() {
+                            "-".into()
+                        } else {
+                            held.join(", ")
+                        },
                         rfc3339(u.created_at),
                     ]
                 })
                 .collect();
-            print_table(&["USER", "NAME", "STATE", "CREATED"], &rows);
+            print_table(&["USER", "NAME", "STATE", "ROLES", "CREATED"], &rows);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn tables_align_by_characters_and_escape_control_characters() {
+        let rows = vec![
+            vec!["Zoë Åkesson".to_string(), "x".to_string()],
+            vec!["evil\u{1b}[31m\nname".to_string(), String::new()],
+        ];
+        assert_eq!(
+            table(&["NAME", "STATE"], &rows),
+            "NAME                  STATE\n\
+             Zoë Åkesson           x\n\
+             evil\\u{1b}[31m\\nname\n"
+        );
     }
 }

@@ -232,15 +232,31 @@ fn users_are_managed_from_the_command_line() {
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 10 characters"));
     let bad_role = create("r", "a-long-password", Some("Wizard"));
     assert!(String::from_utf8_lossy(&bad_role.stderr).contains("no role named 'Wizard'"));
-    let no_stdin_flag = cli(&d.path, &["user", "create", "x"]);
-    assert_eq!(
-        no_stdin_flag.status.code(),
-        Some(2),
-        "the password is only read from stdin"
+    // Standard input is the only way to give a password, so the flag that
+    // says so is optional, and the usage line does not demand it.
+    let no_flag =
+        crate::harness::cli_stdin(&d.path, &["user", "create", "sam"], "a-long-password\n");
+    assert!(
+        no_flag.status.success(),
+        "{}",
+        String::from_utf8_lossy(&no_flag.stderr)
+    );
+    let nothing = cli(&d.path, &["user", "create", "x"]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&nothing.stderr)
+            .contains("no password on standard input; pipe it in"),
+        "{}",
+        String::from_utf8_lossy(&nothing.stderr)
+    );
+    let help = run_ok(&d.path, &["user", "create", "--help"]);
+    assert!(
+        help.contains("Usage: icpd user create [OPTIONS] <NAME>\n"),
+        "{help}"
     );
     let list: serde_json::Value =
         serde_json::from_str(&run_ok(&d.path, &["user", "list", "--json"])).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[0]["username"], "ops");
     assert_eq!(list[0]["mustChangePassword"], false);
     let out = cli(&d.path, &["user", "reset-password", "ops"]);
@@ -266,8 +282,453 @@ fn users_are_managed_from_the_command_line() {
         })
         .unwrap();
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["icpd user reset-password", "icpd user create"]);
+    assert_eq!(
+        actions,
+        [
+            "icpd user reset-password",
+            "icpd user create",
+            "icpd user create"
+        ]
+    );
     assert!(log
         .iter()
         .all(|e| e.actor.starts_with("cli:") && e.outcome == "ok"));
+}
+
+/// A table's cells, cut at its header's column starts (by character): a row
+/// whose columns do not line up with the header has no gap of two spaces
+/// before some column, or comes out garbled.
+fn cells(table: &str) -> Vec<Vec<String>> {
+    let mut lines = table.lines();
+    let header: Vec<char> = lines.next().expect("a header row").chars().collect();
+    let mut starts = vec![0];
+    for i in 2..header.len() {
+        if header[i] != ' ' && header[i - 1] == ' ' && header[i - 2] == ' ' {
+            starts.push(i);
+        }
+    }
+    std::iter::once(header.iter().collect::<String>().as_str())
+        .chain(lines)
+        .map(|line| {
+            let chars: Vec<char> = line.chars().collect();
+            starts
+                .iter()
+                .enumerate()
+                .map(|(k, &start)| {
+                    if start > 0 && chars.len() > start {
+                        assert!(
+                            chars[start - 2] == ' ' && chars[start - 1] == ' ',
+                            "column {k} does not start at character {start} in\n{table}"
+                        );
+                    }
+                    let end = starts
+                        .get(k + 1)
+                        .map_or(chars.len(), |&e| e.min(chars.len()));
+                    chars
+                        .get(start.min(chars.len())..end)
+                        .map(|c| c.iter().collect::<String>().trim().to_string())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The words of an example command line (`icpd ...` up to a redirection
+/// or pipe), with shell quotes removed.
+fn example_words(line: &str) -> Vec<String> {
+    let from_icpd = &line[line.find("icpd ").expect("an icpd command")..];
+    let (mut words, mut word, mut quote, mut in_word) = (Vec::new(), String::new(), None, false);
+    for c in from_icpd.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, ' ') => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, '>' | '<' | '|') if !in_word => break,
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// Issue 13: every command's `--help` (the real binary's) describes every
+/// option and argument and ends with an example, and every example parses.
+#[test]
+fn every_command_describes_every_option_and_ends_with_an_example() {
+    use clap::{CommandFactory, Parser};
+    let mut root = icpd::cli::Cli::command();
+    root.build();
+    let mut todo = vec![(Vec::<String>::new(), root)];
+    let mut checked = Vec::new();
+    while let Some((path, cmd)) = todo.pop() {
+        let name = format!("icpd {}", path.join(" "));
+        for arg in cmd.get_arguments() {
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string());
+            assert!(
+                help.is_some_and(|h| h.trim().len() > 3),
+                "`{name}`: {} has no help text",
+                arg.get_id()
+            );
+        }
+        let out = crate::harness::icpd()
+            .args(&path)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "`{name} --help` failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            let shown = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => format!("<{}>", arg.get_id().as_str().to_uppercase()),
+            };
+            assert!(
+                text.contains(&shown),
+                "`{name} --help` lacks {shown}:\n{text}"
+            );
+        }
+        let last = text.trim_end().rsplit("\n\n").next().unwrap();
+        assert!(
+            last.starts_with("Example:\n") || last.starts_with("Examples:\n"),
+            "`{name} --help` does not end with an example:\n{text}"
+        );
+        let mut example = String::new();
+        for line in last.lines().skip(1) {
+            match line.trim().strip_suffix('\\') {
+                Some(continued) => example.push_str(continued),
+                None => {
+                    example.push_str(line.trim());
+                    let words = example_words(&example);
+                    if let Err(e) = icpd::cli::Cli::try_parse_from(&words) {
+                        panic!("`{name} --help`: the example {words:?} does not parse:\n{e}");
+                    }
+                    example.clear();
+                }
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut p = path.clone();
+            p.push(sub.get_name().to_string());
+            todo.push((p, sub.clone()));
+        }
+        checked.push(name);
+    }
+    // The root, 14 commands and their subcommands.
+    assert!(checked.len() >= 30, "{checked:?}");
+}
+
+/// Issue 13: a runtime id is taken by any start of it that no other id
+/// has; an ambiguous start lists the ids it could be, an unknown one says
+/// how to list them. The API takes exact ids only.
+#[test]
+fn runtime_ids_are_taken_by_any_unique_start() {
+    let s = TestServer::start(&[]);
+    let secret = s.secret("dev", Some(("order-service", "order-create")));
+    let mut c = s.runtime_client();
+    let id = |stem: &str, n: usize| format!("{stem}-0000-4000-a000-{n:012}");
+    let mut ids: Vec<String> = (1..=6).map(|n| id("abcd1234", n)).collect();
+    ids.extend([id("abce5678", 1), id("abcf0000", 1), id("abcf0001", 2)]);
+    for runtime_id in &ids {
+        let mut b = Bridge::new(&secret, None);
+        b.runtime_id = runtime_id.clone();
+        assert_ack(&b.full(&mut c));
+    }
+    let show = |prefix: &str| s.cli(&["runtime", "show", prefix, "--json"]);
+    let shown = |prefix: &str| -> String {
+        let out = show(prefix);
+        assert!(
+            out.status.success(),
+            "runtime show {prefix}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["runtimeId"].as_str().unwrap().to_string()
+    };
+    let refused = |prefix: &str| -> String {
+        let out = show(prefix);
+        assert_eq!(out.status.code(), Some(1), "runtime show {prefix}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert_eq!(shown("abce"), ids[6]);
+    assert_eq!(
+        shown("abce5678"),
+        ids[6],
+        "the 8 characters the console shows"
+    );
+    assert_eq!(shown(&ids[2]), ids[2], "a whole id");
+    assert_eq!(shown(&ids[8][..35]), ids[8]);
+
+    let two = refused("abcf");
+    assert!(
+        two.contains(&format!(
+            "'abcf' is the start of 2 runtime ids: {}, {}",
+            ids[7], ids[8]
+        )) && two.contains("type more characters"),
+        "{two}"
+    );
+    let many = refused("abcd");
+    assert!(
+        many.contains("'abcd' is the start of more than 5 runtime ids: ")
+            && many.contains(&ids[4])
+            && !many.contains(&ids[5])
+            && many.contains(", ...; type more characters"),
+        "{many}"
+    );
+    let all = refused("ab");
+    assert!(all.contains("more than 5"), "{all}");
+    // Wildcards of LIKE and GLOB are characters like any other, and case counts.
+    for unknown in ["ab%", "ab_d", "ab*", "a?cd", "[a]bcd", "ABCE", "abce5679"] {
+        let text = refused(unknown);
+        assert!(
+            text.contains(&format!("no runtime id starts with '{unknown}'"))
+                && text.contains("`icpd runtime list`"),
+            "{unknown}: {text}"
+        );
+    }
+    assert!(refused("").contains("icpd runtime list"));
+
+    // The table form of `runtime show`, with a prefix.
+    let out = s.cli(&["runtime", "show", "abce"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let listeners = text
+        .split("\nListeners\n")
+        .nth(1)
+        .and_then(|t| t.split("\n\n").next())
+        .unwrap_or_else(|| panic!("no listeners table in\n{text}"));
+    let rows = cells(listeners);
+    assert_eq!(rows[0], ["NAME", "PROTOCOL", "HOST", "PORT", "STATE"]);
+    assert_eq!(rows[1][0], "listener_1", "{listeners}");
+    for section in [
+        "Node",
+        "Services",
+        "Resources",
+        "Log levels",
+        "Status history",
+    ] {
+        assert!(
+            text.contains(&format!("\n{section}\n")),
+            "no {section} in\n{text}"
+        );
+    }
+
+    // Ids in URLs are exact: the API does not take a start.
+    let mut admin = s.admin();
+    crate::harness::assert_error(&admin.get("/api/v1/runtimes/abce5678"), 404, "not_found");
+    assert_eq!(
+        admin.get(&format!("/api/v1/runtimes/{}", ids[6])).status,
+        200
+    );
+}
+
+/// Issue 13: `promotion list` and `user list` are tables with a header and
+/// columns aligned by characters (a name with accents included), and
+/// `user list` shows each user's roles with their scope.
+#[test]
+fn promotions_and_users_are_aligned_tables_and_users_show_their_roles() {
+    use serde_json::json;
+    let s = TestServer::start(&[]);
+    let mut root = s.admin();
+    for (path, body) in [
+        ("/api/v1/projects", json!({"name": "Order Service"})),
+        (
+            "/api/v1/projects/order-service/integrations",
+            json!({"name": "Order Create", "runtimeType": "BI"}),
+        ),
+        ("/api/v1/environments", json!({"name": "Staging"})),
+        (
+            "/api/v1/projects/order-service/integrations/order-create/environments/dev/deployments",
+            json!({"version": "5.0.0", "artifact": "registry.example.com/orders:5.0.0"}),
+        ),
+    ] {
+        let r = root.post(path, &body);
+        assert_eq!(r.status, 201, "{path}: {}", r.json());
+    }
+    let r = root.put(
+        "/api/v1/projects/order-service/environments",
+        &json!({"environments": ["dev", "staging", "prod"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    let promote = |from: &str, to: &str| {
+        let out = s.cli(&[
+            "promote",
+            "--project",
+            "order-service",
+            "--integration",
+            "order-create",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--as",
+            "root",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    promote("dev", "staging");
+    promote("staging", "prod");
+    let out = s.cli(&["promotion", "list"]);
+    let rows = cells(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(
+        rows[0],
+        [
+            "ID",
+            "STATUS",
+            "INTEGRATION",
+            "FROM",
+            "TO",
+            "VERSION",
+            "REQUESTED BY",
+            "REQUESTED AT"
+        ]
+    );
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (row, (status, from, to)) in rows[1..].iter().zip([
+        ("pending", "staging", "prod"),
+        ("applied", "dev", "staging"),
+    ]) {
+        assert_eq!(
+            row[1..7],
+            [
+                status,
+                "order-service/order-create",
+                from,
+                to,
+                "5.0.0",
+                "root"
+            ],
+            "{rows:?}"
+        );
+    }
+
+    // Roles: organization-wide from `user create`, a project through the
+    // API, an environment through a group.
+    s.create_user("ops", Some("Developer"));
+    s.create_user("zoe", None);
+    let r = root.patch(
+        "/api/v1/users/zoe",
+        &json!({"displayName": "Zoë Åkesson-Ünal"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    for (path, body) in [
+        (
+            "/api/v1/role-assignments",
+            json!({"role": "Viewer", "user": "zoe", "scope": {"type": "project", "project": "order-service"}}),
+        ),
+        (
+            "/api/v1/groups",
+            json!({"name": "oncall", "members": ["zoe"]}),
+        ),
+        (
+            "/api/v1/role-assignments",
+            json!({"role": "Admin", "group": "oncall", "scope": {"type": "environment", "environment": "prod"}}),
+        ),
+    ] {
+        let r = root.post(path, &body);
+        assert_eq!(r.status, 201, "{path}: {}", r.json());
+    }
+    let out = s.cli(&["user", "list"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows = cells(&table);
+    assert_eq!(
+        rows[0],
+        ["USER", "NAME", "STATE", "ROLES", "CREATED"],
+        "{table}"
+    );
+    let row = |user: &str| rows.iter().find(|r| r[0] == user).unwrap().clone();
+    assert_eq!(row("ops")[3], "Developer (organization)", "{table}");
+    assert_eq!(row("root")[3], "Super Admin (organization)", "{table}");
+    assert_eq!(
+        row("zoe")[1..4],
+        [
+            "Zoë Åkesson-Ünal",
+            "active",
+            "Viewer (project order-service), Admin (environment prod, via group oncall)"
+        ],
+        "{table}"
+    );
+    let json = s.cli_json(&["user", "list", "--json"]);
+    let zoe = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "zoe")
+        .unwrap();
+    assert_eq!(
+        zoe["roles"],
+        json!([
+            {"role": "Viewer", "scope": "project order-service"},
+            {"role": "Admin", "scope": "environment prod", "group": "oncall"}
+        ])
+    );
+}
+
+/// Issue 13: the audit log names the user who ran an admin command:
+/// `$USER`, and without it the real user (`id -un`), not `cli:unknown`.
+#[test]
+fn the_audit_names_the_real_user_when_user_is_unset() {
+    let d = TestDir::new("actor");
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id").arg(flag).output().unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
+    };
+    let real = match id("-un") {
+        Some(name) => format!("cli:{name}"),
+        None => format!("cli:uid={}", id("-u").unwrap()),
+    };
+    let env_create = |name: &str, user: Option<&str>| {
+        let mut cmd = crate::harness::icpd();
+        cmd.arg("--data-dir")
+            .arg(&d.path)
+            .args(["env", "create", name])
+            .env_remove("LOGNAME");
+        match user {
+            Some(u) => cmd.env("USER", u),
+            None => cmd.env_remove("USER"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    env_create("qa", None);
+    env_create("uat", Some("alice"));
+    env_create("perf", Some(""));
+    let store = icpd::store::Store::open(&d.path.join("icp.db")).unwrap();
+    let (log, _) = store
+        .read(|tx| {
+            tx.audit(&icpd::store::AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+        })
+        .unwrap();
+    let actors: Vec<&str> = log.iter().map(|e| e.actor.as_str()).collect();
+    assert_eq!(actors, [real.as_str(), "cli:alice", real.as_str()]);
+    assert!(!real.contains("unknown"));
 }
