@@ -1039,6 +1039,33 @@ mod tests {
     }
 
     #[test]
+    fn a_placement_says_where_in_the_default_pipeline() {
+        let p = |after: Option<&str>, before: Option<&str>, own| {
+            super::Placement::new(after.map(str::to_string), before.map(str::to_string), own)
+                .message
+        };
+        assert_eq!(
+            p(Some("dev"), Some("prod"), 0),
+            "placed after dev, before prod in the default pipeline"
+        );
+        assert_eq!(
+            p(Some("prod"), None, 0),
+            "placed last in the default pipeline, after prod"
+        );
+        assert_eq!(
+            p(None, Some("prod"), 0),
+            "placed first in the default pipeline, before prod"
+        );
+        assert_eq!(
+            p(None, None, 0),
+            "the only environment of the default pipeline"
+        );
+        assert!(p(None, None, 2).contains(
+            "; 2 project(s) with their own pipeline do not include it until it is added there"
+        ));
+    }
+
+    #[test]
     fn handles_follow_the_protocol_rule() {
         for (input, want) in [
             ("order-service", "order-service"),
