@@ -3,8 +3,10 @@
 // → prod, a dev deployment record and configuration with a secret, a
 // promotion to staging with a database-URL override (applied at once), a
 // promotion to prod that waits for a second user's approval in the
-// Promotions page, and a bridge.py runtime in prod that is served the
-// promoted configuration. Run from the repository root with `node --test
+// Promotions page (the approver's sidebar and overview count it; the
+// dialog shows what changes in prod: version, a changed URL, a changed
+// secret only as "changed", a removed and an added key), and a bridge.py
+// runtime in prod that is served the promoted configuration. Run from the repository root with `node --test
 // e2e/` after `cargo build --release` (or with ICPD_BIN=target/debug/icpd).
 // Screenshots go to target/screenshots/pipeline-*.png.
 
@@ -24,6 +26,8 @@ const BOB_PASSWORD = 'pipeline e2e bob password 1';
 const DEV_SECRET = 'dev-db-s3cret-value';
 const DEV_URL = 'jdbc:postgresql://db.dev:5432/orders';
 const STAGING_URL = 'jdbc:postgresql://db.staging:5432/orders';
+const PROD_OLD_URL = 'jdbc:postgresql://db.prod-old:5432/orders';
+const PROD_OLD_SECRET = 'prod-old-db-s3cret-value';
 
 /** GET on the runtime listener with a bearer token; resolves { status, headers, text }. */
 function getRuntime(baseUrl, path, token) {
@@ -83,6 +87,8 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await tid('environment-name').fill('Staging');
     await tid('environment-data-plane').selectOption('eu-cloud');
     await tid('modal-submit').click();
+    // The answer says where it went in the default pipeline (issue 13).
+    await page.locator('[data-testid=toast]', { hasText: 'placed after dev, before prod in the default pipeline' }).waitFor();
     await page.locator('[data-testid=environment-data-plane-staging]', { hasText: 'EU Cloud' }).waitFor();
     assert.equal(await tid('environment-approvals-prod').textContent(), '1');
     assert.equal(await tid('environment-approvals-staging').textContent(), '0');
@@ -91,15 +97,18 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await page.locator('[data-testid=data-plane-envs-eu-cloud]', { hasText: 'Staging' }).waitFor();
     await shot(page, 'data-planes');
 
-    // 3. The project's pipeline: dev → staging → prod.
+    // 3. The project's pipeline: the non-critical staging went before the
+    // critical prod (issue 13), so it is dev → staging → prod already.
     await page.goto(`${server.management}/projects/${PROJECT}`);
-    await tid('choose-environments').click();
-    await tid('pipeline-up-staging').click();
-    await tid('modal-submit').click();
-    // The saved pipeline re-renders the page with staging second.
     await page.locator('[data-testid=pipeline] > li').nth(1).getByTestId('pipeline-stage-staging').waitFor();
     const stages = await page.locator('[data-testid^=pipeline-stage-]').evaluateAll((els) => els.map((e) => e.dataset.testid.replace('pipeline-stage-', '')));
     assert.deepEqual(stages, ['dev', 'staging', 'prod']);
+    // Saved from the editor (staging up, and down again), it becomes the project's own.
+    await tid('choose-environments').click();
+    await tid('pipeline-up-staging').click();
+    await tid('pipeline-down-staging').click();
+    await tid('modal-submit').click();
+    await page.locator('[data-testid=toast]', { hasText: 'Pipeline saved: dev → staging → prod' }).waitFor();
 
     // 4. A dev deployment record and configuration with a secret.
     await tid(`integration-${INTEGRATION}`).getByRole('link').first().click();
@@ -141,6 +150,22 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
 
     t.diagnostic(`pages 1–3 walked in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
+    // prod runs an older release (API): a record, and a configuration with
+    // another URL, another secret and a key the promotion will remove.
+    const me = await (await page.request.get(`${server.management}/api/v1/auth/me`)).json();
+    const headers = { 'X-CSRF-Token': me.csrfToken };
+    const prodPath = `${server.management}/api/v1/projects/${PROJECT}/integrations/${INTEGRATION}/environments/prod`;
+    let res = await page.request.post(`${prodPath}/deployments`, { headers, data: { version: '1.3.0', artifact: 'registry.example.com/orders:1.3.0' } });
+    assert.equal(res.status(), 201, await res.text());
+    res = await page.request.patch(`${prodPath}/config`, { headers, data: { set: [
+      { section: 'acme.orders', key: 'dbUrl', value: PROD_OLD_URL },
+      { section: 'acme.orders', key: 'dbPassword', value: PROD_OLD_SECRET, secret: true },
+      { section: 'acme.orders', key: 'legacyMode', value: true },
+    ] } });
+    assert.equal(res.status(), 200, await res.text());
+    await page.reload();
+    await page.locator('[data-testid=deployment-version-prod]', { hasText: '1.3.0' }).waitFor();
+
     // 5. Promote dev → staging with a database-URL override: staging needs no approval, applied at once.
     await tid('promote-dev').click();
     await page.locator('[data-testid=promote-version]', { hasText: '1.4.0' }).waitFor();
@@ -170,17 +195,19 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     // The requester sees their own pending promotion, without Approve.
     await tid(`own-promotion-${promotionId}`).waitFor();
     assert.equal(await tid(`approve-${promotionId}`).count(), 0, 'the requester has an Approve button');
-    await page.locator('[data-testid=deployment-version-prod]', { hasText: 'No deployment recorded' }).waitFor();
+    await page.locator('[data-testid=deployment-version-prod]', { hasText: '1.3.0' }).waitFor();
     await shot(page, 'integration-pending');
     await tid('nav-promotions').click();
     await tid(`promotion-${promotionId}`).waitFor();
     assert.equal(await tid(`approve-${promotionId}`).count(), 0, 'the requester has an Approve button in the inbox');
+    // Nothing waits for the requester's decision: no count beside Promotions.
+    const mine = await (await page.request.get(`${server.management}/api/v1/promotions/awaiting-me`)).json();
+    assert.deepEqual(mine, { count: 0 });
+    assert.equal(await tid('nav-promotions-count').isHidden(), true, 'the requester is counted as an approver');
     await shot(page, 'promotions-requester');
 
     // 7. A second user with the Admin role (API), who approves in a second browser context.
-    const me = await (await page.request.get(`${server.management}/api/v1/auth/me`)).json();
-    const headers = { 'X-CSRF-Token': me.csrfToken };
-    let res = await page.request.post(`${server.management}/api/v1/users`, { headers, data: { username: 'bob', displayName: 'Bob Approver', password: BOB_PASSWORD } });
+    res = await page.request.post(`${server.management}/api/v1/users`, { headers, data: { username: 'bob', displayName: 'Bob Approver', password: BOB_PASSWORD } });
     assert.equal(res.status(), 201, await res.text());
     res = await page.request.post(`${server.management}/api/v1/role-assignments`, { headers, data: { role: 'Admin', user: 'bob' } });
     assert.equal(res.status(), 201, await res.text());
@@ -196,13 +223,35 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await btid('login-password').fill(BOB_PASSWORD);
     await btid('login-submit').click();
     await btid('stat-projects').waitFor();
+    // One promotion waits for bob: the overview and the sidebar say so.
+    assert.equal(await btid('stat-awaiting').locator('.value').textContent(), '1');
+    await bob.locator('[data-testid=nav-promotions-count]', { hasText: '1' }).waitFor();
+    await shot(bob, 'overview-awaiting');
     await btid('nav-promotions').click();
     await btid(`approve-${promotionId}`).waitFor();
     await shot(bob, 'promotions-approver');
     await btid(`approve-${promotionId}`).click();
+    // The dialog shows what changes in prod; secrets never as values.
+    await btid('decision-changes').waitFor();
+    const deployment = await btid('change-deployment').textContent();
+    assert.match(deployment, /1\.3\.0\s*→\s*1\.4\.0/);
+    const change = async (key) => {
+      const row = btid(`change-acme.orders.${key}`);
+      return { change: await row.getAttribute('data-change'), from: await btid(`change-from-acme.orders.${key}`).textContent(), to: await btid(`change-to-acme.orders.${key}`).textContent() };
+    };
+    assert.deepEqual(await change('dbUrl'), { change: 'changed', from: PROD_OLD_URL, to: STAGING_URL });
+    assert.deepEqual(await change('dbPassword'), { change: 'changed', from: 'secret set', to: 'secret changed' });
+    assert.deepEqual(await change('legacyMode'), { change: 'removed', from: 'true', to: '—' });
+    assert.deepEqual(await change('poolSize'), { change: 'added', from: '—', to: '10' });
+    assert.match(await btid('change-configuration').textContent(), /revision 1 → a new revision · 2 changed · 1 added · 1 removed/);
+    const dialog = await bob.content();
+    for (const secret of [DEV_SECRET, PROD_OLD_SECRET]) assert.ok(!dialog.includes(secret), `${secret} is in the dialog`);
+    await bob.screenshot({ path: join(shots, 'pipeline-approve-dialog.png') });
     await btid('decision-comment').fill('looks good');
     await btid('modal-submit').click();
     await bob.locator('[data-testid=promotions] [data-testid=empty]').waitFor();
+    // Decided: nothing waits for bob any more.
+    await btid('nav-promotions-count').waitFor({ state: 'hidden' });
     await btid('promotions-status').selectOption('applied');
     await bob.locator(`[data-testid=promotion-status-${promotionId}]`, { hasText: 'applied' }).waitFor();
     await bob.locator(`[data-testid=promotion-approvals-${promotionId}]`, { hasText: 'bob' }).waitFor();
@@ -229,6 +278,8 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     assert.ok(served.text.includes(`"${STAGING_URL}"`), `no override in:\n${served.text}`);
     assert.ok(served.text.includes(`"${DEV_SECRET}"`), 'the decrypted secret is not served');
     assert.match(served.text, /poolSize = 10/);
+    assert.ok(!served.text.includes('legacyMode'), `the removed key is served:\n${served.text}`);
+    assert.ok(!served.text.includes(PROD_OLD_SECRET), 'the old prod secret is served');
     // The runtime's fetched revision shows; it reports no version, so it is flagged until it restarts on 1.4.0.
     await page.locator('[data-testid=runtime-config-prod-1]', { hasText: `config r${prodRevision} fetched` }).waitFor({ timeout: 20000 });
     await tid('runtime-restart-prod-1').waitFor();

@@ -94,14 +94,15 @@ pub fn valid_handle(what: &str, text: &str) -> Result<String> {
 }
 
 /// Creates an environment on a data plane (`default` when `None`); its
-/// handle is normalised, and must be new.
+/// handle is normalised, and must be new. It is placed in the default
+/// pipeline as [`place_in_default_pipeline`] says.
 pub fn create_environment(
     store: &Store,
     name: &str,
     critical: bool,
     data_plane: Option<&str>,
     now: Millis,
-) -> Result<Environment> {
+) -> Result<(Environment, Placement)> {
     let handle = valid_handle("environment", name)?;
     store.write(|tx| {
         if tx.environment_by_handle(&handle)?.is_some() {
@@ -110,8 +111,79 @@ pub fn create_environment(
             )));
         }
         let data_plane_id = crate::data_planes::resolve(tx, data_plane)?;
-        tx.insert_environment(&handle, name.trim(), critical, data_plane_id, now)
+        let e = tx.insert_environment(&handle, name.trim(), critical, data_plane_id, now)?;
+        let placement = place_in_default_pipeline(tx, e.id, critical)?;
+        Ok((e, placement))
     })
+}
+
+/// Where a new environment went in the default pipeline: the order of the
+/// environments for every project that has not chosen its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// The handle of the environment before it; null when it is first.
+    pub after: Option<String>,
+    /// The handle of the environment after it; null when it is last.
+    pub before: Option<String>,
+    /// Projects with their own pipeline: they do not get it until it is
+    /// added there (`PUT /api/v1/projects/{project}/environments`).
+    pub projects_with_own_pipeline: i64,
+    /// The same in words, e.g. "placed after staging, before prod in the
+    /// default pipeline".
+    pub message: String,
+}
+
+impl Placement {
+    fn new(after: Option<String>, before: Option<String>, own: i64) -> Placement {
+        let mut message = match (&after, &before) {
+            (Some(a), Some(b)) => format!("placed after {a}, before {b} in the default pipeline"),
+            (Some(a), None) => format!("placed last in the default pipeline, after {a}"),
+            (None, Some(b)) => format!("placed first in the default pipeline, before {b}"),
+            (None, None) => "the only environment of the default pipeline".to_string(),
+        };
+        if own > 0 {
+            message.push_str(&format!(
+                "; {own} project(s) with their own pipeline do not include it until it is added there \
+                 (the project's Edit pipeline, or PUT /api/v1/projects/{{project}}/environments)"
+            ));
+        }
+        Placement {
+            after,
+            before,
+            projects_with_own_pipeline: own,
+            message,
+        }
+    }
+}
+
+/// Places the environment `id`, just inserted (and so appended to the
+/// default pipeline), in the caller's transaction: a critical one stays
+/// last; a non-critical one moves before the first critical environment, so
+/// creating `qa` after `dev -> prod` gives `dev -> qa -> prod`, never a
+/// stage after production.
+pub fn place_in_default_pipeline(
+    tx: &crate::store::Tx,
+    id: i64,
+    critical: bool,
+) -> Result<Placement> {
+    let order = tx.all_environments()?;
+    if !critical {
+        if let Some(first) = order.iter().find(|e| e.critical && e.id != id) {
+            tx.move_environment_before(id, first.id)?;
+        }
+    }
+    let order = tx.all_environments()?;
+    let at = order
+        .iter()
+        .position(|e| e.id == id)
+        .ok_or_else(|| Error::Internal("environment vanished".into()))?;
+    let handle = |i: Option<usize>| i.and_then(|i| order.get(i)).map(|e| e.handle.clone());
+    Ok(Placement::new(
+        handle(at.checked_sub(1)),
+        handle(Some(at + 1)),
+        tx.projects_with_own_pipeline()?,
+    ))
 }
 
 /// Finds the project and integration named by two handles, creating either
@@ -222,6 +294,15 @@ impl<T> Listing<T> {
 /// The error for a cursor that this list did not hand out.
 pub fn bad_cursor() -> Error {
     Error::BadRequest("invalid cursor: pass nextCursor from the previous page unchanged".into())
+}
+
+/// A new environment as `POST /environments` answers: the environment and
+/// where it went in the default pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreatedEnvironment {
+    #[serde(flatten)]
+    pub environment: EnvironmentInfo,
+    pub placement: Placement,
 }
 
 /// An environment as the API shows it.
@@ -449,12 +530,14 @@ pub fn environment(store: &Store, handle: &str) -> Result<EnvironmentInfo> {
         .ok_or_else(|| no_environment(handle))
 }
 
-/// Creates an environment; its handle (from `handle` or the name) must be new.
+/// Creates an environment; its handle (from `handle` or the name) must be
+/// new. It is placed in the default pipeline as
+/// [`place_in_default_pipeline`] says.
 pub fn add_environment(
     store: &Store,
     new: &NewEnvironment,
     now: Millis,
-) -> Result<EnvironmentInfo> {
+) -> Result<CreatedEnvironment> {
     let name = valid_name("environment", &new.name)?;
     let handle = valid_handle("environment", new.handle.as_deref().unwrap_or(&name))?;
     let description = valid_description(new.description.as_deref())?;
@@ -466,7 +549,7 @@ pub fn add_environment(
             )));
         }
         let data_plane_id = crate::data_planes::resolve(tx, new.data_plane.as_deref())?;
-        tx.insert_environment_info(
+        let id = tx.insert_environment_info(
             &handle,
             &name,
             new.critical,
@@ -475,14 +558,16 @@ pub fn add_environment(
             now,
         )?;
         if required_approvals.is_some() {
-            let id = tx
-                .environment_info(&handle)?
-                .ok_or_else(|| Error::Internal("environment vanished".into()))?
-                .id;
             tx.set_required_approvals(id, required_approvals)?;
         }
-        tx.environment_info(&handle)?
-            .ok_or_else(|| Error::Internal("environment vanished".into()))
+        let placement = place_in_default_pipeline(tx, id, new.critical)?;
+        let environment = tx
+            .environment_info(&handle)?
+            .ok_or_else(|| Error::Internal("environment vanished".into()))?;
+        Ok(CreatedEnvironment {
+            environment,
+            placement,
+        })
     })
 }
 
@@ -626,14 +711,16 @@ pub fn delete_project(store: &Store, project: &ProjectInfo) -> Result<()> {
     })
 }
 
-/// The project's environments in order; all environments until a subset is set.
+/// The project's environments in order; the default pipeline until a subset is set.
 pub fn project_environments(store: &Store, project: &ProjectInfo) -> Result<Vec<EnvironmentInfo>> {
     store.read(|tx| pipeline(tx, project.id))
 }
 
 /// The project's pipeline inside the caller's transaction: its ordered
-/// subset of environments, or every environment in creation order until a
-/// subset is set. Promotion goes from one environment to the next in it.
+/// subset of environments, or until a subset is set the default pipeline
+/// (every environment; each new one placed by
+/// [`place_in_default_pipeline`]). Promotion goes from one environment to
+/// the next in it.
 pub fn pipeline(tx: &crate::store::Tx, project_id: i64) -> Result<Vec<EnvironmentInfo>> {
     let chosen = tx.project_environments(project_id)?;
     if chosen.is_empty() {
@@ -949,6 +1036,33 @@ mod tests {
             [(0, Some("staging")), (1, Some("prod")), (2, None)]
         );
         assert!(super::stages(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_placement_says_where_in_the_default_pipeline() {
+        let p = |after: Option<&str>, before: Option<&str>, own| {
+            super::Placement::new(after.map(str::to_string), before.map(str::to_string), own)
+                .message
+        };
+        assert_eq!(
+            p(Some("dev"), Some("prod"), 0),
+            "placed after dev, before prod in the default pipeline"
+        );
+        assert_eq!(
+            p(Some("prod"), None, 0),
+            "placed last in the default pipeline, after prod"
+        );
+        assert_eq!(
+            p(None, Some("prod"), 0),
+            "placed first in the default pipeline, before prod"
+        );
+        assert_eq!(
+            p(None, None, 0),
+            "the only environment of the default pipeline"
+        );
+        assert!(p(None, None, 2).contains(
+            "; 2 project(s) with their own pipeline do not include it until it is added there"
+        ));
     }
 
     #[test]

@@ -904,7 +904,7 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
             data_plane,
             json,
         } => {
-            let e = catalog::create_environment(
+            let (e, placement) = catalog::create_environment(
                 &store,
                 &name,
                 critical,
@@ -913,12 +913,23 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
             )?;
             audit(&store, "env create", &format!("environment {}", e.handle));
             if json {
-                return print_json(&e);
+                /// The environment and where it went in the default pipeline.
+                #[derive(serde::Serialize)]
+                struct Created<'a> {
+                    #[serde(flatten)]
+                    environment: &'a catalog::Environment,
+                    placement: &'a catalog::Placement,
+                }
+                return print_json(&Created {
+                    environment: &e,
+                    placement: &placement,
+                });
             }
             println!(
-                "environment '{}' created{}",
+                "environment '{}' created{}; {}",
                 e.handle,
-                if e.critical { " (critical)" } else { "" }
+                if e.critical { " (critical)" } else { "" },
+                placement.message
             );
             Ok(())
         }

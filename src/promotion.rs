@@ -257,6 +257,129 @@ pub struct Promotion {
     pub applied_revision: Option<i64>,
     /// Whether the caller may approve or reject it now.
     pub may_approve: bool,
+    /// What applying it changes in the target (what it changed, once
+    /// applied). In the answers about one promotion, not in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+}
+
+/// What a promotion changes in its target, from what it captured: the
+/// target's deployment record and configuration revision when it was
+/// requested, against the source's record and revision with the overrides
+/// on top (what applying writes). Secret values are compared, never shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changes {
+    pub deployment: DeploymentChange,
+    pub configuration: ConfigurationChanges,
+}
+
+/// The target's deployment record before and after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentChange {
+    /// The target's record when the promotion was requested; null when it had none.
+    pub from: Option<DeploymentRef>,
+    pub to: DeploymentRef,
+    /// Whether version, artifact or digest differ.
+    pub changed: bool,
+}
+
+/// The target's configuration before and after, key by key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationChanges {
+    /// The target's revision when the promotion was requested (0: none).
+    pub from_revision: i64,
+    /// Whether applying writes a new revision; false when the source has
+    /// no configuration and nothing is overridden (the target's stays).
+    pub new_revision: bool,
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    /// Every key the target has before or after, by section and key.
+    pub keys: Vec<KeyChange>,
+}
+
+/// How one key fares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// New in the target (for a secret: it becomes set).
+    Added,
+    /// Gone from the target.
+    Removed,
+    /// Another value, type or secrecy.
+    Changed,
+    Unchanged,
+}
+
+/// One configuration key before and after. A secret value is never shown:
+/// `change` alone says whether it is set, changed or unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyChange {
+    pub section: String,
+    pub key: String,
+    pub change: Change,
+    /// Whether the value is secret after (before, for a removed key).
+    pub secret: bool,
+    /// Present when secrecy changes: whether it was secret before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub was_secret: Option<bool>,
+    /// The value before, when there was one and it was not secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Value>,
+    /// The value after, when there is one and it is not secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<Value>,
+}
+
+/// The key-by-key difference between two value sets (in clear), by
+/// section and key; values only where not secret.
+pub fn key_changes(before: &[PlainValue], after: &[PlainValue]) -> Vec<KeyChange> {
+    let index = |values: &[PlainValue]| -> BTreeMap<(String, String), PlainValue> {
+        values
+            .iter()
+            .map(|v| ((v.section.clone(), v.key.clone()), v.clone()))
+            .collect()
+    };
+    let (before, after) = (index(before), index(after));
+    let mut keys: Vec<&(String, String)> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let shown = |v: &PlainValue| (!v.secret).then(|| v.value.clone());
+    keys.into_iter()
+        .map(|k| {
+            let (old, new) = (before.get(k), after.get(k));
+            let change = match (old, new) {
+                (None, _) => Change::Added,
+                (_, None) => Change::Removed,
+                (Some(o), Some(n))
+                    if o.value_type == n.value_type
+                        && o.secret == n.secret
+                        && o.value == n.value =>
+                {
+                    Change::Unchanged
+                }
+                _ => Change::Changed,
+            };
+            let secret = new.or(old).is_some_and(|v| v.secret);
+            KeyChange {
+                section: k.0.clone(),
+                key: k.1.clone(),
+                change,
+                secret,
+                was_secret: match (old, new) {
+                    (Some(o), Some(n)) if o.secret != n.secret => Some(o.secret),
+                    _ => None,
+                },
+                from: old.and_then(shown),
+                to: new.and_then(shown),
+            }
+        })
+        .collect()
 }
 
 // ---- rules -----------------------------------------------------------------
@@ -448,6 +571,75 @@ fn apply(
     Ok(Ok(()))
 }
 
+/// What `m` changes in its target (see [`Changes`]), from what it captured.
+fn changes(tx: &Tx, key: &MasterKey, m: &PromotionRow) -> Result<Changes> {
+    let (from, to) = (m.scope(false), m.scope(true));
+    let record = |d: &deployments::Deployment| DeploymentRef {
+        version: d.version.clone(),
+        artifact: d.artifact.clone(),
+        sha256: d.sha256.clone(),
+    };
+    let before = match m.target_deployment_id {
+        Some(id) => tx.deployment(id)?.map(|d| record(&d)),
+        None => None,
+    };
+    let after = DeploymentRef {
+        version: m.version.clone(),
+        artifact: m.artifact.clone(),
+        sha256: m.sha256.clone(),
+    };
+    // Revisions are immutable, so the captured numbers still name what they named.
+    let revision = |scope: &Scope, number: i64| -> Result<Vec<PlainValue>> {
+        if number == 0 {
+            return Ok(Vec::new());
+        }
+        let r = tx
+            .config_revision(scope.integration_id, scope.environment_id, number)?
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "configuration revision {number} of '{}' is gone",
+                    scope.environment
+                ))
+            })?;
+        configuration::open_values(key, scope, &tx.config_values(r.id)?)
+    };
+    let old = revision(&to, m.target_config_revision)?;
+    let overrides = tx.promotion_overrides(m.id)?;
+    // As `apply`: a new revision unless the source has none and nothing is overridden.
+    let new_revision = m.source_config_revision != 0 || !overrides.is_empty();
+    let new = if new_revision {
+        let mut map = BTreeMap::new();
+        let source = revision(&from, m.source_config_revision)?;
+        for v in source
+            .into_iter()
+            .chain(configuration::open_values(key, &to, &overrides)?)
+        {
+            map.insert((v.section.clone(), v.key.clone()), v);
+        }
+        map.into_values().collect()
+    } else {
+        old.clone()
+    };
+    let keys = key_changes(&old, &new);
+    let count = |c: Change| keys.iter().filter(|k| k.change == c).count();
+    Ok(Changes {
+        deployment: DeploymentChange {
+            changed: before.as_ref() != Some(&after),
+            from: before,
+            to: after,
+        },
+        configuration: ConfigurationChanges {
+            from_revision: m.target_config_revision,
+            new_revision,
+            added: count(Change::Added),
+            removed: count(Change::Removed),
+            changed: count(Change::Changed),
+            unchanged: count(Change::Unchanged),
+            keys,
+        },
+    })
+}
+
 /// The promotion `id` if `principal` may view it (`integration:view` on
 /// the integration in the target environment); 404 otherwise.
 fn visible(tx: &Tx, principal: &Principal, id: i64) -> Result<PromotionRow> {
@@ -456,7 +648,15 @@ fn visible(tx: &Tx, principal: &Principal, id: i64) -> Result<PromotionRow> {
         .ok_or_else(|| Error::NotFound(format!("no promotion {id}")))
 }
 
-fn view(tx: &Tx, principal: &Principal, m: PromotionRow) -> Result<Promotion> {
+/// `m` as the API shows it to `principal`; with what it changes in the
+/// target when `key` is given (the answers about one promotion).
+fn view(
+    tx: &Tx,
+    principal: &Principal,
+    m: PromotionRow,
+    key: Option<&MasterKey>,
+) -> Result<Promotion> {
+    let changes = key.map(|key| changes(tx, key, &m)).transpose()?;
     let overrides = tx
         .promotion_overrides(m.id)?
         .into_iter()
@@ -529,6 +729,7 @@ fn view(tx: &Tx, principal: &Principal, m: PromotionRow) -> Result<Promotion> {
         },
         applied_revision: m.applied_revision,
         may_approve,
+        changes,
     })
 }
 
@@ -728,7 +929,7 @@ pub fn request(
             }
         }
         let m = visible(tx, principal, m.id)?;
-        view(tx, principal, m)
+        view(tx, principal, m, Some(key))
     })
 }
 
@@ -774,7 +975,7 @@ pub fn approve(
             }
         }
         let m = visible(tx, principal, id)?;
-        Ok((view(tx, principal, m)?, failure))
+        Ok((view(tx, principal, m, Some(key))?, failure))
     })?;
     match failure {
         Some(reason) => Err(Error::Conflict(format!(
@@ -816,6 +1017,7 @@ fn pending(m: &PromotionRow) -> Result<()> {
 /// Rejects promotion `id` with a comment (required) as an approver other than its requester.
 pub fn reject(
     store: &Store,
+    key: &MasterKey,
     principal: &Principal,
     id: i64,
     decision: &Decision,
@@ -834,12 +1036,18 @@ pub fn reject(
         }
         tx.end_promotion(id, Status::Rejected.as_str(), &principal.username, now, Some(&comment))?;
         let m = visible(tx, principal, id)?;
-        view(tx, principal, m)
+        view(tx, principal, m, Some(key))
     })
 }
 
 /// Cancels promotion `id`; only its requester can.
-pub fn cancel(store: &Store, principal: &Principal, id: i64, now: Millis) -> Result<Promotion> {
+pub fn cancel(
+    store: &Store,
+    key: &MasterKey,
+    principal: &Principal,
+    id: i64,
+    now: Millis,
+) -> Result<Promotion> {
     store.write(|tx| {
         let m = visible(tx, principal, id)?;
         if m.requested_by != principal.username {
@@ -857,15 +1065,15 @@ pub fn cancel(store: &Store, principal: &Principal, id: i64, now: Millis) -> Res
             None,
         )?;
         let m = visible(tx, principal, id)?;
-        view(tx, principal, m)
+        view(tx, principal, m, Some(key))
     })
 }
 
-/// One promotion, if `principal` may view it.
-pub fn get(store: &Store, principal: &Principal, id: i64) -> Result<Promotion> {
+/// One promotion, if `principal` may view it, with what it changes in the target.
+pub fn get(store: &Store, key: &MasterKey, principal: &Principal, id: i64) -> Result<Promotion> {
     store.read(|tx| {
         let m = visible(tx, principal, id)?;
-        view(tx, principal, m)
+        view(tx, principal, m, Some(key))
     })
 }
 
@@ -892,7 +1100,7 @@ pub fn list(
         let items = listing
             .items
             .into_iter()
-            .map(|m| view(tx, principal, m))
+            .map(|m| view(tx, principal, m, None))
             .collect::<Result<_>>()?;
         Ok(Listing {
             items,
@@ -900,6 +1108,17 @@ pub fn list(
             next: listing.next,
         })
     })
+}
+
+/// How many pending promotions wait for `principal`'s decision: those a
+/// list shows with `mayApprove` (they may approve or reject it, did not
+/// request it, have not approved it yet). For the console's navigation, so
+/// counted in one query; 0 for a user who may decide nothing.
+pub fn awaiting(store: &Store, principal: &Principal) -> Result<i64> {
+    let view = Visibility::of(principal, Permission::IntegrationView);
+    let manage = Visibility::of(principal, Permission::EnvironmentManage);
+    let non_production = Visibility::of(principal, Permission::EnvironmentManageNonProduction);
+    store.read(|tx| tx.promotions_awaiting(&view, &manage, &non_production, &principal.username))
 }
 
 /// What the audit log says about a promotion (never a value).
@@ -956,6 +1175,46 @@ mod tests {
         }
         let err = check_overrides(&[o("x", json!("hunter2-secret"), Some("int"))]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn key_changes_compare_type_secrecy_and_value_and_hide_secrets() {
+        let v = |key: &str, t: ValueType, secret: bool, value: Value| PlainValue {
+            section: "s".into(),
+            key: key.into(),
+            value_type: t,
+            secret,
+            value,
+            updated_by: "u".into(),
+            updated_at: 0,
+        };
+        let (int, string) = (ValueType::Int, ValueType::String);
+        let before = [
+            v("made-secret", string, false, json!("was-plain")),
+            v("retyped", int, false, json!(2)),
+            v("same", string, true, json!("hunter2")),
+        ];
+        let after = [
+            v("made-secret", string, true, json!("now-hidden")),
+            v("retyped", ValueType::Float, false, json!(2.0)),
+            v("same", string, true, json!("hunter2")),
+        ];
+        let changes = key_changes(&before, &after);
+        let text = serde_json::to_string(&changes).unwrap();
+        assert!(
+            !text.contains("now-hidden") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::to_value(&changes).unwrap(),
+            json!([
+                {"section": "s", "key": "made-secret", "change": "changed", "secret": true,
+                 "wasSecret": false, "from": "was-plain"},
+                {"section": "s", "key": "retyped", "change": "changed", "secret": false,
+                 "from": 2, "to": 2.0},
+                {"section": "s", "key": "same", "change": "unchanged", "secret": true},
+            ])
+        );
     }
 
     #[test]
@@ -1039,7 +1298,7 @@ mod tests {
         );
         let weak_err = approve(&store, &key, &weak, id, &none, 12).unwrap_err();
         assert!(matches!(weak_err, Error::Forbidden(_)), "{weak_err}");
-        assert!(get(&store, &bob, id).unwrap().may_approve);
+        assert!(get(&store, &key, &bob, id).unwrap().may_approve);
 
         let applied = approve(&store, &key, &bob, id, &none, 13).unwrap();
         assert_eq!(applied.status, "applied");
@@ -1076,7 +1335,7 @@ mod tests {
         deployments::record(&store, &dev, &rec("1.2"), "alice", 17).unwrap();
         let err = approve(&store, &key, &bob, id, &none, 18).unwrap_err();
         assert!(matches!(err, Error::Conflict(_)), "{err}");
-        let failed = get(&store, &bob, id).unwrap();
+        let failed = get(&store, &key, &bob, id).unwrap();
         assert_eq!(failed.status, "failed");
         assert!(failed.failure.unwrap().contains("new deployment record"));
         assert_eq!(

@@ -482,6 +482,15 @@ fn seed(c: &rusqlite::Connection, version: usize, sealed: &[u8]) {
          INSERT INTO log_levels (runtime_id, component, level) VALUES ('rt-1', 'acme/orders', 'DEBUG');",
     )
     .unwrap();
+    // An environment made after prod. From the "pipeline" migration (the
+    // 7th) on, an environment names its data plane.
+    c.execute_batch(if version >= 7 {
+        "INSERT INTO environments (handle, name, critical, created_at, data_plane_id)
+             VALUES ('late', 'Late', 0, 1000, (SELECT id FROM data_planes WHERE handle = 'default'));"
+    } else {
+        "INSERT INTO environments (handle, name, critical, created_at) VALUES ('late', 'Late', 0, 1000);"
+    })
+    .unwrap();
     c.execute(
         "INSERT INTO secrets (key_id, environment_id, project_id, integration_id, sealed_material, created_at)
          VALUES ('abcd1234', 1, 1, 1, ?1, 1000)",
@@ -558,6 +567,13 @@ fn databases_of_every_earlier_schema_version_migrate_with_their_data() {
                     Some("DEBUG")
                 );
                 assert_eq!(detail.status_history.len(), 1);
+                // The default pipeline keeps the creation order it had (issue 13).
+                let order: Vec<String> = tx
+                    .all_environments()?
+                    .into_iter()
+                    .map(|e| e.handle)
+                    .collect();
+                assert_eq!(order, ["dev", "prod", "late"], "version {version}");
                 let users = tx.users()?;
                 assert_eq!(
                     users.iter().any(|u| u.username == "alice"),

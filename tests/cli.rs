@@ -33,6 +33,37 @@ fn environments_are_seeded_and_created() {
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
 }
 
+/// Issue 13: `env create` says where the environment went in the default
+/// pipeline; a non-critical one goes before the first critical one.
+#[test]
+fn env_create_says_where_it_was_placed_in_the_default_pipeline() {
+    let d = TestDir::new("env-placed");
+    assert_eq!(
+        run_ok(&d.path, &["env", "create", "Staging"]).trim(),
+        "environment 'staging' created; placed after dev, before prod in the default pipeline"
+    );
+    assert_eq!(
+        run_ok(&d.path, &["env", "create", "DR", "--critical"]).trim(),
+        "environment 'dr' created (critical); placed last in the default pipeline, after prod"
+    );
+    let qa: serde_json::Value =
+        serde_json::from_str(&run_ok(&d.path, &["env", "create", "QA", "--json"])).unwrap();
+    assert_eq!(qa["handle"], "qa");
+    assert_eq!(qa["critical"], false);
+    assert_eq!(qa["placement"]["after"], "staging");
+    assert_eq!(qa["placement"]["before"], "prod");
+    // `env list` shows the default pipeline's order.
+    let list: serde_json::Value =
+        serde_json::from_str(&run_ok(&d.path, &["env", "list", "--json"])).unwrap();
+    let order: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["handle"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["dev", "staging", "qa", "prod", "dr"]);
+}
+
 #[test]
 fn secret_create_prints_a_config_snippet_once_and_list_never_shows_material() {
     let d = TestDir::new("secret");

@@ -228,7 +228,8 @@ fn the_pipeline_shows_its_order_and_the_next_environment() {
     let r = admin.post("/api/v1/environments", &json!({"name": "Staging"}));
     assert_eq!(r.status, 201, "{}", r.json());
     let p = "/api/v1/projects/order-service/environments";
-    // Until a subset is set, every environment in creation order.
+    // Until a subset is set, the default pipeline: the non-critical staging
+    // went before the critical prod (issue 13).
     let all = admin.get(p).json();
     let order: Vec<(&str, Value)> = all["environments"]
         .as_array()
@@ -239,11 +240,13 @@ fn the_pipeline_shows_its_order_and_the_next_environment() {
     assert_eq!(
         order,
         [
-            ("dev", json!("prod")),
-            ("prod", json!("staging")),
-            ("staging", Value::Null)
+            ("dev", json!("staging")),
+            ("staging", json!("prod")),
+            ("prod", Value::Null)
         ]
     );
+    let r = admin.put(p, &json!({"environments": ["prod", "dev"]}));
+    assert_eq!(r.status, 200, "{}", r.json());
     let r = admin.put(p, &json!({"environments": ["dev", "staging", "prod"]}));
     assert_eq!(r.status, 200, "{}", r.json());
     let got = admin.get(p).json();
@@ -268,6 +271,111 @@ fn the_pipeline_shows_its_order_and_the_next_environment() {
         ]
     );
     assert_eq!(got["environments"][2]["critical"], true);
+}
+
+/// The handles of a project's pipeline, in order.
+fn pipeline_of(admin: &mut ApiClient, project: &str) -> Vec<String> {
+    let r = admin.get(&format!("/api/v1/projects/{project}/environments"));
+    assert_eq!(r.status, 200, "{}", r.json());
+    r.json()["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["handle"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Issue 13: creating an environment never appends it after a critical one
+/// in the default pipeline (a project that chose no subset); a non-critical
+/// one goes before the first critical one, a critical one last, and the
+/// answer says where it went. Projects with their own pipeline keep it.
+#[test]
+fn new_environments_go_before_the_first_critical_one_in_the_default_pipeline() {
+    let s = TestServer::start(&[]);
+    let mut admin = s.admin();
+    projects(&mut admin);
+    let create = |admin: &mut ApiClient, body: Value| {
+        let r = admin.post("/api/v1/environments", &body);
+        assert_eq!(r.status, 201, "{}", r.json());
+        r.json()
+    };
+
+    let staging = create(&mut admin, json!({"name": "Staging"}));
+    assert_eq!(staging["handle"], "staging");
+    assert_eq!(
+        staging["placement"],
+        json!({
+            "after": "dev",
+            "before": "prod",
+            "projectsWithOwnPipeline": 0,
+            "message": "placed after dev, before prod in the default pipeline"
+        })
+    );
+    assert_eq!(
+        pipeline_of(&mut admin, "order-service"),
+        ["dev", "staging", "prod"]
+    );
+
+    // The next non-critical one follows the last non-critical one.
+    let qa = create(&mut admin, json!({"name": "QA"}));
+    assert_eq!(
+        qa["placement"]["message"],
+        "placed after staging, before prod in the default pipeline"
+    );
+    // A critical one goes last.
+    let dr = create(&mut admin, json!({"name": "DR", "critical": true}));
+    assert_eq!(
+        (&dr["placement"]["after"], &dr["placement"]["before"]),
+        (&json!("prod"), &Value::Null)
+    );
+    assert_eq!(
+        dr["placement"]["message"],
+        "placed last in the default pipeline, after prod"
+    );
+    // A non-critical one after that still lands before the first critical one.
+    let perf = create(&mut admin, json!({"name": "Perf", "requiredApprovals": 2}));
+    assert_eq!(perf["requiredApprovals"], 2);
+    assert_eq!(
+        perf["placement"]["message"],
+        "placed after qa, before prod in the default pipeline"
+    );
+    let order = ["dev", "staging", "qa", "perf", "prod", "dr"];
+    assert_eq!(pipeline_of(&mut admin, "order-service"), order);
+    // Promotion follows it: the next environment after staging is qa.
+    let stages = admin
+        .get("/api/v1/projects/order-service/environments")
+        .json();
+    assert_eq!(stages["environments"][1]["next"], "qa");
+    assert_eq!(stages["environments"][3]["next"], "prod");
+    // The environment list keeps creation order (its cursor is the id).
+    let listed: Vec<String> = admin.get("/api/v1/environments").json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["handle"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, ["dev", "prod", "staging", "qa", "dr", "perf"]);
+
+    // A project with its own pipeline keeps it; the answer says so.
+    let r = admin.post("/api/v1/projects", &json!({"name": "Billing"}));
+    assert_eq!(r.status, 201, "{}", r.json());
+    let r = admin.put(
+        "/api/v1/projects/billing/environments",
+        &json!({"environments": ["dev", "prod"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    let sandbox = create(&mut admin, json!({"name": "Sandbox"}));
+    assert_eq!(sandbox["placement"]["projectsWithOwnPipeline"], 1);
+    let message = sandbox["placement"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("placed after perf, before prod in the default pipeline; 1 project(s) with their own pipeline do not include it"),
+        "{message}"
+    );
+    assert_eq!(pipeline_of(&mut admin, "billing"), ["dev", "prod"]);
+    assert_eq!(
+        pipeline_of(&mut admin, "order-service"),
+        ["dev", "staging", "qa", "perf", "sandbox", "prod", "dr"]
+    );
 }
 
 #[test]

@@ -510,6 +510,196 @@ fn a_promotion_whose_source_or_target_moved_fails_on_approval() {
     );
 }
 
+/// Secret values of the diff test: compared, never shown.
+const OLD_PASSWORD: &str = "old-pw-S3cret-of-the-diff";
+const NEW_PASSWORD: &str = "new-pw-S3cret-of-the-diff";
+const ADDED_KEY: &str = "added-api-K3y-of-the-diff";
+const SAME_SECRET: &str = "mq-pw-unchanged-of-the-diff";
+
+fn config(api: &mut ApiClient, env: &str, body: Value) {
+    let r = api.patch(&env_path(env, "/config"), &body);
+    assert_eq!(r.status, 200, "{}", r.json());
+}
+
+fn awaiting(api: &mut ApiClient) -> i64 {
+    let r = api.get("/api/v1/promotions/awaiting-me");
+    assert_eq!(r.status, 200, "{}", r.json());
+    r.json()["count"].as_i64().unwrap()
+}
+
+/// The pending promotions the inbox shows `api` with `mayApprove`.
+fn may_approve(api: &mut ApiClient) -> i64 {
+    let inbox = api.get("/api/v1/promotions?status=pending").json();
+    inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["mayApprove"] == true)
+        .count() as i64
+}
+
+/// Issue 13: approvals are not blind. A promotion says what it changes in
+/// the target: the deployed version from → to, every configuration key old
+/// → new (a secret only as added/changed/unchanged, its value nowhere in
+/// the answer), keys added and removed. And each user can ask, cheaply,
+/// how many promotions wait for their decision.
+#[test]
+fn a_promotion_shows_what_changes_in_the_target_and_who_it_waits_for() {
+    let s = TestServer::start(&[]);
+    let mut root = s.admin();
+    setup(&mut root);
+    let mut bob = s.api_as("bob", Some("Admin"));
+    let mut dana = s.api_as("dana", Some("Developer"));
+    let mut vic = s.api_as("vic", Some("Viewer"));
+
+    // staging holds 1.0.0 and dev's first configuration, promoted.
+    config(
+        &mut root,
+        "dev",
+        json!({"set": [
+            {"section": "myorg.orders", "key": "dbUrl", "value": "jdbc:postgresql://db.dev/orders"},
+            {"section": "myorg.orders", "key": "dbPassword", "value": OLD_PASSWORD, "secret": true},
+            {"section": "myorg.orders", "key": "mqPassword", "value": SAME_SECRET, "secret": true},
+            {"section": "myorg.orders", "key": "poolSize", "value": 5},
+            {"section": "myorg.orders", "key": "legacyMode", "value": true},
+        ]}),
+    );
+    deploy(&mut root, "dev", "1.0.0");
+    let r = promote(&mut root, json!({"from": "dev", "to": "staging"}));
+    assert_eq!(r.json()["status"], "applied", "{}", r.json());
+    for (env, n) in [("staging", 1), ("prod", 2)] {
+        let r = root.patch(
+            &format!("/api/v1/environments/{env}"),
+            &json!({"requiredApprovals": n}),
+        );
+        assert_eq!(r.status, 200, "{}", r.json());
+    }
+
+    // dev moves on: a version, a changed plain key, a changed secret, an
+    // added plain and an added secret key, a removed key.
+    config(
+        &mut root,
+        "dev",
+        json!({"set": [
+            {"section": "myorg.orders", "key": "dbPassword", "value": NEW_PASSWORD, "secret": true},
+            {"section": "myorg.orders", "key": "timeoutSeconds", "value": 30},
+            {"section": "myorg.orders", "key": "apiKey", "value": ADDED_KEY, "secret": true},
+        ], "unset": [{"section": "myorg.orders", "key": "legacyMode"}]}),
+    );
+    deploy(&mut root, "dev", "1.1.0");
+    let r = promote(
+        &mut root,
+        json!({"from": "dev", "to": "staging", "overrides": [
+            {"section": "myorg.orders", "key": "dbUrl", "value": "jdbc:postgresql://db.staging/orders"}]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let requested = r.json();
+    assert_eq!(requested["status"], "pending", "{requested}");
+    let id = requested["id"].as_str().unwrap().to_string();
+
+    let r = bob.get(&format!("/api/v1/promotions/{id}"));
+    assert_eq!(r.status, 200, "{}", r.json());
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    for secret in [OLD_PASSWORD, NEW_PASSWORD, ADDED_KEY, SAME_SECRET] {
+        assert!(!body.contains(secret), "{secret} is in {body}");
+    }
+    let changes = r.json()["changes"].clone();
+    assert_eq!(
+        changes["deployment"],
+        json!({
+            "from": {"version": "1.0.0", "artifact": "registry.example.com/orders:1.0.0", "sha256": null},
+            "to": {"version": "1.1.0", "artifact": "registry.example.com/orders:1.1.0", "sha256": null},
+            "changed": true
+        })
+    );
+    let section = "myorg.orders";
+    assert_eq!(
+        changes["configuration"],
+        json!({
+            "fromRevision": 1,
+            "newRevision": true,
+            "added": 2, "removed": 1, "changed": 2, "unchanged": 2,
+            "keys": [
+                {"section": section, "key": "apiKey", "change": "added", "secret": true},
+                {"section": section, "key": "dbPassword", "change": "changed", "secret": true},
+                {"section": section, "key": "dbUrl", "change": "changed", "secret": false,
+                 "from": "jdbc:postgresql://db.dev/orders", "to": "jdbc:postgresql://db.staging/orders"},
+                {"section": section, "key": "legacyMode", "change": "removed", "secret": false, "from": true},
+                {"section": section, "key": "mqPassword", "change": "unchanged", "secret": true},
+                {"section": section, "key": "poolSize", "change": "unchanged", "secret": false, "from": 5, "to": 5},
+                {"section": section, "key": "timeoutSeconds", "change": "added", "secret": false, "to": 30},
+            ]
+        })
+    );
+    // The request's answer says the same; lists leave it out.
+    assert_eq!(requested["changes"], changes);
+    let list = root.get(PROMOTIONS).json();
+    assert!(list["items"][0].get("changes").is_none(), "{list}");
+
+    // Into prod, which has nothing yet: every key is added.
+    let r = promote(&mut root, json!({"from": "staging", "to": "prod"}));
+    assert_eq!(r.status, 201, "{}", r.json());
+    let into_prod = r.json();
+    let prod_id = into_prod["id"].as_str().unwrap().to_string();
+    assert_eq!(into_prod["changes"]["deployment"]["from"], Value::Null);
+    assert_eq!(into_prod["changes"]["deployment"]["to"]["version"], "1.0.0");
+    let c = &into_prod["changes"]["configuration"];
+    assert_eq!(
+        (
+            &c["fromRevision"],
+            &c["added"],
+            &c["removed"],
+            &c["changed"],
+            &c["unchanged"]
+        ),
+        (&json!(0), &json!(5), &json!(0), &json!(0), &json!(0)),
+        "{c}"
+    );
+    assert!(!into_prod.to_string().contains(OLD_PASSWORD));
+
+    // Who it waits for: bob may decide both, dana (non-production) only
+    // staging, vic (viewer) nothing, root requested both.
+    for (who, api, want) in [
+        ("bob", &mut bob, 2),
+        ("dana", &mut dana, 1),
+        ("vic", &mut vic, 0),
+        ("root", &mut root, 0),
+    ] {
+        assert_eq!(awaiting(api), want, "{who}");
+        assert_eq!(
+            may_approve(api),
+            want,
+            "{who}: the count is the inbox's mayApprove"
+        );
+    }
+    // bob's first of two approvals into prod: it stays pending, but no
+    // longer waits for bob.
+    let r = bob.post(&format!("/api/v1/promotions/{prod_id}/approve"), &json!({}));
+    assert_eq!(r.json()["status"], "pending", "{}", r.json());
+    assert_eq!(awaiting(&mut bob), 1);
+    assert_eq!(may_approve(&mut bob), 1);
+    // bob applies the one into staging; the answer still says what changed.
+    let r = bob.post(&format!("/api/v1/promotions/{id}/approve"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.json());
+    let applied = r.json();
+    assert_eq!(applied["status"], "applied", "{applied}");
+    assert_eq!(applied["changes"], changes);
+    assert_eq!((awaiting(&mut bob), awaiting(&mut dana)), (0, 0));
+    let staging = root.get(&env_path("staging", "/config")).json();
+    assert_eq!(value(&staging, "timeoutSeconds")["value"], 30);
+    assert!(staging["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["key"] != "legacyMode"));
+    // A user who may not decide gets 0, never a refusal; without a session, 401.
+    let mut anonymous = s.management_client();
+    let r = anonymous
+        .request("GET", "/api/v1/promotions/awaiting-me", &[], &[])
+        .unwrap();
+    assert_eq!(r.status, 401);
+}
+
 /// Sends the same request from `n` threads released together.
 fn race(s: &TestServer, n: usize, body: Value) -> Vec<ClientResponse> {
     let barrier = Arc::new(Barrier::new(n));

@@ -73,6 +73,9 @@ function buildShell() {
     section ? h('div', { class: 'section' }, section) : null,
     items.filter(([, , , , perm]) => !perm || can(perm)).map(([key, href, ico, label]) => (navLinks[key] = h('a', { href, 'data-nav': '', testid: `nav-${key}` }, h('span', { class: 'ico', 'aria-hidden': 'true' }, ico), label))),
   ]));
+  // How many promotions wait for this user's decision, beside "Promotions".
+  const awaitingEl = h('span', { class: 'nav-count', testid: 'nav-promotions-count', hidden: true });
+  navLinks.promotions?.append(awaitingEl);
   const name = session.user.displayName || session.user.username;
   const root = h('div', { class: 'shell' },
     h('aside', { class: 'sidebar' },
@@ -85,7 +88,39 @@ function buildShell() {
           h('a', { href: '/profile', 'data-nav': '', class: 'user', testid: 'nav-profile', title: 'Profile and API tokens' }, h('span', { class: 'avatar', 'aria-hidden': 'true' }, name.slice(0, 1)), name),
           h('button', { type: 'button', class: 'btn small', testid: 'logout', onClick: logout }, 'Sign out'))),
       content));
-  return { root, content, crumbs, navLinks, liveEl };
+  return { root, content, crumbs, navLinks, liveEl, awaitingEl };
+}
+
+// ---- promotions waiting for the signed-in user -----------------------------
+
+const AWAITING_EVERY_MS = 10000;
+let awaitingAt = 0;
+let awaitingUnsub = null;
+
+/**
+ * Fetches how many promotions wait for the signed-in user's decision and
+ * shows it in the sidebar; resolves the count (null when unknown). Called
+ * on navigation, on live ticks, after decisions and by the overview.
+ */
+export async function refreshAwaiting() {
+  const el = shell?.awaitingEl;
+  if (!el) return null;
+  awaitingAt = Date.now();
+  try {
+    const { count } = await get('/promotions/awaiting-me');
+    el.textContent = count ? String(count) : '';
+    el.hidden = !count;
+    el.title = `${count} promotion${count === 1 ? '' : 's'} waiting for your decision`;
+    el.setAttribute('aria-label', el.title);
+    return count;
+  } catch { return null; }
+}
+
+function watchAwaiting() {
+  awaitingUnsub?.();
+  awaitingUnsub = onLive((type) => {
+    if (type === 'tick' || type === 'reconnected' || (type === 'poll' && Date.now() - awaitingAt >= AWAITING_EVERY_MS)) refreshAwaiting();
+  });
 }
 
 async function logout() {
@@ -98,6 +133,8 @@ function signedOut() {
   session.user = null;
   setCsrf(null);
   stopLive();
+  awaitingUnsub?.();
+  awaitingUnsub = null;
   shell = null;
   navigate('/login', { replace: true });
 }
@@ -136,7 +173,9 @@ async function render() {
     shell = buildShell();
     fill(app, shell.root);
     startLive(shell.liveEl);
+    watchAwaiting();
   }
+  if (route?.page !== 'overview') refreshAwaiting(); // the overview refreshes it with its own figures
   for (const [k, a] of Object.entries(shell.navLinks)) a.classList.toggle('active', k === route?.nav);
   const content = shell.content;
   if (!route) {

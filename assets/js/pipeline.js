@@ -1,12 +1,13 @@
 // The environments pipeline in the console: deployment records, the typed
 // configuration editor (secrets only ever as "set · updated · by"), what a
 // runtime still runs ("takes effect after restart"), promotion with
-// overrides, and promotion lists with approve / reject / cancel. Used by the
+// overrides, and promotion lists with approve / reject / cancel, whose
+// dialogs show what the promotion changes in its target. Used by the
 // integration, project and promotions pages.
 
 import { get, post, patch, qs, enc } from './api.js';
 import { h, fill, loading, failure, button, badge, field, input, select, modal, toast, table, timeAgo, when, link, empty } from './ui.js';
-import { session, can } from './app.js';
+import { session, can, refreshAwaiting } from './app.js';
 
 export const TYPES = ['string', 'int', 'float', 'boolean', 'array', 'table'];
 
@@ -341,14 +342,73 @@ export async function promote(base, from, to, deployment, cfg) {
   return made;
 }
 
+const CHANGE = { added: 'ok', removed: 'bad', changed: 'warn', unchanged: '' };
+
+/** A configuration value in a diff cell: plain values as text, a secret only as what happens to it. */
+function diffValue(k, side) {
+  const secret = side === 'from' ? (k.wasSecret ?? k.secret) : k.secret;
+  const present = side === 'from' ? k.change !== 'added' : k.change !== 'removed';
+  if (!present) return h('span', { class: 'muted' }, '—');
+  if (secret) {
+    // Never a value: the old one is "set"; the new one is set, changed or unchanged.
+    const text = side === 'from' ? 'set' : { added: 'set', changed: 'changed', unchanged: 'unchanged' }[k.change];
+    return h('span', { class: 'secret-change' }, badge('secret', 'accent'), ' ', text);
+  }
+  const v = k[side];
+  return h('span', { class: `mono wrap ${k.change === 'unchanged' ? '' : side === 'from' ? 'diff-old' : 'diff-new'}` }, valueText(v));
+}
+
+function diffRow(k) {
+  const name = dotted(k);
+  return h('tr', { testid: `change-${name}`, 'data-change': k.change },
+    h('td', { class: 'mono' }, h('div', {}, k.key), k.section ? h('div', { class: 'muted small' }, `[${k.section}]`) : null),
+    h('td', {}, badge(k.change, CHANGE[k.change])),
+    h('td', { testid: `change-from-${name}` }, diffValue(k, 'from')),
+    h('td', { testid: `change-to-${name}` }, diffValue(k, 'to')));
+}
+
+/** What a promotion changes in its target: deployment from → to, every configuration key old → new. */
+export function changesView(p) {
+  const c = p.changes;
+  if (!c) return h('p', { class: 'muted small' }, 'This icpd does not say what a promotion changes.');
+  const d = c.deployment;
+  const cfg = c.configuration;
+  const moved = cfg.keys.filter((k) => k.change !== 'unchanged');
+  const same = cfg.keys.filter((k) => k.change === 'unchanged');
+  const head = h('thead', {}, h('tr', {}, ['Key', 'Change', `Now in ${p.to}`, 'After'].map((t) => h('th', {}, t))));
+  const counts = ['changed', 'added', 'removed', 'unchanged'].filter((n) => cfg[n]).map((n) => `${cfg[n]} ${n}`).join(' · ');
+  return h('div', { class: 'changes', testid: 'decision-changes' },
+    h('h3', {}, `What changes in ${p.to}`),
+    h('div', { class: 'change-line', testid: 'change-deployment', 'data-changed': String(d.changed) },
+      h('span', { class: 'label' }, 'Deployment'),
+      d.from ? h('strong', { class: d.changed ? 'diff-old' : '' }, d.from.version) : h('span', { class: 'muted' }, 'none'),
+      h('span', { class: 'arrow', 'aria-label': 'becomes' }, '→'),
+      h('strong', { class: d.changed ? 'diff-new' : '' }, d.to.version),
+      d.changed ? null : h('span', { class: 'muted small' }, '(unchanged)'),
+      d.changed && d.from && d.from.version === d.to.version ? h('span', { class: 'muted small' }, '(another artifact)') : null),
+    h('div', { class: 'change-line', testid: 'change-configuration' },
+      h('span', { class: 'label' }, 'Configuration'),
+      cfg.newRevision
+        ? h('span', {}, cfg.fromRevision ? `revision ${cfg.fromRevision}` : 'none', ' → a new revision', counts ? h('span', { class: 'muted' }, ` · ${counts}`) : null)
+        : h('span', { class: 'muted' }, cfg.fromRevision ? `stays at revision ${cfg.fromRevision}` : 'none, and none is promoted')),
+    moved.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'config-table diff-table' }, head, h('tbody', {}, moved.map(diffRow)))) : null,
+    same.length ? h('details', { testid: 'changes-unchanged' }, h('summary', {}, `${same.length} unchanged key${same.length === 1 ? '' : 's'}`),
+      h('table', { class: 'config-table diff-table' }, h('tbody', {}, same.map(diffRow)))) : null,
+    cfg.newRevision && !cfg.keys.length ? h('p', { class: 'muted small' }, 'No values before or after.') : null);
+}
+
 async function decide(p, action, done) {
   const reject = action === 'reject';
   const comment = field(reject ? 'Why (required)' : 'Comment (optional)', h('textarea', { rows: 3, required: reject, testid: 'decision-comment' }));
+  // The list leaves out what a promotion changes; the promotion itself says it.
+  const changes = h('div', { testid: 'decision-changes-box' }, loading());
+  get(`/promotions/${enc(p.id)}`).then((full) => fill(changes, changesView(full)), (e) => fill(changes, failure(e)));
   // A refused or failed decision (409: the source or target changed) shows in the dialog; the list refreshes either way.
   await modal({
     title: `${reject ? 'Reject' : action === 'cancel' ? 'Cancel' : 'Approve'} promotion #${p.id}`, submit: reject ? 'Reject' : action === 'cancel' ? 'Cancel promotion' : 'Approve', danger: reject || action === 'cancel', cancel: 'Back',
-    testid: 'decision-modal',
+    testid: 'decision-modal', wide: true,
     body: [h('p', {}, `${p.project}/${p.integration}: ${p.deployment?.version ?? ''} from ${p.from} to ${p.to}, configuration revision ${p.sourceConfigRevision ?? '—'}.`),
+      changes,
       action === 'approve' ? h('p', { class: 'muted small' }, 'When enough approvals are in, the promotion is applied at once: a new deployment record and configuration revision in ', p.to, '.') : null, comment],
     onSubmit: async () => {
       const text = comment.input.value.trim();
@@ -358,6 +418,7 @@ async function decide(p, action, done) {
       return true;
     },
   });
+  refreshAwaiting();
   done?.();
 }
 

@@ -492,4 +492,21 @@ CREATE TABLE promotion_approvals (
 );
 "#,
     },
+    Migration {
+        name: "environment-order",
+        sql: r#"
+-- The default pipeline (issue 13): the order in which a project that chose
+-- no subset of environments promotes through them. It was creation order,
+-- so an environment made after prod came after prod. Existing environments
+-- keep their creation order; a new one is appended by this trigger, and
+-- the catalog moves a non-critical one before the first critical one.
+ALTER TABLE environments ADD COLUMN pipeline_position INTEGER;
+UPDATE environments SET pipeline_position = id;
+CREATE TRIGGER environments_insert_pipeline_position AFTER INSERT ON environments
+    WHEN NEW.pipeline_position IS NULL
+    BEGIN UPDATE environments SET pipeline_position =
+        (SELECT COALESCE(MAX(pipeline_position), 0) + 1 FROM environments)
+        WHERE id = NEW.id; END;
+"#,
+    },
 ];

@@ -164,6 +164,57 @@ impl Tx<'_> {
         Ok((rows, total))
     }
 
+    /// How many pending promotions `username` may decide and has not: not
+    /// requested by them, not approved by them, visible (`view`: the
+    /// target's integration:view), and in a target they hold
+    /// `environment:manage` on (`manage`) or, when it is not critical,
+    /// `environment:manage-non-production` (`non_production`). The same
+    /// rule as `mayApprove`, counted in SQL (one pass over the pending
+    /// promotions, through the status index).
+    pub fn promotions_awaiting(
+        &self,
+        view: &Visibility,
+        manage: &Visibility,
+        non_production: &Visibility,
+        username: &str,
+    ) -> Result<i64> {
+        let json = |ids: &[i64]| serde_json::Value::from(ids.to_vec()).to_string();
+        let sql = "SELECT COUNT(*) FROM promotions m \
+             JOIN integrations i ON i.id = m.integration_id \
+             JOIN environments te ON te.id = m.to_environment_id \
+             WHERE m.status = 'pending' AND m.requested_by <> ?13 \
+             AND NOT EXISTS (SELECT 1 FROM promotion_approvals a \
+                 WHERE a.promotion_id = m.id AND a.username = ?13) \
+             AND (?1 OR i.project_id IN (SELECT value FROM json_each(?2)) \
+                 OR m.integration_id IN (SELECT value FROM json_each(?3)) \
+                 OR m.to_environment_id IN (SELECT value FROM json_each(?4))) \
+             AND ((?5 OR i.project_id IN (SELECT value FROM json_each(?6)) \
+                 OR m.integration_id IN (SELECT value FROM json_each(?7)) \
+                 OR m.to_environment_id IN (SELECT value FROM json_each(?8))) \
+               OR (NOT te.critical AND (?9 OR i.project_id IN (SELECT value FROM json_each(?10)) \
+                 OR m.integration_id IN (SELECT value FROM json_each(?11)) \
+                 OR m.to_environment_id IN (SELECT value FROM json_each(?12)))))";
+        Ok(self.row(
+            sql,
+            params![
+                view.everything,
+                json(&view.projects),
+                json(&view.integrations),
+                json(&view.environments),
+                manage.everything,
+                json(&manage.projects),
+                json(&manage.integrations),
+                json(&manage.environments),
+                non_production.everything,
+                json(&non_production.projects),
+                json(&non_production.integrations),
+                json(&non_production.environments),
+                username
+            ],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Ends a pending promotion: `rejected`, `cancelled` or `failed`, by whom, when, why.
     pub fn end_promotion(
         &self,

@@ -199,12 +199,42 @@ impl Tx<'_> {
         Ok((rows, total))
     }
 
+    /// Every environment in the order of the default pipeline.
     pub fn all_environments(&self) -> Result<Vec<EnvironmentInfo>> {
         let mut st = self.tx.prepare_cached(&format!(
-            "SELECT {ENV_COLUMNS} FROM environments e ORDER BY e.id"
+            "SELECT {ENV_COLUMNS} FROM environments e ORDER BY e.pipeline_position, e.id"
         ))?;
         let rows = st.query_map([], env_info)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Moves environment `id` in the default pipeline to just before
+    /// environment `before`, shifting `before` and what follows it.
+    pub fn move_environment_before(&self, id: i64, before: i64) -> Result<()> {
+        let at: i64 = self.row(
+            "SELECT pipeline_position FROM environments WHERE id = ?1",
+            [before],
+            |r| r.get(0),
+        )?;
+        self.exec(
+            "UPDATE environments SET pipeline_position = pipeline_position + 1 \
+             WHERE pipeline_position >= ?1 AND id != ?2",
+            params![at, id],
+        )?;
+        self.exec(
+            "UPDATE environments SET pipeline_position = ?1 WHERE id = ?2",
+            params![at, id],
+        )?;
+        Ok(())
+    }
+
+    /// How many projects have chosen their own subset of environments.
+    pub fn projects_with_own_pipeline(&self) -> Result<i64> {
+        Ok(self.row(
+            "SELECT COUNT(DISTINCT project_id) FROM project_environments",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn environment_info(&self, handle: &str) -> Result<Option<EnvironmentInfo>> {

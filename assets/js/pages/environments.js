@@ -1,6 +1,6 @@
-// Environments admin: create, edit (name, critical flag, description, data
-// plane and, when the server knows it, approvals a promotion into it needs),
-// delete.
+// Environments admin: create (saying where the new one went in the default
+// pipeline), edit (name, critical flag, description, data plane and, when
+// the server knows it, approvals a promotion into it needs), delete.
 
 import { all, get, post, patch, del, enc } from '../api.js';
 import { h, fill, card, loading, failure, button, pageHead, table, badge, field, input, select, modal, confirm, toast, when, link } from '../ui.js';
@@ -44,6 +44,7 @@ export async function render(ctx) {
     const plane = field('Data plane', select(planes.map((d) => [d.handle, `${d.name} (${d.kind}${d.region ? `, ${d.region}` : ''})`]), { value: e?.dataPlane || 'default', testid: 'environment-data-plane' }));
     const required = approvals ? field('Approvals to promote into it', input({ type: 'number', min: 0, max: 10, step: 1, value: e ? String(e.requiredApprovals ?? 0) : '', placeholder: 'default: 1 if critical, else 0', testid: 'environment-required-approvals' }),
       'Users with environment permission, other than the requester, who must approve a promotion into this environment.') : null;
+    let saved = null;
     const ok = await modal({
       title: e ? `Edit ${e.name}` : 'New environment', testid: 'environment-modal',
       body: [name, handle, h('label', { class: 'check', for: 'env-critical' }, critical, 'Critical (production): changes need environment:manage'), plane, required, desc],
@@ -55,10 +56,11 @@ export async function render(ctx) {
           // Unchanged stays unsent, so a default (by criticality) stays a default.
           if (!e || n !== e.requiredApprovals) body.requiredApprovals = n;
         }
-        return e ? patch(`/environments/${enc(e.handle)}`, body) : post('/environments', { ...body, handle: handle.input.value.trim() || undefined });
+        return (e ? patch(`/environments/${enc(e.handle)}`, body) : post('/environments', { ...body, handle: handle.input.value.trim() || undefined })).then((r) => { saved = r; });
       },
     });
-    if (ok) { toast('Environment saved.', 'ok'); load(); }
+    // A new environment's answer says where it went in the default pipeline.
+    if (ok) { toast(saved?.placement ? `Environment ${saved.handle} created: ${saved.placement.message}.` : 'Environment saved.', 'ok'); load(); }
   }
   async function remove(e) {
     if (!(await confirm(`Delete ${e.name}?`, 'Only an environment without runtimes or active secrets can be deleted.'))) return;

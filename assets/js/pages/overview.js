@@ -1,8 +1,10 @@
-// Overview: counts, runtimes per environment by status, projects.
+// Overview: counts (with the promotions waiting for the user's decision),
+// runtimes per environment by status, projects.
 
 import { get, all, qs, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, empty, badge, timeAgo, table } from '../ui.js';
 import { liveRefresh } from '../live.js';
+import { refreshAwaiting } from '../app.js';
 
 export async function render(ctx) {
   ctx.crumbs(['Overview']);
@@ -10,12 +12,13 @@ export async function render(ctx) {
   fill(ctx.el, h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Overview'), h('p', {}, 'Your projects and the runtimes reporting to this control plane.'))), body);
   fill(body, loading());
   const load = async () => {
-    const [envs, projects, running, offline, recent] = await Promise.all([
+    const [envs, projects, running, offline, recent, awaiting] = await Promise.all([
       all('/environments'),
       get('/projects?limit=12'),
       get('/runtimes?status=RUNNING&limit=1'),
       get('/runtimes?status=OFFLINE&limit=1'),
       get('/runtimes?limit=8'),
+      refreshAwaiting(),
     ]);
     const perEnv = await Promise.all(envs.map(async (e) => {
       const [r, o] = await Promise.all([
@@ -27,11 +30,12 @@ export async function render(ctx) {
     if (!ctx.alive()) return;
     const stat = (label, value, cls, testid) => h('div', { class: 'card stat', testid }, h('div', { class: 'label' }, label), h('div', { class: `value ${cls || ''}` }, value));
     fill(body,
-      h('div', { class: 'grid stats' },
+      h('div', { class: 'grid stats with-awaiting' },
         stat('Projects', projects.total, '', 'stat-projects'),
         stat('Runtimes', running.total + offline.total, '', 'stat-runtimes'),
         stat('Running', running.total, 'ok', 'stat-running'),
-        stat('Offline', offline.total, offline.total ? 'bad' : '', 'stat-offline')),
+        stat('Offline', offline.total, offline.total ? 'bad' : '', 'stat-offline'),
+        stat('Awaiting your decision', link('/promotions', awaiting === null ? '—' : String(awaiting), { title: 'Promotions waiting for your approval or rejection' }), awaiting ? 'warn' : '', 'stat-awaiting')),
       h('div', { class: 'grid two' },
         card('Runtimes by environment', link('/environments', 'Manage'),
           perEnv.length ? perEnv.map(({ env, running: r, offline: o }) => {

@@ -1,6 +1,7 @@
 //! Promotions: `/api/v1/projects/{project}/integrations/{integration}/promotions`
 //! (request, list) and `/api/v1/promotions` (the approvals inbox, one
-//! promotion, approve, reject, cancel).
+//! promotion with what it changes in the target, approve, reject, cancel)
+//! and `/api/v1/promotions/awaiting-me` (how many wait for the caller).
 //!
 //! The rules (who may request, approve, reject or cancel) are in
 //! `promotion.rs`, decided by the caller's `Principal`; the handlers decode,
@@ -13,6 +14,7 @@ use crate::catalog;
 use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::promotion::{self, Decision, Status};
+use serde_json::json;
 
 const INTEGRATION_PROMOTIONS: &str =
     "/api/v1/projects/{project}/integrations/{integration}/promotions";
@@ -44,9 +46,17 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/promotions/awaiting-me",
+        access: Access::User,
+        summary: "How many pending promotions wait for the caller's decision (they may approve or reject, did not request, have not approved): {count}",
+        query: &[],
+        handler: awaiting_me,
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/promotions/{id}",
         access: Access::User,
-        summary: "One promotion (secret override values only as set)",
+        summary: "One promotion (secret override values only as set), with `changes`: what it changes in the target (deployment from/to; every configuration key added, removed, changed or unchanged, secret values never shown)",
         query: &[],
         handler: get,
     },
@@ -150,8 +160,18 @@ fn list_all(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     page(l)
 }
 
+fn awaiting_me(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let count = promotion::awaiting(&api.store, ctx.principal()?)?;
+    ok(&json!({ "count": count }))
+}
+
 fn get(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    ok(&promotion::get(&api.store, ctx.principal()?, id(ctx)?)?)
+    ok(&promotion::get(
+        &api.store,
+        &api.master_key,
+        ctx.principal()?,
+        id(ctx)?,
+    )?)
 }
 
 fn approve(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -172,7 +192,14 @@ fn approve(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn reject(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let id = id(ctx)?;
     ctx.audit_target = Some(format!("promotion {id} reject"));
-    let p = promotion::reject(&api.store, ctx.principal()?, id, &decision(ctx)?, ctx.now)?;
+    let p = promotion::reject(
+        &api.store,
+        &api.master_key,
+        ctx.principal()?,
+        id,
+        &decision(ctx)?,
+        ctx.now,
+    )?;
     ctx.audit_target = Some(promotion::audit_target(&p));
     ok(&p)
 }
@@ -181,7 +208,7 @@ fn cancel(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let id = id(ctx)?;
     ctx.audit_target = Some(format!("promotion {id} cancel"));
     decision(ctx)?;
-    let p = promotion::cancel(&api.store, ctx.principal()?, id, ctx.now)?;
+    let p = promotion::cancel(&api.store, &api.master_key, ctx.principal()?, id, ctx.now)?;
     ctx.audit_target = Some(promotion::audit_target(&p));
     ok(&p)
 }

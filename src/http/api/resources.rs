@@ -232,7 +232,7 @@ fn list_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn create_environment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     ctx.require(Permission::EnvironmentManage, &Target::organization())?;
     let e = catalog::add_environment(&api.store, &ctx.body()?, ctx.now)?;
-    ctx.audit_target = Some(format!("environment {}", e.handle));
+    ctx.audit_target = Some(format!("environment {}", e.environment.handle));
     created(&e)
 }
 
