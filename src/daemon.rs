@@ -218,6 +218,7 @@ impl Daemon {
             commands: commands.clone(),
             events: events.clone(),
         });
+        let refusals = Arc::new(crate::refusals::Refusals::new());
         let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = http::listen::serve(
             "runtime",
@@ -227,7 +228,7 @@ impl Daemon {
             Arc::new(timed(
                 "runtime",
                 RUNTIME_ROUTES,
-                http::routes::runtime_handler(protocol, telemetry.clone()),
+                http::routes::runtime_handler(protocol, telemetry.clone(), refusals.clone()),
             )),
         )?;
         log::info!("listening runtime {scheme}://{}", runtime.local_addr());
@@ -242,6 +243,7 @@ impl Daemon {
             runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
             cert_path,
             metrics: cfg.metrics.clone(),
+            refusals,
         });
         let management = http::listen::serve(
             "management",
