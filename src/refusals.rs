@@ -217,6 +217,9 @@ pub struct Refusal {
     pub runtime_id: Option<String>,
     #[serde(skip)]
     pub target: Target,
+    /// Order of recording (times may tie).
+    #[serde(skip)]
+    seq: u64,
 }
 
 impl Refusal {
@@ -244,6 +247,7 @@ impl Refusal {
             key_id: s.key_id.clone(),
             runtime_id: s.runtime_id.clone(),
             target: s.target(),
+            seq: 0,
         }
     }
 
@@ -265,14 +269,20 @@ impl Refusal {
             format!(" [{}]", who.join(", "))
         };
         let mut line = format!(
-            "refused {} from {} on the {} listener: {} ({}){who}: {}",
+            "refused {} from {} on the {} listener: {} ({}){who}",
             self.request,
             self.source,
             self.listener,
             self.reason.label(),
             self.status,
-            self.message
         );
+        // The reason says it all for a missing header, and the answer's
+        // wording (an `Authorization: Bearer` hint) would look like a
+        // credential in the log.
+        if self.reason != Reason::MissingCredentials {
+            line.push_str(": ");
+            line.push_str(&self.message);
+        }
         if not_logged > 0 {
             line.push_str(&format!(
                 " ({not_logged} more like it were not logged in the last minute)"
@@ -286,7 +296,9 @@ impl Refusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
     /// Log it, saying how many were not logged since the last line.
-    Log { not_logged: u64 },
+    Log {
+        not_logged: u64,
+    },
     Suppress,
 }
 
@@ -377,6 +389,7 @@ struct State {
     /// Newest first, per environment id (`None`: no environment known).
     rings: HashMap<Option<i64>, VecDeque<Refusal>>,
     limiter: LogLimiter,
+    recorded: u64,
 }
 
 impl Refusals {
@@ -385,9 +398,11 @@ impl Refusals {
     }
 
     /// Counts, logs (rate-limited) and keeps one refusal.
-    pub fn record(&self, r: Refusal) {
+    pub fn record(&self, mut r: Refusal) {
         crate::metrics::refused(r.listener, r.reason);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.recorded += 1;
+        r.seq = st.recorded;
         if let Decision::Log { not_logged } = st.limiter.admit(r.source, r.reason, r.at) {
             log::warn!("{}", r.log_line(not_logged));
         }
@@ -424,7 +439,7 @@ impl Refusals {
                 .cloned()
                 .collect(),
         };
-        out.sort_by(|a, b| b.at.cmp(&a.at));
+        out.sort_by(|a, b| b.seq.cmp(&a.seq));
         out.truncate(limit);
         out
     }
@@ -483,13 +498,16 @@ mod tests {
             );
         }
         l.admit(ip(0), Reason::UnknownKey, t + 1); // one suppressed, in a tracked window
-        // A full table: one shared line for everyone else.
+                                                   // A full table: one shared line for everyone else.
         assert_eq!(
             l.admit(ip(100_000), Reason::UnknownKey, t + 2),
             Decision::Log { not_logged: 0 }
         );
         for n in 100_001..110_000 {
-            assert_eq!(l.admit(ip(n), Reason::UnknownKey, t + 3), Decision::Suppress);
+            assert_eq!(
+                l.admit(ip(n), Reason::UnknownKey, t + 3),
+                Decision::Suppress
+            );
         }
         assert_eq!(l.windows.len(), MAX_SOURCES);
         // A minute later the expired windows make room again, and the

@@ -275,7 +275,10 @@ impl SecretCache {
                 st.generation = Some(generation);
             }
             if let Some((secret, expires_at, revoked)) = st.secrets.get(key_id) {
-                return Ok(Some((secret.clone(), Usable::of(*revoked, *expires_at, now))));
+                return Ok(Some((
+                    secret.clone(),
+                    Usable::of(*revoked, *expires_at, now),
+                )));
             }
         }
         let Some(s) = store.read(|tx| tx.secret(key_id))? else {

@@ -118,25 +118,27 @@ impl Protocol {
         // The ordering lock keeps the command table in commit order with
         // operators' requests (see `commands`).
         let order = self.commands.order();
-        let (reg, changes, info) = self.store.write(|tx| {
-            let reg = heartbeat::register(tx, &self.liveness, &secret, &hb, now)?;
-            let beat = Beat {
-                runtime_id: &hb.runtime_id,
-                integration_id: reg.integration_id,
-                environment_id: reg.environment_id,
-                reported: Reported::new(hb.artifacts.as_ref(), hb.log_levels.as_ref()),
-                replaced: &reg.replaced,
-            };
-            let changes = self.commands.reconcile(tx, &beat, now)?;
-            let info = if (reg.created || !reg.replaced.is_empty()) && self.events.has_subscribers()
-            {
-                events::runtime_info(tx, &hb.runtime_id)?
-            } else {
-                None
-            };
-            Ok((reg, changes, info))
-        })
-        .map_err(|e| registration_refused(e, &secret, &hb, subject()))?;
+        let (reg, changes, info) = self
+            .store
+            .write(|tx| {
+                let reg = heartbeat::register(tx, &self.liveness, &secret, &hb, now)?;
+                let beat = Beat {
+                    runtime_id: &hb.runtime_id,
+                    integration_id: reg.integration_id,
+                    environment_id: reg.environment_id,
+                    reported: Reported::new(hb.artifacts.as_ref(), hb.log_levels.as_ref()),
+                    replaced: &reg.replaced,
+                };
+                let changes = self.commands.reconcile(tx, &beat, now)?;
+                let info =
+                    if (reg.created || !reg.replaced.is_empty()) && self.events.has_subscribers() {
+                        events::runtime_info(tx, &hb.runtime_id)?
+                    } else {
+                        None
+                    };
+                Ok((reg, changes, info))
+            })
+            .map_err(|e| registration_refused(e, &secret, &hb, subject()))?;
         self.commands.apply(changes, now);
         drop(order);
         if reg.created {
@@ -309,7 +311,8 @@ fn registration_refused(
     hb: &FullHeartbeat,
     subject: Subject,
 ) -> Refused {
-    let environment_differs = crate::catalog::normalize_handle(&hb.environment) != secret.environment;
+    let environment_differs =
+        crate::catalog::normalize_handle(&hb.environment) != secret.environment;
     let reason = match &e {
         Error::BadRequest(_) | Error::Conflict(_) if environment_differs => {
             Reason::EnvironmentMismatch

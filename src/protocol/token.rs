@@ -242,7 +242,11 @@ mod tests {
 
     fn reason(r: Result<ActiveSecret, Refused>) -> (Reason, Option<String>, Option<i64>) {
         let r = r.expect_err("a refusal");
-        (r.reason.expect("a reason"), r.subject.key_id, r.subject.environment_id)
+        (
+            r.reason.expect("a reason"),
+            r.subject.key_id,
+            r.subject.environment_id,
+        )
     }
 
     #[test]

@@ -1266,7 +1266,9 @@ impl Ingest {
             if !credential.covers(runtime) {
                 return Err(Refused::new(
                     Reason::BindingMismatch,
-                    credential.subject().with_runtime(runtime.runtime_id.as_deref()),
+                    credential
+                        .subject()
+                        .with_runtime(runtime.runtime_id.as_deref()),
                     Error::Forbidden(format!(
                         "runtime {} is outside the scope of this {}",
                         runtime.runtime_id.as_deref().unwrap_or_default(),
