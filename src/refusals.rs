@@ -171,7 +171,9 @@ pub struct Refused {
     /// `None` for errors that are not refusals (a body that does not
     /// decode, a database error).
     pub reason: Option<Reason>,
-    pub subject: Subject,
+    /// Boxed: refusals are the rare path, and a small `Err` keeps every
+    /// `Result` of the protocol small.
+    pub subject: Box<Subject>,
 }
 
 impl Refused {
@@ -179,8 +181,14 @@ impl Refused {
         Refused {
             error,
             reason: Some(reason),
-            subject,
+            subject: Box::new(subject),
         }
+    }
+
+    /// The same refusal, naming `runtime_id` if it named no runtime yet.
+    pub fn naming_runtime(mut self, runtime_id: Option<&str>) -> Refused {
+        *self.subject = std::mem::take(&mut *self.subject).with_runtime(runtime_id);
+        self
     }
 }
 
@@ -189,7 +197,7 @@ impl From<Error> for Refused {
         Refused {
             error,
             reason: None,
-            subject: Subject::default(),
+            subject: Box::default(),
         }
     }
 }
@@ -439,7 +447,7 @@ impl Refusals {
                 .cloned()
                 .collect(),
         };
-        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.sort_by_key(|r| std::cmp::Reverse(r.seq));
         out.truncate(limit);
         out
     }

@@ -220,8 +220,8 @@ fn ingest_route(
     let runtime_id = query_param(&req.query, "runtimeId");
     let credential = match ingest.authenticate(req.header("authorization"), now) {
         Ok(c) => c,
-        Err(mut r) => {
-            r.subject = r.subject.with_runtime(runtime_id.as_deref());
+        Err(r) => {
+            let r = r.naming_runtime(runtime_id.as_deref());
             return error_response(&trace(refusals, "runtime", req, r, now));
         }
     };

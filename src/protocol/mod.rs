@@ -325,11 +325,9 @@ fn registration_refused(
 
 /// A refusal before the body was read names the runtime the body names,
 /// if it does.
-fn with_runtime_of(mut r: Refused, body: &[u8]) -> Refused {
+fn with_runtime_of(r: Refused, body: &[u8]) -> Refused {
     if r.reason.is_some() && r.subject.runtime_id.is_none() {
-        r.subject = r
-            .subject
-            .with_runtime(heartbeat::peek_runtime_id(body).as_deref());
+        return r.naming_runtime(heartbeat::peek_runtime_id(body).as_deref());
     }
     r
 }
