@@ -65,10 +65,13 @@ pub fn verify(
         .filter(|k| !k.is_empty() && k.len() <= 64)
         .ok_or_else(|| malformed("Invalid JWT: header has no kid"))?;
 
-    // 3. The key id names a secret.
+    // 3. The key id names a secret. An unknown one is kept for the trace
+    // only if it looks like a key id (ours are 8 hex characters): never
+    // what might be key material pasted in the wrong place (32 bytes of
+    // base64 are 43 characters or more).
     let claimed = Subject {
         credential: Some("runtime secret"),
-        key_id: looks_like_id(kid, 64).then(|| kid.to_string()),
+        key_id: looks_like_id(kid, 32).then(|| kid.to_string()),
         ..Subject::default()
     };
     let (secret, usable) = lookup(kid)?.ok_or_else(|| {
@@ -307,6 +310,16 @@ mod tests {
             reason(check(Some(&odd_kid), ms)),
             (Reason::UnknownKey, None, None),
             "a claimed key id that is not an id is not kept"
+        );
+        let material_as_kid = craft(
+            serde_json::json!({"alg": "HS256", "kid": MATERIAL.trim_end_matches('=')}),
+            claims(now),
+            MATERIAL,
+        );
+        assert_eq!(
+            reason(check(Some(&material_as_kid), ms)),
+            (Reason::UnknownKey, None, None),
+            "nor is anything as long as key material"
         );
         let wrong = craft(hdr.clone(), claims(now), "x");
         assert_eq!(
