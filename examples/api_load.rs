@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.data_dir = dir.clone();
     cfg.runtime_listen = "127.0.0.1:0".into();
     cfg.management_listen = "127.0.0.1:0".into();
-    cfg.http.max_connections = 20_000;
+    cfg.http.max_connections = Some(20_000);
     let daemon = icpd::daemon::Daemon::start(&cfg)?;
     let runtime_url = format!("https://{}", daemon.runtime_addr());
     let management_url = format!("https://{}", daemon.management_addr());

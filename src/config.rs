@@ -13,6 +13,10 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// Connections per listener when `http.max_connections` is not set and
+/// the open file limit holds them.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// Name of the configuration file looked up in the current directory when
 /// neither `--config` nor `ICP_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "icp.toml";
@@ -64,7 +68,9 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
-    pub max_connections: usize,
+    /// Connections per listener; `None`: [`DEFAULT_MAX_CONNECTIONS`], or
+    /// what the open file limit holds if that is less (see `daemon`).
+    pub max_connections: Option<usize>,
     /// Connections from one address (0: no such limit).
     pub max_connections_per_ip: usize,
 }
@@ -342,7 +348,7 @@ impl Config {
                     d.http.request_timeout,
                 )?,
                 max_body_bytes: f.http.max_body_bytes.unwrap_or(d.http.max_body_bytes),
-                max_connections: f.http.max_connections.unwrap_or(d.http.max_connections),
+                max_connections: f.http.max_connections.or(d.http.max_connections),
                 max_connections_per_ip: f
                     .http
                     .max_connections_per_ip
@@ -414,7 +420,7 @@ impl Config {
                 idle_timeout: Duration::from_secs(15),
                 request_timeout: Duration::from_secs(30),
                 max_body_bytes: 4 * 1024 * 1024,
-                max_connections: 10_000,
+                max_connections: None,
                 max_connections_per_ip: 4_096,
             },
             metrics: MetricsConfig::default(),
@@ -470,7 +476,7 @@ impl Config {
                 "telemetry.retention_interval must be at least 10ms".into(),
             ));
         }
-        if self.http.workers == 0 || self.http.max_connections == 0 {
+        if self.http.workers == 0 || self.http.max_connections == Some(0) {
             return Err(Error::Config(
                 "http.workers and http.max_connections must be at least 1".into(),
             ));

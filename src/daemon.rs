@@ -1,6 +1,9 @@
-//! `icpd serve`: opens the data directory, starts both listeners, the
-//! liveness loop and the telemetry retention loop, and shuts everything
-//! down in order on SIGTERM/SIGINT.
+//! `icpd serve`: binds both listeners, opens (or creates) the data
+//! directory, starts serving, the liveness loop and the telemetry
+//! retention loop, and shuts everything down in order on SIGTERM/SIGINT.
+//!
+//! Both ports are bound before anything is written: a port in use leaves
+//! a new data directory uncreated (and an existing one untouched).
 //!
 //! Shutdown order: stop accepting, let in-flight requests finish (up to
 //! 5 s), stop the liveness and retention loops, flush what liveness
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_MAX_CONNECTIONS};
 use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::http::{self, Limits, Server};
@@ -145,6 +148,8 @@ pub struct Daemon {
 impl Daemon {
     /// Starts everything; returns once both listeners are bound.
     pub fn start(cfg: &Config) -> Result<Daemon> {
+        let runtime_listener = http::listen::bind("runtime", &cfg.runtime_listen)?;
+        let management_listener = http::listen::bind("management", &cfg.management_listen)?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             Error::io(
                 format!("creating data directory {}", cfg.data_dir.display()),
@@ -197,14 +202,14 @@ impl Daemon {
             log::warn!("TLS is off (--no-tls): runtime tokens travel in clear text");
             (None, None)
         };
-        raise_open_file_limit(2 * cfg.http.max_connections as u64 + RESERVED_FILES);
+        let max_connections = connection_cap(cfg.http.max_connections);
         let limits = Limits {
             workers: cfg.http.workers,
             handshake_timeout: cfg.http.handshake_timeout,
             idle_timeout: cfg.http.idle_timeout,
             request_timeout: cfg.http.request_timeout,
             max_body_bytes: cfg.http.max_body_bytes,
-            max_connections: cfg.http.max_connections,
+            max_connections,
             max_connections_per_ip: cfg.http.max_connections_per_ip,
             ..Limits::default()
         };
@@ -218,16 +223,17 @@ impl Daemon {
             commands: commands.clone(),
             events: events.clone(),
         });
+        let refusals = Arc::new(crate::refusals::Refusals::new());
         let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = http::listen::serve(
             "runtime",
-            &cfg.runtime_listen,
+            runtime_listener,
             tls.clone(),
             limits.clone(),
             Arc::new(timed(
                 "runtime",
                 RUNTIME_ROUTES,
-                http::routes::runtime_handler(protocol, telemetry.clone()),
+                http::routes::runtime_handler(protocol, telemetry.clone(), refusals.clone()),
             )),
         )?;
         log::info!("listening runtime {scheme}://{}", runtime.local_addr());
@@ -242,10 +248,11 @@ impl Daemon {
             runtime_url: crate::cli::public_runtime_url(cfg, runtime.local_addr().port()),
             cert_path,
             metrics: cfg.metrics.clone(),
+            refusals,
         });
         let management = http::listen::serve(
             "management",
-            &cfg.management_listen,
+            management_listener,
             tls,
             limits,
             Arc::new(http::api::handler(api)),
@@ -326,18 +333,78 @@ impl Daemon {
 /// memory, the listeners, epoll, logs, the CLI's occasional files.
 const RESERVED_FILES: u64 = 64;
 
-/// Raises the soft limit on open files towards `wanted` (both listeners at
-/// `max_connections`), as far as the hard limit allows: a soft limit of
-/// 1024, common by default, would refuse connections long before
-/// `max_connections`. Warns when even the hard limit is lower.
-fn raise_open_file_limit(wanted: u64) {
+/// Below this many connections per listener the fleet a control plane is
+/// for (a keep-alive connection per runtime, and its log shipper) does not
+/// fit; a derived cap this low is worth a warning.
+const FLEET_FLOOR: usize = 1_000;
+
+/// Descriptors both listeners need at `max_connections` each.
+fn files_for(max_connections: usize) -> u64 {
+    2 * max_connections as u64 + RESERVED_FILES
+}
+
+/// The connection cap of each listener: `http.max_connections` when
+/// configured, else [`DEFAULT_MAX_CONNECTIONS`] or what the open file
+/// limit (raised as far as the hard limit allows) holds, whichever is less.
+fn connection_cap(configured: Option<usize>) -> usize {
+    let wanted = files_for(configured.unwrap_or(DEFAULT_MAX_CONNECTIONS));
+    let Some((soft, hard)) = raise_open_file_limit(wanted) else {
+        return configured.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    };
+    let (cap, warning) = plan_connections(configured, soft, hard);
+    match warning {
+        Some(w) => log::warn!("{w}"),
+        None if configured.is_none() && cap < DEFAULT_MAX_CONNECTIONS => log::info!(
+            "up to {cap} connections per listener: what the open file limit of {soft} holds (http.max_connections sets it)"
+        ),
+        None => {}
+    }
+    cap
+}
+
+/// The cap and the warning, if any, for a configured cap (or none) under
+/// an open file limit of `soft` (already raised; `hard` is the ceiling).
+/// A configured cap is kept, with a warning when the limit cannot hold it;
+/// a derived one warns only when it is below [`FLEET_FLOOR`].
+fn plan_connections(configured: Option<usize>, soft: u64, hard: u64) -> (usize, Option<String>) {
+    let raise = "Raise it (ulimit -n, LimitNOFILE= in a systemd unit)";
+    match configured {
+        Some(n) if soft < files_for(n) => (
+            n,
+            Some(format!(
+                "the open file limit is {soft} (hard limit {hard}), below the {} that http.max_connections = {n} on both listeners needs; \
+                 connections beyond it are refused. {raise} or lower http.max_connections",
+                files_for(n)
+            )),
+        ),
+        Some(n) => (n, None),
+        None => {
+            let fits = usize::try_from(soft.saturating_sub(RESERVED_FILES) / 2).unwrap_or(usize::MAX);
+            let cap = fits.clamp(1, DEFAULT_MAX_CONNECTIONS);
+            let warning = (cap < FLEET_FLOOR).then(|| {
+                format!(
+                    "the open file limit is {soft} (hard limit {hard}): each listener takes at most {cap} connections, \
+                     fewer than a fleet of {FLEET_FLOOR} runtimes needs. {raise} to at least {}",
+                    files_for(FLEET_FLOOR)
+                )
+            });
+            (cap, warning)
+        }
+    }
+}
+
+/// Raises the soft limit on open files towards `wanted`, as far as the
+/// hard limit allows: a soft limit of 1024, common by default, would
+/// refuse connections long before `max_connections`. Returns the (soft,
+/// hard) limits then in force; `None` if they cannot be read.
+fn raise_open_file_limit(wanted: u64) -> Option<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit and setrlimit only read and write `lim`.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return;
+        return None;
     }
     if lim.rlim_cur < wanted {
         let raised = libc::rlimit {
@@ -354,15 +421,7 @@ fn raise_open_file_limit(wanted: u64) {
             lim.rlim_cur = raised.rlim_cur;
         }
     }
-    if lim.rlim_cur < wanted {
-        log::warn!(
-            "the open file limit is {} (hard limit {}), below the {wanted} that max_connections = {} on both listeners needs; \
-             connections beyond it are refused. Raise it (ulimit -n, LimitNOFILE= in a systemd unit) or lower http.max_connections",
-            lim.rlim_cur,
-            lim.rlim_max,
-            wanted.saturating_sub(RESERVED_FILES) / 2
-        );
-    }
+    Some((lim.rlim_cur, lim.rlim_max))
 }
 
 /// The runtime listener's routes, as (method, path), each timed under its
@@ -469,4 +528,38 @@ pub fn run(cfg: &Config) -> Result<()> {
     }
     daemon.shutdown();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cap_follows_the_open_file_limit_and_warns_only_below_a_fleet() {
+        // This machine's 20000: a little under 10,000 per listener, silently.
+        assert_eq!(plan_connections(None, 20_000, 20_000), (9_968, None));
+        // Plenty: the default.
+        assert_eq!(
+            plan_connections(None, 1_048_576, 1_048_576),
+            (DEFAULT_MAX_CONNECTIONS, None)
+        );
+        assert_eq!(plan_connections(None, 4_096, 4_096), (2_016, None));
+        // 1024: too few for a fleet; the warning says how many are needed.
+        let (cap, warning) = plan_connections(None, 1_024, 1_024);
+        assert_eq!(cap, 480);
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains("at most 480") && warning.contains("at least 2064"),
+            "{warning}"
+        );
+        assert_eq!(plan_connections(None, 10, 10).0, 1);
+    }
+
+    #[test]
+    fn a_configured_cap_is_kept_and_warned_about_only_when_it_cannot_fit() {
+        assert_eq!(plan_connections(Some(5_000), 20_000, 20_000), (5_000, None));
+        let (cap, warning) = plan_connections(Some(10_000), 20_000, 20_000);
+        assert_eq!(cap, 10_000);
+        assert!(warning.unwrap().contains("below the 20064"));
+    }
 }

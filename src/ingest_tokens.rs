@@ -20,6 +20,7 @@ use crate::auth::{constant_time_eq, sha256_hex};
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::master_key::random_bytes;
+use crate::refusals::{Reason, Refused, Subject};
 use crate::store::Store;
 use crate::telemetry::ingest::Credential;
 use crate::telemetry::Attribution;
@@ -276,23 +277,52 @@ pub fn revoke(store: &Store, id: &str, now: Millis) -> Result<IngestToken> {
 
 /// Checks an ingest token (`icpi_...`) and returns its scope. The row is
 /// found by the public id, then the hash compared in constant time.
-pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Credential> {
-    let unauthorized = |m: &str| Error::Unauthorized(m.to_string());
+pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Credential, Refused> {
+    let unknown = |key_id: Option<&str>| {
+        let subject = Subject {
+            credential: Some("ingest token"),
+            key_id: key_id.map(str::to_string),
+            ..Subject::default()
+        };
+        Refused::new(
+            Reason::UnknownKey,
+            subject,
+            Error::Unauthorized("unknown ingest token".into()),
+        )
+    };
     let id = token
         .strip_prefix(PREFIX)
         .and_then(|rest| rest.split_once('_'))
         .map(|(id, _)| id)
         .filter(|id| id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| unauthorized("unknown ingest token"))?;
+        .ok_or_else(|| unknown(None))?;
     let row = store
         .read(|tx| tx.ingest_token(id))?
-        .ok_or_else(|| unauthorized("unknown ingest token"))?;
+        .ok_or_else(|| unknown(Some(id)))?;
+    let subject = Subject {
+        credential: Some("ingest token"),
+        key_id: Some(row.id.clone()),
+        environment_id: Some(row.environment_id),
+        environment: Some(row.environment.clone()),
+        project_id: row.project_id,
+        integration_id: row.integration_id,
+        runtime_id: None,
+    };
     if !constant_time_eq(sha256_hex(token).as_bytes(), row.token_hash.as_bytes()) {
-        return Err(unauthorized("unknown ingest token"));
+        return Err(Refused::new(
+            Reason::WrongSecret,
+            subject,
+            Error::Unauthorized("unknown ingest token".into()),
+        ));
     }
     if row.revoked_at.is_some() {
-        return Err(unauthorized(
-            "this ingest token was revoked; create a new one",
+        return Err(Refused::new(
+            Reason::Revoked,
+            subject,
+            Error::Unauthorized(format!(
+                "ingest token {} was revoked; create a new one",
+                row.id
+            )),
         ));
     }
     if row.last_used_at.is_none_or(|t| now - t > TOUCH_EVERY_MS) {

@@ -27,6 +27,7 @@ pub mod master_key;
 pub mod metrics;
 pub mod promotion;
 pub mod protocol;
+pub mod refusals;
 pub mod runtimes;
 pub mod secrets;
 pub mod store;
@@ -88,16 +89,19 @@ pub mod fuzzing {
     /// 2026-01-01T00:00:00Z, in milliseconds.
     const NOW: crate::Millis = 1_767_225_600_000;
 
-    fn verify(authorization: &str) -> crate::Result<ActiveSecret> {
+    fn verify(authorization: &str) -> Result<ActiveSecret, crate::refusals::Refused> {
         let cfg = crate::config::Config::defaults().token;
         token::verify(Some(authorization), NOW, &cfg, |kid| {
-            Ok((kid == KEY_ID).then(|| ActiveSecret {
-                key_id: KEY_ID.into(),
-                material: MATERIAL.into(),
-                environment_id: 1,
-                environment: "dev".into(),
-                project_id: None,
-                integration_id: None,
+            Ok((kid == KEY_ID).then(|| {
+                let secret = ActiveSecret {
+                    key_id: KEY_ID.into(),
+                    material: MATERIAL.into(),
+                    environment_id: 1,
+                    environment: "dev".into(),
+                    project_id: None,
+                    integration_id: None,
+                };
+                (secret, crate::secrets::Usable::Yes)
             }))
         })
     }
@@ -122,8 +126,8 @@ pub mod fuzzing {
         match verify(&authorization) {
             Ok(secret) => assert_eq!(secret.key_id, KEY_ID),
             Err(e) => assert!(
-                matches!(e, crate::Error::Unauthorized(_)),
-                "a bad token must be a 401, got {e:?}"
+                matches!(e.error, crate::Error::Unauthorized(_)) && e.reason.is_some(),
+                "a bad token must be a 401 refusal with a reason, got {e:?}"
             ),
         }
     }

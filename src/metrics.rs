@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::liveness::Liveness;
+use crate::refusals::Reason;
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -222,6 +223,21 @@ pub fn heartbeat(kind: HeartbeatKind, outcome: HeartbeatOutcome) {
     HEARTBEATS[kind as usize][outcome as usize].fetch_add(1, Relaxed);
 }
 
+// ------------------------------------------------------------------ refusals
+
+/// The listeners a refusal can happen on: runtime requests on the runtime
+/// listener, and runtime protocol requests sent to the management port.
+const REFUSAL_LISTENERS: [&str; 2] = ["runtime", "management"];
+
+static REFUSALS: [[AtomicU64; Reason::ALL.len()]; REFUSAL_LISTENERS.len()] =
+    [const { [const { AtomicU64::new(0) }; Reason::ALL.len()] }; REFUSAL_LISTENERS.len()];
+
+/// Counts one runtime or shipper refused on `listener` for `reason`.
+pub fn refused(listener: &str, reason: Reason) {
+    let l = usize::from(listener == "management");
+    REFUSALS[l][reason as usize].fetch_add(1, Relaxed);
+}
+
 // ------------------------------------------------------------------ requests
 
 /// (listener, route, method): one request-duration series.
@@ -395,6 +411,24 @@ pub fn render(src: &Sources) -> String {
                 "icpd_heartbeats_received_total",
                 &[("kind", kind.label()), ("outcome", outcome.label())],
                 n,
+            );
+        }
+    }
+
+    t.family(
+        "icpd_runtime_refusals_total",
+        "counter",
+        "Runtimes and log shippers refused, by listener (runtime; management: a runtime request sent to the management port) and reason.",
+    );
+    for (l, listener) in REFUSAL_LISTENERS.iter().enumerate() {
+        for reason in Reason::ALL {
+            if (l == 1) != (reason == Reason::WrongListener) {
+                continue; // only the management port sees wrong_listener, and only that
+            }
+            t.sample_u64(
+                "icpd_runtime_refusals_total",
+                &[("listener", listener), ("reason", reason.label())],
+                REFUSALS[l][reason as usize].load(Relaxed),
             );
         }
     }

@@ -95,6 +95,26 @@ pub struct ActiveSecret {
     pub integration_id: Option<i64>,
 }
 
+/// Whether a secret that exists may be used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usable {
+    Yes,
+    Revoked,
+    Expired,
+}
+
+impl Usable {
+    fn of(revoked: bool, expires_at: Option<Millis>, now: Millis) -> Usable {
+        if revoked {
+            Usable::Revoked
+        } else if expires_at.is_some_and(|e| e <= now) {
+            Usable::Expired
+        } else {
+            Usable::Yes
+        }
+    }
+}
+
 /// What `secret create` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct NewSecret {
@@ -237,15 +257,16 @@ impl SecretCache {
         }
     }
 
-    /// The secret named by `key_id` if it exists and is neither revoked nor
-    /// expired at `now`, with its key material opened.
-    pub fn active(
+    /// The secret named by `key_id` if it exists, with its key material
+    /// opened, and whether it may be used at `now` (a revoked or expired
+    /// one is returned too, so the token check can tell its holder why).
+    pub fn lookup(
         &self,
         store: &Store,
         key: &MasterKey,
         key_id: &str,
         now: Millis,
-    ) -> Result<Option<ActiveSecret>> {
+    ) -> Result<Option<(ActiveSecret, Usable)>> {
         let generation = store.secrets_generation()?;
         {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -254,8 +275,10 @@ impl SecretCache {
                 st.generation = Some(generation);
             }
             if let Some((secret, expires_at, revoked)) = st.secrets.get(key_id) {
-                let usable = !*revoked && expires_at.is_none_or(|e| e > now);
-                return Ok(usable.then(|| secret.clone()));
+                return Ok(Some((
+                    secret.clone(),
+                    Usable::of(*revoked, *expires_at, now),
+                )));
             }
         }
         let Some(s) = store.read(|tx| tx.secret(key_id))? else {
@@ -264,7 +287,7 @@ impl SecretCache {
         let material = key.open(&s.key_id, &s.sealed_material)?;
         let material = String::from_utf8(material)
             .map_err(|_| Error::DataDir(format!("secret {key_id} holds invalid text")))?;
-        let usable = s.status(now) == "active";
+        let usable = Usable::of(s.revoked_at.is_some(), s.expires_at, now);
         let secret = ActiveSecret {
             key_id: s.key_id.clone(),
             material,
@@ -282,7 +305,7 @@ impl SecretCache {
                 (secret.clone(), s.expires_at, s.revoked_at.is_some()),
             );
         }
-        Ok(usable.then_some(secret))
+        Ok(Some((secret, usable)))
     }
 }
 

@@ -238,3 +238,216 @@ fn a_pause_longer_than_the_timeout_is_held_by_self_preservation_not_marked_offli
     );
     assert!(log.contains("self-preservation over"), "{log}");
 }
+
+// ---- start-up (issue 13, point 8) --------------------------------------------
+
+/// Runs `icpd serve` with the open file limit set to `nofile` (soft and
+/// hard; `None`: inherited) in its own data directory, with `icp_toml` as
+/// its configuration if given, until both listeners are up; returns the
+/// start-up log.
+fn start_up_log(nofile: Option<u64>, icp_toml: Option<&str>) -> String {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
+    let dir = crate::harness::TestDir::new("start-up");
+    if let Some(toml) = icp_toml {
+        std::fs::write(dir.path.join("icp.toml"), toml).unwrap();
+    }
+    let mut cmd = crate::harness::icpd();
+    cmd.arg("--data-dir")
+        .arg(dir.path.join("data"))
+        .args([
+            "serve",
+            "--runtime-listen",
+            "127.0.0.1:0",
+            "--management-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(&dir.path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(n) = nofile {
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let up = || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("listening management "))
+    };
+    let start = Instant::now();
+    while !up() {
+        assert!(
+            child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20),
+            "icpd did not start: {:#?}",
+            lines.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill only signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    let log = lines.lock().unwrap().join("\n");
+    log
+}
+
+/// The warn line about the open file limit, if there is one.
+fn open_file_warning(log: &str) -> Option<&str> {
+    log.lines()
+        .find(|l| l.contains(" WARN ") && l.contains("open file limit"))
+}
+
+#[test]
+fn a_default_start_does_not_warn_about_the_open_file_limit() {
+    // With this machine's limit (20000, which used to fall 64 short of
+    // 2 × 10,000 connections and warned on every start).
+    let log = start_up_log(None, None);
+    assert_eq!(open_file_warning(&log), None, "{log}");
+    // What a limit of 4096 holds is used without a fuss ...
+    let log = start_up_log(Some(4096), None);
+    assert_eq!(open_file_warning(&log), None, "{log}");
+    assert!(log.contains("up to 2016 connections per listener"), "{log}");
+    // ... a limit too low for a fleet is worth a warning ...
+    let log = start_up_log(Some(1024), None);
+    let warning = open_file_warning(&log).unwrap_or_else(|| panic!("no warning at 1024: {log}"));
+    assert!(
+        warning.contains("at most 480 connections") && warning.contains("ulimit -n"),
+        "{warning}"
+    );
+    // ... and so is a configured cap the limit cannot hold.
+    let log = start_up_log(Some(4096), Some("[http]\nmax_connections = 10000\n"));
+    let warning = open_file_warning(&log).unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        warning.contains("open file limit is 4096")
+            && warning.contains("http.max_connections = 10000"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn a_busy_port_leaves_a_new_data_directory_uncreated() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let dir = crate::harness::TestDir::new("busy-port");
+    let pristine = dir.path.join("pristine");
+    std::fs::create_dir(&pristine).unwrap();
+    for (flag, data_dir) in [
+        ("--runtime-listen", dir.path.join("new")),
+        ("--management-listen", dir.path.join("new")),
+        ("--management-listen", pristine.clone()),
+    ] {
+        let other = if flag == "--runtime-listen" {
+            "--management-listen"
+        } else {
+            "--runtime-listen"
+        };
+        let out = crate::harness::icpd()
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args([
+                "serve",
+                flag,
+                &format!("127.0.0.1:{port}"),
+                other,
+                "127.0.0.1:0",
+            ])
+            .current_dir(&dir.path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+            "{err}"
+        );
+        if data_dir == pristine {
+            assert_eq!(
+                std::fs::read_dir(&pristine).unwrap().count(),
+                0,
+                "the existing directory was left as it was"
+            );
+        } else {
+            assert!(
+                !data_dir.exists(),
+                "{flag} busy: {} was created",
+                data_dir.display()
+            );
+        }
+    }
+    drop(busy);
+}
+
+#[test]
+fn databases_and_their_wal_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |s: &TestServer, name: &str| {
+        std::fs::metadata(s.data_dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let files = [
+        "icp.db",
+        "icp.db-wal",
+        "icp.db-shm",
+        "telemetry.db",
+        "telemetry.db-wal",
+        "telemetry.db-shm",
+    ];
+    let mut s = TestServer::start(&[]);
+    let write_both = |s: &TestServer| {
+        let b = Bridge::new(&s.secret("dev", None), None);
+        let mut c = s.runtime_client();
+        assert_ack(&b.full(&mut c));
+        let r = c
+            .post_json(
+                "/icp/logs",
+                Some(&b.token()),
+                &serde_json::json!({"log": "hello"}),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.json());
+    };
+    write_both(&s);
+    for f in files {
+        assert_eq!(mode(&s, f), 0o600, "{f}");
+    }
+    // Files an older icpd left readable by others are narrowed at start.
+    assert_eq!(s.stop(), Some(0));
+    for f in ["icp.db", "telemetry.db"] {
+        std::fs::set_permissions(s.data_dir.join(f), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+    }
+    s.restart_stopped();
+    write_both(&s);
+    for f in files {
+        assert_eq!(mode(&s, f), 0o600, "{f} after a restart");
+    }
+}

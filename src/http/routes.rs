@@ -3,7 +3,9 @@
 //! Handlers are linear: match the route, call one domain function with the
 //! raw body and the time, encode the result. Errors become
 //! `{"error":{"code":"...","message":"..."}}`; internal errors are logged with
-//! an id and only the id is returned.
+//! an id and only the id is returned. A refusal (a [`Refused`] with a
+//! reason) is recorded with the client's address and the status it got
+//! (see `refusals`) before it is answered.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,12 +14,13 @@ use crate::error::Error;
 use crate::http::message::percent_decode;
 use crate::http::{Request, Response};
 use crate::protocol::Protocol;
+use crate::refusals::{Refusal, Refusals, Refused};
 use crate::telemetry::ingest::{Format, Ingest, Options, Outcome};
 use crate::time::{now_millis, Millis};
 
-/// Maps an error to its status and JSON body.
-pub fn error_response(e: &Error) -> Response {
-    let status = match e {
+/// The status an error is answered with.
+pub fn status_of(e: &Error) -> u16 {
+    match e {
         Error::BadRequest(_) => 400,
         Error::Unauthorized(_) => 401,
         Error::Forbidden(_) => 403,
@@ -26,7 +29,12 @@ pub fn error_response(e: &Error) -> Response {
         Error::Unprocessable(_) => 422,
         Error::TooManyRequests { .. } => 429,
         _ => 500,
-    };
+    }
+}
+
+/// Maps an error to its status and JSON body.
+pub fn error_response(e: &Error) -> Response {
+    let status = status_of(e);
     if status == 500 {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = format!(
@@ -75,10 +83,46 @@ fn truncate(s: &str) -> String {
     s.chars().take(100).collect()
 }
 
+/// The runtime listener's paths, which the management listener answers
+/// with a pointer to the runtime listener.
+pub const RUNTIME_PATHS: [&str; 8] = [
+    "/icp/heartbeat",
+    "/icp/deltaHeartbeat",
+    "/icp/commandResult",
+    "/icp/config",
+    "/icp/logs",
+    "/icp/metrics",
+    "/v1/logs",
+    "/v1/metrics",
+];
+
+/// Records `r` if it is a refusal of `req` on `listener`; returns its error.
+pub(crate) fn trace(
+    refusals: &Refusals,
+    listener: &'static str,
+    req: &Request,
+    r: Refused,
+    now: Millis,
+) -> Error {
+    if let Some(reason) = r.reason {
+        refusals.record(Refusal::new(
+            now,
+            req.peer.ip(),
+            listener,
+            format!("{} {}", req.method, truncate(&req.path)),
+            reason,
+            status_of(&r.error),
+            &r,
+        ));
+    }
+    r.error
+}
+
 /// The runtime listener: the bridge protocol and telemetry ingest.
 pub fn runtime_handler(
     protocol: Arc<Protocol>,
     telemetry: Arc<crate::telemetry::Telemetry>,
+    refusals: Arc<Refusals>,
 ) -> impl Fn(&Request) -> Response + Send + Sync + 'static {
     let ingest = Ingest {
         protocol: protocol.clone(),
@@ -87,20 +131,34 @@ pub fn runtime_handler(
     move |req: &Request| {
         let auth = req.header("authorization");
         let now = now_millis();
+        let traced = |r| trace(&refusals, "runtime", req, r, now);
         match (req.method.as_str(), req.path.as_str()) {
-            ("POST", "/icp/heartbeat") => {
-                respond(200, protocol.full_heartbeat(auth, &req.body, now))
+            ("POST", "/icp/heartbeat") => respond(
+                200,
+                protocol
+                    .full_heartbeat(auth, &req.body, now)
+                    .map_err(traced),
+            ),
+            ("POST", "/icp/deltaHeartbeat") => respond(
+                200,
+                protocol
+                    .delta_heartbeat(auth, &req.body, now)
+                    .map_err(traced),
+            ),
+            ("POST", "/icp/commandResult") => respond(
+                202,
+                protocol
+                    .command_result(auth, &req.body, now)
+                    .map_err(traced),
+            ),
+            ("POST", "/icp/logs") => ingest_route(&ingest, &refusals, req, Format::Logs, now),
+            ("POST", "/icp/metrics") => {
+                ingest_route(&ingest, &refusals, req, Format::Requests, now)
             }
-            ("POST", "/icp/deltaHeartbeat") => {
-                respond(200, protocol.delta_heartbeat(auth, &req.body, now))
+            ("POST", "/v1/logs") => ingest_route(&ingest, &refusals, req, Format::OtlpLogs, now),
+            ("POST", "/v1/metrics") => {
+                ingest_route(&ingest, &refusals, req, Format::OtlpMetrics, now)
             }
-            ("POST", "/icp/commandResult") => {
-                respond(202, protocol.command_result(auth, &req.body, now))
-            }
-            ("POST", "/icp/logs") => ingest_route(&ingest, req, Format::Logs, now),
-            ("POST", "/icp/metrics") => ingest_route(&ingest, req, Format::Requests, now),
-            ("POST", "/v1/logs") => ingest_route(&ingest, req, Format::OtlpLogs, now),
-            ("POST", "/v1/metrics") => ingest_route(&ingest, req, Format::OtlpMetrics, now),
             (
                 _,
                 "/icp/heartbeat"
@@ -111,7 +169,7 @@ pub fn runtime_handler(
                 | "/v1/logs"
                 | "/v1/metrics",
             ) => method_not_allowed("POST"),
-            ("GET", "/icp/config") => config_route(&protocol, req, now),
+            ("GET", "/icp/config") => config_route(&protocol, &refusals, req, now),
             (_, "/icp/config") => method_not_allowed("GET"),
             ("GET", "/healthz") => Response::json(200, &serde_json::json!({"status": "ok"})),
             _ => not_found(req),
@@ -122,7 +180,7 @@ pub fn runtime_handler(
 /// `GET /icp/config[?runtimeId=ID][&runtime=NAME]`: the runtime's
 /// Config.toml values as `application/toml`, with the revision in
 /// `X-ICP-Config-Revision`. Never cached: it carries secrets.
-fn config_route(protocol: &Protocol, req: &Request, now: Millis) -> Response {
+fn config_route(protocol: &Protocol, refusals: &Refusals, req: &Request, now: Millis) -> Response {
     let runtime_id = query_param(&req.query, "runtimeId");
     let runtime_name = query_param(&req.query, "runtime");
     let who = crate::configuration::Fetcher {
@@ -146,22 +204,32 @@ fn config_route(protocol: &Protocol, req: &Request, now: Millis) -> Response {
             body: rendered.toml.into_bytes(),
             stream: None,
         },
-        Err(e) => error_response(&e),
+        Err(r) => error_response(&trace(refusals, "runtime", req, r, now)),
     }
 }
 
 /// An ingest endpoint: authenticate (401 whatever the body), refuse what
 /// we cannot read (415), decode and store, answer in the endpoint's shape.
-fn ingest_route(ingest: &Ingest, req: &Request, format: Format, now: Millis) -> Response {
+fn ingest_route(
+    ingest: &Ingest,
+    refusals: &Refusals,
+    req: &Request,
+    format: Format,
+    now: Millis,
+) -> Response {
+    let runtime_id = query_param(&req.query, "runtimeId");
     let credential = match ingest.authenticate(req.header("authorization"), now) {
         Ok(c) => c,
-        Err(e) => return error_response(&e),
+        Err(r) => {
+            let r = r.naming_runtime(runtime_id.as_deref());
+            return error_response(&trace(refusals, "runtime", req, r, now));
+        }
     };
     if let Some(refusal) = unsupported_media(req) {
         return refusal;
     }
     let options = Options {
-        runtime_id: query_param(&req.query, "runtimeId"),
+        runtime_id,
         time_key: query_param(&req.query, "timeKey"),
     };
     match ingest.ingest(&credential, format, &req.body, &options, now) {
@@ -174,7 +242,7 @@ fn ingest_route(ingest: &Ingest, req: &Request, format: Format, now: Millis) -> 
                 Response::json(200, &partial_success(outcome, "rejectedDataPoints"))
             }
         },
-        Err(e) => error_response(&e),
+        Err(r) => error_response(&trace(refusals, "runtime", req, r, now)),
     }
 }
 

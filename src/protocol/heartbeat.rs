@@ -102,6 +102,17 @@ pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid heartbeat body: {e}")))
 }
 
+/// The `runtimeId` a body names, if it is JSON with one (for the trace of
+/// a refused heartbeat; nothing else is read from an unauthenticated body).
+pub fn peek_runtime_id(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Named {
+        runtime_id: Option<String>,
+    }
+    serde_json::from_slice::<Named>(body).ok()?.runtime_id
+}
+
 fn check_version(v: &str) -> Result<()> {
     if v != HEARTBEAT_VERSION {
         return Err(bad(format!(

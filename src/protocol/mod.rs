@@ -8,7 +8,10 @@
 //! commands from memory. A full heartbeat also reconciles the runtime's
 //! control commands with what it now reports, in the same transaction, and
 //! once committed publishes `runtime.registered` / `runtime.removed`.
-//! Every heartbeat is counted in `metrics` by kind and outcome.
+//! Every heartbeat is counted in `metrics` by kind and outcome. A refusal
+//! for the credential, the binding or the rate comes back as a
+//! [`Refused`] with its reason and what is known of the runtime, for the
+//! router to record (see `refusals`).
 
 pub mod heartbeat;
 pub mod token;
@@ -25,6 +28,7 @@ use crate::events::{self, Event, Events};
 use crate::liveness::{DeltaOutcome, FullBeat, Liveness};
 use crate::master_key::MasterKey;
 use crate::metrics::{self, HeartbeatKind, HeartbeatOutcome};
+use crate::refusals::{Reason, Refused, Subject};
 use crate::secrets::{ActiveSecret, SecretCache};
 use crate::store::Store;
 use crate::time::Millis;
@@ -64,9 +68,13 @@ fn too_many(runtime_id: &str, kind: &str, retry_after_secs: u64) -> Error {
 
 impl Protocol {
     /// Checks the bearer token against the secrets as they are now.
-    pub fn authenticate(&self, authorization: Option<&str>, now: Millis) -> Result<ActiveSecret> {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        now: Millis,
+    ) -> Result<ActiveSecret, Refused> {
         token::verify(authorization, now, &self.token, |kid| {
-            self.secrets.active(&self.store, &self.master_key, kid, now)
+            self.secrets.lookup(&self.store, &self.master_key, kid, now)
         })
     }
 
@@ -76,13 +84,16 @@ impl Protocol {
         authorization: Option<&str>,
         body: &[u8],
         now: Millis,
-    ) -> Result<HeartbeatResponse> {
-        let result = self.register(authorization, body, now);
+    ) -> Result<HeartbeatResponse, Refused> {
+        let result = self
+            .register(authorization, body, now)
+            .map_err(|r| with_runtime_of(r, body));
         metrics::heartbeat(
             HeartbeatKind::Full,
-            result
-                .as_ref()
-                .map_or_else(HeartbeatOutcome::of_error, |_| HeartbeatOutcome::Ok),
+            result.as_ref().map_or_else(
+                |r| HeartbeatOutcome::of_error(&r.error),
+                |_| HeartbeatOutcome::Ok,
+            ),
         );
         result
     }
@@ -92,34 +103,42 @@ impl Protocol {
         authorization: Option<&str>,
         body: &[u8],
         now: Millis,
-    ) -> Result<HeartbeatResponse> {
+    ) -> Result<HeartbeatResponse, Refused> {
         let secret = self.authenticate(authorization, now)?;
         let hb: FullHeartbeat = heartbeat::decode(body)?;
         hb.validate()?;
+        let subject = || Subject::secret(&secret).with_runtime(Some(&hb.runtime_id));
         if let Err(retry_after_secs) = self.liveness.admit_full(&hb.runtime_id, now) {
-            return Err(too_many(&hb.runtime_id, "full", retry_after_secs));
+            return Err(Refused::new(
+                Reason::RateLimited,
+                subject(),
+                too_many(&hb.runtime_id, "full", retry_after_secs),
+            ));
         }
         // The ordering lock keeps the command table in commit order with
         // operators' requests (see `commands`).
         let order = self.commands.order();
-        let (reg, changes, info) = self.store.write(|tx| {
-            let reg = heartbeat::register(tx, &self.liveness, &secret, &hb, now)?;
-            let beat = Beat {
-                runtime_id: &hb.runtime_id,
-                integration_id: reg.integration_id,
-                environment_id: reg.environment_id,
-                reported: Reported::new(hb.artifacts.as_ref(), hb.log_levels.as_ref()),
-                replaced: &reg.replaced,
-            };
-            let changes = self.commands.reconcile(tx, &beat, now)?;
-            let info = if (reg.created || !reg.replaced.is_empty()) && self.events.has_subscribers()
-            {
-                events::runtime_info(tx, &hb.runtime_id)?
-            } else {
-                None
-            };
-            Ok((reg, changes, info))
-        })?;
+        let (reg, changes, info) = self
+            .store
+            .write(|tx| {
+                let reg = heartbeat::register(tx, &self.liveness, &secret, &hb, now)?;
+                let beat = Beat {
+                    runtime_id: &hb.runtime_id,
+                    integration_id: reg.integration_id,
+                    environment_id: reg.environment_id,
+                    reported: Reported::new(hb.artifacts.as_ref(), hb.log_levels.as_ref()),
+                    replaced: &reg.replaced,
+                };
+                let changes = self.commands.reconcile(tx, &beat, now)?;
+                let info =
+                    if (reg.created || !reg.replaced.is_empty()) && self.events.has_subscribers() {
+                        events::runtime_info(tx, &hb.runtime_id)?
+                    } else {
+                        None
+                    };
+                Ok((reg, changes, info))
+            })
+            .map_err(|e| registration_refused(e, &secret, &hb, subject()))?;
         self.commands.apply(changes, now);
         drop(order);
         if reg.created {
@@ -190,11 +209,13 @@ impl Protocol {
         authorization: Option<&str>,
         body: &[u8],
         now: Millis,
-    ) -> Result<HeartbeatResponse> {
-        let result = self.record_delta(authorization, body, now);
+    ) -> Result<HeartbeatResponse, Refused> {
+        let result = self
+            .record_delta(authorization, body, now)
+            .map_err(|r| with_runtime_of(r, body));
         let outcome = match &result {
             Ok((_, outcome)) => *outcome,
-            Err(e) => HeartbeatOutcome::of_error(e),
+            Err(r) => HeartbeatOutcome::of_error(&r.error),
         };
         metrics::heartbeat(HeartbeatKind::Delta, outcome);
         result.map(|(response, _)| response)
@@ -205,10 +226,11 @@ impl Protocol {
         authorization: Option<&str>,
         body: &[u8],
         now: Millis,
-    ) -> Result<(HeartbeatResponse, HeartbeatOutcome)> {
+    ) -> Result<(HeartbeatResponse, HeartbeatOutcome), Refused> {
         let secret = self.authenticate(authorization, now)?;
         let hb: DeltaHeartbeat = heartbeat::decode(body)?;
         hb.validate()?;
+        let subject = || Subject::secret(&secret).with_runtime(Some(&hb.runtime_id));
         match self.liveness.delta(&hb.runtime_id, &secret.key_id, &hb.runtime_hash, now) {
             DeltaOutcome::Unknown => Ok((
                 HeartbeatResponse::ok(true),
@@ -219,13 +241,19 @@ impl Protocol {
                     .with_commands(self.commands.due(&hb.runtime_id, now)),
                 HeartbeatOutcome::Ok,
             )),
-            DeltaOutcome::OtherSecret => Err(Error::Forbidden(format!(
-                "runtime {} was registered under another secret; a delta heartbeat must use the same secret",
-                hb.runtime_id
-            ))),
-            DeltaOutcome::Limited { retry_after_secs } => {
-                Err(too_many(&hb.runtime_id, "delta", retry_after_secs))
-            }
+            DeltaOutcome::OtherSecret => Err(Refused::new(
+                Reason::BindingMismatch,
+                subject(),
+                Error::Forbidden(format!(
+                    "runtime {} was registered under another secret; a delta heartbeat must use the same secret",
+                    hb.runtime_id
+                )),
+            )),
+            DeltaOutcome::Limited { retry_after_secs } => Err(Refused::new(
+                Reason::RateLimited,
+                subject(),
+                too_many(&hb.runtime_id, "delta", retry_after_secs),
+            )),
         }
     }
 
@@ -237,9 +265,18 @@ impl Protocol {
         authorization: Option<&str>,
         who: &crate::configuration::Fetcher,
         now: Millis,
-    ) -> Result<crate::configuration::Rendered> {
+    ) -> Result<crate::configuration::Rendered, Refused> {
         let secret = self.authenticate(authorization, now)?;
         crate::configuration::fetch_for_runtime(&self.store, &self.master_key, &secret, who, now)
+            .map_err(|e| match e {
+                // An unbound secret, or a runtime id of another integration.
+                Error::Forbidden(_) => Refused::new(
+                    Reason::BindingMismatch,
+                    Subject::secret(&secret).with_runtime(who.runtime_id),
+                    e,
+                ),
+                e => e.into(),
+            })
     }
 
     /// A tunnelled command's result: acknowledged; results arrive through full heartbeats.
@@ -248,13 +285,11 @@ impl Protocol {
         authorization: Option<&str>,
         body: &[u8],
         now: Millis,
-    ) -> Result<Value> {
+    ) -> Result<Value, Refused> {
         let _secret = self.authenticate(authorization, now)?;
         let r: CommandResult = heartbeat::decode(body)?;
         if r.status != "COMPLETED" && r.status != "FAILED" {
-            return Err(Error::BadRequest(
-                "status must be COMPLETED or FAILED".into(),
-            ));
+            return Err(Error::BadRequest("status must be COMPLETED or FAILED".into()).into());
         }
         log::info!(
             "runtime {:?} reports command {:?} {}",
@@ -264,4 +299,35 @@ impl Protocol {
         );
         Ok(serde_json::json!({"accepted": true}))
     }
+}
+
+/// A refusal of a registration: the environment check comes first, so any
+/// refusal of a heartbeat naming another environment than its secret's is
+/// that mismatch (400 when the environment does not exist, 409 when it is
+/// another); every other conflict is a binding that does not match.
+fn registration_refused(
+    e: Error,
+    secret: &ActiveSecret,
+    hb: &FullHeartbeat,
+    subject: Subject,
+) -> Refused {
+    let environment_differs =
+        crate::catalog::normalize_handle(&hb.environment) != secret.environment;
+    let reason = match &e {
+        Error::BadRequest(_) | Error::Conflict(_) if environment_differs => {
+            Reason::EnvironmentMismatch
+        }
+        Error::Conflict(_) => Reason::BindingMismatch,
+        _ => return e.into(),
+    };
+    Refused::new(reason, subject, e)
+}
+
+/// A refusal before the body was read names the runtime the body names,
+/// if it does.
+fn with_runtime_of(r: Refused, body: &[u8]) -> Refused {
+    if r.reason.is_some() && r.subject.runtime_id.is_none() {
+        return r.naming_runtime(heartbeat::peek_runtime_id(body).as_deref());
+    }
+    r
 }

@@ -2,7 +2,8 @@
 //! secret's key material, checked in the order PROTOCOL.md prescribes.
 //!
 //! [`verify`] is pure: it takes the header, the time and a lookup for the
-//! key id, so every failure path is testable without a server.
+//! key id, so every failure path is testable without a server. A failure
+//! is a 401 with the [`Reason`] it is counted and kept under.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -11,21 +12,28 @@ use serde_json::Value;
 
 use crate::config::TokenConfig;
 use crate::error::Error;
-use crate::secrets::ActiveSecret;
+use crate::refusals::{looks_like_id, Reason, Refused, Subject};
+use crate::secrets::{ActiveSecret, Usable};
 use crate::time::Millis;
 
 /// The scope every runtime token must carry.
 pub const RUNTIME_SCOPE: &str = "runtime_agent";
 
 /// Checks `authorization` (the raw header value) and returns the secret it was signed with.
-/// `lookup` returns the secret for a key id if it exists and is neither revoked nor expired.
+/// `lookup` returns the secret for a key id if it exists, and whether it may be used.
+///
+/// A revoked or expired secret is named as such, but only to a token
+/// signed with it: to anyone else its key id is as good as unknown.
 pub fn verify(
     authorization: Option<&str>,
     now: Millis,
     cfg: &TokenConfig,
-    lookup: impl FnOnce(&str) -> Result<Option<ActiveSecret>, Error>,
-) -> Result<ActiveSecret, Error> {
-    let unauthorized = |m: &str| Error::Unauthorized(m.to_string());
+    lookup: impl FnOnce(&str) -> Result<Option<(ActiveSecret, Usable)>, Error>,
+) -> Result<ActiveSecret, Refused> {
+    let refuse = |reason: Reason, subject: &Subject, m: &str| {
+        Refused::new(reason, subject.clone(), Error::Unauthorized(m.to_string()))
+    };
+    let nobody = Subject::default();
     // 1. `Bearer <token>`
     let token = authorization
         .and_then(|h| {
@@ -34,44 +42,89 @@ pub fn verify(
         })
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            unauthorized("Missing or malformed Authorization header: expected 'Bearer <token>'")
+            refuse(
+                Reason::MissingCredentials,
+                &nobody,
+                "Missing or malformed Authorization header: expected 'Bearer <token>'",
+            )
         })?;
 
     // 2. Three base64url parts, a JSON header with a kid.
+    let malformed = |m: &str| refuse(Reason::MalformedToken, &nobody, m);
     let mut parts = token.split('.');
     let (Some(h64), Some(p64), Some(s64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(unauthorized(
-            "Invalid JWT: expected three dot-separated parts",
-        ));
+        return Err(malformed("Invalid JWT: expected three dot-separated parts"));
     };
-    let header: Value = decode_json(h64)
-        .ok_or_else(|| unauthorized("Invalid JWT: header is not base64url JSON"))?;
+    let header: Value =
+        decode_json(h64).ok_or_else(|| malformed("Invalid JWT: header is not base64url JSON"))?;
     let kid = header
         .get("kid")
         .and_then(Value::as_str)
         .filter(|k| !k.is_empty() && k.len() <= 64)
-        .ok_or_else(|| unauthorized("Invalid JWT: header has no kid"))?;
+        .ok_or_else(|| malformed("Invalid JWT: header has no kid"))?;
 
-    // 3. The key id names a usable secret.
-    let secret = lookup(kid)?
-        .ok_or_else(|| unauthorized("Unknown key ID: get a new secret for this runtime"))?;
+    // 3. The key id names a secret. An unknown one is kept for the trace
+    // only if it looks like a key id (ours are 8 hex characters): never
+    // what might be key material pasted in the wrong place (32 bytes of
+    // base64 are 43 characters or more).
+    let claimed = Subject {
+        credential: Some("runtime secret"),
+        key_id: looks_like_id(kid, 32).then(|| kid.to_string()),
+        ..Subject::default()
+    };
+    let (secret, usable) = lookup(kid)?.ok_or_else(|| {
+        refuse(
+            Reason::UnknownKey,
+            &claimed,
+            "Unknown key ID: get a new secret for this runtime",
+        )
+    })?;
+    let known = Subject::secret(&secret);
 
     // 4. HS256 only, signature checked in constant time.
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Err(unauthorized("Invalid or expired token"));
+        return Err(refuse(
+            Reason::MalformedToken,
+            &known,
+            "Invalid or expired token",
+        ));
     }
-    let signature = B64URL
-        .decode(s64)
-        .map_err(|_| unauthorized("Invalid or expired token"))?;
+    let wrong = || refuse(Reason::WrongSecret, &known, "Invalid or expired token");
+    let signature = B64URL.decode(s64).map_err(|_| wrong())?;
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.material.as_bytes());
     let signed = &token[..h64.len() + 1 + p64.len()];
-    hmac::verify(&key, signed.as_bytes(), &signature)
-        .map_err(|_| unauthorized("Invalid or expired token"))?;
+    hmac::verify(&key, signed.as_bytes(), &signature).map_err(|_| wrong())?;
+
+    // 3, told to the secret's holder: not revoked, not expired.
+    match usable {
+        Usable::Yes => {}
+        Usable::Revoked => {
+            return Err(refuse(
+                Reason::Revoked,
+                &known,
+                &format!(
+                    "Secret {} was revoked: get a new secret for this runtime",
+                    secret.key_id
+                ),
+            ))
+        }
+        Usable::Expired => {
+            return Err(refuse(
+                Reason::Expired,
+                &known,
+                &format!(
+                    "Secret {} has expired: get a new secret for this runtime",
+                    secret.key_id
+                ),
+            ))
+        }
+    }
 
     // 5. Issuer, audience and lifetime.
-    let claims: Value = decode_json(p64).ok_or_else(|| unauthorized("Invalid or expired token"))?;
+    let invalid = |m: &str| refuse(Reason::InvalidClaims, &known, m);
+    let claims: Value = decode_json(p64).ok_or_else(|| invalid("Invalid or expired token"))?;
     let now_s = now.div_euclid(1000);
     let skew = i64::try_from(cfg.clock_skew.as_secs()).unwrap_or(i64::MAX);
     let iss_ok = claims.get("iss").and_then(Value::as_str) == Some(cfg.issuer.as_str());
@@ -93,12 +146,12 @@ pub fn verify(
             .is_some_and(|nbf| nbf <= now_s.saturating_add(skew)),
     };
     if !(iss_ok && aud_ok && exp_ok && nbf_ok) {
-        return Err(unauthorized("Invalid or expired token"));
+        return Err(invalid("Invalid or expired token"));
     }
 
     // 6. Scope.
     if claims.get("scope").and_then(Value::as_str) != Some(RUNTIME_SCOPE) {
-        return Err(unauthorized(
+        return Err(invalid(
             "Insufficient scope: the token must carry scope runtime_agent",
         ));
     }
@@ -147,10 +200,18 @@ mod tests {
         }
     }
 
-    fn check(header: Option<&str>, now_ms: Millis) -> Result<ActiveSecret, Error> {
+    fn check(header: Option<&str>, now_ms: Millis) -> Result<ActiveSecret, Refused> {
+        check_as(header, now_ms, Usable::Yes)
+    }
+
+    fn check_as(
+        header: Option<&str>,
+        now_ms: Millis,
+        usable: Usable,
+    ) -> Result<ActiveSecret, Refused> {
         let cfg = Config::defaults().token;
         verify(header, now_ms, &cfg, |kid| {
-            Ok((kid == "abcd1234").then(secret))
+            Ok((kid == "abcd1234").then(|| (secret(), usable)))
         })
     }
 
@@ -171,11 +232,108 @@ mod tests {
         serde_json::json!({"iss": "icp-runtime-jwt-issuer", "aud": "icp-server", "exp": now + 3600, "iat": now, "nbf": now, "scope": "runtime_agent"})
     }
 
-    fn message(r: Result<ActiveSecret, Error>) -> String {
+    fn message(r: Result<ActiveSecret, Refused>) -> String {
         match r {
-            Err(Error::Unauthorized(m)) => m,
-            other => panic!("expected 401, got {other:?}"),
+            Err(Refused {
+                error: Error::Unauthorized(m),
+                reason: Some(_),
+                ..
+            }) => m,
+            other => panic!("expected a 401 refusal, got {other:?}"),
         }
+    }
+
+    fn reason(r: Result<ActiveSecret, Refused>) -> (Reason, Option<String>, Option<i64>) {
+        let r = r.expect_err("a refusal");
+        (
+            r.reason.expect("a reason"),
+            r.subject.key_id,
+            r.subject.environment_id,
+        )
+    }
+
+    #[test]
+    fn revoked_and_expired_are_told_only_to_the_secrets_holder() {
+        let now = 1_000_000i64;
+        let ms = now * 1000;
+        let hdr = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "abcd1234"});
+        let good = craft(hdr.clone(), claims(now), MATERIAL);
+        let forged = craft(hdr, claims(now), "not-the-material");
+        let m = message(check_as(Some(&good), ms, Usable::Revoked));
+        assert!(m.contains("revoked") && m.contains("abcd1234"), "{m}");
+        let m = message(check_as(Some(&good), ms, Usable::Expired));
+        assert!(m.contains("expired"), "{m}");
+        assert_eq!(
+            reason(check_as(Some(&good), ms, Usable::Revoked)),
+            (Reason::Revoked, Some("abcd1234".into()), Some(1))
+        );
+        assert_eq!(
+            reason(check_as(Some(&good), ms, Usable::Expired)).0,
+            Reason::Expired
+        );
+        // A token not signed with the secret learns nothing of its state.
+        for usable in [Usable::Revoked, Usable::Expired] {
+            let m = message(check_as(Some(&forged), ms, usable));
+            assert_eq!(m, "Invalid or expired token");
+            assert_eq!(
+                reason(check_as(Some(&forged), ms, usable)).0,
+                Reason::WrongSecret
+            );
+        }
+    }
+
+    #[test]
+    fn each_failure_has_its_reason() {
+        let now = 1_000_000i64;
+        let ms = now * 1000;
+        let hdr = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "abcd1234"});
+        assert_eq!(reason(check(None, ms)).0, Reason::MissingCredentials);
+        assert_eq!(
+            reason(check(Some("Bearer a.b"), ms)).0,
+            Reason::MalformedToken
+        );
+        let unknown = craft(
+            serde_json::json!({"alg": "HS256", "kid": "ffffffff"}),
+            claims(now),
+            MATERIAL,
+        );
+        assert_eq!(
+            reason(check(Some(&unknown), ms)),
+            (Reason::UnknownKey, Some("ffffffff".into()), None)
+        );
+        let odd_kid = craft(
+            serde_json::json!({"alg": "HS256", "kid": "a b\n"}),
+            claims(now),
+            MATERIAL,
+        );
+        assert_eq!(
+            reason(check(Some(&odd_kid), ms)),
+            (Reason::UnknownKey, None, None),
+            "a claimed key id that is not an id is not kept"
+        );
+        let material_as_kid = craft(
+            serde_json::json!({"alg": "HS256", "kid": MATERIAL.trim_end_matches('=')}),
+            claims(now),
+            MATERIAL,
+        );
+        assert_eq!(
+            reason(check(Some(&material_as_kid), ms)),
+            (Reason::UnknownKey, None, None),
+            "nor is anything as long as key material"
+        );
+        let wrong = craft(hdr.clone(), claims(now), "x");
+        assert_eq!(
+            reason(check(Some(&wrong), ms)),
+            (Reason::WrongSecret, Some("abcd1234".into()), Some(1))
+        );
+        let expired = craft(hdr.clone(), claims(now - 7200), MATERIAL);
+        assert_eq!(reason(check(Some(&expired), ms)).0, Reason::InvalidClaims);
+        let mut c = claims(now);
+        c["scope"] = "admin".into();
+        assert_eq!(
+            reason(check(Some(&craft(hdr, c, MATERIAL)), ms)).0,
+            Reason::InvalidClaims
+        );
     }
 
     #[test]

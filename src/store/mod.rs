@@ -86,6 +86,34 @@ pub struct Tx<'c> {
     tx: rusqlite::Transaction<'c>,
 }
 
+/// Makes a database file and its `-wal` and `-shm` files readable and
+/// writable by the owner only (0600). A new database file is created
+/// empty with that mode before SQLite opens it, since SQLite gives the
+/// `-wal` and `-shm` it creates the database file's mode; files an older
+/// icpd left readable by others are narrowed.
+pub(crate) fn private_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        let Ok(meta) = std::fs::metadata(file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io(format!("making {} private", file.display()), e))?;
+        }
+    }
+    Ok(())
+}
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Store> {
@@ -93,6 +121,7 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
+        private_files(path)?;
         let conn = Connection::open(path)
             .map_err(|e| Error::DataDir(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;

@@ -117,6 +117,7 @@ impl TelemetryStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
+        super::private_files(path)?;
         let writer = open_connection(path)?;
         // Incremental auto-vacuum must be chosen before the first table:
         // retention gives freed pages back to the file system with

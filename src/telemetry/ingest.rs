@@ -33,6 +33,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::protocol::Protocol;
+use crate::refusals::{Reason, Refused, Subject};
 use crate::time::Millis;
 
 /// Records (log records, request records, OTLP log records or data
@@ -1033,6 +1034,20 @@ impl Credential {
         }
     }
 
+    /// Who this is, for the trace of a refusal: the credential's kind, its
+    /// public id (the last word of the label) and its scope.
+    pub fn subject(&self) -> Subject {
+        Subject {
+            credential: Some(self.kind()),
+            key_id: self.label.rsplit(' ').next().map(str::to_string),
+            environment_id: Some(self.scope.environment_id),
+            environment: Some(self.scope.environment.clone()),
+            project_id: self.scope.project_id,
+            integration_id: self.scope.integration_id,
+            runtime_id: None,
+        }
+    }
+
     /// Whether a record attributed to `a` lies inside this credential's scope.
     pub fn covers(&self, a: &Attribution) -> bool {
         let s = &self.scope;
@@ -1149,7 +1164,11 @@ pub struct Ingest {
 impl Ingest {
     /// Checks the bearer token: an ingest token (`icpi_...`) or a runtime
     /// token (as for heartbeats). 401 when missing or not valid.
-    pub fn authenticate(&self, authorization: Option<&str>, now: Millis) -> Result<Credential> {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        now: Millis,
+    ) -> Result<Credential, Refused> {
         let bearer = authorization.and_then(|h| {
             let (scheme, rest) = h.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
@@ -1227,7 +1246,7 @@ impl Ingest {
         body: &[u8],
         options: &Options,
         now: Millis,
-    ) -> Result<Outcome> {
+    ) -> Result<Outcome, Refused> {
         let mut source = credential.scope.clone();
         if let Some(id) = options.runtime_id.as_deref() {
             source.runtime_id = runtime_id(Value::String(id.to_string()))
@@ -1245,11 +1264,17 @@ impl Ingest {
         // that record).
         if let Some(runtime) = options.runtime_id.as_deref().and_then(|id| known.get(id)) {
             if !credential.covers(runtime) {
-                return Err(Error::Forbidden(format!(
-                    "runtime {} is outside the scope of this {}",
-                    runtime.runtime_id.as_deref().unwrap_or_default(),
-                    credential.kind()
-                )));
+                return Err(Refused::new(
+                    Reason::BindingMismatch,
+                    credential
+                        .subject()
+                        .with_runtime(runtime.runtime_id.as_deref()),
+                    Error::Forbidden(format!(
+                        "runtime {} is outside the scope of this {}",
+                        runtime.runtime_id.as_deref().unwrap_or_default(),
+                        credential.kind()
+                    )),
+                ));
             }
         }
         attribute_all(&mut decoded, credential, &known);

@@ -1,5 +1,6 @@
 // Runtimes across the organization: filters, pagination, delete (with an
-// optional secret revoke).
+// optional secret revoke), and, filtered to an environment, the runtimes and
+// log shippers icpd refused there lately (wrong or revoked secrets, ...).
 
 import { get, all, del, qs, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, button, pageHead, table, badge, timeAgo, field, input, select, confirm, toast } from '../ui.js';
@@ -18,8 +19,10 @@ export async function render(ctx) {
   const text = field('Search', input({ type: 'search', value: f.q, placeholder: 'Name or id', testid: 'filter-q' }));
   text.classList.add('grow');
   const results = h('div', { testid: 'runtimes-results' });
+  const refusals = h('div', { testid: 'refusals' });
   fill(ctx.el, pageHead('Runtimes', 'Every runtime registered with this control plane that you may see.'),
-    card(null, null, h('form', { class: 'toolbar', role: 'search' }, envSel, statusSel, typeSel, proj, text), results));
+    card(null, null, h('form', { class: 'toolbar', role: 'search' }, envSel, statusSel, typeSel, proj, text), results),
+    refusals);
 
   let cursors = [undefined];
   let pageNo = 0;
@@ -30,6 +33,7 @@ export async function render(ctx) {
     pageNo = 0;
     fill(results, loading());
     load();
+    loadRefusals();
   };
   for (const s of [envSel, statusSel, typeSel]) s.input.addEventListener('change', apply);
   let timer;
@@ -60,6 +64,32 @@ export async function render(ctx) {
     }
   }
 
+  // Refusals are kept in memory per environment (the last 100), so the
+  // panel shows only when the page is filtered to one.
+  async function loadRefusals() {
+    const env = f.environment;
+    if (!env) { fill(refusals); return; }
+    let body;
+    try {
+      const { items } = await get(`/refusals${qs({ environment: env, limit: 20 })}`);
+      if (!ctx.alive() || env !== f.environment) return;
+      body = table(['When', 'From', 'Reason', 'Credential / runtime', 'Answer'], items.map((r) => h('tr', { testid: `refusal-${r.reason}` },
+        h('td', {}, timeAgo(r.at)),
+        h('td', { class: 'mono small' }, r.source),
+        h('td', {}, badge(r.reason.replaceAll('_', ' '), r.reason === 'rate_limited' ? 'warn' : 'bad')),
+        h('td', {}, r.keyId ? h('div', { class: 'mono small' }, `${r.credential || 'key'} ${r.keyId}`) : null,
+          r.runtimeId ? h('div', { class: 'mono muted small' }, r.runtimeId.slice(0, 8)) : null),
+        h('td', {}, h('div', { class: 'small' }, `${r.status} · ${r.request}`), h('div', { class: 'muted small' }, r.message)))),
+      { testid: 'refusals-table', emptyText: `No runtime or log shipper was refused in ${env} since icpd started.` });
+    } catch (e) {
+      if (!ctx.alive()) return;
+      body = failure(e, loadRefusals);
+    }
+    fill(refusals, card('Recent refusals', button('Refresh', loadRefusals, { small: true, testid: 'refusals-refresh' }),
+      h('p', { class: 'muted small' }, 'Runtimes and log shippers turned away in this environment: wrong, revoked or expired secrets, another environment or integration, too many heartbeats.'),
+      body));
+  }
+
   async function remove(r) {
     const revoke = h('input', { type: 'checkbox', id: 'revoke-secret' });
     if (!(await confirm(`Delete runtime ${r.name || r.runtimeId}?`, 'If it is still running it registers again with its next full heartbeat.',
@@ -68,6 +98,7 @@ export async function render(ctx) {
   }
 
   fill(results, loading());
+  loadRefusals();
   await load();
   ctx.live(liveRefresh(load, (t) => t.startsWith('runtime')));
 }

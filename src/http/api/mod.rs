@@ -20,6 +20,7 @@ pub mod observability;
 pub mod openapi;
 pub mod pipeline;
 pub mod promotions;
+pub mod refusals;
 pub mod resources;
 
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use crate::auth::{Authenticated, Via, SESSION_COOKIE};
 use crate::catalog::{self, Keyset, Listing};
 use crate::error::{Error, Result};
 use crate::http::message::percent_decode;
-use crate::http::routes::{error_response, method_not_allowed, not_found};
+use crate::http::routes::{error_response, method_not_allowed, not_found, RUNTIME_PATHS};
 use crate::http::{Request, Response};
 use crate::liveness::Liveness;
 use crate::master_key::MasterKey;
@@ -63,6 +64,8 @@ pub struct Api {
     pub cert_path: Option<String>,
     /// Who may read `GET /metrics`.
     pub metrics: crate::config::MetricsConfig,
+    /// Runtimes and shippers refused lately (shared with the runtime listener).
+    pub refusals: Arc<crate::refusals::Refusals>,
 }
 
 /// Who may call a route.
@@ -104,6 +107,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         .chain(events::ROUTES)
         .chain(ingest_tokens::ROUTES)
         .chain(observability::ROUTES)
+        .chain(refusals::ROUTES)
         .chain(openapi::ROUTES)
 }
 
@@ -529,6 +533,32 @@ fn serve_metrics(api: &Api, req: &Request) -> Result<Response> {
     })
 }
 
+/// A runtime protocol request (a heartbeat, a log batch) sent to the
+/// management port: a 404 that says where it should go, recorded as a
+/// refusal so a runtime configured with the wrong port shows up.
+fn wrong_port(api: &Api, req: &Request) -> Response {
+    use crate::refusals::{Reason, Refused, Subject};
+    let port = api.runtime_url.rsplit(':').next().unwrap_or("9445");
+    let what = match req.path.as_str() {
+        "/icp/heartbeat" | "/icp/deltaHeartbeat" => "Runtimes send heartbeats",
+        "/icp/logs" | "/icp/metrics" | "/v1/logs" | "/v1/metrics" => {
+            "Log shippers and runtimes send logs and metrics"
+        }
+        _ => "Runtimes send protocol requests",
+    };
+    let refused = Refused::new(
+        Reason::WrongListener,
+        Subject::default(),
+        Error::NotFound(format!(
+            "this is icpd's management port (REST API and console). {what} to the runtime listener, port {port} ({}): \
+             set serverUrl in the [wso2.icp.runtime.bridge] section of the integration's Config.toml to it",
+            api.runtime_url
+        )),
+    );
+    let e = crate::http::routes::trace(&api.refusals, MANAGEMENT, req, refused, now_millis());
+    Response::error(404, "wrong_port", &e.to_string()).with_header("Cache-Control", "no-store")
+}
+
 /// The management listener's handler: health, metrics, the API, and the web
 /// console, every response with the security headers. Each request is
 /// timed under its route (`dispatch` times the API's).
@@ -545,6 +575,7 @@ pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + '
             ),
             "/metrics" => (method_not_allowed("GET"), Some("/metrics")),
             p if p.starts_with("/api/") => (dispatch(&api, req), None),
+            p if RUNTIME_PATHS.contains(&p) => (wrong_port(&api, req), Some("runtime_protocol")),
             // Everything else is the web console: its files, index.html for its
             // client-side routes, or a 404.
             _ => (crate::http::assets::serve(req), Some("console")),
