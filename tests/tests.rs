@@ -23,3 +23,4 @@ mod observability;
 mod pipeline;
 mod promotion;
 mod protocol;
+mod readme;
