@@ -24,7 +24,9 @@
 //! failing stage of a pipe), when it prints an icpd error object
 //! (`{"error":{"code":...`: curl calls use `-s`, not `-f`, so a reader sees
 //! the answer), or when it runs longer than [`BLOCK_TIMEOUT`]. The failure
-//! shows the block, its line in README.md and its output.
+//! shows the block, its line in README.md and its output. Besides, every
+//! block (skipped or not) calls curl with `-s`, and the first block is the
+//! two set-up commands, `cargo run --release -- serve` and `cargo test`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -368,6 +370,20 @@ fn readme_blocks_run_as_written_against_a_fresh_server() {
         "README.md:{}: the set-up block",
         setup.line
     );
+
+    // curl without -s prints a progress meter into what a reader copies.
+    for block in sh_blocks(&readme).unwrap() {
+        for line in block.text.lines().filter(|l| l.contains("curl ")) {
+            let flags = line.split("curl ").nth(1).unwrap().split_whitespace();
+            assert!(
+                flags
+                    .take_while(|w| w.starts_with('-'))
+                    .any(|w| !w.starts_with("--") && w.contains('s')),
+                "README.md, block at line {}: give curl -s first: {line}",
+                block.line
+            );
+        }
+    }
 
     let server = TestServer::start(&[]);
     let (runtime_port, management_port) = (
