@@ -23,4 +23,5 @@ mod observability;
 mod pipeline;
 mod promotion;
 mod protocol;
+mod readme;
 mod refusals;
