@@ -492,4 +492,13 @@ CREATE TABLE promotion_approvals (
 );
 "#,
     },
+    Migration {
+        name: "audit-reason",
+        sql: r#"
+-- Why a refused or failed API request was refused: the error message its
+-- client got (for a 500 only the id the server log explains, never the
+-- detail). Empty for requests that succeeded and for older entries.
+ALTER TABLE audit_log ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+"#,
+    },
 ];
