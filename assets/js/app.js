@@ -74,18 +74,43 @@ function buildShell() {
     items.filter(([, , , , perm]) => !perm || can(perm)).map(([key, href, ico, label]) => (navLinks[key] = h('a', { href, 'data-nav': '', testid: `nav-${key}` }, h('span', { class: 'ico', 'aria-hidden': 'true' }, ico), label))),
   ]));
   const name = session.user.displayName || session.user.username;
+  const menu = h('button', { type: 'button', class: 'icon-btn menu-btn', 'aria-controls': 'sidebar', 'aria-label': 'Menu', testid: 'menu-toggle' }, '☰');
   const root = h('div', { class: 'shell' },
-    h('aside', { class: 'sidebar' },
+    h('aside', { class: 'sidebar', id: 'sidebar', testid: 'sidebar' },
       h('div', { class: 'brand' }, h('img', { src: '/assets/icon.svg', alt: '' }), h('div', {}, 'icpd', h('small', {}, 'Integration Control Plane'))),
       nav,
       h('div', { class: 'foot' }, liveEl, h('span', { class: 'muted' }, location.host))),
     h('div', { class: 'main' },
-      h('header', { class: 'topbar' }, crumbs,
+      h('header', { class: 'topbar' }, h('div', { class: 'topbar-start' }, menu, crumbs),
         h('div', { class: 'user' },
           h('a', { href: '/profile', 'data-nav': '', class: 'user', testid: 'nav-profile', title: 'Profile and API tokens' }, h('span', { class: 'avatar', 'aria-hidden': 'true' }, name.slice(0, 1)), name),
           h('button', { type: 'button', class: 'btn small', testid: 'logout', onClick: logout }, 'Sign out'))),
-      content));
+      content),
+    h('div', { class: 'scrim', 'aria-hidden': 'true', onClick: () => sidebar(root, menu, false) }));
+  sidebarToggle(root, menu);
   return { root, content, crumbs, navLinks, liveEl };
+}
+
+// Below this width the sidebar lies over the page, closed until the menu
+// button opens it; above it, it sits beside the page and the button
+// collapses it (remembered).
+const NARROW = window.matchMedia('(max-width: 860px)');
+const SIDEBAR_KEY = 'icpd.sidebar';
+
+function sidebar(root, menu, open, remember = false) {
+  root.dataset.sidebar = open ? 'open' : 'closed';
+  menu.setAttribute('aria-expanded', String(open));
+  if (remember && !NARROW.matches) localStorage.setItem(SIDEBAR_KEY, open ? 'open' : 'closed');
+}
+
+function sidebarToggle(root, menu) {
+  const initial = () => sidebar(root, menu, !NARROW.matches && localStorage.getItem(SIDEBAR_KEY) !== 'closed');
+  initial();
+  NARROW.addEventListener('change', () => { if (root.isConnected) initial(); });
+  menu.addEventListener('click', () => sidebar(root, menu, root.dataset.sidebar !== 'open', true));
+  // On a narrow screen, following a link or pressing Escape closes it.
+  root.addEventListener('click', (e) => { if (NARROW.matches && e.target.closest('.sidebar a[data-nav]')) sidebar(root, menu, false); });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && NARROW.matches && root.dataset.sidebar === 'open' && root.isConnected) sidebar(root, menu, false); });
 }
 
 async function logout() {
