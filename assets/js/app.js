@@ -107,7 +107,12 @@ function sidebarToggle(root, menu) {
   const initial = () => sidebar(root, menu, !NARROW.matches && localStorage.getItem(SIDEBAR_KEY) !== 'closed');
   initial();
   NARROW.addEventListener('change', () => { if (root.isConnected) initial(); });
-  menu.addEventListener('click', () => sidebar(root, menu, root.dataset.sidebar !== 'open', true));
+  menu.addEventListener('click', () => {
+    const open = root.dataset.sidebar !== 'open';
+    sidebar(root, menu, open, true);
+    // Over the page, the keyboard goes where the eye does.
+    if (open && NARROW.matches) root.querySelector('.sidebar a.active, .sidebar a')?.focus();
+  });
   // On a narrow screen, following a link or pressing Escape closes it.
   root.addEventListener('click', (e) => { if (NARROW.matches && e.target.closest('.sidebar a[data-nav]')) sidebar(root, menu, false); });
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && NARROW.matches && root.dataset.sidebar === 'open' && root.isConnected) sidebar(root, menu, false); });
