@@ -237,7 +237,7 @@ impl Principal {
             .map(|g| {
                 let (kind, id) = g.scope.parts();
                 serde_json::json!({
-                    "scope": kind, "scopeId": id,
+                    "scope": kind, "scopeId": id.map(|id| id.to_string()),
                     "permissions": g.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
                 })
             })

@@ -45,6 +45,7 @@ const API_TOKEN_PREFIX: &str = "icpt_";
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    #[serde(serialize_with = "crate::id::serialize")]
     pub id: i64,
     pub username: String,
     pub display_name: String,

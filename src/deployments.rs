@@ -22,6 +22,7 @@ use crate::time::{serialize_rfc3339, Millis};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
+    #[serde(serialize_with = "crate::id::serialize")]
     pub id: i64,
     pub project: String,
     pub integration: String,
@@ -33,6 +34,7 @@ pub struct Deployment {
     #[serde(serialize_with = "serialize_rfc3339")]
     pub created_at: Millis,
     /// The record (in the previous environment) a promotion copied, if any.
+    #[serde(serialize_with = "crate::id::serialize_opt")]
     pub promoted_from: Option<i64>,
     #[serde(skip)]
     pub integration_id: i64,

@@ -21,6 +21,7 @@ pub mod deployments;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod id;
 pub mod ingest_tokens;
 pub mod liveness;
 pub mod master_key;

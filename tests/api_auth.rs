@@ -357,7 +357,9 @@ fn only_user_managers_manage_users_roles_groups_and_assignments() {
         .iter()
         .find(|r| r["name"] == "Viewer")
         .unwrap()["id"]
-        .clone();
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_error(
         &root.delete(&format!("/api/v1/roles/{builtin}")),
         409,
@@ -401,7 +403,7 @@ fn only_user_managers_manage_users_roles_groups_and_assignments() {
         perms["permissions"],
         json!(["project:view", "observability:view"])
     );
-    let id = a.json()["id"].clone();
+    let id = a.json()["id"].as_str().unwrap().to_string();
     assert_eq!(
         root.delete(&format!("/api/v1/role-assignments/{id}"))
             .status,
@@ -437,6 +439,125 @@ fn only_user_managers_manage_users_roles_groups_and_assignments() {
     let second = root
         .get(&format!("/api/v1/audit?limit=2&cursor={next}"))
         .json();
-    assert!(second["items"][0]["id"].as_i64().unwrap() < first["items"][1]["id"].as_i64().unwrap());
+    let id = |v: &Value| v.as_str().unwrap().parse::<i64>().unwrap();
+    assert!(id(&second["items"][0]["id"]) < id(&first["items"][1]["id"]));
     assert_eq!(first["total"], second["total"]);
+}
+
+#[test]
+fn the_audit_log_filters_by_time_and_says_why_a_request_was_refused() {
+    let s = TestServer::start(&[]);
+    let mut root = s.admin();
+    let mut viewer = s.api_as("vera", Some("Viewer"));
+    // Refused: no permission, an unknown name, a body of the wrong type
+    // (whose value must not be kept), and one that succeeds.
+    assert_error(
+        &viewer.post("/api/v1/projects", &json!({"name": "Shop"})),
+        403,
+        "forbidden",
+    );
+    assert_error(&root.delete("/api/v1/users/nobody"), 404, "not_found");
+    let typo = root.post(
+        "/api/v1/auth/change-password",
+        &json!({"currentPassword": 31337271828_i64, "newPassword": "x"}),
+    );
+    assert_error(&typo, 400, "bad_request");
+    assert_eq!(
+        root.post("/api/v1/projects", &json!({"name": "Shop"}))
+            .status,
+        201
+    );
+
+    let log = root.get("/api/v1/audit?limit=10").json();
+    let entry = |action: &str, actor: &str| -> Value {
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action && e["actor"] == actor)
+            .unwrap_or_else(|| panic!("no {action} by {actor} in {log}"))
+            .clone()
+    };
+    let denied = entry("POST /api/v1/projects", "vera");
+    assert_eq!(denied["outcome"], "refused 403");
+    let reason = denied["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("this needs ") && reason.contains("project:manage"),
+        "{denied}"
+    );
+    let missing = entry("DELETE /api/v1/users/{user}", "root");
+    assert_eq!(missing["reason"], "no user named 'nobody'");
+    let typo = entry("POST /api/v1/auth/change-password", "root");
+    let reason = typo["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("invalid JSON body: invalid type: integer, expected"),
+        "{reason}"
+    );
+    assert!(
+        !log.to_string().contains("31337271828"),
+        "the mistyped value is kept: {log}"
+    );
+    let made = entry("POST /api/v1/projects", "root");
+    assert_eq!(made["outcome"], "ok");
+    assert_eq!(made["reason"], Value::Null);
+    assert!(made["id"].is_string(), "{made}");
+
+    // from/to: RFC 3339 or Unix ms, to exclusive, from before to.
+    let at = |e: &Value| {
+        chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let (first, last) = (at(&denied), at(&made));
+    let count = |root: &mut ApiClient, q: &str| -> Vec<String> {
+        let r = root.get(&format!("/api/v1/audit?limit=500&{q}"));
+        assert_eq!(r.status, 200, "{q}: {}", r.json());
+        r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["actor"].as_str().unwrap(),
+                    e["action"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let window = count(&mut root, &format!("from={first}&to={}", last + 1));
+    assert_eq!(
+        window.first().unwrap(),
+        "root POST /api/v1/projects",
+        "{window:?}"
+    );
+    assert_eq!(
+        window.last().unwrap(),
+        "vera POST /api/v1/projects",
+        "{window:?}"
+    );
+    assert_eq!(window.len(), 4, "{window:?}");
+    assert!(!count(&mut root, &format!("to={last}"))
+        .contains(&"root POST /api/v1/projects".to_string()));
+    let iso = |ms: i64| icpd::time::rfc3339(ms);
+    assert_eq!(
+        count(
+            &mut root,
+            &format!("from={}&to={}", iso(first), iso(last + 1))
+        ),
+        window
+    );
+    assert_eq!(
+        count(&mut root, &format!("since={first}&until={}", last + 1)),
+        window,
+        "the older names"
+    );
+    for q in [
+        "from=yesterday",
+        "to=2026-13-01T00:00:00Z",
+        &format!("from={last}&to={first}"),
+        &format!("from={first}&to={first}"),
+    ] {
+        assert_error(&root.get(&format!("/api/v1/audit?{q}")), 400, "bad_request");
+    }
 }

@@ -816,3 +816,192 @@ fn a_developer_cannot_delete_production_runtimes() {
         204
     );
 }
+
+/// Every id-like field (`id`, `...Id`, `...Ids`, a deployment's
+/// `promotedFrom`) under `v`, with its path; checked ones counted.
+fn non_string_ids(v: &Value, path: &str, checked: &mut usize, bad: &mut Vec<String>) {
+    let id_like =
+        |k: &str| k == "id" || k.ends_with("Id") || k.ends_with("Ids") || k == "promotedFrom";
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map {
+                let here = format!("{path}.{k}");
+                if id_like(k) {
+                    let items: Vec<&Value> = match x {
+                        Value::Array(a) => a.iter().collect(),
+                        // A configuration's promotedFrom is {environment, revision}.
+                        Value::Object(_) => vec![],
+                        other => vec![other],
+                    };
+                    for item in items {
+                        *checked += 1;
+                        if !(item.is_string() || item.is_null()) {
+                            bad.push(format!("{here} = {item}"));
+                        }
+                    }
+                }
+                non_string_ids(x, &here, checked, bad);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                non_string_ids(x, &format!("{path}[{i}]"), checked, bad);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_id_the_api_shows_is_a_string() {
+    let s = TestServer::start(&[]);
+    let mut admin = s.admin();
+    order_create(&mut admin);
+    let integration = "/api/v1/projects/order-service/integrations/order-create";
+    assert_eq!(
+        admin
+            .post("/api/v1/environments", &json!({"name": "Staging"}))
+            .status,
+        201
+    );
+    let r = admin.put(
+        "/api/v1/projects/order-service/environments",
+        &json!({"environments": ["dev", "staging", "prod"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    // A deployment record and configuration in dev, promoted to staging
+    // (whose record then names dev's in promotedFrom), and one to prod pending.
+    let mut created = vec![];
+    let r = admin.post(
+        &format!("{integration}/environments/dev/deployments"),
+        &json!({"version": "1.0.0", "artifact": "orders.bala"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    created.push(r.json());
+    let r = admin.patch(
+        &format!("{integration}/environments/dev/config"),
+        &json!({"set": [{"section": "orders", "key": "url", "value": "http://db"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    for to in ["staging", "prod"] {
+        let from = if to == "prod" { "staging" } else { "dev" };
+        let r = admin.post(
+            &format!("{integration}/promotions"),
+            &json!({"from": from, "to": to}),
+        );
+        assert_eq!(r.status, 201, "{}", r.json());
+        created.push(r.json());
+    }
+    let staged = admin
+        .get(&format!(
+            "{integration}/environments/staging/deployments/current"
+        ))
+        .json();
+    assert!(staged["promotedFrom"].is_string(), "{staged}");
+    assert_eq!(staged["promotedFrom"], created[0]["id"]);
+    // A runtime, a command, users, roles, groups, an assignment, tokens.
+    let node = Bridge::new(&bound_secret(&mut admin, "dev"), Some("n1"));
+    assert_ack(&node.full(&mut s.runtime_client()));
+    let r = admin.put(
+        &format!("{integration}/environments/dev/listeners/listener_1"),
+        &json!({"state": "disabled"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.json());
+    created.push(r.json());
+    for (path, body) in [
+        (
+            "/api/v1/users",
+            json!({"username": "carol", "password": "a long password 1"}),
+        ),
+        (
+            "/api/v1/roles",
+            json!({"name": "Auditor", "permissions": ["project:view"]}),
+        ),
+        (
+            "/api/v1/groups",
+            json!({"name": "ops", "members": ["carol"]}),
+        ),
+        ("/api/v1/auth/tokens", json!({"name": "ci"})),
+        (
+            "/api/v1/observability/ingest-tokens",
+            json!({"name": "fb", "environment": "dev"}),
+        ),
+    ] {
+        let r = admin.post(path, &body);
+        assert_eq!(r.status, 201, "{path}: {}", r.json());
+        created.push(r.json());
+    }
+    // A role named by its id, as a string or (as before ids were strings) a number.
+    let role_id = created.iter().find(|c| c["name"] == "Auditor").unwrap()["id"].clone();
+    let role_id = role_id.as_str().expect("a role's id is a string");
+    let number: i64 = role_id.parse().unwrap();
+    for role in [json!(role_id), json!(number)] {
+        let r = admin.post(
+            "/api/v1/role-assignments",
+            &json!({"role": role, "group": "ops", "scope": {"type": "project", "project": "order-service"}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.json());
+        assert_eq!(r.json()["roleId"], role_id);
+        created.push(r.json());
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        // Paths take the same text.
+        assert_eq!(
+            admin
+                .delete(&format!("/api/v1/role-assignments/{id}"))
+                .status,
+            204
+        );
+    }
+    let r = admin.post(
+        "/api/v1/role-assignments",
+        &json!({"role": role_id, "user": "carol", "scope": {"type": "project", "project": "order-service"}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let carol = s.login("carol", "a long password 1").json();
+
+    let promotion = created[1]["id"].as_str().unwrap().to_string();
+    let mut pages = vec![
+        ("login".to_string(), carol),
+        ("created".to_string(), Value::Array(created)),
+    ];
+    for path in [
+        "/api/v1/auth/me".to_string(),
+        "/api/v1/auth/tokens".into(),
+        "/api/v1/users".into(),
+        "/api/v1/users/carol".into(),
+        "/api/v1/roles".into(),
+        "/api/v1/groups".into(),
+        "/api/v1/role-assignments".into(),
+        "/api/v1/audit?limit=500".into(),
+        "/api/v1/secrets".into(),
+        "/api/v1/environments".into(),
+        "/api/v1/data-planes".into(),
+        "/api/v1/projects".into(),
+        "/api/v1/projects/order-service/environments".into(),
+        format!("{integration}/promotions"),
+        "/api/v1/promotions".into(),
+        format!("/api/v1/promotions/{promotion}"),
+        "/api/v1/runtimes".into(),
+        format!("/api/v1/runtimes/{}", node.runtime_id),
+        format!("{integration}/environments/staging/deployments"),
+        format!("{integration}/environments/staging/config"),
+        format!("{integration}/environments/staging/config/revisions"),
+        format!("{integration}/environments/dev/artifacts"),
+        format!("{integration}/environments/dev/commands"),
+        "/api/v1/observability/ingest-tokens".into(),
+    ] {
+        let r = admin.get(&path);
+        assert_eq!(r.status, 200, "{path}: {}", r.json());
+        pages.push((path, r.json()));
+    }
+    let (mut checked, mut bad) = (0, vec![]);
+    for (path, body) in &pages {
+        non_string_ids(body, path, &mut checked, &mut bad);
+    }
+    assert!(
+        bad.is_empty(),
+        "ids that are not strings:\n{}",
+        bad.join("\n")
+    );
+    assert!(checked > 60, "only {checked} ids checked");
+}

@@ -77,17 +77,20 @@ function buildShell() {
   const awaitingEl = h('span', { class: 'nav-count', testid: 'nav-promotions-count', hidden: true });
   navLinks.promotions?.append(awaitingEl);
   const name = session.user.displayName || session.user.username;
+  const menu = h('button', { type: 'button', class: 'icon-btn menu-btn', 'aria-controls': 'sidebar', 'aria-label': 'Menu', testid: 'menu-toggle' }, '☰');
   const root = h('div', { class: 'shell' },
-    h('aside', { class: 'sidebar' },
+    h('aside', { class: 'sidebar', id: 'sidebar', testid: 'sidebar' },
       h('div', { class: 'brand' }, h('img', { src: '/assets/icon.svg', alt: '' }), h('div', {}, 'icpd', h('small', {}, 'Integration Control Plane'))),
       nav,
       h('div', { class: 'foot' }, liveEl, h('span', { class: 'muted' }, location.host))),
     h('div', { class: 'main' },
-      h('header', { class: 'topbar' }, crumbs,
+      h('header', { class: 'topbar' }, h('div', { class: 'topbar-start' }, menu, crumbs),
         h('div', { class: 'user' },
           h('a', { href: '/profile', 'data-nav': '', class: 'user', testid: 'nav-profile', title: 'Profile and API tokens' }, h('span', { class: 'avatar', 'aria-hidden': 'true' }, name.slice(0, 1)), name),
           h('button', { type: 'button', class: 'btn small', testid: 'logout', onClick: logout }, 'Sign out'))),
-      content));
+      content),
+    h('div', { class: 'scrim', 'aria-hidden': 'true', onClick: () => sidebar(root, menu, false) }));
+  sidebarToggle(root, menu);
   return { root, content, crumbs, navLinks, liveEl, awaitingEl };
 }
 
@@ -121,6 +124,33 @@ function watchAwaiting() {
   awaitingUnsub = onLive((type) => {
     if (type === 'tick' || type === 'reconnected' || (type === 'poll' && Date.now() - awaitingAt >= AWAITING_EVERY_MS)) refreshAwaiting();
   });
+}
+
+// Below this width the sidebar lies over the page, closed until the menu
+// button opens it; above it, it sits beside the page and the button
+// collapses it (remembered).
+const NARROW = window.matchMedia('(max-width: 860px)');
+const SIDEBAR_KEY = 'icpd.sidebar';
+
+function sidebar(root, menu, open, remember = false) {
+  root.dataset.sidebar = open ? 'open' : 'closed';
+  menu.setAttribute('aria-expanded', String(open));
+  if (remember && !NARROW.matches) localStorage.setItem(SIDEBAR_KEY, open ? 'open' : 'closed');
+}
+
+function sidebarToggle(root, menu) {
+  const initial = () => sidebar(root, menu, !NARROW.matches && localStorage.getItem(SIDEBAR_KEY) !== 'closed');
+  initial();
+  NARROW.addEventListener('change', () => { if (root.isConnected) initial(); });
+  menu.addEventListener('click', () => {
+    const open = root.dataset.sidebar !== 'open';
+    sidebar(root, menu, open, true);
+    // Over the page, the keyboard goes where the eye does.
+    if (open && NARROW.matches) root.querySelector('.sidebar a.active, .sidebar a')?.focus();
+  });
+  // On a narrow screen, following a link or pressing Escape closes it.
+  root.addEventListener('click', (e) => { if (NARROW.matches && e.target.closest('.sidebar a[data-nav]')) sidebar(root, menu, false); });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && NARROW.matches && root.dataset.sidebar === 'open' && root.isConnected) sidebar(root, menu, false); });
 }
 
 async function logout() {

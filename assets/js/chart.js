@@ -9,7 +9,7 @@
 //   c.set({ times: [ms, ...], stepMs, series: [{ name: 'p50', values: [v | null, ...] }], summary: '...' });
 //   c.setState('loading' | 'error', message);
 
-import { h, fill } from './ui.js';
+import { h, fill, formatTime } from './ui.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const HEIGHT = 180;
@@ -68,7 +68,8 @@ export function timeTicks(from, to, max = 6) {
 
 const two = (n) => String(n).padStart(2, '0');
 const hm = (d) => `${two(d.getHours())}:${two(d.getMinutes())}`;
-const dayLabel = (d) => `${d.toLocaleDateString(undefined, { weekday: 'short' })} ${d.getDate()}`;
+// A day tick: the month and day of the console's date format (2026-12-01).
+const dayLabel = (d) => `${two(d.getMonth() + 1)}-${two(d.getDate())}`;
 
 function tickLabel(t, step, span) {
   const d = new Date(t);
@@ -77,11 +78,9 @@ function tickLabel(t, step, span) {
   return hm(d);
 }
 
-/** "21:04" today, "Mon 23 21:04" otherwise; with seconds for sub-minute buckets. */
+/** A bucket's time in the console's format (formatTime), with seconds only for sub-minute buckets. */
 export function timeLabel(t, stepMs = MIN) {
-  const d = new Date(t);
-  const clock = stepMs < MIN ? `${hm(d)}:${two(d.getSeconds())}` : hm(d);
-  return new Date().toDateString() === d.toDateString() ? clock : `${dayLabel(d)} ${clock}`;
+  return formatTime(t, { seconds: stepMs < MIN });
 }
 
 /** Number with at most 3 significant digits, no exponent. */
@@ -102,10 +101,15 @@ export const UNITS = {
   '%': (v) => (v === null || v === undefined ? '—' : `${num(v)} %`),
 };
 
+const plural = (n, noun) => `${n.toLocaleString()} ${noun}${n === 1 ? '' : 's'}`;
+
 /**
  * A chart component: returns { el, set(data), setState(state, message) }.
  * opts: title, unit (a UNITS key or a suffix like 'req/s'), testid, area
  * (fill under the first series), emptyText, description (for screen readers).
+ * Series are drawn last-listed first, so the first lies on top; a `dash`
+ * series is drawn wider and dashed, so a series equal to it stays visible
+ * on top of it (p95 over p99).
  */
 export function timeChart(opts) {
   const id = `chart${++chartSeq}`;
@@ -135,7 +139,7 @@ export function timeChart(opts) {
       return;
     }
     fill(plot, svg());
-    fill(legend, data.series.map((sr, i) => h('li', {}, h('span', { class: `swatch s${sr.color ?? i}` }), sr.name)));
+    fill(legend, data.series.map((sr, i) => h('li', {}, h('span', { class: `swatch s${sr.color ?? i}${sr.dash ? ' dashed' : ''}` }), sr.name)));
     showReadout();
   };
 
@@ -182,9 +186,10 @@ export function timeChart(opts) {
     }
     axis.append(s('line', { class: 'base', x1: g.left, x2: g.left + g.iw, y1: M.top + g.ih + 0.5, y2: M.top + g.ih + 0.5 }));
     root.append(axis);
-    // Series: a path per run of non-null values; lone values as dots.
-    data.series.forEach((sr, i) => {
-      const cls = `s${sr.color ?? i}`;
+    // Series: a path per run of non-null values; lone values as dots. The
+    // first-listed is drawn last, on top.
+    data.series.map((sr, i) => [sr, i]).reverse().forEach(([sr, i]) => {
+      const cls = `s${sr.color ?? i}${sr.dash ? ' dashed' : ''}`;
       const runs = [];
       let run = [];
       sr.values.forEach((v, k) => {
@@ -257,8 +262,14 @@ export function timeChart(opts) {
       return;
     }
     readout.classList.add('hover');
+    // Counts beside rates: "5xx 25 % (1 of 4 requests)", or the bucket's
+    // request count when the series have none of their own.
+    const n = data.counts?.[cursor];
+    const noun = data.countNoun || 'request';
+    const of = (sr) => (sr.counts && n ? ` (${sr.counts[cursor] ?? 0} of ${plural(n, noun)})` : '');
     fill(readout, h('span', { class: 'muted' }, timeLabel(data.times[cursor], data.stepMs)), ' ',
-      data.series.map((sr, i) => h('span', { class: 'chart-value' }, h('span', { class: `swatch s${sr.color ?? i}` }), `${sr.name} ${fmt(sr.values[cursor])}`)));
+      data.series.map((sr, i) => h('span', { class: 'chart-value' }, h('span', { class: `swatch s${sr.color ?? i}${sr.dash ? ' dashed' : ''}` }), `${sr.name} ${fmt(sr.values[cursor])}${of(sr)}`)),
+      n === 0 || (n != null && !data.series.some((sr) => sr.counts)) ? h('span', { class: 'chart-value muted' }, n ? plural(n, noun) : `no ${noun}s`) : null);
   }
 
   function describe() {
@@ -278,7 +289,11 @@ export function timeChart(opts) {
   return {
     el,
     format: (v) => fmt(v),
-    /** data: { times: [ms], stepMs, from?, to?, unit?, series: [{ name, key?, color?, values }], summary?, empty? } */
+    /**
+     * data: { times: [ms], stepMs, from?, to?, unit?, summary?, empty?,
+     *   counts?: [n] (requests per bucket, shown in the readout), countNoun?,
+     *   series: [{ name, key?, color?, dash?, values, counts? (of the bucket's n) }] }
+     */
     set(d) {
       data = d;
       fmt = fmtFor(d.unit || opts.unit);

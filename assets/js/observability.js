@@ -4,7 +4,7 @@
 // GET /api/v1/observability/metrics) and the "recent logs" card.
 
 import { get, qs } from './api.js';
-import { h, fill, link, loading, failure, empty as emptyState, table } from './ui.js';
+import { h, fill, link, loading, failure, empty as emptyState, table, formatTime } from './ui.js';
 import { timeChart, num } from './chart.js';
 
 export const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
@@ -34,6 +34,13 @@ export const METRIC_RANGES = [
   ['7d', 7 * 24 * 3600, 7200],
 ];
 const RANGE_KEY = 'icpd.metricsRange';
+/**
+ * A bucket with fewer requests gets no point on the error-rate chart (one
+ * failure in two requests is 50 %, and a sparse range would swing between
+ * 0 and 100 %); its counts still show in the readout.
+ */
+export const MIN_RATE_REQUESTS = 5;
+const requestsText = (n) => `${n.toLocaleString()} request${n === 1 ? '' : 's'}`;
 
 /** The link to the logs explorer for a scope ({ environment, project, integration, runtime }). */
 export const logsHref = (scope) => `/logs${qs(scope)}`;
@@ -144,32 +151,37 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics', b
     const rateUnit = perMin ? 60 : 1;
     const rate = (p) => (p.requests * rateUnit) / (stepMs / 1000);
     const secs = (span.to - span.from) / 1000;
+    const counts = points.map((p) => p.requests);
     charts.requests.set({
-      ...span, times, stepMs, empty,
+      ...span, times, stepMs, empty, counts,
       unit: perMin ? 'req/min' : 'req/s',
       series: [{ name: perMin ? 'requests/min' : 'requests/s', key: 'requests', values: points.map(rate) }],
       summary: `${total.requests.toLocaleString()} request${total.requests === 1 ? '' : 's'} · avg ${num((total.requests * rateUnit) / secs)} ${perMin ? 'req/min' : 'req/s'}`,
     });
     const pct = (f) => (f === null || f === undefined ? null : f * 100);
+    const rated = (p) => p.requests >= MIN_RATE_REQUESTS;
+    const unrated = points.filter((p) => p.requests && !rated(p)).length;
+    const errorCounts = `5xx ${total.errors5xx ?? 0} and 4xx ${total.errors4xx ?? 0} of ${requestsText(total.requests)}`;
     charts.errors.set({
-      ...span, times, stepMs, empty,
+      ...span, times, stepMs, counts,
+      empty: empty || (!points.some(rated) && `Fewer than ${MIN_RATE_REQUESTS} requests in every bucket, too few for a rate: ${errorCounts}. A longer range has bigger buckets.`),
       series: [
-        { name: '5xx', key: 'errors5xx', color: 3, values: points.map((p) => (p.requests ? pct(p.errorRate5xx) : null)) },
-        { name: '4xx', key: 'errors4xx', color: 4, values: points.map((p) => (p.requests ? pct(p.errorRate4xx) : null)) },
+        { name: '5xx', key: 'errors5xx', color: 3, values: points.map((p) => (rated(p) ? pct(p.errorRate5xx) : null)), counts: points.map((p) => p.errors5xx) },
+        { name: '4xx', key: 'errors4xx', color: 4, values: points.map((p) => (rated(p) ? pct(p.errorRate4xx) : null)), counts: points.map((p) => p.errors4xx) },
       ],
-      summary: `5xx ${charts.errors.format(pct(total.errorRate5xx))} (${total.errors5xx ?? 0}) · 4xx ${charts.errors.format(pct(total.errorRate4xx))} (${total.errors4xx ?? 0})`,
+      summary: `5xx ${charts.errors.format(pct(total.errorRate5xx))} (${total.errors5xx ?? 0}) · 4xx ${charts.errors.format(pct(total.errorRate4xx))} (${total.errors4xx ?? 0}) of ${requestsText(total.requests)}${unrated ? ` · ${unrated} bucket${unrated === 1 ? '' : 's'} under ${MIN_RATE_REQUESTS} requests not drawn` : ''}`,
     });
     charts.latency.set({
-      ...span, times, stepMs, empty,
+      ...span, times, stepMs, empty, counts,
       series: [
         { name: 'p50', key: 'p50', values: points.map((p) => p.latencyP50Ms) },
         { name: 'p95', key: 'p95', values: points.map((p) => p.latencyP95Ms) },
-        { name: 'p99', key: 'p99', values: points.map((p) => p.latencyP99Ms) },
+        // Wide and dashed under p95: with few requests the two are equal.
+        { name: 'p99', key: 'p99', dash: true, values: points.map((p) => p.latencyP99Ms) },
       ],
       summary: ['P50', 'P95', 'P99'].map((q) => `${q.toLowerCase()} ${charts.latency.format(total[`latency${q}Ms`])}`).join(' · '),
     });
-    const end = new Date(span.to);
-    fill(note, `${new Date(span.from).toLocaleString()} – ${end.toDateString() === new Date(span.from).toDateString() ? end.toLocaleTimeString() : end.toLocaleString()}, ${num(stepMs / 1000 >= 60 ? stepMs / 60000 : stepMs / 1000)} ${stepMs >= 60000 ? 'min' : 's'} buckets. Hover a chart (or focus it and use the arrow keys) for a bucket's values.`);
+    fill(note, `${formatTime(span.from, { seconds: false })} – ${formatTime(span.to, { seconds: false })}, ${num(stepMs / 1000 >= 60 ? stepMs / 60000 : stepMs / 1000)} ${stepMs >= 60000 ? 'min' : 's'} buckets. Hover a chart (or focus it and use the arrow keys) for a bucket's values.`);
   }
 
   Object.values(charts).forEach((c) => c.setState('loading'));

@@ -65,10 +65,56 @@ export function ago(iso) {
 }
 
 export function timeAgo(iso, attrs = {}) {
-  return h('time', { datetime: iso || '', 'data-ago': iso || '', title: iso ? new Date(iso).toLocaleString() : '', ...attrs }, ago(iso));
+  return h('time', { datetime: iso || '', 'data-ago': iso || '', title: iso ? formatTime(iso, { seconds: true }) : '', ...attrs }, ago(iso));
 }
 
-export const when = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
+const two = (n) => String(n).padStart(2, '0');
+const ymd = (d) => `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+
+/**
+ * The console's one way to show a time: 24 h, local time, the date only
+ * when it is not today: `14:03:07` today, `2026-12-01 14:03` other days.
+ * isoOrMs: an RFC 3339 string, Unix milliseconds or a Date. seconds: true
+ * shows them on other days too, false leaves them out today too. '—' for
+ * no time.
+ */
+export function formatTime(isoOrMs, { seconds } = {}) {
+  if (isoOrMs === null || isoOrMs === undefined || isoOrMs === '') return '—';
+  const d = new Date(isoOrMs);
+  if (Number.isNaN(d.getTime())) return String(isoOrMs);
+  const today = ymd(d) === ymd(new Date());
+  const clock = `${two(d.getHours())}:${two(d.getMinutes())}${(seconds ?? today) ? `:${two(d.getSeconds())}` : ''}`;
+  return today ? clock : `${ymd(d)} ${clock}`;
+}
+
+/** The same as formatTime (the name the pages used before it). */
+export const when = formatTime;
+
+/**
+ * Reads a time typed as formatTime writes it (`2026-12-01 14:03`,
+ * `2026-12-01`, `14:03` or `14:03:07` for today; local time) or as
+ * RFC 3339; returns Unix ms, or null when the text is not a time.
+ */
+export function parseTime(text) {
+  const t = String(text || '').trim();
+  const date = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$/.exec(t);
+  const clock = /^(\d{1,2}):(\d{2})(?::(\d{2}))?$/.exec(t);
+  const valid = (hh, mi, ss) => hh <= 23 && mi <= 59 && ss <= 59;
+  let d;
+  if (date) {
+    const [y, mo, da, hh, mi, ss] = date.slice(1).map((x) => Number(x || 0));
+    d = new Date(y, mo - 1, da, hh, mi, ss);
+    // new Date(2026, 1, 31) is a day in March: refuse what does not round-trip.
+    if (d.getMonth() !== mo - 1 || d.getDate() !== da || !valid(hh, mi, ss)) return null;
+  } else if (clock) {
+    const [hh, mi, ss] = clock.slice(1).map((x) => Number(x || 0));
+    if (!valid(hh, mi, ss)) return null;
+    d = new Date();
+    d.setHours(hh, mi, ss, 0);
+  } else if (/^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/i.test(t)) d = new Date(t);
+  else return null;
+  return Number.isNaN(d.getTime()) ? null : d.getTime();
+}
 
 export function loading(label = 'Loading…') {
   return h('div', { class: 'state', role: 'status' }, h('div', { class: 'spinner boot-inline' }), h('div', {}, label));

@@ -99,6 +99,23 @@ pub struct AuditRow {
     pub outcome: String,
     pub client: String,
     pub detail: String,
+    /// Why a refused or failed request was refused (the error message its
+    /// client got); empty when it succeeded or was recorded before reasons
+    /// were kept.
+    pub reason: String,
+}
+
+/// An audit entry the API writes for an unsafe request, refused ones included.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAuditEntry<'a> {
+    pub at: Millis,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub outcome: &'a str,
+    pub client: &'a str,
+    /// Why it was refused; empty when it succeeded.
+    pub reason: &'a str,
 }
 
 /// Filters of the audit query; `None` matches all. Newest first, `before` is the keyset cursor.
@@ -585,6 +602,8 @@ impl Tx<'_> {
 
     // ---- audit ---------------------------------------------------------
 
+    /// Records an admin command or other change that succeeded or failed
+    /// without a reason to keep.
     #[allow(clippy::too_many_arguments)]
     pub fn insert_audit(
         &self,
@@ -603,6 +622,15 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Records an API request, with why it was refused if it was.
+    pub fn insert_audit_entry(&self, e: &NewAuditEntry) -> Result<()> {
+        self.exec(
+            "INSERT INTO audit_log (at, actor, action, target, outcome, client, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![e.at, e.actor, e.action, e.target, e.outcome, e.client, e.reason],
+        )?;
+        Ok(())
+    }
+
     /// Audit entries, newest first, and how many match in all.
     pub fn audit(&self, f: &AuditFilter) -> Result<(Vec<AuditRow>, i64)> {
         const WHERE: &str = "WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2) \
@@ -612,7 +640,7 @@ impl Tx<'_> {
             .prepare_cached(&format!("SELECT COUNT(*) FROM audit_log {WHERE}"))?
             .query_row(params![f.actor, f.action, f.since, f.until], |r| r.get(0))?;
         let mut st = self.tx.prepare_cached(&format!(
-            "SELECT id, at, actor, action, target, outcome, client, detail FROM audit_log {WHERE} \
+            "SELECT id, at, actor, action, target, outcome, client, detail, reason FROM audit_log {WHERE} \
              AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6"
         ))?;
         let rows = st.query_map(
@@ -627,6 +655,7 @@ impl Tx<'_> {
                     outcome: r.get(5)?,
                     client: r.get(6)?,
                     detail: r.get(7)?,
+                    reason: r.get(8)?,
                 })
             },
         )?;

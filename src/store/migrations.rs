@@ -509,4 +509,13 @@ CREATE TRIGGER environments_insert_pipeline_position AFTER INSERT ON environment
         WHERE id = NEW.id; END;
 "#,
     },
+    Migration {
+        name: "audit-reason",
+        sql: r#"
+-- Why a refused or failed API request was refused: the error message its
+-- client got (for a 500 only the id the server log explains, never the
+-- detail). Empty for requests that succeeded and for older entries.
+ALTER TABLE audit_log ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+"#,
+    },
 ];

@@ -37,8 +37,8 @@ use crate::secrets::StoredSecret;
 use crate::time::Millis;
 
 pub use access::{
-    ApiTokenRow, AssignmentRow, AuditFilter, AuditRow, GroupRow, HeldRoleRow, RoleRow, SessionRow,
-    UserRow,
+    ApiTokenRow, AssignmentRow, AuditFilter, AuditRow, GroupRow, HeldRoleRow, NewAuditEntry,
+    RoleRow, SessionRow, UserRow,
 };
 pub use artifacts::ArtifactWrites;
 #[doc(hidden)]

@@ -12,7 +12,8 @@ use crate::auth::{self, User};
 use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::store::{AuditFilter, Tx};
-use crate::time::rfc3339;
+use crate::telemetry::query::parse_time;
+use crate::time::{rfc3339, Millis};
 
 pub const ROUTES: &[Route] = &[
     Route {
@@ -155,8 +156,8 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/api/v1/audit",
         access: Access::User,
-        summary: "The audit log, newest first",
-        query: &["actor", "action", "since", "until", "limit", "cursor"],
+        summary: "The audit log, newest first; from/to (RFC 3339 or Unix ms, to exclusive; since/until are older names) bound the time, actor and action match exactly; a refused request's entry has the reason its client was given",
+        query: &["actor", "action", "from", "to", "limit", "cursor"],
         handler: audit,
     },
 ];
@@ -283,7 +284,7 @@ fn reset_password(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 fn role_json(r: &crate::store::RoleRow) -> Value {
     json!({
-        "id": r.id, "name": r.name, "description": r.description, "builtin": r.builtin,
+        "id": r.id.to_string(), "name": r.name, "description": r.description, "builtin": r.builtin,
         "permissions": r.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
     })
 }
@@ -416,7 +417,7 @@ fn groups_json(tx: &Tx) -> Result<Vec<Value>> {
         .groups()?
         .iter()
         .map(|g| {
-            json!({"id": g.id, "name": g.name, "description": g.description,
+            json!({"id": g.id.to_string(), "name": g.name, "description": g.description,
                    "members": g.members.iter().filter_map(|m| names.get(m)).collect::<Vec<_>>()})
         })
         .collect())
@@ -462,7 +463,7 @@ fn create_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         tx.set_group_members(id, &members)?;
         groups_json(tx)?
             .into_iter()
-            .find(|g| g["id"] == id)
+            .find(|g| g["id"] == id.to_string().as_str())
             .ok_or_else(|| Error::Internal("group vanished".into()))
     })?;
     created(&group)
@@ -493,7 +494,7 @@ fn update_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         }
         groups_json(tx)?
             .into_iter()
-            .find(|g| g["id"] == id)
+            .find(|g| g["id"] == id.to_string().as_str())
             .ok_or_else(|| Error::Internal("group vanished".into()))
     })?;
     ok(&group)
@@ -538,7 +539,7 @@ fn assignments_json(tx: &Tx) -> Result<Vec<Value>> {
             }
         };
         out.push(json!({
-            "id": a.id, "role": roles.get(&a.role_id), "roleId": a.role_id,
+            "id": a.id.to_string(), "role": roles.get(&a.role_id), "roleId": a.role_id.to_string(),
             "user": a.user_id.and_then(|u| users.get(&u)), "group": a.group_id.and_then(|g| groups.get(&g)),
             "scope": scope, "createdAt": rfc3339(a.created_at),
         }));
@@ -564,6 +565,8 @@ fn list_assignments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AssignmentBody {
+    /// A role's name or id.
+    #[serde(deserialize_with = "crate::id::name_or_id")]
     role: String,
     user: Option<String>,
     group: Option<String>,
@@ -653,10 +656,13 @@ fn create_assignment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         let id = tx.insert_assignment(role.id, user, group, scope, ctx.now)?;
         assignments_json(tx)?
             .into_iter()
-            .find(|a| a["id"] == id)
+            .find(|a| a["id"] == id.to_string().as_str())
             .ok_or_else(|| Error::Internal("assignment vanished".into()))
     })?;
-    ctx.audit_target = Some(format!("role assignment {}", value["id"]));
+    ctx.audit_target = Some(format!(
+        "role assignment {}",
+        value["id"].as_str().unwrap_or_default()
+    ));
     created(&value)
 }
 
@@ -671,17 +677,12 @@ fn delete_assignment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 // ---- audit -----------------------------------------------------------------
 
-fn parse_time(ctx: &Ctx, name: &str) -> Result<Option<i64>> {
-    ctx.query(name)
-        .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(&t)
-                .map(|d| d.timestamp_millis())
-                .map_err(|_| {
-                    Error::BadRequest(format!(
-                        "{name} must be an RFC 3339 time such as 2026-11-23T12:00:00Z"
-                    ))
-                })
-        })
+/// A time bound of the audit query: `name`, or its older name.
+fn audit_time(ctx: &Ctx, name: &str, older: &str) -> Result<Option<Millis>> {
+    ctx.query_filled(name)
+        .map(|t| (name, t))
+        .or_else(|| ctx.query_filled(older).map(|t| (older, t)))
+        .map(|(n, t)| parse_time(n, &t))
         .transpose()
 }
 
@@ -699,11 +700,20 @@ fn audit(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let filter = AuditFilter {
         actor: ctx.query("actor"),
         action: ctx.query("action"),
-        since: parse_time(ctx, "since")?,
-        until: parse_time(ctx, "until")?,
+        since: audit_time(ctx, "from", "since")?,
+        until: audit_time(ctx, "to", "until")?,
         before,
         limit: page.limit,
     };
+    if let (Some(from), Some(to)) = (filter.since, filter.until) {
+        if from >= to {
+            return Err(Error::BadRequest(format!(
+                "from ({}) must be before to ({})",
+                rfc3339(from),
+                rfc3339(to)
+            )));
+        }
+    }
     let (rows, total) = api.store.read(|tx| tx.audit(&filter))?;
     let next = (rows.len() as i64 == page.limit)
         .then(|| rows.last().map(|r| r.id.to_string()))
@@ -711,8 +721,8 @@ fn audit(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
-            json!({"id": r.id, "at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target,
-                   "outcome": r.outcome, "client": r.client})
+            json!({"id": r.id.to_string(), "at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target,
+                   "outcome": r.outcome, "reason": (!r.reason.is_empty()).then_some(&r.reason), "client": r.client})
         })
         .collect();
     ok(&json!({"items": items, "total": total, "nextCursor": next}))

@@ -30,6 +30,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::access::{Permission, Principal, Target};
 use crate::auth::{Authenticated, Via, SESSION_COOKIE};
@@ -41,7 +42,7 @@ use crate::http::{Request, Response};
 use crate::liveness::Liveness;
 use crate::master_key::MasterKey;
 use crate::metrics;
-use crate::store::Store;
+use crate::store::{NewAuditEntry, Store};
 use crate::time::{now_millis, Millis};
 
 /// The listener name in request metrics.
@@ -414,21 +415,64 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
             .unwrap_or_else(|| "anonymous".into());
         let action = format!("{} {}", route.method, route.path);
         let target = ctx.audit_target.clone().unwrap_or_else(|| req.path.clone());
-        let outcome = if resp.status < 400 {
-            "ok".to_string()
+        let (outcome, reason) = if resp.status < 400 {
+            ("ok".to_string(), String::new())
         } else {
-            format!("refused {}", resp.status)
+            (format!("refused {}", resp.status), refusal_reason(&resp))
         };
         let client = req.peer.ip().to_string();
-        if let Err(e) = api
-            .store
-            .write(|tx| tx.insert_audit(now, &actor, &action, &target, &outcome, &client, "{}"))
-        {
+        let entry = NewAuditEntry {
+            at: now,
+            actor: &actor,
+            action: &action,
+            target: &target,
+            outcome: &outcome,
+            client: &client,
+            reason: &reason,
+        };
+        if let Err(e) = api.store.write(|tx| tx.insert_audit_entry(&entry)) {
             log::error!("cannot write the audit entry for {action}: {e}");
         }
     }
     metrics::observe_request(MANAGEMENT, &req.method, route.path, started.elapsed());
     resp.with_header("Cache-Control", "no-store")
+}
+
+/// The longest reason an audit entry keeps, in characters.
+const MAX_REASON_CHARS: usize = 300;
+
+/// Why a request was refused, for its audit entry: the message of the
+/// `{"error":{...}}` its client got (a 500's names only an id). A JSON
+/// decoder's complaint quotes the offending value ("invalid type: string
+/// \"...\", expected a boolean"), which may be a mistyped password or
+/// secret: that literal is left out.
+fn refusal_reason(resp: &Response) -> String {
+    let message = serde_json::from_slice::<Value>(&resp.body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    without_decoded_literal(&message)
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .collect()
+}
+
+/// `message` without the value a serde error quotes after "invalid type: "
+/// or "invalid value: " (its kind, e.g. "string", stays).
+fn without_decoded_literal(message: &str) -> String {
+    for marker in ["invalid type: ", "invalid value: "] {
+        let Some(at) = message.find(marker) else {
+            continue;
+        };
+        let start = at + marker.len();
+        // The last one: the literal itself may contain the words.
+        let Some(end) = message[start..].rfind(", expected").map(|e| start + e) else {
+            continue;
+        };
+        let kind = message[start..end].split_whitespace().next().unwrap_or("");
+        return format!("{}{kind}{}", &message[..start], &message[end..]);
+    }
+    message.to_string()
 }
 
 /// Live event streams filter with the permissions they were opened with:
@@ -606,6 +650,35 @@ fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_reason_leaves_out_the_value_a_decoder_quotes() {
+        let check = |message: &str, want: &str| {
+            let resp = Response::error(400, "bad_request", message);
+            assert_eq!(refusal_reason(&resp), want, "{message}");
+        };
+        check(
+            "invalid JSON body: invalid type: string \"hunter2, expected x\", expected a boolean at line 1 column 40",
+            "invalid JSON body: invalid type: string, expected a boolean at line 1 column 40",
+        );
+        check(
+            "invalid JSON body: invalid type: integer `12345`, expected a string at line 1 column 30",
+            "invalid JSON body: invalid type: integer, expected a string at line 1 column 30",
+        );
+        check(
+            "invalid JSON body: invalid value: string \"maybe\", expected one of `a`, `b`",
+            "invalid JSON body: invalid value: string, expected one of `a`, `b`",
+        );
+        check(
+            "this needs the user:manage permission here",
+            "this needs the user:manage permission here",
+        );
+        assert_eq!(
+            refusal_reason(&Response::error(400, "bad_request", &"x".repeat(1000))).len(),
+            MAX_REASON_CHARS
+        );
+        assert_eq!(refusal_reason(&Response::json(418, &"not an error")), "");
+    }
 
     #[test]
     fn a_body_must_be_an_object_not_fields_by_position() {
