@@ -758,7 +758,7 @@ fn callers_see_only_what_they_may_view() {
     );
     // A permission change ends the stream (it filters with the grants it
     // opened with); the client reconnects and is authorized afresh.
-    let id = r.json()["id"].clone();
+    let id = r.json()["id"].as_str().unwrap().to_string();
     assert_eq!(
         w.admin
             .delete(&format!("/api/v1/role-assignments/{id}"))

@@ -171,6 +171,9 @@ fn refusals_are_answered_logged_once_a_minute_counted_and_kept() {
 
     // One warn line per source and reason (within the minute), whatever
     // the count; the line names the key and the runtime, never the secret.
+    wait_for("the revoked log line", Duration::from_secs(10), || {
+        !refusal_lines(&s, "revoked", 401).is_empty()
+    });
     let revoked = refusal_lines(&s, "revoked", 401);
     assert_eq!(revoked.len(), 1, "{revoked:#?}");
     assert!(
@@ -190,6 +193,14 @@ fn refusals_are_answered_logged_once_a_minute_counted_and_kept() {
         ("rate_limited", 429),
         ("wrong_listener", 404),
     ] {
+        // The response can arrive before the harness's reader thread has
+        // taken the server's log line off its stderr: wait for the line,
+        // then check there is exactly one.
+        wait_for(
+            &format!("the {reason} log line"),
+            Duration::from_secs(10),
+            || !refusal_lines(&s, reason, status).is_empty(),
+        );
         assert_eq!(
             refusal_lines(&s, reason, status).len(),
             1,
