@@ -11,6 +11,16 @@
 //!
 //! Logs are rows of `logs` plus an FTS5 index `logs_fts` (contentless, the
 //! rowid is `logs.id`), kept in step by the code that inserts and deletes.
+//!
+//! A log's id is its place in time order: the record's own time in Unix
+//! milliseconds times 2^20, plus its arrival rank among the records of that
+//! millisecond ([`log_id`]). Ordering by id is ordering by (time, arrival),
+//! so the table, its primary key and the FTS5 index are all kept in time
+//! order, and every plan of `telemetry_query` (FTS5 yielding rowids in
+//! order, walking the primary key, sorting collected ids) returns records
+//! by their own time, whenever they arrived, at no extra cost. A secondary
+//! `(ts, id)` index could sort a scan, but not the rowids FTS5 yields: a
+//! phrase search would have to fetch every match to sort it.
 //! The schema is versioned like `icp.db`'s: `PRAGMA user_version` counts
 //! applied migrations; a newer file is refused.
 
@@ -91,7 +101,97 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX metric_points_by_name ON metric_points (name, ts);
     CREATE INDEX metric_points_by_ts ON metric_points (ts);",
+    // 2: log ids in time order (see `log_id`): every row renumbered by
+    // (time, old id), the text index rebuilt with the new rowids. The id
+    // of the n-th row is n + max over rows j <= n of (base_j - j), base
+    // being its millisecond's first id: its base, or one past the row
+    // before when more than 2^20 rows share a millisecond (as `log_id`).
+    "CREATE TABLE logs_in_time_order (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        level INTEGER NOT NULL, -- index into Level::ALL: 0 TRACE .. 5 FATAL
+        environment_id INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        project_id INTEGER,
+        project TEXT,
+        integration_id INTEGER,
+        integration TEXT,
+        runtime_id TEXT,
+        module TEXT,
+        message TEXT NOT NULL,
+        attributes TEXT NOT NULL
+    );
+    INSERT INTO logs_in_time_order (id, ts, received, level, environment_id, environment,
+        project_id, project, integration_id, integration, runtime_id, module, message, attributes)
+    SELECT n + max(base - n) OVER (ORDER BY n), ts, received, level, environment_id,
+        environment, project_id, project, integration_id, integration, runtime_id, module,
+        message, attributes
+    FROM (SELECT row_number() OVER (ORDER BY min(max(ts, 0), 8796093022207), id) AS n,
+                 min(max(ts, 0), 8796093022207) * 1048576 AS base, *
+          FROM logs);
+    DROP TABLE logs;
+    ALTER TABLE logs_in_time_order RENAME TO logs;
+    CREATE INDEX logs_by_ts ON logs (ts);
+    CREATE INDEX logs_by_integration ON logs (integration_id, ts);
+    CREATE INDEX logs_by_environment ON logs (environment_id, ts);
+    CREATE INDEX logs_by_runtime ON logs (runtime_id, ts);
+    DROP TABLE logs_fts;
+    CREATE VIRTUAL TABLE logs_fts USING fts5 (
+        message, content = '', contentless_delete = 1
+    );
+    INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs;",
 ];
+
+/// Bits of a log id below its millisecond: up to 2^20 (1,048,576) records
+/// of one millisecond keep their own millisecond's ids.
+const SEQ_BITS: u32 = 20;
+/// The latest millisecond an id can hold (year 2248); 43 + 20 bits fill a
+/// positive i64. Times before 1970 share millisecond 0.
+const MAX_ID_MS: Millis = (1 << (63 - SEQ_BITS)) - 1;
+
+/// The first id of the millisecond holding `ts`.
+pub(crate) fn first_log_id(ts: Millis) -> i64 {
+    ts.clamp(0, MAX_ID_MS) << SEQ_BITS
+}
+
+/// The id of a new log record at `ts`: one past the last id taken in its
+/// millisecond, or the millisecond's first. So ids order records by time,
+/// then by arrival. When a millisecond's 2^20 ids are all taken (a
+/// shipper stamping a flood with one time), the record takes the first
+/// free id after them, in the next milliseconds' ids: it sorts a little
+/// late rather than be refused. `last` carries the id taken last in this
+/// transaction, so a batch of one millisecond reads the table once.
+fn log_id(tx: &Transaction, ts: Millis, last: &mut Option<(i64, i64)>) -> Result<i64> {
+    let first = first_log_id(ts);
+    let last_of_ms = first + ((1 << SEQ_BITS) - 1);
+    let next = |taken: i64| {
+        taken
+            .checked_add(1)
+            .ok_or_else(|| Error::Internal("every log id is taken".into()))
+    };
+    let mut id = match *last {
+        Some((base, taken)) if base == first => next(taken)?,
+        _ => match tx
+            .prepare_cached(
+                "SELECT id FROM logs WHERE id BETWEEN ?1 AND ?2 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([first, last_of_ms], |r| r.get::<_, i64>(0))
+            .optional()?
+        {
+            Some(taken) => next(taken)?,
+            None => first,
+        },
+    };
+    if id > last_of_ms {
+        let mut taken = tx.prepare_cached("SELECT 1 FROM logs WHERE id = ?1")?;
+        while taken.exists([id])? {
+            id = next(id)?;
+        }
+    }
+    *last = Some((first, id));
+    Ok(id)
+}
 
 /// A handle on `telemetry.db`.
 pub struct TelemetryStore {
@@ -179,9 +279,9 @@ impl Deleted {
 /// only names formatted into SQL here, and constants.
 const TABLES: [&str; 3] = ["logs", "requests", "metric_points"];
 
-const INSERT_LOG: &str = "INSERT INTO logs (ts, received, level, environment_id, environment, \
+const INSERT_LOG: &str = "INSERT INTO logs (id, ts, received, level, environment_id, environment, \
      project_id, project, integration_id, integration, runtime_id, module, message, attributes) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 const INSERT_LOG_TEXT: &str = "INSERT INTO logs_fts (rowid, message) VALUES (?1, ?2)";
 const INSERT_REQUEST: &str = "INSERT INTO requests (ts, environment_id, environment, project_id, \
      project, integration_id, integration, runtime_id, service, resource, method, status, duration_ms) \
@@ -336,16 +436,26 @@ impl TelemetryStore {
     }
 }
 
-fn insert_logs(tx: &Transaction, logs: Vec<LogRecord>, received: Millis) -> Result<Vec<StoredLog>> {
+/// Stores logs in time order (arrival order within a millisecond), so
+/// their ids, and FTS5's rowids, rise within the transaction.
+fn insert_logs(
+    tx: &Transaction,
+    mut logs: Vec<LogRecord>,
+    received: Millis,
+) -> Result<Vec<StoredLog>> {
     if logs.is_empty() {
         return Ok(Vec::new());
     }
+    logs.sort_by_key(|r| r.ts);
     let mut row = tx.prepare_cached(INSERT_LOG)?;
     let mut text = tx.prepare_cached(INSERT_LOG_TEXT)?;
     let mut stored = Vec::with_capacity(logs.len());
+    let mut last = None;
     for record in logs {
+        let id = log_id(tx, record.ts, &mut last)?;
         let s = &record.source;
         row.execute(params![
+            id,
             record.ts,
             received,
             level_index(record.level),
@@ -360,7 +470,6 @@ fn insert_logs(tx: &Transaction, logs: Vec<LogRecord>, received: Millis) -> Resu
             record.message,
             json_text(&record.attributes)?,
         ])?;
-        let id = tx.last_insert_rowid();
         text.execute(params![id, record.message])?;
         stored.push(StoredLog {
             id,
@@ -577,6 +686,142 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap()
+    }
+
+    fn ids_and_times(s: &TelemetryStore) -> Vec<(i64, Millis, String)> {
+        let conn = s.reader.lock().unwrap();
+        let mut st = conn
+            .prepare("SELECT id, ts, message FROM logs ORDER BY id")
+            .unwrap();
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        rows
+    }
+
+    #[test]
+    fn log_ids_follow_time_then_arrival_whenever_a_batch_arrives() {
+        let dir = std::env::temp_dir().join(format!("icpd-telemetry-ids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = TelemetryStore::open(&dir.join("telemetry.db")).unwrap();
+        let ms = first_log_id;
+        // A batch out of order, then a late one with older times and a tie.
+        let stored = s
+            .insert_logs(vec![log(30, "c"), log(10, "a"), log(30, "d")], 0)
+            .unwrap();
+        let ids: Vec<i64> = stored.iter().map(|l| l.id).collect();
+        assert_eq!(ids, [ms(10), ms(30), ms(30) + 1], "sorted by time");
+        s.insert_logs(vec![log(20, "b"), log(30, "e"), log(-5, "before 1970")], 0)
+            .unwrap();
+        let got: Vec<(i64, Millis, String)> = ids_and_times(&s);
+        let want: Vec<(i64, Millis, String)> = [
+            (0, -5, "before 1970"),
+            (ms(10), 10, "a"),
+            (ms(20), 20, "b"),
+            (ms(30), 30, "c"),
+            (ms(30) + 1, 30, "d"),
+            (ms(30) + 2, 30, "e"),
+        ]
+        .map(|(id, ts, m)| (id, ts, m.to_string()))
+        .into();
+        assert_eq!(got, want);
+        // A millisecond whose 2^20 ids are taken: the next record of it
+        // takes the first free id after them, and the next millisecond's
+        // records come after that.
+        s.writer
+            .lock()
+            .unwrap()
+            .execute(
+                "INSERT INTO logs (id, ts, received, level, environment_id, environment, message, attributes) \
+                 VALUES (?1, 40, 0, 2, 1, 'dev', 'the last of 40', '{}'), \
+                        (?2, 41, 0, 2, 1, 'dev', 'the first of 41', '{}')",
+                [ms(41) - 1, ms(41)],
+            )
+            .unwrap();
+        let stored = s
+            .insert_logs(vec![log(40, "spilled"), log(40, "spilled too"), log(41, "g")], 0)
+            .unwrap();
+        let ids: Vec<i64> = stored.iter().map(|l| l.id).collect();
+        assert_eq!(ids, [ms(41) + 1, ms(41) + 2, ms(41) + 3]);
+        assert_eq!(s.insert_logs(vec![log(41, "h")], 0).unwrap()[0].id, ms(41) + 4);
+        assert_eq!(first_log_id(i64::MAX), i64::MAX - ((1 << SEQ_BITS) - 1));
+        assert_eq!(matches(&s, "spilled"), 2);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn migration_2_renumbers_logs_in_time_order() {
+        let dir = std::env::temp_dir().join(format!("icpd-telemetry-m2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("telemetry.db");
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            // A version 1 file with logs in arrival order (ids 1..), a late
+            // batch among them, ties, and a time before 1970.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            for (ts, message) in [
+                (30, "c"),
+                (40, "f"),
+                (10, "a late"),
+                (30, "d tie"),
+                (20, "b late"),
+                (-7, "before 1970"),
+                (30, "e tie"),
+            ] {
+                conn.execute(
+                    "INSERT INTO logs (ts, received, level, environment_id, environment, message, attributes) \
+                     VALUES (?1, 0, 2, 1, 'dev', ?2, '{}')",
+                    params![ts, message],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO logs_fts (rowid, message) VALUES (?1, ?2)",
+                    params![conn.last_insert_rowid(), message],
+                )
+                .unwrap();
+            }
+        }
+        let s = TelemetryStore::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let ms = first_log_id;
+        let want: Vec<(i64, Millis, String)> = [
+            (0, -7, "before 1970"),
+            (ms(10), 10, "a late"),
+            (ms(20), 20, "b late"),
+            (ms(30), 30, "c"),
+            (ms(30) + 1, 30, "d tie"),
+            (ms(30) + 2, 30, "e tie"),
+            (ms(40), 40, "f"),
+        ]
+        .map(|(id, ts, m)| (id, ts, m.to_string()))
+        .into();
+        assert_eq!(ids_and_times(&s), want);
+        // The text index follows the new ids, and new records take theirs.
+        let tie: i64 = s
+            .reader
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT rowid FROM logs_fts WHERE logs_fts MATCH '\"tie\"' ORDER BY rowid LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tie, ms(30) + 1);
+        assert_eq!(matches(&s, "late"), 2);
+        assert_eq!(s.insert_logs(vec![log(30, "g")], 0).unwrap()[0].id, ms(30) + 3);
+        let indexes = count(
+            &s,
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'logs'",
+        );
+        assert_eq!(indexes, 4);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -11,9 +11,12 @@
 //! a record without a project or integration matches only through its
 //! environment (or everything), since `NULL IN (...)` is never true.
 //!
-//! Logs are ordered by id (ingest order, the cursor). There are no indexes
-//! by level or by id within a scope, so a query is driven one of four ways
-//! ([`Drive`]), chosen per query:
+//! Logs are ordered by id, which is time order: an id is the record's own
+//! millisecond and its arrival rank within it (`store::telemetry`), so
+//! ordering by id is ordering by (time, id), the keyset the cursor (the
+//! last id) continues. There are no indexes by level or by id within a
+//! scope, so a query is driven one of four ways ([`Drive`]), chosen per
+//! query:
 //! - with a phrase, FTS5 drives: `logs_fts` yields matching rowids in the
 //!   order asked for (FTS5 consumes `ORDER BY rowid` and rowid bounds
 //!   itself), each row of `logs` is fetched by primary key and checked
@@ -435,7 +438,7 @@ impl TelemetryStore {
     }
 
     /// Up to `q.limit` visible log records matching `q.filter`, in id
-    /// order (`q.order`), after id `q.after`.
+    /// order, which is time order (`q.order`), after id `q.after`.
     pub fn select_logs(&self, q: &LogSelect) -> Result<Vec<StoredLog>> {
         self.read(|tx| {
             let drive = Self::drive(tx, q)?;
@@ -564,50 +567,6 @@ pub(crate) mod testing {
     use super::*;
 
     impl TelemetryStore {
-        /// Inserts log records as they are, with their FTS5 rows; returns their ids.
-        pub(crate) fn insert_logs_for_test(
-            &self,
-            logs: &[LogRecord],
-            received: Millis,
-        ) -> Vec<i64> {
-            let mut conn = self.writer.lock().unwrap();
-            let tx = conn.transaction().unwrap();
-            let mut ids = Vec::new();
-            for l in logs {
-                let level = Level::ALL.iter().position(|a| *a == l.level).unwrap() as i64;
-                tx.execute(
-                    "INSERT INTO logs (ts, received, level, environment_id, environment, project_id, \
-                     project, integration_id, integration, runtime_id, module, message, attributes) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    rusqlite::params![
-                        l.ts,
-                        received,
-                        level,
-                        l.source.environment_id,
-                        l.source.environment,
-                        l.source.project_id,
-                        l.source.project,
-                        l.source.integration_id,
-                        l.source.integration,
-                        l.source.runtime_id,
-                        l.module,
-                        l.message,
-                        Value::Object(l.attributes.clone()).to_string(),
-                    ],
-                )
-                .unwrap();
-                let id = tx.last_insert_rowid();
-                tx.execute(
-                    "INSERT INTO logs_fts (rowid, message) VALUES (?1, ?2)",
-                    rusqlite::params![id, l.message],
-                )
-                .unwrap();
-                ids.push(id);
-            }
-            tx.commit().unwrap();
-            ids
-        }
-
         /// Inserts request records as they are.
         pub(crate) fn insert_requests_for_test(&self, records: &[crate::telemetry::RequestRecord]) {
             let mut conn = self.writer.lock().unwrap();
@@ -688,12 +647,23 @@ mod tests {
         (dir, s)
     }
 
+    /// Record `i`'s own time: two records in each millisecond.
+    fn ts(i: i64) -> Millis {
+        1_000_000 + i / 2
+    }
+
+    /// Record `i`'s id: its millisecond's, and it came before `i + 1`.
+    fn id(i: i64) -> i64 {
+        crate::store::telemetry::first_log_id(ts(i)) + i % 2
+    }
+
     /// `n` records, integration 1 every third one (else 2), ERROR every
-    /// seventh, "payment failed" every fifth.
+    /// seventh, "payment failed" every fifth; stored in batches of 1,000,
+    /// the newest batch first, so every batch but the first is late.
     fn fill(s: &TelemetryStore, n: i64) {
         let records: Vec<LogRecord> = (0..n)
             .map(|i| LogRecord {
-                ts: 1_000_000 + i,
+                ts: ts(i),
                 level: if i % 7 == 0 {
                     Level::Error
                 } else {
@@ -717,10 +687,13 @@ mod tests {
                 },
             })
             .collect();
-        s.insert_logs_for_test(&records, 0);
+        for batch in records.chunks(1000).rev() {
+            s.insert_logs(batch.to_vec(), 0).unwrap();
+        }
     }
 
-    fn ids(s: &TelemetryStore, f: &LogFilter, order: Order, after: Option<i64>) -> Vec<i64> {
+    /// The record numbers of a page of 6 after record `after`.
+    fn page(s: &TelemetryStore, f: &LogFilter, order: Order, after: Option<i64>) -> Vec<i64> {
         let vis = Visibility {
             everything: true,
             ..Visibility::default()
@@ -729,10 +702,18 @@ mod tests {
             filter: f,
             vis: &vis,
             order,
-            after,
+            after: after.map(id),
             limit: 6,
         };
-        s.select_logs(&q).unwrap().iter().map(|l| l.id).collect()
+        s.select_logs(&q)
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let i = 2 * (l.record.ts - 1_000_000) + l.id % 2;
+                assert_eq!(id(i), l.id);
+                i
+            })
+            .collect()
     }
 
     fn drive(s: &TelemetryStore, f: &LogFilter) -> (Drive, String) {
@@ -755,21 +736,22 @@ mod tests {
     type Keep = Box<dyn Fn(i64) -> bool>;
 
     #[test]
-    fn each_drive_returns_the_same_rows_and_never_sorts_everything() {
+    fn each_drive_returns_the_same_rows_in_time_order_and_never_sorts_everything() {
         let (dir, s) = store("drives");
         let n = 3 * FEW + 30; // more than FEW rows of integration 1
         fill(&s, n);
-        // What every query must return, computed here: id = i + 1.
+        // What every query must return, computed here: records by number,
+        // which is (time, arrival) order, whatever order they were stored in.
         let want = |keep: &dyn Fn(i64) -> bool, order: Order, after: Option<i64>| -> Vec<i64> {
-            let mut v: Vec<i64> = (0..n).filter(|i| keep(*i)).map(|i| i + 1).collect();
+            let mut v: Vec<i64> = (0..n).filter(|i| keep(*i)).collect();
             if order == Order::Newest {
                 v.reverse();
             }
             v.into_iter()
-                .filter(|id| match (after, order) {
+                .filter(|i| match (after, order) {
                     (None, _) => true,
-                    (Some(a), Order::Newest) => *id < a,
-                    (Some(a), Order::Oldest) => *id > a,
+                    (Some(a), Order::Newest) => *i < a,
+                    (Some(a), Order::Oldest) => *i > a,
                 })
                 .take(6)
                 .collect()
@@ -801,7 +783,7 @@ mod tests {
                     to: Some(1_000_200),
                     ..LogFilter::default()
                 },
-                Box::new(|i| (100..200).contains(&i)),
+                Box::new(|i| (200..400).contains(&i)),
             ),
             (
                 "phrase",
@@ -819,7 +801,7 @@ mod tests {
                     to: Some(1_000_200),
                     ..LogFilter::default()
                 },
-                Box::new(|i| i % 5 == 0 && (100..200).contains(&i)),
+                Box::new(|i| i % 5 == 0 && (200..400).contains(&i)),
             ),
             (
                 "phrase, integration 2, errors",
@@ -834,9 +816,11 @@ mod tests {
         ];
         for (name, f, keep) in &cases {
             for order in [Order::Newest, Order::Oldest] {
-                for after in [None, Some(n / 2)] {
+                // n / 2 is the second record of its millisecond: a page
+                // boundary inside a tie, in both orders.
+                for after in [None, Some(n / 2), Some(n / 2 - 1)] {
                     assert_eq!(
-                        ids(&s, f, order, after),
+                        page(&s, f, order, after),
                         want(keep, order, after),
                         "{name} {order:?} {after:?}"
                     );
@@ -863,7 +847,7 @@ mod tests {
             plan.starts_with("SCAN logs_fts VIRTUAL TABLE") && plan.contains("INTEGER PRIMARY KEY"),
             "{plan}"
         );
-        assert_eq!(drive(&s, &cases[5].1).0, Drive::Fts(Some((101, 200))));
+        assert_eq!(drive(&s, &cases[5].1).0, Drive::Fts(Some((id(200), id(399)))));
         let nothing = LogFilter {
             integration_id: Some(3),
             ..LogFilter::default()
