@@ -419,7 +419,11 @@ fn ship(w: &mut World, t0: i64, records: &[(i64, &str)]) {
 }
 
 /// The record names of a page (see [`ship`]) and its cursor.
-fn page_of(api: &mut ApiClient, query: &str, cursor: Option<&str>) -> (Vec<String>, Option<String>) {
+fn page_of(
+    api: &mut ApiClient,
+    query: &str,
+    cursor: Option<&str>,
+) -> (Vec<String>, Option<String>) {
     let mut path = format!("/api/v1/observability/logs?{query}");
     if let Some(c) = cursor {
         path.push_str(&format!("&cursor={}", enc(c)));
@@ -549,7 +553,15 @@ fn logs_are_ordered_by_their_own_time_across_late_batches_and_ties() {
         let got: Vec<String> = String::from_utf8(r.body)
             .unwrap()
             .lines()
-            .map(|l| l.split(": record ").nth(1).unwrap().split(' ').next().unwrap().to_string())
+            .map(|l| {
+                l.split(": record ")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(got, want, "download order={order}");
     }

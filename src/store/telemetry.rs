@@ -14,13 +14,18 @@
 //!
 //! A log's id is its place in time order: the record's own time in Unix
 //! milliseconds times 2^20, plus its arrival rank among the records of that
-//! millisecond ([`log_id`]). Ordering by id is ordering by (time, arrival),
-//! so the table, its primary key and the FTS5 index are all kept in time
-//! order, and every plan of `telemetry_query` (FTS5 yielding rowids in
-//! order, walking the primary key, sorting collected ids) returns records
-//! by their own time, whenever they arrived, at no extra cost. A secondary
-//! `(ts, id)` index could sort a scan, but not the rowids FTS5 yields: a
-//! phrase search would have to fetch every match to sort it.
+//! millisecond ([`log_id`]). Ordering by id is ordering by (time, arrival).
+//! The id is FTS5's rowid and leads every index of `logs` (`logs_by_id`,
+//! and `(scope, id)` for each scope), so every plan of `telemetry_query`
+//! (FTS5 yielding rowids in order, walking `logs_by_id`, sorting collected
+//! ids) returns records by their own time, whenever they arrived, and a
+//! time range is a range of ids. The table itself stays in arrival order
+//! (its implicit rowid): a batch is appended, not scattered among the
+//! rows of the last seconds, which with many shippers writes several times
+//! the pages; only the narrow indexes are. A `(ts, id)` index beside
+//! arrival-order ids could sort a scan, but not the rowids FTS5 yields:
+//! a phrase search would have to fetch every match to sort it.
+//!
 //! The schema is versioned like `icp.db`'s: `PRAGMA user_version` counts
 //! applied migrations; a newer file is refused.
 
@@ -101,13 +106,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX metric_points_by_name ON metric_points (name, ts);
     CREATE INDEX metric_points_by_ts ON metric_points (ts);",
-    // 2: log ids in time order (see `log_id`): every row renumbered by
-    // (time, old id), the text index rebuilt with the new rowids. The id
-    // of the n-th row is n + max over rows j <= n of (base_j - j), base
-    // being its millisecond's first id: its base, or one past the row
-    // before when more than 2^20 rows share a millisecond (as `log_id`).
+    // 2: log ids in time order (see `log_id`): the table rebuilt in
+    // (time, old id) order with new ids, its indexes led by the id (which
+    // also bounds time ranges, so `logs_by_ts` goes), the text index
+    // rebuilt with the new ids as rowids. The n-th row's id is n + max over
+    // rows j <= n of (base_j - j), base being the first id of its
+    // millisecond: its base, or one past the row before when more than 2^20
+    // rows share a millisecond; such a row's time moves to the millisecond
+    // its id is in (as `log_id` does).
     "CREATE TABLE logs_in_time_order (
-        id INTEGER PRIMARY KEY,
+        id INTEGER NOT NULL, -- place in time order, see store::telemetry::log_id; the FTS5 rowid
         ts INTEGER NOT NULL,
         received INTEGER NOT NULL,
         level INTEGER NOT NULL, -- index into Level::ALL: 0 TRACE .. 5 FATAL
@@ -124,18 +132,22 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO logs_in_time_order (id, ts, received, level, environment_id, environment,
         project_id, project, integration_id, integration, runtime_id, module, message, attributes)
-    SELECT n + max(base - n) OVER (ORDER BY n), ts, received, level, environment_id,
-        environment, project_id, project, integration_id, integration, runtime_id, module,
-        message, attributes
-    FROM (SELECT row_number() OVER (ORDER BY min(max(ts, 0), 8796093022207), id) AS n,
-                 min(max(ts, 0), 8796093022207) * 1048576 AS base, *
-          FROM logs);
+    SELECT id, CASE WHEN id >= base + 1048576 THEN id / 1048576 ELSE ts END, received, level,
+        environment_id, environment, project_id, project, integration_id, integration,
+        runtime_id, module, message, attributes
+    FROM (SELECT n + max(base - n) OVER (ORDER BY n) AS id, base, ts, received, level,
+                 environment_id, environment, project_id, project, integration_id, integration,
+                 runtime_id, module, message, attributes
+          FROM (SELECT row_number() OVER (ORDER BY min(max(ts, 0), 8796093022207), id) AS n,
+                       min(max(ts, 0), 8796093022207) * 1048576 AS base, *
+                FROM logs))
+    ORDER BY id;
     DROP TABLE logs;
     ALTER TABLE logs_in_time_order RENAME TO logs;
-    CREATE INDEX logs_by_ts ON logs (ts);
-    CREATE INDEX logs_by_integration ON logs (integration_id, ts);
-    CREATE INDEX logs_by_environment ON logs (environment_id, ts);
-    CREATE INDEX logs_by_runtime ON logs (runtime_id, ts);
+    CREATE UNIQUE INDEX logs_by_id ON logs (id);
+    CREATE INDEX logs_by_integration ON logs (integration_id, id);
+    CREATE INDEX logs_by_environment ON logs (environment_id, id);
+    CREATE INDEX logs_by_runtime ON logs (runtime_id, id);
     DROP TABLE logs_fts;
     CREATE VIRTUAL TABLE logs_fts USING fts5 (
         message, content = '', contentless_delete = 1
@@ -144,10 +156,10 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Bits of a log id below its millisecond: up to 2^20 (1,048,576) records
-/// of one millisecond keep their own millisecond's ids.
+/// of one millisecond.
 const SEQ_BITS: u32 = 20;
 /// The latest millisecond an id can hold (year 2248); 43 + 20 bits fill a
-/// positive i64. Times before 1970 share millisecond 0.
+/// positive i64. Times before 1970 share millisecond 0's ids.
 const MAX_ID_MS: Millis = (1 << (63 - SEQ_BITS)) - 1;
 
 /// The first id of the millisecond holding `ts`.
@@ -155,14 +167,33 @@ pub(crate) fn first_log_id(ts: Millis) -> i64 {
     ts.clamp(0, MAX_ID_MS) << SEQ_BITS
 }
 
-/// The id of a new log record at `ts`: one past the last id taken in its
-/// millisecond, or the millisecond's first. So ids order records by time,
-/// then by arrival. When a millisecond's 2^20 ids are all taken (a
-/// shipper stamping a flood with one time), the record takes the first
-/// free id after them, in the next milliseconds' ids: it sorts a little
-/// late rather than be refused. `last` carries the id taken last in this
-/// transaction, so a batch of one millisecond reads the table once.
-fn log_id(tx: &Transaction, ts: Millis, last: &mut Option<(i64, i64)>) -> Result<i64> {
+/// Ids bounding the records whose own time is in `[from, to)`: every such
+/// record has `lo <= id < hi` (`None`: unbounded). A bound is exact (no
+/// other record is within it) when its time is in [`exact_log_time`];
+/// times before 1970 share millisecond 0's ids, after 2248 the last one's.
+pub(crate) fn log_id_range(from: Option<Millis>, to: Option<Millis>) -> (Option<i64>, Option<i64>) {
+    (
+        from.map(first_log_id),
+        to.filter(|to| *to <= MAX_ID_MS)
+            .map(|to| first_log_id(to.max(1))),
+    )
+}
+
+/// Whether [`log_id_range`]'s bound for this time is exact, so a query
+/// need not check the time itself.
+pub(crate) fn exact_log_time(t: Millis) -> bool {
+    (1..=MAX_ID_MS).contains(&t)
+}
+
+/// The id of a new log record at `ts`, and its time: one past the last id
+/// taken in its millisecond, or the millisecond's first. So ids order
+/// records by time, then arrival. When a millisecond's 2^20 ids are all
+/// taken (a shipper stamping a flood with one time), the record takes the
+/// first free id after them and the time of the millisecond that id is in
+/// (a later one): it is stored a little late rather than refused, and its
+/// time still agrees with its id. `last` carries the id taken last in
+/// this transaction, so a batch of one millisecond reads the index once.
+fn log_id(tx: &Transaction, ts: Millis, last: &mut Option<(i64, i64)>) -> Result<(i64, Millis)> {
     let first = first_log_id(ts);
     let last_of_ms = first + ((1 << SEQ_BITS) - 1);
     let next = |taken: i64| {
@@ -183,14 +214,16 @@ fn log_id(tx: &Transaction, ts: Millis, last: &mut Option<(i64, i64)>) -> Result
             None => first,
         },
     };
+    let mut ts = ts;
     if id > last_of_ms {
         let mut taken = tx.prepare_cached("SELECT 1 FROM logs WHERE id = ?1")?;
         while taken.exists([id])? {
             id = next(id)?;
         }
+        ts = id >> SEQ_BITS;
     }
     *last = Some((first, id));
-    Ok(id)
+    Ok((id, ts))
 }
 
 /// A handle on `telemetry.db`.
@@ -275,9 +308,35 @@ impl Deleted {
     }
 }
 
-/// The tables retention deletes from, each with an index on `ts`. The
-/// only names formatted into SQL here, and constants.
-const TABLES: [&str; 3] = ["logs", "requests", "metric_points"];
+/// What retention runs per table (logs, request records, metric points),
+/// oldest first: logs in id order (time order, `logs_by_id`), the others
+/// by `ts` (their `_by_ts` index).
+struct Aged {
+    /// Up to ?3 rows with `ts <= ?1` (and, for logs, an id up to ?2; the
+    /// others leave ?2 unused), oldest first, as (rowid, FTS5 rowid).
+    oldest: &'static str,
+    delete: &'static str,
+    /// The time of the ?1-th oldest row (from 0).
+    nth: &'static str,
+}
+
+const AGED: [Aged; 3] = [
+    Aged {
+        oldest: "SELECT rowid, id FROM logs WHERE id <= ?2 AND ts <= ?1 ORDER BY id LIMIT ?3",
+        delete: "DELETE FROM logs WHERE rowid = ?1",
+        nth: "SELECT ts FROM logs ORDER BY id LIMIT 1 OFFSET ?1",
+    },
+    Aged {
+        oldest: "SELECT id, id FROM requests WHERE ts <= ?1 ORDER BY ts LIMIT ?3",
+        delete: "DELETE FROM requests WHERE id = ?1",
+        nth: "SELECT ts FROM requests ORDER BY ts LIMIT 1 OFFSET ?1",
+    },
+    Aged {
+        oldest: "SELECT id, id FROM metric_points WHERE ts <= ?1 ORDER BY ts LIMIT ?3",
+        delete: "DELETE FROM metric_points WHERE id = ?1",
+        nth: "SELECT ts FROM metric_points ORDER BY ts LIMIT 1 OFFSET ?1",
+    },
+];
 
 const INSERT_LOG: &str = "INSERT INTO logs (id, ts, received, level, environment_id, environment, \
      project_id, project, integration_id, integration, runtime_id, module, message, attributes) \
@@ -361,11 +420,9 @@ impl TelemetryStore {
         self.write(|tx| {
             let offset = i64::try_from(chunk.max(1) - 1).unwrap_or(i64::MAX);
             let mut cutoff = i64::MAX;
-            for table in TABLES {
+            for aged in &AGED {
                 let nth: Option<i64> = tx
-                    .prepare_cached(&format!(
-                        "SELECT ts FROM {table} ORDER BY ts LIMIT 1 OFFSET ?1"
-                    ))?
+                    .prepare_cached(aged.nth)?
                     .query_row([offset], |r| r.get(0))
                     .optional()?;
                 if let Some(ts) = nth {
@@ -451,8 +508,9 @@ fn insert_logs(
     let mut text = tx.prepare_cached(INSERT_LOG_TEXT)?;
     let mut stored = Vec::with_capacity(logs.len());
     let mut last = None;
-    for record in logs {
-        let id = log_id(tx, record.ts, &mut last)?;
+    for mut record in logs {
+        let id;
+        (id, record.ts) = log_id(tx, record.ts, &mut last)?;
         let s = &record.source;
         row.execute(params![
             id,
@@ -546,25 +604,29 @@ fn insert_points(tx: &Transaction, points: &[MetricPoint]) -> Result<()> {
 /// a log's full-text row goes with it.
 fn delete_up_to(tx: &Transaction, last: Millis, chunk: usize) -> Result<Deleted> {
     let limit = i64::try_from(chunk).unwrap_or(i64::MAX);
+    let last_id = match log_id_range(None, last.checked_add(1)).1 {
+        Some(end) => end - 1,
+        None => i64::MAX,
+    };
     let mut deleted = [0u64; 3];
-    for (n, table) in TABLES.iter().enumerate() {
-        let ids: Vec<i64> = tx
-            .prepare_cached(&format!(
-                "SELECT id FROM {table} WHERE ts <= ?1 ORDER BY ts LIMIT ?2"
-            ))?
-            .query_map(params![last, limit], |r| r.get(0))?
+    for (n, aged) in AGED.iter().enumerate() {
+        let rows: Vec<(i64, i64)> = tx
+            .prepare_cached(aged.oldest)?
+            .query_map(params![last, last_id, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
-        let mut row = tx.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?;
-        for id in &ids {
-            row.execute([id])?;
+        let mut row = tx.prepare_cached(aged.delete)?;
+        for (rowid, _) in &rows {
+            row.execute([rowid])?;
         }
-        if *table == "logs" {
+        if n == 0 {
             let mut text = tx.prepare_cached("DELETE FROM logs_fts WHERE rowid = ?1")?;
-            for id in &ids {
+            for (_, id) in &rows {
                 text.execute([id])?;
             }
         }
-        deleted[n] = ids.len() as u64;
+        deleted[n] = rows.len() as u64;
     }
     Ok(Deleted {
         logs: deleted[0],
@@ -741,11 +803,21 @@ mod tests {
             )
             .unwrap();
         let stored = s
-            .insert_logs(vec![log(40, "spilled"), log(40, "spilled too"), log(41, "g")], 0)
+            .insert_logs(
+                vec![log(40, "spilled"), log(40, "spilled too"), log(41, "g")],
+                0,
+            )
             .unwrap();
-        let ids: Vec<i64> = stored.iter().map(|l| l.id).collect();
-        assert_eq!(ids, [ms(41) + 1, ms(41) + 2, ms(41) + 3]);
-        assert_eq!(s.insert_logs(vec![log(41, "h")], 0).unwrap()[0].id, ms(41) + 4);
+        let ids: Vec<(i64, Millis)> = stored.iter().map(|l| (l.id, l.record.ts)).collect();
+        assert_eq!(
+            ids,
+            [(ms(41) + 1, 41), (ms(41) + 2, 41), (ms(41) + 3, 41)],
+            "stored a millisecond late, in order"
+        );
+        assert_eq!(
+            s.insert_logs(vec![log(41, "h")], 0).unwrap()[0].id,
+            ms(41) + 4
+        );
         assert_eq!(first_log_id(i64::MAX), i64::MAX - ((1 << SEQ_BITS) - 1));
         assert_eq!(matches(&s, "spilled"), 2);
         drop(s);
@@ -814,12 +886,30 @@ mod tests {
             .unwrap();
         assert_eq!(tie, ms(30) + 1);
         assert_eq!(matches(&s, "late"), 2);
-        assert_eq!(s.insert_logs(vec![log(30, "g")], 0).unwrap()[0].id, ms(30) + 3);
-        let indexes = count(
-            &s,
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'logs'",
+        assert_eq!(
+            s.insert_logs(vec![log(30, "g")], 0).unwrap()[0].id,
+            ms(30) + 3
         );
-        assert_eq!(indexes, 4);
+        let conn = s.reader.lock().unwrap();
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'logs' ORDER BY name")
+            .unwrap();
+        let indexes: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "logs_by_environment",
+                "logs_by_id",
+                "logs_by_integration",
+                "logs_by_runtime"
+            ]
+        );
+        drop(st);
+        drop(conn);
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -14,18 +14,21 @@
 //! Logs are ordered by id, which is time order: an id is the record's own
 //! millisecond and its arrival rank within it (`store::telemetry`), so
 //! ordering by id is ordering by (time, id), the keyset the cursor (the
-//! last id) continues. There are no indexes by level or by id within a
-//! scope, so a query is driven one of four ways ([`Drive`]), chosen per
+//! last id) continues, and a time range is a range of ids. Every index of
+//! `logs` leads with the id, or with a scope and then the id
+//! (`logs_by_id`, `logs_by_integration`, ...); there is none by level or
+//! project. A query is driven one of four ways ([`Drive`]), chosen per
 //! query:
-//! - with a phrase, FTS5 drives: `logs_fts` yields matching rowids in the
-//!   order asked for (FTS5 consumes `ORDER BY rowid` and rowid bounds
-//!   itself), each row of `logs` is fetched by primary key and checked
+//! - with a phrase, FTS5 drives: `logs_fts` yields matching rowids (ids)
+//!   in the order asked for (FTS5 consumes `ORDER BY rowid` and rowid
+//!   bounds itself), each row of `logs` is fetched by id and checked
 //!   against the other filters, and the scan stops at the limit; a scope
 //!   or time filter first bounds the rowids when it allows few rows;
 //! - without one, the ids of the matching rows are collected through the
-//!   `(…, ts)` index of a scope filter or the time range and sorted, when
-//!   there are few; otherwise `logs` is walked by primary key, which finds
-//!   a page of a common match after a few hundred rows.
+//!   index of a scope filter or the time range's ids and sorted, when there
+//!   are few; otherwise SQLite walks `logs_by_id`, or a scope filter's
+//!   index, in the order asked, which finds a page of a common match after
+//!   a few hundred rows.
 //!
 //! Over 1,000,000 rows, a phrase search for 100 records takes a few
 //! milliseconds; the slow cases are a rare level or a narrow visibility
@@ -35,7 +38,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params_from_iter, Row};
 use serde_json::{Map, Value};
 
-use super::telemetry::TelemetryStore;
+use super::telemetry::{exact_log_time, log_id_range, TelemetryStore};
 use crate::catalog::Visibility;
 use crate::error::Result;
 use crate::telemetry::query::{LogSelect, Order, PointFilter, RequestFilter, RequestRow, ScopeIds};
@@ -89,7 +92,7 @@ struct Clause {
     conditions: Vec<String>,
     params: Vec<SqlValue>,
     /// Write conditions on columns as `+t.x`, which SQLite cannot answer
-    /// from an index (see [`Drive::Ids`]).
+    /// from an index (see [`Drive::Fts`]).
     no_index: bool,
 }
 
@@ -158,6 +161,25 @@ fn time_clause(c: &mut Clause, from: Option<Millis>, to: Option<Millis>) {
     }
 }
 
+/// A log filter's time range as bounds on `key` (`t.id`, or FTS5's rowid,
+/// which an index or FTS5 seeks to: ids are in time order), and as checks
+/// of the time itself where the id bounds are not exact (times before
+/// 1970 or after 2248, see `store::telemetry::log_id_range`).
+fn log_time_clause(c: &mut Clause, key: &str, f: &LogFilter) {
+    let (lo, hi) = log_id_range(f.from, f.to);
+    for (bound, op) in [(lo, ">="), (hi, "<")] {
+        if let Some(id) = bound {
+            c.conditions.push(format!("{key} {op} ?"));
+            c.params.push(id.into());
+        }
+    }
+    time_clause(
+        c,
+        f.from.filter(|t| !exact_log_time(*t)),
+        f.to.filter(|t| !exact_log_time(*t)),
+    );
+}
+
 fn scope_of(f: &LogFilter) -> ScopeIds {
     ScopeIds {
         environment_id: f.environment_id,
@@ -190,15 +212,16 @@ pub enum Drive {
     /// No row can match (an indexed filter has no candidates).
     Nothing,
     /// The ids of every matching row (at most [`FEW`]), found through the
-    /// `(…, ts)` index of a scope filter or the time range, sorted here;
-    /// the page is fetched by primary key.
+    /// `(…, id)` index of a scope filter or the id range of the time range,
+    /// sorted here; the page is fetched by id.
     Collected(Vec<i64>),
-    /// `logs` by primary key in the order asked, every filter checked row
-    /// by row (written `+t.x`, so no index is used), stopping at the limit:
-    /// for many matching rows, or no indexed filter.
+    /// `logs_by_id`, or the `(…, id)` index of a scope filter, in the order
+    /// asked (within the time range's ids), the other filters checked row
+    /// by row, stopping at the limit: for many matching rows, or no
+    /// indexed filter.
     Ids,
-    /// FTS5 yields matching rowids in the order asked, each row is fetched
-    /// by primary key and checked, stopping at the limit; within these id
+    /// FTS5 yields matching rowids (ids) in the order asked, each row is
+    /// fetched by id and checked, stopping at the limit; within these id
     /// bounds (the smallest and largest id of the rows the scope and time
     /// filters allow, when there are at most [`BOUNDED`]).
     Fts(Option<(i64, i64)>),
@@ -225,7 +248,6 @@ fn filter_clause(q: &LogSelect, no_index: bool) -> Clause {
             [json_ids(&levels)],
         );
     }
-    time_clause(&mut c, f.from, f.to);
     c
 }
 
@@ -241,9 +263,10 @@ fn indexed(f: &LogFilter) -> bool {
 
 /// The ids of up to [`FEW`] + 1 rows matching every filter and the cursor,
 /// in no order (the planner picks an index of a scope filter or the time
-/// range).
+/// range's ids).
 fn collect_sql(q: &LogSelect) -> (String, Vec<SqlValue>) {
     let mut c = filter_clause(q, false);
+    log_time_clause(&mut c, "t.id", q.filter);
     if let Some(after) = q.after {
         c.add(
             match q.order {
@@ -269,7 +292,7 @@ const BOUNDED: i64 = 100_000;
 fn bounds_sql(f: &LogFilter) -> (String, Vec<SqlValue>) {
     let mut c = Clause::default();
     scope_clause(&mut c, &scope_of(f));
-    time_clause(&mut c, f.from, f.to);
+    log_time_clause(&mut c, "t.id", f);
     c.params.push((BOUNDED + 1).into());
     (
         format!(
@@ -294,7 +317,9 @@ fn log_sql(q: &LogSelect, drive: &Drive) -> (String, Vec<SqlValue>) {
         );
     }
     let fts = matches!(drive, Drive::Fts(_));
-    let mut c = filter_clause(q, true);
+    // FTS5 must drive, so no other index may (`+t.x`); without it, every
+    // index SQLite may pick reads in id order.
+    let mut c = filter_clause(q, fts);
     let key = if fts {
         c.conditions.push("logs_fts MATCH ?".into());
         c.params
@@ -303,8 +328,9 @@ fn log_sql(q: &LogSelect, drive: &Drive) -> (String, Vec<SqlValue>) {
     } else {
         "t.id"
     };
-    // Bounds on the driving key (FTS5 seeks to them): the candidates' id
-    // range, and the cursor.
+    // Bounds on the driving key (`logs_by_id` or FTS5 seeks to them): the
+    // time range's, the candidates' id range, and the cursor.
+    log_time_clause(&mut c, key, q.filter);
     if let Drive::Fts(Some((lo, hi))) = drive {
         c.conditions.push(format!("{key} BETWEEN ? AND ?"));
         c.params.extend([(*lo).into(), (*hi).into()]);
@@ -830,8 +856,16 @@ mod tests {
             assert!(!plan.contains("TEMP B-TREE"), "{name}: {d:?} {plan}");
         }
         let (d, plan) = drive(&s, &cases[0].1);
-        assert_eq!((d, plan.as_str()), (Drive::Ids, "SCAN t"));
-        assert_eq!(drive(&s, &cases[1].1).0, Drive::Ids);
+        assert_eq!(
+            (d, plan.as_str()),
+            (Drive::Ids, "SCAN t USING INDEX logs_by_id")
+        );
+        let (d, plan) = drive(&s, &cases[1].1);
+        assert_eq!(d, Drive::Ids);
+        assert_eq!(
+            plan,
+            "SEARCH t USING INDEX logs_by_integration (integration_id=?)"
+        );
         let (d, plan) = drive(&s, &cases[2].1);
         assert!(
             matches!(d, Drive::Collected(ref v) if v.len() == 6),
@@ -840,14 +874,21 @@ mod tests {
         assert!(plan.contains("logs_by_integration"), "{plan}");
         let (d, plan) = drive(&s, &cases[3].1);
         assert!(matches!(d, Drive::Collected(_)), "{d:?}");
-        assert!(plan.contains("COVERING INDEX logs_by_ts"), "{plan}");
+        assert_eq!(
+            plan,
+            "SEARCH t USING COVERING INDEX logs_by_id (id>? AND id<?)"
+        );
         let (d, plan) = drive(&s, &cases[4].1);
         assert_eq!(d, Drive::Fts(None));
         assert!(
-            plan.starts_with("SCAN logs_fts VIRTUAL TABLE") && plan.contains("INTEGER PRIMARY KEY"),
+            plan.starts_with("SCAN logs_fts VIRTUAL TABLE")
+                && plan.ends_with("; SEARCH t USING INDEX logs_by_id (id=?)"),
             "{plan}"
         );
-        assert_eq!(drive(&s, &cases[5].1).0, Drive::Fts(Some((id(200), id(399)))));
+        assert_eq!(
+            drive(&s, &cases[5].1).0,
+            Drive::Fts(Some((id(200), id(399))))
+        );
         let nothing = LogFilter {
             integration_id: Some(3),
             ..LogFilter::default()

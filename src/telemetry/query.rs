@@ -1108,46 +1108,46 @@ mod tests {
     fn six(f: &Fixture) {
         f.telemetry
             .insert_logs(
-            vec![
-                record(
-                    T0,
-                    Level::Info,
-                    "order 1 created",
-                    source(1, Some(1), Some(1)),
-                ),
-                record(
-                    T0 + 1,
-                    Level::Error,
-                    "payment failed for order 1",
-                    source(1, Some(1), Some(1)),
-                ),
-                record(
-                    T0 + 2,
-                    Level::Warn,
-                    "order 1 cancelled late",
-                    source(1, Some(1), Some(2)),
-                ),
-                record(
-                    T0 + 3,
-                    Level::Error,
-                    "Payment FAILED: card declined",
-                    source(1, Some(2), Some(3)),
-                ),
-                record(
-                    T0 + 4,
-                    Level::Warn,
-                    "disk almost full",
-                    source(1, None, None),
-                ),
-                record(
-                    T0 + 5,
-                    Level::Info,
-                    "payment failed in prod",
-                    source(2, Some(2), Some(3)),
-                ),
-            ],
-            T0 + 10,
-        )
+                vec![
+                    record(
+                        T0,
+                        Level::Info,
+                        "order 1 created",
+                        source(1, Some(1), Some(1)),
+                    ),
+                    record(
+                        T0 + 1,
+                        Level::Error,
+                        "payment failed for order 1",
+                        source(1, Some(1), Some(1)),
+                    ),
+                    record(
+                        T0 + 2,
+                        Level::Warn,
+                        "order 1 cancelled late",
+                        source(1, Some(1), Some(2)),
+                    ),
+                    record(
+                        T0 + 3,
+                        Level::Error,
+                        "Payment FAILED: card declined",
+                        source(1, Some(2), Some(3)),
+                    ),
+                    record(
+                        T0 + 4,
+                        Level::Warn,
+                        "disk almost full",
+                        source(1, None, None),
+                    ),
+                    record(
+                        T0 + 5,
+                        Level::Info,
+                        "payment failed in prod",
+                        source(2, Some(2), Some(3)),
+                    ),
+                ],
+                T0 + 10,
+            )
             .unwrap();
     }
 
