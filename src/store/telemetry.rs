@@ -29,6 +29,7 @@
 //! The schema is versioned like `icp.db`'s: `PRAGMA user_version` counts
 //! applied migrations; a newer file is refused.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -185,15 +186,27 @@ pub(crate) fn exact_log_time(t: Millis) -> bool {
     (1..=MAX_ID_MS).contains(&t)
 }
 
+/// The last log id taken in recent milliseconds (keyed by their first
+/// id), so that a record of a millisecond seen before needs no index read:
+/// with many shippers each millisecond gets records from many batches.
+/// Only this process writes logs, and an entry is never below the largest
+/// id of its millisecond in the table (a rolled-back batch leaves it
+/// higher, which only skips ids). Emptied when it reaches [`LAST_IDS`].
+#[derive(Default)]
+struct LastIds(HashMap<i64, i64>);
+
+/// Milliseconds [`LastIds`] remembers (about a minute at a thousand
+/// records a second, each in its own millisecond).
+const LAST_IDS: usize = 1 << 16;
+
 /// The id of a new log record at `ts`, and its time: one past the last id
 /// taken in its millisecond, or the millisecond's first. So ids order
 /// records by time, then arrival. When a millisecond's 2^20 ids are all
 /// taken (a shipper stamping a flood with one time), the record takes the
 /// first free id after them and the time of the millisecond that id is in
 /// (a later one): it is stored a little late rather than refused, and its
-/// time still agrees with its id. `last` carries the id taken last in
-/// this transaction, so a batch of one millisecond reads the index once.
-fn log_id(tx: &Transaction, ts: Millis, last: &mut Option<(i64, i64)>) -> Result<(i64, Millis)> {
+/// time still agrees with its id.
+fn log_id(tx: &Transaction, ts: Millis, last: &mut LastIds) -> Result<(i64, Millis)> {
     let first = first_log_id(ts);
     let last_of_ms = first + ((1 << SEQ_BITS) - 1);
     let next = |taken: i64| {
@@ -201,9 +214,9 @@ fn log_id(tx: &Transaction, ts: Millis, last: &mut Option<(i64, i64)>) -> Result
             .checked_add(1)
             .ok_or_else(|| Error::Internal("every log id is taken".into()))
     };
-    let mut id = match *last {
-        Some((base, taken)) if base == first => next(taken)?,
-        _ => match tx
+    let mut id = match last.0.get(&first) {
+        Some(taken) => next(*taken)?,
+        None => match tx
             .prepare_cached(
                 "SELECT id FROM logs WHERE id BETWEEN ?1 AND ?2 ORDER BY id DESC LIMIT 1",
             )?
@@ -222,7 +235,10 @@ fn log_id(tx: &Transaction, ts: Millis, last: &mut Option<(i64, i64)>) -> Result
         }
         ts = id >> SEQ_BITS;
     }
-    *last = Some((first, id));
+    if last.0.len() >= LAST_IDS {
+        last.0.clear();
+    }
+    last.0.insert(first, id);
     Ok((id, ts))
 }
 
@@ -230,6 +246,8 @@ fn log_id(tx: &Transaction, ts: Millis, last: &mut Option<(i64, i64)>) -> Result
 pub struct TelemetryStore {
     /// Ingest and retention.
     pub(in crate::store) writer: Mutex<Connection>,
+    /// Taken under `writer`'s lock, by log inserts.
+    last_ids: Mutex<LastIds>,
     /// Queries.
     pub(in crate::store) reader: Mutex<Connection>,
     path: PathBuf,
@@ -271,6 +289,7 @@ impl TelemetryStore {
         reader.execute_batch("PRAGMA query_only = ON;")?;
         Ok(TelemetryStore {
             writer: Mutex::new(writer),
+            last_ids: Mutex::default(),
             reader: Mutex::new(reader),
             path: path.to_path_buf(),
         })
@@ -383,7 +402,8 @@ impl TelemetryStore {
             return Ok(Vec::new());
         }
         self.write(|tx| {
-            let stored = insert_logs(tx, logs, received)?;
+            let mut last_ids = self.last_ids.lock().unwrap_or_else(|p| p.into_inner());
+            let stored = insert_logs(tx, logs, received, &mut last_ids)?;
             insert_requests(tx, requests)?;
             insert_points(tx, points)?;
             Ok(stored)
@@ -499,6 +519,7 @@ fn insert_logs(
     tx: &Transaction,
     mut logs: Vec<LogRecord>,
     received: Millis,
+    last_ids: &mut LastIds,
 ) -> Result<Vec<StoredLog>> {
     if logs.is_empty() {
         return Ok(Vec::new());
@@ -507,10 +528,9 @@ fn insert_logs(
     let mut row = tx.prepare_cached(INSERT_LOG)?;
     let mut text = tx.prepare_cached(INSERT_LOG_TEXT)?;
     let mut stored = Vec::with_capacity(logs.len());
-    let mut last = None;
     for mut record in logs {
         let id;
-        (id, record.ts) = log_id(tx, record.ts, &mut last)?;
+        (id, record.ts) = log_id(tx, record.ts, last_ids)?;
         let s = &record.source;
         row.execute(params![
             id,
