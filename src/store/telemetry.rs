@@ -139,8 +139,8 @@ const MIGRATIONS: &[&str] = &[
     FROM (SELECT n + max(base - n) OVER (ORDER BY n) AS id, base, ts, received, level,
                  environment_id, environment, project_id, project, integration_id, integration,
                  runtime_id, module, message, attributes
-          FROM (SELECT row_number() OVER (ORDER BY min(max(ts, 0), 8796093022207), id) AS n,
-                       min(max(ts, 0), 8796093022207) * 1048576 AS base, *
+          FROM (SELECT row_number() OVER (ORDER BY min(max(ts, 1), 8796093022207), id) AS n,
+                       min(max(ts, 1), 8796093022207) * 1048576 AS base, *
                 FROM logs))
     ORDER BY id;
     DROP TABLE logs;
@@ -159,31 +159,35 @@ const MIGRATIONS: &[&str] = &[
 /// Bits of a log id below its millisecond: up to 2^20 (1,048,576) records
 /// of one millisecond.
 const SEQ_BITS: u32 = 20;
-/// The latest millisecond an id can hold (year 2248); 43 + 20 bits fill a
-/// positive i64. Times before 1970 share millisecond 0's ids.
+/// The first millisecond with ids of its own (1970-01-01T00:00:00.001Z,
+/// so no id is 0, which no cursor names); earlier times share its ids.
+const MIN_ID_MS: Millis = 1;
+/// The last one (in 2248); 43 + 20 bits fill a positive i64. Later times
+/// share its ids.
 const MAX_ID_MS: Millis = (1 << (63 - SEQ_BITS)) - 1;
 
 /// The first id of the millisecond holding `ts`.
 pub(crate) fn first_log_id(ts: Millis) -> i64 {
-    ts.clamp(0, MAX_ID_MS) << SEQ_BITS
+    ts.clamp(MIN_ID_MS, MAX_ID_MS) << SEQ_BITS
 }
 
 /// Ids bounding the records whose own time is in `[from, to)`: every such
 /// record has `lo <= id < hi` (`None`: unbounded). A bound is exact (no
-/// other record is within it) when its time is in [`exact_log_time`];
-/// times before 1970 share millisecond 0's ids, after 2248 the last one's.
+/// other record is within it) when [`exact_log_time`] says so: times from
+/// 1970 to 2248, apart from the first and last milliseconds with ids,
+/// which earlier and later times share.
 pub(crate) fn log_id_range(from: Option<Millis>, to: Option<Millis>) -> (Option<i64>, Option<i64>) {
     (
         from.map(first_log_id),
         to.filter(|to| *to <= MAX_ID_MS)
-            .map(|to| first_log_id(to.max(1))),
+            .map(|to| first_log_id(to.max(MIN_ID_MS + 1))),
     )
 }
 
 /// Whether [`log_id_range`]'s bound for this time is exact, so a query
 /// need not check the time itself.
 pub(crate) fn exact_log_time(t: Millis) -> bool {
-    (1..=MAX_ID_MS).contains(&t)
+    (MIN_ID_MS + 1..=MAX_ID_MS).contains(&t)
 }
 
 /// The last log id taken in recent milliseconds (keyed by their first
@@ -799,7 +803,7 @@ mod tests {
             .unwrap();
         let got: Vec<(i64, Millis, String)> = ids_and_times(&s);
         let want: Vec<(i64, Millis, String)> = [
-            (0, -5, "before 1970"),
+            (ms(-5), -5, "before 1970"),
             (ms(10), 10, "a"),
             (ms(20), 20, "b"),
             (ms(30), 30, "c"),
@@ -839,6 +843,16 @@ mod tests {
             ms(41) + 4
         );
         assert_eq!(first_log_id(i64::MAX), i64::MAX - ((1 << SEQ_BITS) - 1));
+        assert_eq!(first_log_id(i64::MIN), 1 << SEQ_BITS, "no id is 0");
+        // Time ranges as id ranges: exact within 1970-2248, wide beyond.
+        assert_eq!(
+            log_id_range(Some(10), Some(30)),
+            (Some(ms(10)), Some(ms(30)))
+        );
+        assert_eq!(log_id_range(Some(-9), Some(-5)), (Some(ms(1)), Some(ms(2))));
+        assert_eq!(log_id_range(None, Some(i64::MAX)), (None, None));
+        assert!(exact_log_time(2) && exact_log_time(MAX_ID_MS));
+        assert!(!exact_log_time(1) && !exact_log_time(-5) && !exact_log_time(MAX_ID_MS + 1));
         assert_eq!(matches(&s, "spilled"), 2);
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -882,7 +896,7 @@ mod tests {
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let ms = first_log_id;
         let want: Vec<(i64, Millis, String)> = [
-            (0, -7, "before 1970"),
+            (ms(-7), -7, "before 1970"),
             (ms(10), 10, "a late"),
             (ms(20), 20, "b late"),
             (ms(30), 30, "c"),

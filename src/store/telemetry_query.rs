@@ -899,6 +899,64 @@ mod tests {
     }
 
     #[test]
+    fn time_ranges_hold_exactly_their_records_where_ids_share_a_millisecond() {
+        let (dir, s) = store("edges");
+        // Times up to 1 share the first millisecond's ids, in arrival order.
+        let times = [5, -3, 1, -7, 0, 2];
+        let records: Vec<LogRecord> = times
+            .iter()
+            .map(|ts| LogRecord {
+                ts: *ts,
+                level: Level::Info,
+                module: None,
+                message: format!("at {ts}"),
+                attributes: Map::new(),
+                source: Attribution {
+                    environment_id: 1,
+                    environment: "dev".into(),
+                    ..Attribution::default()
+                },
+            })
+            .collect();
+        for r in records {
+            s.insert_logs(vec![r], 0).unwrap();
+        }
+        let vis = Visibility {
+            everything: true,
+            ..Visibility::default()
+        };
+        for (from, to, phrase, want) in [
+            (Some(-5), Some(1), None, vec![-3, 0]),
+            (Some(1), Some(3), None, vec![1, 2]),
+            (Some(-10), Some(-4), None, vec![-7]),
+            (None, Some(0), Some("at"), vec![-3, -7]),
+            (Some(2), None, Some("at"), vec![2, 5]),
+        ] {
+            let f = LogFilter {
+                from,
+                to,
+                phrase: phrase.map(str::to_string),
+                ..LogFilter::default()
+            };
+            let got: Vec<Millis> = s
+                .select_logs(&LogSelect {
+                    filter: &f,
+                    vis: &vis,
+                    order: Order::Oldest,
+                    after: None,
+                    limit: 10,
+                })
+                .unwrap()
+                .iter()
+                .map(|l| l.record.ts)
+                .collect();
+            assert_eq!(got, want, "{from:?} {to:?} {phrase:?}");
+        }
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_phrase_is_never_fts5_syntax() {
         for (text, want) in [
             ("payment failed", "\"payment failed\""),

@@ -321,7 +321,7 @@ pub fn decode_cursor(cursor: &str) -> Result<i64> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.parse::<i64>().ok())
-        .filter(|id| *id >= 0)
+        .filter(|id| *id > 0)
         .ok_or_else(bad_cursor)
 }
 
