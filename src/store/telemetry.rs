@@ -669,6 +669,14 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        // Some rewrite every log record (2 does): say why a start waits.
+        if version > 0 {
+            log::info!(
+                "{}: applying telemetry schema migration {}",
+                path.display(),
+                i + 1
+            );
+        }
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
