@@ -84,6 +84,15 @@ test('observability: live logs from a bridge.py runtime in the explorer, search,
     assert.equal(await page.evaluate(() => window.e2eNoReload), true, 'the page reloaded');
     // Newest first: the ERROR line (last posted) is on top.
     assert.match(await page.locator('[data-testid^=log-row-]').first().textContent(), /payment gateway timeout/);
+    // A late line (older than one already shown) lands at its own time, not on top.
+    const late = { time: new Date(now - 2500).toISOString(), level: 'INFO', module: 'acme/inventory', message: 'stock reserved for order 1001', runtimeId };
+    const resLate = await postRuntime(server.runtime, '/icp/logs', JSON.stringify(late), token);
+    assert.equal(resLate.body.accepted, 1, JSON.stringify(resLate.body));
+    await page.locator('[data-testid^=log-row-]', { hasText: late.message }).waitFor();
+    const rowTexts = () => page.locator('[data-testid^=log-row-] [data-testid^=log-message-]').allTextContents();
+    assert.deepEqual(await rowTexts(), [lines[2].message, lines[1].message, late.message, lines[0].message]);
+    const lateId = await page.locator('[data-testid^=log-row-]', { hasText: late.message }).getAttribute('data-id');
+    assert.equal(await tid(`log-environment-${lateId}`).textContent(), 'dev');
     // A row opens to its attributes.
     const errorRow = page.locator('[data-testid^=log-row-]', { hasText: 'payment gateway' });
     const errorId = await errorRow.getAttribute('data-id');
@@ -164,10 +173,18 @@ test('observability: live logs from a bridge.py runtime in the explorer, search,
     await page.locator('[data-testid=metrics-requests-readout]', { hasText: `${records.length} requests` }).waitFor();
     await page.screenshot({ path: join(shots, 'observability-runtime.png'), fullPage: true });
 
-    // 7. Dark theme.
+    // 7. Dark theme, over a week: a line from two days ago shows its date (24 h, local time).
+    const old = new Date(Date.now() - 2 * 86400e3);
+    const resOld = await postRuntime(server.runtime, '/icp/logs', JSON.stringify({ time: old.toISOString(), level: 'INFO', message: 'nightly export finished', runtimeId }), token);
+    assert.equal(resOld.body.accepted, 1, JSON.stringify(resOld.body));
     await page.emulateMedia({ colorScheme: 'dark' });
-    await page.goto(`${server.management}/logs?project=${PROJECT}&integration=${INTEGRATION}`);
+    await page.goto(`${server.management}/logs?project=${PROJECT}&integration=${INTEGRATION}&range=7d`);
     await page.locator('[data-testid^=log-row-]', { hasText: 'order 1003' }).waitFor();
+    const oldRow = page.locator('[data-testid^=log-row-]').last();
+    assert.match(await oldRow.textContent(), /nightly export finished/);
+    const two = (n) => String(n).padStart(2, '0');
+    const oldDay = `${old.getFullYear()}-${two(old.getMonth() + 1)}-${two(old.getDate())}`;
+    assert.match(await oldRow.locator('time').textContent(), new RegExp(`^${oldDay} ${two(old.getHours())}:\\d{2}:\\d{2}\\.\\d{3}$`));
     await page.screenshot({ path: join(shots, 'observability-logs-dark.png'), fullPage: true });
 
     assert.deepEqual(problems, [], 'the browser reported errors');

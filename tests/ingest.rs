@@ -123,11 +123,12 @@ fn logs(data_dir: &Path) -> Vec<LogRow> {
     logs_after(data_dir, 0)
 }
 
-/// The logs stored after the one with id `after`.
+/// The logs stored after the row `after` (rows are appended in arrival
+/// order; a log's id is its place in time order).
 fn logs_after(data_dir: &Path, after: i64) -> Vec<LogRow> {
     let db = telemetry_db(data_dir);
     let mut st = db
-        .prepare("SELECT ts, level, environment, project, integration, runtime_id, module, message, attributes FROM logs WHERE id > ?1 ORDER BY id")
+        .prepare("SELECT ts, level, environment, project, integration, runtime_id, module, message, attributes FROM logs WHERE rowid > ?1 ORDER BY rowid")
         .unwrap();
     st.query_map([after], |r| {
         let level: i64 = r.get(1)?;
@@ -149,12 +150,12 @@ fn logs_after(data_dir: &Path, after: i64) -> Vec<LogRow> {
     .unwrap()
 }
 
-/// Messages of the logs after id `after` whose text matches `phrase` (an
-/// FTS5 phrase query).
+/// Messages of the logs stored after row `after` whose text matches
+/// `phrase` (an FTS5 phrase query).
 fn search(data_dir: &Path, after: i64, phrase: &str) -> Vec<String> {
     let db = telemetry_db(data_dir);
     let mut st = db
-        .prepare("SELECT l.message FROM logs_fts f JOIN logs l ON l.id = f.rowid WHERE logs_fts MATCH ?1 AND f.rowid > ?2 ORDER BY l.id")
+        .prepare("SELECT l.message FROM logs_fts f JOIN logs l ON l.id = f.rowid WHERE logs_fts MATCH ?1 AND l.rowid > ?2 ORDER BY l.rowid")
         .unwrap();
     let phrase = format!("\"{}\"", phrase.replace('"', "\"\""));
     st.query_map(rusqlite::params![phrase, after], |r| r.get(0))
@@ -169,11 +170,11 @@ fn count(data_dir: &Path, table: &str) -> i64 {
         .unwrap()
 }
 
-/// The highest row id of `table` (0 when empty).
+/// The last row of `table` stored (0 when empty).
 fn last_id(data_dir: &Path, table: &str) -> i64 {
     telemetry_db(data_dir)
         .query_row(
-            &format!("SELECT coalesce(max(id), 0) FROM {table}"),
+            &format!("SELECT coalesce(max(rowid), 0) FROM {table}"),
             [],
             |r| r.get(0),
         )

@@ -400,6 +400,173 @@ fn cursor_pages_through_both_orders_and_a_time_range() {
     );
 }
 
+/// Ships one Fluent Bit batch from the orders runtime: each record
+/// `(ms after t0, name)` with the message "record NAME of a late batch".
+fn ship(w: &mut World, t0: i64, records: &[(i64, &str)]) {
+    let batch: Vec<Value> = records
+        .iter()
+        .map(|(at, name)| {
+            json!({"date": (t0 + at) as f64 / 1000.0, "log": format!("record {name} of a late batch"),
+                   "level": "info"})
+        })
+        .collect();
+    ingest_json(
+        &mut w.c,
+        &w.orders,
+        &format!("/icp/logs?runtimeId={}", w.orders.runtime_id),
+        &Value::from(batch),
+    );
+}
+
+/// The record names of a page (see [`ship`]) and its cursor.
+fn page_of(
+    api: &mut ApiClient,
+    query: &str,
+    cursor: Option<&str>,
+) -> (Vec<String>, Option<String>) {
+    let mut path = format!("/api/v1/observability/logs?{query}");
+    if let Some(c) = cursor {
+        path.push_str(&format!("&cursor={}", enc(c)));
+    }
+    let page = get(api, &path);
+    let names = messages(&page)
+        .iter()
+        .map(|m| m.split(' ').nth(1).unwrap().to_string())
+        .collect();
+    (names, page["nextCursor"].as_str().map(str::to_string))
+}
+
+/// Pages through `query` to its end from `cursor`: the record names.
+fn rest(api: &mut ApiClient, query: &str, mut cursor: Option<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let (names, next) = page_of(api, query, cursor.as_deref());
+        out.extend(names);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|n| n.to_string()).collect()
+}
+
+fn reversed(list: &[&str]) -> Vec<String> {
+    list.iter().rev().map(|n| n.to_string()).collect()
+}
+
+/// Issue 13: logs come out by their own time, not as they arrived. A batch
+/// older than what is stored sorts below it; records of one millisecond
+/// keep their arrival order, also across a page boundary; and a late
+/// batch shipped between two page fetches is in a later page exactly when
+/// its time lies beyond the cursor, never twice, skipping nothing (the
+/// semantics `telemetry::query` documents). Every plan is exercised: no
+/// filter (the primary key), a phrase (FTS5), a scope (an index, sorted).
+#[test]
+fn logs_are_ordered_by_their_own_time_across_late_batches_and_ties() {
+    let mut w = world();
+    let t0 = now_ms() - 600_000;
+    ship(
+        &mut w,
+        t0,
+        &[
+            (10_000, "a1"),
+            (10_000, "a2"),
+            (10_000, "a3"),
+            (20_000, "a4"),
+            (30_000, "a5"),
+            (30_000, "a6"),
+        ],
+    );
+    // Late: older than everything stored, with a tie of its own.
+    ship(&mut w, t0, &[(1_000, "b1"), (5_000, "b2"), (5_000, "b3")]);
+    let oldest_first = ["b1", "b2", "b3", "a1", "a2", "a3", "a4", "a5", "a6"];
+    let api = &mut w.admin;
+    for filter in ["", "&q=late+batch", "&project=order-service", "&level=INFO"] {
+        for limit in [2, 3, 100] {
+            // Limits 2 and 3 put page boundaries inside the ties a1-a3 and b2-b3.
+            let asc = format!("order=asc&limit={limit}{filter}");
+            assert_eq!(rest(api, &asc, None), names(&oldest_first), "{asc}");
+            let desc = format!("order=desc&limit={limit}{filter}");
+            assert_eq!(rest(api, &desc, None), reversed(&oldest_first), "{desc}");
+        }
+    }
+    let (first, _) = page_of(api, "limit=1", None);
+    assert_eq!(first, ["a6"], "newest first by default");
+
+    // Newest first, primary-key walk: a late batch between two fetches.
+    let (page, cursor) = page_of(api, "order=desc&limit=3", None);
+    assert_eq!(page, ["a6", "a5", "a4"]);
+    ship(
+        &mut w,
+        t0,
+        &[
+            (25_000, "c-passed"), // newer than the cursor (a4): already paged past
+            (15_000, "c1"),
+            (10_000, "c2"), // a1-a3's millisecond, arrived after them
+            (2_000, "c3"),
+        ],
+    );
+    let api = &mut w.admin;
+    assert_eq!(
+        rest(api, "order=desc&limit=3", cursor),
+        names(&["c1", "c2", "a3", "a2", "a1", "b3", "b2", "c3", "b1"])
+    );
+
+    // Oldest first, FTS5: another late batch between two fetches.
+    let query = "order=asc&limit=3&q=late+batch";
+    let (page, cursor) = page_of(api, query, None);
+    assert_eq!(page, ["b1", "c3", "b2"]);
+    ship(
+        &mut w,
+        t0,
+        &[
+            (4_000, "d-passed"), // older than the cursor (b2): already paged past
+            (5_000, "d1"),       // b2's millisecond, arrived after it: beyond the cursor
+            (12_000, "d2"),
+        ],
+    );
+    let api = &mut w.admin;
+    assert_eq!(
+        rest(api, query, cursor),
+        names(&["b3", "d1", "a1", "a2", "a3", "c2", "d2", "c1", "a4", "c-passed", "a5", "a6"])
+    );
+
+    // Everything, every way, and the download in the same order.
+    let everything = [
+        "b1", "c3", "d-passed", "b2", "b3", "d1", "a1", "a2", "a3", "c2", "d2", "c1", "a4",
+        "c-passed", "a5", "a6",
+    ];
+    for filter in ["", "&q=late+batch", "&project=order-service"] {
+        let asc = format!("order=asc&limit=4{filter}");
+        assert_eq!(rest(api, &asc, None), names(&everything), "{asc}");
+        let desc = format!("order=desc&limit=5{filter}");
+        assert_eq!(rest(api, &desc, None), reversed(&everything), "{desc}");
+    }
+    for (order, want) in [("asc", names(&everything)), ("desc", reversed(&everything))] {
+        let r = api.get(&format!(
+            "/api/v1/observability/logs/download?order={order}&format=text"
+        ));
+        assert_eq!(r.status, 200);
+        let got: Vec<String> = String::from_utf8(r.body)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                l.split(": record ")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(got, want, "download order={order}");
+    }
+}
+
 /// The ⌈q·n⌉-th smallest (q in percent), as a test should compute it.
 fn nearest_rank(sorted: &[f64], q: usize) -> Value {
     if sorted.is_empty() {

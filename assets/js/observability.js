@@ -16,13 +16,29 @@ export function levelBadge(level, testid) {
 
 const two = (n) => String(n).padStart(2, '0');
 
-/** "21:04:05.123" today, "Nov 23 21:04:05.123" otherwise (local time). */
+/**
+ * A log record's time, local, 24 h, to the millisecond: "21:04:05.123"
+ * today, "2026-11-23 21:04:05.123" on any other day.
+ */
 export function logTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso || '—';
   const clock = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
   if (d.toDateString() === new Date().toDateString()) return clock;
-  return `${d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' })} ${clock}`;
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${clock}`;
+}
+
+/**
+ * The order of the log API, oldest first: by the record's own time, then
+ * by id (ids rise with arrival within a millisecond; they are decimal
+ * strings longer than a double holds, so compared as BigInt).
+ */
+export function compareLogs(a, b) {
+  const dt = Date.parse(a.time) - Date.parse(b.time);
+  if (dt) return dt;
+  const x = BigInt(a.id);
+  const y = BigInt(b.id);
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /** Ranges the metrics panel offers, with the bucket size that gives 60-96 points. */
@@ -256,8 +272,9 @@ function resourceTable(testid, onPick) {
 }
 
 /**
- * The latest log records of a scope with a link into the explorer:
- * { el, stop }. Refreshes every 10 s until stop().
+ * The latest log records of a scope by their own time, newest first (the
+ * query API's order), with a link into the explorer: { el, stop }.
+ * Refreshes every 10 s until stop().
  */
 export function recentLogs(scope, { testid = 'recent-logs', limit = 8, runtimeName = () => null } = {}) {
   const body = h('div', { testid: `${testid}-body` }, loading());
@@ -268,7 +285,7 @@ export function recentLogs(scope, { testid = 'recent-logs', limit = 8, runtimeNa
   async function load() {
     const my = ++seq;
     try {
-      const page = await get(`/observability/logs${qs({ ...scope, limit })}`);
+      const page = await get(`/observability/logs${qs({ ...scope, order: 'desc', limit })}`);
       if (my !== seq) return;
       fill(body, page.items.length
         ? table(['Time', 'Level', scope.runtime ? null : 'Runtime', 'Message'].filter(Boolean), page.items.map((r) => h('tr', { testid: `${testid}-row-${r.id}` },

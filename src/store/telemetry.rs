@@ -11,9 +11,25 @@
 //!
 //! Logs are rows of `logs` plus an FTS5 index `logs_fts` (contentless, the
 //! rowid is `logs.id`), kept in step by the code that inserts and deletes.
+//!
+//! A log's id is its place in time order: the record's own time in Unix
+//! milliseconds times 2^20, plus its arrival rank among the records of that
+//! millisecond ([`log_id`]). Ordering by id is ordering by (time, arrival).
+//! The id is FTS5's rowid and leads every index of `logs` (`logs_by_id`,
+//! and `(scope, id)` for each scope), so every plan of `telemetry_query`
+//! (FTS5 yielding rowids in order, walking `logs_by_id`, sorting collected
+//! ids) returns records by their own time, whenever they arrived, and a
+//! time range is a range of ids. The table itself stays in arrival order
+//! (its implicit rowid): a batch is appended, not scattered among the
+//! rows of the last seconds, which with many shippers writes several times
+//! the pages; only the narrow indexes are. A `(ts, id)` index beside
+//! arrival-order ids could sort a scan, but not the rowids FTS5 yields:
+//! a phrase search would have to fetch every match to sort it.
+//!
 //! The schema is versioned like `icp.db`'s: `PRAGMA user_version` counts
 //! applied migrations; a newer file is refused.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -91,12 +107,151 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX metric_points_by_name ON metric_points (name, ts);
     CREATE INDEX metric_points_by_ts ON metric_points (ts);",
+    // 2: log ids in time order (see `log_id`): the table rebuilt in
+    // (time, old id) order with new ids, its indexes led by the id (which
+    // also bounds time ranges, so `logs_by_ts` goes), the text index
+    // rebuilt with the new ids as rowids. The n-th row's id is n + max over
+    // rows j <= n of (base_j - j), base being the first id of its
+    // millisecond: its base, or one past the row before when more than 2^20
+    // rows share a millisecond; such a row's time moves to the millisecond
+    // its id is in (as `log_id` does).
+    "CREATE TABLE logs_in_time_order (
+        id INTEGER NOT NULL, -- place in time order, see store::telemetry::log_id; the FTS5 rowid
+        ts INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        level INTEGER NOT NULL, -- index into Level::ALL: 0 TRACE .. 5 FATAL
+        environment_id INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        project_id INTEGER,
+        project TEXT,
+        integration_id INTEGER,
+        integration TEXT,
+        runtime_id TEXT,
+        module TEXT,
+        message TEXT NOT NULL,
+        attributes TEXT NOT NULL
+    );
+    INSERT INTO logs_in_time_order (id, ts, received, level, environment_id, environment,
+        project_id, project, integration_id, integration, runtime_id, module, message, attributes)
+    SELECT id, CASE WHEN id >= base + 1048576 THEN id / 1048576 ELSE ts END, received, level,
+        environment_id, environment, project_id, project, integration_id, integration,
+        runtime_id, module, message, attributes
+    FROM (SELECT n + max(base - n) OVER (ORDER BY n) AS id, base, ts, received, level,
+                 environment_id, environment, project_id, project, integration_id, integration,
+                 runtime_id, module, message, attributes
+          FROM (SELECT row_number() OVER (ORDER BY min(max(ts, 1), 8796093022207), id) AS n,
+                       min(max(ts, 1), 8796093022207) * 1048576 AS base, *
+                FROM logs))
+    ORDER BY id;
+    DROP TABLE logs;
+    ALTER TABLE logs_in_time_order RENAME TO logs;
+    CREATE UNIQUE INDEX logs_by_id ON logs (id);
+    CREATE INDEX logs_by_integration ON logs (integration_id, id);
+    CREATE INDEX logs_by_environment ON logs (environment_id, id);
+    CREATE INDEX logs_by_runtime ON logs (runtime_id, id);
+    DROP TABLE logs_fts;
+    CREATE VIRTUAL TABLE logs_fts USING fts5 (
+        message, content = '', contentless_delete = 1
+    );
+    INSERT INTO logs_fts (rowid, message) SELECT id, message FROM logs;",
 ];
+
+/// Bits of a log id below its millisecond: up to 2^20 (1,048,576) records
+/// of one millisecond.
+const SEQ_BITS: u32 = 20;
+/// The first millisecond with ids of its own (1970-01-01T00:00:00.001Z,
+/// so no id is 0, which no cursor names); earlier times share its ids.
+const MIN_ID_MS: Millis = 1;
+/// The last one (in 2248); 43 + 20 bits fill a positive i64. Later times
+/// share its ids.
+const MAX_ID_MS: Millis = (1 << (63 - SEQ_BITS)) - 1;
+
+/// The first id of the millisecond holding `ts`.
+pub(crate) fn first_log_id(ts: Millis) -> i64 {
+    ts.clamp(MIN_ID_MS, MAX_ID_MS) << SEQ_BITS
+}
+
+/// Ids bounding the records whose own time is in `[from, to)`: every such
+/// record has `lo <= id < hi` (`None`: unbounded). A bound is exact (no
+/// other record is within it) when [`exact_log_time`] says so: times from
+/// 1970 to 2248, apart from the first and last milliseconds with ids,
+/// which earlier and later times share.
+pub(crate) fn log_id_range(from: Option<Millis>, to: Option<Millis>) -> (Option<i64>, Option<i64>) {
+    (
+        from.map(first_log_id),
+        to.filter(|to| *to <= MAX_ID_MS)
+            .map(|to| first_log_id(to.max(MIN_ID_MS + 1))),
+    )
+}
+
+/// Whether [`log_id_range`]'s bound for this time is exact, so a query
+/// need not check the time itself.
+pub(crate) fn exact_log_time(t: Millis) -> bool {
+    (MIN_ID_MS + 1..=MAX_ID_MS).contains(&t)
+}
+
+/// The last log id taken in recent milliseconds (keyed by their first
+/// id), so that a record of a millisecond seen before needs no index read:
+/// with many shippers each millisecond gets records from many batches.
+/// Only this process writes logs, and an entry is never below the largest
+/// id of its millisecond in the table (a rolled-back batch leaves it
+/// higher, which only skips ids). Emptied when it reaches [`LAST_IDS`].
+#[derive(Default)]
+struct LastIds(HashMap<i64, i64>);
+
+/// Milliseconds [`LastIds`] remembers (about a minute at a thousand
+/// records a second, each in its own millisecond).
+const LAST_IDS: usize = 1 << 16;
+
+/// The id of a new log record at `ts`, and its time: one past the last id
+/// taken in its millisecond, or the millisecond's first. So ids order
+/// records by time, then arrival. When a millisecond's 2^20 ids are all
+/// taken (a shipper stamping a flood with one time), the record takes the
+/// first free id after them and the time of the millisecond that id is in
+/// (a later one): it is stored a little late rather than refused, and its
+/// time still agrees with its id.
+fn log_id(tx: &Transaction, ts: Millis, last: &mut LastIds) -> Result<(i64, Millis)> {
+    let first = first_log_id(ts);
+    let last_of_ms = first + ((1 << SEQ_BITS) - 1);
+    let next = |taken: i64| {
+        taken
+            .checked_add(1)
+            .ok_or_else(|| Error::Internal("every log id is taken".into()))
+    };
+    let mut id = match last.0.get(&first) {
+        Some(taken) => next(*taken)?,
+        None => match tx
+            .prepare_cached(
+                "SELECT id FROM logs WHERE id BETWEEN ?1 AND ?2 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([first, last_of_ms], |r| r.get::<_, i64>(0))
+            .optional()?
+        {
+            Some(taken) => next(taken)?,
+            None => first,
+        },
+    };
+    let mut ts = ts;
+    if id > last_of_ms {
+        let mut taken = tx.prepare_cached("SELECT 1 FROM logs WHERE id = ?1")?;
+        while taken.exists([id])? {
+            id = next(id)?;
+        }
+        ts = id >> SEQ_BITS;
+    }
+    if last.0.len() >= LAST_IDS {
+        last.0.clear();
+    }
+    last.0.insert(first, id);
+    Ok((id, ts))
+}
 
 /// A handle on `telemetry.db`.
 pub struct TelemetryStore {
     /// Ingest and retention.
     pub(in crate::store) writer: Mutex<Connection>,
+    /// Taken under `writer`'s lock, by log inserts.
+    last_ids: Mutex<LastIds>,
     /// Queries.
     pub(in crate::store) reader: Mutex<Connection>,
     path: PathBuf,
@@ -139,6 +294,7 @@ impl TelemetryStore {
         reader.execute_batch("PRAGMA query_only = ON;")?;
         Ok(TelemetryStore {
             writer: Mutex::new(writer),
+            last_ids: Mutex::default(),
             reader: Mutex::new(reader),
             path: path.to_path_buf(),
         })
@@ -176,13 +332,39 @@ impl Deleted {
     }
 }
 
-/// The tables retention deletes from, each with an index on `ts`. The
-/// only names formatted into SQL here, and constants.
-const TABLES: [&str; 3] = ["logs", "requests", "metric_points"];
+/// What retention runs per table (logs, request records, metric points),
+/// oldest first: logs in id order (time order, `logs_by_id`), the others
+/// by `ts` (their `_by_ts` index).
+struct Aged {
+    /// Up to ?3 rows with `ts <= ?1` (and, for logs, an id up to ?2; the
+    /// others leave ?2 unused), oldest first, as (rowid, FTS5 rowid).
+    oldest: &'static str,
+    delete: &'static str,
+    /// The time of the ?1-th oldest row (from 0).
+    nth: &'static str,
+}
 
-const INSERT_LOG: &str = "INSERT INTO logs (ts, received, level, environment_id, environment, \
+const AGED: [Aged; 3] = [
+    Aged {
+        oldest: "SELECT rowid, id FROM logs WHERE id <= ?2 AND ts <= ?1 ORDER BY id LIMIT ?3",
+        delete: "DELETE FROM logs WHERE rowid = ?1",
+        nth: "SELECT ts FROM logs ORDER BY id LIMIT 1 OFFSET ?1",
+    },
+    Aged {
+        oldest: "SELECT id, id FROM requests WHERE ts <= ?1 ORDER BY ts LIMIT ?3",
+        delete: "DELETE FROM requests WHERE id = ?1",
+        nth: "SELECT ts FROM requests ORDER BY ts LIMIT 1 OFFSET ?1",
+    },
+    Aged {
+        oldest: "SELECT id, id FROM metric_points WHERE ts <= ?1 ORDER BY ts LIMIT ?3",
+        delete: "DELETE FROM metric_points WHERE id = ?1",
+        nth: "SELECT ts FROM metric_points ORDER BY ts LIMIT 1 OFFSET ?1",
+    },
+];
+
+const INSERT_LOG: &str = "INSERT INTO logs (id, ts, received, level, environment_id, environment, \
      project_id, project, integration_id, integration, runtime_id, module, message, attributes) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 const INSERT_LOG_TEXT: &str = "INSERT INTO logs_fts (rowid, message) VALUES (?1, ?2)";
 const INSERT_REQUEST: &str = "INSERT INTO requests (ts, environment_id, environment, project_id, \
      project, integration_id, integration, runtime_id, service, resource, method, status, duration_ms) \
@@ -225,7 +407,8 @@ impl TelemetryStore {
             return Ok(Vec::new());
         }
         self.write(|tx| {
-            let stored = insert_logs(tx, logs, received)?;
+            let mut last_ids = self.last_ids.lock().unwrap_or_else(|p| p.into_inner());
+            let stored = insert_logs(tx, logs, received, &mut last_ids)?;
             insert_requests(tx, requests)?;
             insert_points(tx, points)?;
             Ok(stored)
@@ -262,11 +445,9 @@ impl TelemetryStore {
         self.write(|tx| {
             let offset = i64::try_from(chunk.max(1) - 1).unwrap_or(i64::MAX);
             let mut cutoff = i64::MAX;
-            for table in TABLES {
+            for aged in &AGED {
                 let nth: Option<i64> = tx
-                    .prepare_cached(&format!(
-                        "SELECT ts FROM {table} ORDER BY ts LIMIT 1 OFFSET ?1"
-                    ))?
+                    .prepare_cached(aged.nth)?
                     .query_row([offset], |r| r.get(0))
                     .optional()?;
                 if let Some(ts) = nth {
@@ -337,16 +518,27 @@ impl TelemetryStore {
     }
 }
 
-fn insert_logs(tx: &Transaction, logs: Vec<LogRecord>, received: Millis) -> Result<Vec<StoredLog>> {
+/// Stores logs in time order (arrival order within a millisecond), so
+/// their ids, and FTS5's rowids, rise within the transaction.
+fn insert_logs(
+    tx: &Transaction,
+    mut logs: Vec<LogRecord>,
+    received: Millis,
+    last_ids: &mut LastIds,
+) -> Result<Vec<StoredLog>> {
     if logs.is_empty() {
         return Ok(Vec::new());
     }
+    logs.sort_by_key(|r| r.ts);
     let mut row = tx.prepare_cached(INSERT_LOG)?;
     let mut text = tx.prepare_cached(INSERT_LOG_TEXT)?;
     let mut stored = Vec::with_capacity(logs.len());
-    for record in logs {
+    for mut record in logs {
+        let id;
+        (id, record.ts) = log_id(tx, record.ts, last_ids)?;
         let s = &record.source;
         row.execute(params![
+            id,
             record.ts,
             received,
             level_index(record.level),
@@ -361,7 +553,6 @@ fn insert_logs(tx: &Transaction, logs: Vec<LogRecord>, received: Millis) -> Resu
             record.message,
             json_text(&record.attributes)?,
         ])?;
-        let id = tx.last_insert_rowid();
         text.execute(params![id, record.message])?;
         stored.push(StoredLog {
             id,
@@ -438,25 +629,29 @@ fn insert_points(tx: &Transaction, points: &[MetricPoint]) -> Result<()> {
 /// a log's full-text row goes with it.
 fn delete_up_to(tx: &Transaction, last: Millis, chunk: usize) -> Result<Deleted> {
     let limit = i64::try_from(chunk).unwrap_or(i64::MAX);
+    let last_id = match log_id_range(None, last.checked_add(1)).1 {
+        Some(end) => end - 1,
+        None => i64::MAX,
+    };
     let mut deleted = [0u64; 3];
-    for (n, table) in TABLES.iter().enumerate() {
-        let ids: Vec<i64> = tx
-            .prepare_cached(&format!(
-                "SELECT id FROM {table} WHERE ts <= ?1 ORDER BY ts LIMIT ?2"
-            ))?
-            .query_map(params![last, limit], |r| r.get(0))?
+    for (n, aged) in AGED.iter().enumerate() {
+        let rows: Vec<(i64, i64)> = tx
+            .prepare_cached(aged.oldest)?
+            .query_map(params![last, last_id, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
-        let mut row = tx.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?;
-        for id in &ids {
-            row.execute([id])?;
+        let mut row = tx.prepare_cached(aged.delete)?;
+        for (rowid, _) in &rows {
+            row.execute([rowid])?;
         }
-        if *table == "logs" {
+        if n == 0 {
             let mut text = tx.prepare_cached("DELETE FROM logs_fts WHERE rowid = ?1")?;
-            for id in &ids {
+            for (_, id) in &rows {
                 text.execute([id])?;
             }
         }
-        deleted[n] = ids.len() as u64;
+        deleted[n] = rows.len() as u64;
     }
     Ok(Deleted {
         logs: deleted[0],
@@ -475,6 +670,14 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        // Some rewrite every log record (2 does): say why a start waits.
+        if version > 0 {
+            log::info!(
+                "{}: applying telemetry schema migration {}",
+                path.display(),
+                i + 1
+            );
+        }
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
@@ -578,6 +781,180 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap()
+    }
+
+    fn ids_and_times(s: &TelemetryStore) -> Vec<(i64, Millis, String)> {
+        let conn = s.reader.lock().unwrap();
+        let mut st = conn
+            .prepare("SELECT id, ts, message FROM logs ORDER BY id")
+            .unwrap();
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        rows
+    }
+
+    #[test]
+    fn log_ids_follow_time_then_arrival_whenever_a_batch_arrives() {
+        let dir = std::env::temp_dir().join(format!("icpd-telemetry-ids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = TelemetryStore::open(&dir.join("telemetry.db")).unwrap();
+        let ms = first_log_id;
+        // A batch out of order, then a late one with older times and a tie.
+        let stored = s
+            .insert_logs(vec![log(30, "c"), log(10, "a"), log(30, "d")], 0)
+            .unwrap();
+        let ids: Vec<i64> = stored.iter().map(|l| l.id).collect();
+        assert_eq!(ids, [ms(10), ms(30), ms(30) + 1], "sorted by time");
+        s.insert_logs(vec![log(20, "b"), log(30, "e"), log(-5, "before 1970")], 0)
+            .unwrap();
+        let got: Vec<(i64, Millis, String)> = ids_and_times(&s);
+        let want: Vec<(i64, Millis, String)> = [
+            (ms(-5), -5, "before 1970"),
+            (ms(10), 10, "a"),
+            (ms(20), 20, "b"),
+            (ms(30), 30, "c"),
+            (ms(30) + 1, 30, "d"),
+            (ms(30) + 2, 30, "e"),
+        ]
+        .map(|(id, ts, m)| (id, ts, m.to_string()))
+        .into();
+        assert_eq!(got, want);
+        // A millisecond whose 2^20 ids are taken: the next record of it
+        // takes the first free id after them, and the next millisecond's
+        // records come after that.
+        s.writer
+            .lock()
+            .unwrap()
+            .execute(
+                "INSERT INTO logs (id, ts, received, level, environment_id, environment, message, attributes) \
+                 VALUES (?1, 40, 0, 2, 1, 'dev', 'the last of 40', '{}'), \
+                        (?2, 41, 0, 2, 1, 'dev', 'the first of 41', '{}')",
+                [ms(41) - 1, ms(41)],
+            )
+            .unwrap();
+        let stored = s
+            .insert_logs(
+                vec![log(40, "spilled"), log(40, "spilled too"), log(41, "g")],
+                0,
+            )
+            .unwrap();
+        let ids: Vec<(i64, Millis)> = stored.iter().map(|l| (l.id, l.record.ts)).collect();
+        assert_eq!(
+            ids,
+            [(ms(41) + 1, 41), (ms(41) + 2, 41), (ms(41) + 3, 41)],
+            "stored a millisecond late, in order"
+        );
+        assert_eq!(
+            s.insert_logs(vec![log(41, "h")], 0).unwrap()[0].id,
+            ms(41) + 4
+        );
+        assert_eq!(first_log_id(i64::MAX), i64::MAX - ((1 << SEQ_BITS) - 1));
+        assert_eq!(first_log_id(i64::MIN), 1 << SEQ_BITS, "no id is 0");
+        // Time ranges as id ranges: exact within 1970-2248, wide beyond.
+        assert_eq!(
+            log_id_range(Some(10), Some(30)),
+            (Some(ms(10)), Some(ms(30)))
+        );
+        assert_eq!(log_id_range(Some(-9), Some(-5)), (Some(ms(1)), Some(ms(2))));
+        assert_eq!(log_id_range(None, Some(i64::MAX)), (None, None));
+        assert!(exact_log_time(2) && exact_log_time(MAX_ID_MS));
+        assert!(!exact_log_time(1) && !exact_log_time(-5) && !exact_log_time(MAX_ID_MS + 1));
+        assert_eq!(matches(&s, "spilled"), 2);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn migration_2_renumbers_logs_in_time_order() {
+        let dir = std::env::temp_dir().join(format!("icpd-telemetry-m2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("telemetry.db");
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            // A version 1 file with logs in arrival order (ids 1..), a late
+            // batch among them, ties, and a time before 1970.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            for (ts, message) in [
+                (30, "c"),
+                (40, "f"),
+                (10, "a late"),
+                (30, "d tie"),
+                (20, "b late"),
+                (-7, "before 1970"),
+                (30, "e tie"),
+            ] {
+                conn.execute(
+                    "INSERT INTO logs (ts, received, level, environment_id, environment, message, attributes) \
+                     VALUES (?1, 0, 2, 1, 'dev', ?2, '{}')",
+                    params![ts, message],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO logs_fts (rowid, message) VALUES (?1, ?2)",
+                    params![conn.last_insert_rowid(), message],
+                )
+                .unwrap();
+            }
+        }
+        let s = TelemetryStore::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let ms = first_log_id;
+        let want: Vec<(i64, Millis, String)> = [
+            (ms(-7), -7, "before 1970"),
+            (ms(10), 10, "a late"),
+            (ms(20), 20, "b late"),
+            (ms(30), 30, "c"),
+            (ms(30) + 1, 30, "d tie"),
+            (ms(30) + 2, 30, "e tie"),
+            (ms(40), 40, "f"),
+        ]
+        .map(|(id, ts, m)| (id, ts, m.to_string()))
+        .into();
+        assert_eq!(ids_and_times(&s), want);
+        // The text index follows the new ids, and new records take theirs.
+        let tie: i64 = s
+            .reader
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT rowid FROM logs_fts WHERE logs_fts MATCH '\"tie\"' ORDER BY rowid LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tie, ms(30) + 1);
+        assert_eq!(matches(&s, "late"), 2);
+        assert_eq!(
+            s.insert_logs(vec![log(30, "g")], 0).unwrap()[0].id,
+            ms(30) + 3
+        );
+        let conn = s.reader.lock().unwrap();
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'logs' ORDER BY name")
+            .unwrap();
+        let indexes: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "logs_by_environment",
+                "logs_by_id",
+                "logs_by_integration",
+                "logs_by_runtime"
+            ]
+        );
+        drop(st);
+        drop(conn);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -11,18 +11,24 @@
 //! a record without a project or integration matches only through its
 //! environment (or everything), since `NULL IN (...)` is never true.
 //!
-//! Logs are ordered by id (ingest order, the cursor). There are no indexes
-//! by level or by id within a scope, so a query is driven one of four ways
-//! ([`Drive`]), chosen per query:
-//! - with a phrase, FTS5 drives: `logs_fts` yields matching rowids in the
-//!   order asked for (FTS5 consumes `ORDER BY rowid` and rowid bounds
-//!   itself), each row of `logs` is fetched by primary key and checked
+//! Logs are ordered by id, which is time order: an id is the record's own
+//! millisecond and its arrival rank within it (`store::telemetry`), so
+//! ordering by id is ordering by (time, id), the keyset the cursor (the
+//! last id) continues, and a time range is a range of ids. Every index of
+//! `logs` leads with the id, or with a scope and then the id
+//! (`logs_by_id`, `logs_by_integration`, ...); there is none by level or
+//! project. A query is driven one of four ways ([`Drive`]), chosen per
+//! query:
+//! - with a phrase, FTS5 drives: `logs_fts` yields matching rowids (ids)
+//!   in the order asked for (FTS5 consumes `ORDER BY rowid` and rowid
+//!   bounds itself), each row of `logs` is fetched by id and checked
 //!   against the other filters, and the scan stops at the limit; a scope
 //!   or time filter first bounds the rowids when it allows few rows;
 //! - without one, the ids of the matching rows are collected through the
-//!   `(…, ts)` index of a scope filter or the time range and sorted, when
-//!   there are few; otherwise `logs` is walked by primary key, which finds
-//!   a page of a common match after a few hundred rows.
+//!   index of a scope filter or the time range's ids and sorted, when there
+//!   are few; otherwise SQLite walks `logs_by_id`, or a scope filter's
+//!   index, in the order asked, which finds a page of a common match after
+//!   a few hundred rows.
 //!
 //! Over 1,000,000 rows, a phrase search for 100 records takes a few
 //! milliseconds; the slow cases are a rare level or a narrow visibility
@@ -32,7 +38,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params_from_iter, Row};
 use serde_json::{Map, Value};
 
-use super::telemetry::TelemetryStore;
+use super::telemetry::{exact_log_time, log_id_range, TelemetryStore};
 use crate::catalog::Visibility;
 use crate::error::Result;
 use crate::telemetry::query::{LogSelect, Order, PointFilter, RequestFilter, RequestRow, ScopeIds};
@@ -86,7 +92,7 @@ struct Clause {
     conditions: Vec<String>,
     params: Vec<SqlValue>,
     /// Write conditions on columns as `+t.x`, which SQLite cannot answer
-    /// from an index (see [`Drive::Ids`]).
+    /// from an index (see [`Drive::Fts`]).
     no_index: bool,
 }
 
@@ -155,6 +161,25 @@ fn time_clause(c: &mut Clause, from: Option<Millis>, to: Option<Millis>) {
     }
 }
 
+/// A log filter's time range as bounds on `key` (`t.id`, or FTS5's rowid,
+/// which an index or FTS5 seeks to: ids are in time order), and as checks
+/// of the time itself where the id bounds are not exact (times before
+/// 1970 or after 2248, see `store::telemetry::log_id_range`).
+fn log_time_clause(c: &mut Clause, key: &str, f: &LogFilter) {
+    let (lo, hi) = log_id_range(f.from, f.to);
+    for (bound, op) in [(lo, ">="), (hi, "<")] {
+        if let Some(id) = bound {
+            c.conditions.push(format!("{key} {op} ?"));
+            c.params.push(id.into());
+        }
+    }
+    time_clause(
+        c,
+        f.from.filter(|t| !exact_log_time(*t)),
+        f.to.filter(|t| !exact_log_time(*t)),
+    );
+}
+
 fn scope_of(f: &LogFilter) -> ScopeIds {
     ScopeIds {
         environment_id: f.environment_id,
@@ -187,15 +212,16 @@ pub enum Drive {
     /// No row can match (an indexed filter has no candidates).
     Nothing,
     /// The ids of every matching row (at most [`FEW`]), found through the
-    /// `(…, ts)` index of a scope filter or the time range, sorted here;
-    /// the page is fetched by primary key.
+    /// `(…, id)` index of a scope filter or the id range of the time range,
+    /// sorted here; the page is fetched by id.
     Collected(Vec<i64>),
-    /// `logs` by primary key in the order asked, every filter checked row
-    /// by row (written `+t.x`, so no index is used), stopping at the limit:
-    /// for many matching rows, or no indexed filter.
+    /// `logs_by_id`, or the `(…, id)` index of a scope filter, in the order
+    /// asked (within the time range's ids), the other filters checked row
+    /// by row, stopping at the limit: for many matching rows, or no
+    /// indexed filter.
     Ids,
-    /// FTS5 yields matching rowids in the order asked, each row is fetched
-    /// by primary key and checked, stopping at the limit; within these id
+    /// FTS5 yields matching rowids (ids) in the order asked, each row is
+    /// fetched by id and checked, stopping at the limit; within these id
     /// bounds (the smallest and largest id of the rows the scope and time
     /// filters allow, when there are at most [`BOUNDED`]).
     Fts(Option<(i64, i64)>),
@@ -222,7 +248,6 @@ fn filter_clause(q: &LogSelect, no_index: bool) -> Clause {
             [json_ids(&levels)],
         );
     }
-    time_clause(&mut c, f.from, f.to);
     c
 }
 
@@ -238,9 +263,10 @@ fn indexed(f: &LogFilter) -> bool {
 
 /// The ids of up to [`FEW`] + 1 rows matching every filter and the cursor,
 /// in no order (the planner picks an index of a scope filter or the time
-/// range).
+/// range's ids).
 fn collect_sql(q: &LogSelect) -> (String, Vec<SqlValue>) {
     let mut c = filter_clause(q, false);
+    log_time_clause(&mut c, "t.id", q.filter);
     if let Some(after) = q.after {
         c.add(
             match q.order {
@@ -266,7 +292,7 @@ const BOUNDED: i64 = 100_000;
 fn bounds_sql(f: &LogFilter) -> (String, Vec<SqlValue>) {
     let mut c = Clause::default();
     scope_clause(&mut c, &scope_of(f));
-    time_clause(&mut c, f.from, f.to);
+    log_time_clause(&mut c, "t.id", f);
     c.params.push((BOUNDED + 1).into());
     (
         format!(
@@ -291,7 +317,9 @@ fn log_sql(q: &LogSelect, drive: &Drive) -> (String, Vec<SqlValue>) {
         );
     }
     let fts = matches!(drive, Drive::Fts(_));
-    let mut c = filter_clause(q, true);
+    // FTS5 must drive, so no other index may (`+t.x`); without it, every
+    // index SQLite may pick reads in id order.
+    let mut c = filter_clause(q, fts);
     let key = if fts {
         c.conditions.push("logs_fts MATCH ?".into());
         c.params
@@ -300,8 +328,9 @@ fn log_sql(q: &LogSelect, drive: &Drive) -> (String, Vec<SqlValue>) {
     } else {
         "t.id"
     };
-    // Bounds on the driving key (FTS5 seeks to them): the candidates' id
-    // range, and the cursor.
+    // Bounds on the driving key (`logs_by_id` or FTS5 seeks to them): the
+    // time range's, the candidates' id range, and the cursor.
+    log_time_clause(&mut c, key, q.filter);
     if let Drive::Fts(Some((lo, hi))) = drive {
         c.conditions.push(format!("{key} BETWEEN ? AND ?"));
         c.params.extend([(*lo).into(), (*hi).into()]);
@@ -435,7 +464,7 @@ impl TelemetryStore {
     }
 
     /// Up to `q.limit` visible log records matching `q.filter`, in id
-    /// order (`q.order`), after id `q.after`.
+    /// order, which is time order (`q.order`), after id `q.after`.
     pub fn select_logs(&self, q: &LogSelect) -> Result<Vec<StoredLog>> {
         self.read(|tx| {
             let drive = Self::drive(tx, q)?;
@@ -564,50 +593,6 @@ pub(crate) mod testing {
     use super::*;
 
     impl TelemetryStore {
-        /// Inserts log records as they are, with their FTS5 rows; returns their ids.
-        pub(crate) fn insert_logs_for_test(
-            &self,
-            logs: &[LogRecord],
-            received: Millis,
-        ) -> Vec<i64> {
-            let mut conn = self.writer.lock().unwrap();
-            let tx = conn.transaction().unwrap();
-            let mut ids = Vec::new();
-            for l in logs {
-                let level = Level::ALL.iter().position(|a| *a == l.level).unwrap() as i64;
-                tx.execute(
-                    "INSERT INTO logs (ts, received, level, environment_id, environment, project_id, \
-                     project, integration_id, integration, runtime_id, module, message, attributes) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    rusqlite::params![
-                        l.ts,
-                        received,
-                        level,
-                        l.source.environment_id,
-                        l.source.environment,
-                        l.source.project_id,
-                        l.source.project,
-                        l.source.integration_id,
-                        l.source.integration,
-                        l.source.runtime_id,
-                        l.module,
-                        l.message,
-                        Value::Object(l.attributes.clone()).to_string(),
-                    ],
-                )
-                .unwrap();
-                let id = tx.last_insert_rowid();
-                tx.execute(
-                    "INSERT INTO logs_fts (rowid, message) VALUES (?1, ?2)",
-                    rusqlite::params![id, l.message],
-                )
-                .unwrap();
-                ids.push(id);
-            }
-            tx.commit().unwrap();
-            ids
-        }
-
         /// Inserts request records as they are.
         pub(crate) fn insert_requests_for_test(&self, records: &[crate::telemetry::RequestRecord]) {
             let mut conn = self.writer.lock().unwrap();
@@ -688,12 +673,23 @@ mod tests {
         (dir, s)
     }
 
+    /// Record `i`'s own time: two records in each millisecond.
+    fn ts(i: i64) -> Millis {
+        1_000_000 + i / 2
+    }
+
+    /// Record `i`'s id: its millisecond's, and it came before `i + 1`.
+    fn id(i: i64) -> i64 {
+        crate::store::telemetry::first_log_id(ts(i)) + i % 2
+    }
+
     /// `n` records, integration 1 every third one (else 2), ERROR every
-    /// seventh, "payment failed" every fifth.
+    /// seventh, "payment failed" every fifth; stored in batches of 1,000,
+    /// the newest batch first, so every batch but the first is late.
     fn fill(s: &TelemetryStore, n: i64) {
         let records: Vec<LogRecord> = (0..n)
             .map(|i| LogRecord {
-                ts: 1_000_000 + i,
+                ts: ts(i),
                 level: if i % 7 == 0 {
                     Level::Error
                 } else {
@@ -717,10 +713,13 @@ mod tests {
                 },
             })
             .collect();
-        s.insert_logs_for_test(&records, 0);
+        for batch in records.chunks(1000).rev() {
+            s.insert_logs(batch.to_vec(), 0).unwrap();
+        }
     }
 
-    fn ids(s: &TelemetryStore, f: &LogFilter, order: Order, after: Option<i64>) -> Vec<i64> {
+    /// The record numbers of a page of 6 after record `after`.
+    fn page(s: &TelemetryStore, f: &LogFilter, order: Order, after: Option<i64>) -> Vec<i64> {
         let vis = Visibility {
             everything: true,
             ..Visibility::default()
@@ -729,10 +728,18 @@ mod tests {
             filter: f,
             vis: &vis,
             order,
-            after,
+            after: after.map(id),
             limit: 6,
         };
-        s.select_logs(&q).unwrap().iter().map(|l| l.id).collect()
+        s.select_logs(&q)
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let i = 2 * (l.record.ts - 1_000_000) + l.id % 2;
+                assert_eq!(id(i), l.id);
+                i
+            })
+            .collect()
     }
 
     fn drive(s: &TelemetryStore, f: &LogFilter) -> (Drive, String) {
@@ -755,21 +762,22 @@ mod tests {
     type Keep = Box<dyn Fn(i64) -> bool>;
 
     #[test]
-    fn each_drive_returns_the_same_rows_and_never_sorts_everything() {
+    fn each_drive_returns_the_same_rows_in_time_order_and_never_sorts_everything() {
         let (dir, s) = store("drives");
         let n = 3 * FEW + 30; // more than FEW rows of integration 1
         fill(&s, n);
-        // What every query must return, computed here: id = i + 1.
+        // What every query must return, computed here: records by number,
+        // which is (time, arrival) order, whatever order they were stored in.
         let want = |keep: &dyn Fn(i64) -> bool, order: Order, after: Option<i64>| -> Vec<i64> {
-            let mut v: Vec<i64> = (0..n).filter(|i| keep(*i)).map(|i| i + 1).collect();
+            let mut v: Vec<i64> = (0..n).filter(|i| keep(*i)).collect();
             if order == Order::Newest {
                 v.reverse();
             }
             v.into_iter()
-                .filter(|id| match (after, order) {
+                .filter(|i| match (after, order) {
                     (None, _) => true,
-                    (Some(a), Order::Newest) => *id < a,
-                    (Some(a), Order::Oldest) => *id > a,
+                    (Some(a), Order::Newest) => *i < a,
+                    (Some(a), Order::Oldest) => *i > a,
                 })
                 .take(6)
                 .collect()
@@ -801,7 +809,7 @@ mod tests {
                     to: Some(1_000_200),
                     ..LogFilter::default()
                 },
-                Box::new(|i| (100..200).contains(&i)),
+                Box::new(|i| (200..400).contains(&i)),
             ),
             (
                 "phrase",
@@ -819,7 +827,7 @@ mod tests {
                     to: Some(1_000_200),
                     ..LogFilter::default()
                 },
-                Box::new(|i| i % 5 == 0 && (100..200).contains(&i)),
+                Box::new(|i| i % 5 == 0 && (200..400).contains(&i)),
             ),
             (
                 "phrase, integration 2, errors",
@@ -834,9 +842,11 @@ mod tests {
         ];
         for (name, f, keep) in &cases {
             for order in [Order::Newest, Order::Oldest] {
-                for after in [None, Some(n / 2)] {
+                // n / 2 is the second record of its millisecond: a page
+                // boundary inside a tie, in both orders.
+                for after in [None, Some(n / 2), Some(n / 2 - 1)] {
                     assert_eq!(
-                        ids(&s, f, order, after),
+                        page(&s, f, order, after),
                         want(keep, order, after),
                         "{name} {order:?} {after:?}"
                     );
@@ -846,8 +856,16 @@ mod tests {
             assert!(!plan.contains("TEMP B-TREE"), "{name}: {d:?} {plan}");
         }
         let (d, plan) = drive(&s, &cases[0].1);
-        assert_eq!((d, plan.as_str()), (Drive::Ids, "SCAN t"));
-        assert_eq!(drive(&s, &cases[1].1).0, Drive::Ids);
+        assert_eq!(
+            (d, plan.as_str()),
+            (Drive::Ids, "SCAN t USING INDEX logs_by_id")
+        );
+        let (d, plan) = drive(&s, &cases[1].1);
+        assert_eq!(d, Drive::Ids);
+        assert_eq!(
+            plan,
+            "SEARCH t USING INDEX logs_by_integration (integration_id=?)"
+        );
         let (d, plan) = drive(&s, &cases[2].1);
         assert!(
             matches!(d, Drive::Collected(ref v) if v.len() == 6),
@@ -856,19 +874,84 @@ mod tests {
         assert!(plan.contains("logs_by_integration"), "{plan}");
         let (d, plan) = drive(&s, &cases[3].1);
         assert!(matches!(d, Drive::Collected(_)), "{d:?}");
-        assert!(plan.contains("COVERING INDEX logs_by_ts"), "{plan}");
+        assert_eq!(
+            plan,
+            "SEARCH t USING COVERING INDEX logs_by_id (id>? AND id<?)"
+        );
         let (d, plan) = drive(&s, &cases[4].1);
         assert_eq!(d, Drive::Fts(None));
         assert!(
-            plan.starts_with("SCAN logs_fts VIRTUAL TABLE") && plan.contains("INTEGER PRIMARY KEY"),
+            plan.starts_with("SCAN logs_fts VIRTUAL TABLE")
+                && plan.ends_with("; SEARCH t USING INDEX logs_by_id (id=?)"),
             "{plan}"
         );
-        assert_eq!(drive(&s, &cases[5].1).0, Drive::Fts(Some((101, 200))));
+        assert_eq!(
+            drive(&s, &cases[5].1).0,
+            Drive::Fts(Some((id(200), id(399))))
+        );
         let nothing = LogFilter {
             integration_id: Some(3),
             ..LogFilter::default()
         };
         assert_eq!(drive(&s, &nothing).0, Drive::Nothing);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn time_ranges_hold_exactly_their_records_where_ids_share_a_millisecond() {
+        let (dir, s) = store("edges");
+        // Times up to 1 share the first millisecond's ids, in arrival order.
+        let times = [5, -3, 1, -7, 0, 2];
+        let records: Vec<LogRecord> = times
+            .iter()
+            .map(|ts| LogRecord {
+                ts: *ts,
+                level: Level::Info,
+                module: None,
+                message: format!("at {ts}"),
+                attributes: Map::new(),
+                source: Attribution {
+                    environment_id: 1,
+                    environment: "dev".into(),
+                    ..Attribution::default()
+                },
+            })
+            .collect();
+        for r in records {
+            s.insert_logs(vec![r], 0).unwrap();
+        }
+        let vis = Visibility {
+            everything: true,
+            ..Visibility::default()
+        };
+        for (from, to, phrase, want) in [
+            (Some(-5), Some(1), None, vec![-3, 0]),
+            (Some(1), Some(3), None, vec![1, 2]),
+            (Some(-10), Some(-4), None, vec![-7]),
+            (None, Some(0), Some("at"), vec![-3, -7]),
+            (Some(2), None, Some("at"), vec![2, 5]),
+        ] {
+            let f = LogFilter {
+                from,
+                to,
+                phrase: phrase.map(str::to_string),
+                ..LogFilter::default()
+            };
+            let got: Vec<Millis> = s
+                .select_logs(&LogSelect {
+                    filter: &f,
+                    vis: &vis,
+                    order: Order::Oldest,
+                    after: None,
+                    limit: 10,
+                })
+                .unwrap()
+                .iter()
+                .map(|l| l.record.ts)
+                .collect();
+            assert_eq!(got, want, "{from:?} {to:?} {phrase:?}");
+        }
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -111,7 +111,8 @@ pub struct LogRecord {
 /// A stored log record: what queries return and the live tail sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredLog {
-    /// Ingest order; the cursor of the log queries.
+    /// Its position in time order: ids order records by their own time,
+    /// then arrival (see `store::telemetry`); the cursor of the log queries.
     pub id: i64,
     /// When icpd received it, Unix ms.
     pub received: Millis,

@@ -11,9 +11,25 @@
 //! through the catalog; a handle that names nothing matches nothing (an
 //! empty page, as the runtime and secret lists do).
 //!
-//! Logs are ordered by id, which is ingest order (the cursor is the last
-//! id, opaque to clients); `from`/`to` bound each record's own time, `from`
-//! inclusive and `to` exclusive. Request metrics read the window's records
+//! Logs are ordered by each record's own time, newest first (`desc`, the
+//! default) or oldest first (`asc`), whenever they arrived; records of the
+//! same millisecond by id, which rises with arrival (the store makes the
+//! id the keyset itself: see `store::telemetry`). A page holds the first
+//! `limit` records after the cursor in that order, the cursor naming the
+//! position (time, id) of the last record handed out (opaque to clients).
+//! So under ties and late arrivals alike:
+//! - no record is in two pages of one paging, and none that was stored
+//!   when the paging began is left out;
+//! - a record stored during a paging (a late batch, with times among those
+//!   already paged) is in a later page exactly when its position lies
+//!   beyond the cursor: newest first, when it is older than the last record
+//!   handed out; oldest first, when it is newer, or of the same millisecond
+//!   (it arrived later, so its id is higher). One whose position the paging
+//!   has passed is in none of its pages: a new query, or the live tail
+//!   (which sends records as they are stored), shows it.
+//!
+//! Downloads read their pages the same way. `from`/`to` bound each
+//! record's own time, `from` inclusive and `to` exclusive. Request metrics read the window's records
 //! once and bucket them here: counts, 4xx and 5xx error counts and rates,
 //! mean and nearest-rank percentiles (the ⌈q·n⌉-th smallest response time),
 //! per bucket and over the window, every bucket present.
@@ -214,7 +230,8 @@ pub fn parse_step(text: &str) -> Result<i64> {
     }
 }
 
-/// Log order: by id, newest (the default) or oldest first.
+/// Log order: by the records' own time (then id), newest (the default) or
+/// oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
     #[default]
@@ -278,7 +295,8 @@ pub struct LogSelect<'a> {
     pub filter: &'a LogFilter,
     pub vis: &'a Visibility,
     pub order: Order,
-    /// Continue after this id (in `order`).
+    /// Continue after the record with this id (in `order`): ids order
+    /// records by (time, arrival), so the id is the record's position.
     pub after: Option<i64>,
     pub limit: i64,
 }
@@ -291,7 +309,7 @@ pub struct LogPage {
     pub next_cursor: Option<String>,
 }
 
-/// The opaque cursor continuing after log `id`.
+/// The opaque cursor continuing after log `id` (its position in time order).
 pub fn encode_cursor(id: i64) -> String {
     URL_SAFE_NO_PAD.encode(id.to_string())
 }
@@ -1088,47 +1106,49 @@ mod tests {
 
     /// Six records: two per integration 1..3 in dev, one without project in dev, one in prod.
     fn six(f: &Fixture) {
-        f.telemetry.insert_logs_for_test(
-            &[
-                record(
-                    T0,
-                    Level::Info,
-                    "order 1 created",
-                    source(1, Some(1), Some(1)),
-                ),
-                record(
-                    T0 + 1,
-                    Level::Error,
-                    "payment failed for order 1",
-                    source(1, Some(1), Some(1)),
-                ),
-                record(
-                    T0 + 2,
-                    Level::Warn,
-                    "order 1 cancelled late",
-                    source(1, Some(1), Some(2)),
-                ),
-                record(
-                    T0 + 3,
-                    Level::Error,
-                    "Payment FAILED: card declined",
-                    source(1, Some(2), Some(3)),
-                ),
-                record(
-                    T0 + 4,
-                    Level::Warn,
-                    "disk almost full",
-                    source(1, None, None),
-                ),
-                record(
-                    T0 + 5,
-                    Level::Info,
-                    "payment failed in prod",
-                    source(2, Some(2), Some(3)),
-                ),
-            ],
-            T0 + 10,
-        );
+        f.telemetry
+            .insert_logs(
+                vec![
+                    record(
+                        T0,
+                        Level::Info,
+                        "order 1 created",
+                        source(1, Some(1), Some(1)),
+                    ),
+                    record(
+                        T0 + 1,
+                        Level::Error,
+                        "payment failed for order 1",
+                        source(1, Some(1), Some(1)),
+                    ),
+                    record(
+                        T0 + 2,
+                        Level::Warn,
+                        "order 1 cancelled late",
+                        source(1, Some(1), Some(2)),
+                    ),
+                    record(
+                        T0 + 3,
+                        Level::Error,
+                        "Payment FAILED: card declined",
+                        source(1, Some(2), Some(3)),
+                    ),
+                    record(
+                        T0 + 4,
+                        Level::Warn,
+                        "disk almost full",
+                        source(1, None, None),
+                    ),
+                    record(
+                        T0 + 5,
+                        Level::Info,
+                        "payment failed in prod",
+                        source(2, Some(2), Some(3)),
+                    ),
+                ],
+                T0 + 10,
+            )
+            .unwrap();
     }
 
     #[test]
@@ -1479,7 +1499,7 @@ mod tests {
                 )
             })
             .collect();
-        f.telemetry.insert_logs_for_test(&records, T0);
+        f.telemetry.insert_logs(records, T0).unwrap();
         // Every drive: by id, FTS5, collected through an index, FTS5 within bounds.
         let projects = [None, Some("orders".to_string())];
         for (phrase, project) in [None, Some("failed".to_string())]
@@ -1563,7 +1583,7 @@ mod tests {
                 )
             })
             .collect();
-        f.telemetry.insert_logs_for_test(&records, T0);
+        f.telemetry.insert_logs(records, T0).unwrap();
         let d = download(
             &f.store,
             &f.telemetry,

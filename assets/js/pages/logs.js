@@ -1,20 +1,23 @@
 // The logs explorer: runtime log records filtered by environment, project,
-// integration, runtime, level, phrase and time range, newest or oldest
-// first, with "Load more" (nextCursor), a live tail over Server-Sent Events
-// (GET /api/v1/observability/logs/tail with the same filters) and download.
+// integration, runtime, level, phrase and time range, ordered by their own
+// time (newest or oldest first, as the query API orders them, however late
+// a batch arrived), with "Load more" (nextCursor), a live tail over
+// Server-Sent Events (GET /api/v1/observability/logs/tail with the same
+// filters; each record placed at its time) and download.
 // The filters live in the URL query, so a view can be shared and survives a
 // reload.
 
 import { get, all, qs, enc } from '../api.js';
 import { h, fill, card, loading, failure, empty, button, pageHead, field, input, select, link } from '../ui.js';
 import { can } from '../app.js';
-import { LEVELS, levelBadge, logTime } from '../observability.js';
+import { LEVELS, levelBadge, logTime, compareLogs } from '../observability.js';
 
 const PAGE = 100;
 // The table keeps at most this many rows while tailing; older ones drop off.
 const MAX_ROWS = 1000;
 const RANGES = [['15m', 'Last 15 minutes', 15 * 60e3], ['1h', 'Last hour', 3600e3], ['6h', 'Last 6 hours', 6 * 3600e3], ['24h', 'Last 24 hours', 24 * 3600e3], ['7d', 'Last 7 days', 7 * 24 * 3600e3], ['custom', 'Custom…', 0]];
 const FILTER_KEYS = ['environment', 'project', 'integration', 'runtime', 'level', 'q', 'range', 'from', 'to', 'order', 'live'];
+const COLUMNS = ['Time', 'Level', 'Environment', 'Integration', 'Runtime', 'Module', 'Message'];
 const LIVE_TEXT = { off: 'Live tail off', connecting: 'Connecting…', open: 'Live', reconnecting: 'Reconnecting…', closed: 'Disconnected; retrying…', paused: 'Paused' };
 
 const two = (n) => String(n).padStart(2, '0');
@@ -93,7 +96,7 @@ export async function render(ctx) {
   // Results.
   const tbody = h('tbody', { testid: 'logs-rows' });
   const tableWrap = h('div', { class: 'table-wrap logs-results' }, h('table', { class: 'logs', testid: 'logs-table' },
-    h('thead', {}, h('tr', {}, ['Time', 'Level', 'Integration', 'Runtime', 'Module', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', {}, h('tr', {}, COLUMNS.map((t) => h('th', { scope: 'col' }, t)))),
     tbody));
   const stateBox = h('div', { class: 'logs-results', testid: 'logs-state' });
   const countEl = h('span', { testid: 'logs-count' });
@@ -200,7 +203,8 @@ export async function render(ctx) {
     },
     h('td', { class: 'mono nowrap', title: r.time }, h('time', { datetime: r.time }, logTime(r.time))),
     h('td', {}, levelBadge(r.level, `log-level-${r.id}`)),
-    h('td', { class: 'small' }, r.project ? `${r.project} / ${r.integration ?? '—'}` : h('span', { class: 'muted' }, r.environment)),
+    h('td', { class: 'small', testid: `log-environment-${r.id}` }, r.environment),
+    h('td', { class: 'small' }, r.project ? `${r.project} / ${r.integration ?? '—'}` : h('span', { class: 'muted' }, '—')),
     h('td', { class: 'mono small', testid: `log-runtime-${r.id}`, title: r.runtimeId || '' }, runtimeLabel(r.runtimeId)),
     h('td', { class: 'mono small' }, r.module || '—'),
     h('td', { class: 'log-message', testid: `log-message-${r.id}` }, highlight(r.message, f.q)));
@@ -222,7 +226,7 @@ export async function render(ctx) {
     const value = (v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
     const attrs = Object.entries(r.attributes || {});
     const base = [['Time', r.time], ['Environment', r.environment], ['Project', r.project], ['Integration', r.integration], ['Runtime', r.runtimeId ? `${runtimeLabel(r.runtimeId)} · ${r.runtimeId}` : null], ['Module', r.module], ['Record id', r.id]];
-    return h('tr', { class: 'log-detail', testid: `log-detail-${r.id}` }, h('td', { colspan: '6' },
+    return h('tr', { class: 'log-detail', testid: `log-detail-${r.id}` }, h('td', { colspan: String(COLUMNS.length) },
       r.message.includes('\n') ? h('pre', { class: 'log-full' }, r.message) : null,
       h('dl', { class: 'kv' },
         base.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => [h('dt', {}, k), h('dd', { class: 'mono' }, v)]),
@@ -247,17 +251,23 @@ export async function render(ctx) {
     moreBtn.hidden = !nextCursor || trimmed;
   }
 
-  // Records from the tail (or a catch-up query): placed by id, newest on top.
+  // Records from the tail (or a catch-up query), placed at their own time
+  // among the rows (newest on top: a live view is newest first), so a late
+  // batch lands where a query would put it. One older than the range, or
+  // older than the last row while older pages are still to load (it comes
+  // with "Load more"), is not shown.
   function insertLive(items) {
     let added = 0;
-    for (const r of [...items].sort((a, b) => Number(a.id) - Number(b.id))) {
-      if (shown.has(r.id)) continue;
-      const row = logRow(r, true);
+    const from = Date.parse(bounds().from);
+    for (const r of [...items].sort(compareLogs)) {
+      if (shown.has(r.id) || Date.parse(r.time) < from) continue;
       let before = tbody.querySelector('tr.log-row');
-      while (before && Number(before.dataset.id) > Number(r.id)) {
+      while (before && compareLogs(shown.get(before.dataset.id).record, r) > 0) {
         before = before.nextElementSibling;
         while (before && !before.classList.contains('log-row')) before = before.nextElementSibling;
       }
+      if (!before && nextCursor) continue;
+      const row = logRow(r, true);
       if (before) tbody.insertBefore(row, before); else tbody.append(row);
       added += 1;
     }
@@ -355,9 +365,11 @@ export async function render(ctx) {
   async function catchUp(src) {
     await loadPromise;
     if (source !== src || !loaded || !ctx.alive()) return;
+    // By record time, as the query orders them; a record stored while no
+    // stream was open with a time older than this is found by reloading.
     let newest = null;
-    for (const { record } of shown.values()) if (!newest || record.time > newest) newest = record.time;
-    const from = newest ? new Date(Date.parse(newest) - 1000).toISOString() : bounds().from;
+    for (const { record } of shown.values()) if (!newest || compareLogs(record, newest) > 0) newest = record;
+    const from = newest ? new Date(Date.parse(newest.time) - 1000).toISOString() : bounds().from;
     try {
       const page = await get(`/observability/logs${qs({ ...scope(), from, order: 'desc', limit: 500 })}`);
       if (source === src) incoming(page.items);
