@@ -4,6 +4,10 @@
 # Installs what is missing first: a nightly toolchain (cargo-fuzz builds
 # with -Zsanitizer=address) and cargo-fuzz itself. Exits non-zero if any
 # target finds a crash; the input is then in fuzz/artifacts/TARGET/.
+#
+# Targets run FUZZ_JOBS at a time (default: the number of cores). Each
+# libFuzzer process is single-threaded, so on two cores two targets at a
+# time get the same CPU time each as one at a time, in half the wall time.
 set -eu
 
 secs=${1:?usage: fuzz/run.sh SECONDS}
@@ -11,6 +15,7 @@ secs=${1:?usage: fuzz/run.sh SECONDS}
 # of the time (CI uses it: the fuzzed code is safe Rust, where a bug is a
 # panic or a failed assertion, which libFuzzer reports either way).
 sanitizer=${FUZZ_SANITIZER:-address}
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 cd "$(dirname "$0")"
 
 if ! rustup toolchain list | grep -q '^nightly'; then
@@ -26,8 +31,13 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 cargo +nightly fuzz build -s "$sanitizer"
-failed=""
-for target in $(cargo +nightly fuzz list); do
+mkdir -p target
+rm -f target/fuzz-failed
+
+# One target: its run, its one-line result, and a mark in target/fuzz-failed
+# if it crashed.
+fuzz_one() {
+    target=$1
     mkdir -p "corpus/$target" "seeds/$target"
     log="target/fuzz-$target.log"
     # corpus/ (ignored by git) collects what libFuzzer finds; seeds/ are
@@ -39,10 +49,21 @@ for target in $(cargo +nightly fuzz list); do
     else
         echo "$target: FAILED, see fuzz/$log and fuzz/artifacts/$target/" >&2
         tail -n 40 "$log" >&2
-        failed="$failed $target"
+        echo "$target" >>target/fuzz-failed
     fi
+}
+
+running=0
+for target in $(cargo +nightly fuzz list); do
+    if [ "$running" -ge "$jobs" ]; then
+        wait
+        running=0
+    fi
+    fuzz_one "$target" &
+    running=$((running + 1))
 done
-if [ -n "$failed" ]; then
-    echo "crashes in:$failed" >&2
+wait
+if [ -s target/fuzz-failed ]; then
+    echo "crashes in: $(tr '\n' ' ' <target/fuzz-failed)" >&2
     exit 1
 fi
