@@ -51,6 +51,63 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// When a polled condition became true, as closely as polling can tell,
+/// both measured from the `since` given to [`wait_for_timed`].
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    /// The start of the last check that found it false: it became true
+    /// after this. Bound "within N" on this, so a slow check (a CLI process
+    /// on a loaded machine) is not counted against the server.
+    pub after: Duration,
+    /// The end of the first check that found it true: it was true by this.
+    /// Bound "not before N" on this.
+    pub by: Duration,
+}
+
+/// [`wait_for`], also telling when the condition became true (see [`Seen`]).
+pub fn wait_for_timed(
+    what: &str,
+    since: Instant,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Seen {
+    let start = Instant::now();
+    let mut after = Duration::ZERO;
+    loop {
+        let check = Instant::now();
+        if cond() {
+            return Seen {
+                after,
+                by: since.elapsed(),
+            };
+        }
+        after = check.saturating_duration_since(since);
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the peer has not closed `s` (reads and discards whatever is
+/// waiting, without blocking).
+pub fn still_open(s: &mut TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let open = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break false,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    open
+}
+
 /// The `icpd` binary under test.
 pub fn icpd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_icpd"));
