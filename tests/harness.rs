@@ -90,6 +90,14 @@ pub fn wait_for_timed(
     }
 }
 
+/// Unix milliseconds of a time as the API and the CLI print it (RFC 3339).
+pub fn millis(v: &Value) -> i64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"))
+        .timestamp_millis()
+}
+
 /// Whether the peer has not closed `s` (reads and discards whatever is
 /// waiting, without blocking).
 pub fn still_open(s: &mut TcpStream) -> bool {
