@@ -51,51 +51,30 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// When a polled condition became true, as closely as polling can tell,
-/// both measured from the `since` given to [`wait_for_timed`].
-#[derive(Debug, Clone, Copy)]
-pub struct Seen {
-    /// The start of the last check that found it false: it became true
-    /// after this. Bound "within N" on this, so a slow check (a CLI process
-    /// on a loaded machine) is not counted against the server.
-    pub after: Duration,
-    /// The end of the first check that found it true: it was true by this.
-    /// Bound "not before N" on this.
-    pub by: Duration,
-}
-
-/// [`wait_for`], also telling when the condition became true (see [`Seen`]).
+/// [`wait_for`], also telling how long after `since` the condition was
+/// last seen false: the start of the last check that found it false. It
+/// became true after that, so a bound "within N" put on this is not
+/// stretched by slow checks (a CLI process on a loaded machine).
 pub fn wait_for_timed(
     what: &str,
     since: Instant,
     timeout: Duration,
     mut cond: impl FnMut() -> bool,
-) -> Seen {
+) -> Duration {
     let start = Instant::now();
-    let mut after = Duration::ZERO;
+    let mut last_false = Duration::ZERO;
     loop {
         let check = Instant::now();
         if cond() {
-            return Seen {
-                after,
-                by: since.elapsed(),
-            };
+            return last_false;
         }
-        after = check.saturating_duration_since(since);
+        last_false = check.saturating_duration_since(since);
         assert!(
             start.elapsed() < timeout,
             "timed out after {timeout:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Unix milliseconds of a time as the API and the CLI print it (RFC 3339).
-pub fn millis(v: &Value) -> i64 {
-    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"))
-        .timestamp_millis()
 }
 
 /// Whether the peer has not closed `s` (reads and discards whatever is
@@ -114,6 +93,14 @@ pub fn still_open(s: &mut TcpStream) -> bool {
     };
     s.set_nonblocking(false).unwrap();
     open
+}
+
+/// Unix milliseconds of a time as the API and the CLI print it (RFC 3339).
+pub fn millis(v: &Value) -> i64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"))
+        .timestamp_millis()
 }
 
 /// The `icpd` binary under test.
