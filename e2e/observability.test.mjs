@@ -158,11 +158,18 @@ test('observability: live logs from a bridge.py runtime in the explorer, search,
     await latency.waitFor();
     const expected = `p50 ${ms(percentile(times, 0.5))} · p95 ${ms(percentile(times, 0.95))} · p99 ${ms(percentile(times, 0.99))}`;
     assert.equal(await tid('metrics-latency-readout').textContent(), expected);
-    // The bucket under the pointer: the readout names its values.
+    // The bucket under the pointer: the readout names its values. The
+    // charts sit below the environment cards, so at 800 px they may lie
+    // below the viewport, and they move down when the cards finish loading:
+    // wait for the cards, then hover() the chart's hit area (it lies over
+    // the series and takes the pointer events) at the p50 point's x, which
+    // scrolls it into view and retries until the pointer lands on it.
+    await page.locator(`[data-testid=runtime-status-${RUNTIME}]`, { hasText: 'RUNNING' }).waitFor();
     const point = latency.locator('svg .series[data-series=p50] :is(circle.point, path.line)').first();
     await point.waitFor();
-    const box = await point.boundingBox();
-    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const hit = latency.locator('svg rect.hit');
+    const [pointBox, hitBox] = [await point.boundingBox(), await hit.boundingBox()];
+    await hit.hover({ position: { x: pointBox.x + pointBox.width / 2 - hitBox.x, y: hitBox.height / 2 } });
     await page.locator('[data-testid=metrics-latency-readout].hover', { hasText: /p50 \d+(\.\d+)? ms/ }).waitFor();
     await page.locator('[data-testid=recent-logs] tr', { hasText: 'budget exhausted' }).waitFor();
     await tid('metrics').screenshot({ path: join(shots, 'observability-metrics.png') });

@@ -28,9 +28,12 @@
 //! from it for the heartbeat timeout while running, and not within one
 //! timeout of its start. The fleet keeps every acknowledgement's time and
 //! every start's time, so a runtime listed OFFLINE is a failure unless, on
-//! the fleet's own clock, it really went unheard for the timeout (less a
-//! margin for latency) within one life of the server: the load generator
-//! falling behind is reported, not failed. Self-preservation engaging
+//! the fleet's own clock, it may really have gone unheard for the timeout
+//! within one life of the server: the load generator falling behind is
+//! reported, not failed. The silence is bounded by what the fleet knows for
+//! sure, from the send of one acknowledged heartbeat (the server received
+//! it after that) to the answer to the next, so slow answers on a loaded
+//! machine cannot make a justified OFFLINE look unjustified. Self-preservation engaging
 //! (`/healthz`) is a failure: it means a wave was held back.
 //!
 //! Heartbeat times are flushed at least every second, so last-seen times
@@ -81,10 +84,9 @@ const PASSWORD: &str = "crash-safety-password";
 /// Ack instants kept per runtime: at 2 a second, half a minute of them.
 const ACKS_KEPT: usize = 64;
 
-/// Slack for request latency when judging an OFFLINE runtime: a runtime
-/// whose acknowledgements never stopped for longer than the timeout less
-/// this must not be OFFLINE.
-const LATENCY_MARGIN: Duration = Duration::from_millis(500);
+/// The server counts time in whole milliseconds: its idea of a silence may
+/// exceed the real one by that much.
+const CLOCK_SLACK: Duration = Duration::from_millis(2);
 
 /// How often the watcher polls.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -227,8 +229,9 @@ struct Shared {
     interval: Duration,
     /// Each icpd process: when it was spawned and when it was killed.
     lives: Mutex<Vec<(Instant, Option<Instant>)>>,
-    /// When each runtime's heartbeats were acknowledged (the last few).
-    acks: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Each runtime's acknowledged heartbeats (the last few): when each
+    /// was sent and when its answer came.
+    acks: Mutex<HashMap<String, VecDeque<(Instant, Instant)>>>,
     /// Runtimes with an acknowledged full heartbeat, in order, with the round.
     registered: Mutex<Vec<(String, usize)>>,
     writes: Mutex<Vec<(Acked, usize)>>,
@@ -254,11 +257,13 @@ impl Shared {
         self.stop.load(Ordering::SeqCst)
     }
 
-    /// The longest silence of `runtime` on the fleet's clock in a window
-    /// before `at`, measured at each acknowledgement, each kill and `at`:
-    /// the time since the previous acknowledgement or since the server
-    /// process then running was spawned, whichever is later. `None` if the
-    /// runtime was never acknowledged.
+    /// The longest silence of `runtime` the server may have seen in a
+    /// window before `at`, on the fleet's clock, measured at each
+    /// acknowledgement (its answer), each kill and `at`: the time since the
+    /// previous acknowledged heartbeat was sent or since the server process
+    /// then running was spawned, whichever is later. An upper bound: the
+    /// server received each heartbeat after it was sent and before it
+    /// answered. `None` if the runtime was never acknowledged.
     ///
     /// The window is a timeout, an interval and 3 s (SQLite trails memory
     /// by up to a flush, so a runtime that came back stays listed OFFLINE
@@ -278,15 +283,20 @@ impl Shared {
         let acks = lock(&self.acks);
         let acks = acks.get(runtime)?;
         let life_start = |t: Instant| lives.iter().rev().map(|l| l.0).find(|&s| s <= t);
-        // (when, is an acknowledgement), in time order.
-        let mut points: Vec<(Instant, bool)> = acks.iter().map(|&t| (t, true)).collect();
-        points.extend(lives.iter().filter_map(|l| l.1).map(|k| (k, false)));
-        points.push((at, false));
+        // (when, the send of the acknowledged heartbeat answered then), in
+        // time order.
+        let mut points: Vec<(Instant, Option<Instant>)> = acks
+            .iter()
+            .map(|&(sent, answered)| (answered, Some(sent)))
+            .collect();
+        points.extend(lives.iter().filter_map(|l| l.1).map(|k| (k, None)));
+        points.push((at, None));
         points.retain(|p| p.0 <= at);
         points.sort();
         let mut longest = Duration::ZERO;
         let mut previous: Option<Instant> = None;
-        for (t, ack) in points {
+        for (t, sent) in points {
+            let ack = sent.is_some();
             if t >= from {
                 // A kill ends a life: measure within the one it ends.
                 let life = if ack {
@@ -302,8 +312,8 @@ impl Shared {
                 };
                 longest = longest.max(t.saturating_duration_since(since));
             }
-            if ack {
-                previous = Some(t);
+            if let Some(sent) = sent {
+                previous = Some(sent);
             }
         }
         Some(longest)
@@ -312,7 +322,7 @@ impl Shared {
     /// Judges a runtime listed OFFLINE in a response received at `at`.
     fn judge_offline(&self, runtime: &str, at: Instant, seen_by: &str) {
         match self.longest_silence(runtime, at) {
-            Some(s) if s + LATENCY_MARGIN < self.timeout => {
+            Some(s) if s + CLOCK_SLACK < self.timeout => {
                 let since_spawn = lock(&self.lives)
                     .last()
                     .map_or(0, |l| at.saturating_duration_since(l.0).as_millis());
@@ -531,6 +541,7 @@ impl FleetThread {
             ("Content-Type", "application/json"),
             ("Authorization", r.bearer.as_str()),
         ];
+        let sent = Instant::now();
         let answer = self.client.request("POST", path, &headers, body.as_bytes());
         let at = Instant::now();
         let sh = &self.shared;
@@ -544,7 +555,7 @@ impl FleetThread {
                 {
                     let mut acks = lock(&sh.acks);
                     let q = acks.entry(r.id.clone()).or_default();
-                    q.push_back(at);
+                    q.push_back((sent, at));
                     if q.len() > ACKS_KEPT {
                         q.pop_front();
                     }
@@ -719,7 +730,7 @@ fn watcher(shared: Arc<Shared>, mut api: Api) {
                 .filter(|(id, _)| {
                     shared
                         .longest_silence(id, at)
-                        .is_none_or(|s| s + LATENCY_MARGIN >= shared.timeout)
+                        .is_none_or(|s| s + CLOCK_SLACK >= shared.timeout)
                 })
                 .count();
             if silent * 2 <= registered.len() {

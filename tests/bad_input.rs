@@ -18,6 +18,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{json, Value};
 
+use icpd::http::client::Client;
+
 use crate::harness::{Bridge, TestServer, TEST_PASSWORD};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -4584,6 +4586,21 @@ fn pipeline_setup(
 /// record when an API or ingest token was last used (an ingest token at
 /// most once a minute, whatever the body then holds); neither is state a
 /// bad request could corrupt.
+/// Waits until every liveness write queued so far (last-seen times, status
+/// changes) is in `icp.db`, so that none lands after a dump and looks like
+/// a change a case made: a flush writes everything queued before it in one
+/// transaction, so once a delta heartbeat sent now shows as the runtime's
+/// last heartbeat, everything queued before it is written too.
+fn liveness_settled(server: &TestServer, bridge: &Bridge, runtime: &mut Client) {
+    let sent = icpd::time::now_millis();
+    crate::harness::assert_ack(&bridge.delta(runtime));
+    crate::harness::wait_for(
+        "a liveness flush after the delta heartbeat",
+        Duration::from_secs(20),
+        || crate::harness::millis(&server.runtime(&bridge.runtime_id)["lastHeartbeat"]) >= sent,
+    );
+}
+
 fn dump(data_dir: &std::path::Path) -> Vec<String> {
     dump_file(
         &data_dir.join("icp.db"),
@@ -4937,8 +4954,7 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
 
     let cases = corpus(&bridge, &cred);
     assert!(cases.len() >= 200, "only {} cases", cases.len());
-    // Let a liveness flush after the registration land before the dump.
-    std::thread::sleep(Duration::from_millis(1500));
+    liveness_settled(&server, &bridge, &mut runtime);
     let before = dump(&server.data_dir);
     assert!(
         before
@@ -5039,7 +5055,9 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         failures.join("\n")
     );
 
-    std::thread::sleep(Duration::from_millis(1500));
+    // This delta heartbeat also shows that the runtime listener still
+    // serves a runtime.
+    liveness_settled(&server, &bridge, &mut runtime);
     let after = dump(&server.data_dir);
     // The writing phase: only the configuration fetches it made.
     let gone: Vec<&String> = before.iter().filter(|r| !between.contains(r)).collect();
@@ -5083,5 +5101,4 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
     }
     // The server is still fully usable.
     assert_eq!(admin.get("/api/v1/auth/me").status, 200);
-    crate::harness::assert_ack(&bridge.delta(&mut runtime));
 }

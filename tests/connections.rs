@@ -1,22 +1,31 @@
 //! Hostile connections against the real binary: a silent TCP client and a
 //! stalled TLS handshake must not delay others, and are dropped at the
-//! handshake deadline (set to 1 s here through the config file).
+//! handshake deadline (set to 2 s here through the config file).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::harness::{assert_ack, Bridge, TestServer};
+use crate::harness::{assert_ack, still_open, Bridge, TestServer};
 
+/// "Not delayed" is shown by order, not by a stopwatch: the runtime is
+/// served while every hostile socket is still open, which a server whose
+/// two workers were held by them could only do after the deadline dropped
+/// them. The deadline is far above what two heartbeats take on a loaded
+/// machine.
 #[test]
 fn silent_and_stalled_clients_do_not_delay_others_and_are_dropped_at_the_deadline() {
+    const HANDSHAKE: Duration = Duration::from_secs(2);
     let dir = crate::harness::TestDir::new("cfgfile");
     let cfg = dir.path.join("icp.toml");
-    std::fs::write(&cfg, "[http]\nhandshake_timeout = \"1s\"\nworkers = 2\n").unwrap();
+    std::fs::write(&cfg, "[http]\nhandshake_timeout = \"2s\"\nworkers = 2\n").unwrap();
     let s = TestServer::start(&["--config", cfg.to_str().unwrap()]);
     let secret = s.secret("dev", None);
     let addr = s.runtime_url.trim_start_matches("https://").to_string();
 
+    // Before the first hostile connection: no deadline falls before
+    // HANDSHAKE after this.
+    let opened = Instant::now();
     // More hostile sockets than workers: silent ones and ones that sent part of a ClientHello.
     let mut hostile = Vec::new();
     for i in 0..6 {
@@ -28,23 +37,27 @@ fn silent_and_stalled_clients_do_not_delay_others_and_are_dropped_at_the_deadlin
         }
         hostile.push(sock);
     }
-    let opened = Instant::now();
 
-    // Normal runtimes are served at once.
+    // Normal runtimes are served meanwhile.
     let b = Bridge::new(&secret, None);
     let mut c = s.runtime_client();
-    let t = Instant::now();
     assert_ack(&b.full(&mut c));
     assert_ack(&b.delta(&mut c));
-    assert!(
-        t.elapsed() < Duration::from_millis(800),
-        "normal requests took {:?}",
-        t.elapsed()
-    );
+    let served = opened.elapsed();
+    for (i, sock) in hostile.iter_mut().enumerate() {
+        assert!(
+            still_open(sock),
+            "hostile socket {i} was dropped before the runtime was served ({served:?})"
+        );
+    }
 
-    // Every hostile socket is closed by the server at the deadline.
+    // Every hostile socket is closed by the server at the deadline: not
+    // before, and within 5 s after (slack for a loaded machine).
+    let latest = opened + HANDSHAKE + Duration::from_secs(5);
     for mut sock in hostile {
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let left = latest.saturating_duration_since(Instant::now());
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
         let mut buf = [0u8; 256];
         let closed = loop {
             match sock.read(&mut buf) {
@@ -54,11 +67,11 @@ fn silent_and_stalled_clients_do_not_delay_others_and_are_dropped_at_the_deadlin
                 Err(_) => break false,
             }
         };
-        assert!(closed, "hostile connection not closed");
+        assert!(
+            closed,
+            "hostile connection not closed within 5 s of its deadline"
+        );
     }
     let took = opened.elapsed();
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
-        "closed after {took:?}"
-    );
+    assert!(took >= HANDSHAKE, "closed before the deadline: {took:?}");
 }

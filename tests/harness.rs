@@ -51,6 +51,58 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// [`wait_for`], also telling how long after `since` the condition was
+/// last seen false: the start of the last check that found it false. It
+/// became true after that, so a bound "within N" put on this is not
+/// stretched by slow checks (a CLI process on a loaded machine).
+pub fn wait_for_timed(
+    what: &str,
+    since: Instant,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Duration {
+    let start = Instant::now();
+    let mut last_false = Duration::ZERO;
+    loop {
+        let check = Instant::now();
+        if cond() {
+            return last_false;
+        }
+        last_false = check.saturating_duration_since(since);
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the peer has not closed `s` (reads and discards whatever is
+/// waiting, without blocking).
+pub fn still_open(s: &mut TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let open = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break false,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    open
+}
+
+/// Unix milliseconds of a time as the API and the CLI print it (RFC 3339).
+pub fn millis(v: &Value) -> i64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"))
+        .timestamp_millis()
+}
+
 /// The `icpd` binary under test.
 pub fn icpd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_icpd"));

@@ -662,15 +662,18 @@ fn metrics_parse_and_follow_heartbeats_requests_and_runtimes() {
 
 #[test]
 fn self_preservation_shows_in_the_metrics() {
-    let s = TestServer::start(&["--heartbeat-timeout", "2s"]);
+    // 5 s: registering the fleet one by one must take less than this, on a
+    // loaded machine too.
+    let s = TestServer::start(&["--heartbeat-timeout", "5s"]);
     let bridges = s.fleet("dev", 12);
     let mut c = s.runtime_client();
     assert_eq!(scrape(&s).value("icpd_self_preservation_active", &[]), 0.0);
-    // Paused for longer than the timeout: every runtime looks silent at once.
-    s.pause(Duration::from_millis(3_000));
+    // The thing tested: paused for longer than the timeout, so every
+    // runtime looks silent at once.
+    s.pause(Duration::from_millis(6_000));
     wait_for(
         "self-preservation in /metrics",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || scrape(&s).value("icpd_self_preservation_active", &[]) == 1.0,
     );
     let e = scrape(&s);
@@ -685,7 +688,7 @@ fn self_preservation_shows_in_the_metrics() {
     }
     wait_for(
         "the hold to end in /metrics",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || scrape(&s).value("icpd_self_preservation_active", &[]) == 0.0,
     );
     let e = scrape(&s);

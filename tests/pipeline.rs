@@ -66,7 +66,9 @@ fn runtime_view(api: &mut ApiClient, id: &str) -> Value {
 
 #[test]
 fn data_planes_crud_with_the_default_and_health() {
-    let s = TestServer::start(&["--heartbeat-timeout", "1s"]);
+    // Short, for the health changes below, yet well above one round of
+    // their polling loop (a heartbeat, 200 ms, a GET) on a loaded machine.
+    let s = TestServer::start(&["--heartbeat-timeout", "2s"]);
     let mut admin = s.admin();
 
     // The migration made the default data plane, holding dev and prod.
@@ -197,12 +199,14 @@ fn data_planes_crud_with_the_default_and_health() {
     let _b = runtime(&s, "dev", "order-create", "b", "1.0.0");
     let health =
         |admin: &mut ApiClient| admin.get("/api/v1/data-planes/default").json()["health"].clone();
+    // b's secret took a CLI process since a registered: a beats again.
+    let mut c = s.runtime_client();
+    assert_ack(&a.delta(&mut c));
     assert_eq!(
         health(&mut admin),
         json!({"status": "healthy", "running": 2, "offline": 0})
     );
     // b falls silent while a keeps beating: degraded; then a stops too: down.
-    let mut c = s.runtime_client();
     wait_for("b to go OFFLINE", Duration::from_secs(15), || {
         assert_ack(&a.delta(&mut c));
         std::thread::sleep(Duration::from_millis(200));

@@ -64,14 +64,21 @@
 //! - `--stop N --stop-after S`: N runtimes (spread over the fleet) stop
 //!   sending S seconds in. Checks: exactly those N are listed OFFLINE, each
 //!   within the heartbeat timeout + 1 s of its last acknowledged heartbeat
-//!   and not before the timeout.
+//!   and not before the timeout. Both are judged on bounds that polling
+//!   cannot stretch: "late" only if even the last poll that did not list
+//!   it yet was sent more than timeout + 1 s after the heartbeat's answer,
+//!   "early" only if the first poll listing it was answered less than the
+//!   timeout after the heartbeat was sent.
 //! - `--list-pages N`: N requests for 100-runtime pages of the runtime list
 //!   (`GET /api/v1/runtimes?limit=100`, following `nextCursor`), spread over
-//!   the measurement, with their latency.
+//!   the measurement, with their latency (target: p95 ≤ 20 ms).
 //!
 //! Statuses are watched through the management API (`GET /api/v1/runtimes
 //! ?status=OFFLINE`, every 200 ms) as a user the fleet creates with the CLI.
 //! Each check prints PASS or FAIL, and the exit status is 1 if any failed.
+//! `--smoke` (CI on shared cores) prints the latency target without judging
+//! it; the 1 s bound on waits after a restart stays judged, since a
+//! connection dropped by a full listen queue is retried after exactly 1 s.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -190,6 +197,10 @@ struct Args {
     /// this many milliseconds either way (the mean rate is unchanged).
     #[arg(long, default_value_t = 10)]
     jitter: u64,
+    /// Judge the checks of properties only; print latency targets (the
+    /// list-page p95) without judging them. For CI on shared machines.
+    #[arg(long)]
+    smoke: bool,
 }
 
 /// One simulated runtime.
@@ -699,7 +710,7 @@ fn measure(
     if let (Some(watch), Some((server, timeout))) = (watch, &spawned) {
         checks.extend(watch.finish(&runtimes, plan, *timeout, restart.as_ref(), &server.log)?);
     }
-    let failed = observe::print_checks(&checks);
+    let failed = observe::print_checks(&checks, args.smoke);
     Ok(Outcome { failed, ..outcome })
 }
 

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use icpd::http::client::{Client, ClientTls};
 use icpd::http::{Handler, Limits, Request, Response, Server};
 
+use crate::harness::still_open;
+
 /// A self-signed certificate for 127.0.0.1/localhost in a temp dir that is
 /// removed on drop.
 struct TestCert {
@@ -172,6 +174,11 @@ fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
     (status, head, body)
 }
 
+/// How long a close that needs no deadline may take on a loaded machine:
+/// well under the default idle deadline (15 s), the only other thing that
+/// would close these connections.
+const PROMPTLY: Duration = Duration::from_secs(5);
+
 /// Whether the peer closes (EOF or reset) within `within`.
 fn closes_within(s: &mut TcpStream, within: Duration) -> bool {
     let deadline = Instant::now() + within;
@@ -295,6 +302,8 @@ fn chunked_request_body_is_decoded() {
     let mut s = ts.raw();
     s.write_all(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         .unwrap();
+    // Not synchronisation: a pause so that the body usually arrives in two
+    // reads (the test holds either way).
     std::thread::sleep(Duration::from_millis(20));
     s.write_all(b"6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
         .unwrap();
@@ -344,7 +353,7 @@ fn http10_and_connection_close_end_the_connection() {
     let (status, head, _) = read_response(&mut s);
     assert_eq!(status, 200);
     assert!(head.contains("Connection: close"));
-    assert!(closes_within(&mut s, Duration::from_secs(2)));
+    assert!(closes_within(&mut s, PROMPTLY));
 
     let mut s = ts.raw();
     s.write_all(b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -360,7 +369,7 @@ fn http10_and_connection_close_end_the_connection() {
     let (status, head, _) = read_response(&mut s);
     assert_eq!(status, 200);
     assert!(head.contains("Connection: close"));
-    assert!(closes_within(&mut s, Duration::from_secs(2)));
+    assert!(closes_within(&mut s, PROMPTLY));
 
     // The client honours Connection: close by reconnecting next time.
     let mut c = ts.client();
@@ -454,7 +463,7 @@ fn malformed_requests_get_400_json() {
         );
         assert!(head.contains("cache-control: no-store"), "{head}");
         assert_eq!(error_code(&body), "bad_request");
-        assert!(closes_within(&mut s, Duration::from_secs(3)));
+        assert!(closes_within(&mut s, PROMPTLY));
     }
 }
 
@@ -498,11 +507,12 @@ fn connection_cap_refuses_fast() {
         assert_eq!(read_response(s).0, 200);
     }
     assert_eq!(ts.server().active_connections(), 2);
-    let started = Instant::now();
+    // Refused at once: the 503 arrives before the raw socket's 5 s read
+    // timeout, while a held connection would wait for a slot (none frees:
+    // a and b stay open) or the 15 s idle deadline.
     let mut third = ts.raw();
     let mut all = Vec::new();
     let _ = third.read_to_end(&mut all);
-    assert!(started.elapsed() < Duration::from_secs(1));
     let text = String::from_utf8_lossy(&all);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("too_many_connections"));
@@ -515,7 +525,7 @@ fn connection_cap_refuses_fast() {
 /// Polls until a new connection is served again (a closed one's slot is
 /// freed once the server notices the close).
 fn wait_until_admitted(ts: &TestServer) {
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut s = ts.raw();
         s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
@@ -611,7 +621,7 @@ fn idle_keep_alive_connection_is_closed() {
     let mut c = ts.client();
     assert_eq!(c.request("GET", "/", &[], b"").unwrap().status, 200);
     // The server count drops back to zero once the idle deadline hits.
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while ts.server().active_connections() > 0 {
         assert!(
             Instant::now() < deadline,
@@ -631,11 +641,17 @@ fn idle_keep_alive_connection_is_closed() {
         },
     );
     let mut s = plain.raw();
+    // Taken before the request: the idle deadline starts after the response
+    // is written, so the close cannot come sooner than 300 ms after this.
+    let t = Instant::now();
     s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     read_response(&mut s);
-    let t = Instant::now();
-    assert!(closes_within(&mut s, Duration::from_secs(3)));
-    assert!(t.elapsed() >= Duration::from_millis(200));
+    assert!(closes_within(&mut s, Duration::from_secs(10)));
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "closed after {:?}, before the idle deadline",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -655,16 +671,25 @@ fn incomplete_request_gets_408() {
     assert_eq!(error_code(&body), "request_timeout");
 }
 
+/// "Not blocked" is shown by order, not by a stopwatch: the requests are
+/// answered while every hostile connection is still open. Had the hostile
+/// ones held the two workers, the requests would be served only after the
+/// handshake deadline dropped them. The deadline is far above what three
+/// requests take on a loaded machine.
 #[test]
 fn silent_and_stalled_handshakes_do_not_block_others() {
+    const HANDSHAKE: Duration = Duration::from_secs(2);
     let ts = TestServer::start(
         true,
         Limits {
             workers: 2,
-            handshake_timeout: Duration::from_millis(500),
+            handshake_timeout: HANDSHAKE,
             ..Limits::default()
         },
     );
+    // Before the first hostile connection: no deadline falls before
+    // HANDSHAKE after this.
+    let opened = Instant::now();
     let mut hostile = Vec::new();
     // Connected, never a byte.
     for _ in 0..4 {
@@ -699,31 +724,30 @@ fn silent_and_stalled_handshakes_do_not_block_others() {
         s.write_all(&hello).unwrap();
         hostile.push(s);
     }
-    let opened = Instant::now();
 
     let mut c = ts.client();
     for _ in 0..3 {
-        let t = Instant::now();
         assert_eq!(c.request("GET", "/", &[], b"").unwrap().status, 200);
+    }
+    let served = opened.elapsed();
+    for (i, s) in hostile.iter_mut().enumerate() {
         assert!(
-            t.elapsed() < Duration::from_millis(600),
-            "request took {:?}",
-            t.elapsed()
+            still_open(s),
+            "hostile connection {i} was dropped before the requests were served ({served:?})"
         );
     }
 
+    // Each is dropped at its deadline: not before, and not much after (the
+    // poller scans every 100 ms; the rest is slack for a loaded machine).
+    let latest = opened + HANDSHAKE + Duration::from_secs(5);
     for mut s in hostile {
         assert!(
-            closes_within(&mut s, Duration::from_secs(3)),
-            "hostile connection was never dropped"
+            closes_within(&mut s, latest.saturating_duration_since(Instant::now())),
+            "hostile connection was not dropped within 5 s of its deadline"
         );
     }
     let took = opened.elapsed();
-    assert!(
-        took >= Duration::from_millis(400),
-        "dropped before the deadline: {took:?}"
-    );
-    assert!(took < Duration::from_millis(2000), "dropped late: {took:?}");
+    assert!(took >= HANDSHAKE, "dropped before the deadline: {took:?}");
     // The well-behaved client (idle, within idle_timeout) is still served.
     assert_eq!(c.request("GET", "/", &[], b"").unwrap().status, 200);
     assert_eq!(c.connection_count(), 1);
@@ -741,6 +765,9 @@ fn graceful_shutdown_finishes_in_flight_request() {
         Response::json(200, &serde_json::json!({"done": req.path}))
     };
     let mut ts = TestServer::with_handler(false, Limits::default(), Arc::new(handler));
+    // Shutdown waits up to this for requests in flight; the idle connection
+    // must not make it wait that long.
+    const GRACE: Duration = Duration::from_secs(10);
     let mut idle = ts.raw();
     idle.write_all(b"GET /idle HTTP/1.1\r\n\r\n").unwrap();
     read_response(&mut idle);
@@ -750,10 +777,10 @@ fn graceful_shutdown_finishes_in_flight_request() {
     started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let addr = ts.server().local_addr();
     let t = Instant::now();
-    ts.server.take().unwrap().shutdown(Duration::from_secs(5));
+    ts.server.take().unwrap().shutdown(GRACE);
     assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "shutdown took {:?}",
+        t.elapsed() < GRACE,
+        "shutdown waited out the grace: {:?}",
         t.elapsed()
     );
     let r = slow.join().unwrap();
@@ -761,7 +788,7 @@ fn graceful_shutdown_finishes_in_flight_request() {
     assert_eq!(r.json()["done"], "/slow");
     assert_eq!(r.header("connection"), Some("close"));
     // Idle connections are closed and nothing listens any more.
-    assert!(closes_within(&mut idle, Duration::from_secs(1)));
+    assert!(closes_within(&mut idle, PROMPTLY));
     assert!(TcpStream::connect(addr).is_err());
 }
 
