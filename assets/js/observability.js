@@ -1,5 +1,5 @@
 // Observability pieces shared by the logs explorer and the integration and
-// runtime pages: level badges and log times, the metrics panel (request
+// runtime pages: level badges, the log API's order, the metrics panel (request
 // rate, error rate, latency percentiles over a chosen range, from
 // GET /api/v1/observability/metrics) and the "recent logs" card.
 
@@ -12,20 +12,6 @@ const LEVEL_KIND = { TRACE: '', DEBUG: '', INFO: 'info', WARN: 'warn', ERROR: 'b
 
 export function levelBadge(level, testid) {
   return h('span', { class: `badge level ${LEVEL_KIND[level] ?? ''}`, testid, 'data-level': level }, level);
-}
-
-const two = (n) => String(n).padStart(2, '0');
-
-/**
- * A log record's time, local, 24 h, to the millisecond: "21:04:05.123"
- * today, "2026-11-23 21:04:05.123" on any other day.
- */
-export function logTime(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso || '—';
-  const clock = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
-  if (d.toDateString() === new Date().toDateString()) return clock;
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${clock}`;
 }
 
 /**
@@ -289,7 +275,7 @@ export function recentLogs(scope, { testid = 'recent-logs', limit = 8, runtimeNa
       if (my !== seq) return;
       fill(body, page.items.length
         ? table(['Time', 'Level', scope.runtime ? null : 'Runtime', 'Message'].filter(Boolean), page.items.map((r) => h('tr', { testid: `${testid}-row-${r.id}` },
-          h('td', { class: 'mono nowrap', title: r.time }, logTime(r.time)),
+          h('td', { class: 'mono nowrap', title: r.time }, formatTime(r.time, { ms: true })),
           h('td', {}, levelBadge(r.level)),
           scope.runtime ? null : h('td', { class: 'mono small' }, r.runtimeId ? runtimeName(r.runtimeId) || r.runtimeId.slice(0, 8) : '—'),
           h('td', { class: 'log-message' }, r.message))))
