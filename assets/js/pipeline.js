@@ -352,7 +352,7 @@ function diffValue(k, side) {
   if (secret) {
     // Never a value: the old one is "set"; the new one is set, changed or unchanged.
     const text = side === 'from' ? 'set' : { added: 'set', changed: 'changed', unchanged: 'unchanged' }[k.change];
-    return h('span', { class: 'secret-change' }, badge('secret', 'accent'), ' ', text);
+    return h('span', { class: 'secret-set' }, badge('secret', 'accent'), ' ', text);
   }
   const v = k[side];
   return h('span', { class: `mono wrap ${k.change === 'unchanged' ? '' : side === 'from' ? 'diff-old' : 'diff-new'}` }, valueText(v));
