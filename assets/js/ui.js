@@ -139,9 +139,9 @@ export function card(title, actions, ...body) {
     ...body);
 }
 
-export function table(headers, rows, { testid, emptyText = 'Nothing here yet.' } = {}) {
+export function table(headers, rows, { testid, emptyText = 'Nothing here yet.', class: cls } = {}) {
   if (!rows.length) return empty(emptyText);
-  return h('div', { class: 'table-wrap' }, h('table', { testid },
+  return h('div', { class: 'table-wrap' }, h('table', { class: cls, testid },
     h('thead', {}, h('tr', {}, headers.map((t) => h('th', { class: t.startsWith('#') ? 'num' : '' }, t.replace(/^#/, ''))))),
     h('tbody', {}, rows)));
 }
