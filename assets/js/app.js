@@ -5,7 +5,7 @@
 
 import { get, post, setCsrf, onUnauthorized } from './api.js';
 import { h, fill, link, failure, ago } from './ui.js';
-import { startLive, stopLive, onLive } from './live.js';
+import { startLive, stopLive, liveRefresh } from './live.js';
 
 const SIGNED_IN = 'icpd.signedIn';
 
@@ -96,8 +96,6 @@ function buildShell() {
 
 // ---- promotions waiting for the signed-in user -----------------------------
 
-const AWAITING_EVERY_MS = 10000;
-let awaitingAt = 0;
 let awaitingUnsub = null;
 
 /**
@@ -108,7 +106,6 @@ let awaitingUnsub = null;
 export async function refreshAwaiting() {
   const el = shell?.awaitingEl;
   if (!el) return null;
-  awaitingAt = Date.now();
   try {
     const { count } = await get('/promotions/awaiting-me');
     el.textContent = count ? String(count) : '';
@@ -119,11 +116,11 @@ export async function refreshAwaiting() {
   } catch { return null; }
 }
 
+// Promotions raise no live events: the count follows the periodic ticks,
+// as the promotions page does.
 function watchAwaiting() {
   awaitingUnsub?.();
-  awaitingUnsub = onLive((type) => {
-    if (type === 'tick' || type === 'reconnected' || (type === 'poll' && Date.now() - awaitingAt >= AWAITING_EVERY_MS)) refreshAwaiting();
-  });
+  awaitingUnsub = liveRefresh(refreshAwaiting, () => false);
 }
 
 // Below this width the sidebar lies over the page, closed until the menu

@@ -101,7 +101,8 @@ export const UNITS = {
   '%': (v) => (v === null || v === undefined ? '—' : `${num(v)} %`),
 };
 
-const plural = (n, noun) => `${n.toLocaleString()} ${noun}${n === 1 ? '' : 's'}`;
+/** "1 request", "1,204 requests". */
+export const plural = (n, noun) => `${n.toLocaleString()} ${noun}${n === 1 ? '' : 's'}`;
 
 /**
  * A chart component: returns { el, set(data), setState(state, message) }.

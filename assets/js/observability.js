@@ -1,31 +1,17 @@
 // Observability pieces shared by the logs explorer and the integration and
-// runtime pages: level badges and log times, the metrics panel (request
+// runtime pages: level badges, the log API's order, the metrics panel (request
 // rate, error rate, latency percentiles over a chosen range, from
 // GET /api/v1/observability/metrics) and the "recent logs" card.
 
 import { get, qs } from './api.js';
 import { h, fill, link, loading, failure, empty as emptyState, table, formatTime } from './ui.js';
-import { timeChart, num } from './chart.js';
+import { timeChart, num, plural } from './chart.js';
 
 export const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
 const LEVEL_KIND = { TRACE: '', DEBUG: '', INFO: 'info', WARN: 'warn', ERROR: 'bad', FATAL: 'bad solid' };
 
 export function levelBadge(level, testid) {
   return h('span', { class: `badge level ${LEVEL_KIND[level] ?? ''}`, testid, 'data-level': level }, level);
-}
-
-const two = (n) => String(n).padStart(2, '0');
-
-/**
- * A log record's time, local, 24 h, to the millisecond: "21:04:05.123"
- * today, "2026-11-23 21:04:05.123" on any other day.
- */
-export function logTime(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso || '—';
-  const clock = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
-  if (d.toDateString() === new Date().toDateString()) return clock;
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${clock}`;
 }
 
 /**
@@ -56,7 +42,6 @@ const RANGE_KEY = 'icpd.metricsRange';
  * 0 and 100 %); its counts still show in the readout.
  */
 export const MIN_RATE_REQUESTS = 5;
-const requestsText = (n) => `${n.toLocaleString()} request${n === 1 ? '' : 's'}`;
 
 /** The link to the logs explorer for a scope ({ environment, project, integration, runtime }). */
 export const logsHref = (scope) => `/logs${qs(scope)}`;
@@ -177,7 +162,7 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics', b
     const pct = (f) => (f === null || f === undefined ? null : f * 100);
     const rated = (p) => p.requests >= MIN_RATE_REQUESTS;
     const unrated = points.filter((p) => p.requests && !rated(p)).length;
-    const errorCounts = `5xx ${total.errors5xx ?? 0} and 4xx ${total.errors4xx ?? 0} of ${requestsText(total.requests)}`;
+    const errorCounts = `5xx ${total.errors5xx ?? 0} and 4xx ${total.errors4xx ?? 0} of ${plural(total.requests, 'request')}`;
     charts.errors.set({
       ...span, times, stepMs, counts,
       empty: empty || (!points.some(rated) && `Fewer than ${MIN_RATE_REQUESTS} requests in every bucket, too few for a rate: ${errorCounts}. A longer range has bigger buckets.`),
@@ -185,7 +170,7 @@ export function metricsPanel(scope, { environments = null, testid = 'metrics', b
         { name: '5xx', key: 'errors5xx', color: 3, values: points.map((p) => (rated(p) ? pct(p.errorRate5xx) : null)), counts: points.map((p) => p.errors5xx) },
         { name: '4xx', key: 'errors4xx', color: 4, values: points.map((p) => (rated(p) ? pct(p.errorRate4xx) : null)), counts: points.map((p) => p.errors4xx) },
       ],
-      summary: `5xx ${charts.errors.format(pct(total.errorRate5xx))} (${total.errors5xx ?? 0}) · 4xx ${charts.errors.format(pct(total.errorRate4xx))} (${total.errors4xx ?? 0}) of ${requestsText(total.requests)}${unrated ? ` · ${unrated} bucket${unrated === 1 ? '' : 's'} under ${MIN_RATE_REQUESTS} requests not drawn` : ''}`,
+      summary: `5xx ${charts.errors.format(pct(total.errorRate5xx))} (${total.errors5xx ?? 0}) · 4xx ${charts.errors.format(pct(total.errorRate4xx))} (${total.errors4xx ?? 0}) of ${plural(total.requests, 'request')}${unrated ? ` · ${unrated} bucket${unrated === 1 ? '' : 's'} under ${MIN_RATE_REQUESTS} requests not drawn` : ''}`,
     });
     charts.latency.set({
       ...span, times, stepMs, empty, counts,
@@ -289,7 +274,7 @@ export function recentLogs(scope, { testid = 'recent-logs', limit = 8, runtimeNa
       if (my !== seq) return;
       fill(body, page.items.length
         ? table(['Time', 'Level', scope.runtime ? null : 'Runtime', 'Message'].filter(Boolean), page.items.map((r) => h('tr', { testid: `${testid}-row-${r.id}` },
-          h('td', { class: 'mono nowrap', title: r.time }, logTime(r.time)),
+          h('td', { class: 'mono nowrap', title: r.time }, formatTime(r.time, { ms: true })),
           h('td', {}, levelBadge(r.level)),
           scope.runtime ? null : h('td', { class: 'mono small' }, r.runtimeId ? runtimeName(r.runtimeId) || r.runtimeId.slice(0, 8) : '—'),
           h('td', { class: 'log-message' }, r.message))))

@@ -352,7 +352,7 @@ function diffValue(k, side) {
   if (secret) {
     // Never a value: the old one is "set"; the new one is set, changed or unchanged.
     const text = side === 'from' ? 'set' : { added: 'set', changed: 'changed', unchanged: 'unchanged' }[k.change];
-    return h('span', { class: 'secret-change' }, badge('secret', 'accent'), ' ', text);
+    return h('span', { class: 'secret-set' }, badge('secret', 'accent'), ' ', text);
   }
   const v = k[side];
   return h('span', { class: `mono wrap ${k.change === 'unchanged' ? '' : side === 'from' ? 'diff-old' : 'diff-new'}` }, valueText(v));
@@ -375,7 +375,6 @@ export function changesView(p) {
   const cfg = c.configuration;
   const moved = cfg.keys.filter((k) => k.change !== 'unchanged');
   const same = cfg.keys.filter((k) => k.change === 'unchanged');
-  const head = h('thead', {}, h('tr', {}, ['Key', 'Change', `Now in ${p.to}`, 'After'].map((t) => h('th', {}, t))));
   const counts = ['changed', 'added', 'removed', 'unchanged'].filter((n) => cfg[n]).map((n) => `${cfg[n]} ${n}`).join(' · ');
   return h('div', { class: 'changes', testid: 'decision-changes' },
     h('h3', {}, `What changes in ${p.to}`),
@@ -391,7 +390,7 @@ export function changesView(p) {
       cfg.newRevision
         ? h('span', {}, cfg.fromRevision ? `revision ${cfg.fromRevision}` : 'none', ' → a new revision', counts ? h('span', { class: 'muted' }, ` · ${counts}`) : null)
         : h('span', { class: 'muted' }, cfg.fromRevision ? `stays at revision ${cfg.fromRevision}` : 'none, and none is promoted')),
-    moved.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'config-table diff-table' }, head, h('tbody', {}, moved.map(diffRow)))) : null,
+    moved.length ? table(['Key', 'Change', `Now in ${p.to}`, 'After'], moved.map(diffRow), { class: 'config-table diff-table' }) : null,
     same.length ? h('details', { testid: 'changes-unchanged' }, h('summary', {}, `${same.length} unchanged key${same.length === 1 ? '' : 's'}`),
       h('table', { class: 'config-table diff-table' }, h('tbody', {}, same.map(diffRow)))) : null,
     cfg.newRevision && !cfg.keys.length ? h('p', { class: 'muted small' }, 'No values before or after.') : null);

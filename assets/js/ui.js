@@ -75,15 +75,17 @@ const ymd = (d) => `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate(
  * The console's one way to show a time: 24 h, local time, the date only
  * when it is not today: `14:03:07` today, `2026-12-01 14:03` other days.
  * isoOrMs: an RFC 3339 string, Unix milliseconds or a Date. seconds: true
- * shows them on other days too, false leaves them out today too. '—' for
- * no time.
+ * shows them on other days too, false leaves them out today too. ms: true
+ * shows seconds and milliseconds on any day (`14:03:07.123`, for log
+ * records). '—' for no time.
  */
-export function formatTime(isoOrMs, { seconds } = {}) {
+export function formatTime(isoOrMs, { seconds, ms = false } = {}) {
   if (isoOrMs === null || isoOrMs === undefined || isoOrMs === '') return '—';
   const d = new Date(isoOrMs);
   if (Number.isNaN(d.getTime())) return String(isoOrMs);
   const today = ymd(d) === ymd(new Date());
-  const clock = `${two(d.getHours())}:${two(d.getMinutes())}${(seconds ?? today) ? `:${two(d.getSeconds())}` : ''}`;
+  const secs = ms || (seconds ?? today) ? `:${two(d.getSeconds())}${ms ? `.${String(d.getMilliseconds()).padStart(3, '0')}` : ''}` : '';
+  const clock = `${two(d.getHours())}:${two(d.getMinutes())}${secs}`;
   return today ? clock : `${ymd(d)} ${clock}`;
 }
 
@@ -137,9 +139,9 @@ export function card(title, actions, ...body) {
     ...body);
 }
 
-export function table(headers, rows, { testid, emptyText = 'Nothing here yet.' } = {}) {
+export function table(headers, rows, { testid, emptyText = 'Nothing here yet.', class: cls } = {}) {
   if (!rows.length) return empty(emptyText);
-  return h('div', { class: 'table-wrap' }, h('table', { testid },
+  return h('div', { class: 'table-wrap' }, h('table', { class: cls, testid },
     h('thead', {}, h('tr', {}, headers.map((t) => h('th', { class: t.startsWith('#') ? 'num' : '' }, t.replace(/^#/, ''))))),
     h('tbody', {}, rows)));
 }

@@ -8,9 +8,9 @@
 // reload.
 
 import { get, all, qs, enc } from '../api.js';
-import { h, fill, card, loading, failure, empty, button, pageHead, field, input, select, link } from '../ui.js';
+import { h, fill, card, loading, failure, empty, button, pageHead, field, input, select, link, formatTime } from '../ui.js';
 import { can } from '../app.js';
-import { LEVELS, levelBadge, logTime, compareLogs } from '../observability.js';
+import { LEVELS, levelBadge, compareLogs } from '../observability.js';
 
 const PAGE = 100;
 // The table keeps at most this many rows while tailing; older ones drop off.
@@ -201,7 +201,7 @@ export async function render(ctx) {
       class: `log-row${fresh ? ' fresh' : ''}`, tabindex: '0', 'aria-expanded': 'false', testid: `log-row-${r.id}`,
       'data-id': r.id, 'data-level': r.level, 'data-runtime': r.runtimeId || '',
     },
-    h('td', { class: 'mono nowrap', title: r.time }, h('time', { datetime: r.time }, logTime(r.time))),
+    h('td', { class: 'mono nowrap', title: r.time }, h('time', { datetime: r.time }, formatTime(r.time, { ms: true }))),
     h('td', {}, levelBadge(r.level, `log-level-${r.id}`)),
     h('td', { class: 'small', testid: `log-environment-${r.id}` }, r.environment),
     h('td', { class: 'small' }, r.project ? `${r.project} / ${r.integration ?? '—'}` : h('span', { class: 'muted' }, '—')),

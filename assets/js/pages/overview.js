@@ -30,7 +30,7 @@ export async function render(ctx) {
     if (!ctx.alive()) return;
     const stat = (label, value, cls, testid) => h('div', { class: 'card stat', testid }, h('div', { class: 'label' }, label), h('div', { class: `value ${cls || ''}` }, value));
     fill(body,
-      h('div', { class: 'grid stats with-awaiting' },
+      h('div', { class: 'grid stats' },
         stat('Projects', projects.total, '', 'stat-projects'),
         stat('Runtimes', running.total + offline.total, '', 'stat-runtimes'),
         stat('Running', running.total, 'ok', 'stat-running'),
