@@ -17,7 +17,7 @@ use crate::ingest_tokens;
 use crate::master_key::MasterKey;
 use crate::runtimes::{self, RuntimeFilter, Status};
 use crate::secrets::{self, NewSecret};
-use crate::store::Store;
+use crate::store::{NewAuditEntry, Store};
 use crate::time::{ago, now_millis, rfc3339};
 
 /// icpd: an Integration Control Plane in one binary.
@@ -542,9 +542,16 @@ fn real_user_name() -> Option<String> {
 fn audit(store: &Store, action: &str, target: &str) {
     let actor = cli_actor();
     let action = format!("icpd {action}");
-    if let Err(e) = store
-        .write(|tx| tx.insert_audit(now_millis(), &actor, &action, target, "ok", "local", "{}"))
-    {
+    let entry = NewAuditEntry {
+        at: now_millis(),
+        actor: &actor,
+        action: &action,
+        target,
+        outcome: "ok",
+        client: "local",
+        reason: "",
+    };
+    if let Err(e) = store.write(|tx| tx.insert_audit_entry(&entry)) {
         eprintln!("warning: could not write the audit entry: {e}");
     }
 }
