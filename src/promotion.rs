@@ -406,6 +406,16 @@ pub fn may_approve_into(principal: &Principal, target: &Target) -> bool {
         || (!target.critical && principal.has(Permission::EnvironmentManageNonProduction, target))
 }
 
+/// Whether `principal` may approve or reject `m` now (its `mayApprove`):
+/// it is pending, they did not request it, have not approved it
+/// (`approved`), and hold the environment permission of its target.
+fn may_decide(principal: &Principal, m: &PromotionRow, approved: bool) -> bool {
+    m.status == Status::Pending.as_str()
+        && m.requested_by != principal.username
+        && !approved
+        && may_approve_into(principal, &m.target())
+}
+
 /// The checked overrides: place, type, value in clear, secret flag if given.
 type CheckedOverride = (ValueKey, ValueType, Value, Option<bool>);
 
@@ -684,10 +694,8 @@ fn view(
             comment: if with_comment { m.reason.clone() } else { None },
         })
     };
-    let may_approve = status == "pending"
-        && m.requested_by != principal.username
-        && !approvals.iter().any(|a| a.user == principal.username)
-        && may_approve_into(principal, &m.target());
+    let approved = approvals.iter().any(|a| a.user == principal.username);
+    let may_approve = may_decide(principal, &m, approved);
     Ok(Promotion {
         id: m.id.to_string(),
         project: m.project.clone(),
@@ -1111,14 +1119,20 @@ pub fn list(
 }
 
 /// How many pending promotions wait for `principal`'s decision: those a
-/// list shows with `mayApprove` (they may approve or reject it, did not
-/// request it, have not approved it yet). For the console's navigation, so
-/// counted in one query; 0 for a user who may decide nothing.
+/// list shows with `mayApprove` ([`may_decide`]); 0 for a user who may
+/// decide nothing. For the console's navigation, so it reads only the
+/// pending promotions (through the status index) and the caller's
+/// approvals of them: two queries.
 pub fn awaiting(store: &Store, principal: &Principal) -> Result<i64> {
     let view = Visibility::of(principal, Permission::IntegrationView);
-    let manage = Visibility::of(principal, Permission::EnvironmentManage);
-    let non_production = Visibility::of(principal, Permission::EnvironmentManageNonProduction);
-    store.read(|tx| tx.promotions_awaiting(&view, &manage, &non_production, &principal.username))
+    store.read(|tx| {
+        let approved = tx.pending_approved_by(&principal.username)?;
+        Ok(tx
+            .pending_promotions(&view)?
+            .iter()
+            .filter(|m| may_decide(principal, m, approved.contains(&m.id)))
+            .count() as i64)
+    })
 }
 
 /// What the audit log says about a promotion (never a value).
