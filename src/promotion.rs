@@ -599,7 +599,7 @@ fn changes(tx: &Tx, key: &MasterKey, m: &PromotionRow) -> Result<Changes> {
         sha256: m.sha256.clone(),
     };
     // Revisions are immutable, so the captured numbers still name what they named.
-    let revision = |scope: &Scope, number: i64| -> Result<Vec<PlainValue>> {
+    let revision = |scope: &Scope, number: i64| -> Result<Vec<StoredValue>> {
         if number == 0 {
             return Ok(Vec::new());
         }
@@ -611,22 +611,17 @@ fn changes(tx: &Tx, key: &MasterKey, m: &PromotionRow) -> Result<Changes> {
                     scope.environment
                 ))
             })?;
-        configuration::open_values(key, scope, &tx.config_values(r.id)?)
+        tx.config_values(r.id)
     };
-    let old = revision(&to, m.target_config_revision)?;
+    let old = configuration::open_values(key, &to, &revision(&to, m.target_config_revision)?)?;
     let overrides = tx.promotion_overrides(m.id)?;
     // As `apply`: a new revision unless the source has none and nothing is overridden.
     let new_revision = m.source_config_revision != 0 || !overrides.is_empty();
     let new = if new_revision {
-        let mut map = BTreeMap::new();
+        // What `apply` writes, opened.
         let source = revision(&from, m.source_config_revision)?;
-        for v in source
-            .into_iter()
-            .chain(configuration::open_values(key, &to, &overrides)?)
-        {
-            map.insert((v.section.clone(), v.key.clone()), v);
-        }
-        map.into_values().collect()
+        let merged = merged_values(key, &from, &to, &source, &overrides)?;
+        configuration::open_values(key, &to, &merged)?
     } else {
         old.clone()
     };
