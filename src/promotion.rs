@@ -151,6 +151,15 @@ impl PromotionRow {
             critical: self.to_critical,
         }
     }
+
+    /// The deployment record it copies into the target.
+    fn deployment(&self) -> DeploymentRef {
+        DeploymentRef {
+            version: self.version.clone(),
+            artifact: self.artifact.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
 }
 
 /// One approval.
@@ -593,11 +602,7 @@ fn changes(tx: &Tx, key: &MasterKey, m: &PromotionRow) -> Result<Changes> {
         Some(id) => tx.deployment(id)?.map(|d| record(&d)),
         None => None,
     };
-    let after = DeploymentRef {
-        version: m.version.clone(),
-        artifact: m.artifact.clone(),
-        sha256: m.sha256.clone(),
-    };
+    let after = m.deployment();
     // Revisions are immutable, so the captured numbers still name what they named.
     let revision = |scope: &Scope, number: i64| -> Result<Vec<StoredValue>> {
         if number == 0 {
@@ -698,11 +703,7 @@ fn view(
         from: m.from.clone(),
         to: m.to.clone(),
         status: m.status.clone(),
-        deployment: DeploymentRef {
-            version: m.version.clone(),
-            artifact: m.artifact.clone(),
-            sha256: m.sha256.clone(),
-        },
+        deployment: m.deployment(),
         source_config_revision: m.source_config_revision,
         overrides,
         required_approvals: m.required_approvals,
