@@ -911,32 +911,23 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
             data_plane,
             json,
         } => {
-            let (e, placement) = catalog::create_environment(
+            let created = catalog::create_environment(
                 &store,
                 &name,
                 critical,
                 data_plane.as_deref(),
                 now_millis(),
             )?;
+            let e = &created.environment;
             audit(&store, "env create", &format!("environment {}", e.handle));
             if json {
-                /// The environment and where it went in the default pipeline.
-                #[derive(serde::Serialize)]
-                struct Created<'a> {
-                    #[serde(flatten)]
-                    environment: &'a catalog::Environment,
-                    placement: &'a catalog::Placement,
-                }
-                return print_json(&Created {
-                    environment: &e,
-                    placement: &placement,
-                });
+                return print_json(&created);
             }
             println!(
                 "environment '{}' created{}; {}",
                 e.handle,
                 if e.critical { " (critical)" } else { "" },
-                placement.message
+                created.placement.message
             );
             Ok(())
         }
