@@ -578,19 +578,15 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
 /// neither break the alignment nor reach the terminal.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let clean = |cell: &str| -> String {
-        if cell.chars().any(char::is_control) {
-            cell.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect()
-        } else {
-            cell.to_string()
+        let mut out = String::with_capacity(cell.len());
+        for c in cell.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
         }
+        out
     };
     let header: Vec<String> = header.iter().map(|h| clean(h)).collect();
     let rows: Vec<Vec<String>> = rows
