@@ -102,7 +102,7 @@ pub fn create_environment(
     critical: bool,
     data_plane: Option<&str>,
     now: Millis,
-) -> Result<(Environment, Placement)> {
+) -> Result<CreatedEnvironment<Environment>> {
     let handle = valid_handle("environment", name)?;
     store.write(|tx| {
         if tx.environment_by_handle(&handle)?.is_some() {
@@ -111,9 +111,13 @@ pub fn create_environment(
             )));
         }
         let data_plane_id = crate::data_planes::resolve(tx, data_plane)?;
-        let e = tx.insert_environment(&handle, name.trim(), critical, data_plane_id, now)?;
-        let placement = place_in_default_pipeline(tx, e.id, critical)?;
-        Ok((e, placement))
+        let environment =
+            tx.insert_environment(&handle, name.trim(), critical, data_plane_id, now)?;
+        let placement = place_in_default_pipeline(tx, environment.id, critical)?;
+        Ok(CreatedEnvironment {
+            environment,
+            placement,
+        })
     })
 }
 
@@ -296,12 +300,13 @@ pub fn bad_cursor() -> Error {
     Error::BadRequest("invalid cursor: pass nextCursor from the previous page unchanged".into())
 }
 
-/// A new environment as `POST /environments` answers: the environment and
-/// where it went in the default pipeline.
+/// A new environment and where it went in the default pipeline: as `POST
+/// /environments` answers (`E` = [`EnvironmentInfo`]) and as `icpd env
+/// create --json` prints it (`E` = [`Environment`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CreatedEnvironment {
+pub struct CreatedEnvironment<E = EnvironmentInfo> {
     #[serde(flatten)]
-    pub environment: EnvironmentInfo,
+    pub environment: E,
     pub placement: Placement,
 }
 

@@ -17,7 +17,7 @@ use crate::ingest_tokens;
 use crate::master_key::MasterKey;
 use crate::runtimes::{self, RuntimeFilter, Status};
 use crate::secrets::{self, NewSecret};
-use crate::store::Store;
+use crate::store::{NewAuditEntry, Store};
 use crate::time::{ago, now_millis, rfc3339};
 
 /// icpd: an Integration Control Plane in one binary.
@@ -542,9 +542,16 @@ fn real_user_name() -> Option<String> {
 fn audit(store: &Store, action: &str, target: &str) {
     let actor = cli_actor();
     let action = format!("icpd {action}");
-    if let Err(e) = store
-        .write(|tx| tx.insert_audit(now_millis(), &actor, &action, target, "ok", "local", "{}"))
-    {
+    let entry = NewAuditEntry {
+        at: now_millis(),
+        actor: &actor,
+        action: &action,
+        target,
+        outcome: "ok",
+        client: "local",
+        reason: "",
+    };
+    if let Err(e) = store.write(|tx| tx.insert_audit_entry(&entry)) {
         eprintln!("warning: could not write the audit entry: {e}");
     }
 }
@@ -571,19 +578,15 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
 /// neither break the alignment nor reach the terminal.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let clean = |cell: &str| -> String {
-        if cell.chars().any(char::is_control) {
-            cell.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect()
-        } else {
-            cell.to_string()
+        let mut out = String::with_capacity(cell.len());
+        for c in cell.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
         }
+        out
     };
     let header: Vec<String> = header.iter().map(|h| clean(h)).collect();
     let rows: Vec<Vec<String>> = rows
@@ -904,32 +907,23 @@ fn env(cfg: &Config, c: EnvCommand) -> Result<()> {
             data_plane,
             json,
         } => {
-            let (e, placement) = catalog::create_environment(
+            let created = catalog::create_environment(
                 &store,
                 &name,
                 critical,
                 data_plane.as_deref(),
                 now_millis(),
             )?;
+            let e = &created.environment;
             audit(&store, "env create", &format!("environment {}", e.handle));
             if json {
-                /// The environment and where it went in the default pipeline.
-                #[derive(serde::Serialize)]
-                struct Created<'a> {
-                    #[serde(flatten)]
-                    environment: &'a catalog::Environment,
-                    placement: &'a catalog::Placement,
-                }
-                return print_json(&Created {
-                    environment: &e,
-                    placement: &placement,
-                });
+                return print_json(&created);
             }
             println!(
                 "environment '{}' created{}; {}",
                 e.handle,
                 if e.critical { " (critical)" } else { "" },
-                placement.message
+                created.placement.message
             );
             Ok(())
         }

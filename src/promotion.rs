@@ -151,6 +151,15 @@ impl PromotionRow {
             critical: self.to_critical,
         }
     }
+
+    /// The deployment record it copies into the target.
+    fn deployment(&self) -> DeploymentRef {
+        DeploymentRef {
+            version: self.version.clone(),
+            artifact: self.artifact.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
 }
 
 /// One approval.
@@ -406,6 +415,16 @@ pub fn may_approve_into(principal: &Principal, target: &Target) -> bool {
         || (!target.critical && principal.has(Permission::EnvironmentManageNonProduction, target))
 }
 
+/// Whether `principal` may approve or reject `m` now (its `mayApprove`):
+/// it is pending, they did not request it, have not approved it
+/// (`approved`), and hold the environment permission of its target.
+fn may_decide(principal: &Principal, m: &PromotionRow, approved: bool) -> bool {
+    m.status == Status::Pending.as_str()
+        && m.requested_by != principal.username
+        && !approved
+        && may_approve_into(principal, &m.target())
+}
+
 /// The checked overrides: place, type, value in clear, secret flag if given.
 type CheckedOverride = (ValueKey, ValueType, Value, Option<bool>);
 
@@ -583,13 +602,9 @@ fn changes(tx: &Tx, key: &MasterKey, m: &PromotionRow) -> Result<Changes> {
         Some(id) => tx.deployment(id)?.map(|d| record(&d)),
         None => None,
     };
-    let after = DeploymentRef {
-        version: m.version.clone(),
-        artifact: m.artifact.clone(),
-        sha256: m.sha256.clone(),
-    };
+    let after = m.deployment();
     // Revisions are immutable, so the captured numbers still name what they named.
-    let revision = |scope: &Scope, number: i64| -> Result<Vec<PlainValue>> {
+    let revision = |scope: &Scope, number: i64| -> Result<Vec<StoredValue>> {
         if number == 0 {
             return Ok(Vec::new());
         }
@@ -601,22 +616,17 @@ fn changes(tx: &Tx, key: &MasterKey, m: &PromotionRow) -> Result<Changes> {
                     scope.environment
                 ))
             })?;
-        configuration::open_values(key, scope, &tx.config_values(r.id)?)
+        tx.config_values(r.id)
     };
-    let old = revision(&to, m.target_config_revision)?;
+    let old = configuration::open_values(key, &to, &revision(&to, m.target_config_revision)?)?;
     let overrides = tx.promotion_overrides(m.id)?;
     // As `apply`: a new revision unless the source has none and nothing is overridden.
     let new_revision = m.source_config_revision != 0 || !overrides.is_empty();
     let new = if new_revision {
-        let mut map = BTreeMap::new();
+        // What `apply` writes, opened.
         let source = revision(&from, m.source_config_revision)?;
-        for v in source
-            .into_iter()
-            .chain(configuration::open_values(key, &to, &overrides)?)
-        {
-            map.insert((v.section.clone(), v.key.clone()), v);
-        }
-        map.into_values().collect()
+        let merged = merged_values(key, &from, &to, &source, &overrides)?;
+        configuration::open_values(key, &to, &merged)?
     } else {
         old.clone()
     };
@@ -684,10 +694,8 @@ fn view(
             comment: if with_comment { m.reason.clone() } else { None },
         })
     };
-    let may_approve = status == "pending"
-        && m.requested_by != principal.username
-        && !approvals.iter().any(|a| a.user == principal.username)
-        && may_approve_into(principal, &m.target());
+    let approved = approvals.iter().any(|a| a.user == principal.username);
+    let may_approve = may_decide(principal, &m, approved);
     Ok(Promotion {
         id: m.id.to_string(),
         project: m.project.clone(),
@@ -695,11 +703,7 @@ fn view(
         from: m.from.clone(),
         to: m.to.clone(),
         status: m.status.clone(),
-        deployment: DeploymentRef {
-            version: m.version.clone(),
-            artifact: m.artifact.clone(),
-            sha256: m.sha256.clone(),
-        },
+        deployment: m.deployment(),
         source_config_revision: m.source_config_revision,
         overrides,
         required_approvals: m.required_approvals,
@@ -1111,14 +1115,20 @@ pub fn list(
 }
 
 /// How many pending promotions wait for `principal`'s decision: those a
-/// list shows with `mayApprove` (they may approve or reject it, did not
-/// request it, have not approved it yet). For the console's navigation, so
-/// counted in one query; 0 for a user who may decide nothing.
+/// list shows with `mayApprove` ([`may_decide`]); 0 for a user who may
+/// decide nothing. For the console's navigation, so it reads only the
+/// pending promotions (through the status index) and the caller's
+/// approvals of them: two queries.
 pub fn awaiting(store: &Store, principal: &Principal) -> Result<i64> {
     let view = Visibility::of(principal, Permission::IntegrationView);
-    let manage = Visibility::of(principal, Permission::EnvironmentManage);
-    let non_production = Visibility::of(principal, Permission::EnvironmentManageNonProduction);
-    store.read(|tx| tx.promotions_awaiting(&view, &manage, &non_production, &principal.username))
+    store.read(|tx| {
+        let approved = tx.pending_approved_by(&principal.username)?;
+        Ok(tx
+            .pending_promotions(&view)?
+            .iter()
+            .filter(|m| may_decide(principal, m, approved.contains(&m.id)))
+            .count() as i64)
+    })
 }
 
 /// What the audit log says about a promotion (never a value).

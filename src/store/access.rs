@@ -105,7 +105,8 @@ pub struct AuditRow {
     pub reason: String,
 }
 
-/// An audit entry the API writes for an unsafe request, refused ones included.
+/// An audit entry: an unsafe API request (refused ones included) or an
+/// admin command of the command line.
 #[derive(Debug, Clone, Copy)]
 pub struct NewAuditEntry<'a> {
     pub at: Millis,
@@ -602,27 +603,8 @@ impl Tx<'_> {
 
     // ---- audit ---------------------------------------------------------
 
-    /// Records an admin command or other change that succeeded or failed
-    /// without a reason to keep.
-    #[allow(clippy::too_many_arguments)]
-    pub fn insert_audit(
-        &self,
-        at: Millis,
-        actor: &str,
-        action: &str,
-        target: &str,
-        outcome: &str,
-        client: &str,
-        detail: &str,
-    ) -> Result<()> {
-        self.exec(
-            "INSERT INTO audit_log (at, actor, action, target, outcome, client, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![at, actor, action, target, outcome, client, detail],
-        )?;
-        Ok(())
-    }
-
-    /// Records an API request, with why it was refused if it was.
+    /// Records an API request (with why it was refused, if it was) or an
+    /// admin command.
     pub fn insert_audit_entry(&self, e: &NewAuditEntry) -> Result<()> {
         self.exec(
             "INSERT INTO audit_log (at, actor, action, target, outcome, client, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -5,6 +5,8 @@
 //! At most one promotion per (integration, target environment) is pending:
 //! a partial unique index holds that even if two requests race.
 
+use std::collections::HashSet;
+
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::Tx;
@@ -164,55 +166,37 @@ impl Tx<'_> {
         Ok((rows, total))
     }
 
-    /// How many pending promotions `username` may decide and has not: not
-    /// requested by them, not approved by them, visible (`view`: the
-    /// target's integration:view), and in a target they hold
-    /// `environment:manage` on (`manage`) or, when it is not critical,
-    /// `environment:manage-non-production` (`non_production`). The same
-    /// rule as `mayApprove`, counted in SQL (one pass over the pending
-    /// promotions, through the status index).
-    pub fn promotions_awaiting(
-        &self,
-        view: &Visibility,
-        manage: &Visibility,
-        non_production: &Visibility,
-        username: &str,
-    ) -> Result<i64> {
+    /// Every pending promotion visible as `vis` says (through the status
+    /// index: the pending ones, not the whole history).
+    pub fn pending_promotions(&self, vis: &Visibility) -> Result<Vec<PromotionRow>> {
         let json = |ids: &[i64]| serde_json::Value::from(ids.to_vec()).to_string();
-        let sql = "SELECT COUNT(*) FROM promotions m \
-             JOIN integrations i ON i.id = m.integration_id \
-             JOIN environments te ON te.id = m.to_environment_id \
-             WHERE m.status = 'pending' AND m.requested_by <> ?13 \
-             AND NOT EXISTS (SELECT 1 FROM promotion_approvals a \
-                 WHERE a.promotion_id = m.id AND a.username = ?13) \
-             AND (?1 OR i.project_id IN (SELECT value FROM json_each(?2)) \
-                 OR m.integration_id IN (SELECT value FROM json_each(?3)) \
-                 OR m.to_environment_id IN (SELECT value FROM json_each(?4))) \
-             AND ((?5 OR i.project_id IN (SELECT value FROM json_each(?6)) \
-                 OR m.integration_id IN (SELECT value FROM json_each(?7)) \
-                 OR m.to_environment_id IN (SELECT value FROM json_each(?8))) \
-               OR (NOT te.critical AND (?9 OR i.project_id IN (SELECT value FROM json_each(?10)) \
-                 OR m.integration_id IN (SELECT value FROM json_each(?11)) \
-                 OR m.to_environment_id IN (SELECT value FROM json_each(?12)))))";
-        Ok(self.row(
-            sql,
+        let mut st = self.tx.prepare_cached(&format!(
+            "{PROMOTION_SELECT} WHERE m.status = 'pending' AND {PROMOTION_WHERE}"
+        ))?;
+        let rows = st.query_map(
             params![
-                view.everything,
-                json(&view.projects),
-                json(&view.integrations),
-                json(&view.environments),
-                manage.everything,
-                json(&manage.projects),
-                json(&manage.integrations),
-                json(&manage.environments),
-                non_production.everything,
-                json(&non_production.projects),
-                json(&non_production.integrations),
-                json(&non_production.environments),
-                username
+                vis.everything,
+                json(&vis.projects),
+                json(&vis.integrations),
+                json(&vis.environments),
+                None::<i64>,
+                None::<&str>,
+                None::<i64>
             ],
-            |r| r.get(0),
-        )?)
+            promotion,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The ids of the pending promotions `username` has approved (through
+    /// the status index).
+    pub fn pending_approved_by(&self, username: &str) -> Result<HashSet<i64>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT m.id FROM promotions m JOIN promotion_approvals a \
+             ON a.promotion_id = m.id AND a.username = ?1 WHERE m.status = 'pending'",
+        )?;
+        let ids = st.query_map([username], |r| r.get(0))?;
+        Ok(ids.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Ends a pending promotion: `rejected`, `cancelled` or `failed`, by whom, when, why.
