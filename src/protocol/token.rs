@@ -99,28 +99,20 @@ pub fn verify(
     hmac::verify(&key, signed.as_bytes(), &signature).map_err(|_| wrong())?;
 
     // 3, told to the secret's holder: not revoked, not expired.
-    match usable {
-        Usable::Yes => {}
-        Usable::Revoked => {
-            return Err(refuse(
-                Reason::Revoked,
-                known(),
-                &format!(
-                    "Secret {} was revoked: get a new secret for this runtime",
-                    secret.key_id
-                ),
-            ))
-        }
-        Usable::Expired => {
-            return Err(refuse(
-                Reason::Expired,
-                known(),
-                &format!(
-                    "Secret {} has expired: get a new secret for this runtime",
-                    secret.key_id
-                ),
-            ))
-        }
+    let unusable = match usable {
+        Usable::Yes => None,
+        Usable::Revoked => Some((Reason::Revoked, "was revoked")),
+        Usable::Expired => Some((Reason::Expired, "has expired")),
+    };
+    if let Some((reason, state)) = unusable {
+        return Err(refuse(
+            reason,
+            known(),
+            &format!(
+                "Secret {} {state}: get a new secret for this runtime",
+                secret.key_id
+            ),
+        ));
     }
 
     // 5. Issuer, audience and lifetime.
