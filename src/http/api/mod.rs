@@ -37,7 +37,7 @@ use crate::auth::{Authenticated, Via, SESSION_COOKIE};
 use crate::catalog::{self, Keyset, Listing};
 use crate::error::{Error, Result};
 use crate::http::message::percent_decode;
-use crate::http::routes::{error_response, method_not_allowed, not_found, RUNTIME_PATHS};
+use crate::http::routes::{error_response, is_runtime_protocol, method_not_allowed, not_found};
 use crate::http::{Request, Response};
 use crate::liveness::Liveness;
 use crate::master_key::MasterKey;
@@ -619,7 +619,7 @@ pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + '
             ),
             "/metrics" => (method_not_allowed("GET"), Some("/metrics")),
             p if p.starts_with("/api/") => (dispatch(&api, req), None),
-            p if RUNTIME_PATHS.contains(&p) => (wrong_port(&api, req), Some("runtime_protocol")),
+            p if is_runtime_protocol(p) => (wrong_port(&api, req), Some("runtime_protocol")),
             // Everything else is the web console: its files, index.html for its
             // client-side routes, or a 404.
             _ => (crate::http::assets::serve(req), Some("console")),
