@@ -198,6 +198,21 @@ impl<'r> Ctx<'r> {
         self.query(name).filter(|v| !v.trim().is_empty())
     }
 
+    /// `limit` from the query: 1 to `max`, `default` when not given.
+    pub fn limit(&self, default: i64, max: i64) -> Result<i64> {
+        match self.query_filled("limit") {
+            None => Ok(default),
+            Some(l) => l
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=max).contains(l))
+                .ok_or_else(|| {
+                    Error::BadRequest(format!("limit must be a number from 1 to {max}"))
+                }),
+        }
+    }
+
     /// `limit` (1..=500, default 50) and `cursor` from the query.
     pub fn page(&self) -> Result<PageRequest> {
         let limit = match self.query("limit") {
