@@ -420,24 +420,14 @@ impl Refusals {
         visible: impl Fn(&Target) -> bool,
     ) -> Vec<Refusal> {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<Refusal> = match environment {
-            Some(id) => st
-                .rings
-                .get(&Some(id))
-                .into_iter()
-                .flatten()
-                .filter(|r| visible(&r.target))
-                .take(limit)
-                .cloned()
-                .collect(),
-            None => st
-                .rings
-                .values()
-                .flatten()
-                .filter(|r| visible(&r.target))
-                .cloned()
-                .collect(),
-        };
+        let mut out: Vec<Refusal> = st
+            .rings
+            .iter()
+            .filter(|(env, _)| environment.is_none_or(|id| **env == Some(id)))
+            .flat_map(|(_, ring)| ring)
+            .filter(|r| visible(&r.target))
+            .cloned()
+            .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.seq));
         out.truncate(limit);
         out
