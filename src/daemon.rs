@@ -232,7 +232,7 @@ impl Daemon {
             limits.clone(),
             Arc::new(timed(
                 "runtime",
-                RUNTIME_ROUTES,
+                http::routes::RUNTIME_ROUTES,
                 http::routes::runtime_handler(protocol, telemetry.clone(), refusals.clone()),
             )),
         )?;
@@ -423,20 +423,6 @@ fn raise_open_file_limit(wanted: u64) -> Option<(u64, u64)> {
     }
     Some((lim.rlim_cur, lim.rlim_max))
 }
-
-/// The runtime listener's routes, as (method, path), each timed under its
-/// own path in `/metrics`; any other request counts as route `other`.
-const RUNTIME_ROUTES: &[(&str, &str)] = &[
-    ("POST", "/icp/heartbeat"),
-    ("POST", "/icp/deltaHeartbeat"),
-    ("POST", "/icp/commandResult"),
-    ("POST", "/icp/logs"),
-    ("POST", "/icp/metrics"),
-    ("POST", "/v1/logs"),
-    ("POST", "/v1/metrics"),
-    ("GET", "/icp/config"),
-    ("GET", "/healthz"),
-];
 
 /// `handler`, with each request's duration recorded under its route.
 fn timed(

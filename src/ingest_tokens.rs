@@ -299,36 +299,9 @@ pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Credentia
     let row = store
         .read(|tx| tx.ingest_token(id))?
         .ok_or_else(|| unknown(Some(id)))?;
-    let subject = Subject {
-        credential: Some("ingest token"),
-        key_id: Some(row.id.clone()),
-        environment_id: Some(row.environment_id),
-        environment: Some(row.environment.clone()),
-        project_id: row.project_id,
-        integration_id: row.integration_id,
-        runtime_id: None,
-    };
-    if !constant_time_eq(sha256_hex(token).as_bytes(), row.token_hash.as_bytes()) {
-        return Err(Refused::new(
-            Reason::WrongSecret,
-            subject,
-            Error::Unauthorized("unknown ingest token".into()),
-        ));
-    }
-    if row.revoked_at.is_some() {
-        return Err(Refused::new(
-            Reason::Revoked,
-            subject,
-            Error::Unauthorized(format!(
-                "ingest token {} was revoked; create a new one",
-                row.id
-            )),
-        ));
-    }
-    if row.last_used_at.is_none_or(|t| now - t > TOUCH_EVERY_MS) {
-        store.write(|tx| tx.touch_ingest_token(&row.id, now))?;
-    }
-    Ok(Credential {
+    // Built before the checks (it takes the row's strings, not copies), so
+    // that a refusal names the token by the credential's own subject.
+    let credential = Credential {
         scope: Attribution {
             environment_id: row.environment_id,
             environment: row.environment,
@@ -339,7 +312,28 @@ pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Credentia
             runtime_id: None,
         },
         label: format!("ingest token {}", row.id),
-    })
+    };
+    if !constant_time_eq(sha256_hex(token).as_bytes(), row.token_hash.as_bytes()) {
+        return Err(Refused::new(
+            Reason::WrongSecret,
+            credential.subject(),
+            Error::Unauthorized("unknown ingest token".into()),
+        ));
+    }
+    if row.revoked_at.is_some() {
+        return Err(Refused::new(
+            Reason::Revoked,
+            credential.subject(),
+            Error::Unauthorized(format!(
+                "ingest token {} was revoked; create a new one",
+                row.id
+            )),
+        ));
+    }
+    if row.last_used_at.is_none_or(|t| now - t > TOUCH_EVERY_MS) {
+        store.write(|tx| tx.touch_ingest_token(&row.id, now))?;
+    }
+    Ok(credential)
 }
 
 /// A Fluent Bit `[OUTPUT]` section that ships to icpd with `token`.

@@ -343,11 +343,11 @@ struct LogLimiter {
 
 impl LogLimiter {
     fn admit(&mut self, source: IpAddr, reason: Reason, now: Millis) -> Decision {
-        if let Some(w) = self.windows.get_mut(&(source, reason)) {
-            let d = w.admit(now);
-            return self.with_forgotten(d);
-        }
-        if self.windows.len() >= MAX_SOURCES {
+        let key = (source, reason);
+        // Whether the pair has, or can get, a window of its own.
+        let tracked =
+            |windows: &HashMap<_, _>| windows.len() < MAX_SOURCES || windows.contains_key(&key);
+        if !tracked(&self.windows) {
             let mut forgotten = 0;
             self.windows.retain(|_, w| {
                 let keep = now.saturating_sub(w.logged_at) < LOG_EVERY_MS;
@@ -358,26 +358,17 @@ impl LogLimiter {
             });
             self.forgotten += forgotten;
         }
-        if self.windows.len() >= MAX_SOURCES {
-            let w = self.overflow.get_or_insert(Window {
-                logged_at: Millis::MIN,
-                not_logged: 0,
-            });
-            let d = w.admit(now);
-            return self.with_forgotten(d);
-        }
-        self.windows.insert(
-            (source, reason),
-            Window {
-                logged_at: now,
-                not_logged: 0,
-            },
-        );
-        self.with_forgotten(Decision::Log { not_logged: 0 })
-    }
-
-    fn with_forgotten(&mut self, d: Decision) -> Decision {
-        match d {
+        // A new window has never logged.
+        let fresh = Window {
+            logged_at: Millis::MIN,
+            not_logged: 0,
+        };
+        let window = if tracked(&self.windows) {
+            self.windows.entry(key).or_insert(fresh)
+        } else {
+            self.overflow.get_or_insert(fresh)
+        };
+        match window.admit(now) {
             Decision::Log { not_logged } => Decision::Log {
                 not_logged: not_logged + std::mem::take(&mut self.forgotten),
             },
@@ -429,24 +420,14 @@ impl Refusals {
         visible: impl Fn(&Target) -> bool,
     ) -> Vec<Refusal> {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<Refusal> = match environment {
-            Some(id) => st
-                .rings
-                .get(&Some(id))
-                .into_iter()
-                .flatten()
-                .filter(|r| visible(&r.target))
-                .take(limit)
-                .cloned()
-                .collect(),
-            None => st
-                .rings
-                .values()
-                .flatten()
-                .filter(|r| visible(&r.target))
-                .cloned()
-                .collect(),
-        };
+        let mut out: Vec<Refusal> = st
+            .rings
+            .iter()
+            .filter(|(env, _)| environment.is_none_or(|id| **env == Some(id)))
+            .flat_map(|(_, ring)| ring)
+            .filter(|r| visible(&r.target))
+            .cloned()
+            .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.seq));
         out.truncate(limit);
         out

@@ -60,12 +60,10 @@ pub struct StoredSecret {
 
 impl StoredSecret {
     fn status(&self, now: Millis) -> &'static str {
-        if self.revoked_at.is_some() {
-            "revoked"
-        } else if self.expires_at.is_some_and(|e| e <= now) {
-            "expired"
-        } else {
-            "active"
+        match Usable::of(self.revoked_at.is_some(), self.expires_at, now) {
+            Usable::Yes => "active",
+            Usable::Revoked => "revoked",
+            Usable::Expired => "expired",
         }
     }
 

@@ -83,18 +83,26 @@ fn truncate(s: &str) -> String {
     s.chars().take(100).collect()
 }
 
-/// The runtime listener's paths, which the management listener answers
-/// with a pointer to the runtime listener.
-pub const RUNTIME_PATHS: [&str; 8] = [
-    "/icp/heartbeat",
-    "/icp/deltaHeartbeat",
-    "/icp/commandResult",
-    "/icp/config",
-    "/icp/logs",
-    "/icp/metrics",
-    "/v1/logs",
-    "/v1/metrics",
+/// The runtime listener's routes, as (method, path), each timed under its
+/// own path in `/metrics`; any other request counts as route `other`.
+pub const RUNTIME_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/icp/heartbeat"),
+    ("POST", "/icp/deltaHeartbeat"),
+    ("POST", "/icp/commandResult"),
+    ("POST", "/icp/logs"),
+    ("POST", "/icp/metrics"),
+    ("POST", "/v1/logs"),
+    ("POST", "/v1/metrics"),
+    ("GET", "/icp/config"),
+    ("GET", "/healthz"),
 ];
+
+/// Whether `path` is a runtime protocol path (one of [`RUNTIME_ROUTES`]
+/// but `/healthz`, which both listeners serve): the management listener
+/// answers these with a pointer to the runtime listener.
+pub fn is_runtime_protocol(path: &str) -> bool {
+    path != "/healthz" && RUNTIME_ROUTES.iter().any(|(_, p)| *p == path)
+}
 
 /// Records `r` if it is a refusal of `req` on `listener`; returns its error.
 pub(crate) fn trace(

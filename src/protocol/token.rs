@@ -30,10 +30,11 @@ pub fn verify(
     cfg: &TokenConfig,
     lookup: impl FnOnce(&str) -> Result<Option<(ActiveSecret, Usable)>, Error>,
 ) -> Result<ActiveSecret, Refused> {
-    let refuse = |reason: Reason, subject: &Subject, m: &str| {
-        Refused::new(reason, subject.clone(), Error::Unauthorized(m.to_string()))
+    // Subjects are built only when refusing: a heartbeat that passes
+    // copies nothing for the trace.
+    let refuse = |reason: Reason, subject: Subject, m: &str| {
+        Refused::new(reason, subject, Error::Unauthorized(m.to_string()))
     };
-    let nobody = Subject::default();
     // 1. `Bearer <token>`
     let token = authorization
         .and_then(|h| {
@@ -44,13 +45,13 @@ pub fn verify(
         .ok_or_else(|| {
             refuse(
                 Reason::MissingCredentials,
-                &nobody,
+                Subject::default(),
                 "Missing or malformed Authorization header: expected 'Bearer <token>'",
             )
         })?;
 
     // 2. Three base64url parts, a JSON header with a kid.
-    let malformed = |m: &str| refuse(Reason::MalformedToken, &nobody, m);
+    let malformed = |m: &str| refuse(Reason::MalformedToken, Subject::default(), m);
     let mut parts = token.split('.');
     let (Some(h64), Some(p64), Some(s64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -69,61 +70,53 @@ pub fn verify(
     // only if it looks like a key id (ours are 8 hex characters): never
     // what might be key material pasted in the wrong place (32 bytes of
     // base64 are 43 characters or more).
-    let claimed = Subject {
-        credential: Some("runtime secret"),
-        key_id: looks_like_id(kid, 32).then(|| kid.to_string()),
-        ..Subject::default()
-    };
     let (secret, usable) = lookup(kid)?.ok_or_else(|| {
+        let claimed = Subject {
+            credential: Some("runtime secret"),
+            key_id: looks_like_id(kid, 32).then(|| kid.to_string()),
+            ..Subject::default()
+        };
         refuse(
             Reason::UnknownKey,
-            &claimed,
+            claimed,
             "Unknown key ID: get a new secret for this runtime",
         )
     })?;
-    let known = Subject::secret(&secret);
+    let known = || Subject::secret(&secret);
 
     // 4. HS256 only, signature checked in constant time.
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(refuse(
             Reason::MalformedToken,
-            &known,
+            known(),
             "Invalid or expired token",
         ));
     }
-    let wrong = || refuse(Reason::WrongSecret, &known, "Invalid or expired token");
+    let wrong = || refuse(Reason::WrongSecret, known(), "Invalid or expired token");
     let signature = B64URL.decode(s64).map_err(|_| wrong())?;
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.material.as_bytes());
     let signed = &token[..h64.len() + 1 + p64.len()];
     hmac::verify(&key, signed.as_bytes(), &signature).map_err(|_| wrong())?;
 
     // 3, told to the secret's holder: not revoked, not expired.
-    match usable {
-        Usable::Yes => {}
-        Usable::Revoked => {
-            return Err(refuse(
-                Reason::Revoked,
-                &known,
-                &format!(
-                    "Secret {} was revoked: get a new secret for this runtime",
-                    secret.key_id
-                ),
-            ))
-        }
-        Usable::Expired => {
-            return Err(refuse(
-                Reason::Expired,
-                &known,
-                &format!(
-                    "Secret {} has expired: get a new secret for this runtime",
-                    secret.key_id
-                ),
-            ))
-        }
+    let unusable = match usable {
+        Usable::Yes => None,
+        Usable::Revoked => Some((Reason::Revoked, "was revoked")),
+        Usable::Expired => Some((Reason::Expired, "has expired")),
+    };
+    if let Some((reason, state)) = unusable {
+        return Err(refuse(
+            reason,
+            known(),
+            &format!(
+                "Secret {} {state}: get a new secret for this runtime",
+                secret.key_id
+            ),
+        ));
     }
 
     // 5. Issuer, audience and lifetime.
-    let invalid = |m: &str| refuse(Reason::InvalidClaims, &known, m);
+    let invalid = |m: &str| refuse(Reason::InvalidClaims, known(), m);
     let claims: Value = decode_json(p64).ok_or_else(|| invalid("Invalid or expired token"))?;
     let now_s = now.div_euclid(1000);
     let skew = i64::try_from(cfg.clock_skew.as_secs()).unwrap_or(i64::MAX);

@@ -37,7 +37,7 @@ use crate::auth::{Authenticated, Via, SESSION_COOKIE};
 use crate::catalog::{self, Keyset, Listing};
 use crate::error::{Error, Result};
 use crate::http::message::percent_decode;
-use crate::http::routes::{error_response, method_not_allowed, not_found, RUNTIME_PATHS};
+use crate::http::routes::{error_response, is_runtime_protocol, method_not_allowed, not_found};
 use crate::http::{Request, Response};
 use crate::liveness::Liveness;
 use crate::master_key::MasterKey;
@@ -196,6 +196,21 @@ impl<'r> Ctx<'r> {
     /// A query parameter that is not blank (a filter left empty is no filter).
     pub fn query_filled(&self, name: &str) -> Option<String> {
         self.query(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// `limit` from the query: 1 to `max`, `default` when not given.
+    pub fn limit(&self, default: i64, max: i64) -> Result<i64> {
+        match self.query_filled("limit") {
+            None => Ok(default),
+            Some(l) => l
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=max).contains(l))
+                .ok_or_else(|| {
+                    Error::BadRequest(format!("limit must be a number from 1 to {max}"))
+                }),
+        }
     }
 
     /// `limit` (1..=500, default 50) and `cursor` from the query.
@@ -619,7 +634,7 @@ pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + '
             ),
             "/metrics" => (method_not_allowed("GET"), Some("/metrics")),
             p if p.starts_with("/api/") => (dispatch(&api, req), None),
-            p if RUNTIME_PATHS.contains(&p) => (wrong_port(&api, req), Some("runtime_protocol")),
+            p if is_runtime_protocol(p) => (wrong_port(&api, req), Some("runtime_protocol")),
             // Everything else is the web console: its files, index.html for its
             // client-side routes, or a 404.
             _ => (crate::http::assets::serve(req), Some("console")),

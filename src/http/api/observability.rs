@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{ok, Access, Api, Ctx, Route};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::Response;
 use crate::telemetry::query::{
     self, DownloadFormat, GroupBy, LogItem, LogRequest, MetricsRequest, Order, PointItem,
@@ -167,18 +167,6 @@ fn order(ctx: &Ctx) -> Result<Order> {
         .map(Option::unwrap_or_default)
 }
 
-fn limit(ctx: &Ctx, default: i64, max: i64) -> Result<i64> {
-    match ctx.query_filled("limit") {
-        None => Ok(default),
-        Some(l) => l
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=max).contains(l))
-            .ok_or_else(|| Error::BadRequest(format!("limit must be a number from 1 to {max}"))),
-    }
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LogPageBody<'a> {
@@ -188,7 +176,7 @@ struct LogPageBody<'a> {
 
 fn logs(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let req = log_request(ctx)?;
-    let limit = limit(ctx, query::DEFAULT_LIMIT, query::MAX_LIMIT)?;
+    let limit = ctx.limit(query::DEFAULT_LIMIT, query::MAX_LIMIT)?;
     let cursor = ctx.query_filled("cursor");
     let page = query::logs(
         &api.store,
@@ -230,7 +218,7 @@ fn download(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         .map(|f| DownloadFormat::parse(&f))
         .transpose()?
         .unwrap_or_default();
-    let limit = limit(ctx, query::DOWNLOAD_LIMIT, query::DOWNLOAD_LIMIT)?;
+    let limit = ctx.limit(query::DOWNLOAD_LIMIT, query::DOWNLOAD_LIMIT)?;
     let d = query::download(
         &api.store,
         &api.telemetry.store,

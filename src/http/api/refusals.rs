@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{ok, Access, Api, Ctx, Route};
 use crate::access::Permission;
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::Response;
 
 pub const ROUTES: &[Route] = &[Route {
@@ -28,14 +28,7 @@ fn list(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         Some(h) => Some(catalog::environment(&api.store, &catalog::normalize_handle(&h))?.id),
         None => None,
     };
-    let limit = match ctx.query_filled("limit") {
-        None => crate::refusals::KEEP_PER_ENVIRONMENT,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| Error::BadRequest("limit must be a number from 1 to 500".into()))?,
-    };
+    let limit = ctx.limit(crate::refusals::KEEP_PER_ENVIRONMENT as i64, 500)? as usize;
     let principal = ctx.principal()?;
     let items = api.refusals.recent(environment, limit, |t| {
         principal.has(Permission::IntegrationView, t)
