@@ -40,15 +40,8 @@ impl Drop for TestDir {
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    wait_for_timed(what, Instant::now(), timeout, cond);
 }
 
 /// [`wait_for`], also telling how long after `since` the condition was
