@@ -88,6 +88,32 @@ pub fn still_open(s: &mut TcpStream) -> bool {
     open
 }
 
+/// Whether the peer closes `s` (EOF or reset) within `within`, reading
+/// and discarding what arrives before (a response, a TLS alert). Reads at
+/// least once, so a close already made counts even with no time left.
+pub fn closes_within(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match s.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
 /// Unix milliseconds of a time as the API and the CLI print it (RFC 3339).
 pub fn millis(v: &Value) -> i64 {
     let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
