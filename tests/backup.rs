@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{assert_ack, cli, icpd, wait_for, Bridge, TestDir, TestServer, TEST_PASSWORD};
+use crate::harness::{
+    assert_ack, cli, icpd, wait_for, Bridge, ServeOptions, TestDir, TestServer,
+    TEST_PASSWORD,
+};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -80,15 +83,11 @@ const PADDING_ROWS: u32 = 100_000;
 #[test]
 fn a_backup_taken_under_load_restores_into_a_new_data_dir_and_serves() {
     // The load is one runtime sending deltas back to back, far faster than
-    // the per-runtime limit allows a bridge; the server reads ./icp.toml.
-    let mut server = TestServer::start(&[]);
-    assert_eq!(server.stop(), Some(0));
-    std::fs::write(
-        server.dir.path.join("icp.toml"),
-        "[heartbeat_limits]\nfull_per_second = 0\ndelta_per_second = 0\n",
-    )
-    .unwrap();
-    server.restart_stopped();
+    // the per-runtime limit allows a bridge.
+    let server = TestServer::start_with(ServeOptions {
+        icp_toml: Some("[heartbeat_limits]\nfull_per_second = 0\ndelta_per_second = 0\n"),
+        ..ServeOptions::default()
+    });
     let secret = server.secret("dev", Some(("order-service", "order-create")));
     let bridge = Bridge::new(&secret, Some("node-1"));
     assert_ack(&bridge.full(&mut server.runtime_client()));

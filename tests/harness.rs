@@ -131,6 +131,20 @@ pub fn icpd() -> Command {
     c
 }
 
+/// What a [`TestServer`] is started with beyond its defaults.
+#[derive(Default)]
+pub struct ServeOptions<'a> {
+    /// Flags after `serve`.
+    pub args: &'a [&'a str],
+    /// Environment variables (e.g. `ICP_LOG`).
+    pub env: &'a [(&'a str, &'a str)],
+    /// `./icp.toml`, the configuration `serve` reads from its working
+    /// directory, there from the first start.
+    pub icp_toml: Option<&'a str>,
+    /// The open file limit (soft and hard); inherited if `None`.
+    pub nofile: Option<u64>,
+}
+
 /// A running `icpd serve` with its own data directory.
 pub struct TestServer {
     pub dir: TestDir,
@@ -138,6 +152,7 @@ pub struct TestServer {
     pub extra_args: Vec<String>,
     /// Environment variables the server is started with (e.g. `ICP_LOG`).
     pub env: Vec<(String, String)>,
+    nofile: Option<u64>,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     pub runtime_url: String,
@@ -152,16 +167,30 @@ impl TestServer {
 
     /// Like [`TestServer::start`], with environment variables for the server.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        TestServer::start_with(ServeOptions {
+            args: extra,
+            env,
+            ..ServeOptions::default()
+        })
+    }
+
+    /// Starts a server with TLS on and `options`.
+    pub fn start_with(options: ServeOptions) -> TestServer {
         let dir = TestDir::new("srv");
         let data_dir = dir.path.join("data");
+        if let Some(toml) = options.icp_toml {
+            std::fs::write(dir.path.join("icp.toml"), toml).unwrap();
+        }
         let mut s = TestServer {
             dir,
             data_dir,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            env: env
+            extra_args: options.args.iter().map(|s| s.to_string()).collect(),
+            env: options
+                .env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nofile: options.nofile,
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             runtime_url: String::new(),
@@ -182,6 +211,22 @@ impl TestServer {
         ]);
         cmd.args(&self.extra_args).current_dir(&self.dir.path);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.stdout(Stdio::null())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
