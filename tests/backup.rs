@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::{
-    assert_ack, cli, icpd, wait_for, Bridge, ServeOptions, TestDir, TestServer,
+    assert_ack, cli, icpd, recent_audit, wait_for, Bridge, ServeOptions, TestDir, TestServer,
     TEST_PASSWORD,
 };
 
@@ -296,22 +296,13 @@ fn restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database() 
     run_ok(&server.data_dir, &["backup", path_str(&good)]);
     run_ok(&server.data_dir, &["env", "create", "after-backup"]);
     // A backup is on record, like any admin command that lets data out.
-    let store = icpd::store::Store::open(&server.data_dir.join("icp.db")).unwrap();
-    let (log, _) = store
-        .read(|tx| {
-            tx.audit(&icpd::store::AuditFilter {
-                limit: 10,
-                ..Default::default()
-            })
-        })
-        .unwrap();
+    let log = recent_audit(&server.data_dir);
     let backup = log
         .iter()
         .find(|e| e.action == "icpd backup")
         .expect("an audit entry for the backup");
     assert!(backup.actor.starts_with("cli:"), "{:?}", backup.actor);
     assert_eq!(backup.target, format!("file {}", good.display()));
-    drop(store);
 
     // The server holds the data directory: no restore, no second server.
     let err = run_err(&server.data_dir, &["restore", path_str(&good)]);

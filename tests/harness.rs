@@ -447,6 +447,20 @@ pub fn output_with_stdin(mut cmd: Command, stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The newest 10 audit entries of the database in `data_dir`, newest first.
+pub fn recent_audit(data_dir: &Path) -> Vec<icpd::store::AuditRow> {
+    let store = icpd::store::Store::open(&data_dir.join("icp.db")).unwrap();
+    store
+        .read(|tx| {
+            tx.audit(&icpd::store::AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+        })
+        .unwrap()
+        .0
+}
+
 /// A simulated runtime bridge: the state it reports and the calls it makes.
 #[derive(Clone)]
 pub struct Bridge {
