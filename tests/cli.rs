@@ -476,16 +476,7 @@ fn runtime_ids_are_taken_by_any_unique_start() {
         assert_ack(&b.full(&mut c));
     }
     let show = |prefix: &str| s.cli(&["runtime", "show", prefix, "--json"]);
-    let shown = |prefix: &str| -> String {
-        let out = show(prefix);
-        assert!(
-            out.status.success(),
-            "runtime show {prefix}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["runtimeId"].as_str().unwrap().to_string()
-    };
+    let shown = |prefix: &str| s.runtime(prefix)["runtimeId"].as_str().unwrap().to_string();
     let refused = |prefix: &str| -> String {
         let out = show(prefix);
         assert_eq!(out.status.code(), Some(1), "runtime show {prefix}");
@@ -591,23 +582,21 @@ fn promotions_and_users_are_aligned_tables_and_users_show_their_roles() {
     );
     assert_eq!(r.status, 200, "{}", r.json());
     let promote = |from: &str, to: &str| {
-        let out = s.cli(&[
-            "promote",
-            "--project",
-            "order-service",
-            "--integration",
-            "order-create",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--as",
-            "root",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            &s.data_dir,
+            &[
+                "promote",
+                "--project",
+                "order-service",
+                "--integration",
+                "order-create",
+                "--from",
+                from,
+                "--to",
+                to,
+                "--as",
+                "root",
+            ],
         );
     };
     promote("dev", "staging");
