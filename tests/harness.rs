@@ -122,6 +122,11 @@ pub fn millis(v: &Value) -> i64 {
         .timestamp_millis()
 }
 
+/// The port of a listener URL such as `https://127.0.0.1:40123`.
+pub fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
 /// The `icpd` binary under test.
 pub fn icpd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_icpd"));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    assert_ack, assert_error, wait_for, Bridge, ServeOptions, TestServer,
+    assert_ack, assert_error, port_of, wait_for, Bridge, ServeOptions, TestServer,
 };
 
 /// The `message` of an error response.
@@ -159,7 +159,7 @@ fn refusals_are_answered_logged_once_a_minute_counted_and_kept() {
         )
         .unwrap();
     assert_error(&r, 404, "wrong_port");
-    let runtime_port = s.runtime_url.rsplit(':').next().unwrap();
+    let runtime_port = port_of(&s.runtime_url);
     let told = message(&r);
     assert!(
         told.contains("management port") && told.contains(&format!("port {runtime_port}")),
