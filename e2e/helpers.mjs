@@ -32,9 +32,9 @@ export function startServer(dataDir) {
   });
 }
 
-/** SIGTERM, then SIGKILL after 5 s; resolves when the process has exited. */
+/** SIGTERM, then SIGKILL after 5 s; resolves when the process has exited (at once if it has already, by a signal too). */
 export function stop(child) {
-  if (!child || child.exitCode !== null) return Promise.resolve();
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((ok) => { child.once('exit', ok); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 5000).unref(); });
 }
 
