@@ -7,29 +7,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'playwright-core';
-import { shots, startServer, stop, startBridge, openBrowser, firstLogin, runtimeToken, postRuntime } from './helpers.mjs';
+import { shots, stop, withConsole, firstLogin, runtimeToken, postRuntime } from './helpers.mjs';
 
 const NEW_PASSWORD = 'console e2e password 1';
 
 test('console acceptance: first login, project, integration, Add Runtime, live status, listener stop, OFFLINE', { timeout: 240000 }, async (t) => {
-  mkdirSync(shots, { recursive: true });
-  const tmp = mkdtempSync(join(tmpdir(), 'icpd-e2e-'));
-  const server = await startServer(join(tmp, 'data'));
-  let browser;
-  let bridge;
-  let problems = [];
-  try {
-    const initial = readFileSync(join(tmp, 'data', 'initial-admin-password'), 'utf8').trim();
-    const b = await openBrowser();
-    ({ browser, problems } = b);
-    const { page, tid } = b;
-
+  await withConsole('console', {}, async ({ server, initialPassword, page, tid, problems, startBridge }) => {
     // 1. First login as admin, with the forced password change.
-    await firstLogin(page, server.management, initial, NEW_PASSWORD);
+    await firstLogin(page, server.management, initialPassword, NEW_PASSWORD);
     assert.equal(new URL(page.url()).pathname, '/');
 
     // 2. A project (handle previewed and checked) and an integration.
@@ -56,7 +43,7 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
     await tid('modal-close').click();
 
     // 4. A runtime starts with it and appears RUNNING without a reload.
-    bridge = startBridge(['--server', server.runtime, '--secret', secret, '--env', 'dev',
+    const bridge = startBridge(['--server', server.runtime, '--secret', secret, '--env', 'dev',
       '--project', 'orders-platform', '--integration', 'order-sync', '--runtime', 'n1', '--interval', '2']);
     // A marker on the window proves the page was not reloaded.
     await page.evaluate(() => { window.e2eNoReload = true; });
@@ -96,7 +83,6 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
     await page.locator('[data-testid=runtime-detail-status]', { hasText: 'RUNNING' }).waitFor();
     await page.evaluate(() => { window.e2eNoReload = true; });
     await stop(bridge.child);
-    bridge = null;
     await page.locator('[data-testid=runtime-detail-status]', { hasText: 'OFFLINE' }).waitFor({ timeout: 50000 });
     await page.locator('[data-testid=status-timeline] li', { hasText: 'OFFLINE' }).waitFor();
     assert.equal(await page.evaluate(() => window.e2eNoReload), true, 'the page reloaded');
@@ -123,34 +109,15 @@ test('console acceptance: first login, project, integration, Add Runtime, live s
     const live = await page.evaluate(() => document.body.dataset.live);
     t.diagnostic(`live updates via ${live === 'sse' ? 'Server-Sent Events' : 'polling (no /api/v1/events)'}`);
     assert.deepEqual(problems, [], 'the browser reported errors');
-  } catch (e) {
-    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nbridge log tail:\n${bridge?.log().slice(-1500) ?? ''}\nserver log tail:\n${server.log().slice(-2500)}`;
-    throw e;
-  } finally {
-    if (bridge) await stop(bridge.child);
-    await browser?.close();
-    await stop(server.child);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 });
 
 /** Whether the page scrolls sideways: its width beyond the viewport's, in px. */
 const overflow = (page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 
-test('console at 390 and 1440 px: collapsing sidebar, audit log with time range and reasons, one time format, sparse metrics', { timeout: 240000 }, async () => {
-  mkdirSync(shots, { recursive: true });
-  const tmp = mkdtempSync(join(tmpdir(), 'icpd-e2e-'));
-  const server = await startServer(join(tmp, 'data'));
-  let browser;
-  let bridge;
-  let api;
-  let problems = [];
-  try {
-    const initial = readFileSync(join(tmp, 'data', 'initial-admin-password'), 'utf8').trim();
-    const b = await openBrowser({ width: 1440, height: 900 });
-    ({ browser, problems } = b);
-    const { page, tid } = b;
-    await firstLogin(page, server.management, initial, NEW_PASSWORD);
+test('console at 390 and 1440 px: collapsing sidebar, audit log with time range and reasons, one time format, sparse metrics', { timeout: 240000 }, async (t) => {
+  await withConsole('console-sizes', { width: 1440, height: 900 }, async ({ server, initialPassword, page, tid, problems, startBridge }) => {
+    await firstLogin(page, server.management, initialPassword, NEW_PASSWORD);
 
     // A project, an integration, a secret and a Viewer, through the API as the console calls it.
     const secret = await page.evaluate(async () => {
@@ -163,7 +130,8 @@ test('console at 390 and 1440 px: collapsing sidebar, audit log with time range 
     });
     // Refused requests, from outside the browser (the console itself never
     // provokes one): no permission, and a body of the wrong type.
-    api = await request.newContext({ baseURL: server.management, ignoreHTTPSErrors: true });
+    const api = await request.newContext({ baseURL: server.management, ignoreHTTPSErrors: true });
+    t.after(() => api.dispose());
     const login = await api.post('/api/v1/auth/login', { data: { username: 'vera', password: 'vera password 12345' } });
     assert.equal(login.status(), 200);
     const headers = { Authorization: `Bearer ${(await login.json()).token}` };
@@ -257,7 +225,7 @@ test('console at 390 and 1440 px: collapsing sidebar, audit log with time range 
 
     // A runtime with sparse request records: 4 requests 20 minutes ago (one
     // 5xx), 2 in each of 6 buckets later, 12 in one bucket.
-    bridge = startBridge(['--server', server.runtime, '--secret', secret, '--env', 'dev',
+    startBridge(['--server', server.runtime, '--secret', secret, '--env', 'dev',
       '--project', 'orders-platform', '--integration', 'order-sync', '--runtime', 'n1', '--interval', '2']);
     // Every page fits 390 px (what is wider scrolls inside its card).
     for (const path of ['/', '/projects', '/projects/orders-platform', '/projects/orders-platform/integrations/order-sync', '/runtimes', '/logs', '/promotions',
@@ -315,14 +283,5 @@ test('console at 390 and 1440 px: collapsing sidebar, audit log with time range 
     await tid('metrics').screenshot({ path: join(shots, 'metrics-sparse.png') });
 
     assert.deepEqual(problems, [], 'the browser reported errors');
-  } catch (e) {
-    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nserver log tail:\n${server.log().slice(-2500)}`;
-    throw e;
-  } finally {
-    if (bridge) await stop(bridge.child);
-    await api?.dispose();
-    await browser?.close();
-    await stop(server.child);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 });

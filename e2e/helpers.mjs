@@ -1,9 +1,13 @@
 // What the end-to-end tests share: starting icpd on free ports, the CLI, a
-// headless Chromium that records console and page errors, the first login
-// with its forced password change, and a runtime's side of the protocol
-// (bridge.py, its HS256 bearer token, posts to the runtime listener).
+// headless Chromium that records console and page errors, one test's
+// surroundings (withConsole: data directory, server, browser, and what a
+// failure reports), the first login with its forced password change and
+// later sign-ins, and a runtime's side of the protocol (bridge.py, its
+// HS256 bearer token, posts to the runtime listener).
 
 import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createHmac } from 'node:crypto';
@@ -32,9 +36,9 @@ export function startServer(dataDir) {
   });
 }
 
-/** SIGTERM, then SIGKILL after 5 s; resolves when the process has exited. */
+/** SIGTERM, then SIGKILL after 5 s; resolves when the process has exited (at once if it has already, by a signal too). */
 export function stop(child) {
-  if (!child || child.exitCode !== null) return Promise.resolve();
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((ok) => { child.once('exit', ok); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 5000).unref(); });
 }
 
@@ -52,19 +56,81 @@ export function startBridge(args) {
   return { child, log: () => log };
 }
 
+/**
+ * A page in a context of its own (its own cookies: another user's session)
+ * that adds its console errors and page errors to `problems`, marked with
+ * `label` if given.
+ */
+export async function openPage(browser, problems, { width = 1280, height = 800, label = '' } = {}) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width, height } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  const mark = label ? `${label}: ` : '';
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${mark}console error: ${m.text()} (${m.location()?.url || ''})`); });
+  page.on('pageerror', (e) => problems.push(`${mark}page error: ${e.message}`));
+  return page;
+}
+
 /** Headless Chromium; a page that collects console errors and page errors into `problems`. */
-export async function openBrowser({ width = 1280, height = 800 } = {}) {
+export async function openBrowser(viewport = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width, height } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
   const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()} (${m.location()?.url || ''})`); });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  const page = await openPage(browser, problems, viewport);
   return { browser, page, problems, tid: (id) => page.getByTestId(id) };
+}
+
+/**
+ * One console test's surroundings: a temporary data directory, icpd
+ * started on it, and a headless Chromium (see openBrowser). Calls `body`
+ * with { dataDir, server, initialPassword, browser, page, tid, problems,
+ * startBridge(args), openPage(options) }; bridges and pages made through
+ * these are stopped and watched like the first page. If `body` throws, a
+ * screenshot of the page goes to NAME-failure.png and the error gains the
+ * browser's problems and the tails of the bridges' and the server's logs.
+ * Everything is stopped and removed afterwards.
+ */
+export async function withConsole(name, viewport, body) {
+  mkdirSync(shots, { recursive: true });
+  const tmp = mkdtempSync(join(tmpdir(), `icpd-e2e-${name}-`));
+  const dataDir = join(tmp, 'data');
+  const server = await startServer(dataDir);
+  const bridges = [];
+  let b;
+  try {
+    b = await openBrowser(viewport);
+    const initialPassword = readFileSync(join(dataDir, 'initial-admin-password'), 'utf8').trim();
+    await body({
+      ...b,
+      dataDir,
+      server,
+      initialPassword,
+      startBridge: (args) => { const bridge = startBridge(args); bridges.push(bridge); return bridge; },
+      openPage: (options) => openPage(b.browser, b.problems, options),
+    });
+  } catch (e) {
+    await b?.page.screenshot({ path: join(shots, `${name}-failure.png`), fullPage: true }).catch(() => {});
+    const bridgeLogs = bridges.map((bridge) => `\nbridge log tail:\n${bridge.log().slice(-1500)}`).join('');
+    e.message += `\nbrowser problems: ${JSON.stringify(b?.problems ?? [], null, 2)}${bridgeLogs}\nserver log tail:\n${server.log().slice(-2500)}`;
+    throw e;
+  } finally {
+    for (const bridge of bridges) await stop(bridge.child);
+    await b?.browser.close();
+    await stop(server.child);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Signs a user in on the login page; ends on the overview. */
+export async function signIn(page, managementUrl, username, password) {
+  const tid = (id) => page.getByTestId(id);
+  await page.goto(`${managementUrl}/login`);
+  await tid('login-username').fill(username);
+  await tid('login-password').fill(password);
+  await tid('login-submit').click();
+  await tid('stat-projects').waitFor();
 }
 
 /** The first login as admin with the forced password change; ends on the overview. */

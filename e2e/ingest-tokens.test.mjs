@@ -11,11 +11,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { shots, bin, startServer, stop, cli, openBrowser, firstLogin, postRuntime, percentile } from './helpers.mjs';
+import { shots, bin, cli, withConsole, firstLogin, signIn, postRuntime, percentile } from './helpers.mjs';
 
 const PROJECT = 'shop';
 const INTEGRATION = 'checkout';
@@ -24,23 +22,12 @@ const VIEWER_PASSWORD = 'viewer e2e password 1';
 
 test('ingest tokens in the console: create (shown once), ship logs and request records, by-resource metrics, viewer, revoke → 401', { timeout: 120000 }, async (t) => {
   const started = Date.now();
-  mkdirSync(shots, { recursive: true });
-  const tmp = mkdtempSync(join(tmpdir(), 'icpd-e2e-ingest-'));
-  const dataDir = join(tmp, 'data');
-  const server = await startServer(dataDir);
-  let browser;
-  let page;
-  let problems = [];
-  try {
+  await withConsole('ingest-tokens', {}, async ({ dataDir, server, initialPassword, page, tid, problems, openPage }) => {
     // The project and integration (a runtime secret creates them) and a read-only user.
     cli(dataDir, ['secret', 'create', '--env', 'dev', '--project', PROJECT, '--integration', INTEGRATION, '--json']);
     execFileSync(bin, ['--data-dir', dataDir, 'user', 'create', VIEWER, '--role', 'Viewer', '--password-stdin'], { input: `${VIEWER_PASSWORD}\n`, encoding: 'utf8' });
 
-    const initial = readFileSync(join(dataDir, 'initial-admin-password'), 'utf8').trim();
-    const b = await openBrowser();
-    ({ browser, problems, page } = b);
-    const { tid } = b;
-    await firstLogin(page, server.management, initial, 'ingest e2e password 1');
+    await firstLogin(page, server.management, initialPassword, 'ingest e2e password 1');
 
     // 1. Administration → Ingest tokens: none yet.
     await tid('nav-ingest-tokens').click();
@@ -164,22 +151,14 @@ test('ingest tokens in the console: create (shown once), ship logs and request r
     assert.equal(await tid('metrics-filter').isHidden(), true);
 
     // 6. A Viewer lists the token but may neither create nor revoke one.
-    const viewerContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
-    const vpage = await viewerContext.newPage();
-    vpage.setDefaultTimeout(15000);
-    vpage.on('console', (m) => { if (m.type() === 'error') problems.push(`viewer console error: ${m.text()} (${m.location()?.url || ''})`); });
-    vpage.on('pageerror', (e) => problems.push(`viewer page error: ${e.message}`));
-    await vpage.goto(`${server.management}/login`);
-    await vpage.getByTestId('login-username').fill(VIEWER);
-    await vpage.getByTestId('login-password').fill(VIEWER_PASSWORD);
-    await vpage.getByTestId('login-submit').click();
-    await vpage.getByTestId('stat-projects').waitFor();
+    const vpage = await openPage({ label: 'viewer' });
+    await signIn(vpage, server.management, VIEWER, VIEWER_PASSWORD);
     await vpage.getByTestId('nav-ingest-tokens').click();
     await vpage.getByTestId(`ingest-token-${id}`).waitFor();
     assert.equal(await vpage.getByTestId('new-ingest-token').count(), 0, 'a Viewer sees New ingest token');
     assert.equal(await vpage.getByTestId(`revoke-ingest-token-${id}`).count(), 0, 'a Viewer sees Revoke');
     await vpage.screenshot({ path: join(shots, 'ingest-tokens-viewer.png'), fullPage: true });
-    await viewerContext.close();
+    await vpage.context().close();
 
     // 7. Revoke, with confirmation; the next POST is refused.
     await page.goto(`${server.management}/ingest-tokens`);
@@ -200,13 +179,5 @@ test('ingest tokens in the console: create (shown once), ship logs and request r
 
     assert.deepEqual(problems, [], 'the browser reported errors');
     t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  } catch (e) {
-    await page?.screenshot({ path: join(shots, 'ingest-tokens-failure.png'), fullPage: true }).catch(() => {});
-    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nserver log tail:\n${server.log().slice(-2500)}`;
-    throw e;
-  } finally {
-    await browser?.close();
-    await stop(server.child);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 });

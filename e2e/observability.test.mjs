@@ -7,11 +7,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { shots, startServer, stop, cli, startBridge, openBrowser, firstLogin, runtimeToken, postRuntime, percentile } from './helpers.mjs';
+import { shots, cli, withConsole, firstLogin, runtimeToken, postRuntime, percentile } from './helpers.mjs';
 
 const PROJECT = 'orders';
 const INTEGRATION = 'order-sync';
@@ -19,28 +17,16 @@ const RUNTIME = 'node-1';
 
 test('observability: live logs from a bridge.py runtime in the explorer, search, and metrics charts with data', { timeout: 120000 }, async (t) => {
   const started = Date.now();
-  mkdirSync(shots, { recursive: true });
-  const tmp = mkdtempSync(join(tmpdir(), 'icpd-e2e-obs-'));
-  const dataDir = join(tmp, 'data');
-  const server = await startServer(dataDir);
   const runtimeId = randomUUID();
-  let browser;
-  let page;
-  let bridge;
-  let problems = [];
-  try {
+  await withConsole('observability', {}, async ({ dataDir, server, initialPassword, page, tid, problems, startBridge }) => {
     // A secret bound to the integration (created with it) and a real runtime using it.
     const made = JSON.parse(cli(dataDir, ['secret', 'create', '--env', 'dev', '--project', PROJECT, '--integration', INTEGRATION, '--json']));
     assert.ok(made.secret, `no secret in ${JSON.stringify(made)}`);
-    bridge = startBridge(['--server', server.runtime, '--secret', made.secret, '--env', 'dev', '--project', PROJECT,
+    startBridge(['--server', server.runtime, '--secret', made.secret, '--env', 'dev', '--project', PROJECT,
       '--integration', INTEGRATION, '--runtime', RUNTIME, '--runtime-id', runtimeId, '--interval', '2']);
     const token = runtimeToken(made.secret);
 
-    const initial = readFileSync(join(dataDir, 'initial-admin-password'), 'utf8').trim();
-    const b = await openBrowser();
-    ({ browser, problems, page } = b);
-    const { tid } = b;
-    await firstLogin(page, server.management, initial, 'observability e2e password 1');
+    await firstLogin(page, server.management, initialPassword, 'observability e2e password 1');
 
     // The runtime is registered (seen RUNNING on its integration page).
     await page.goto(`${server.management}/projects/${PROJECT}/integrations/${INTEGRATION}`);
@@ -196,14 +182,5 @@ test('observability: live logs from a bridge.py runtime in the explorer, search,
 
     assert.deepEqual(problems, [], 'the browser reported errors');
     t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  } catch (e) {
-    await page?.screenshot({ path: join(shots, 'observability-failure.png'), fullPage: true }).catch(() => {});
-    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nbridge log tail:\n${bridge?.log().slice(-1500) ?? ''}\nserver log tail:\n${server.log().slice(-2500)}`;
-    throw e;
-  } finally {
-    if (bridge) await stop(bridge.child);
-    await browser?.close();
-    await stop(server.child);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 });

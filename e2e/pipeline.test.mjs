@@ -12,12 +12,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
-import { shots, startServer, stop, cli, startBridge, openBrowser, firstLogin, runtimeToken } from './helpers.mjs';
+import { shots, cli, withConsole, firstLogin, signIn, runtimeToken } from './helpers.mjs';
 
 const PROJECT = 'orders';
 const INTEGRATION = 'order-sync';
@@ -47,22 +45,9 @@ function getRuntime(baseUrl, path, token) {
 
 test('pipeline: data plane, staging, dev config with a secret, promotion to staging with an override, to prod with approval, runtime gets the config', { timeout: 240000 }, async (t) => {
   const started = Date.now();
-  mkdirSync(shots, { recursive: true });
-  const tmp = mkdtempSync(join(tmpdir(), 'icpd-e2e-pipe-'));
-  const dataDir = join(tmp, 'data');
-  const server = await startServer(dataDir);
-  let browser;
-  let bridge;
-  let problems = [];
-  let failedPage = null;
   const shot = (page, name) => page.screenshot({ path: join(shots, `pipeline-${name}.png`), fullPage: true });
-  try {
-    const initial = readFileSync(join(dataDir, 'initial-admin-password'), 'utf8').trim();
-    const b = await openBrowser({ width: 1360, height: 900 });
-    ({ browser, problems } = b);
-    const { page, tid } = b;
-    failedPage = page;
-    await firstLogin(page, server.management, initial, ADMIN_PASSWORD);
+  await withConsole('pipeline', { width: 1360, height: 900 }, async ({ dataDir, server, initialPassword, page, tid, problems, startBridge, openPage }) => {
+    await firstLogin(page, server.management, initialPassword, ADMIN_PASSWORD);
 
     // The project and integration, with a prod secret bound to it for the runtime later (CLI).
     const prodSecret = JSON.parse(cli(dataDir, ['secret', 'create', '--env', 'prod', '--project', PROJECT, '--integration', INTEGRATION, '--json']));
@@ -212,17 +197,9 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     res = await page.request.post(`${server.management}/api/v1/role-assignments`, { headers, data: { role: 'Admin', user: 'bob' } });
     assert.equal(res.status(), 201, await res.text());
 
-    const bobContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1360, height: 900 } });
-    const bob = await bobContext.newPage();
-    bob.setDefaultTimeout(15000);
-    bob.on('console', (m) => { if (m.type() === 'error') problems.push(`bob: console error: ${m.text()} (${m.location()?.url || ''})`); });
-    bob.on('pageerror', (e) => problems.push(`bob: page error: ${e.message}`));
+    const bob = await openPage({ width: 1360, height: 900, label: 'bob' });
     const btid = (id) => bob.getByTestId(id);
-    await bob.goto(`${server.management}/login`);
-    await btid('login-username').fill('bob');
-    await btid('login-password').fill(BOB_PASSWORD);
-    await btid('login-submit').click();
-    await btid('stat-projects').waitFor();
+    await signIn(bob, server.management, 'bob', BOB_PASSWORD);
     // One promotion waits for bob: the overview and the sidebar say so.
     assert.equal(await btid('stat-awaiting').locator('.value').textContent(), '1');
     await bob.locator('[data-testid=nav-promotions-count]', { hasText: '1' }).waitFor();
@@ -268,7 +245,7 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     assert.ok(!(await page.content()).includes(DEV_SECRET), 'the secret value is on the page');
 
     // 9. A bridge.py runtime in prod, with the secret bound to the integration there (CLI), is served the promoted values.
-    bridge = startBridge(['--server', server.runtime, '--secret', prodSecret.secret, '--env', 'prod', '--project', PROJECT,
+    startBridge(['--server', server.runtime, '--secret', prodSecret.secret, '--env', 'prod', '--project', PROJECT,
       '--integration', INTEGRATION, '--runtime', 'prod-1', '--interval', '2']);
     await page.locator('[data-testid=runtime-status-prod-1]', { hasText: 'RUNNING' }).waitFor({ timeout: 20000 });
     const served = await getRuntime(server.runtime, '/icp/config?runtime=prod-1', runtimeToken(prodSecret.secret));
@@ -314,18 +291,9 @@ test('pipeline: data plane, staging, dev config with a secret, promotion to stag
     await tid('nav-dataplanes').click();
     await page.locator('[data-testid=data-plane-health-default]', { hasText: 'healthy' }).waitFor();
     await shot(page, 'data-planes-health');
-    await bobContext.close();
+    await bob.context().close();
 
     t.diagnostic(`walked in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.deepEqual(problems, [], 'the browser reported errors');
-  } catch (e) {
-    await failedPage?.screenshot({ path: join(shots, 'pipeline-failure.png'), fullPage: true }).catch(() => {});
-    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nbridge log tail:\n${bridge?.log().slice(-1500) ?? ''}\nserver log tail:\n${server.log().slice(-2500)}`;
-    throw e;
-  } finally {
-    if (bridge) await stop(bridge.child);
-    await browser?.close();
-    await stop(server.child);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 });

@@ -8,22 +8,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { shots, startServer, stop, cli, openBrowser, firstLogin, runtimeToken, postRuntime } from './helpers.mjs';
+import { shots, cli, withConsole, firstLogin, runtimeToken, postRuntime } from './helpers.mjs';
 
 test('runtimes page: a revoked secret shows under Recent refusals for its environment', { timeout: 120000 }, async (t) => {
   const started = Date.now();
-  mkdirSync(shots, { recursive: true });
-  const tmp = mkdtempSync(join(tmpdir(), 'icpd-e2e-refusals-'));
-  const dataDir = join(tmp, 'data');
-  const server = await startServer(dataDir);
-  let browser;
-  let page;
-  let problems = [];
-  try {
+  await withConsole('refusals', {}, async ({ dataDir, server, initialPassword, page, tid, problems }) => {
     const { secret, keyId } = JSON.parse(cli(dataDir, ['secret', 'create', '--env', 'dev', '--project', 'shop', '--integration', 'checkout', '--json']));
     const runtimeId = randomUUID();
     const full = {
@@ -39,11 +30,7 @@ test('runtimes page: a revoked secret shows under Recent refusals for its enviro
       assert.match(refused.body.error.message, /revoked/);
     }
 
-    const initial = readFileSync(join(dataDir, 'initial-admin-password'), 'utf8').trim();
-    const b = await openBrowser();
-    ({ browser, problems, page } = b);
-    const { tid } = b;
-    await firstLogin(page, server.management, initial, 'refusals e2e password 1');
+    await firstLogin(page, server.management, initialPassword, 'refusals e2e password 1');
 
     // Unfiltered: the runtime, no refusals panel.
     await tid('nav-runtimes').click();
@@ -75,13 +62,5 @@ test('runtimes page: a revoked secret shows under Recent refusals for its enviro
 
     assert.deepEqual(problems, [], 'the browser reported errors');
     t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  } catch (e) {
-    await page?.screenshot({ path: join(shots, 'refusals-failure.png'), fullPage: true }).catch(() => {});
-    e.message += `\nbrowser problems: ${JSON.stringify(problems, null, 2)}\nserver log tail:\n${server.log().slice(-2500)}`;
-    throw e;
-  } finally {
-    await browser?.close();
-    await stop(server.child);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 });

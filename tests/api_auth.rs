@@ -513,12 +513,7 @@ fn the_audit_log_filters_by_time_and_says_why_a_request_was_refused() {
     assert!(made["id"].is_string(), "{made}");
 
     // from/to: RFC 3339 or Unix ms, to exclusive, from before to.
-    let at = |e: &Value| {
-        chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap())
-            .unwrap()
-            .timestamp_millis()
-    };
-    let (first, last) = (at(&denied), at(&made));
+    let (first, last) = (millis(&denied["at"]), millis(&made["at"]));
     let count = |root: &mut ApiClient, q: &str| -> Vec<String> {
         let r = root.get(&format!("/api/v1/audit?limit=500&{q}"));
         assert_eq!(r.status, 200, "{q}: {}", r.json());

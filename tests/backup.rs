@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{assert_ack, cli, icpd, wait_for, Bridge, TestDir, TestServer, TEST_PASSWORD};
+use crate::harness::{
+    assert_ack, cli, icpd, recent_audit, wait_for, Bridge, ServeOptions, TestDir, TestServer,
+    TEST_PASSWORD,
+};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -80,15 +83,11 @@ const PADDING_ROWS: u32 = 100_000;
 #[test]
 fn a_backup_taken_under_load_restores_into_a_new_data_dir_and_serves() {
     // The load is one runtime sending deltas back to back, far faster than
-    // the per-runtime limit allows a bridge; the server reads ./icp.toml.
-    let mut server = TestServer::start(&[]);
-    assert_eq!(server.stop(), Some(0));
-    std::fs::write(
-        server.dir.path.join("icp.toml"),
-        "[heartbeat_limits]\nfull_per_second = 0\ndelta_per_second = 0\n",
-    )
-    .unwrap();
-    server.restart_stopped();
+    // the per-runtime limit allows a bridge.
+    let server = TestServer::start_with(ServeOptions {
+        icp_toml: Some("[heartbeat_limits]\nfull_per_second = 0\ndelta_per_second = 0\n"),
+        ..ServeOptions::default()
+    });
     let secret = server.secret("dev", Some(("order-service", "order-create")));
     let bridge = Bridge::new(&secret, Some("node-1"));
     assert_ack(&bridge.full(&mut server.runtime_client()));
@@ -297,22 +296,13 @@ fn restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database() 
     run_ok(&server.data_dir, &["backup", path_str(&good)]);
     run_ok(&server.data_dir, &["env", "create", "after-backup"]);
     // A backup is on record, like any admin command that lets data out.
-    let store = icpd::store::Store::open(&server.data_dir.join("icp.db")).unwrap();
-    let (log, _) = store
-        .read(|tx| {
-            tx.audit(&icpd::store::AuditFilter {
-                limit: 10,
-                ..Default::default()
-            })
-        })
-        .unwrap();
+    let log = recent_audit(&server.data_dir);
     let backup = log
         .iter()
         .find(|e| e.action == "icpd backup")
         .expect("an audit entry for the backup");
     assert!(backup.actor.starts_with("cli:"), "{:?}", backup.actor);
     assert_eq!(backup.target, format!("file {}", good.display()));
-    drop(store);
 
     // The server holds the data directory: no restore, no second server.
     let err = run_err(&server.data_dir, &["restore", path_str(&good)]);

@@ -4577,15 +4577,6 @@ fn pipeline_setup(
     }
 }
 
-/// Every table's rows of `icp.db`, ordered, as text: a logical dump.
-/// `audit_log` is left out because every unsafe management request writes
-/// an entry, refused ones included (the router audits "whatever the
-/// handler did", see `src/http/api/mod.rs`): the corpus legitimately adds
-/// rows there. Last-seen columns are left out because the liveness loop
-/// flushes heartbeat times on its own schedule and authentication may
-/// record when an API or ingest token was last used (an ingest token at
-/// most once a minute, whatever the body then holds); neither is state a
-/// bad request could corrupt.
 /// Waits until every liveness write queued so far (last-seen times, status
 /// changes) is in `icp.db`, so that none lands after a dump and looks like
 /// a change a case made: a flush writes everything queued before it in one
@@ -4601,6 +4592,15 @@ fn liveness_settled(server: &TestServer, bridge: &Bridge, runtime: &mut Client) 
     );
 }
 
+/// Every table's rows of `icp.db`, ordered, as text: a logical dump.
+/// `audit_log` is left out because every unsafe management request writes
+/// an entry, refused ones included (the router audits "whatever the
+/// handler did", see `src/http/api/mod.rs`): the corpus legitimately adds
+/// rows there. Last-seen columns are left out because the liveness loop
+/// flushes heartbeat times on its own schedule and authentication may
+/// record when an API or ingest token was last used (an ingest token at
+/// most once a minute, whatever the body then holds); neither is state a
+/// bad request could corrupt.
 fn dump(data_dir: &std::path::Path) -> Vec<String> {
     dump_file(
         &data_dir.join("icp.db"),

@@ -1,6 +1,6 @@
 //! The admin commands, on a data directory with and without a running server.
 
-use crate::harness::{assert_ack, cli, Bridge, TestDir, TestServer};
+use crate::harness::{assert_ack, cli, recent_audit, Bridge, TestDir, TestServer};
 
 fn run_ok(dir: &std::path::Path, args: &[&str]) -> String {
     let out = cli(dir, args);
@@ -304,14 +304,7 @@ fn users_are_managed_from_the_command_line() {
     assert!(hash.starts_with("pbkdf2-sha256$600000$"), "{hash}");
     assert!(icpd::auth::verify_password(&hash, &password));
     // Admin commands that change something are audited like API changes.
-    let (log, _) = stored
-        .read(|tx| {
-            tx.audit(&icpd::store::AuditFilter {
-                limit: 10,
-                ..Default::default()
-            })
-        })
-        .unwrap();
+    let log = recent_audit(&d.path);
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -483,16 +476,7 @@ fn runtime_ids_are_taken_by_any_unique_start() {
         assert_ack(&b.full(&mut c));
     }
     let show = |prefix: &str| s.cli(&["runtime", "show", prefix, "--json"]);
-    let shown = |prefix: &str| -> String {
-        let out = show(prefix);
-        assert!(
-            out.status.success(),
-            "runtime show {prefix}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["runtimeId"].as_str().unwrap().to_string()
-    };
+    let shown = |prefix: &str| s.runtime(prefix)["runtimeId"].as_str().unwrap().to_string();
     let refused = |prefix: &str| -> String {
         let out = show(prefix);
         assert_eq!(out.status.code(), Some(1), "runtime show {prefix}");
@@ -598,23 +582,21 @@ fn promotions_and_users_are_aligned_tables_and_users_show_their_roles() {
     );
     assert_eq!(r.status, 200, "{}", r.json());
     let promote = |from: &str, to: &str| {
-        let out = s.cli(&[
-            "promote",
-            "--project",
-            "order-service",
-            "--integration",
-            "order-create",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--as",
-            "root",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            &s.data_dir,
+            &[
+                "promote",
+                "--project",
+                "order-service",
+                "--integration",
+                "order-create",
+                "--from",
+                from,
+                "--to",
+                to,
+                "--as",
+                "root",
+            ],
         );
     };
     promote("dev", "staging");
@@ -750,15 +732,7 @@ fn the_audit_names_the_real_user_when_user_is_unset() {
     env_create("qa", None);
     env_create("uat", Some("alice"));
     env_create("perf", Some(""));
-    let store = icpd::store::Store::open(&d.path.join("icp.db")).unwrap();
-    let (log, _) = store
-        .read(|tx| {
-            tx.audit(&icpd::store::AuditFilter {
-                limit: 10,
-                ..Default::default()
-            })
-        })
-        .unwrap();
+    let log = recent_audit(&d.path);
     let actors: Vec<&str> = log.iter().map(|e| e.actor.as_str()).collect();
     assert_eq!(actors, [real.as_str(), "cli:alice", real.as_str()]);
     assert!(!real.contains("unknown"));

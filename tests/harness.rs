@@ -40,15 +40,8 @@ impl Drop for TestDir {
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    wait_for_timed(what, Instant::now(), timeout, cond);
 }
 
 /// [`wait_for`], also telling how long after `since` the condition was
@@ -95,12 +88,43 @@ pub fn still_open(s: &mut TcpStream) -> bool {
     open
 }
 
+/// Whether the peer closes `s` (EOF or reset) within `within`, reading
+/// and discarding what arrives before (a response, a TLS alert). Reads at
+/// least once, so a close already made counts even with no time left.
+pub fn closes_within(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match s.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
 /// Unix milliseconds of a time as the API and the CLI print it (RFC 3339).
 pub fn millis(v: &Value) -> i64 {
     let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
     chrono::DateTime::parse_from_rfc3339(text)
         .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"))
         .timestamp_millis()
+}
+
+/// The port of a listener URL such as `https://127.0.0.1:40123`.
+pub fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 /// The `icpd` binary under test.
@@ -112,6 +136,20 @@ pub fn icpd() -> Command {
     c
 }
 
+/// What a [`TestServer`] is started with beyond its defaults.
+#[derive(Default)]
+pub struct ServeOptions<'a> {
+    /// Flags after `serve`.
+    pub args: &'a [&'a str],
+    /// Environment variables (e.g. `ICP_LOG`).
+    pub env: &'a [(&'a str, &'a str)],
+    /// `./icp.toml`, the configuration `serve` reads from its working
+    /// directory, there from the first start.
+    pub icp_toml: Option<&'a str>,
+    /// The open file limit (soft and hard); inherited if `None`.
+    pub nofile: Option<u64>,
+}
+
 /// A running `icpd serve` with its own data directory.
 pub struct TestServer {
     pub dir: TestDir,
@@ -119,6 +157,7 @@ pub struct TestServer {
     pub extra_args: Vec<String>,
     /// Environment variables the server is started with (e.g. `ICP_LOG`).
     pub env: Vec<(String, String)>,
+    nofile: Option<u64>,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     pub runtime_url: String,
@@ -133,16 +172,30 @@ impl TestServer {
 
     /// Like [`TestServer::start`], with environment variables for the server.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        TestServer::start_with(ServeOptions {
+            args: extra,
+            env,
+            ..ServeOptions::default()
+        })
+    }
+
+    /// Starts a server with TLS on and `options`.
+    pub fn start_with(options: ServeOptions) -> TestServer {
         let dir = TestDir::new("srv");
         let data_dir = dir.path.join("data");
+        if let Some(toml) = options.icp_toml {
+            std::fs::write(dir.path.join("icp.toml"), toml).unwrap();
+        }
         let mut s = TestServer {
             dir,
             data_dir,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            env: env
+            extra_args: options.args.iter().map(|s| s.to_string()).collect(),
+            env: options
+                .env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nofile: options.nofile,
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             runtime_url: String::new(),
@@ -163,6 +216,22 @@ impl TestServer {
         ]);
         cmd.args(&self.extra_args).current_dir(&self.dir.path);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.stdout(Stdio::null())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
@@ -381,6 +450,20 @@ pub fn output_with_stdin(mut cmd: Command, stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// The newest 10 audit entries of the database in `data_dir`, newest first.
+pub fn recent_audit(data_dir: &Path) -> Vec<icpd::store::AuditRow> {
+    let store = icpd::store::Store::open(&data_dir.join("icp.db")).unwrap();
+    store
+        .read(|tx| {
+            tx.audit(&icpd::store::AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+        })
+        .unwrap()
+        .0
 }
 
 /// A simulated runtime bridge: the state it reports and the calls it makes.

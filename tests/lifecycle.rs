@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use icpd::time::now_millis;
 use serde_json::Value;
 
-use crate::harness::{assert_ack, millis, wait_for, wait_for_timed, Bridge, TestServer};
+use crate::harness::{
+    assert_ack, millis, wait_for, wait_for_timed, Bridge, ServeOptions, TestServer,
+};
 
 /// The times (Unix ms) at which `history` (a runtime's `statusHistory`)
 /// records OFFLINE.
@@ -278,80 +280,18 @@ fn a_pause_longer_than_the_timeout_is_held_by_self_preservation_not_marked_offli
 
 // ---- start-up (issue 13, point 8) --------------------------------------------
 
-/// Runs `icpd serve` with the open file limit set to `nofile` (soft and
+/// Starts `icpd serve` with the open file limit set to `nofile` (soft and
 /// hard; `None`: inherited) in its own data directory, with `icp_toml` as
-/// its configuration if given, until both listeners are up; returns the
-/// start-up log.
+/// its configuration if given, and stops it once both listeners are up;
+/// returns the start-up log.
 fn start_up_log(nofile: Option<u64>, icp_toml: Option<&str>) -> String {
-    use std::io::BufRead;
-    use std::os::unix::process::CommandExt;
-    use std::sync::{Arc, Mutex};
-    let dir = crate::harness::TestDir::new("start-up");
-    if let Some(toml) = icp_toml {
-        std::fs::write(dir.path.join("icp.toml"), toml).unwrap();
-    }
-    let mut cmd = crate::harness::icpd();
-    cmd.arg("--data-dir")
-        .arg(dir.path.join("data"))
-        .args([
-            "serve",
-            "--runtime-listen",
-            "127.0.0.1:0",
-            "--management-listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(&dir.path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    if let Some(n) = nofile {
-        // SAFETY: setrlimit is async-signal-safe and touches only the child.
-        unsafe {
-            cmd.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: n,
-                    rlim_max: n,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let mut child = cmd.spawn().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
+    let mut s = TestServer::start_with(ServeOptions {
+        icp_toml,
+        nofile,
+        ..ServeOptions::default()
     });
-    let up = || {
-        lines
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("listening management "))
-    };
-    let start = Instant::now();
-    while !up() {
-        assert!(
-            child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20),
-            "icpd did not start: {:#?}",
-            lines.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // SAFETY: kill only signals our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
-    let log = lines.lock().unwrap().join("\n");
-    log
+    s.stop();
+    s.log_text()
 }
 
 /// The warn line about the open file limit, if there is one.

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{assert_ack, assert_error, wait_for, Bridge, TestServer};
+use crate::harness::{assert_ack, assert_error, wait_for, Bridge, ServeOptions, TestServer};
 use icpd::http::client::ClientResponse;
 use icpd::protocol::token;
 
@@ -532,15 +532,12 @@ fn command_result_is_accepted() {
 
 #[test]
 fn heartbeats_over_the_rate_limit_get_429_with_retry_after() {
-    // The server reads ./icp.toml from its working directory.
-    let mut s = TestServer::start(&[]);
-    assert_eq!(s.stop(), Some(0));
-    std::fs::write(
-        s.dir.path.join("icp.toml"),
-        "[heartbeat_limits]\nfull_per_second = 0.1\nfull_burst = 2\ndelta_per_second = 0.5\ndelta_burst = 3\n",
-    )
-    .unwrap();
-    s.restart_stopped();
+    let s = TestServer::start_with(ServeOptions {
+        icp_toml: Some(
+            "[heartbeat_limits]\nfull_per_second = 0.1\nfull_burst = 2\ndelta_per_second = 0.5\ndelta_burst = 3\n",
+        ),
+        ..ServeOptions::default()
+    });
     let secret = s.secret("dev", None);
     let b = Bridge::new(&secret, Some("node-1"));
     let mut c = s.runtime_client();

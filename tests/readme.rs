@@ -34,7 +34,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::harness::{assert_ack, Bridge, TestDir, TestServer};
+use crate::harness::{assert_ack, port_of, Bridge, TestDir, TestServer};
 
 /// How long one block may run (a loaded 2-core machine, debug build).
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -136,11 +136,6 @@ fn ports(text: &str, runtime_port: u16, management_port: u16) -> String {
             );
     }
     text
-}
-
-/// The port of a listener URL such as `https://127.0.0.1:40123`.
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 /// One bash that runs blocks one after another, keeping its variables and

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{assert_ack, assert_error, wait_for, Bridge, TestServer};
+use crate::harness::{
+    assert_ack, assert_error, port_of, wait_for, Bridge, ServeOptions, TestServer,
+};
 
 /// The `message` of an error response.
 fn message(r: &icpd::http::client::ClientResponse) -> String {
@@ -57,16 +59,11 @@ fn reasons(items: &Value) -> Vec<String> {
 
 #[test]
 fn refusals_are_answered_logged_once_a_minute_counted_and_kept() {
-    // Two full heartbeats per runtime, then (practically) no more. The
-    // server reads ./icp.toml from its working directory.
-    let mut s = TestServer::start(&[]);
-    assert_eq!(s.stop(), Some(0));
-    std::fs::write(
-        s.dir.path.join("icp.toml"),
-        "[heartbeat_limits]\nfull_per_second = 0.001\nfull_burst = 2\n",
-    )
-    .unwrap();
-    s.restart_stopped();
+    // Two full heartbeats per runtime, then (practically) no more.
+    let s = TestServer::start_with(ServeOptions {
+        icp_toml: Some("[heartbeat_limits]\nfull_per_second = 0.001\nfull_burst = 2\n"),
+        ..ServeOptions::default()
+    });
     let mut c = s.runtime_client();
     let mut every_secret = Vec::new();
 
@@ -162,7 +159,7 @@ fn refusals_are_answered_logged_once_a_minute_counted_and_kept() {
         )
         .unwrap();
     assert_error(&r, 404, "wrong_port");
-    let runtime_port = s.runtime_url.rsplit(':').next().unwrap();
+    let runtime_port = port_of(&s.runtime_url);
     let told = message(&r);
     assert!(
         told.contains("management port") && told.contains(&format!("port {runtime_port}")),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use icpd::http::client::{Client, ClientTls};
 use icpd::http::{Handler, Limits, Request, Response, Server};
 
-use crate::harness::still_open;
+use crate::harness::{closes_within, still_open};
 
 /// A self-signed certificate for 127.0.0.1/localhost in a temp dir that is
 /// removed on drop.
@@ -178,32 +178,6 @@ fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
 /// well under the default idle deadline (15 s), the only other thing that
 /// would close these connections.
 const PROMPTLY: Duration = Duration::from_secs(5);
-
-/// Whether the peer closes (EOF or reset) within `within`.
-fn closes_within(s: &mut TcpStream, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    let mut chunk = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut chunk) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return false
-            }
-            Err(_) => return true,
-        }
-    }
-}
 
 fn error_code(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap();
