@@ -551,7 +551,7 @@ fn audit(store: &Store, action: &str, target: &str) {
         client: "local",
         reason: "",
     };
-    if let Err(e) = store.write(|tx| tx.insert_audit_entry(&entry)) {
+    if let Err(e) = store.write(|tx| tx.insert_audit(&entry)) {
         eprintln!("warning: could not write the audit entry: {e}");
     }
 }

@@ -605,7 +605,7 @@ impl Tx<'_> {
 
     /// Records an API request (with why it was refused, if it was) or an
     /// admin command.
-    pub fn insert_audit_entry(&self, e: &NewAuditEntry) -> Result<()> {
+    pub fn insert_audit(&self, e: &NewAuditEntry) -> Result<()> {
         self.exec(
             "INSERT INTO audit_log (at, actor, action, target, outcome, client, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![e.at, e.actor, e.action, e.target, e.outcome, e.client, e.reason],

@@ -445,7 +445,7 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
             client: &client,
             reason: &reason,
         };
-        if let Err(e) = api.store.write(|tx| tx.insert_audit_entry(&entry)) {
+        if let Err(e) = api.store.write(|tx| tx.insert_audit(&entry)) {
             log::error!("cannot write the audit entry for {action}: {e}");
         }
     }
