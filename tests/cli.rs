@@ -737,3 +737,29 @@ fn the_audit_names_the_real_user_when_user_is_unset() {
     assert_eq!(actors, [real.as_str(), "cli:alice", real.as_str()]);
     assert!(!real.contains("unknown"));
 }
+
+/// An admin command whose reader has gone (`icpd env list | head -0`) ends
+/// by SIGPIPE like any Unix filter, not with a panic from `println!`. The
+/// pipe's read end is closed before the command starts, so its first write
+/// fails every time.
+#[test]
+fn an_admin_command_ends_quietly_when_its_reader_is_gone() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = TestDir::new("cli-pipe");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = crate::harness::icpd()
+        .args(["--data-dir", dir.path.to_str().unwrap(), "env", "list"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
