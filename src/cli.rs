@@ -1294,58 +1294,62 @@ fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
                 println!("\nNode");
                 print_table(&["KEY", "VALUE"], &rows);
             }
-            let dash = |v: Option<&str>| v.unwrap_or("-").to_string();
-            let rows: Vec<Vec<String>> = d
-                .artifacts
-                .listeners
-                .iter()
-                .map(|l| {
-                    vec![
-                        l.name.clone(),
-                        dash(l.protocol.as_deref()),
-                        dash(l.host.as_deref()),
-                        l.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                        dash(l.state.as_deref()),
-                    ]
-                })
-                .collect();
-            println!("\nListeners");
-            print_table(&["NAME", "PROTOCOL", "HOST", "PORT", "STATE"], &rows);
-            let rows: Vec<Vec<String>> = d
-                .artifacts
-                .services
-                .iter()
-                .map(|s| {
-                    let ls: Vec<&str> = s.listeners.iter().map(|l| l.name.as_str()).collect();
-                    vec![
-                        s.name.clone(),
-                        dash(s.base_path.as_deref()),
-                        ls.join(","),
-                        dash(s.state.as_deref()),
-                    ]
-                })
-                .collect();
-            println!("\nServices");
-            print_table(&["NAME", "BASE PATH", "LISTENERS", "STATE"], &rows);
-            let rows: Vec<Vec<String>> = d
-                .artifacts
-                .services
-                .iter()
-                .flat_map(|s| {
-                    s.resources
-                        .iter()
-                        .map(|r| vec![s.name.clone(), r.methods.join(","), r.url.clone()])
-                })
-                .collect();
-            println!("\nResources");
-            print_table(&["SERVICE", "METHODS", "URL"], &rows);
-            let rows: Vec<Vec<String>> = d
-                .log_levels
-                .iter()
-                .map(|(component, level)| vec![component.clone(), level.clone()])
-                .collect();
-            println!("\nLog levels");
-            print_table(&["COMPONENT", "LEVEL"], &rows);
+            if let Some(mi) = &d.mi_artifacts {
+                print_mi_artifacts(d.management.as_ref(), mi);
+            } else {
+                let dash = |v: Option<&str>| v.unwrap_or("-").to_string();
+                let rows: Vec<Vec<String>> = d
+                    .artifacts
+                    .listeners
+                    .iter()
+                    .map(|l| {
+                        vec![
+                            l.name.clone(),
+                            dash(l.protocol.as_deref()),
+                            dash(l.host.as_deref()),
+                            l.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                            dash(l.state.as_deref()),
+                        ]
+                    })
+                    .collect();
+                println!("\nListeners");
+                print_table(&["NAME", "PROTOCOL", "HOST", "PORT", "STATE"], &rows);
+                let rows: Vec<Vec<String>> = d
+                    .artifacts
+                    .services
+                    .iter()
+                    .map(|s| {
+                        let ls: Vec<&str> = s.listeners.iter().map(|l| l.name.as_str()).collect();
+                        vec![
+                            s.name.clone(),
+                            dash(s.base_path.as_deref()),
+                            ls.join(","),
+                            dash(s.state.as_deref()),
+                        ]
+                    })
+                    .collect();
+                println!("\nServices");
+                print_table(&["NAME", "BASE PATH", "LISTENERS", "STATE"], &rows);
+                let rows: Vec<Vec<String>> = d
+                    .artifacts
+                    .services
+                    .iter()
+                    .flat_map(|s| {
+                        s.resources
+                            .iter()
+                            .map(|r| vec![s.name.clone(), r.methods.join(","), r.url.clone()])
+                    })
+                    .collect();
+                println!("\nResources");
+                print_table(&["SERVICE", "METHODS", "URL"], &rows);
+                let rows: Vec<Vec<String>> = d
+                    .log_levels
+                    .iter()
+                    .map(|(component, level)| vec![component.clone(), level.clone()])
+                    .collect();
+                println!("\nLog levels");
+                print_table(&["COMPONENT", "LEVEL"], &rows);
+            }
             let rows: Vec<Vec<String>> = d
                 .status_history
                 .iter()
@@ -1356,6 +1360,48 @@ fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// An MI runtime's Management API address and its artifacts, one table
+/// for all kinds (`runtime show`).
+fn print_mi_artifacts(
+    management: Option<&crate::mi::ManagementAddress>,
+    artifacts: &std::collections::BTreeMap<crate::mi::MiKind, Vec<crate::mi::MiArtifact>>,
+) {
+    match management {
+        Some(m) => println!("\nManagement API  https://{}:{}", m.host, m.port),
+        None => println!("\nManagement API  not reported"),
+    }
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let rows: Vec<Vec<String>> = artifacts
+        .iter()
+        .flat_map(|(kind, list)| {
+            list.iter().map(move |a| {
+                vec![
+                    kind.as_str().to_string(),
+                    a.name.clone(),
+                    dash(&a.state),
+                    dash(&a.tracing),
+                    dash(&a.statistics),
+                    dash(&a.carbon_app),
+                    dash(&a.error),
+                ]
+            })
+        })
+        .collect();
+    println!("\nArtifacts");
+    print_table(
+        &[
+            "KIND",
+            "NAME",
+            "STATE",
+            "TRACING",
+            "STATISTICS",
+            "CARBON APP",
+            "ERROR",
+        ],
+        &rows,
+    );
 }
 
 fn user(cfg: &Config, c: UserCommand) -> Result<()> {

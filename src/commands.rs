@@ -36,6 +36,7 @@ use crate::catalog::{normalize_handle, Environment, Integration, Project};
 use crate::error::{Error, Result};
 use crate::events::{self, Event, Events};
 use crate::liveness::Liveness;
+use crate::mi::MiArtifact;
 use crate::runtimes::{Artifacts, RuntimeRecord, Status};
 use crate::store::{Store, Tx};
 use crate::time::{rfc3339, serialize_opt_rfc3339, serialize_rfc3339, Millis};
@@ -57,6 +58,14 @@ pub enum Kind {
     Listener,
     /// A logger, by the component name the runtime reports in `logLevels`.
     Logger,
+    /// An MI artifact's state (`enabled`/`disabled`), by `kind/name`.
+    MiState,
+    /// An MI artifact's tracing (`enabled`/`disabled`), by `kind/name`.
+    MiTracing,
+    /// An MI artifact's statistics (`enabled`/`disabled`), by `kind/name`.
+    MiStatistics,
+    /// An MI logger's level, by logger name (read back from MI, not from heartbeats).
+    MiLogger,
 }
 
 impl Kind {
@@ -64,15 +73,33 @@ impl Kind {
         match self {
             Kind::Listener => "listener",
             Kind::Logger => "logger",
+            Kind::MiState => "mi-state",
+            Kind::MiTracing => "mi-tracing",
+            Kind::MiStatistics => "mi-statistics",
+            Kind::MiLogger => "mi-logger",
         }
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "listener" => Some(Kind::Listener),
-            "logger" => Some(Kind::Logger),
-            _ => None,
-        }
+        [
+            Kind::Listener,
+            Kind::Logger,
+            Kind::MiState,
+            Kind::MiTracing,
+            Kind::MiStatistics,
+            Kind::MiLogger,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// Whether icpd carries this kind out through MI's Management API
+    /// rather than in a heartbeat response.
+    pub fn is_mi(self) -> bool {
+        matches!(
+            self,
+            Kind::MiState | Kind::MiTracing | Kind::MiStatistics | Kind::MiLogger
+        )
     }
 }
 
@@ -170,6 +197,8 @@ pub struct ScopeRuntime {
     pub record: RuntimeRecord,
     pub artifacts: Artifacts,
     pub log_levels: BTreeMap<String, String>,
+    /// An MI runtime's artifacts (empty for others).
+    pub mi_artifacts: Vec<MiArtifact>,
 }
 
 /// Listener states and log levels as a runtime reported them.
@@ -177,6 +206,8 @@ pub struct ScopeRuntime {
 pub struct Reported {
     listeners: BTreeMap<String, String>,
     levels: BTreeMap<String, String>,
+    /// MI: state, tracing and statistics by kind and `kind/name`.
+    mi: BTreeMap<(Kind, String), String>,
 }
 
 impl Reported {
@@ -200,6 +231,30 @@ impl Reported {
                 })
                 .unwrap_or_default(),
             levels: log_levels.cloned().unwrap_or_default(),
+            mi: BTreeMap::new(),
+        }
+    }
+
+    /// What an MI runtime reports: its artifacts (from its last full
+    /// heartbeat) and its logger levels (as last read from MI).
+    pub fn mi(artifacts: &[MiArtifact], levels: BTreeMap<String, String>) -> Reported {
+        let mut mi = BTreeMap::new();
+        for a in artifacts {
+            let key = crate::mi::artifact_key(a.kind, &a.name);
+            for (kind, value) in [
+                (Kind::MiState, &a.state),
+                (Kind::MiTracing, &a.tracing),
+                (Kind::MiStatistics, &a.statistics),
+            ] {
+                if let Some(v) = value {
+                    mi.insert((kind, key.clone()), v.clone());
+                }
+            }
+        }
+        Reported {
+            listeners: BTreeMap::new(),
+            levels,
+            mi,
         }
     }
 
@@ -207,7 +262,10 @@ impl Reported {
     pub fn get(&self, kind: Kind, artifact: &str) -> Option<&str> {
         match kind {
             Kind::Listener => self.listeners.get(artifact),
-            Kind::Logger => self.levels.get(artifact),
+            Kind::Logger | Kind::MiLogger => self.levels.get(artifact),
+            Kind::MiState | Kind::MiTracing | Kind::MiStatistics => {
+                self.mi.get(&(kind, artifact.to_string()))
+            }
         }
         .map(String::as_str)
     }
@@ -215,16 +273,20 @@ impl Reported {
 
 impl ScopeRuntime {
     pub fn reported(&self) -> Reported {
-        Reported::new(Some(&self.artifacts), Some(&self.log_levels))
+        if self.record.runtime_type == "MI" {
+            Reported::mi(&self.mi_artifacts, self.log_levels.clone())
+        } else {
+            Reported::new(Some(&self.artifacts), Some(&self.log_levels))
+        }
     }
 }
 
-fn same(a: &str, b: &str) -> bool {
+pub fn same(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
 /// For one runtime: the desired value of each artifact (its own override, else the integration-wide one).
-fn effective<'d>(
+pub fn effective<'d>(
     desired: &'d [DesiredRow],
     runtime_id: &str,
 ) -> BTreeMap<(Kind, &'d str), &'d DesiredRow> {
@@ -365,6 +427,10 @@ impl Request {
             (Kind::Listener, "enabled") => "START",
             (Kind::Listener, _) => "STOP",
             (Kind::Logger, _) => "SET_LOGGER_LEVEL",
+            (Kind::MiState, _) => "MI_SET_STATE",
+            (Kind::MiTracing, _) => "MI_SET_TRACING",
+            (Kind::MiStatistics, _) => "MI_SET_STATISTICS",
+            (Kind::MiLogger, _) => "MI_SET_LOGGER_LEVEL",
         }
     }
 }
@@ -423,12 +489,16 @@ impl Issued {
     /// `{"desired": {...}, "commands": [...]}`, the desired part shaped like the request.
     pub fn to_json(&self) -> Value {
         let field = match self.desired.kind {
-            Kind::Listener => "state",
-            Kind::Logger => "level",
+            Kind::Listener | Kind::MiState => "state",
+            Kind::MiTracing => "tracing",
+            Kind::MiStatistics => "statistics",
+            Kind::Logger | Kind::MiLogger => "level",
         };
         let name = match self.desired.kind {
             Kind::Listener => "listener",
             Kind::Logger => "component",
+            Kind::MiState | Kind::MiTracing | Kind::MiStatistics => "artifact",
+            Kind::MiLogger => "logger",
         };
         let mut desired = json!({
             "kind": self.desired.kind,

@@ -128,6 +128,12 @@ pub struct RuntimeDetail {
     pub artifacts: Artifacts,
     pub log_levels: BTreeMap<String, String>,
     pub status_history: Vec<StatusChange>,
+    /// An MI runtime's Management API address, as its heartbeat claims.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub management: Option<crate::mi::ManagementAddress>,
+    /// An MI runtime's artifacts by kind (absent for other runtimes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mi_artifacts: Option<BTreeMap<crate::mi::MiKind, Vec<crate::mi::MiArtifact>>>,
 }
 
 /// One RUNNING/OFFLINE transition.

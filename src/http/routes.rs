@@ -32,36 +32,103 @@ pub fn status_of(e: &Error) -> u16 {
     }
 }
 
-/// Maps an error to its status and JSON body.
-pub fn error_response(e: &Error) -> Response {
+/// What an error is answered with: status, code, message and the
+/// `Retry-After` seconds if any. Internal details are logged with an id
+/// and only the id is answered.
+struct Answer {
+    status: u16,
+    code: &'static str,
+    message: String,
+    retry_after_secs: Option<u64>,
+}
+
+static NEXT_ERROR_ID: AtomicU64 = AtomicU64::new(1);
+
+fn error_id() -> String {
+    format!(
+        "{:x}-{}",
+        now_millis(),
+        NEXT_ERROR_ID.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn answer(e: &Error) -> Answer {
     let status = status_of(e);
     if status == 500 {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = format!(
-            "{:x}-{}",
-            now_millis(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = error_id();
         log::error!("request failed [{id}]: {e}");
-        return Response::error(
-            500,
-            "internal",
-            &format!("internal error (id {id}); the server log has the details"),
-        );
+        return Answer {
+            status,
+            code: "internal",
+            message: format!("internal error (id {id}); the server log has the details"),
+            retry_after_secs: None,
+        };
     }
-    let resp = Response::error(status, e.code(), &e.to_string());
-    match e {
-        Error::TooManyRequests {
-            retry_after_secs, ..
-        } => resp.with_header("Retry-After", &retry_after_secs.to_string()),
-        _ => resp,
+    Answer {
+        status,
+        code: e.code(),
+        message: e.to_string(),
+        retry_after_secs: match e {
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        },
     }
+}
+
+fn with_retry_after(resp: Response, secs: Option<u64>) -> Response {
+    match secs {
+        Some(s) => resp.with_header("Retry-After", &s.to_string()),
+        None => resp,
+    }
+}
+
+/// Maps an error to its status and JSON body.
+pub fn error_response(e: &Error) -> Response {
+    let a = answer(e);
+    with_retry_after(
+        Response::error(a.status, a.code, &a.message),
+        a.retry_after_secs,
+    )
+}
+
+/// How long a runtime is asked to wait after a transient fault of icpd's own.
+const TRANSIENT_RETRY_AFTER_SECS: u64 = 5;
+
+/// An error answered to a runtime protocol call. Two differences from the
+/// management API's shape, both for Micro Integrator (MI.md): the message
+/// is repeated as a top-level `message` member, which is what MI logs; and
+/// a fault of icpd's own storage (the database busy or failing, a file
+/// error) is 503 with `Retry-After`, never a 4xx: MI stops heartbeating for
+/// good after a 400, 401 or 409, so those are kept for what the runtime
+/// must fix.
+pub fn runtime_error_response(e: &Error) -> Response {
+    let a = if matches!(e, Error::Database(_) | Error::Io { .. }) {
+        let id = error_id();
+        log::error!("runtime request failed for now [{id}]: {e}");
+        Answer {
+            status: 503,
+            code: "unavailable",
+            message: format!(
+                "icpd cannot store this now (id {id}); retry after {TRANSIENT_RETRY_AFTER_SECS} s"
+            ),
+            retry_after_secs: Some(TRANSIENT_RETRY_AFTER_SECS),
+        }
+    } else {
+        answer(e)
+    };
+    let body = serde_json::json!({
+        "error": {"code": a.code, "message": a.message},
+        "message": a.message,
+    });
+    with_retry_after(Response::json(a.status, &body), a.retry_after_secs)
 }
 
 fn respond<T: serde::Serialize>(status: u16, r: Result<T, Error>) -> Response {
     match r {
         Ok(v) => Response::json(status, &v),
-        Err(e) => error_response(&e),
+        Err(e) => runtime_error_response(&e),
     }
 }
 
@@ -212,7 +279,7 @@ fn config_route(protocol: &Protocol, refusals: &Refusals, req: &Request, now: Mi
             body: rendered.toml.into_bytes(),
             stream: None,
         },
-        Err(r) => error_response(&trace(refusals, "runtime", req, r, now)),
+        Err(r) => runtime_error_response(&trace(refusals, "runtime", req, r, now)),
     }
 }
 
@@ -230,7 +297,7 @@ fn ingest_route(
         Ok(c) => c,
         Err(r) => {
             let r = r.naming_runtime(runtime_id.as_deref());
-            return error_response(&trace(refusals, "runtime", req, r, now));
+            return runtime_error_response(&trace(refusals, "runtime", req, r, now));
         }
     };
     if let Some(refusal) = unsupported_media(req) {
@@ -250,7 +317,7 @@ fn ingest_route(
                 Response::json(200, &partial_success(outcome, "rejectedDataPoints"))
             }
         },
-        Err(r) => error_response(&trace(refusals, "runtime", req, r, now)),
+        Err(r) => runtime_error_response(&trace(refusals, "runtime", req, r, now)),
     }
 }
 

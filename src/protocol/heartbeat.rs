@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::catalog::{self, normalize_handle};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
+use crate::mi::MiReport;
 use crate::runtimes::{Artifacts, Status};
 use crate::secrets::ActiveSecret;
 use crate::store::{ArtifactWrites, RuntimeRegistration, Tx};
@@ -54,6 +55,10 @@ pub struct FullHeartbeat {
     pub timestamp: Option<Value>,
     #[serde(default)]
     pub try_it_host: Option<String>,
+    /// What an MI runtime reports beyond the common fields (its artifact
+    /// lists replace `artifacts`, which stays `None` for MI).
+    #[serde(skip)]
+    pub mi: Option<MiReport>,
 }
 
 /// `POST /icp/deltaHeartbeat`.
@@ -158,6 +163,24 @@ impl DeltaHeartbeat {
 }
 
 impl FullHeartbeat {
+    /// Decodes and validates a full heartbeat body: the common fields, and
+    /// for an MI runtime its node information, Management API address and
+    /// artifact lists (`mi::read_report`). Every failure is a 400 naming
+    /// the member at fault.
+    pub fn read(body: &[u8]) -> Result<FullHeartbeat> {
+        // Straight into the struct first: it refuses duplicate members,
+        // which a `Value` would silently collapse.
+        let mut hb: FullHeartbeat = decode(body)?;
+        hb.validate()?;
+        if hb.runtime_type == "MI" {
+            let value: Value = decode(body)?;
+            hb.mi = Some(crate::mi::read_report(&value)?);
+            hb.artifacts = None;
+            hb.log_levels = None;
+        }
+        Ok(hb)
+    }
+
     /// Checks what can be checked without the database.
     pub fn validate(&self) -> Result<()> {
         check_version(&self.heartbeat_version)?;
@@ -213,8 +236,8 @@ impl FullHeartbeat {
 
     /// A digest of everything stored as artifact rows, to skip unchanged ones.
     pub fn artifacts_digest(&self) -> String {
-        let canonical =
-            serde_json::json!({"artifacts": self.artifacts, "logLevels": self.log_levels});
+        let mi = self.mi.as_ref().map(|m| &m.artifacts);
+        let canonical = serde_json::json!({"artifacts": self.artifacts, "logLevels": self.log_levels, "mi": mi});
         let d = ring::digest::digest(&ring::digest::SHA256, canonical.to_string().as_bytes());
         d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -349,12 +372,19 @@ pub fn register(
     };
     let empty_artifacts = Artifacts::default();
     let empty_levels = BTreeMap::new();
-    let artifact_writes = tx.sync_artifacts(
-        &hb.runtime_id,
-        hb.artifacts.as_ref().unwrap_or(&empty_artifacts),
-        hb.log_levels.as_ref().unwrap_or(&empty_levels),
-        &hb.artifacts_digest(),
-    )?;
+    let digest = hb.artifacts_digest();
+    let artifact_writes = match &hb.mi {
+        None => tx.sync_artifacts(
+            &hb.runtime_id,
+            hb.artifacts.as_ref().unwrap_or(&empty_artifacts),
+            hb.log_levels.as_ref().unwrap_or(&empty_levels),
+            &digest,
+        )?,
+        Some(mi) => {
+            tx.set_management_address(&hb.runtime_id, mi.management.as_ref())?;
+            tx.sync_mi_artifacts(&hb.runtime_id, &mi.artifacts, &digest)?
+        }
+    };
     Ok(Registration {
         created: existing.is_none(),
         replaced,

@@ -54,6 +54,20 @@ struct CommandResult {
     runtime_id: String,
     command_id: String,
     status: String,
+    /// The Management API's status, for an MI_MGMT command's result.
+    #[serde(default)]
+    http_status: Option<Value>,
+    /// What the Management API answered (JSON, a JSON string for text, or null).
+    #[serde(default)]
+    #[allow(dead_code)]
+    body: Option<Value>,
+}
+
+/// Whether a command id is one of the MI_MGMT commands of tunnel mode
+/// (`mio-` writes, `mir-` reads; MI.md "Tunnel mode"), whose results carry
+/// the Management API's `httpStatus`.
+pub fn is_mi_command_id(command_id: &str) -> bool {
+    command_id.starts_with("mio-") || command_id.starts_with("mir-")
 }
 
 /// A runtime over its heartbeat rate limit (see `config::HeartbeatLimits`).
@@ -105,8 +119,7 @@ impl Protocol {
         now: Millis,
     ) -> Result<HeartbeatResponse, Refused> {
         let secret = self.authenticate(authorization, now)?;
-        let hb: FullHeartbeat = heartbeat::decode(body)?;
-        hb.validate()?;
+        let hb = FullHeartbeat::read(body)?;
         let subject = || Subject::secret(&secret).with_runtime(Some(&hb.runtime_id));
         if let Err(retry_after_secs) = self.liveness.admit_full(&hb.runtime_id, now) {
             return Err(Refused::new(
@@ -126,7 +139,12 @@ impl Protocol {
                     runtime_id: &hb.runtime_id,
                     integration_id: reg.integration_id,
                     environment_id: reg.environment_id,
-                    reported: Reported::new(hb.artifacts.as_ref(), hb.log_levels.as_ref()),
+                    reported: match &hb.mi {
+                        // MI's logger levels are not in its heartbeat: the
+                        // ones last read from its Management API stand.
+                        Some(mi) => Reported::mi(&mi.artifacts, tx.log_levels(&hb.runtime_id)?),
+                        None => Reported::new(hb.artifacts.as_ref(), hb.log_levels.as_ref()),
+                    },
                     replaced: &reg.replaced,
                 };
                 let changes = self.commands.reconcile(tx, &beat, now)?;
@@ -290,6 +308,19 @@ impl Protocol {
         let r: CommandResult = heartbeat::decode(body)?;
         if r.status != "COMPLETED" && r.status != "FAILED" {
             return Err(Error::BadRequest("status must be COMPLETED or FAILED".into()).into());
+        }
+        if is_mi_command_id(&r.command_id) {
+            let valid = r
+                .http_status
+                .as_ref()
+                .and_then(Value::as_u64)
+                .is_some_and(|s| (100..=599).contains(&s));
+            if !valid {
+                return Err(Error::BadRequest(
+                    "httpStatus must be the Management API's HTTP status (100-599) in the result of an MI_MGMT command".into(),
+                )
+                .into());
+            }
         }
         log::info!(
             "runtime {:?} reports command {:?} {}",

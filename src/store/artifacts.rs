@@ -29,10 +29,10 @@ impl ArtifactWrites {
     }
 }
 
-struct Table {
-    name: &'static str,
-    keys: &'static [&'static str],
-    values: &'static [&'static str],
+pub(super) struct Table {
+    pub(super) name: &'static str,
+    pub(super) keys: &'static [&'static str],
+    pub(super) values: &'static [&'static str],
 }
 
 const LISTENERS: Table = Table {
@@ -55,13 +55,13 @@ const BINDINGS: Table = Table {
     keys: &["service", "listener"],
     values: &[],
 };
-const LOG_LEVELS: Table = Table {
+pub(super) const LOG_LEVELS: Table = Table {
     name: "log_levels",
     keys: &["component"],
     values: &["level"],
 };
 
-type Rows = BTreeMap<Vec<String>, Vec<Value>>;
+pub(super) type Rows = BTreeMap<Vec<String>, Vec<Value>>;
 
 fn text(v: &Option<String>) -> Value {
     v.as_ref().map_or(Value::Null, |s| Value::Text(s.clone()))
@@ -132,7 +132,7 @@ pub fn sync(
     Ok(w)
 }
 
-fn load_rows(
+pub(super) fn load_rows(
     tx: &Transaction,
     t: &Table,
     runtime_id: &str,
@@ -159,7 +159,7 @@ fn load_rows(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn sync_table(
+pub(super) fn sync_table(
     tx: &Transaction,
     t: &Table,
     runtime_id: &str,

@@ -237,10 +237,16 @@ impl Tx<'_> {
             let mut arts = artifacts::load(&self.tx, &record.runtime_id)?;
             arts.main = main.and_then(|m| serde_json::from_str(&m).ok());
             let log_levels = artifacts::load_log_levels(&self.tx, &record.runtime_id)?;
+            let mi_artifacts = if record.runtime_type == "MI" {
+                self.mi_artifacts(&record.runtime_id)?
+            } else {
+                Vec::new()
+            };
             out.push(ScopeRuntime {
                 record,
                 artifacts: arts,
                 log_levels,
+                mi_artifacts,
             });
         }
         Ok(out)

@@ -518,4 +518,83 @@ CREATE TRIGGER environments_insert_pipeline_position AFTER INSERT ON environment
 ALTER TABLE audit_log ADD COLUMN reason TEXT NOT NULL DEFAULT '';
 "#,
     },
+    Migration {
+        name: "mi-artifacts",
+        sql: r#"
+-- Micro Integrator runtimes (issue 14): every artifact a full heartbeat
+-- reports, one row per (runtime, kind, name), diff-written like the
+-- bridge's listeners and services. state/tracing/statistics are what
+-- control compares; detail is the entry as reported (JSON).
+CREATE TABLE mi_artifacts (
+    runtime_id  TEXT NOT NULL REFERENCES runtimes(runtime_id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    state       TEXT,
+    tracing     TEXT,
+    statistics  TEXT,
+    carbon_app  TEXT,
+    error       TEXT,
+    detail      TEXT NOT NULL,
+    PRIMARY KEY (runtime_id, kind, name)
+);
+-- Where icpd reaches an MI runtime's Management API, as its last full
+-- heartbeat claimed (runtimeHostname, runtimePort).
+ALTER TABLE runtimes ADD COLUMN management_host TEXT;
+ALTER TABLE runtimes ADD COLUMN management_port INTEGER;
+"#,
+    },
+    Migration {
+        name: "mi-commands",
+        sql: r#"
+-- Desired state and commands for MI runtimes (issue 14): artifact state,
+-- tracing and statistics, and logger levels, carried out through MI's
+-- Management API. SQLite cannot change a CHECK, so both tables are
+-- rebuilt with the wider lists; every row and index is kept. last_error
+-- is the last failed attempt to carry a command out (MI unreachable, a
+-- refusal), shown until it converges.
+CREATE TABLE desired_states_v2 (
+    integration_id  INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL CHECK (kind IN ('listener', 'logger', 'mi-state', 'mi-tracing', 'mi-statistics', 'mi-logger')),
+    artifact        TEXT NOT NULL,
+    runtime_id      TEXT NOT NULL DEFAULT '',
+    value           TEXT NOT NULL,
+    issued_by       TEXT NOT NULL,
+    issued_at       INTEGER NOT NULL,
+    PRIMARY KEY (integration_id, environment_id, kind, artifact, runtime_id)
+);
+INSERT INTO desired_states_v2 SELECT integration_id, environment_id, kind, artifact, runtime_id, value, issued_by, issued_at FROM desired_states;
+DROP TABLE desired_states;
+ALTER TABLE desired_states_v2 RENAME TO desired_states;
+
+CREATE TABLE commands_v2 (
+    id              INTEGER PRIMARY KEY,
+    command_id      TEXT NOT NULL UNIQUE,
+    runtime_id      TEXT NOT NULL,
+    integration_id  INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    environment_id  INTEGER NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL CHECK (kind IN ('listener', 'logger', 'mi-state', 'mi-tracing', 'mi-statistics', 'mi-logger')),
+    action          TEXT NOT NULL CHECK (action IN ('START', 'STOP', 'SET_LOGGER_LEVEL',
+                        'MI_SET_STATE', 'MI_SET_TRACING', 'MI_SET_STATISTICS', 'MI_SET_LOGGER_LEVEL')),
+    target          TEXT NOT NULL,
+    value           TEXT NOT NULL,
+    payload         TEXT,
+    issued_by       TEXT NOT NULL,
+    issued_at       INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_sent_at    INTEGER,
+    status          TEXT NOT NULL CHECK (status IN ('PENDING', 'CONVERGED', 'SUPERSEDED')),
+    settled_at      INTEGER,
+    last_error      TEXT
+);
+INSERT INTO commands_v2 (id, command_id, runtime_id, integration_id, environment_id, kind, action, target, value,
+        payload, issued_by, issued_at, attempts, last_sent_at, status, settled_at)
+    SELECT id, command_id, runtime_id, integration_id, environment_id, kind, action, target, value,
+        payload, issued_by, issued_at, attempts, last_sent_at, status, settled_at FROM commands;
+DROP TABLE commands;
+ALTER TABLE commands_v2 RENAME TO commands;
+CREATE INDEX commands_by_scope ON commands (integration_id, environment_id, id);
+CREATE INDEX commands_pending ON commands (runtime_id) WHERE status = 'PENDING';
+"#,
+    },
 ];

@@ -13,6 +13,8 @@ mod artifacts;
 mod backup;
 mod commands;
 mod ingest_tokens;
+mod mi;
+pub use mi::{FoundMiArtifact, ScopedMiArtifact};
 pub mod migrations;
 mod pipeline;
 mod promotions;
@@ -811,11 +813,19 @@ impl Tx<'_> {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let management = self.management_address(runtime_id)?;
+        let mi_artifacts = if runtime.runtime_type == "MI" {
+            Some(crate::mi::by_kind(self.mi_artifacts(runtime_id)?))
+        } else {
+            None
+        };
         Ok(Some(RuntimeDetail {
             secret_key_id: runtime.key_id.clone(),
             runtime,
             node_info: serde_json::from_str(&node_info).unwrap_or(serde_json::Value::Null),
             try_it_host,
+            management,
+            mi_artifacts,
             artifacts: arts,
             log_levels,
             status_history: history,

@@ -29,7 +29,7 @@ use crate::time::Millis;
 
 /// A [`Visibility`] as bound parameters: everything, then JSON arrays of
 /// project, integration and environment ids.
-fn ids(v: &Visibility) -> (bool, String, String, String) {
+pub(super) fn visibility_ids(v: &Visibility) -> (bool, String, String, String) {
     let json = |ids: &[i64]| serde_json::Value::from(ids.to_vec()).to_string();
     (
         v.everything,
@@ -133,7 +133,7 @@ fn runtime_filter(vis: &Visibility, q: &RuntimeQuery) -> RuntimeFilter {
     };
     let text = |s: &Option<String>| s.clone().map(SqlValue::from);
     if !vis.everything {
-        let (_, p, i, e) = ids(vis);
+        let (_, p, i, e) = visibility_ids(vis);
         f.add(
             "(p.id IN (SELECT value FROM json_each(?)) OR i.id IN (SELECT value FROM json_each(?)) \
              OR e.id IN (SELECT value FROM json_each(?)))",
@@ -324,7 +324,7 @@ impl Tx<'_> {
         after: Option<&str>,
         limit: i64,
     ) -> Result<(Vec<ProjectInfo>, i64)> {
-        let (all, p, _, _) = ids(vis);
+        let (all, p, _, _) = visibility_ids(vis);
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {PROJECT_COLUMNS} FROM projects WHERE {PROJECT_WHERE} ORDER BY handle LIMIT ?5"
         ))?;
@@ -421,7 +421,7 @@ impl Tx<'_> {
         after: Option<&str>,
         limit: i64,
     ) -> Result<(Vec<IntegrationInfo>, i64)> {
-        let (all, p, i, _) = ids(vis);
+        let (all, p, i, _) = visibility_ids(vis);
         let mut st = self.tx.prepare_cached(&format!(
             "{INTEGRATION_SELECT} WHERE {INTEGRATION_WHERE} ORDER BY i.handle LIMIT ?7"
         ))?;
@@ -590,7 +590,7 @@ impl Tx<'_> {
         limit: i64,
         now: Millis,
     ) -> Result<(Vec<StoredSecret>, i64)> {
-        let (all, p, i, e) = ids(vis);
+        let (all, p, i, e) = visibility_ids(vis);
         let (at, key) = (after.map(|a| a.0), after.map(|a| a.1.as_str()));
         let mut st = self.tx.prepare_cached(&format!(
             "{SECRET_SELECT} WHERE {SECRET_WHERE} ORDER BY s.created_at DESC, s.key_id LIMIT ?12"

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod commands;
 pub mod events;
 pub mod ingest_tokens;
+pub mod mi;
 pub mod observability;
 pub mod openapi;
 pub mod pipeline;
@@ -103,6 +104,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         .chain(access::ROUTES)
         .chain(resources::ROUTES)
         .chain(commands::ROUTES)
+        .chain(mi::ROUTES)
         .chain(pipeline::ROUTES)
         .chain(promotions::ROUTES)
         .chain(events::ROUTES)

@@ -1,0 +1,319 @@
+//! What operators see of the MI runtimes of an integration in an
+//! environment: every artifact (by kind and name) with what each replica
+//! reports, what is desired of it, and whether the replicas are in sync;
+//! and the search for MI artifacts by name across everything a principal
+//! may view.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{artifact_key, ManagementAddress, MiKind};
+use crate::access::{Permission, Principal};
+use crate::catalog::Visibility;
+use crate::commands::{effective, same, Commands, Kind, Scope};
+use crate::error::{Error, Result};
+use crate::liveness::Liveness;
+use crate::runtimes::Status;
+use crate::store::Store;
+
+/// Desired values of one artifact (integration-wide); `None` = not set.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Desired {
+    pub state: Option<String>,
+    pub tracing: Option<String>,
+    pub statistics: Option<String>,
+}
+
+/// Which controls MI offers for an artifact.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Controls {
+    pub state: bool,
+    pub tracing: bool,
+    pub statistics: bool,
+}
+
+/// One replica's view of an artifact.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnRuntime {
+    pub runtime_id: String,
+    pub state: Option<String>,
+    pub tracing: Option<String>,
+    pub statistics: Option<String>,
+    pub error: Option<String>,
+    /// What is desired of this replica (its override, else integration-wide).
+    pub desired: Desired,
+    /// The replica reports every value desired of it.
+    pub in_sync: bool,
+}
+
+/// One artifact across the replicas that report it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactView {
+    pub kind: MiKind,
+    pub name: String,
+    pub carbon_app: Option<String>,
+    /// The first error a replica reports for it (faulty carbon app, ...).
+    pub error: Option<String>,
+    pub controls: Controls,
+    pub desired: Desired,
+    /// Every RUNNING replica reports every desired value.
+    pub in_sync: bool,
+    /// The replicas do not all report the same state, tracing and statistics.
+    pub replicas_differ: bool,
+    /// The entry as the first replica reported it.
+    pub detail: Value,
+    pub runtimes: Vec<OnRuntime>,
+}
+
+/// One replica.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeView {
+    pub runtime_id: String,
+    pub name: Option<String>,
+    pub status: Status,
+    pub management: Option<ManagementAddress>,
+    pub in_sync: bool,
+    pub pending_commands: usize,
+}
+
+/// One logger across replicas (levels as last read from each runtime).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggerView {
+    pub logger: String,
+    pub desired_level: Option<String>,
+    pub in_sync: bool,
+    pub runtimes: Vec<LoggerOnRuntime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggerOnRuntime {
+    pub runtime_id: String,
+    pub level: String,
+    pub desired_level: Option<String>,
+    pub in_sync: bool,
+}
+
+/// The MI artifacts of an integration in an environment.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeView {
+    pub project: String,
+    pub integration: String,
+    pub environment: String,
+    pub in_sync: bool,
+    pub runtimes: Vec<RuntimeView>,
+    pub artifacts: Vec<ArtifactView>,
+    pub loggers: Vec<LoggerView>,
+}
+
+fn desired_of(wanted: &BTreeMap<(Kind, &str), &crate::commands::DesiredRow>, key: &str) -> Desired {
+    let get = |k: Kind| wanted.get(&(k, key)).map(|d| d.value.clone());
+    Desired {
+        state: get(Kind::MiState),
+        tracing: get(Kind::MiTracing),
+        statistics: get(Kind::MiStatistics),
+    }
+}
+
+fn matches(want: &Option<String>, have: &Option<String>) -> bool {
+    match (want, have) {
+        (None, _) => true,
+        (Some(w), Some(h)) => same(w, h),
+        (Some(_), None) => false,
+    }
+}
+
+/// The view of `scope`: artifacts ordered by kind and name, replicas by name.
+pub fn scope_view(
+    store: &Store,
+    liveness: &Liveness,
+    commands: &Commands,
+    scope: &Scope,
+) -> Result<ScopeView> {
+    let (runtimes, desired, addresses) = store.read(|tx| {
+        let runtimes = tx.scope_runtimes(scope.integration_id, scope.environment_id)?;
+        let mut addresses = BTreeMap::new();
+        for r in &runtimes {
+            if let Some(a) = tx.management_address(&r.record.runtime_id)? {
+                addresses.insert(r.record.runtime_id.clone(), a);
+            }
+        }
+        Ok((
+            runtimes,
+            tx.desired_states(scope.integration_id, scope.environment_id)?,
+            addresses,
+        ))
+    })?;
+    let no_runtime = effective(&desired, "");
+    let mut artifacts: BTreeMap<(MiKind, String), ArtifactView> = BTreeMap::new();
+    let mut loggers: BTreeMap<String, LoggerView> = BTreeMap::new();
+    let mut view = ScopeView {
+        project: scope.project.clone(),
+        integration: scope.integration.clone(),
+        environment: scope.environment.clone(),
+        in_sync: true,
+        runtimes: Vec::new(),
+        artifacts: Vec::new(),
+        loggers: Vec::new(),
+    };
+    for r in runtimes.iter().filter(|r| r.record.runtime_type == "MI") {
+        let rid = &r.record.runtime_id;
+        let status = liveness.status(rid).unwrap_or(r.record.status);
+        let running = status == Status::Running;
+        let wanted = effective(&desired, rid);
+        let mut runtime_in_sync = true;
+        for a in &r.mi_artifacts {
+            let key = artifact_key(a.kind, &a.name);
+            let want = desired_of(&wanted, &key);
+            let in_sync = matches(&want.state, &a.state)
+                && matches(&want.tracing, &a.tracing)
+                && matches(&want.statistics, &a.statistics);
+            runtime_in_sync &= in_sync;
+            let v = artifacts
+                .entry((a.kind, a.name.clone()))
+                .or_insert_with(|| ArtifactView {
+                    kind: a.kind,
+                    name: a.name.clone(),
+                    carbon_app: a.carbon_app.clone(),
+                    error: None,
+                    controls: Controls {
+                        state: a.kind.has_status(),
+                        tracing: a.kind.has_tracing(),
+                        statistics: a.kind.has_statistics()
+                            && (a.kind != MiKind::Template
+                                || a.detail.get("type").and_then(Value::as_str)
+                                    == Some("sequence")),
+                    },
+                    desired: desired_of(&no_runtime, &key),
+                    in_sync: true,
+                    replicas_differ: false,
+                    detail: a.detail.clone(),
+                    runtimes: Vec::new(),
+                });
+            if v.error.is_none() {
+                v.error = a.error.clone();
+            }
+            if let Some(first) = v.runtimes.first() {
+                if (&first.state, &first.tracing, &first.statistics)
+                    != (&a.state, &a.tracing, &a.statistics)
+                {
+                    v.replicas_differ = true;
+                }
+            }
+            v.in_sync &= in_sync || !running;
+            v.runtimes.push(OnRuntime {
+                runtime_id: rid.clone(),
+                state: a.state.clone(),
+                tracing: a.tracing.clone(),
+                statistics: a.statistics.clone(),
+                error: a.error.clone(),
+                desired: want,
+                in_sync,
+            });
+        }
+        for (logger, level) in &r.log_levels {
+            let want = wanted
+                .get(&(Kind::MiLogger, logger.as_str()))
+                .map(|d| d.value.clone());
+            let in_sync = want.as_deref().is_none_or(|w| same(w, level));
+            runtime_in_sync &= in_sync;
+            let v = loggers.entry(logger.clone()).or_insert_with(|| LoggerView {
+                logger: logger.clone(),
+                desired_level: no_runtime
+                    .get(&(Kind::MiLogger, logger.as_str()))
+                    .map(|d| d.value.clone()),
+                in_sync: true,
+                runtimes: Vec::new(),
+            });
+            v.in_sync &= in_sync || !running;
+            v.runtimes.push(LoggerOnRuntime {
+                runtime_id: rid.clone(),
+                level: level.clone(),
+                desired_level: want,
+                in_sync,
+            });
+        }
+        view.in_sync &= runtime_in_sync || !running;
+        view.runtimes.push(RuntimeView {
+            runtime_id: rid.clone(),
+            name: r.record.name.clone(),
+            status,
+            management: addresses.get(rid).cloned(),
+            in_sync: runtime_in_sync,
+            pending_commands: commands.pending_count(rid),
+        });
+    }
+    view.artifacts = artifacts.into_values().collect();
+    view.loggers = loggers.into_values().collect();
+    Ok(view)
+}
+
+/// One search hit: an artifact and where it runs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Found {
+    pub kind: MiKind,
+    pub name: String,
+    pub project: String,
+    pub integration: String,
+    pub environment: String,
+    pub runtime_id: String,
+    pub runtime_name: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The most search hits one request returns.
+pub const MAX_SEARCH_RESULTS: usize = 500;
+
+/// MI artifacts whose name contains `q` (case ignored), of one kind or
+/// all, on the runtimes `principal` may view (`integration:view`).
+pub fn search(
+    store: &Store,
+    principal: &Principal,
+    q: &str,
+    kind: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Found>> {
+    if q.trim().is_empty() {
+        return Err(Error::BadRequest(
+            "q must name what to search for (part of an artifact name)".into(),
+        ));
+    }
+    let kind = match kind {
+        None => None,
+        Some(k) => Some(MiKind::parse(k).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "kind '{}' is not an MI artifact kind; use one of {}",
+                k.chars().take(40).collect::<String>(),
+                MiKind::ALL.map(MiKind::as_str).join(", ")
+            ))
+        })?),
+    };
+    let vis = Visibility::of(principal, Permission::IntegrationView);
+    let rows = store
+        .read(|tx| tx.search_mi_artifacts(&vis, q.trim(), kind, limit.min(MAX_SEARCH_RESULTS)))?;
+    Ok(rows
+        .into_iter()
+        .map(|f| Found {
+            kind: f.artifact.kind,
+            name: f.artifact.name,
+            project: f.runtime.project,
+            integration: f.runtime.integration,
+            environment: f.runtime.environment,
+            runtime_id: f.runtime.runtime_id,
+            runtime_name: f.runtime.name,
+            state: f.artifact.state,
+            error: f.artifact.error,
+        })
+        .collect())
+}
