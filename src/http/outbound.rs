@@ -360,7 +360,7 @@ pub fn certificate_sha256(der: &[u8]) -> [u8; 32] {
 /// is an error.
 pub fn send(req: &OutboundRequest, trust: &PeerTrust) -> Result<OutboundResponse, OutboundError> {
     let start = Instant::now();
-    let call = Call {
+    let attempt = Attempt {
         address: req.address(),
         start,
         deadline: start + req.timeouts.total,
@@ -370,25 +370,25 @@ pub fn send(req: &OutboundRequest, trust: &PeerTrust) -> Result<OutboundResponse
         Scheme::Http => None,
         Scheme::Https => Some(tls_setup(&req.host, trust)?),
     };
-    let tcp = call.connect(req)?;
+    let tcp = attempt.connect(req)?;
     let io = DeadlineStream {
         tcp,
-        deadline: call.deadline,
+        deadline: attempt.deadline,
     };
     let result = match tls {
         None => {
             let mut io = io;
-            call.exchange(&mut io, &head, req, None)
+            attempt.exchange(&mut io, &head, req, None)
         }
         Some((config, name, verifier)) => {
             let conn = ClientConnection::new(config, name).map_err(|e| OutboundError::Tls {
-                address: call.address.clone(),
+                address: attempt.address.clone(),
                 message: e.to_string(),
             })?;
             let mut tls = StreamOwned::new(conn, io);
             while tls.conn.is_handshaking() {
                 if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-                    return Err(call.handshake_error(e, &verifier));
+                    return Err(attempt.handshake_error(e, &verifier));
                 }
             }
             let peer = tls
@@ -396,14 +396,14 @@ pub fn send(req: &OutboundRequest, trust: &PeerTrust) -> Result<OutboundResponse
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .map(|leaf| certificate_sha256(leaf.as_ref()));
-            call.exchange(&mut tls, &head, req, peer)
+            attempt.exchange(&mut tls, &head, req, peer)
         }
     };
     match &result {
         Ok(r) => log::debug!(
             "outbound {} {}{} -> {} in {} ms",
             req.method,
-            call.address,
+            attempt.address,
             req.path_and_query,
             r.status,
             start.elapsed().as_millis()
@@ -411,7 +411,7 @@ pub fn send(req: &OutboundRequest, trust: &PeerTrust) -> Result<OutboundResponse
         Err(e) => log::debug!(
             "outbound {} {}{} failed: {}",
             req.method,
-            call.address,
+            attempt.address,
             req.path_and_query,
             e.kind()
         ),
@@ -685,14 +685,14 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// One call in progress: what errors need to say.
-struct Call {
+/// One attempt in progress: what errors need to say.
+struct Attempt {
     address: String,
     start: Instant,
     deadline: Instant,
 }
 
-impl Call {
+impl Attempt {
     fn timeout(&self, phase: Phase) -> OutboundError {
         OutboundError::Timeout {
             address: self.address.clone(),
@@ -772,8 +772,23 @@ impl Call {
         }
         let message = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
             Some(rustls::Error::InvalidMessage(m)) => {
-                format!("the peer's answer is not TLS ({m:?}); is it serving plain HTTP?")
+                format!("the peer does not speak TLS ({m:?}); it may be serving plain HTTP")
             }
+            Some(rustls::Error::InvalidCertificate(c)) => match c {
+                CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+                    "its certificate is not signed by a CA icpd trusts ({c:?}); a self-signed \
+                     certificate needs pinning or its own CA bundle"
+                ),
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => format!(
+                    "its certificate does not name the host icpd dialled ({})",
+                    self.address
+                ),
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    "its certificate has expired".to_string()
+                }
+                other => format!("invalid certificate: {other:?}"),
+            },
             Some(tls) => tls.to_string(),
             None if e.kind() == io::ErrorKind::UnexpectedEof => {
                 "the peer closed the connection during the handshake".to_string()
@@ -805,24 +820,24 @@ impl Call {
             io,
             buf: Vec::new(),
             eof: false,
-            call: self,
+            attempt: self,
         };
         let (status, headers) = reader.head()?;
         let te = find_header(&headers, "transfer-encoding");
         let body = if req.method == "HEAD" || status == 204 || status == 304 {
             Vec::new()
-        } else if te.is_some_and(|te| last_coding_is_chunked(te)) {
+        } else if te.is_some_and(last_coding_is_chunked) {
             reader.chunked(req.max_body)?
         } else if te.is_some() {
             // Another coding last: the body runs to the close (RFC 9112 6.3).
-            reader.to_close(req.max_body)?
+            reader.until_close(req.max_body)?
         } else if let Some(n) = content_length(&headers).map_err(|m| self.malformed(m))? {
             if n > req.max_body {
                 return Err(self.too_large("response body", req.max_body));
             }
             reader.exact(n)?
         } else {
-            reader.to_close(req.max_body)?
+            reader.until_close(req.max_body)?
         };
         Ok(OutboundResponse {
             status,
@@ -876,7 +891,7 @@ struct Reader<'a, S> {
     io: &'a mut S,
     buf: Vec<u8>,
     eof: bool,
-    call: &'a Call,
+    attempt: &'a Attempt,
 }
 
 impl<S: Read> Reader<'_, S> {
@@ -903,9 +918,9 @@ impl<S: Read> Reader<'_, S> {
                     self.eof = true;
                     return Ok(false);
                 }
-                Err(e) if is_timeout(&e) => return Err(self.call.timeout(Phase::Receive)),
+                Err(e) if is_timeout(&e) => return Err(self.attempt.timeout(Phase::Receive)),
                 Err(e) => {
-                    return Err(self.call.connect_error(format!(
+                    return Err(self.attempt.connect_error(format!(
                         "the connection broke while reading the answer: {e}"
                     )))
                 }
@@ -934,11 +949,11 @@ impl<S: Read> Reader<'_, S> {
                     Ok(httparse::Status::Partial) => None,
                     Err(httparse::Error::TooManyHeaders) => {
                         return Err(self
-                            .call
+                            .attempt
                             .malformed(format!("more than {MAX_HEADERS} response headers")))
                     }
                     Err(e) => {
-                        return Err(self.call.malformed(format!(
+                        return Err(self.attempt.malformed(format!(
                             "{e} in a response starting {:?}",
                             snippet(&self.buf)
                         )))
@@ -947,7 +962,7 @@ impl<S: Read> Reader<'_, S> {
             };
             match parsed {
                 Some((101, _, _)) => {
-                    return Err(self.call.malformed("unexpected 101 Switching Protocols"))
+                    return Err(self.attempt.malformed("unexpected 101 Switching Protocols"))
                 }
                 Some((status, _, n)) if (100..200).contains(&status) => {
                     self.buf.drain(..n);
@@ -958,10 +973,10 @@ impl<S: Read> Reader<'_, S> {
                 }
                 None => {
                     if self.buf.len() > MAX_HEAD {
-                        return Err(self.call.too_large("response head", MAX_HEAD));
+                        return Err(self.attempt.too_large("response head", MAX_HEAD));
                     }
                     if !self.fill()? {
-                        return Err(self.call.malformed(if self.buf.is_empty() {
+                        return Err(self.attempt.malformed(if self.buf.is_empty() {
                             "the connection closed without an answer".to_string()
                         } else {
                             format!(
@@ -979,7 +994,7 @@ impl<S: Read> Reader<'_, S> {
     fn exact(&mut self, n: usize) -> Result<Vec<u8>, OutboundError> {
         while self.buf.len() < n {
             if !self.fill()? {
-                return Err(self.call.malformed(format!(
+                return Err(self.attempt.malformed(format!(
                     "the body ended after {} of {n} bytes",
                     self.buf.len()
                 )));
@@ -989,10 +1004,10 @@ impl<S: Read> Reader<'_, S> {
     }
 
     /// Everything up to the close.
-    fn to_close(&mut self, max: usize) -> Result<Vec<u8>, OutboundError> {
+    fn until_close(&mut self, max: usize) -> Result<Vec<u8>, OutboundError> {
         loop {
             if self.buf.len() > max {
-                return Err(self.call.too_large("response body", max));
+                return Err(self.attempt.too_large("response body", max));
             }
             if !self.fill()? {
                 return Ok(std::mem::take(&mut self.buf));
@@ -1009,10 +1024,10 @@ impl<S: Read> Reader<'_, S> {
                 return Ok(line);
             }
             if self.buf.len() > MAX_HEAD {
-                return Err(self.call.too_large("chunk header", MAX_HEAD));
+                return Err(self.attempt.too_large("chunk header", MAX_HEAD));
             }
             if !self.fill()? {
-                return Err(self.call.malformed("the chunked body ended early"));
+                return Err(self.attempt.malformed("the chunked body ended early"));
             }
         }
     }
@@ -1026,7 +1041,10 @@ impl<S: Read> Reader<'_, S> {
             let size = usize::from_str_radix(size_text, 16)
                 .ok()
                 .filter(|_| !size_text.is_empty() && !size_text.starts_with('+'))
-                .ok_or_else(|| self.call.malformed(format!("bad chunk size {size_text:?}")))?;
+                .ok_or_else(|| {
+                    self.attempt
+                        .malformed(format!("bad chunk size {size_text:?}"))
+                })?;
             if size == 0 {
                 let mut trailers = 0;
                 loop {
@@ -1036,16 +1054,16 @@ impl<S: Read> Reader<'_, S> {
                     }
                     trailers += t.len();
                     if trailers > MAX_HEAD {
-                        return Err(self.call.too_large("response trailers", MAX_HEAD));
+                        return Err(self.attempt.too_large("response trailers", MAX_HEAD));
                     }
                 }
             }
             if size > max.saturating_sub(body.len()) {
-                return Err(self.call.too_large("response body", max));
+                return Err(self.attempt.too_large("response body", max));
             }
             body.extend(self.exact(size)?);
             if self.exact(2)? != b"\r\n" {
-                return Err(self.call.malformed("a chunk does not end with CRLF"));
+                return Err(self.attempt.malformed("a chunk does not end with CRLF"));
             }
         }
     }
