@@ -26,6 +26,7 @@ pub mod ingest_tokens;
 pub mod liveness;
 pub mod master_key;
 pub mod metrics;
+pub mod mi;
 pub mod outbound;
 pub mod promotion;
 pub mod protocol;
