@@ -344,6 +344,12 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<OutboundPool>();
+    }
+
+    #[test]
     fn runs_jobs_in_order_on_named_threads() {
         let pool = OutboundPool::new(1, 10).unwrap();
         let (tx, rx) = mpsc::channel();

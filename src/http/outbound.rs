@@ -441,6 +441,9 @@ fn request_head(req: &OutboundRequest) -> Result<Vec<u8>, OutboundError> {
     if !is_token(&req.method) {
         return invalid(format!("method {:?} is not an HTTP token", req.method));
     }
+    if req.timeouts.connect.is_zero() || req.timeouts.total.is_zero() {
+        return invalid(format!("timeouts must be positive: {:?}", req.timeouts));
+    }
     let p = &req.path_and_query;
     if !p.starts_with('/') || p.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return invalid(format!(
@@ -642,7 +645,9 @@ impl ServerCertVerifier for PinVerifier {
 }
 
 /// A TCP stream whose every read and write is bounded by what is left
-/// until `deadline`.
+/// until `deadline`. A socket timeout can fire a clock tick early (the
+/// kernel counts in jiffies); that is retried with what is left, so a
+/// timeout is reported only once the deadline has really passed.
 struct DeadlineStream {
     tcp: TcpStream,
     deadline: Instant,
@@ -660,17 +665,27 @@ impl DeadlineStream {
 
 impl Read for DeadlineStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.tcp.set_read_timeout(Some(left))?;
-        self.tcp.read(buf)
+        loop {
+            let left = self.left()?;
+            self.tcp.set_read_timeout(Some(left))?;
+            match self.tcp.read(buf) {
+                Err(e) if is_timeout(&e) => continue,
+                other => return other,
+            }
+        }
     }
 }
 
 impl Write for DeadlineStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.tcp.set_write_timeout(Some(left))?;
-        self.tcp.write(buf)
+        loop {
+            let left = self.left()?;
+            self.tcp.set_write_timeout(Some(left))?;
+            match self.tcp.write(buf) {
+                Err(e) if is_timeout(&e) => continue,
+                other => return other,
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -1110,6 +1125,13 @@ mod tests {
             req("GET", "/").header("X\r\nY", "v"),
             req("GET", "/").header("Connection", "keep-alive"),
             req("GET", "/").header("Transfer-Encoding", "chunked"),
+            OutboundRequest {
+                timeouts: Timeouts {
+                    connect: Duration::ZERO,
+                    total: Duration::from_secs(1),
+                },
+                ..req("GET", "/")
+            },
             OutboundRequest::new(Scheme::Http, "a/b", 80, "GET", "/"),
         ] {
             let e = request_head(&bad).unwrap_err();
