@@ -27,6 +27,7 @@ pub mod liveness;
 pub mod master_key;
 pub mod metrics;
 pub mod mi;
+pub mod outbound;
 pub mod promotion;
 pub mod protocol;
 pub mod refusals;

@@ -10,11 +10,14 @@
 //! only ever costs a poller map entry, never a blocked thread.
 //! [`client::Client`] is a small blocking client for tests, examples and CLI
 //! tools, so that they do not need to know sockets either.
+//! [`outbound::send`] is the other direction: the only code that dials a
+//! runtime (one bounded request per connection, with TLS trust modes).
 
 pub mod api;
 pub mod assets;
 pub mod client;
 pub mod message;
+pub mod outbound;
 pub mod server;
 
 mod conn;

@@ -8,8 +8,10 @@
 //! control plane compares and acts on (state, tracing, statistics) in their
 //! own columns and the entry as reported kept beside them for display.
 //! Rows are diff-written like the bridge's (`store::mi`); `view` is what
-//! operators see of them.
+//! operators see of them; `management` is MI's Management API as plain
+//! data.
 
+pub mod management;
 pub mod view;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,9 @@
 //! Tests of the HTTP connection layer through real sockets: TLS and plain
 //! round trips, keep-alive, framing limits, deadlines against hostile or
 //! silent peers, the connection cap and graceful shutdown.
+//! `outbound` tests the other direction: `http::outbound::send`.
+
+mod outbound;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
