@@ -49,10 +49,12 @@ pub const MAX_RETRY: Millis = 300_000;
 /// Listener states and log levels an operator may ask for.
 pub const LISTENER_STATES: &[&str] = &["enabled", "disabled"];
 pub const LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARN", "ERROR"];
+/// The levels MI's loggers take (log4j2).
+pub const MI_LOG_LEVELS: &[&str] = &["OFF", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
 /// What a command acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A listener, by name; the value is `enabled` or `disabled`.
     Listener,
@@ -169,6 +171,8 @@ pub struct CommandRow {
     pub last_sent_at: Option<Millis>,
     pub status: CommandStatus,
     pub settled_at: Option<Millis>,
+    /// Why the last attempt failed (MI commands carried out by icpd).
+    pub last_error: Option<String>,
 }
 
 impl CommandRow {
@@ -401,6 +405,68 @@ impl Request {
         Request::new(Kind::Logger, component, value, runtime_ids)
     }
 
+    /// An MI artifact's state, tracing or statistics should be `enabled`
+    /// or `disabled` (422 otherwise, or when MI offers no such control for
+    /// the artifact's kind).
+    pub fn mi_artifact(
+        field: Kind,
+        kind: crate::mi::MiKind,
+        name: &str,
+        value: &str,
+        runtime_ids: Option<Vec<String>>,
+    ) -> Result<Request> {
+        let offered = match field {
+            Kind::MiState => kind.has_status(),
+            Kind::MiTracing => kind.has_tracing(),
+            Kind::MiStatistics => kind.has_statistics(),
+            _ => false,
+        };
+        let what = match field {
+            Kind::MiState => "enabled or disabled",
+            Kind::MiTracing => "switched to tracing",
+            _ => "switched to collect statistics",
+        };
+        if !offered {
+            return Err(Error::Unprocessable(format!(
+                "MI {} cannot be {what}",
+                kind.title().to_lowercase()
+            )));
+        }
+        let value = value.to_ascii_lowercase();
+        if !LISTENER_STATES.contains(&value.as_str()) {
+            return Err(Error::Unprocessable(format!(
+                "'{}' must be enabled or disabled",
+                clip(&value)
+            )));
+        }
+        Request::new(
+            field,
+            &crate::mi::artifact_key(kind, name),
+            value,
+            runtime_ids,
+        )
+    }
+
+    /// An MI logger should log at one of MI's levels (422 otherwise).
+    pub fn mi_logger(
+        logger: &str,
+        level: &str,
+        runtime_ids: Option<Vec<String>>,
+    ) -> Result<Request> {
+        let value = level.to_ascii_uppercase();
+        if !MI_LOG_LEVELS.contains(&value.as_str()) {
+            return Err(Error::Unprocessable(format!(
+                "level '{}' must be one of {}",
+                clip(level),
+                MI_LOG_LEVELS.join(", ")
+            )));
+        }
+        if logger.is_empty() {
+            return Err(Error::Unprocessable("name the logger".into()));
+        }
+        Request::new(Kind::MiLogger, logger, value, runtime_ids)
+    }
+
     fn new(
         kind: Kind,
         artifact: &str,
@@ -455,6 +521,8 @@ pub struct CommandEntry {
     pub status: CommandStatus,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
     pub settled_at: Option<Millis>,
+    /// Why the last attempt failed (MI: unreachable, refused, ...), while pending.
+    pub last_error: Option<String>,
 }
 
 impl From<&CommandRow> for CommandEntry {
@@ -473,6 +541,7 @@ impl From<&CommandRow> for CommandEntry {
             last_sent_at: c.last_sent_at,
             status: c.status,
             settled_at: c.settled_at,
+            last_error: c.last_error.clone(),
         }
     }
 }
@@ -540,6 +609,9 @@ pub struct Changes {
 struct Pending {
     row: CommandRow,
     next_due: Millis,
+    /// An MI command being carried out now (a Management API call or a
+    /// tunnelled one awaiting its result): not handed out again until it ends.
+    in_flight: bool,
 }
 
 /// The PENDING commands of every runtime, in memory.
@@ -599,6 +671,7 @@ fn issue(
         last_sent_at: None,
         status: CommandStatus::Pending,
         settled_at: None,
+        last_error: None,
     };
     row.id = tx.insert_command(&row)?;
     Ok(row)
@@ -629,7 +702,11 @@ impl Commands {
                 table
                     .entry(row.runtime_id.clone())
                     .or_default()
-                    .push(Pending { row, next_due: now });
+                    .push(Pending {
+                        row,
+                        next_due: now,
+                        in_flight: false,
+                    });
             }
         }
         Ok(c)
@@ -659,7 +736,7 @@ impl Commands {
             return Vec::new();
         };
         list.iter_mut()
-            .filter(|p| p.next_due <= now)
+            .filter(|p| p.next_due <= now && !p.row.kind.is_mi())
             .map(|p| {
                 p.row.attempts += 1;
                 p.row.last_sent_at = Some(now);
@@ -667,6 +744,114 @@ impl Commands {
                 p.row.wire()
             })
             .collect()
+    }
+
+    /// The MI commands due now, for the MI dispatcher (`mi::control`),
+    /// at most `limit`: each is counted as one more attempt, marked in
+    /// flight (not handed out again until [`Commands::mi_attempt_ended`])
+    /// and becomes due again after [`retry_delay`] unless it settles first.
+    /// Memory only.
+    pub fn take_due_mi(&self, now: Millis, limit: usize) -> Vec<CommandRow> {
+        let mut out = Vec::new();
+        let mut table = self.table();
+        for p in table.values_mut().flatten() {
+            if out.len() >= limit {
+                break;
+            }
+            if p.row.kind.is_mi() && !p.in_flight && p.next_due <= now {
+                p.in_flight = true;
+                p.row.attempts += 1;
+                p.row.last_sent_at = Some(now);
+                p.next_due = now.saturating_add(retry_delay(p.row.attempts));
+                out.push(p.row.clone());
+            }
+        }
+        out
+    }
+
+    /// An attempt at an MI command ended (`error`: why it failed). With
+    /// `retry_soon`, it was not attempted at all (the outbound pool was
+    /// full) and is due again at `now` + 1 s without counting.
+    pub fn mi_attempt_ended(
+        &self,
+        runtime_id: &str,
+        command_id: &str,
+        error: Option<String>,
+        retry_soon: bool,
+        now: Millis,
+    ) {
+        let mut table = self.table();
+        if let Some(p) = table
+            .get_mut(runtime_id)
+            .and_then(|l| l.iter_mut().find(|p| p.row.command_id == command_id))
+        {
+            p.in_flight = false;
+            if retry_soon {
+                p.row.attempts -= 1;
+                p.next_due = now.saturating_add(1_000);
+            }
+            p.row.last_error = error;
+        }
+    }
+
+    /// Whether any MI command is pending (the dispatcher sleeps longer when none is).
+    pub fn has_pending_mi(&self) -> bool {
+        self.table().values().flatten().any(|p| p.row.kind.is_mi())
+    }
+
+    /// The last error of a pending command, if its last attempt failed.
+    pub fn last_error(&self, runtime_id: &str, command_id: &str) -> Option<String> {
+        self.table()
+            .get(runtime_id)?
+            .iter()
+            .find(|p| p.row.command_id == command_id)?
+            .row
+            .last_error
+            .clone()
+    }
+
+    /// Settles an MI runtime's pending logger commands against the levels
+    /// just read from its Management API (MI's heartbeat does not carry
+    /// them), inside the transaction that stores those levels.
+    pub fn observe_mi_loggers(
+        &self,
+        tx: &Tx,
+        runtime_id: &str,
+        integration_id: i64,
+        environment_id: i64,
+        levels: &BTreeMap<String, String>,
+        now: Millis,
+    ) -> Result<Changes> {
+        let mut ch = Changes::default();
+        let desired = tx.desired_states(integration_id, environment_id)?;
+        let wanted = effective(&desired, runtime_id);
+        let memory = self.deliveries(runtime_id);
+        for p in tx.pending_commands(runtime_id)? {
+            if p.kind != Kind::MiLogger {
+                continue;
+            }
+            let (attempts, last) = memory
+                .get(&p.command_id)
+                .copied()
+                .unwrap_or((p.attempts, p.last_sent_at));
+            let settle = match wanted.get(&(p.kind, p.target.as_str())) {
+                Some(d) if same(&d.value, &p.value) => levels
+                    .get(&p.target)
+                    .filter(|v| same(v, &p.value))
+                    .map(|_| CommandStatus::Converged),
+                _ => Some(CommandStatus::Superseded),
+            };
+            if let Some(s) = settle {
+                tx.update_command(&p.command_id, attempts, last, Some((s, now)))?;
+                ch.settled
+                    .push((p.runtime_id.clone(), p.command_id.clone()));
+                ch.published.push((p.clone(), s));
+            }
+        }
+        if !ch.published.is_empty() && self.events.has_subscribers() {
+            ch.scope = events::runtime_info(tx, runtime_id)?.map(|i| i.scope);
+        }
+        Ok(ch)
     }
 
     /// Delivery counters kept in memory, by command id.
@@ -710,7 +895,11 @@ impl Commands {
             table
                 .entry(row.runtime_id.clone())
                 .or_default()
-                .push(Pending { row, next_due: now });
+                .push(Pending {
+                    row,
+                    next_due: now,
+                    in_flight: false,
+                });
         }
     }
 
@@ -828,9 +1017,12 @@ impl Commands {
                 })
                 .map(|r| (r, r.reported()))
                 .collect();
-            if !targets
-                .iter()
-                .any(|(_, rep)| rep.get(req.kind, &req.artifact).is_some())
+            // An MI logger is known only once read from MI: one not seen
+            // yet is set anyway (MI answers whether it exists).
+            if req.kind != Kind::MiLogger
+                && !targets
+                    .iter()
+                    .any(|(_, rep)| rep.get(req.kind, &req.artifact).is_some())
             {
                 return Err(Error::NotFound(format!(
                     "no {} '{}' on the addressed runtimes of {}/{} in '{}'",
@@ -888,24 +1080,25 @@ impl Commands {
                         changes.published.push((p, CommandStatus::Superseded));
                     }
                 }
-                match reported.get(req.kind, &req.artifact) {
-                    Some(v) if !same(v, &req.value) => {
-                        let row = issue(
-                            tx,
-                            rid,
-                            scope.integration_id,
-                            scope.environment_id,
-                            req,
-                            issued_by,
-                            now,
-                        )?;
-                        entries.push(CommandEntry::from(&row));
-                        changes
-                            .published
-                            .push((row.clone(), CommandStatus::Pending));
-                        changes.issued.push(row);
-                    }
-                    _ => {}
+                let differs = match reported.get(req.kind, &req.artifact) {
+                    Some(v) => !same(v, &req.value),
+                    None => req.kind == Kind::MiLogger,
+                };
+                if differs {
+                    let row = issue(
+                        tx,
+                        rid,
+                        scope.integration_id,
+                        scope.environment_id,
+                        req,
+                        issued_by,
+                        now,
+                    )?;
+                    entries.push(CommandEntry::from(&row));
+                    changes
+                        .published
+                        .push((row.clone(), CommandStatus::Pending));
+                    changes.issued.push(row);
                 }
             }
             changes.scope = Some(events::Scope::from(scope));

@@ -133,6 +133,15 @@ impl DataDirLock {
 }
 
 /// A running icpd.
+/// Threads for calls to MI runtimes' Management API; each call is bounded
+/// by its timeouts (3 s to connect, 10 s in all), so 16 threads carry out
+/// at least 96 calls a minute to unreachable runtimes and thousands to
+/// answering ones.
+const MI_OUTBOUND_WORKERS: usize = 16;
+/// Calls waiting for an outbound thread; beyond this a command waits for
+/// its next round and a read answers "try again".
+const MI_OUTBOUND_QUEUE: usize = 4_096;
+
 pub struct Daemon {
     runtime: Server,
     management: Server,
@@ -141,6 +150,9 @@ pub struct Daemon {
     stop: Arc<AtomicBool>,
     ticker: JoinHandle<()>,
     retention: JoinHandle<()>,
+    /// MI management: the dispatcher thread and its outbound pool.
+    mi: Arc<crate::mi::control::MiControl>,
+    mi_dispatcher: JoinHandle<()>,
     /// Held while the daemon runs, so `icpd restore` refuses to swap the database under it.
     _lock: DataDirLock,
 }
@@ -214,7 +226,19 @@ impl Daemon {
             ..Limits::default()
         };
         let protocol_key = master_key.clone();
+        let mi = Arc::new(crate::mi::control::MiControl::new(
+            store.clone(),
+            master_key.clone(),
+            commands.clone(),
+            MI_OUTBOUND_WORKERS,
+            MI_OUTBOUND_QUEUE,
+            crate::http::outbound::Timeouts::default(),
+        )?);
+        let mi_dispatcher = mi
+            .spawn()
+            .map_err(|e| Error::io("starting the MI dispatcher", e))?;
         let protocol = Arc::new(Protocol {
+            mi: Some(mi.clone()),
             store: store.clone(),
             master_key,
             liveness: liveness.clone(),
@@ -249,6 +273,7 @@ impl Daemon {
             cert_path,
             metrics: cfg.metrics.clone(),
             refusals,
+            mi: mi.clone(),
         });
         let management = http::listen::serve(
             "management",
@@ -291,6 +316,8 @@ impl Daemon {
             stop,
             ticker,
             retention,
+            mi,
+            mi_dispatcher,
             _lock: lock,
         })
     }
@@ -314,6 +341,8 @@ impl Daemon {
         });
         self.management.shutdown(SHUTDOWN_GRACE);
         let _ = runtime.join();
+        self.mi.stop(Duration::from_secs(1));
+        let _ = self.mi_dispatcher.join();
         self.stop.store(true, Ordering::SeqCst);
         self.ticker.thread().unpark();
         self.retention.thread().unpark();

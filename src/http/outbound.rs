@@ -185,6 +185,28 @@ pub enum PeerTrust {
     Insecure,
 }
 
+impl PeerTrust {
+    /// Trust in the CA certificates of a PEM bundle (an environment's
+    /// `miCaCertificate`); an error says why the bundle is unusable.
+    pub fn from_ca_pem(pem: &str) -> Result<PeerTrust, String> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("the CA bundle is not valid PEM: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("the CA bundle holds an unusable certificate: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err(
+                "the CA bundle holds no certificate (expected PEM 'BEGIN CERTIFICATE' blocks)"
+                    .into(),
+            );
+        }
+        Ok(PeerTrust::Ca(Arc::new(roots)))
+    }
+}
+
 impl fmt::Debug for PeerTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

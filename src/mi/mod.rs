@@ -11,6 +11,7 @@
 //! operators see of them; `management` is MI's Management API as plain
 //! data.
 
+pub mod control;
 pub mod management;
 pub mod view;
 

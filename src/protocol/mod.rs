@@ -45,6 +45,9 @@ pub struct Protocol {
     pub commands: Arc<Commands>,
     /// Where registrations and replacements are published.
     pub events: Arc<Events>,
+    /// MI management: told of MI registrations (to read their loggers),
+    /// asked for tunnelled commands, given their results.
+    pub mi: Option<Arc<crate::mi::control::MiControl>>,
 }
 
 /// `POST /icp/commandResult`.
@@ -59,7 +62,6 @@ struct CommandResult {
     http_status: Option<Value>,
     /// What the Management API answered (JSON, a JSON string for text, or null).
     #[serde(default)]
-    #[allow(dead_code)]
     body: Option<Value>,
 }
 
@@ -218,7 +220,12 @@ impl Protocol {
                 });
             }
         }
-        Ok(HeartbeatResponse::ok(false).with_commands(self.commands.due(&hb.runtime_id, now)))
+        let mut commands = self.commands.due(&hb.runtime_id, now);
+        if let (Some(mi), true) = (&self.mi, hb.mi.is_some()) {
+            mi.registered(&hb.runtime_id);
+            commands.extend(mi.tunnel_due(&hb.runtime_id, now));
+        }
+        Ok(HeartbeatResponse::ok(false).with_commands(commands))
     }
 
     /// A delta heartbeat: memory only.
@@ -254,11 +261,19 @@ impl Protocol {
                 HeartbeatResponse::ok(true),
                 HeartbeatOutcome::UnknownRuntime,
             )),
-            DeltaOutcome::Accepted { full_required } => Ok((
-                HeartbeatResponse::ok(full_required)
-                    .with_commands(self.commands.due(&hb.runtime_id, now)),
-                HeartbeatOutcome::Ok,
-            )),
+            DeltaOutcome::Accepted { full_required } => {
+                let mut commands = self.commands.due(&hb.runtime_id, now);
+                // Tunnelled MI commands never ride on a response that asks
+                // for a full heartbeat: MI acts on the full heartbeat's
+                // response and would drop them (MI.md).
+                if let (Some(mi), false) = (&self.mi, full_required) {
+                    commands.extend(mi.tunnel_due(&hb.runtime_id, now));
+                }
+                Ok((
+                    HeartbeatResponse::ok(full_required).with_commands(commands),
+                    HeartbeatOutcome::Ok,
+                ))
+            }
             DeltaOutcome::OtherSecret => Err(Refused::new(
                 Reason::BindingMismatch,
                 subject(),
@@ -304,7 +319,7 @@ impl Protocol {
         body: &[u8],
         now: Millis,
     ) -> Result<Value, Refused> {
-        let _secret = self.authenticate(authorization, now)?;
+        let secret = self.authenticate(authorization, now)?;
         let r: CommandResult = heartbeat::decode(body)?;
         if r.status != "COMPLETED" && r.status != "FAILED" {
             return Err(Error::BadRequest("status must be COMPLETED or FAILED".into()).into());
@@ -321,6 +336,22 @@ impl Protocol {
                 )
                 .into());
             }
+        }
+        if let (Some(mi), true) = (&self.mi, is_mi_command_id(&r.command_id)) {
+            let status = r.http_status.as_ref().and_then(Value::as_u64).unwrap_or(0) as u16;
+            // A FAILED result is the executor's own refusal (its body says
+            // why); the status it carries is what to interpret.
+            let used = mi.tunnel_result(
+                &secret.key_id,
+                &r.runtime_id,
+                &r.command_id,
+                status,
+                r.body.as_ref(),
+            );
+            if !used {
+                log::debug!("late or unknown MI command result {:?}", r.command_id);
+            }
+            return Ok(serde_json::json!({"accepted": true}));
         }
         log::info!(
             "runtime {:?} reports command {:?} {}",

@@ -16,7 +16,7 @@ use crate::time::Millis;
 
 const COMMAND_COLUMNS: &str =
     "id, command_id, runtime_id, integration_id, environment_id, kind, action, target, value, \
-     payload, issued_by, issued_at, attempts, last_sent_at, status, settled_at";
+     payload, issued_by, issued_at, attempts, last_sent_at, status, settled_at, last_error";
 
 fn command_from_row(r: &Row) -> rusqlite::Result<CommandRow> {
     let kind: String = r.get(5)?;
@@ -38,6 +38,7 @@ fn command_from_row(r: &Row) -> rusqlite::Result<CommandRow> {
         last_sent_at: r.get(13)?,
         status: CommandStatus::parse(&status).unwrap_or(CommandStatus::Superseded),
         settled_at: r.get(15)?,
+        last_error: r.get(16)?,
     })
 }
 

@@ -54,6 +54,27 @@ fn from_parts(kind: &str, name: String, v: &[Value]) -> Option<MiArtifact> {
     })
 }
 
+/// What the MI dispatcher needs to reach one runtime.
+#[derive(Debug, Clone)]
+pub struct MiTargetRow {
+    pub runtime_id: String,
+    pub management: Option<ManagementAddress>,
+    pub key_id: String,
+    /// The pinned certificate digest (hex), after a first contact.
+    pub pin: Option<String>,
+    /// Management calls travel in heartbeat responses.
+    pub tunnel: bool,
+    /// The environment's CA bundle for MI certificates, if configured.
+    pub ca_pem: Option<String>,
+}
+
+/// An environment's MI management settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MiEnvironmentSettings {
+    pub tunnel: bool,
+    pub ca_pem: Option<String>,
+}
+
 /// One artifact row of one runtime of a scope.
 #[derive(Debug, Clone)]
 pub struct ScopedMiArtifact {
@@ -163,6 +184,95 @@ impl Tx<'_> {
                 address.map(|a| a.host.as_str()),
                 address.map(|a| a.port)
             ],
+        )?;
+        Ok(())
+    }
+
+    /// How to reach a runtime's Management API; `None` for an unknown runtime.
+    pub fn mi_target(&self, runtime_id: &str) -> Result<Option<MiTargetRow>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT r.management_host, r.management_port, r.key_id, r.management_pin, \
+                    COALESCE(r.mi_tunnel, e.mi_tunnel), e.mi_ca_pem \
+             FROM runtimes r JOIN environments e ON e.id = r.environment_id WHERE r.runtime_id = ?1",
+        )?;
+        Ok(st
+            .query_row([runtime_id], |r| {
+                let host: Option<String> = r.get(0)?;
+                let port: Option<i64> = r.get(1)?;
+                Ok(MiTargetRow {
+                    runtime_id: runtime_id.to_string(),
+                    management: host
+                        .zip(port.and_then(|p| u16::try_from(p).ok()))
+                        .map(|(host, port)| ManagementAddress { host, port }),
+                    key_id: r.get(2)?,
+                    pin: r.get(3)?,
+                    tunnel: r.get::<_, i64>(4)? != 0,
+                    ca_pem: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Pins a runtime's Management API certificate (first contact).
+    pub fn set_management_pin(&self, runtime_id: &str, pin_hex: &str) -> Result<()> {
+        self.exec(
+            "UPDATE runtimes SET management_pin = ?2 WHERE runtime_id = ?1 AND management_pin IS NULL",
+            params![runtime_id, pin_hex],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a runtime's pinned certificate (an operator trusts its new one).
+    pub fn clear_management_pin(&self, runtime_id: &str) -> Result<bool> {
+        Ok(self.exec(
+            "UPDATE runtimes SET management_pin = NULL WHERE runtime_id = ?1 AND management_pin IS NOT NULL",
+            [runtime_id],
+        )? == 1)
+    }
+
+    /// Chooses tunnel mode for one runtime (`None`: its environment's choice).
+    pub fn set_runtime_mi_tunnel(&self, runtime_id: &str, tunnel: Option<bool>) -> Result<bool> {
+        Ok(self.exec(
+            "UPDATE runtimes SET mi_tunnel = ?2 WHERE runtime_id = ?1",
+            params![runtime_id, tunnel],
+        )? == 1)
+    }
+
+    /// An environment's MI management settings.
+    pub fn mi_environment_settings(&self, environment_id: i64) -> Result<MiEnvironmentSettings> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT mi_tunnel, mi_ca_pem FROM environments WHERE id = ?1")?;
+        Ok(st
+            .query_row([environment_id], |r| {
+                Ok(MiEnvironmentSettings {
+                    tunnel: r.get::<_, i64>(0)? != 0,
+                    ca_pem: r.get(1)?,
+                })
+            })
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Sets an environment's MI management settings.
+    pub fn set_mi_environment_settings(
+        &self,
+        environment_id: i64,
+        s: &MiEnvironmentSettings,
+    ) -> Result<()> {
+        self.exec(
+            "UPDATE environments SET mi_tunnel = ?2, mi_ca_pem = ?3 WHERE id = ?1",
+            params![environment_id, s.tunnel, s.ca_pem],
+        )?;
+        Ok(())
+    }
+
+    /// Records why the last attempt at a command failed (`None`: it did not).
+    pub fn set_command_error(&self, command_id: &str, error: Option<&str>) -> Result<()> {
+        self.exec(
+            "UPDATE commands SET last_error = ?2 WHERE command_id = ?1 AND status = 'PENDING' \
+             AND last_error IS NOT ?2",
+            params![command_id, error],
         )?;
         Ok(())
     }

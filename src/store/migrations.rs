@@ -597,4 +597,19 @@ CREATE INDEX commands_by_scope ON commands (integration_id, environment_id, id);
 CREATE INDEX commands_pending ON commands (runtime_id) WHERE status = 'PENDING';
 "#,
     },
+    Migration {
+        name: "mi-management",
+        sql: r#"
+-- How icpd reaches MI runtimes' Management API (issue 14). An environment
+-- either dials its MI runtimes (mi_tunnel 0) or hands management calls to
+-- them in heartbeat responses (1); a runtime may override that (NULL:
+-- its environment's choice). mi_ca_pem: the CA bundle an environment's MI
+-- certificates are verified against; without one icpd pins each runtime's
+-- certificate on first contact (management_pin, SHA-256 hex).
+ALTER TABLE environments ADD COLUMN mi_tunnel INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE environments ADD COLUMN mi_ca_pem TEXT;
+ALTER TABLE runtimes ADD COLUMN mi_tunnel INTEGER;
+ALTER TABLE runtimes ADD COLUMN management_pin TEXT;
+"#,
+    },
 ];

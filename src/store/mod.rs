@@ -14,7 +14,7 @@ mod backup;
 mod commands;
 mod ingest_tokens;
 mod mi;
-pub use mi::{FoundMiArtifact, ScopedMiArtifact};
+pub use mi::{FoundMiArtifact, MiEnvironmentSettings, MiTargetRow, ScopedMiArtifact};
 pub mod migrations;
 mod pipeline;
 mod promotions;

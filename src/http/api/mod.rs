@@ -51,6 +51,8 @@ const MANAGEMENT: &str = "management";
 
 /// Everything the management handlers need.
 pub struct Api {
+    /// MI management: dispatcher kicks, reads, operations.
+    pub mi: Arc<crate::mi::control::MiControl>,
     pub store: Arc<Store>,
     pub master_key: Arc<MasterKey>,
     pub liveness: Arc<Liveness>,
