@@ -1431,6 +1431,7 @@ mod tests {
             last_sent_at: None,
             status: CommandStatus::Pending,
             settled_at: None,
+            last_error: None,
         };
         assert_eq!(
             row.wire(),

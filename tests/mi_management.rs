@@ -6,10 +6,6 @@
 //! call (method, path, query, body, and that MI took the token as ICP's
 //! JWT, user `icpd`).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use icpd::http::outbound::{OutboundError, PeerTrust, Timeouts};
@@ -19,104 +15,7 @@ use icpd::mi::management::{
 use serde_json::{json, Value};
 
 use crate::harness::TestServer;
-
-/// One mi.py process serving a Management API; killed on drop.
-struct StandIn {
-    child: Child,
-    port: u16,
-    calls_file: PathBuf,
-    log: PathBuf,
-}
-
-/// `<manifest>/../shared/conformance/mi.py`; from a worktree one level
-/// further down (`<repo>/../wt/<name>`), the same file one level up.
-fn mi_py() -> PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("shared/conformance/mi.py"))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "no ../shared/conformance/mi.py beside {}",
-                manifest.display()
-            )
-        })
-}
-
-impl StandIn {
-    /// Starts mi.py heartbeating to `server` with `secret`, and waits for
-    /// the port it prints.
-    fn start(server: &TestServer, secret: &str, extra: &[&str]) -> StandIn {
-        let script = mi_py();
-        let calls_file = server.dir.path.join("mi-calls.jsonl");
-        let log = server.dir.path.join("mi.log");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .args(["run", "--server", &server.runtime_url, "--secret", secret])
-            .args(["--env", "dev", "--runtime", "mi-node-1", "--interval", "60"])
-            .arg("--calls-file")
-            .arg(&calls_file)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("python3 runs mi.py");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut stand_in = StandIn {
-            child,
-            port: 0,
-            calls_file,
-            log,
-        };
-        // mi.py prints "management API listening on https://...(port N, runtimeId ...)".
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("mi.py printed no port ({e}): {}", stand_in.log_text()));
-        assert!(
-            line.starts_with("management API listening on https://"),
-            "mi.py must serve HTTPS (is openssl installed?): {line}"
-        );
-        stand_in.port = line
-            .split("(port ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        stand_in
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Every call mi.py recorded so far, in order.
-    fn calls(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.calls_file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::mi_standin::MiStandIn;
 
 fn now() -> i64 {
     SystemTime::now()
@@ -181,14 +80,19 @@ fn recorded(calls: &[Value], method: &str, path: &str, query: Value) -> Value {
 fn controls_and_reads_through_the_stand_in() {
     let server = TestServer::start(&[]);
     let secret = server.secret("dev", None);
-    let mi = StandIn::start(&server, &secret, &["--faulty"]);
+    let mi = MiStandIn::start(
+        &server,
+        &secret,
+        "mi-node-1",
+        &["--faulty", "--interval", "60"],
+    );
 
     // First contact: any certificate, and the answer carries its pin.
-    let first = target(&secret, mi.port, PeerTrust::Pin(None));
+    let first = target(&secret, mi.port(), PeerTrust::Pin(None));
     let (root, pin) = call(&first, &Call::Root, now()).unwrap();
     assert_eq!(root.json().unwrap()["ManagementApi"], "Active");
     let pin = pin.expect("HTTPS answers carry the certificate's digest");
-    let t = target(&secret, mi.port, PeerTrust::Pin(Some(pin)));
+    let t = target(&secret, mi.port(), PeerTrust::Pin(Some(pin)));
 
     // Artifact controls.
     let v = json_of(
@@ -501,7 +405,7 @@ fn controls_and_reads_through_the_stand_in() {
     let e = call(&wrong_key, &Call::Loggers, now()).unwrap_err();
     assert_eq!(e, CallError::Unauthorized);
     let calls_before = mi.calls().len();
-    let other_pin = target(&secret, mi.port, PeerTrust::Pin(Some([7; 32])));
+    let other_pin = target(&secret, mi.port(), PeerTrust::Pin(Some([7; 32])));
     let e = call(&other_pin, &Call::Loggers, now()).unwrap_err();
     assert!(
         matches!(
@@ -615,8 +519,13 @@ fn controls_and_reads_through_the_stand_in() {
 fn a_file_based_user_store_is_a_distinct_refusal() {
     let server = TestServer::start(&[]);
     let secret = server.secret("dev", None);
-    let mi = StandIn::start(&server, &secret, &["--file-user-store"]);
-    let t = target(&secret, mi.port, PeerTrust::Pin(None));
+    let mi = MiStandIn::start(
+        &server,
+        &secret,
+        "mi-node-1",
+        &["--file-user-store", "--interval", "60"],
+    );
+    let t = target(&secret, mi.port(), PeerTrust::Pin(None));
     let e = list_users(&t, now()).unwrap_err();
     assert_eq!(e, CallError::UserStoreUnsupported);
     assert_eq!(e.code(), "user_store_unsupported");
