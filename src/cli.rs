@@ -91,6 +91,13 @@ pub enum Command {
     /// Registered runtimes.
     #[command(subcommand, after_help = "Example:\n  icpd runtime show 3f2a9c1e")]
     Runtime(RuntimeCommand),
+    /// Micro Integrator runtimes: their artifacts, and desired state for
+    /// artifacts and loggers (a running server carries it out).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  icpd mi set --env dev --project shop --integration orders proxy-service/StockQuoteProxy --state disabled"
+    )]
+    Mi(MiCommand),
     /// Users of the management API and console.
     #[command(
         subcommand,
@@ -121,6 +128,82 @@ pub enum Command {
     /// Check the database (integrity, schema version) and that the master key opens every secret.
     #[command(after_help = "Example:\n  icpd check --data-dir /var/lib/icpd")]
     Check,
+}
+
+/// Which integration in which environment an `icpd mi` command is about.
+#[derive(Debug, clap::Args)]
+pub struct MiScopeArgs {
+    /// The environment's handle.
+    #[arg(long)]
+    env: String,
+    /// The project's handle.
+    #[arg(long)]
+    project: String,
+    /// The integration's handle.
+    #[arg(long)]
+    integration: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MiCommand {
+    /// The MI artifacts of an integration in an environment, with each
+    /// one's state across replicas and whether they are in sync.
+    #[command(
+        after_help = "Example:\n  icpd mi artifacts --env dev --project shop --integration orders --kind proxy-service"
+    )]
+    Artifacts {
+        #[command(flatten)]
+        scope: MiScopeArgs,
+        /// Only this kind (api, proxy-service, endpoint, inbound-endpoint,
+        /// sequence, task, template, message-store, message-processor,
+        /// local-entry, data-service, carbon-app, data-source, connector,
+        /// registry-resource).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set what an MI artifact should be (state, tracing, statistics) on
+    /// every replica or the given ones; the running server calls each
+    /// runtime's Management API until its heartbeats report it.
+    #[command(
+        after_help = "Example:\n  icpd mi set --env dev --project shop --integration orders proxy-service/StockQuoteProxy --state disabled --tracing enabled"
+    )]
+    Set {
+        #[command(flatten)]
+        scope: MiScopeArgs,
+        /// The artifact as KIND/NAME, e.g. proxy-service/StockQuoteProxy.
+        artifact: String,
+        /// enabled or disabled.
+        #[arg(long)]
+        state: Option<String>,
+        /// enabled or disabled.
+        #[arg(long)]
+        tracing: Option<String>,
+        /// enabled or disabled.
+        #[arg(long)]
+        statistics: Option<String>,
+        /// Only this runtime (repeatable; any unique start of its id).
+        #[arg(long = "runtime")]
+        runtimes: Vec<String>,
+    },
+    /// Set an MI logger's level on every replica or the given ones.
+    #[command(
+        after_help = "Example:\n  icpd mi logger --env dev --project shop --integration orders org-apache-synapse --level DEBUG"
+    )]
+    Logger {
+        #[command(flatten)]
+        scope: MiScopeArgs,
+        /// The logger's name as MI lists it (GET /management/logging).
+        logger: String,
+        /// OFF, TRACE, DEBUG, INFO, WARN, ERROR or FATAL.
+        #[arg(long)]
+        level: String,
+        /// Only this runtime (repeatable; any unique start of its id).
+        #[arg(long = "runtime")]
+        runtimes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,6 +555,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Promote(a) => promote(&cfg, a),
         Command::Promotion(c) => promotion(&cfg, c),
         Command::Runtime(c) => runtime(&cfg, c),
+        Command::Mi(c) => mi(&cfg, c),
         Command::User(c) => user(&cfg, c),
         Command::IngestToken(c) => ingest_token(&cfg, c),
         Command::Backup { file, force } => {
@@ -1402,6 +1486,181 @@ fn print_mi_artifacts(
         ],
         &rows,
     );
+}
+
+fn mi(cfg: &Config, c: MiCommand) -> Result<()> {
+    use crate::commands::{Commands, Kind, Request};
+    let store = open_store(cfg)?;
+    let now = now_millis();
+    let scope_of =
+        |a: &MiScopeArgs| crate::commands::resolve(&store, &a.project, &a.integration, &a.env);
+    let resolve_all = |ids: Vec<String>| -> Result<Option<Vec<String>>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        ids.iter()
+            .map(|id| runtimes::resolve_id(&store, id))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    };
+    // Desired state and PENDING commands land in the database; the
+    // running server takes them in within 2 s and carries them out.
+    let issue = |scope: &crate::commands::Scope, reqs: Vec<Request>| -> Result<()> {
+        let commands = Commands::load(&store, now)?;
+        let who = cli_actor();
+        let mut rows = Vec::new();
+        for req in &reqs {
+            let issued = commands.request(&store, scope, req, &who, now)?;
+            audit(
+                &store,
+                "mi set",
+                &format!(
+                    "{}/{}@{} {} {:?} -> {}",
+                    scope.project,
+                    scope.integration,
+                    scope.environment,
+                    req.kind.as_str(),
+                    req.artifact,
+                    req.value
+                ),
+            );
+            for c in issued.commands {
+                rows.push(vec![c.runtime_id, c.action, c.target, c.value]);
+            }
+        }
+        if rows.is_empty() {
+            println!("every addressed runtime already reports this; nothing to do");
+        } else {
+            print_table(&["RUNTIME", "ACTION", "TARGET", "VALUE"], &rows);
+            println!("\nIssued; a running icpd carries these out and `icpd mi artifacts` shows when they are in sync.");
+        }
+        Ok(())
+    };
+    match c {
+        MiCommand::Artifacts { scope, kind, json } => {
+            let scope = scope_of(&scope)?;
+            let liveness = crate::liveness::Liveness::load(&store, cfg.heartbeat_timeout, now)?;
+            let commands = Commands::load(&store, now)?;
+            let mut view = crate::mi::view::scope_view(&store, &liveness, &commands, &scope)?;
+            if let Some(k) = &kind {
+                let k = crate::mi::MiKind::parse(k).ok_or_else(|| {
+                    Error::BadRequest(format!(
+                        "--kind '{k}' is not an MI artifact kind; use one of {}",
+                        crate::mi::MiKind::ALL
+                            .map(crate::mi::MiKind::as_str)
+                            .join(", ")
+                    ))
+                })?;
+                view.artifacts.retain(|a| a.kind == k);
+            }
+            if json {
+                return print_json(&view);
+            }
+            let agreed = |f: &dyn Fn(&crate::mi::view::OnRuntime) -> Option<String>,
+                          a: &crate::mi::view::ArtifactView| {
+                let mut seen: Vec<String> = a
+                    .runtimes
+                    .iter()
+                    .map(|r| f(r).unwrap_or_else(|| "-".into()))
+                    .collect();
+                seen.sort();
+                seen.dedup();
+                seen.join("|")
+            };
+            let rows: Vec<Vec<String>> = view
+                .artifacts
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.kind.as_str().to_string(),
+                        a.name.clone(),
+                        agreed(&|r| r.state.clone(), a),
+                        agreed(&|r| r.tracing.clone(), a),
+                        agreed(&|r| r.statistics.clone(), a),
+                        a.runtimes.len().to_string(),
+                        if a.in_sync { "yes" } else { "no" }.to_string(),
+                        a.error.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "KIND",
+                    "NAME",
+                    "STATE",
+                    "TRACING",
+                    "STATISTICS",
+                    "REPLICAS",
+                    "IN SYNC",
+                    "ERROR",
+                ],
+                &rows,
+            );
+            if kind.is_none() {
+                let rows: Vec<Vec<String>> = view
+                    .loggers
+                    .iter()
+                    .map(|l| {
+                        let mut levels: Vec<&str> =
+                            l.runtimes.iter().map(|r| r.level.as_str()).collect();
+                        levels.sort();
+                        levels.dedup();
+                        vec![
+                            l.logger.clone(),
+                            levels.join("|"),
+                            l.desired_level.clone().unwrap_or_else(|| "-".into()),
+                            if l.in_sync { "yes" } else { "no" }.to_string(),
+                        ]
+                    })
+                    .collect();
+                println!("\nLoggers (as last read from each runtime)");
+                print_table(&["LOGGER", "LEVEL", "DESIRED", "IN SYNC"], &rows);
+            }
+            Ok(())
+        }
+        MiCommand::Set {
+            scope,
+            artifact,
+            state,
+            tracing,
+            statistics,
+            runtimes: ids,
+        } => {
+            let scope = scope_of(&scope)?;
+            let (kind, name) = crate::mi::split_artifact_key(&artifact).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "'{artifact}' must be KIND/NAME, e.g. proxy-service/StockQuoteProxy; `icpd mi artifacts` lists them"
+                ))
+            })?;
+            let ids = resolve_all(ids)?;
+            let mut reqs = Vec::new();
+            for (field, value) in [
+                (Kind::MiState, state),
+                (Kind::MiTracing, tracing),
+                (Kind::MiStatistics, statistics),
+            ] {
+                if let Some(v) = value {
+                    reqs.push(Request::mi_artifact(field, kind, name, &v, ids.clone())?);
+                }
+            }
+            if reqs.is_empty() {
+                return Err(Error::BadRequest(
+                    "give at least one of --state, --tracing, --statistics".into(),
+                ));
+            }
+            issue(&scope, reqs)
+        }
+        MiCommand::Logger {
+            scope,
+            logger,
+            level,
+            runtimes: ids,
+        } => {
+            let scope = scope_of(&scope)?;
+            let req = Request::mi_logger(&logger, &level, resolve_all(ids)?)?;
+            issue(&scope, vec![req])
+        }
+    }
 }
 
 fn user(cfg: &Config, c: UserCommand) -> Result<()> {

@@ -428,8 +428,8 @@ impl Request {
         };
         if !offered {
             return Err(Error::Unprocessable(format!(
-                "MI {} cannot be {what}",
-                kind.title().to_lowercase()
+                "{} cannot be {what} in MI",
+                kind.title()
             )));
         }
         let value = value.to_ascii_lowercase();
@@ -792,6 +792,30 @@ impl Commands {
             }
             p.row.last_error = error;
         }
+    }
+
+    /// Takes in the PENDING MI commands that another process (the CLI,
+    /// working on the same database) issued: they are in SQLite but not in
+    /// this table. Under the ordering lock, so a heartbeat cannot settle
+    /// one between the read and the insert. Returns how many were adopted.
+    pub fn adopt_stored_mi(&self, store: &Store, now: Millis) -> Result<usize> {
+        let _order = self.order();
+        let stored = store.read(|tx| tx.all_pending_commands())?;
+        let mut table = self.table();
+        let mut adopted = 0;
+        for row in stored.into_iter().filter(|r| r.kind.is_mi()) {
+            let list = table.entry(row.runtime_id.clone()).or_default();
+            if !list.iter().any(|p| p.row.command_id == row.command_id) {
+                list.push(Pending {
+                    row,
+                    next_due: now,
+                    in_flight: false,
+                });
+                adopted += 1;
+            }
+        }
+        table.retain(|_, l| !l.is_empty());
+        Ok(adopted)
     }
 
     /// Whether any MI command is pending (the dispatcher sleeps longer when none is).

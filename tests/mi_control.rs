@@ -476,3 +476,70 @@ fn a_management_api_that_hangs_or_is_gone_is_recorded_and_holds_nothing() {
     );
     drop(hang);
 }
+
+#[test]
+fn mi_desired_state_set_from_the_cli_is_carried_out_by_the_running_server() {
+    let server = TestServer::start(&[]);
+    let secret = server.secret("dev", None);
+    let mi = MiStandIn::start(&server, &secret, "mi-cli-1", &["--interval", "1"]);
+    let mut admin = server.admin();
+    wait_registered(&mut admin, 1);
+    let scope = [
+        "--env",
+        "dev",
+        "--project",
+        "order-service",
+        "--integration",
+        "order-mi",
+    ];
+    let out = server.cli(
+        &[
+            &["mi", "set"][..],
+            &scope,
+            &["message-processor/OrderForwarder", "--state", "disabled"],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server.cli(
+        &[
+            &["mi", "logger"][..],
+            &scope,
+            &["rootLogger", "--level", "ERROR"],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the CLI's desired state to converge", CONVERGE, || {
+        let v = server.cli_json(&[&["mi", "artifacts"][..], &scope, &["--json"]].concat());
+        artifact(&v, "message-processor", "OrderForwarder")["runtimes"][0]["state"] == "disabled"
+            && logger(&v, "rootLogger")["runtimes"][0]["level"] == "ERROR"
+            && v["inSync"] == true
+    });
+    assert!(calls_to(&mi, "POST", "/management/message-processors")
+        .iter()
+        .any(|c| c["body"] == json!({"name": "OrderForwarder", "status": "inactive"})));
+    // What MI cannot do is refused with a reason, before anything is stored.
+    let out = server.cli(
+        &[
+            &["mi", "set"][..],
+            &scope,
+            &["api/HealthcareAPI", "--state", "disabled"],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("APIs cannot be enabled or disabled"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -67,6 +67,8 @@ const TUNNEL_READ_DEADLINE: Millis = 60_000;
 const TUNNEL_WRITE_DEADLINE: Millis = 120_000;
 /// A tunnelled command is handed out again after this long without a result.
 const TUNNEL_REDELIVER_AFTER: Millis = 10_000;
+/// How often the dispatcher looks for MI commands the CLI issued.
+const ADOPT_EVERY: Millis = 2_000;
 /// How many due commands one dispatcher round takes.
 const DISPATCH_BATCH: usize = 1_024;
 
@@ -399,6 +401,7 @@ impl MiControl {
     }
 
     fn run(self: Arc<Self>) {
+        let mut adopted_at: Millis = 0;
         while !self.stopped.load(Ordering::SeqCst) {
             let registered = {
                 let mut w = lock(&self.wake);
@@ -421,6 +424,16 @@ impl MiControl {
                 break;
             }
             let now = now_millis();
+            if now - adopted_at >= ADOPT_EVERY {
+                adopted_at = now;
+                match self.commands.adopt_stored_mi(&self.store, now) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        log::info!("took in {n} MI commands issued outside this server (icpd mi)")
+                    }
+                    Err(e) => log::warn!("cannot read stored MI commands: {e}"),
+                }
+            }
             for row in self.commands.take_due_mi(now, DISPATCH_BATCH) {
                 self.dispatch_command(row, now);
             }
