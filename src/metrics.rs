@@ -223,6 +223,42 @@ pub fn heartbeat(kind: HeartbeatKind, outcome: HeartbeatOutcome) {
     HEARTBEATS[kind as usize][outcome as usize].fetch_add(1, Relaxed);
 }
 
+// ------------------------------------------------------------ MI management
+
+/// Outcomes of calls to MI runtimes' Management API: `ok` or the failure's
+/// code (`mi::management::CallError::code`); anything else counts as `other`.
+const MI_CALL_OUTCOMES: [&str; 15] = [
+    "ok",
+    "unreachable",
+    "timeout",
+    "tls",
+    "certificate_changed",
+    "too_large",
+    "malformed",
+    "invalid_request",
+    "unauthorized",
+    "not_found",
+    "refused",
+    "user_store_unsupported",
+    "invalid_call",
+    "too_many_users",
+    "other",
+];
+/// direct (icpd dials the runtime) or tunnel (the call rides a heartbeat response).
+const MI_CALL_MODES: [&str; 2] = ["direct", "tunnel"];
+
+static MI_CALLS: [[AtomicU64; MI_CALL_OUTCOMES.len()]; MI_CALL_MODES.len()] =
+    [const { [const { AtomicU64::new(0) }; MI_CALL_OUTCOMES.len()] }; MI_CALL_MODES.len()];
+
+/// Counts one ended Management API call.
+pub fn mi_call(tunnel: bool, outcome: &str) {
+    let o = MI_CALL_OUTCOMES
+        .iter()
+        .position(|x| *x == outcome)
+        .unwrap_or(MI_CALL_OUTCOMES.len() - 1);
+    MI_CALLS[usize::from(tunnel)][o].fetch_add(1, Relaxed);
+}
+
 // ------------------------------------------------------------------ refusals
 
 /// The listeners a refusal can happen on: runtime requests on the runtime
@@ -380,6 +416,8 @@ pub struct Sources<'a> {
     pub liveness: &'a Liveness,
     /// (name, path of the database file); its `-wal` file is measured too.
     pub databases: &'a [(&'static str, &'a Path)],
+    /// The outbound pool (calls to MI runtimes).
+    pub outbound: Option<crate::outbound::PoolStats>,
 }
 
 /// The whole exposition.
@@ -431,6 +469,39 @@ pub fn render(src: &Sources) -> String {
                 REFUSALS[l][reason as usize].load(Relaxed),
             );
         }
+    }
+
+    t.family(
+        "icpd_mi_management_calls_total",
+        "counter",
+        "Calls to MI runtimes' Management API that ended, by mode (direct, tunnel) and outcome (ok or the failure's code).",
+    );
+    for (m, mode) in MI_CALL_MODES.iter().enumerate() {
+        for (o, outcome) in MI_CALL_OUTCOMES.iter().enumerate() {
+            t.sample_u64(
+                "icpd_mi_management_calls_total",
+                &[("mode", mode), ("outcome", outcome)],
+                MI_CALLS[m][o].load(Relaxed),
+            );
+        }
+    }
+    if let Some(o) = &src.outbound {
+        t.gauge(
+            "icpd_outbound_queued_calls",
+            "Outbound calls (to MI runtimes) waiting for a thread of the bounded outbound pool.",
+            o.queued as u64,
+        );
+        t.gauge(
+            "icpd_outbound_running_calls",
+            "Outbound calls running now.",
+            o.running as u64,
+        );
+        t.family(
+            "icpd_outbound_rejected_calls_total",
+            "counter",
+            "Outbound calls refused because the pool's queue was full (retried later).",
+        );
+        t.sample_u64("icpd_outbound_rejected_calls_total", &[], o.rejected);
     }
 
     let counts = src.liveness.counts();

@@ -41,7 +41,7 @@ use super::management::{self, Answer, Call, CallError, Resource, Target};
 use super::{split_artifact_key, MiKind};
 use crate::commands::{CommandRow, Commands, Kind};
 use crate::error::{Error, Result};
-use crate::http::outbound::{hex, PeerTrust, Timeouts};
+use crate::http::outbound::{hex, OutboundError, PeerTrust, Phase, Timeouts};
 use crate::master_key::MasterKey;
 use crate::outbound::OutboundPool;
 use crate::secrets::SecretCache;
@@ -500,6 +500,17 @@ impl MiControl {
             .read(|tx| tx.mi_target(runtime_id))
             .map_err(|e| NotDispatched::Impossible(format!("cannot read the runtime: {e}")))?
             .ok_or_else(|| NotDispatched::Impossible("the runtime no longer exists".into()))?;
+        let tunnel = row.tunnel;
+        let done: Done = Box::new(move |me, outcome| {
+            crate::metrics::mi_call(
+                tunnel,
+                match &outcome {
+                    Ok(_) => "ok",
+                    Err(e) => e.code(),
+                },
+            );
+            done(me, outcome)
+        });
         if row.tunnel {
             self.tunnel_enqueue(&row, call, issued_by, now, done)
                 .map_err(NotDispatched::Impossible)?;
@@ -993,12 +1004,27 @@ impl MiControl {
             ids.iter().filter_map(|k| t.remove(k)).collect()
         };
         for c in expired {
+            // Reported as a timeout of the tunnel "connection": the
+            // operator's question is the same (is the runtime there, and
+            // does it run the ICP command executor of the MI fork?).
+            let after = Duration::from_millis(
+                u64::try_from(if c.call.is_write() {
+                    TUNNEL_WRITE_DEADLINE
+                } else {
+                    TUNNEL_READ_DEADLINE
+                })
+                .unwrap_or(0),
+            );
             (c.done)(
                 self,
-                Err(CallError::Invalid(
-                    "no result from the runtime before the command's deadline (tunnel mode: does this MI run the ICP command executor?)"
-                        .into(),
-                )),
+                Err(CallError::Outbound(OutboundError::Timeout {
+                    address: format!(
+                        "runtime {} through the heartbeat tunnel (does this MI run the ICP command executor?)",
+                        c.runtime_id
+                    ),
+                    phase: Phase::Receive,
+                    after,
+                })),
             );
         }
     }

@@ -79,6 +79,11 @@ pub struct RuntimeView {
     pub name: Option<String>,
     pub status: Status,
     pub management: Option<ManagementAddress>,
+    /// Why the reported Management API address is doubtful: a loopback
+    /// address (MI's default hostname is `localhost`), or one another
+    /// replica reports too (calls may reach the wrong replica; MI.md
+    /// suggests tunnel mode there).
+    pub management_warning: Option<String>,
     pub in_sync: bool,
     pub pending_commands: usize,
 }
@@ -130,6 +135,31 @@ fn matches(want: &Option<String>, have: &Option<String>) -> bool {
         (Some(w), Some(h)) => same(w, h),
         (Some(_), None) => false,
     }
+}
+
+/// Whether `a` is loopback or shared with another runtime of `all`.
+fn address_warning(
+    a: &ManagementAddress,
+    all: &BTreeMap<String, ManagementAddress>,
+) -> Option<String> {
+    let shared = all.values().filter(|b| *b == a).count();
+    if shared > 1 {
+        return Some(format!(
+            "{} runtimes report {}:{} as their Management API: icpd's calls may reach another replica; give each a distinct [server] hostname or use tunnel mode",
+            shared, a.host, a.port
+        ));
+    }
+    let host = a.host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback.then(|| {
+        format!(
+            "{} is a loopback address: icpd reaches this runtime only if it runs on icpd's host; set [server] hostname in its deployment.toml or use tunnel mode",
+            a.host
+        )
+    })
 }
 
 /// The view of `scope`: artifacts ordered by kind and name, replicas by name.
@@ -248,6 +278,9 @@ pub fn scope_view(
             name: r.record.name.clone(),
             status,
             management: addresses.get(rid).cloned(),
+            management_warning: addresses
+                .get(rid)
+                .and_then(|a| address_warning(a, &addresses)),
             in_sync: runtime_in_sync,
             pending_commands: commands.pending_count(rid),
         });

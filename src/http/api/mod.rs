@@ -584,6 +584,7 @@ fn serve_metrics(api: &Api, req: &Request) -> Result<Response> {
             ("icp", api.store.path()),
             ("telemetry", api.telemetry.store.path()),
         ],
+        outbound: Some(api.mi.pool_stats()),
     });
     Ok(Response {
         status: 200,
