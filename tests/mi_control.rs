@@ -543,3 +543,172 @@ fn mi_desired_state_set_from_the_cli_is_carried_out_by_the_running_server() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A TLS server configuration with a fresh self-signed certificate.
+fn fresh_tls() -> std::sync::Arc<rustls::ServerConfig> {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        ck.signing_key.serialize_der(),
+    ));
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().to_vec().into()], key)
+        .unwrap(),
+    )
+}
+
+/// A TLS listener that answers every request with `answer` (raw bytes
+/// after the handshake), on its own thread, until the test process ends.
+/// With `rotate`, every connection presents a new certificate (an
+/// impostor after the first contact).
+fn fake_management_api(answer: &'static [u8], rotate: bool) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut config = fresh_tls();
+        for tcp in listener.incoming().map_while(Result::ok) {
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let conn = rustls::ServerConnection::new(std::sync::Arc::clone(&config)).unwrap();
+            if rotate {
+                config = fresh_tls();
+            }
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let _ = tls.write_all(answer);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    port
+}
+
+#[test]
+fn hostile_management_api_answers_are_recorded_per_runtime() {
+    let server = TestServer::start(&[]);
+    let secret = server.secret("dev", None);
+    let cases: [(&str, &'static [u8], &str); 3] = [
+        (
+            "answers-500",
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{\"Error\":\"boom\"}",
+            "refused",
+        ),
+        (
+            "answers-200-error",
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 37\r\nConnection: close\r\n\r\n{\"Error\":\"JSON payload is missing\"}\r\n",
+            "refused",
+        ),
+        ("answers-garbage", b"\x00\x01 this is not HTTP\r\n\r\n", "malformed"),
+    ];
+    let mut rt = server.runtime_client();
+    let mut ids = Vec::new();
+    for (name, answer, _) in &cases {
+        let b = Bridge::new(&secret, Some(name));
+        let port = fake_management_api(answer, false);
+        let r = rt
+            .post_json(
+                "/icp/heartbeat",
+                Some(&b.token()),
+                &mi_heartbeat(&b, "127.0.0.1", port, "enabled"),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.json());
+        ids.push(b.runtime_id.clone());
+    }
+    let mut admin = server.admin();
+    let r = admin.put(
+        &format!("{SCOPE}/artifacts/proxy-service/P"),
+        &json!({"state": "disabled"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.json());
+    let mut by_runtime = std::collections::BTreeMap::new();
+    wait_for("every attempt to fail", CONVERGE, || {
+        let log = admin.get(&SCOPE.replace("/mi", "/commands")).json();
+        by_runtime = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c["runtimeId"].as_str()?.to_string(),
+                    c["lastError"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        by_runtime.len() == cases.len()
+    });
+    for ((name, _, code), id) in cases.iter().zip(&ids) {
+        let e = &by_runtime[id];
+        assert!(e.starts_with(code), "{name}: {e}");
+    }
+    assert!(
+        by_runtime[&ids[1]].contains("JSON payload is missing"),
+        "{by_runtime:?}"
+    );
+    // Still pending, still answering, and counted.
+    let metrics = server
+        .management_client()
+        .request("GET", "/metrics", &[], b"")
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        text.lines().any(|l| l
+            .starts_with("icpd_mi_management_calls_total{mode=\"direct\",outcome=\"refused\"}")
+            && !l.ends_with(" 0")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_runtime_whose_certificate_changes_after_first_contact_is_refused() {
+    let server = TestServer::start(&[]);
+    let secret = server.secret("dev", None);
+    let port = fake_management_api(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 21\r\nConnection: close\r\n\r\n{\"count\":0,\"list\":[]}",
+        true,
+    );
+    let b = Bridge::new(&secret, Some("impostor"));
+    let mut rt = server.runtime_client();
+    let r = rt
+        .post_json(
+            "/icp/heartbeat",
+            Some(&b.token()),
+            &mi_heartbeat(&b, "127.0.0.1", port, "enabled"),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+    let mut admin = server.admin();
+    // First contact (the loggers read that follows a registration, or
+    // this one): trusted and pinned.
+    let first = read(&mut admin, &b.runtime_id, "loggers");
+    assert_eq!(first["state"], "ready", "{first}");
+    // The next connection presents another certificate: refused; an
+    // operator who replaced it on purpose clears the pin.
+    let second = read(&mut admin, &b.runtime_id, "logs");
+    assert_eq!(second["state"], "failed", "{second}");
+    assert!(
+        second["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("certificate_changed"),
+        "{second}"
+    );
+    let r = admin.put(
+        &format!("/api/v1/runtimes/{}/mi-settings", b.runtime_id),
+        &json!({"forgetCertificate": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["pinnedCertificate"], Value::Null);
+}
