@@ -818,6 +818,12 @@ impl Commands {
         Ok(adopted)
     }
 
+    /// Drops a runtime's commands from memory (it no longer exists; its
+    /// rows went with it).
+    pub fn forget_runtime(&self, runtime_id: &str) {
+        self.table().remove(runtime_id);
+    }
+
     /// Whether any MI command is pending (the dispatcher sleeps longer when none is).
     pub fn has_pending_mi(&self) -> bool {
         self.table().values().flatten().any(|p| p.row.kind.is_mi())

@@ -67,6 +67,8 @@ const TUNNEL_READ_DEADLINE: Millis = 60_000;
 const TUNNEL_WRITE_DEADLINE: Millis = 120_000;
 /// A tunnelled command is handed out again after this long without a result.
 const TUNNEL_REDELIVER_AFTER: Millis = 10_000;
+/// At most this many tunnelled commands wait for delivery or a result.
+const MAX_TUNNELLED: usize = 10_000;
 /// How often the dispatcher looks for MI commands the CLI issued.
 const ADOPT_EVERY: Millis = 2_000;
 /// How many due commands one dispatcher round takes.
@@ -158,8 +160,10 @@ type Done = Box<dyn FnOnce(&Arc<MiControl>, Outcome) + Send>;
 
 /// Why a call could not be dispatched at all.
 enum NotDispatched {
-    /// The pool is full: try again shortly, not counted as an attempt.
+    /// The pool or the tunnel is full: try again shortly, not counted as an attempt.
     Busy,
+    /// The runtime was deleted.
+    Gone,
     /// The call cannot be made (no address, no secret); the reason.
     Impossible(String),
 }
@@ -499,7 +503,7 @@ impl MiControl {
             .store
             .read(|tx| tx.mi_target(runtime_id))
             .map_err(|e| NotDispatched::Impossible(format!("cannot read the runtime: {e}")))?
-            .ok_or_else(|| NotDispatched::Impossible("the runtime no longer exists".into()))?;
+            .ok_or(NotDispatched::Gone)?;
         let tunnel = row.tunnel;
         let done: Done = Box::new(move |me, outcome| {
             crate::metrics::mi_call(
@@ -512,6 +516,9 @@ impl MiControl {
             done(me, outcome)
         });
         if row.tunnel {
+            if lock(&self.tunnel).len() >= MAX_TUNNELLED {
+                return Err(NotDispatched::Busy);
+            }
             self.tunnel_enqueue(&row, call, issued_by, now, done)
                 .map_err(NotDispatched::Impossible)?;
             return Ok(());
@@ -561,6 +568,7 @@ impl MiControl {
         match self.dispatch(&row.runtime_id, call, &row.issued_by, now, done) {
             Ok(()) => {}
             Err(NotDispatched::Busy) => self.command_ended(&row, None, true, now),
+            Err(NotDispatched::Gone) => self.commands.forget_runtime(&row.runtime_id),
             Err(NotDispatched::Impossible(why)) => self.command_ended(&row, Some(why), false, now),
         }
     }
@@ -616,6 +624,7 @@ impl MiControl {
         match self.dispatch(&row.runtime_id, Call::Loggers, &row.issued_by, now, done) {
             Ok(()) => {}
             Err(NotDispatched::Busy) => self.command_ended(row, None, true, now),
+            Err(NotDispatched::Gone) => self.commands.forget_runtime(&row.runtime_id),
             Err(NotDispatched::Impossible(why)) => self.command_ended(row, Some(why), false, now),
         }
     }
@@ -735,6 +744,7 @@ impl MiControl {
             Err(NotDispatched::Busy) => {
                 "icpd's outbound queue is full; try again in a moment".to_string()
             }
+            Err(NotDispatched::Gone) => "the runtime no longer exists".to_string(),
             Err(NotDispatched::Impossible(why)) => why,
         };
         self.read_ended(runtime_id, key, Err(CallError::Invalid(failed)));
@@ -848,6 +858,12 @@ impl MiControl {
                     rid,
                     false,
                     Some("icpd's outbound queue is full; try again in a moment".into()),
+                ),
+                Err(NotDispatched::Gone) => self.operation_ended(
+                    &op.operation_id,
+                    rid,
+                    false,
+                    Some("the runtime no longer exists".into()),
                 ),
                 Err(NotDispatched::Impossible(why)) => {
                     self.operation_ended(&op.operation_id, rid, false, Some(why))
