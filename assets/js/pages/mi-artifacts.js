@@ -150,7 +150,7 @@ export async function render(ctx, integ) {
     const sel = select(LEVELS.includes(current) ? LEVELS : [current, ...LEVELS], { value: current, 'aria-label': `Level of ${l.logger}`, testid: `mi-logger-level-${l.logger}` });
     return h('tr', { testid: `mi-logger-${l.logger}` },
       h('td', { class: 'mono' }, l.logger),
-      h('td', {}, agree ? badge(rs[0]?.level || '—', 'info') : h('div', { class: 'chips' }, rs.map((r) => badge(`${names(r.runtimeId)}: ${r.level}`, 'info')))),
+      h('td', { testid: `mi-logger-levels-${l.logger}` }, agree ? badge(rs[0]?.level || '—', 'info') : h('div', { class: 'chips' }, rs.map((r) => badge(`${names(r.runtimeId)}: ${r.level}`, 'info')))),
       h('td', {}, l.desiredLevel || h('span', { class: 'muted' }, 'as reported')),
       h('td', {}, convergeBadge(l.inSync, `mi-logger-sync-${l.logger}`)),
       routes.logger && manage ? h('td', {}, h('div', { class: 'actions' }, sel,
@@ -159,7 +159,7 @@ export async function render(ctx, integ) {
 
   // Do not redraw under an open level picker or a request in flight.
   const quiet = async () => {
-    if (busy || (document.activeElement?.tagName === 'SELECT' && body.contains(document.activeElement))) {
+    if (busy || document.hidden || (document.activeElement?.tagName === 'SELECT' && body.contains(document.activeElement))) {
       clearTimeout(fast);
       fast = setTimeout(quiet, CONVERGING_MS);
       return;

@@ -89,7 +89,7 @@ async function miSearch(ctx, slot) {
   try { offered = (await serverHas('/api/v1/mi/artifacts')) && (await get('/runtimes?type=MI&limit=1')).total > 0; } catch { offered = false; }
   if (!offered || !ctx.alive()) return;
   const q = input({ type: 'search', value: new URLSearchParams(location.search).get('q') || '', placeholder: 'Part of the name of an API, proxy service, endpoint, carbon app, …', testid: 'mi-search' });
-  const results = h('div', { testid: 'mi-search-results', 'aria-live': 'polite' });
+  const results = h('div', { class: 'mi-search-results', testid: 'mi-search-results', 'aria-live': 'polite' });
   let seq = 0;
   let timer = null;
   const run = async () => {
@@ -118,7 +118,7 @@ async function miSearch(ctx, slot) {
           h('td', {}, kindName(r.kind)),
           h('td', {}, link(integ(r), `${r.project} / ${r.integration}`)),
           h('td', {}, r.environment),
-          h('td', {}, h('div', { class: 'chips' }, r.on.map((x) => h('span', { class: 'chips' }, link(`/runtimes/${enc(x.runtimeId)}`, x.runtimeName || x.runtimeId.slice(0, 8)),
+          h('td', {}, h('div', { class: 'chips' }, r.on.sort((a, b) => (a.runtimeName || a.runtimeId).localeCompare(b.runtimeName || b.runtimeId)).map((x) => h('span', { class: 'chips' }, link(`/runtimes/${enc(x.runtimeId)}`, x.runtimeName || x.runtimeId.slice(0, 8)),
             x.state ? badge(x.state, x.error ? 'bad' : x.state === 'enabled' || x.state === 'active' ? 'ok' : '') : null)))))),
         { emptyText: `No MI artifact has “${text}” in its name.`, testid: 'mi-search-table' }),
         items.length >= limit ? h('p', { class: 'muted small' }, `The first ${limit} runtimes' matches are shown; type more of the name to narrow.`) : null);
