@@ -2,11 +2,11 @@
 // headless Chromium that records console and page errors, one test's
 // surroundings (withConsole: data directory, server, browser, and what a
 // failure reports), the first login with its forced password change and
-// later sign-ins, and a runtime's side of the protocol (bridge.py, its
-// HS256 bearer token, posts to the runtime listener).
+// later sign-ins, and a runtime's side of the protocol (bridge.py, the MI
+// stand-in mi.py, its HS256 bearer token, posts to the runtime listener).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
@@ -17,7 +17,12 @@ import { chromium } from 'playwright-core';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const bin = process.env.ICPD_BIN ? resolve(root, process.env.ICPD_BIN) : join(root, 'target/release/icpd');
-export const bridgePy = resolve(root, '../shared/conformance/bridge.py');
+// shared/ lies beside the repository (CI, the main checkout); a git worktree
+// one folder further down finds it there; ICPD_SHARED names it outright.
+const shared = process.env.ICPD_SHARED ? resolve(process.env.ICPD_SHARED)
+  : [resolve(root, '../shared'), resolve(root, '../../shared')].find((d) => existsSync(join(d, 'conformance'))) ?? resolve(root, '../shared');
+export const bridgePy = join(shared, 'conformance/bridge.py');
+export const miPy = join(shared, 'conformance/mi.py');
 export const shots = join(root, 'target/screenshots');
 
 /** Starts icpd on free ports; resolves when both listeners are up. */
@@ -47,9 +52,9 @@ export function cli(dataDir, args) {
   return execFileSync(bin, ['--data-dir', dataDir, ...args], { encoding: 'utf8' });
 }
 
-/** Runs bridge.py as one runtime; returns { child, log() }. */
-export function startBridge(args) {
-  const child = spawn('python3', [bridgePy, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs bridge.py (or another stand-in, such as mi.py) as one runtime; returns { child, log() }. */
+export function startBridge(args, script = bridgePy) {
+  const child = spawn('python3', [script, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
@@ -86,7 +91,8 @@ export async function openBrowser(viewport = {}) {
  * One console test's surroundings: a temporary data directory, icpd
  * started on it, and a headless Chromium (see openBrowser). Calls `body`
  * with { dataDir, server, initialPassword, browser, page, tid, problems,
- * startBridge(args), openPage(options) }; bridges and pages made through
+ * startBridge(args), startMi(args), openPage(options) }; bridges (and MI
+ * stand-ins) and pages made through
  * these are stopped and watched like the first page. If `body` throws, a
  * screenshot of the page goes to NAME-failure.png and the error gains the
  * browser's problems and the tails of the bridges' and the server's logs.
@@ -108,6 +114,7 @@ export async function withConsole(name, viewport, body) {
       server,
       initialPassword,
       startBridge: (args) => { const bridge = startBridge(args); bridges.push(bridge); return bridge; },
+      startMi: (args) => { const mi = startBridge(args, miPy); bridges.push(mi); return mi; },
       openPage: (options) => openPage(b.browser, b.problems, options),
     });
   } catch (e) {

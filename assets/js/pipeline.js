@@ -19,6 +19,20 @@ export async function serverHas(path) {
   return Object.prototype.hasOwnProperty.call(doc?.paths || {}, path);
 }
 
+const pathShape = (p) => p.replace(/\{[^}]*\}/g, '{}');
+/**
+ * Whether the server offers `method` on a path of this shape: `{...}`
+ * segments match whatever the server names its parameters, so
+ * `.../mi/artifacts/{}/{}` finds `.../mi/artifacts/{kind}/{name}`.
+ */
+export async function serverOffers(method, path) {
+  openapi ||= get('/openapi.json').catch(() => ({ paths: {} }));
+  const doc = await openapi;
+  const want = pathShape(path);
+  const m = method.toLowerCase();
+  return Object.entries(doc?.paths || {}).some(([p, ops]) => pathShape(p) === want && Object.prototype.hasOwnProperty.call(ops || {}, m));
+}
+
 export const dotted = (v) => (v.section ? `${v.section}.${v.key}` : v.key);
 
 /** A value as text: strings as they are, the rest as JSON. */

@@ -1,6 +1,7 @@
 // Artifacts of an integration in one environment: services with resources
 // and listeners, listeners with start/stop and an in-sync indicator that
-// settles live, loggers with a level editor, and the command log.
+// settles live, loggers with a level editor, and the command log. An MI
+// integration's artifacts are mi-artifacts.js's.
 
 import { get, put, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, button, pageHead, table, badge, syncBadge, select, toast, when, empty } from '../ui.js';
@@ -13,6 +14,16 @@ export async function render(ctx) {
   const base = `/projects/${enc(ph)}/integrations/${enc(ih)}`;
   const api = `${base}/environments/${enc(env)}`;
   ctx.crumbs([['Projects', '/projects'], [ph, `/projects/${enc(ph)}`], [ih, base], env]);
+  // A Micro Integrator integration has its own view of its artifacts.
+  fill(ctx.el, loading());
+  let integ;
+  try { integ = await get(base); } catch (e) { fill(ctx.el, failure(e, () => render(ctx))); return; }
+  if (!ctx.alive()) return;
+  if (integ.runtimeType === 'MI') {
+    const mi = await import('./mi-artifacts.js');
+    if (ctx.alive()) await mi.render(ctx, integ);
+    return;
+  }
   const summary = h('div', { class: 'chips', testid: 'artifacts-summary' });
   // Which runtimes start/stop and level changes go to: all of them (the
   // integration's desired state) or one chosen runtime. Kept outside the

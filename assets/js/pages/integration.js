@@ -4,7 +4,9 @@
 // still run another version or an older configuration revision); Add
 // Runtime (a new secret and its Config.toml snippet, shown once); the
 // promotions of the integration; its request metrics and latest logs (with
-// observability:view), and the integration's secrets with revoke.
+// observability:view), and the integration's secrets with revoke. For an
+// MI integration each environment also sums up its MI artifacts by kind,
+// flags faulty ones, and links to the MI artifacts page.
 
 import { get, all, post, patch, del, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, empty, button, modal, confirm, toast, pageHead, table, badge, timeAgo, when, snippet, field, select, input } from '../ui.js';
@@ -12,6 +14,7 @@ import { navigate, can } from '../app.js';
 import { liveRefresh } from '../live.js';
 import { metricsPanel, recentLogs } from '../observability.js';
 import { deploymentBlock, configBlock, recordDeployment, deploymentHistory, editConfig, configHistory, rolloutCell, promote, promotionTable, serverHas } from '../pipeline.js';
+import { kindChips, faultyApps, artifactError, kindName, convergeBadge } from '../mi.js';
 
 export async function render(ctx) {
   const { project: ph, integration: ih } = ctx.params;
@@ -27,6 +30,8 @@ export async function render(ctx) {
     return;
   }
   envs = envs.environments;
+  const mi = integ.runtimeType === 'MI' && await serverHas('/api/v1/projects/{project}/integrations/{integration}/environments/{env}/mi/artifacts');
+  const miViews = new Map(); // env handle -> the MI artifacts view (environments with runtimes only)
   // The pipeline's stages carry the environment; requiredApprovals is on the organization's list.
   const orgEnv = new Map(orgEnvs.map((e) => [e.handle, e]));
   envs = envs.map((s) => ({ ...(s.environment || s), ...orgEnv.get((s.environment || s).handle), next: s.next ?? null }));
@@ -84,6 +89,11 @@ export async function render(ctx) {
     await Promise.all(runtimes.slice(0, 50).map(async (r) => {
       try { r.nodeInfo = (await get(`/runtimes/${enc(r.runtimeId)}`)).nodeInfo; } catch { /* deleted meanwhile */ }
     }));
+    if (mi) {
+      await Promise.all(envs.filter((e) => runtimes.some((r) => r.environment === e.handle)).map(async (e) => {
+        try { miViews.set(e.handle, await get(`${base}/environments/${enc(e.handle)}/mi/artifacts`)); } catch (err) { miViews.set(e.handle, { failed: err }); }
+      }));
+    }
     if (!ctx.alive()) return;
     for (const r of runtimes) runtimeNames.set(r.runtimeId, r.name || r.runtimeId.slice(0, 8));
     runtimesNow = runtimes;
@@ -125,7 +135,7 @@ export async function render(ctx) {
             ? button(`Promote to ${next.name}`, () => act(() => promote(base, e, next, st.deployment, st.config)), { kind: 'primary', small: true, testid: `promote-${e.handle}`, disabled: !st.deployment || !!outgoing,
                 title: outgoing ? `Promotion #${outgoing.id} to ${next.name} is waiting for approval` : st.deployment ? `Copy ${st.deployment.version} and configuration r${st.config?.revision || 0} to ${next.name}` : 'Record a deployment here first' })
             : null,
-          link(`${base}/environments/${enc(e.handle)}`, 'Artifacts', { class: 'btn small', testid: `artifacts-${e.handle}` }),
+          link(`${base}/environments/${enc(e.handle)}`, mi ? 'MI artifacts' : 'Artifacts', { class: 'btn small', testid: `artifacts-${e.handle}` }),
           button('Add Runtime', () => addRuntime(e), { small: true, testid: `add-runtime-${e.handle}` }))),
       h('div', { class: 'grid two pipe' },
         h('div', {}, deploymentBlock(e, st.deployment),
@@ -143,7 +153,22 @@ export async function render(ctx) {
             h('td', {}, rolloutCell(r)),
             h('td', {}, 'last heartbeat ', timeAgo(r.lastHeartbeat)),
             h('td', {}, nodeText(r)))))
-        : empty('No runtimes in this environment.', 'Add Runtime creates a secret and the Config.toml lines for a new node.'));
+        : empty('No runtimes in this environment.', mi ? 'Add Runtime creates a secret for the [icp_config] of a Micro Integrator\'s deployment.toml.' : 'Add Runtime creates a secret and the Config.toml lines for a new node.'),
+      mi && runtimes.length ? miSummary(e, miViews.get(e.handle)) : null);
+  }
+
+  // What the MI runtimes of an environment run: kinds with counts, faulty artifacts with their errors.
+  function miSummary(e, v) {
+    if (!v) return null;
+    const head = h('div', { class: 'label' }, 'MI artifacts', v.failed ? null : convergeBadge(v.inSync, `mi-env-sync-${e.handle}`),
+      link(`${base}/environments/${enc(e.handle)}`, 'View all', { testid: `mi-env-open-${e.handle}` }));
+    if (v.failed) return h('div', { class: 'mi-env', testid: `mi-env-${e.handle}` }, head, h('div', { class: 'bad-text small' }, v.failed.message));
+    const faulty = faultyApps(v.artifacts);
+    const errs = v.artifacts.filter((a) => artifactError(a, faulty));
+    return h('div', { class: 'mi-env', testid: `mi-env-${e.handle}` }, head,
+      v.artifacts.length ? kindChips(v.artifacts, { testid: `mi-env-kinds-${e.handle}` }) : h('div', { class: 'muted small' }, 'The runtimes report no artifacts.'),
+      errs.length ? h('div', { class: 'callout bad', role: 'alert', testid: `mi-env-faults-${e.handle}` },
+        errs.map((a) => h('div', {}, h('strong', {}, a.name), ` (${kindName(a.kind)}): ${artifactError(a, faulty)}`))) : null);
   }
 
   async function addRuntime(e) {

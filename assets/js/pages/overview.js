@@ -1,15 +1,21 @@
 // Overview: counts (with the promotions waiting for the user's decision),
-// runtimes per environment by status, projects.
+// runtimes per environment by status, projects; with MI runtimes about, a
+// search for MI artifacts by name (each hit links to its integration and
+// to the MI artifacts page of its environment, filtered to it).
 
 import { get, all, qs, enc } from '../api.js';
-import { h, fill, card, link, loading, failure, empty, badge, timeAgo, table } from '../ui.js';
+import { h, fill, card, link, loading, failure, empty, badge, timeAgo, table, field, input } from '../ui.js';
 import { liveRefresh } from '../live.js';
 import { refreshAwaiting } from '../app.js';
+import { serverHas } from '../pipeline.js';
+import { kindName } from '../mi.js';
 
 export async function render(ctx) {
   ctx.crumbs(['Overview']);
   const body = h('div', { class: 'stack', testid: 'overview' });
-  fill(ctx.el, h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Overview'), h('p', {}, 'Your projects and the runtimes reporting to this control plane.'))), body);
+  const searchSlot = h('div', { hidden: true });
+  fill(ctx.el, h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Overview'), h('p', {}, 'Your projects and the runtimes reporting to this control plane.'))), searchSlot, body);
+  miSearch(ctx, searchSlot);
   fill(body, loading());
   const load = async () => {
     const [envs, projects, running, offline, recent, awaiting] = await Promise.all([
@@ -75,4 +81,53 @@ export async function render(ctx) {
     return;
   }
   ctx.live(liveRefresh(load, (t) => t.startsWith('runtime')));
+}
+
+/** The MI artifact search, shown when the server has it and an MI runtime has registered. */
+async function miSearch(ctx, slot) {
+  let offered = false;
+  try { offered = (await serverHas('/api/v1/mi/artifacts')) && (await get('/runtimes?type=MI&limit=1')).total > 0; } catch { offered = false; }
+  if (!offered || !ctx.alive()) return;
+  const q = input({ type: 'search', value: new URLSearchParams(location.search).get('q') || '', placeholder: 'Part of the name of an API, proxy service, endpoint, carbon app, …', testid: 'mi-search' });
+  const results = h('div', { class: 'mi-search-results', testid: 'mi-search-results', 'aria-live': 'polite' });
+  let seq = 0;
+  let timer = null;
+  const run = async () => {
+    if (!ctx.alive()) return;
+    const text = q.value.trim();
+    history.replaceState(null, '', `/${qs({ q: text })}`);
+    const mine = ++seq;
+    if (!text) { fill(results); return; }
+    fill(results, loading('Searching…'));
+    try {
+      const limit = 200;
+      const { items } = await get(`/mi/artifacts${qs({ q: text, limit })}`);
+      if (mine !== seq || !ctx.alive()) return;
+      // One row per artifact in an integration and environment; its runtimes together.
+      const rows = new Map();
+      for (const it of items) {
+        const key = [it.project, it.integration, it.environment, it.kind, it.name].join('\u0000');
+        if (!rows.has(key)) rows.set(key, { ...it, on: [] });
+        rows.get(key).on.push(it);
+      }
+      const integ = (r) => `/projects/${enc(r.project)}/integrations/${enc(r.integration)}`;
+      fill(results,
+        table(['Artifact', 'Kind', 'Integration', 'Environment', 'Runtimes'], [...rows.values()].map((r) => h('tr', { testid: `mi-hit-${r.integration}-${r.environment}-${r.kind}-${r.name}` },
+          h('td', {}, link(`${integ(r)}/environments/${enc(r.environment)}${qs({ q: r.name })}`, r.name, { title: `${r.name} on the MI artifacts page of ${r.environment}` }),
+            r.on.some((x) => x.error) ? h('div', { class: 'bad-text small' }, r.on.find((x) => x.error).error) : null),
+          h('td', {}, kindName(r.kind)),
+          h('td', {}, link(integ(r), `${r.project} / ${r.integration}`)),
+          h('td', {}, r.environment),
+          h('td', {}, h('div', { class: 'chips' }, r.on.sort((a, b) => (a.runtimeName || a.runtimeId).localeCompare(b.runtimeName || b.runtimeId)).map((x) => h('span', { class: 'chips' }, link(`/runtimes/${enc(x.runtimeId)}`, x.runtimeName || x.runtimeId.slice(0, 8)),
+            x.state ? badge(x.state, x.error ? 'bad' : x.state === 'enabled' || x.state === 'active' ? 'ok' : '') : null)))))),
+        { emptyText: `No MI artifact has “${text}” in its name.`, testid: 'mi-search-table' }),
+        items.length >= limit ? h('p', { class: 'muted small' }, `The first ${limit} runtimes' matches are shown; type more of the name to narrow.`) : null);
+    } catch (e) { if (mine === seq) fill(results, failure(e, run)); }
+  };
+  q.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(run, 250); });
+  const f = field('Name', q);
+  fill(slot, card('Find an MI artifact', h('span', { class: 'muted small' }, 'Across the Micro Integrator runtimes you may see'), h('form', { class: 'toolbar tight', role: 'search', onSubmit: (e) => { e.preventDefault(); clearTimeout(timer); run(); } }, f), results));
+  f.classList.add('grow');
+  slot.hidden = false;
+  if (q.value.trim()) run();
 }

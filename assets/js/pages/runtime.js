@@ -1,12 +1,16 @@
 // One runtime: identity, node info, request metrics and latest logs (with
 // observability:view), artifacts, log levels and its status history as a
-// timeline.
+// timeline. An MI runtime shows its node (platform, Java, memory, carbon
+// home, OS), its Management API address and its artifacts by kind
+// (read-only: changes are made for the integration, on its MI artifacts
+// page).
 
 import { get, del, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, button, pageHead, table, badge, timeAgo, when, confirm, toast } from '../ui.js';
 import { navigate, can } from '../app.js';
 import { liveRefresh } from '../live.js';
 import { metricsPanel, recentLogs } from '../observability.js';
+import { nodeCard, kindSections, ownArtifacts } from '../mi.js';
 
 const NODE_LABELS = { osName: 'OS', osVersion: 'OS version', platformName: 'Platform', platformVersion: 'Platform version', ballerinaHome: 'Ballerina home', javaVersion: 'Java', carbonHome: 'Carbon home' };
 
@@ -23,6 +27,7 @@ export async function render(ctx) {
     logs = recentLogs({ runtime: id });
     ctx.live(() => { metrics.stop(); logs.stop(); });
   }
+  const expanded = new Set(); // MI artifact details left open across refreshes
   const load = async () => {
     const r = await get(`/runtimes/${enc(id)}`);
     if (!ctx.alive()) return;
@@ -31,9 +36,12 @@ export async function render(ctx) {
     const art = r.artifacts || {};
     const kv = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
     const history = [...(r.statusHistory || [])].reverse();
+    const isMi = r.runtimeType === 'MI';
+    const miArtifacts = isMi ? ownArtifacts(r) : [];
+    const names = () => r.name || r.runtimeId.slice(0, 8);
     fill(ctx.el,
       pageHead([r.name || r.runtimeId, ' ', badge(r.status, undefined, 'runtime-detail-status')], h('span', { class: 'mono' }, r.runtimeId),
-        link(`${integ}/environments/${enc(r.environment)}`, 'Artifacts and commands', { class: 'btn' }),
+        link(`${integ}/environments/${enc(r.environment)}`, isMi ? 'MI artifacts of the integration' : 'Artifacts and commands', { class: 'btn' }),
         button('Delete', () => remove(r), { kind: 'danger', testid: 'delete-runtime' })),
       metrics?.el,
       h('div', { class: 'split' },
@@ -51,12 +59,13 @@ export async function render(ctx) {
               ['Registered', when(r.registeredAt)],
               ['Last heartbeat', timeAgo(r.lastHeartbeat, { testid: 'runtime-last-heartbeat' })],
               ['Secret', r.secretKeyId ? h('code', {}, r.secretKeyId) : null],
+              isMi ? ['Management API', r.management ? h('span', { class: 'mono', testid: 'runtime-management' }, `https://${r.management.host}:${r.management.port}`) : null] : null,
             ])),
-            card('Node', null, r.nodeInfo ? kv(Object.entries(r.nodeInfo).map(([k, v]) => [NODE_LABELS[k] || k.replace(/([A-Z])/g, ' $1').replace(/^./, (c) => c.toUpperCase()), v === null ? '—' : String(v)])) : h('p', { class: 'muted' }, 'Not reported.'))),
+            isMi ? card('Node', null, nodeCard(r.nodeInfo)) : card('Node', null, r.nodeInfo ? kv(Object.entries(r.nodeInfo).map(([k, v]) => [NODE_LABELS[k] || k.replace(/([A-Z])/g, ' $1').replace(/^./, (c) => c.toUpperCase()), v === null ? '—' : String(v)])) : h('p', { class: 'muted' }, 'Not reported.'))),
           logs?.el,
-          card('Listeners', null, table(['Listener', 'Protocol', 'Address', 'State'], (art.listeners || []).map((l) => h('tr', {},
+          isMi ? null : card('Listeners', null, table(['Listener', 'Protocol', 'Address', 'State'], (art.listeners || []).map((l) => h('tr', {},
             h('td', {}, h('strong', {}, l.name), h('div', { class: 'muted small mono' }, l.package)), h('td', {}, l.protocol), h('td', { class: 'mono' }, `${l.host}:${l.port}`), h('td', {}, badge(l.state, l.state === 'enabled' ? 'ok' : 'bad')))), { emptyText: 'No listeners reported.' })),
-          card('Services', null, table(['Service', 'Base path', 'Listeners', 'Resources', 'State'], (art.services || []).map((s) => h('tr', {},
+          isMi ? null : card('Services', null, table(['Service', 'Base path', 'Listeners', 'Resources', 'State'], (art.services || []).map((s) => h('tr', {},
             h('td', {}, h('strong', {}, s.name), h('div', { class: 'muted small mono' }, s.package)), h('td', { class: 'mono' }, s.basePath),
             h('td', {}, h('div', { class: 'chips' }, (s.listeners || []).map((l) => badge(typeof l === 'string' ? l : l.name, 'info')))),
             h('td', {}, h('div', { class: 'resources' }, (s.resources || []).map((x) => h('div', { class: 'mono' }, h('span', { class: 'method' }, (x.methods || []).join(' ')), x.url)))),
@@ -66,7 +75,10 @@ export async function render(ctx) {
           ? h('ol', { class: 'timeline', testid: 'status-timeline' }, history.map((e) => h('li', { class: e.status === 'RUNNING' ? 'ok' : 'bad' },
               h('div', {}, h('strong', {}, e.status), e.reason ? h('span', { class: 'muted' }, ` — ${e.reason}`) : null),
               h('div', { class: 'when' }, when(e.at), ' · ', timeAgo(e.at)))))
-          : h('p', { class: 'muted' }, 'No transitions recorded.'))));
+          : h('p', { class: 'muted' }, 'No transitions recorded.'))),
+      isMi ? h('div', { class: 'stack', testid: 'runtime-mi-artifacts' }, miArtifacts.length
+        ? kindSections(miArtifacts, { names, expanded })
+        : card('MI artifacts', null, h('p', { class: 'muted' }, 'The runtime reports no artifacts.'))) : null);
   };
   try { await load(); } catch (e) { fill(ctx.el, failure(e, () => render(ctx))); return; }
   ctx.live(liveRefresh(load, (t, d) => !d?.runtimeId || d.runtimeId === id));
