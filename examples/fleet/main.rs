@@ -1539,12 +1539,18 @@ fn summary(
             .filter(|(k, _)| k.contains("MI stops for good"))
             .map(|(_, n)| n)
             .sum::<u64>();
+        let latency = match full.is_empty() {
+            true => String::new(),
+            false => format!(
+                " (latency ms p50 {:.2}  p99 {:.2}  max {:.2})",
+                at(50.0),
+                at(99.0),
+                at(100.0)
+            ),
+        };
         println!(
-            "mi            {} full heartbeats asked for by the server after registration (latency ms p50 {:.2}  p99 {:.2}  max {:.2}); {stopped} runtimes stopped for good (400/401/409)",
+            "mi            {} full heartbeats asked for by the server after registration{latency}; {stopped} runtimes stopped for good (400/401/409)",
             full.len(),
-            at(50.0),
-            at(99.0),
-            at(100.0)
         );
     }
     if errors == 0 {
