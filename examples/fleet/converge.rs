@@ -245,13 +245,23 @@ fn follow(mgmt: &mut Management, t: &Target, prefix: &str, expected: usize, end:
 /// Replicas of this run (ids starting with `prefix`) listed RUNNING in the
 /// target's integration and environment.
 fn running(mgmt: &mut Management, t: &Target, prefix: &str) -> Result<usize, String> {
+    count_running(
+        mgmt,
+        &format!(
+            "environment={}&project={}&integration={}",
+            t.environment, t.project, t.integration
+        ),
+        prefix,
+    )
+}
+
+/// Runtimes whose ids start with `prefix` listed RUNNING under `filter`
+/// (query parameters of `GET /api/v1/runtimes`), walking every page.
+pub fn count_running(mgmt: &mut Management, filter: &str, prefix: &str) -> Result<usize, String> {
     let mut n = 0;
     let mut cursor: Option<String> = None;
     loop {
-        let mut path = format!(
-            "/api/v1/runtimes?status=RUNNING&environment={}&project={}&integration={}&limit=500",
-            t.environment, t.project, t.integration
-        );
+        let mut path = format!("/api/v1/runtimes?status=RUNNING&{filter}&limit=500");
         if let Some(c) = &cursor {
             path.push_str("&cursor=");
             path.push_str(c);

@@ -1033,6 +1033,26 @@ fn measure(
     }
     if let (Some(watch), Some((server, timeout))) = (watch, &spawned) {
         checks.extend(watch.finish(&runtimes, plan, *timeout, restart.as_ref(), &server.log)?);
+        if mi {
+            // MI runtimes of this run that still heartbeat are all listed RUNNING.
+            let expected = runtimes
+                .iter()
+                .filter(|r| !r.stops && r.mi.as_ref().is_some_and(|a| a.stopped.is_none()))
+                .count();
+            let listed = converge::count_running(
+                &mut server.management()?,
+                "project=fleet&type=MI",
+                &format!("{tag:08x}-"),
+            )?;
+            checks.push(observe::check(
+                "every MI runtime still heartbeating is listed RUNNING at the end",
+                listed == expected && expected == args.runtimes - args.stop,
+                format!(
+                    "{listed} listed RUNNING; {expected} of {} still heartbeating",
+                    args.runtimes
+                ),
+            ));
+        }
     }
     let failed = observe::print_checks(&checks, args.smoke);
     Ok(Outcome { failed, ..outcome })
