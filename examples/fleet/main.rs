@@ -792,6 +792,17 @@ fn measure(
         });
     }
     let fleet = mi.then(|| Arc::new(mi::Fleet { layout, nodes }));
+    if let Some(first) = fleet.as_ref().and_then(|f| f.nodes.first().map(|n| (f, n))) {
+        let (f, node) = first;
+        let (full, _) = lock(node).full_body(&f.layout);
+        println!(
+            "mi            each runtime deploys {} proxy services and {} APIs besides the fixed artifacts; a full heartbeat is {} bytes, a delta {}",
+            f.layout.names(mi::Kind::Proxy).len(),
+            f.layout.names(mi::Kind::Api).len(),
+            full.len(),
+            lock(node).delta_body(&f.layout).len()
+        );
+    }
     let mgmt_server = match (mgmt_listener, &fleet) {
         (Some(l), Some(f)) => {
             let server = mi_mgmt::MgmtServer::start(l, f.clone(), args.mi_mgmt_threads)?;
