@@ -210,7 +210,8 @@ struct Args {
     /// The server's process id, to report its RSS, threads and CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Also measure the empty-handler ceiling with the same load, in this run.
+    /// Also measure the empty-handler ceiling with the same load, in this
+    /// run (not with --kind mi).
     #[arg(long)]
     ceiling: bool,
     /// Plain HTTP for the ceiling when no --server is given, and for --spawn.
@@ -219,7 +220,8 @@ struct Args {
     /// Simulated runtimes.
     #[arg(long, default_value_t = 1000)]
     runtimes: usize,
-    /// Secrets (one integration `fleet-N` each) the runtimes are spread over.
+    /// Secrets the runtimes are spread over, one integration each: `fleet-N`
+    /// (with --kind mi `fleet-mi-N`; all `fleet-mi` with --mi-converge-check).
     #[arg(long, default_value_t = 10)]
     secrets: usize,
     /// Keep-alive connections shared by the runtimes.
@@ -271,10 +273,10 @@ struct Args {
     /// and that its next heartbeats report the change.
     #[arg(long)]
     mi_mgmt_probe: bool,
-    /// With --mi-mgmt: one desired-state change through icpd's REST API
-    /// (proxy service StockQuoteProxy disabled, every runtime in the
-    /// integration fleet-mi), measuring how long until every replica runs
-    /// and reports it.
+    /// With --mi-mgmt and --spawn (or --server with --management-url): one
+    /// desired-state change through icpd's REST API (proxy service
+    /// StockQuoteProxy disabled, every runtime in the integration
+    /// fleet-mi), measuring how long until every replica runs and reports it.
     #[arg(long)]
     mi_converge_check: bool,
     /// With --mi-converge-check: when to make the change, in seconds into
