@@ -20,7 +20,14 @@
 //!
 //! The API is being built alongside this check; its shape is coded in
 //! [`DesiredStateApi`] only, so it can be adjusted in one place.
+//!
+//! `--mi-converge-direct` measures the MI side without that API: the fleet
+//! itself plays the control plane and calls every replica's Management API
+//! once, one call after the other ([`call_every_replica`]), and icpd's view
+//! is not polled. It checks the measurement, and gives the floor to which
+//! a real control plane adds its own delay.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -129,8 +136,17 @@ struct View {
     listed: usize,
 }
 
+/// With `--mi-converge-direct`: the fleet's nodes and the Management API's
+/// port, to call every replica itself.
+pub struct Direct {
+    pub fleet: Arc<Fleet>,
+    pub port: u16,
+}
+
 /// What the converge thread saw.
 pub struct Seen {
+    /// The fleet made the management calls itself (`--mi-converge-direct`).
+    direct: bool,
     /// RUNNING replicas of this run listed just before the PUT.
     running: Result<usize, String>,
     /// When the PUT was sent.
@@ -158,16 +174,25 @@ pub fn start(
     expected: usize,
     at: Instant,
     end: Instant,
+    direct: Option<Direct>,
 ) -> JoinHandle<(Target, Seen)> {
     std::thread::spawn(move || {
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
-        let seen = follow(&mut mgmt, &target, &id_prefix, expected, end);
+        let seen = follow(&mut mgmt, &target, &id_prefix, expected, end, direct);
         (target, seen)
     })
 }
 
-fn follow(mgmt: &mut Management, t: &Target, prefix: &str, expected: usize, end: Instant) -> Seen {
+fn follow(
+    mgmt: &mut Management,
+    t: &Target,
+    prefix: &str,
+    expected: usize,
+    end: Instant,
+    direct: Option<Direct>,
+) -> Seen {
     let mut seen = Seen {
+        direct: direct.is_some(),
         running: Err("not counted".into()),
         put_at: None,
         failure: None,
@@ -185,6 +210,11 @@ fn follow(mgmt: &mut Management, t: &Target, prefix: &str, expected: usize, end:
             break;
         }
         std::thread::sleep(POLL_EVERY);
+    }
+    if let Some(d) = direct {
+        seen.put_at = Some(Instant::now());
+        seen.failure = call_every_replica(&d, t).err();
+        return seen;
     }
     let (path, body, want) = DesiredStateApi::put(t);
     seen.put_at = Some(Instant::now());
@@ -240,6 +270,48 @@ fn follow(mgmt: &mut Management, t: &Target, prefix: &str, expected: usize, end:
         std::thread::sleep((sent + POLL_EVERY).saturating_duration_since(Instant::now()));
     }
     seen
+}
+
+/// `--mi-converge-direct`: the management call a control plane would make,
+/// to every replica, one after the other, with the control plane's token
+/// for each replica's secret. Fails on the first call not answered 200.
+fn call_every_replica(d: &Direct, t: &Target) -> Result<(), String> {
+    use crate::mi_mgmt::icp_bearer;
+    use icpd::http::client::{Client, ClientTls};
+    if !t.kind.has_status() {
+        return Err(format!(
+            "--mi-converge-direct changes a status; {:?} has none",
+            t.kind
+        ));
+    }
+    let status = if t.enabled { "active" } else { "inactive" };
+    let body = json!({"name": t.name, "status": status}).to_string();
+    let path = format!("/management/{}", t.kind.segment());
+    for node in &d.fleet.nodes {
+        let (host, kid, material) = {
+            let n = node.lock().unwrap_or_else(|p| p.into_inner());
+            (n.host, n.key_id.clone(), n.material.clone())
+        };
+        let now = chrono::Utc::now().timestamp();
+        let bearer = icp_bearer(&kid, &material, now, now + 60);
+        let url = format!("https://{host}:{}", d.port);
+        let mut c = Client::new(&url, ClientTls::Insecure).map_err(|e| e.to_string())?;
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("Authorization", bearer.as_str()),
+        ];
+        let r = c
+            .request("POST", &path, &headers, body.as_bytes())
+            .map_err(|e| format!("POST {url}{path}: {e}"))?;
+        if r.status != 200 || r.json().get("Error").is_some() {
+            return Err(format!(
+                "POST {url}{path}: HTTP {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Replicas of this run (ids starting with `prefix`) listed RUNNING in the
@@ -381,12 +453,18 @@ pub fn finish(
             at(1.0)
         )
     };
+    let caller = if seen.direct { "the fleet" } else { "icpd" };
     println!(
-        "converge      {what}: PUT sent {:.1} s into the measurement",
+        "converge      {what}: {} {:.1} s into the measurement",
+        if seen.direct {
+            "the fleet itself began calling every replica (--mi-converge-direct; no PUT, called 'the PUT' below)"
+        } else {
+            "PUT sent"
+        },
         put_at.saturating_duration_since(start).as_secs_f64()
     );
     println!(
-        "converge      replicas called by icpd (fake Management API): {} of {expected}; after the PUT: {}",
+        "converge      replicas called by {caller} (fake Management API): {} of {expected}; after the PUT: {}",
         called.len(),
         spread(&called)
     );
@@ -420,7 +498,7 @@ pub fn finish(
     }
 
     checks.push(check(
-        "icpd called every replica's Management API",
+        format!("{caller} called every replica's Management API"),
         called.len() == expected,
         format!("{} of {expected} replicas changed state", called.len()),
     ));
@@ -433,18 +511,20 @@ pub fn finish(
             reported.last().map_or(0.0, |t| secs(*t))
         ),
     ));
-    checks.push(check(
-        "icpd lists the artifact in sync",
-        seen.in_sync_at.is_some(),
-        match seen.in_sync_at {
-            Some(t) => format!(
-                "first listed in sync {:.2} s after the PUT (the last poll not yet in sync was sent at {:.2} s)",
-                secs(t),
-                seen.not_yet_at.map_or(0.0, secs)
-            ),
-            None => "never, before the end of the measurement".into(),
-        },
-    ));
+    if !seen.direct {
+        checks.push(check(
+            "icpd lists the artifact in sync",
+            seen.in_sync_at.is_some(),
+            match seen.in_sync_at {
+                Some(t) => format!(
+                    "first listed in sync {:.2} s after the PUT (the last poll not yet in sync was sent at {:.2} s)",
+                    secs(t),
+                    seen.not_yet_at.map_or(0.0, secs)
+                ),
+                None => "never, before the end of the measurement".into(),
+            },
+        ));
+    }
 
     // Heartbeat latency: baseline before the PUT, and from the PUT to
     // convergence (or the end).

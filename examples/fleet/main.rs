@@ -112,7 +112,9 @@
 //! disabled), then reports how long until icpd lists it in sync, until
 //! every replica was called, and until every replica reported it, with
 //! heartbeat latency before and during. Against an icpd without the MI
-//! desired-state API it fails that check with a message saying so.
+//! desired-state API it fails that check with a message saying so;
+//! `--mi-converge-direct` then has the fleet make the management calls
+//! itself, which measures the MI side of convergence on its own.
 //!
 //! ```text
 //! target/release/examples/fleet --spawn --data-dir /tmp/fl-mi --kind mi --runtimes 500 \
@@ -279,6 +281,11 @@ struct Args {
     /// fleet-mi), measuring how long until every replica runs and reports it.
     #[arg(long)]
     mi_converge_check: bool,
+    /// With --mi-converge-check: the fleet makes the management calls to
+    /// every replica itself instead of asking icpd (no PUT, icpd's view not
+    /// polled), to measure the MI side of convergence without icpd's MI API.
+    #[arg(long, requires = "mi_converge_check")]
+    mi_converge_direct: bool,
     /// With --mi-converge-check: when to make the change, in seconds into
     /// the measurement (the steady state before it is the latency baseline).
     #[arg(long, default_value_t = 10)]
@@ -852,6 +859,7 @@ fn measure(
     let registered = Arc::new(Barrier::new(threads + 1));
     let go = Arc::new(Barrier::new(threads + 1));
     let start_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let total = args.runtimes;
     let how = How {
         kind: args.kind,
         keep_times: args.mi_converge_check,
@@ -896,6 +904,7 @@ fn measure(
                             interval: iv,
                             jitter,
                             plan,
+                            fleet_spread: (how.kind == Kind::Mi).then_some((t, threads, total)),
                         },
                         Jitter(seed),
                     ),
@@ -966,6 +975,13 @@ fn measure(
                 args.runtimes - args.stop,
                 start + Duration::from_secs(args.mi_converge_after),
                 end,
+                match (args.mi_converge_direct, &fleet, &mgmt_server) {
+                    (true, Some(f), Some(server)) => Some(converge::Direct {
+                        fleet: f.clone(),
+                        port: server.port(),
+                    }),
+                    _ => None,
+                },
             ))
         }
         _ => None,
@@ -1079,6 +1095,9 @@ struct Schedule {
     interval: Duration,
     jitter: Duration,
     plan: Plan,
+    /// MI: this thread's index, the thread count and the fleet's size, to
+    /// spread the first heartbeats over the whole fleet (see `open_loop`).
+    fleet_spread: Option<(usize, usize, usize)>,
 }
 
 /// The registration full heartbeat of every runtime (not measured).
@@ -1357,16 +1376,26 @@ fn open_loop(
         interval,
         jitter,
         plan,
+        fleet_spread,
     } = schedule;
     let stop_at = plan.stop_after.map(|d| start + d);
     let restart_at = plan.restart_after.map(|d| start + d);
     let mut tally = Tally::default();
     let end = start + duration;
     // Spread the first heartbeats over one interval, as a fleet that
-    // started at different times would be.
+    // started at different times would be: each thread's runtimes over the
+    // interval (so the threads send together, a burst of up to --threads
+    // requests at a time); for MI, runtime g of the fleet (dealt
+    // round-robin, g = i × threads + t) at g / fleet size, so the fleet's
+    // heartbeats are evenly spaced, as MI nodes started at different times
+    // send at a fixed rate.
     let n = runtimes.len();
+    let phase = |i: usize| match fleet_spread {
+        Some((t, threads, total)) => (i * threads + t) as f64 / total as f64,
+        None => i as f64 / n as f64,
+    };
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..n)
-        .map(|i| Reverse((start + interval.mul_f64(i as f64 / n as f64), i)))
+        .map(|i| Reverse((start + interval.mul_f64(phase(i)), i)))
         .collect();
     let mut next_conn = 0;
     while let Some(Reverse((at, i))) = due.pop() {

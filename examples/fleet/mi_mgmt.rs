@@ -712,6 +712,19 @@ fn logging(call: &Call, node: &mut Node) -> Reply {
     }
 }
 
+/// `Bearer <token>` as the control plane mints it for MI's Management API
+/// (mi-design.md: header typ and kid; nbf and sub; 60 s), valid until `exp`.
+pub fn icp_bearer(kid: &str, material: &str, now: i64, exp: i64) -> String {
+    let header = json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string();
+    let claims = json!({"iss": "icp-runtime-jwt-issuer", "sub": "icpd", "aud": "icp-server",
+        "scope": "runtime_agent", "iat": now, "nbf": now, "exp": exp})
+    .to_string();
+    let input = format!("{}.{}", B64URL.encode(header), B64URL.encode(claims));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, material.as_bytes());
+    let sig = ring::hmac::sign(&key, input.as_bytes());
+    format!("Bearer {input}.{}", B64URL.encode(sig.as_ref()))
+}
+
 /// The fleet's own probe of the fake Management API (`--mi-mgmt-probe`):
 /// calls node 0 as a control plane would, with a token minted the way the
 /// control plane mints it, and checks MI's answers, including that a state
@@ -733,17 +746,7 @@ pub fn probe(fleet: &Fleet, port: u16) -> Vec<(String, bool, String)> {
     };
     let url = format!("https://{host}:{port}");
     let now = chrono::Utc::now().timestamp();
-    // The control plane's token (design: header typ and kid, nbf and sub, 60 s).
-    let icp_token = |kid: &str, material: &str, exp: i64| {
-        let header = json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string();
-        let claims = json!({"iss": "icp-runtime-jwt-issuer", "sub": "icpd", "aud": "icp-server",
-            "scope": "runtime_agent", "iat": now, "nbf": now, "exp": exp})
-        .to_string();
-        let input = format!("{}.{}", B64URL.encode(header), B64URL.encode(claims));
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, material.as_bytes());
-        let sig = ring::hmac::sign(&key, input.as_bytes());
-        format!("Bearer {input}.{}", B64URL.encode(sig.as_ref()))
-    };
+    let icp_token = |kid: &str, material: &str, exp: i64| icp_bearer(kid, material, now, exp);
     let good = icp_token(&key_id, &material, now + 60);
     let call = |method: &str, path: &str, bearer: Option<&str>, body: Option<Value>| {
         let mut c = Client::new(&url, ClientTls::Insecure).map_err(|e| e.to_string())?;
