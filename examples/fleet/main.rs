@@ -19,7 +19,7 @@
 //! `--kind` picks what is sent: `delta` (delta heartbeats, the bulk of real
 //! traffic), `full` (full heartbeats whose artifacts are unchanged) or
 //! `full-changed` (full heartbeats that toggle a listener's state every
-//! time, so the server has artifact rows to write).
+//! time, so the server has artifact rows to write); or `mi`, below.
 //!
 //! The server is external (`--server`, http or https, TLS following the
 //! scheme). The secrets come from the CLI on the server's data directory
@@ -79,6 +79,47 @@
 //! `--smoke` (CI on shared cores) prints the latency target without judging
 //! it; the 1 s bound on waits after a restart stays judged, since a
 //! connection dropped by a full listen queue is retried after exactly 1 s.
+//!
+//! ## Micro Integrator runtimes (`--kind mi`)
+//!
+//! Every simulated runtime behaves as MI's heartbeat agent does
+//! (`shared/protocol/MI.md`, `mi.rs`), on secrets made with `--type MI`:
+//! each round is a delta heartbeat, followed at once by a full heartbeat
+//! when the answer says `fullHeartbeatRequired: true` (so registration is
+//! a delta answered that way, then the full heartbeat); 400, 401 and 409
+//! stop that runtime for good (counted as failures), anything else is
+//! retried at its next due time. The token is MI's (kid, no typ, no nbf),
+//! minted once and reused; the payload is MI's, with all 15 artifact lists
+//! (`--mi-artifacts` scales the proxies and APIs) and an MD5 `runtimeHash`.
+//! The default rate is one heartbeat per runtime every 10 s (MI's default
+//! interval). Measured latency is the delta's; full heartbeats asked for
+//! during the measurement are counted with their own latency. One
+//! difference remains: MI opens a new connection per request, the fleet
+//! shares its keep-alive connections (`--connections`) as for the bridge.
+//!
+//! `--mi-mgmt` serves a fake MI Management API for all of them
+//! (`mi_mgmt.rs`): one HTTPS port, each runtime reporting its own loopback
+//! address 127.A.B.C as `runtimeHostname`, so icpd can manage them; a
+//! management call that changes a state changes that runtime's hash, and
+//! the runtime converges as MI does. `--mi-mgmt-probe` calls it once
+//! itself, as a control plane would, and checks the answers.
+//!
+//! `--mi-converge-check` (`converge.rs`, needs `--mi-mgmt` and `--spawn`,
+//! or `--server` with `--management-url`, `--admin-user` and
+//! `FLEET_ADMIN_PASSWORD`) puts every runtime into one integration,
+//! `fleet-mi`, and `--mi-converge-after` seconds into the measurement makes
+//! one desired-state change through icpd's REST API (a proxy service
+//! disabled), then reports how long until icpd lists it in sync, until
+//! every replica was called, and until every replica reported it, with
+//! heartbeat latency before and during. Against an icpd without the MI
+//! desired-state API it fails that check with a message saying so;
+//! `--mi-converge-direct` then has the fleet make the management calls
+//! itself, which measures the MI side of convergence on its own.
+//!
+//! ```text
+//! target/release/examples/fleet --spawn --data-dir /tmp/fl-mi --kind mi --runtimes 500 \
+//!     --mi-mgmt --mi-converge-check --duration 60
+//! ```
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -89,6 +130,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 
+mod converge;
+mod md5;
+mod mi;
+mod mi_mgmt;
 mod observe;
 // Shared with examples/crash.rs and examples/hostile.rs; each uses part of it.
 mod sim;
@@ -99,7 +144,7 @@ use sim::{create_secrets, timestamp};
 
 use observe::Watch;
 use serde_json::{json, Value};
-use spawned::Spawned;
+use spawned::{Management, Spawned};
 
 use icpd::config::{Config, TlsConfig};
 use icpd::http::client::{Client, ClientTls};
@@ -124,6 +169,9 @@ enum Kind {
     Full,
     /// Full heartbeats that toggle a listener's state every time.
     FullChanged,
+    /// Micro Integrator runtimes: MI's agent, token and payload (delta
+    /// heartbeats, a full one when the server asks for it).
+    Mi,
 }
 
 #[derive(Debug, Parser)]
@@ -164,7 +212,8 @@ struct Args {
     /// The server's process id, to report its RSS, threads and CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Also measure the empty-handler ceiling with the same load, in this run.
+    /// Also measure the empty-handler ceiling with the same load, in this
+    /// run (not with --kind mi).
     #[arg(long)]
     ceiling: bool,
     /// Plain HTTP for the ceiling when no --server is given, and for --spawn.
@@ -173,15 +222,20 @@ struct Args {
     /// Simulated runtimes.
     #[arg(long, default_value_t = 1000)]
     runtimes: usize,
-    /// Secrets (one integration `fleet-N` each) the runtimes are spread over.
+    /// Secrets the runtimes are spread over, one integration each: `fleet-N`
+    /// (with --kind mi `fleet-mi-N`; all `fleet-mi` with --mi-converge-check).
     #[arg(long, default_value_t = 10)]
     secrets: usize,
     /// Keep-alive connections shared by the runtimes.
     #[arg(long, default_value_t = 64)]
     connections: usize,
     /// Heartbeats per second offered by the whole fleet; 0 is closed loop
-    /// (as fast as responses come back).
-    #[arg(long, default_value_t = 5000.0)]
+    /// (as fast as responses come back). Default 5000, or with --kind mi
+    /// one per runtime every 10 s (MI's default heartbeat interval).
+    #[arg(long = "rate", value_name = "RATE")]
+    rate_given: Option<f64>,
+    /// The rate in effect (--rate or its default).
+    #[arg(skip)]
     rate: f64,
     /// Seconds of measurement.
     #[arg(long, default_value_t = 30)]
@@ -201,6 +255,65 @@ struct Args {
     /// list-page p95) without judging them. For CI on shared machines.
     #[arg(long)]
     smoke: bool,
+    /// With --kind mi: proxy services and APIs each runtime deploys (the
+    /// other artifacts are fixed).
+    #[arg(long, default_value_t = 3)]
+    mi_artifacts: usize,
+    /// With --kind mi: serve a fake MI Management API for every runtime
+    /// (HTTPS on one port; each runtime reports its own 127.A.B.C address).
+    #[arg(long)]
+    mi_mgmt: bool,
+    /// With --mi-mgmt: its port (0: a free one). It binds 0.0.0.0 and
+    /// answers only calls to the runtimes' loopback addresses.
+    #[arg(long, default_value_t = 0)]
+    mi_mgmt_port: u16,
+    /// With --mi-mgmt: worker threads answering management calls.
+    #[arg(long, default_value_t = 4)]
+    mi_mgmt_threads: usize,
+    /// With --mi-mgmt: call the first runtime's Management API once, as a
+    /// control plane would, before the measurement, and check the answers
+    /// and that its next heartbeats report the change.
+    #[arg(long)]
+    mi_mgmt_probe: bool,
+    /// With --mi-mgmt and --spawn (or --server with --management-url): one
+    /// desired-state change through icpd's REST API (proxy service
+    /// StockQuoteProxy disabled, every runtime in the integration
+    /// fleet-mi), measuring how long until every replica runs and reports it.
+    #[arg(long)]
+    mi_converge_check: bool,
+    /// With --mi-converge-check: the fleet makes the management calls to
+    /// every replica itself instead of asking icpd (no PUT, icpd's view not
+    /// polled), to measure the MI side of convergence without icpd's MI API.
+    #[arg(long, requires = "mi_converge_check")]
+    mi_converge_direct: bool,
+    /// With --mi-converge-check: when to make the change, in seconds into
+    /// the measurement (the steady state before it is the latency baseline).
+    #[arg(long, default_value_t = 10)]
+    mi_converge_after: u64,
+    /// With --server and --mi-converge-check: icpd's management API URL.
+    #[arg(long, value_name = "URL")]
+    management_url: Option<String>,
+    /// With --management-url: a user allowed to change desired state; the
+    /// password is read from FLEET_ADMIN_PASSWORD.
+    #[arg(long)]
+    admin_user: Option<String>,
+}
+
+/// The integration every MI runtime belongs to with --mi-converge-check.
+const CONVERGE_INTEGRATION: &str = "fleet-mi";
+
+/// The artifact --mi-converge-check disables.
+const CONVERGE_PROXY: &str = "StockQuoteProxy";
+
+impl Args {
+    /// The integration of the runtimes on secret `s`.
+    fn integration(&self, s: usize) -> String {
+        match self.kind {
+            Kind::Mi if self.mi_converge_check => CONVERGE_INTEGRATION.to_string(),
+            Kind::Mi => format!("fleet-mi-{s}"),
+            _ => format!("fleet-{s}"),
+        }
+    }
 }
 
 /// One simulated runtime.
@@ -220,6 +333,18 @@ struct Runtime {
     /// When its acknowledged heartbeats were answered, from the planned
     /// restart on (`--restart-after`).
     oks_after_restart: Vec<Instant>,
+    /// With --kind mi: its MI agent.
+    mi: Option<MiAgent>,
+}
+
+/// What an MI runtime's agent keeps between rounds.
+struct MiAgent {
+    /// Its node in the shared `mi::Fleet` (what it has deployed).
+    node: usize,
+    /// Its cached token.
+    token: mi::Token,
+    /// The status that stopped its heartbeats for good (400, 401, 409).
+    stopped: Option<u16>,
 }
 
 impl Runtime {
@@ -259,6 +384,7 @@ impl Runtime {
                 self.generation += 1;
                 self.full_heartbeat().to_string().into_bytes()
             }
+            Kind::Mi => unreachable!("an MI runtime's round is mi_round"),
         }
     }
 }
@@ -293,6 +419,13 @@ struct Tally {
     /// due from the planned restart on as (due, answered).
     error_times: Vec<(Instant, String)>,
     around_restart: Vec<(Instant, Instant)>,
+    /// With --mi-converge-check: every measured heartbeat as (due, µs).
+    timed: Vec<(Instant, u32)>,
+    /// MI: latencies of the full heartbeats the server asked for, µs.
+    full_micros: Vec<u32>,
+    /// MI: runtimes registered (a full heartbeat acknowledged) in the
+    /// registration round.
+    registered: u64,
 }
 
 impl Tally {
@@ -309,6 +442,9 @@ impl Tally {
         self.last = self.last.max(other.last);
         self.error_times.extend(other.error_times);
         self.around_restart.extend(other.around_restart);
+        self.timed.extend(other.timed);
+        self.full_micros.extend(other.full_micros);
+        self.registered += other.registered;
     }
 }
 
@@ -339,7 +475,13 @@ struct Outcome {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let mut args = Args::parse();
+    args.rate = match (args.rate_given, args.kind) {
+        (Some(r), _) => r,
+        (None, Kind::Mi) => args.runtimes as f64 / mi::INTERVAL_S,
+        (None, _) => 5000.0,
+    };
+    match run(args) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(failed) => {
             eprintln!("{failed} check(s) FAILED");
@@ -388,6 +530,7 @@ fn run(args: Args) -> Result<usize, String> {
             ));
         }
     }
+    check_mi_args(&args)?;
     // One request in flight per thread: more threads than connections would
     // leave threads without a connection.
     let threads = args.threads.min(args.connections).min(args.runtimes);
@@ -427,7 +570,7 @@ fn run(args: Args) -> Result<usize, String> {
             ready.as_millis(),
             server.log.display()
         );
-        let secrets = create_secrets(&args.icpd, data_dir, "fleet", args.secrets)?;
+        let secrets = fleet_secrets(&args, data_dir)?;
         let target = Target {
             label: "icpd".into(),
             url: server.runtime_url(),
@@ -445,7 +588,7 @@ fn run(args: Args) -> Result<usize, String> {
             .data_dir
             .as_deref()
             .ok_or("--data-dir is needed to create secrets for --server")?;
-        let secrets = create_secrets(&args.icpd, data_dir, "fleet", args.secrets)?;
+        let secrets = fleet_secrets(&args, data_dir)?;
         let target = Target {
             label: "icpd".into(),
             url: url.clone(),
@@ -474,6 +617,61 @@ fn run(args: Args) -> Result<usize, String> {
         }
     }
     Ok(failed)
+}
+
+/// The options of `--kind mi` only make sense together, and the converge
+/// check needs time around its change.
+fn check_mi_args(args: &Args) -> Result<(), String> {
+    let mi = args.kind == Kind::Mi;
+    if !mi && (args.mi_mgmt || args.mi_mgmt_probe || args.mi_converge_check) {
+        return Err("--mi-mgmt, --mi-mgmt-probe and --mi-converge-check need --kind mi".into());
+    }
+    if mi && args.ceiling {
+        return Err(
+            "--ceiling measures the bridge's requests; it does not run with --kind mi".into(),
+        );
+    }
+    if (args.mi_mgmt_probe || args.mi_converge_check) && !args.mi_mgmt {
+        return Err(
+            "--mi-mgmt-probe and --mi-converge-check need --mi-mgmt (the runtimes' Management API)"
+                .into(),
+        );
+    }
+    if args.mi_converge_check {
+        if !args.spawn && (args.management_url.is_none() || args.admin_user.is_none()) {
+            return Err("--mi-converge-check needs --spawn, or --server with --management-url and --admin-user (password in FLEET_ADMIN_PASSWORD)".into());
+        }
+        if args.rate <= 0.0 {
+            return Err("--mi-converge-check needs an open loop (--rate above 0)".into());
+        }
+        // A baseline, then time for icpd to call every replica and for
+        // each to send its next delta and full heartbeat.
+        let interval = args.runtimes as f64 / args.rate;
+        let needed = args.mi_converge_after as f64 + 2.0 * interval + 5.0;
+        if (args.duration as f64) < needed {
+            return Err(format!(
+                "--mi-converge-check needs --duration of at least --mi-converge-after + two intervals (runtimes / rate) + 5 = {needed:.0} s"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The secrets the fleet heartbeats with, made through the CLI: bound to
+/// `fleet/fleet-N` (BI), `fleet/fleet-mi-N` (MI), or all to
+/// `fleet/fleet-mi` for the converge check.
+fn fleet_secrets(args: &Args, data_dir: &std::path::Path) -> Result<Vec<String>, String> {
+    match args.kind {
+        Kind::Mi => sim::create_typed_secrets(
+            &args.icpd,
+            data_dir,
+            "fleet",
+            "MI",
+            &|s| args.integration(s),
+            args.secrets,
+        ),
+        _ => create_secrets(&args.icpd, data_dir, "fleet", args.secrets),
+    }
 }
 
 /// Starts the connection layer with an empty handler in this process and
@@ -535,30 +733,100 @@ fn measure(
     // previous run left in the same data directory.
     let tag = (chrono::Utc::now().timestamp_micros() as u64 ^ u64::from(std::process::id()))
         & 0xffff_ffff;
-    let runtimes: Vec<Runtime> = (0..args.runtimes)
-        .map(|i| {
-            let s = i % target.secrets.len();
-            let token = icpd::protocol::token::issue(
-                &target.secrets[s],
-                &token_cfg,
-                now_s,
-                TOKEN_LIFETIME_S,
-            );
-            Runtime {
-                id: format!("{tag:08x}-0000-4000-8000-{i:012}"),
-                integration: format!("fleet-{s}"),
-                bearer: format!("Bearer {token}"),
-                listener_enabled: true,
-                generation: 0,
-                // Spread over the fleet: every (runtimes / stop)-th runtime.
-                stops: args.stop > 0
-                    && i % (args.runtimes / args.stop) == 0
-                    && i / (args.runtimes / args.stop) < args.stop,
-                last_ok: None,
-                oks_after_restart: Vec::new(),
+    let mi = args.kind == Kind::Mi;
+    // MI: the Management API's port first, since every node reports it.
+    let mgmt_listener = match args.mi_mgmt {
+        true => Some(mi_mgmt::bind(args.mi_mgmt_port)?),
+        false => None,
+    };
+    let mgmt_port = match &mgmt_listener {
+        Some(l) => l.local_addr().map_err(|e| e.to_string())?.port(),
+        None => mi::MGMT_DEFAULT_PORT,
+    };
+    let layout = mi::Layout::new(args.mi_artifacts);
+    let mut nodes = Vec::new();
+    let mut runtimes = Vec::new();
+    for i in 0..args.runtimes {
+        let s = i % target.secrets.len();
+        let id = format!("{tag:08x}-0000-4000-8000-{i:012}");
+        let bearer = match mi {
+            // An MI runtime mints its own token (MiAgent::token).
+            true => String::new(),
+            false => format!(
+                "Bearer {}",
+                icpd::protocol::token::issue(
+                    &target.secrets[s],
+                    &token_cfg,
+                    now_s,
+                    TOKEN_LIFETIME_S
+                )
+            ),
+        };
+        let agent = match mi {
+            true => {
+                nodes.push(std::sync::Mutex::new(mi::Node::new(
+                    &layout,
+                    mi::Identity {
+                        runtime_id: id.clone(),
+                        name: format!("mi-{tag:08x}-{i}"),
+                        environment: "dev".into(),
+                        project: "fleet".into(),
+                        integration: args.integration(s),
+                        host: mi::loopback(i),
+                        port: mgmt_port,
+                        secret: target.secrets[s].clone(),
+                    },
+                )));
+                Some(MiAgent {
+                    node: i,
+                    token: mi::Token::new(&target.secrets[s])?,
+                    stopped: None,
+                })
             }
-        })
-        .collect();
+            false => None,
+        };
+        runtimes.push(Runtime {
+            id,
+            integration: args.integration(s),
+            bearer,
+            listener_enabled: true,
+            generation: 0,
+            // Spread over the fleet: every (runtimes / stop)-th runtime.
+            stops: args.stop > 0
+                && i % (args.runtimes / args.stop) == 0
+                && i / (args.runtimes / args.stop) < args.stop,
+            last_ok: None,
+            oks_after_restart: Vec::new(),
+            mi: agent,
+        });
+    }
+    let fleet = mi.then(|| Arc::new(mi::Fleet { layout, nodes }));
+    if let Some(first) = fleet.as_ref().and_then(|f| f.nodes.first().map(|n| (f, n))) {
+        let (f, node) = first;
+        let (full, _) = lock(node).full_body(&f.layout);
+        println!(
+            "mi            each runtime deploys {} proxy services and {} APIs besides the fixed artifacts; a full heartbeat is {} bytes, a delta {}",
+            f.layout.names(mi::Kind::Proxy).len(),
+            f.layout.names(mi::Kind::Api).len(),
+            full.len(),
+            lock(node).delta_body(&f.layout).len()
+        );
+    }
+    let mgmt_server = match (mgmt_listener, &fleet) {
+        (Some(l), Some(f)) => {
+            let server = mi_mgmt::MgmtServer::start(l, f.clone(), args.mi_mgmt_threads)?;
+            println!(
+                "mi mgmt       fake MI Management API on port {} for {} runtimes ({} to {}), {} workers",
+                server.port(),
+                args.runtimes,
+                mi::loopback(0),
+                mi::loopback(args.runtimes - 1),
+                args.mi_mgmt_threads
+            );
+            Some(server)
+        }
+        _ => None,
+    };
 
     // Deal runtimes and connections to threads.
     let mut groups: Vec<(Vec<Runtime>, Vec<Client>)> =
@@ -591,7 +859,11 @@ fn measure(
     let registered = Arc::new(Barrier::new(threads + 1));
     let go = Arc::new(Barrier::new(threads + 1));
     let start_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    let kind = args.kind;
+    let total = args.runtimes;
+    let how = How {
+        kind: args.kind,
+        keep_times: args.mi_converge_check,
+    };
     let plan = Plan {
         stop_after: (args.stop > 0).then(|| Duration::from_secs(args.stop_after)),
         restart_after: args.restart_after.map(Duration::from_secs),
@@ -599,9 +871,18 @@ fn measure(
     let mut handles = Vec::new();
     for (t, (mut runtimes, mut conns)) in groups.into_iter().enumerate() {
         let (registered, go, start_at) = (registered.clone(), go.clone(), start_at.clone());
+        let fleet = fleet.clone();
         handles.push(std::thread::spawn(
             move || -> Result<(Tally, Vec<Runtime>, u64), String> {
-                let reg = register(&mut runtimes, &mut conns);
+                let fleet = fleet.as_deref();
+                let mut reg_tally = Tally::default();
+                let reg = match fleet {
+                    Some(f) => {
+                        register_mi(&mut runtimes, &mut conns, f, &mut reg_tally);
+                        Ok(())
+                    }
+                    None => register(&mut runtimes, &mut conns),
+                };
                 registered.wait();
                 go.wait();
                 reg?;
@@ -611,22 +892,25 @@ fn measure(
                     .ok_or("no start time")?;
                 let seed = 0x9e37_79b9_7f4a_7c15u64 ^ ((t as u64 + 1) << 32);
                 let opened_before: u64 = conns.iter().map(Client::connection_count).sum();
-                let tally = match interval {
+                let mut tally = match interval {
                     Some(iv) => open_loop(
                         &mut runtimes,
                         &mut conns,
-                        kind,
+                        how,
+                        fleet,
                         Schedule {
                             start,
                             duration,
                             interval: iv,
                             jitter,
                             plan,
+                            fleet_spread: (how.kind == Kind::Mi).then_some((t, threads, total)),
                         },
                         Jitter(seed),
                     ),
-                    None => closed_loop(&mut runtimes, &mut conns, kind, start, duration),
+                    None => closed_loop(&mut runtimes, &mut conns, how, fleet, start, duration),
                 };
+                tally.merge(reg_tally);
                 let opened: u64 = conns.iter().map(Client::connection_count).sum();
                 Ok((tally, runtimes, opened - opened_before))
             },
@@ -635,6 +919,18 @@ fn measure(
     let started_registration = Instant::now();
     registered.wait();
     let registration = started_registration.elapsed();
+    let mut checks = Vec::new();
+    // The probe's changes to the first node, for the follow-up check.
+    let probed = match (&fleet, &mgmt_server) {
+        (Some(f), Some(server)) if args.mi_mgmt_probe => {
+            let probe = mi_mgmt::probe(f, server.port());
+            checks.extend(probe.into_iter().map(|(what, passed, detail)| {
+                observe::check(format!("mi mgmt probe: {what}"), passed, detail)
+            }));
+            f.nodes.first().map(|n| lock(n).generation())
+        }
+        _ => None,
+    };
     let before = target.pid.and_then(proc_usage);
     let start = Instant::now() + Duration::from_millis(50);
     *start_at.lock().map_err(|_| "poisoned")? = Some(start);
@@ -650,6 +946,45 @@ fn measure(
             args.list_pages,
         )?),
         None => None,
+    };
+    // MI: one desired-state change through icpd's API, followed meanwhile.
+    let converging = match (&fleet, args.mi_converge_check) {
+        (Some(_), true) => {
+            let mgmt = match &spawned {
+                Some((server, _)) => server.management_as("fleet-admin", "Admin")?,
+                None => Management::login(
+                    args.management_url.as_deref().unwrap_or_default(),
+                    ClientTls::Insecure,
+                    args.admin_user.as_deref().unwrap_or_default(),
+                    &std::env::var("FLEET_ADMIN_PASSWORD")
+                        .map_err(|_| "--admin-user needs FLEET_ADMIN_PASSWORD")?,
+                )?,
+            };
+            let target = converge::Target {
+                project: "fleet".into(),
+                integration: CONVERGE_INTEGRATION.into(),
+                environment: "dev".into(),
+                kind: mi::Kind::Proxy,
+                name: CONVERGE_PROXY.into(),
+                enabled: false,
+            };
+            Some(converge::start(
+                mgmt,
+                target,
+                format!("{tag:08x}-"),
+                args.runtimes - args.stop,
+                start + Duration::from_secs(args.mi_converge_after),
+                end,
+                match (args.mi_converge_direct, &fleet, &mgmt_server) {
+                    (true, Some(f), Some(server)) => Some(converge::Direct {
+                        fleet: f.clone(),
+                        port: server.port(),
+                    }),
+                    _ => None,
+                },
+            ))
+        }
+        _ => None,
     };
 
     // Sample the server's RSS, threads and descriptors during the run, keep
@@ -691,12 +1026,12 @@ fn measure(
     let after = pid.and_then(proc_usage);
     // CPU time only means something when the process was the same throughout.
     let before = before.filter(|_| pid == target.pid);
-    let mut checks = Vec::new();
     if let Some(r) = &restart {
         checks.extend(observe::restart_checks(
             &mut tally, &runtimes, r, reconnects,
         ));
     }
+    let timed = std::mem::take(&mut tally.timed);
     let outcome = summary(
         args,
         target,
@@ -707,8 +1042,46 @@ fn measure(
         after,
         peak,
     );
+    if let (Some(f), Some(generation)) = (&fleet, probed) {
+        checks.push(probe_followed(f, generation));
+    }
+    if let (Some(f), Some(h)) = (&fleet, converging) {
+        let (target, seen) = h.join().map_err(|_| "the converge thread panicked")?;
+        checks.extend(converge::finish(
+            &target,
+            &seen,
+            f,
+            &timed,
+            start,
+            end,
+            args.runtimes - args.stop,
+        ));
+    }
+    if let Some(server) = mgmt_server {
+        server.finish();
+    }
     if let (Some(watch), Some((server, timeout))) = (watch, &spawned) {
         checks.extend(watch.finish(&runtimes, plan, *timeout, restart.as_ref(), &server.log)?);
+        if mi {
+            // MI runtimes of this run that still heartbeat are all listed RUNNING.
+            let expected = runtimes
+                .iter()
+                .filter(|r| !r.stops && r.mi.as_ref().is_some_and(|a| a.stopped.is_none()))
+                .count();
+            let listed = converge::count_running(
+                &mut server.management()?,
+                "project=fleet&type=MI",
+                &format!("{tag:08x}-"),
+            )?;
+            checks.push(observe::check(
+                "every MI runtime still heartbeating is listed RUNNING at the end",
+                listed == expected && expected == args.runtimes - args.stop,
+                format!(
+                    "{listed} listed RUNNING; {expected} of {} still heartbeating",
+                    args.runtimes
+                ),
+            ));
+        }
     }
     let failed = observe::print_checks(&checks, args.smoke);
     Ok(Outcome { failed, ..outcome })
@@ -722,6 +1095,9 @@ struct Schedule {
     interval: Duration,
     jitter: Duration,
     plan: Plan,
+    /// MI: this thread's index, the thread count and the fleet's size, to
+    /// spread the first heartbeats over the whole fleet (see `open_loop`).
+    fleet_spread: Option<(usize, usize, usize)>,
 }
 
 /// The registration full heartbeat of every runtime (not measured).
@@ -762,21 +1138,35 @@ fn post(
     )
 }
 
-/// Sends one heartbeat and records the outcome, with latency from `since`
-/// (the due time, or the send in a closed loop). Returns the answer's time
-/// when the heartbeat was acknowledged.
+/// What the load threads send, and what they keep.
+#[derive(Clone, Copy)]
+struct How {
+    kind: Kind,
+    /// Keep every heartbeat's due time with its latency (`Tally::timed`).
+    keep_times: bool,
+}
+
+/// Sends one heartbeat (an MI runtime: one round, see [`mi_round`]) and
+/// records the outcome, with latency from `since` (the due time, or the
+/// send in a closed loop). Returns the answer's time when the heartbeat was
+/// acknowledged.
 fn send(
     runtime: &mut Runtime,
     conn: &mut Client,
-    kind: Kind,
+    how: How,
+    fleet: Option<&mi::Fleet>,
     since: Instant,
     tally: &mut Tally,
 ) -> Option<Instant> {
-    let path = match kind {
-        Kind::Delta => "/icp/deltaHeartbeat",
-        Kind::Full | Kind::FullChanged => "/icp/heartbeat",
+    let path = match (how.kind, fleet) {
+        (Kind::Delta, _) => "/icp/deltaHeartbeat",
+        (Kind::Full | Kind::FullChanged, _) => "/icp/heartbeat",
+        (Kind::Mi, Some(fleet)) => {
+            return mi_round(runtime, conn, fleet, since, tally, how.keep_times)
+        }
+        (Kind::Mi, None) => unreachable!("--kind mi has an MI fleet"),
     };
-    let body = runtime.next_body(kind);
+    let body = runtime.next_body(how.kind);
     let sent = Instant::now();
     let result = post(conn, path, &runtime.bearer, &body);
     let now = Instant::now();
@@ -806,13 +1196,177 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A node's lock, even if a thread panicked holding it (the state is
+/// plain data, still good to read).
+fn lock(node: &std::sync::Mutex<mi::Node>) -> std::sync::MutexGuard<'_, mi::Node> {
+    node.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The registration round of MI runtimes (not measured): each sends its
+/// first delta heartbeat, which the server must answer with
+/// `fullHeartbeatRequired`, and then its full heartbeat. Failures are kept
+/// in `tally` as `registration: ...`; a runtime not registered here tries
+/// again at its first due time, as MI would.
+fn register_mi(
+    runtimes: &mut [Runtime],
+    conns: &mut [Client],
+    fleet: &mi::Fleet,
+    tally: &mut Tally,
+) {
+    let mut round = Tally::default();
+    for (i, r) in runtimes.iter_mut().enumerate() {
+        let conn = &mut conns[i % conns.len()];
+        let full_before = round.full_micros.len();
+        if mi_round(r, conn, fleet, Instant::now(), &mut round, false).is_some() {
+            if round.full_micros.len() > full_before {
+                tally.registered += 1;
+            } else {
+                round.error("delta from a new runtime not answered fullHeartbeatRequired".into());
+            }
+        }
+    }
+    for (t, what) in round.error_times {
+        tally.error_times.push((t, format!("registration: {what}")));
+    }
+    for (what, n) in round.errors {
+        *tally
+            .errors
+            .entry(format!("registration: {what}"))
+            .or_default() += n;
+    }
+    tally.last = tally.last.max(round.last);
+}
+
+/// The answer to an MI request as MI's agent takes it: 400, 401 and 409
+/// stop the runtime for good; any other non-2xx status, a network error or
+/// a body that is not a JSON object is logged (counted) and retried at the
+/// next due time.
+fn mi_answer(
+    agent: &mut MiAgent,
+    result: std::io::Result<icpd::http::client::ClientResponse>,
+    tally: &mut Tally,
+) -> Option<Value> {
+    match result {
+        Err(e) => tally.error(format!("io {:?}", e.kind())),
+        Ok(r) if matches!(r.status, 400 | 401 | 409) => {
+            agent.stopped = Some(r.status);
+            tally.error(format!("HTTP {} (MI stops for good)", r.status));
+        }
+        Ok(r) if !(200..300).contains(&r.status) => tally.error(format!("HTTP {}", r.status)),
+        Ok(r) => match serde_json::from_slice::<Value>(&r.body) {
+            Ok(v @ Value::Object(_)) => return Some(v),
+            _ => tally.error(format!("{} answer not a JSON object", r.status)),
+        },
+    }
+    None
+}
+
+/// One round of MI's heartbeat agent (`ICPHeartBeatComponent`): a delta
+/// heartbeat; when its answer says `fullHeartbeatRequired: true`, the full
+/// heartbeat at once, on the same connection. The latency recorded (from
+/// `since`) is the delta's; the full heartbeat's own goes to
+/// `full_micros`. Returns when the round was acknowledged.
+fn mi_round(
+    runtime: &mut Runtime,
+    conn: &mut Client,
+    fleet: &mi::Fleet,
+    since: Instant,
+    tally: &mut Tally,
+    keep_times: bool,
+) -> Option<Instant> {
+    let agent = runtime.mi.as_mut()?;
+    if agent.stopped.is_some() {
+        return None;
+    }
+    let bearer = agent
+        .token
+        .bearer(chrono::Utc::now().timestamp())
+        .to_string();
+    let node = &fleet.nodes[agent.node];
+    let body = lock(node).delta_body(&fleet.layout);
+    let sent = Instant::now();
+    let result = post(conn, "/icp/deltaHeartbeat", &bearer, &body);
+    let answered = Instant::now();
+    tally.last = Some(answered);
+    let answer = mi_answer(agent, result, tally)?;
+    let us = answered
+        .saturating_duration_since(since)
+        .as_micros()
+        .min(u128::from(u32::MAX)) as u32;
+    tally.micros.push(us);
+    if keep_times {
+        tally.timed.push((since, us));
+    }
+    // MI reads fullHeartbeatRequired first (a null there is an error in
+    // MI), then acknowledged.
+    match answer.get("fullHeartbeatRequired") {
+        Some(Value::Bool(true)) => {
+            let (body, generation) = lock(node).full_body(&fleet.layout);
+            let full_sent = Instant::now();
+            let result = post(conn, "/icp/heartbeat", &bearer, &body);
+            let done = Instant::now();
+            tally.last = Some(done);
+            let answer = mi_answer(agent, result, tally)?;
+            if answer.get("acknowledged") != Some(&Value::Bool(true)) {
+                tally.error("full heartbeat not acknowledged".into());
+                return None;
+            }
+            let full_us = done.saturating_duration_since(full_sent).as_micros();
+            tally
+                .full_micros
+                .push(full_us.min(u128::from(u32::MAX)) as u32);
+            lock(node).reported(done, generation);
+            runtime.last_ok = Some((sent, done));
+            Some(done)
+        }
+        Some(Value::Bool(false)) | None => {
+            if answer.get("acknowledged") != Some(&Value::Bool(true)) {
+                tally.error("delta not acknowledged".into());
+                return None;
+            }
+            runtime.last_ok = Some((sent, answered));
+            Some(answered)
+        }
+        Some(_) => {
+            tally.error("fullHeartbeatRequired not a boolean (an error in MI)".into());
+            None
+        }
+    }
+}
+
+/// After `--mi-mgmt-probe` changed the first node: its next delta must have
+/// been answered `fullHeartbeatRequired` and its full heartbeat must have
+/// reported the change (`generation`).
+fn probe_followed(fleet: &mi::Fleet, generation: u64) -> observe::Check {
+    let reported = fleet.nodes.first().and_then(|n| {
+        lock(n)
+            .reports
+            .iter()
+            .find(|(_, g)| *g >= generation)
+            .map(|(t, _)| *t)
+    });
+    observe::check(
+        "mi mgmt probe: the changed runtime's next full heartbeat reported the change",
+        generation > 0 && reported.is_some(),
+        format!(
+            "generation {generation} {}",
+            if reported.is_some() {
+                "reported after the server asked for a full heartbeat"
+            } else {
+                "never reported"
+            }
+        ),
+    )
+}
+
 /// Open loop: every runtime's heartbeats are due on its own schedule;
 /// latency counts from the due time.
 /// A runtime marked `stops` sends nothing due from the planned stop on.
 fn open_loop(
     runtimes: &mut [Runtime],
     conns: &mut [Client],
-    kind: Kind,
+    how: How,
+    fleet: Option<&mi::Fleet>,
     schedule: Schedule,
     mut rng: Jitter,
 ) -> Tally {
@@ -822,16 +1376,26 @@ fn open_loop(
         interval,
         jitter,
         plan,
+        fleet_spread,
     } = schedule;
     let stop_at = plan.stop_after.map(|d| start + d);
     let restart_at = plan.restart_after.map(|d| start + d);
     let mut tally = Tally::default();
     let end = start + duration;
     // Spread the first heartbeats over one interval, as a fleet that
-    // started at different times would be.
+    // started at different times would be: each thread's runtimes over the
+    // interval (so the threads send together, a burst of up to --threads
+    // requests at a time); for MI, runtime g of the fleet (dealt
+    // round-robin, g = i × threads + t) at g / fleet size, so the fleet's
+    // heartbeats are evenly spaced, as MI nodes started at different times
+    // send at a fixed rate.
     let n = runtimes.len();
+    let phase = |i: usize| match fleet_spread {
+        Some((t, threads, total)) => (i * threads + t) as f64 / total as f64,
+        None => i as f64 / n as f64,
+    };
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..n)
-        .map(|i| Reverse((start + interval.mul_f64(i as f64 / n as f64), i)))
+        .map(|i| Reverse((start + interval.mul_f64(phase(i)), i)))
         .collect();
     let mut next_conn = 0;
     while let Some(Reverse((at, i))) = due.pop() {
@@ -851,7 +1415,7 @@ fn open_loop(
         }
         let conn = &mut conns[next_conn % conns.len()];
         next_conn += 1;
-        let answered = send(&mut runtimes[i], conn, kind, at, &mut tally);
+        let answered = send(&mut runtimes[i], conn, how, fleet, at, &mut tally);
         if let (Some(done), Some(r)) = (answered, restart_at) {
             if at >= r {
                 tally.around_restart.push((at, done));
@@ -871,7 +1435,8 @@ fn open_loop(
 fn closed_loop(
     runtimes: &mut [Runtime],
     conns: &mut [Client],
-    kind: Kind,
+    how: How,
+    fleet: Option<&mi::Fleet>,
     start: Instant,
     duration: Duration,
 ) -> Tally {
@@ -886,7 +1451,7 @@ fn closed_loop(
         let conn = &mut conns[k % conns.len()];
         let runtime = &mut runtimes[k % runtimes.len()];
         k += 1;
-        send(runtime, conn, kind, Instant::now(), &mut tally);
+        send(runtime, conn, how, fleet, Instant::now(), &mut tally);
     }
     tally
 }
@@ -990,11 +1555,19 @@ fn summary(
         target.url,
         if target.tls { "TLS" } else { "plain" }
     );
-    println!(
-        "registered    {} runtimes in {:.1} s (full heartbeats, not measured)",
-        args.runtimes,
-        registration.as_secs_f64()
-    );
+    match args.kind {
+        Kind::Mi => println!(
+            "registered    {} of {} runtimes in {:.1} s (MI: a delta answered fullHeartbeatRequired, then the full heartbeat; not measured)",
+            tally.registered,
+            args.runtimes,
+            registration.as_secs_f64()
+        ),
+        _ => println!(
+            "registered    {} runtimes in {:.1} s (full heartbeats, not measured)",
+            args.runtimes,
+            registration.as_secs_f64()
+        ),
+    }
     match args.rate > 0.0 {
         true => println!(
             "achieved      {rate:.0}/s of {:.0}/s offered ({ok} ok in {elapsed:.1} s)",
@@ -1015,6 +1588,33 @@ fn summary(
             "from the send"
         }
     );
+    if args.kind == Kind::Mi {
+        tally.full_micros.sort_unstable();
+        let full = &tally.full_micros;
+        let at = |p: f64| {
+            full.get(((p / 100.0) * full.len().saturating_sub(1) as f64).round() as usize)
+                .map_or(0.0, |us| f64::from(*us) / 1000.0)
+        };
+        let stopped = tally
+            .errors
+            .iter()
+            .filter(|(k, _)| k.contains("MI stops for good"))
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        let latency = match full.is_empty() {
+            true => String::new(),
+            false => format!(
+                " (latency ms p50 {:.2}  p99 {:.2}  max {:.2})",
+                at(50.0),
+                at(99.0),
+                at(100.0)
+            ),
+        };
+        println!(
+            "mi            {} full heartbeats asked for by the server after registration{latency}; {stopped} runtimes stopped for good (400/401/409)",
+            full.len(),
+        );
+    }
     if errors == 0 {
         println!("errors        none");
     } else {

@@ -27,7 +27,7 @@ pub struct Check {
     pub timing: bool,
 }
 
-fn check(what: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
+pub fn check(what: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
     Check {
         what: what.into(),
         passed,

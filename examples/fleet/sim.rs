@@ -73,13 +73,39 @@ pub fn create_secrets(
     project: &str,
     n: usize,
 ) -> Result<Vec<String>, String> {
+    create_typed_secrets(
+        icpd,
+        data_dir,
+        project,
+        "BI",
+        &|i| format!("{project}-{i}"),
+        n,
+    )
+}
+
+/// Creates `n` secrets, the i-th bound to `project`/`integration(i)`
+/// (created with `runtime_type`, BI or MI, if missing).
+pub fn create_typed_secrets(
+    icpd: &Path,
+    data_dir: &Path,
+    project: &str,
+    runtime_type: &str,
+    integration: &dyn Fn(usize) -> String,
+    n: usize,
+) -> Result<Vec<String>, String> {
     (0..n)
         .map(|i| {
             let out = Command::new(icpd)
                 .arg("--data-dir")
                 .arg(data_dir)
                 .args(["secret", "create", "--env", "dev", "--project", project])
-                .args(["--integration", &format!("{project}-{i}"), "--json"])
+                .args([
+                    "--integration",
+                    &integration(i),
+                    "--type",
+                    runtime_type,
+                    "--json",
+                ])
                 .output()
                 .map_err(|e| format!("cannot run {}: {e}", icpd.display()))?;
             if !out.status.success() {

@@ -254,15 +254,14 @@ impl Spawned {
     /// Creates the fleet's management user (Viewer is enough to read) and
     /// signs in; the returned client carries its token.
     pub fn management(&self) -> Result<Management, String> {
+        self.management_as(USER, "Viewer")
+    }
+
+    /// Creates the management user `user` with `role` through the CLI
+    /// (unless it exists) and signs in as it.
+    pub fn management_as(&self, user: &str, role: &str) -> Result<Management, String> {
         let created = self.cli(
-            &[
-                "user",
-                "create",
-                USER,
-                "--role",
-                "Viewer",
-                "--password-stdin",
-            ],
+            &["user", "create", user, "--role", role, "--password-stdin"],
             Some(PASSWORD),
         );
         if let Err(e) = created {
@@ -270,32 +269,7 @@ impl Spawned {
                 return Err(e);
             }
         }
-        let mut client =
-            Client::new(&self.management_url(), self.client_tls()).map_err(|e| e.to_string())?;
-        let r = client
-            .post_json(
-                "/api/v1/auth/login",
-                None,
-                &serde_json::json!({"username": USER, "password": PASSWORD}),
-            )
-            .map_err(|e| format!("login: {e}"))?;
-        if r.status != 200 {
-            return Err(format!(
-                "login: HTTP {} {}",
-                r.status,
-                String::from_utf8_lossy(&r.body)
-            ));
-        }
-        let token = r.json()["token"]
-            .as_str()
-            .ok_or("login answered no token")?
-            .to_string();
-        Ok(Management {
-            url: self.management_url(),
-            tls: self.client_tls(),
-            client,
-            bearer: format!("Bearer {token}"),
-        })
+        Management::login(&self.management_url(), self.client_tls(), user, PASSWORD)
     }
 }
 
@@ -324,6 +298,60 @@ pub struct Management {
 }
 
 impl Management {
+    /// Signs in to the management API at `url` as `user`.
+    pub fn login(
+        url: &str,
+        tls: ClientTls,
+        user: &str,
+        password: &str,
+    ) -> Result<Management, String> {
+        let mut client = Client::new(url, tls.clone()).map_err(|e| e.to_string())?;
+        let r = client
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                &serde_json::json!({"username": user, "password": password}),
+            )
+            .map_err(|e| format!("login: {e}"))?;
+        if r.status != 200 {
+            return Err(format!(
+                "login: HTTP {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            ));
+        }
+        let token = r.json()["token"]
+            .as_str()
+            .ok_or("login answered no token")?
+            .to_string();
+        Ok(Management {
+            url: url.to_string(),
+            tls,
+            client,
+            bearer: format!("Bearer {token}"),
+        })
+    }
+
+    /// Sends `method path` with an optional JSON body; returns the status
+    /// and the body as JSON (`Null` when it is not JSON), whatever the status.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let bytes = body.map(Value::to_string).unwrap_or_default();
+        let mut headers = vec![("Authorization", self.bearer.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let r = self
+            .client
+            .request(method, path, &headers, bytes.as_bytes())
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        Ok((r.status, r.json()))
+    }
+
     /// Another session-less client with the same token, for another thread.
     pub fn another(&self) -> Result<Management, String> {
         Ok(Management {
