@@ -42,8 +42,8 @@ pub use time::Millis;
 
 /// Entry points for the cargo-fuzz targets in `fuzz/`: thin wrappers over
 /// the code that reads untrusted bytes (the HTTP request parser, the runtime
-/// token check, the heartbeat decoders and validation, the telemetry ingest
-/// decoders), so that those
+/// token check, the heartbeat decoders and validation (the MI heartbeat's
+/// report included), the telemetry ingest decoders), so that those
 /// modules stay private. Each wrapper also asserts what must hold for any
 /// input, so a broken invariant is a crash the fuzzer reports. Not an API.
 #[doc(hidden)]
@@ -157,6 +157,59 @@ pub mod fuzzing {
             }
             Err(e) => assert_bad_request(e),
         }
+    }
+
+    /// Reads `data` as a full heartbeat with `FullHeartbeat::read`, as the
+    /// runtime listener does. An MI heartbeat that is accepted has its
+    /// report, within [`MAX_ARTIFACTS`](crate::mi::MAX_ARTIFACTS), every
+    /// name non-empty, without NUL and within
+    /// [`MAX_NAME_CHARS`](crate::mi::MAX_NAME_CHARS) characters, each
+    /// entry kept as the object it was; a Management API address has a
+    /// host of 1-255 bytes and a port 1-65535; the bridge's artifact
+    /// fields stay empty. Anything refused is a 400.
+    pub fn mi_heartbeat(data: &[u8]) {
+        use crate::mi::{MAX_ARTIFACTS, MAX_NAME_CHARS};
+        let hb = match FullHeartbeat::read(data) {
+            Ok(hb) => hb,
+            Err(e) => return assert_bad_request(e),
+        };
+        assert_eq!(hb.runtime_id.chars().count(), 36);
+        if hb.runtime_type != "MI" {
+            assert!(
+                hb.mi.is_none(),
+                "a report for a {} runtime",
+                hb.runtime_type
+            );
+            return;
+        }
+        let mi = hb
+            .mi
+            .as_ref()
+            .expect("an accepted MI heartbeat has its report");
+        assert!(hb.artifacts.is_none() && hb.log_levels.is_none());
+        assert!(
+            mi.artifacts.len() <= MAX_ARTIFACTS,
+            "{} artifacts",
+            mi.artifacts.len()
+        );
+        for a in &mi.artifacts {
+            let chars = a.name.chars().count();
+            assert!(
+                (1..=MAX_NAME_CHARS).contains(&chars) && !a.name.contains('\0'),
+                "name {:?}",
+                a.name
+            );
+            assert_eq!(a.detail.get("name").and_then(Value::as_str), Some(&*a.name));
+        }
+        if let Some(m) = &mi.management {
+            assert!(m.port >= 1, "port 0");
+            assert!(
+                !m.host.trim().is_empty() && m.host.len() <= 255,
+                "host {:?}",
+                m.host
+            );
+        }
+        assert_eq!(hb.artifacts_digest().len(), 64);
     }
 
     /// Decodes and validates `data` as a delta heartbeat body.
@@ -534,10 +587,11 @@ pub mod fuzzing {
         fn seeds_replay() {
             let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
             type Target = (&'static str, fn(&[u8]));
-            let targets: [Target; 9] = [
+            let targets: [Target; 10] = [
                 ("http_parse", super::http_parse),
                 ("token_verify", super::token_verify),
                 ("full_heartbeat", super::full_heartbeat),
+                ("mi_heartbeat", super::mi_heartbeat),
                 ("delta_heartbeat", super::delta_heartbeat),
                 ("ingest_logs", super::ingest_logs),
                 ("ingest_requests", super::ingest_requests),
@@ -553,6 +607,34 @@ pub mod fuzzing {
                 }
                 assert!(count > 0, "no seeds for {name}");
             }
+        }
+
+        /// The MI seeds are what their names say: `bad-*` refused (400),
+        /// the others accepted as MI heartbeats, so the fuzzer starts on
+        /// both sides of the validation.
+        #[test]
+        fn mi_heartbeat_seeds_are_what_their_names_say() {
+            let dir =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/mi_heartbeat");
+            let (mut good, mut bad) = (0, 0);
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let read =
+                    crate::protocol::heartbeat::FullHeartbeat::read(&std::fs::read(&path).unwrap());
+                if name.starts_with("bad-") {
+                    assert!(
+                        matches!(read, Err(crate::Error::BadRequest(_))),
+                        "{name}: {read:?}"
+                    );
+                    bad += 1;
+                } else {
+                    let hb = read.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert!(hb.mi.is_some(), "{name} is not an MI heartbeat");
+                    good += 1;
+                }
+            }
+            assert!(good >= 2 && bad >= 3, "{good} good and {bad} bad seeds");
         }
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use icpd::http::client::Client;
 
-use crate::harness::{Bridge, TestServer, TEST_PASSWORD};
+use crate::harness::{Bridge, MiRuntime, TestServer, TEST_PASSWORD};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Listener {
@@ -1339,9 +1339,431 @@ fn corpus(bridge: &Bridge, cred: &Credentials) -> Vec<Case> {
             Console,
         );
     }
+    mi_corpus(&mut c, bridge, cred);
     telemetry_corpus(&mut c, bridge, cred, &tokens);
     pipeline_corpus(&mut c, bridge, cred, &cred.pipeline, &tokens);
     c.cases
+}
+
+// ---- Micro Integrator (issue 14): heartbeats as MI sends them, broken ----
+
+/// `text` with its first `from` replaced by raw bytes (which need not be
+/// UTF-8).
+fn with_bytes(text: &str, from: &str, to: &[u8]) -> Vec<u8> {
+    let i = text
+        .find(from)
+        .unwrap_or_else(|| panic!("{from} not in the body"));
+    [
+        &text.as_bytes()[..i],
+        to,
+        &text.as_bytes()[i + from.len()..],
+    ]
+    .concat()
+}
+
+/// Adds the MI cases: full heartbeats whose MI part is malformed (400: MI
+/// stops heartbeating after it, which is right for what a retry cannot
+/// fix), MI deltas with a mistyped hash, tunnel-mode command results
+/// without a usable `httpStatus`, and well-formed heartbeats that name
+/// another environment or an integration of the other runtime type (409).
+/// Every one is sent with MI's own token (no `typ`, no `nbf`) of an
+/// unbound secret, which none of them may bind.
+fn mi_corpus(c: &mut Corpus, bridge: &Bridge, cred: &Credentials) {
+    use Expect::*;
+    use Listener::Runtime;
+    let mi = &cred.mi;
+    let auth = format!("Bearer {}", mi.token());
+    let post = |path: &str, auth: &str, body: &[u8]| {
+        request(
+            "POST",
+            path,
+            &[
+                ("Authorization", auth),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    };
+    let full = mi.full_body();
+    let add_full = |c: &mut Corpus, name: String, body: &Value| {
+        c.add(
+            format!("runtime/mi/{name}"),
+            Runtime,
+            post("/icp/heartbeat", &auth, body.to_string().as_bytes()),
+            Error(&[400]),
+        );
+    };
+    let mutated = |f: &dyn Fn(&mut Value)| {
+        let mut b = full.clone();
+        f(&mut b);
+        b
+    };
+    let wrong = [
+        ("string", json!("x")),
+        ("number", json!(7)),
+        ("bool", json!(true)),
+        ("array", json!([{"name": "x"}])),
+        ("object", json!({"name": "x"})),
+        ("null", Value::Null),
+    ];
+
+    // nodeInfo and artifacts: missing, or not an object.
+    for member in ["nodeInfo", "artifacts"] {
+        add_full(
+            c,
+            format!("{member}-missing"),
+            &mutated(&|b| drop(b.as_object_mut().unwrap().remove(member))),
+        );
+        for (t, v) in wrong.iter().filter(|(t, _)| *t != "object") {
+            add_full(
+                c,
+                format!("{member}-as-{t}"),
+                &mutated(&|b| b[member] = v.clone()),
+            );
+        }
+    }
+    let lists: Vec<String> = full["artifacts"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(lists.len(), 15, "MI reports 15 artifact lists");
+    for list in &lists {
+        // A list that is not an array (null is an absent list).
+        for (t, v) in wrong
+            .iter()
+            .filter(|(t, _)| !matches!(*t, "array" | "null"))
+        {
+            add_full(
+                c,
+                format!("{list}-as-{t}"),
+                &mutated(&|b| b["artifacts"][list.as_str()] = v.clone()),
+            );
+        }
+        // An entry that is not an object.
+        for (t, v) in wrong.iter().filter(|(t, _)| *t != "object") {
+            add_full(
+                c,
+                format!("{list}-entry-as-{t}"),
+                &mutated(&|b| b["artifacts"][list.as_str()] = json!([{"name": "ok"}, v])),
+            );
+        }
+        add_full(
+            c,
+            format!("{list}-name-missing"),
+            &mutated(&|b| {
+                drop(
+                    b["artifacts"][list.as_str()][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("name"),
+                )
+            }),
+        );
+        add_full(
+            c,
+            format!("{list}-name-empty"),
+            &mutated(&|b| b["artifacts"][list.as_str()][0]["name"] = json!("")),
+        );
+    }
+    // A name of the wrong type or size, in one list of each shape.
+    for list in ["proxyServices", "carbonApps", "registryResources"] {
+        for (t, v) in wrong.iter().filter(|(t, _)| *t != "string") {
+            add_full(
+                c,
+                format!("{list}-name-as-{t}"),
+                &mutated(&|b| b["artifacts"][list][0]["name"] = v.clone()),
+            );
+        }
+        for (what, name) in [
+            ("1001-chars", "n".repeat(1001)),
+            ("1001-two-byte-chars", "é".repeat(1001)),
+            ("100000-chars", "n".repeat(100_000)),
+            ("escaped-nul", "Order\u{0}Proxy".to_string()),
+            ("only-nul", "\u{0}".to_string()),
+        ] {
+            add_full(
+                c,
+                format!("{list}-name-{what}"),
+                &mutated(&|b| b["artifacts"][list][0]["name"] = json!(name)),
+            );
+        }
+    }
+    // runtimePort: a string or a number naming a port 1-65535.
+    for (what, v) in [
+        ("string-0", json!("0")),
+        ("string-70000", json!("70000")),
+        ("string-65536", json!("65536")),
+        ("string-http", json!("http")),
+        ("string-empty", json!("")),
+        ("string-negative", json!("-1")),
+        ("string-float", json!("9164.5")),
+        ("string-huge", json!("99999999999999999999999")),
+        ("number-0", json!(0)),
+        ("number-70000", json!(70000)),
+        ("number-negative", json!(-1)),
+        ("number-float", json!(9164.5)),
+        ("bool", json!(true)),
+        ("array", json!([9164])),
+        ("object", json!({"port": 9164})),
+    ] {
+        let mut m = mi.clone();
+        m.set_runtime_port(v);
+        add_full(c, format!("runtimePort-{what}"), &m.full_body());
+    }
+    // runtimeHostname: a non-empty host name of at most 255 characters.
+    for (what, v) in [
+        ("empty", json!("")),
+        ("blank", json!("   ")),
+        ("256-chars", json!("h".repeat(256))),
+        ("100000-chars", json!("h".repeat(100_000))),
+        ("number", json!(1)),
+        ("bool", json!(false)),
+        ("array", json!(["mi-node-1"])),
+        ("object", json!({"host": "mi-node-1"})),
+    ] {
+        let mut m = mi.clone();
+        m.set_runtime_hostname(v);
+        add_full(c, format!("runtimeHostname-{what}"), &m.full_body());
+    }
+    // One artifact over the limit, in one list and across two.
+    add_full(
+        c,
+        "artifacts-20001-proxies".into(),
+        &mutated(&|b| {
+            b["artifacts"]["proxyServices"] = (0..20_001)
+                .map(|i| json!({"name": format!("p{i}")}))
+                .collect()
+        }),
+    );
+    add_full(
+        c,
+        "artifacts-20001-across-lists".into(),
+        &mutated(&|b| {
+            b["artifacts"]["apis"] = (0..10_000)
+                .map(|i| json!({"name": format!("a{i}")}))
+                .collect();
+            b["artifacts"]["registryResources"] = (0..10_000)
+                .map(|i| json!({"name": format!("r{i}")}))
+                .collect();
+        }),
+    );
+
+    // Raw text: nesting past the parser's limit in an entry's extra
+    // members, members given twice, bytes that are not UTF-8, NUL.
+    let text = full.to_string();
+    let proxy = r#"{"carbonApp":"HealthcareCompositeExporter","#;
+    assert!(
+        text.contains(proxy),
+        "the proxy entry serialises as expected"
+    );
+    let in_entry = |extra: &str| text.replacen(proxy, &format!("{{{extra},{}", &proxy[1..]), 1);
+    let name = r#""name":"StockQuoteProxy""#;
+    let raw: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "entry-nested-arrays-10000",
+            in_entry(&format!(r#""junk":{}"#, nested(10_000))).into_bytes(),
+        ),
+        (
+            "entry-nested-objects-200",
+            in_entry(&format!(r#""junk":{}"#, nested_objects(200))).into_bytes(),
+        ),
+        (
+            "entry-nested-mixed-129",
+            in_entry(&format!(
+                r#""junk":{}"#,
+                nested_value(129, r#"[{"a":"#, "}]")
+            ))
+            .into_bytes(),
+        ),
+        (
+            "nodeInfo-nested-10000",
+            text.replacen(
+                r#""nodeInfo":{"#,
+                &format!(r#""nodeInfo":{{"deep":{},"#, nested(10_000)),
+                1,
+            )
+            .into_bytes(),
+        ),
+        (
+            "duplicate-runtimeType",
+            text.replacen(
+                r#""runtimeType":"MI""#,
+                r#""runtimeType":"BI","runtimeType":"MI""#,
+                1,
+            )
+            .into_bytes(),
+        ),
+        (
+            "duplicate-nodeInfo",
+            text.replacen(r#""nodeInfo":{"#, r#""nodeInfo":{},"nodeInfo":{"#, 1)
+                .into_bytes(),
+        ),
+        (
+            "duplicate-artifacts",
+            text.replacen(r#""artifacts":{"#, r#""artifacts":{},"artifacts":{"#, 1)
+                .into_bytes(),
+        ),
+        (
+            "duplicate-list",
+            text.replacen(
+                r#""proxyServices":["#,
+                r#""proxyServices":[],"proxyServices":["#,
+                1,
+            )
+            .into_bytes(),
+        ),
+        (
+            "duplicate-entry-name",
+            text.replacen(name, &format!(r#"{name},"name":"OtherProxy""#), 1)
+                .into_bytes(),
+        ),
+        (
+            "duplicate-entry-state",
+            text.replacen(name, &format!(r#"{name},"state":"disabled""#), 1)
+                .into_bytes(),
+        ),
+        (
+            "duplicate-nested-member",
+            in_entry(r#""x":{"y":1,"y":2}"#).into_bytes(),
+        ),
+        (
+            "duplicate-nodeInfo-member",
+            text.replacen(
+                r#""osName":"Linux""#,
+                r#""osName":"Linux","osName":"Linux""#,
+                1,
+            )
+            .into_bytes(),
+        ),
+        (
+            "duplicate-runtimePort",
+            text.replacen(
+                r#""runtimePort":"9164""#,
+                r#""runtimePort":"9164","runtimePort":"0""#,
+                1,
+            )
+            .into_bytes(),
+        ),
+        (
+            "invalid-utf8-name",
+            with_bytes(&text, name, b"\"name\":\"Stock\xff\""),
+        ),
+        (
+            "invalid-utf8-list-key",
+            with_bytes(&text, r#""proxyServices""#, b"\"proxy\xfe\""),
+        ),
+        (
+            "invalid-utf8-nodeInfo",
+            with_bytes(&text, r#""osName":"Linux""#, b"\"osName\":\"Lin\xc3\""),
+        ),
+        (
+            "raw-nul-in-name",
+            text.replacen(name, "\"name\":\"Stock\u{0}Quote\"", 1)
+                .into_bytes(),
+        ),
+        (
+            "lone-surrogate-name",
+            text.replacen(name, r#""name":"Stock\ud800""#, 1)
+                .into_bytes(),
+        ),
+        ("trailing-garbage", format!("{text} {{}}").into_bytes()),
+    ];
+    for (what, body) in raw {
+        assert_ne!(body, text.as_bytes(), "{what} changed nothing");
+        c.add(
+            format!("runtime/mi/raw-{what}"),
+            Runtime,
+            post("/icp/heartbeat", &auth, &body),
+            Error(&[400]),
+        );
+    }
+
+    // Deltas: the hash is a string.
+    let delta = mi.delta_body();
+    for (t, v) in wrong.iter().filter(|(t, _)| *t != "string") {
+        let mut b = delta.clone();
+        b["runtimeHash"] = v.clone();
+        c.add(
+            format!("runtime/mi-delta/runtimeHash-as-{t}"),
+            Runtime,
+            post("/icp/deltaHeartbeat", &auth, b.to_string().as_bytes()),
+            Error(&[400]),
+        );
+    }
+    let mut b = delta.clone();
+    b.as_object_mut().unwrap().remove("runtimeHash");
+    c.add(
+        "runtime/mi-delta/runtimeHash-missing",
+        Runtime,
+        post("/icp/deltaHeartbeat", &auth, b.to_string().as_bytes()),
+        Error(&[400]),
+    );
+
+    // Tunnel-mode results: a MI_MGMT command's result carries httpStatus.
+    for prefix in ["mio-", "mir-"] {
+        let result = json!({"runtimeId": mi.runtime_id, "commandId": format!("{prefix}1.{}", mi.runtime_id),
+                            "status": "COMPLETED", "httpStatus": 200, "body": {"message": "done"}});
+        let mut cases: Vec<(String, Value)> = vec![("missing".into(), {
+            let mut r = result.clone();
+            r.as_object_mut().unwrap().remove("httpStatus");
+            r
+        })];
+        for (what, v) in [
+            ("null", Value::Null),
+            ("string", json!("200")),
+            ("99", json!(99)),
+            ("600", json!(600)),
+            ("0", json!(0)),
+            ("negative", json!(-200)),
+            ("float", json!(200.5)),
+            ("huge", json!(u64::MAX)),
+            ("bool", json!(true)),
+            ("array", json!([200])),
+            ("object", json!({"code": 200})),
+        ] {
+            let mut r = result.clone();
+            r["httpStatus"] = v;
+            cases.push((what.into(), r));
+        }
+        for (what, body) in cases {
+            c.add(
+                format!("runtime/mi-result/{prefix}httpStatus-{what}"),
+                Runtime,
+                post("/icp/commandResult", &auth, body.to_string().as_bytes()),
+                Error(&[400]),
+            );
+        }
+    }
+
+    // Well-formed, and refused for whom they name: another environment
+    // than the secret's, or an integration of the other runtime type.
+    let mut other_env = mi.clone();
+    other_env.env = "prod".into();
+    c.add(
+        "runtime/mi/environment-of-another-secret",
+        Runtime,
+        post(
+            "/icp/heartbeat",
+            &auth,
+            other_env.full_body().to_string().as_bytes(),
+        ),
+        Status(409),
+    );
+    let mut bi_integration = mi.clone();
+    bi_integration.integration = bridge.integration.clone();
+    bi_integration.secret = bridge.secret.clone();
+    c.add(
+        "runtime/mi/integration-runs-bi",
+        Runtime,
+        post(
+            "/icp/heartbeat",
+            &format!("Bearer {}", bi_integration.token()),
+            bi_integration.full_body().to_string().as_bytes(),
+        ),
+        Status(409),
+    );
 }
 
 // ---- Telemetry: ingest on the runtime listener, queries on management ----
@@ -1361,6 +1783,8 @@ struct Credentials {
     admin: String,
     /// What the issue 8 cases need.
     pipeline: Pipeline,
+    /// An MI node on an unbound dev secret, for the issue 14 cases.
+    mi: MiRuntime,
 }
 
 /// The four ingest endpoints, with a body of one valid record each.
@@ -4797,6 +5221,26 @@ fn check(reply: &Reply, expect: Expect, index_html: &[u8]) -> Result<(), String>
     }
 }
 
+/// An error from the runtime listener also carries its message as a
+/// top-level string `message`: that member is what Micro Integrator logs
+/// (MI.md), whichever layer answered (router, protocol, connection layer).
+fn top_level_message(reply: &Reply, listener: Listener) -> Result<(), String> {
+    if listener != Listener::Runtime || reply.status < 400 {
+        return Ok(());
+    }
+    let v: Value =
+        serde_json::from_slice(&reply.body).map_err(|e| format!("body is not JSON ({e})"))?;
+    match &v["message"] {
+        Value::String(m) if !m.is_empty() && Some(m.as_str()) == v["error"]["message"].as_str() => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{}: no top-level message (the error's own) for MI to log: {v}",
+            reply.status
+        )),
+    }
+}
+
 /// Log records, request records and metric points in `telemetry.db`.
 fn telemetry_rows(db: &rusqlite::Connection) -> usize {
     db.query_row(
@@ -4914,6 +5358,13 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         ingest_prod: cli_token("prod"),
         revoked,
         admin: admin.token.clone(),
+        mi: MiRuntime::new(
+            &server.secret("dev", None),
+            "dev",
+            "order-service",
+            "order-mi",
+            "mi-node-1",
+        ),
     };
     // Some telemetry to query: logs to search, request records and points.
     let ingest_auth = format!("Bearer {}", cred.ingest);
@@ -4999,7 +5450,8 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         let rows_before = telemetry_rows(&telemetry);
         let outcome = raw
             .send(url, &case.bytes)
-            .and_then(|reply| check(&reply, case.expect, &index_html).map(|_| reply));
+            .and_then(|reply| check(&reply, case.expect, &index_html).map(|_| reply))
+            .and_then(|reply| top_level_message(&reply, case.listener).map(|_| reply));
         let outcome = outcome.and_then(|reply| {
             let Expect::Ingested { records, accepted } = case.expect else {
                 return Ok(reply);

@@ -1,6 +1,7 @@
 //! The test harness: temporary directories, a [`TestServer`] running the
-//! real binary on port 0, a [`Bridge`] speaking the runtime protocol, and
-//! [`Sse`], a Server-Sent Events reader.
+//! real binary on port 0, a [`Bridge`] speaking the runtime protocol, an
+//! [`MiRuntime`] speaking it as Micro Integrator does, and [`Sse`], a
+//! Server-Sent Events reader.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -550,6 +551,206 @@ impl Bridge {
         let mut body = self.full_body();
         body["version"] = version.into();
         c.post_json("/icp/heartbeat", Some(&self.token()), &body)
+            .unwrap()
+    }
+
+    pub fn delta(&self, c: &mut Client) -> ClientResponse {
+        c.post_json(
+            "/icp/deltaHeartbeat",
+            Some(&self.token()),
+            &self.delta_body(),
+        )
+        .unwrap()
+    }
+}
+
+/// A simulated Micro Integrator node (MI.md; `mi.py` is the reference
+/// stand-in): the full and delta heartbeats it sends and the token it
+/// mints. Its artifacts start as one entry of each of the 15 kinds, as
+/// MI.md's example shows them; `artifacts` may be changed freely.
+#[derive(Clone)]
+pub struct MiRuntime {
+    pub secret: String,
+    pub runtime_id: String,
+    /// `icp_config.runtime`, the node name; `None` leaves `runtime` out.
+    pub name: Option<String>,
+    pub env: String,
+    pub project: String,
+    /// `icp_config.integration`, sent as `component`.
+    pub integration: String,
+    /// `runtimeHostname` (MI's `[server] hostname`).
+    pub runtime_hostname: Value,
+    /// `runtimePort`: a string, as MI sends it.
+    pub runtime_port: Value,
+    /// The `artifacts` object: the 15 lists.
+    pub artifacts: Value,
+}
+
+impl MiRuntime {
+    pub fn new(secret: &str, env: &str, project: &str, integration: &str, name: &str) -> MiRuntime {
+        let capp = "HealthcareCompositeExporter";
+        let artifacts = json!({
+            "apis": [{"name": "HealthcareAPI", "context": "/healthcare", "version": "1.0.0",
+                      "url": "http://mi-node-1.example.com:8290/healthcare",
+                      "urls": ["http://mi-node-1.example.com:8290/healthcare"], "type": "API",
+                      "carbonApp": capp, "tracing": "disabled", "statistics": "disabled",
+                      "resources": [{"path": "/doctors/{specialty}", "methods": "GET"}]}],
+            "proxyServices": [MiRuntime::proxy("StockQuoteProxy")],
+            "endpoints": [{"name": "StockQuoteEP", "type": "AddressEndpoint", "carbonApp": capp,
+                           "state": "enabled", "tracing": "disabled", "statistics": "disabled",
+                           "attributes": [{"name": "Address", "value": "http://localhost:9000/services/SimpleStockQuoteService"}]}],
+            "inboundEndpoints": [{"name": "OrderHttpInbound", "protocol": "http", "state": "enabled",
+                                  "statistics": "disabled", "tracing": "disabled",
+                                  "sequence": "OrderProcessingSeq", "onError": "CommonFaultSeq"}],
+            "sequences": [{"name": "OrderProcessingSeq", "type": "Sequence", "carbonApp": capp,
+                           "tracing": "disabled", "statistics": "disabled"}],
+            "tasks": [{"name": "InventorySyncTask", "state": "enabled", "group": "synapse.simple.quartz",
+                       "class": "org.apache.synapse.startup.tasks.MessageInjector"}],
+            "templates": [{"name": "LogAndRespondTemplate", "type": "sequence", "statistics": "disabled"}],
+            "messageStores": [{"name": "OrderStore", "type": "InMemoryStore", "size": 3}],
+            "messageProcessors": [{"name": "OrderForwarder", "type": "ScheduledMessageForwardingProcessor",
+                                   "state": "enabled", "messageStore": "OrderStore"}],
+            "localEntries": [{"name": "ServiceConfig", "carbonApp": capp, "type": "Inline Text"}],
+            "dataServices": [{"name": "CustomerDataService", "type": "DataService", "carbonApp": capp,
+                              "description": "Customer records", "configs": ["CustomerDS"],
+                              "operationCount": 2, "queryCount": 2}],
+            "carbonApps": [{"name": capp, "version": "1.0.0", "status": "active",
+                            "artifacts": [{"name": "HealthcareAPI", "type": "api"}]}],
+            "dataSources": [{"name": "CustomerDS", "type": "RDBMS", "driver": "org.h2.Driver",
+                             "url": "jdbc:h2:./repository/database/customers", "hasUsername": true}],
+            "connectors": [{"name": "http", "package": "org.wso2.carbon.connector",
+                            "description": "HTTP connector", "status": "enabled"}],
+            "registryResources": [{"name": "config", "type": "directory"}]
+        });
+        let runtime_id = uuid();
+        let mut mi = MiRuntime {
+            secret: secret.to_string(),
+            runtime_id,
+            name: Some(name.to_string()),
+            env: env.into(),
+            project: project.into(),
+            integration: integration.into(),
+            runtime_hostname: json!("127.0.0.1"),
+            runtime_port: json!("9164"),
+            artifacts,
+        };
+        let id = mi.runtime_id.clone();
+        mi.artifacts["carbonApps"][0]["runtimeId"] = id.into();
+        mi
+    }
+
+    /// A proxy service entry as MI reports it.
+    pub fn proxy(name: &str) -> Value {
+        json!({"name": name, "type": "ProxyService", "state": "enabled",
+               "carbonApp": "HealthcareCompositeExporter", "tracing": "disabled", "statistics": "disabled",
+               "endpoints": [format!("http://mi-node-1.example.com:8290/services/{name}")]})
+    }
+
+    /// The same node with `n` proxy services (`proxy-00000`, ...) instead
+    /// of its one.
+    pub fn with_proxies(mut self, n: usize) -> MiRuntime {
+        self.artifacts["proxyServices"] = (0..n)
+            .map(|i| MiRuntime::proxy(&format!("proxy-{i:05}")))
+            .collect();
+        self
+    }
+
+    pub fn set_runtime_hostname(&mut self, host: impl Into<Value>) {
+        self.runtime_hostname = host.into();
+    }
+
+    /// A port as MI sends it (`"9164"`), or any value to test refusals.
+    pub fn set_runtime_port(&mut self, port: impl Into<Value>) {
+        self.runtime_port = port.into();
+    }
+
+    /// How many artifacts the full heartbeat reports, all lists together.
+    pub fn artifact_count(&self) -> usize {
+        self.artifacts
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(Value::as_array)
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// The token MI mints: header `{"kid","alg"}` without `typ`; claims
+    /// iss, aud (a string), exp (an hour), iat and scope; no `nbf`, no
+    /// `sub`. HMAC-SHA256 keyed by the key material's text.
+    pub fn token(&self) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+        use base64::Engine;
+        let (kid, material) = match self.secret.find('.') {
+            Some(i) if i > 0 && i < self.secret.len() - 1 => {
+                (&self.secret[..i], &self.secret[i + 1..])
+            }
+            _ => ("", self.secret.as_str()),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = json!({"kid": kid, "alg": "HS256"});
+        let claims = json!({"iss": "icp-runtime-jwt-issuer", "aud": "icp-server", "exp": now + 3600,
+                            "iat": now, "scope": "runtime_agent"});
+        let input = format!(
+            "{}.{}",
+            B64URL.encode(header.to_string()),
+            B64URL.encode(claims.to_string())
+        );
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, material.as_bytes());
+        let sig = ring::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", B64URL.encode(sig.as_ref()))
+    }
+
+    /// Everything the hash covers: the full heartbeat without
+    /// `runtimeHash`, `timestamp` and the memory figures.
+    fn hashed(&self) -> Value {
+        let mut p = json!({
+            "heartbeatVersion": "v1.0", "runtimeId": self.runtime_id,
+            "runtimeType": "MI", "status": "RUNNING",
+            "environment": self.env, "project": self.project, "component": self.integration,
+            "version": "4.5.0",
+            "runtimeHostname": self.runtime_hostname, "runtimePort": self.runtime_port,
+            "nodeInfo": {"platformName": "WSO2 Micro Integrator", "platformVersion": "4.5.0",
+                         "platformHome": "/opt/wso2mi-4.5.0", "osName": "Linux", "osVersion": "6.1.0",
+                         "osArch": "amd64", "javaVersion": "21.0.5", "carbonHome": null,
+                         "javaVendor": "Eclipse Adoptium"},
+            "artifacts": self.artifacts,
+        });
+        if let Some(n) = &self.name {
+            p["runtime"] = n.clone().into();
+        }
+        p
+    }
+
+    /// `runtimeHash`. MI's is base64 MD5; the server only compares it,
+    /// never recomputes it, so a digest of the same members stands in.
+    pub fn hash(&self) -> String {
+        use base64::Engine;
+        let d = ring::digest::digest(&ring::digest::SHA256, self.hashed().to_string().as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(&d.as_ref()[..16])
+    }
+
+    pub fn full_body(&self) -> Value {
+        let mut p = self.hashed();
+        p["nodeInfo"]["totalMemory"] = 536870912.into();
+        p["nodeInfo"]["freeMemory"] = 257949696.into();
+        p["nodeInfo"]["maxMemory"] = 1073741824u64.into();
+        p["nodeInfo"]["usedMemory"] = 278921216.into();
+        p["runtimeHash"] = self.hash().into();
+        p["timestamp"] = json!([1795348810, 0.538148938]);
+        p
+    }
+
+    pub fn delta_body(&self) -> Value {
+        json!({"heartbeatVersion": "v1.0", "runtimeId": self.runtime_id,
+               "runtimeHash": self.hash(), "timestamp": [1795348810, 0.538148938]})
+    }
+
+    pub fn full(&self, c: &mut Client) -> ClientResponse {
+        c.post_json("/icp/heartbeat", Some(&self.token()), &self.full_body())
             .unwrap()
     }
 

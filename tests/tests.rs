@@ -19,6 +19,7 @@ mod hygiene;
 mod ingest;
 mod lifecycle;
 mod metrics;
+mod mi;
 mod mi_control;
 mod mi_management;
 mod mi_standin;

@@ -95,8 +95,12 @@ impl Response {
     /// any handler (malformed request, timeout, limit, handler panic): the
     /// JSON error with the headers that make it inert in a browser, since
     /// no handler adds its own.
+    ///
+    /// It has the runtime listener's shape ([`Response::runtime_error`]):
+    /// the layer answers both listeners alike, and on the runtime one the
+    /// peer may be an MI that logs only a top-level `message`.
     pub fn layer_error(status: u16, code: &str, message: &str) -> Response {
-        Response::error(status, code, message)
+        Response::runtime_error(status, code, message)
             .with_header("X-Content-Type-Options", "nosniff")
             .with_header(
                 "Content-Security-Policy",
@@ -128,6 +132,17 @@ impl Response {
         Response::json(
             status,
             &serde_json::json!({"error": {"code": code, "message": message}}),
+        )
+    }
+
+    /// An error answered to a runtime: [`Response::error`]'s shape with
+    /// the message repeated as a top-level `message`, which is the member
+    /// Micro Integrator logs when it gives up (MI.md),
+    /// `{"error":{"code":"...","message":"..."},"message":"..."}`.
+    pub fn runtime_error(status: u16, code: &str, message: &str) -> Response {
+        Response::json(
+            status,
+            &serde_json::json!({"error": {"code": code, "message": message}, "message": message}),
         )
     }
 

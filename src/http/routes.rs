@@ -2,7 +2,9 @@
 //!
 //! Handlers are linear: match the route, call one domain function with the
 //! raw body and the time, encode the result. Errors become
-//! `{"error":{"code":"...","message":"..."}}`; internal errors are logged with
+//! `{"error":{"code":"...","message":"..."}}`, on the runtime listener with
+//! the message repeated as a top-level `message` (what MI logs, see
+//! [`runtime_error_response`]); internal errors are logged with
 //! an id and only the id is returned. A refusal (a [`Refused`] with a
 //! reason) is recorded with the client's address and the status it got
 //! (see `refusals`) before it is answered.
@@ -118,11 +120,10 @@ pub fn runtime_error_response(e: &Error) -> Response {
     } else {
         answer(e)
     };
-    let body = serde_json::json!({
-        "error": {"code": a.code, "message": a.message},
-        "message": a.message,
-    });
-    with_retry_after(Response::json(a.status, &body), a.retry_after_secs)
+    with_retry_after(
+        Response::runtime_error(a.status, a.code, &a.message),
+        a.retry_after_secs,
+    )
 }
 
 fn respond<T: serde::Serialize>(status: u16, r: Result<T, Error>) -> Response {
@@ -132,18 +133,29 @@ fn respond<T: serde::Serialize>(status: u16, r: Result<T, Error>) -> Response {
     }
 }
 
+fn no_route(req: &Request) -> String {
+    format!("no route for {} {}", req.method, truncate(&req.path))
+}
+
 /// 404 for a path no route serves.
 pub(crate) fn not_found(req: &Request) -> Response {
-    Response::error(
-        404,
-        "not_found",
-        &format!("no route for {} {}", req.method, truncate(&req.path)),
-    )
+    Response::error(404, "not_found", &no_route(req))
 }
 
 /// 405 naming the methods that are allowed.
 pub(crate) fn method_not_allowed(allow: &str) -> Response {
     Response::error(405, "method_not_allowed", &format!("use {allow}")).with_header("Allow", allow)
+}
+
+/// [`not_found`] in the runtime listener's shape.
+fn runtime_not_found(req: &Request) -> Response {
+    Response::runtime_error(404, "not_found", &no_route(req))
+}
+
+/// [`method_not_allowed`] in the runtime listener's shape.
+fn runtime_method_not_allowed(allow: &str) -> Response {
+    Response::runtime_error(405, "method_not_allowed", &format!("use {allow}"))
+        .with_header("Allow", allow)
 }
 
 fn truncate(s: &str) -> String {
@@ -243,11 +255,11 @@ pub fn runtime_handler(
                 | "/icp/metrics"
                 | "/v1/logs"
                 | "/v1/metrics",
-            ) => method_not_allowed("POST"),
+            ) => runtime_method_not_allowed("POST"),
             ("GET", "/icp/config") => config_route(&protocol, &refusals, req, now),
-            (_, "/icp/config") => method_not_allowed("GET"),
+            (_, "/icp/config") => runtime_method_not_allowed("GET"),
             ("GET", "/healthz") => Response::json(200, &serde_json::json!({"status": "ok"})),
-            _ => not_found(req),
+            _ => runtime_not_found(req),
         }
     }
 }
@@ -324,7 +336,7 @@ fn ingest_route(
 /// 415 for bodies icpd does not decode: protobuf (OTLP's default), msgpack,
 /// and compressed bodies.
 fn unsupported_media(req: &Request) -> Option<Response> {
-    let refuse = |m: &str| Some(Response::error(415, "unsupported_media_type", m));
+    let refuse = |m: &str| Some(Response::runtime_error(415, "unsupported_media_type", m));
     if let Some(enc) = req
         .header("content-encoding")
         .map(str::trim)

@@ -71,8 +71,14 @@ const TUNNEL_REDELIVER_AFTER: Millis = 10_000;
 const MAX_TUNNELLED: usize = 10_000;
 /// How often the dispatcher looks for MI commands the CLI issued.
 const ADOPT_EVERY: Millis = 2_000;
-/// How many due commands one dispatcher round takes.
-const DISPATCH_BATCH: usize = 1_024;
+/// At most this many MI commands are started per second. A change to an
+/// artifact of 500 replicas is then spread over 2.5 s instead of starting
+/// 500 TLS handshakes at once, which on a small machine would take the
+/// CPU that heartbeats are answered with; MI reports the change only at
+/// each replica's next heartbeat anyway (10 s by default).
+const DISPATCH_PER_SECOND: usize = 200;
+/// Dispatcher rounds while commands are due are this far apart.
+const DISPATCH_TICK: Millis = 50;
 
 /// The MI artifact kinds the Management API has a resource for.
 pub fn resource_of(kind: MiKind) -> Option<Resource> {
@@ -406,6 +412,11 @@ impl MiControl {
 
     fn run(self: Arc<Self>) {
         let mut adopted_at: Millis = 0;
+        // A token bucket for DISPATCH_PER_SECOND, holding at most one
+        // tick's worth plus a small burst.
+        let burst = (DISPATCH_PER_SECOND * DISPATCH_TICK as usize / 1000).max(1) * 2;
+        let mut tokens = burst as f64;
+        let mut filled_at = now_millis();
         while !self.stopped.load(Ordering::SeqCst) {
             let registered = {
                 let mut w = lock(&self.wake);
@@ -438,7 +449,13 @@ impl MiControl {
                     Err(e) => log::warn!("cannot read stored MI commands: {e}"),
                 }
             }
-            for row in self.commands.take_due_mi(now, DISPATCH_BATCH) {
+            tokens = (tokens
+                + (now - filled_at).max(0) as f64 * DISPATCH_PER_SECOND as f64 / 1000.0)
+                .min(burst as f64);
+            filled_at = now;
+            let due = self.commands.take_due_mi(now, tokens as usize);
+            tokens -= due.len() as f64;
+            for row in due {
                 self.dispatch_command(row, now);
             }
             for rid in registered {

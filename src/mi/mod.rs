@@ -317,6 +317,12 @@ fn artifact(kind: MiKind, o: &Map<String, Value>) -> std::result::Result<MiArtif
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(format!("name is over {MAX_NAME_CHARS} characters"));
     }
+    // No MI can report one: Synapse names come from XML, which cannot hold
+    // NUL, and registry resources are file names. Other control characters
+    // are kept (a file name may have them) and escaped where shown.
+    if name.contains('\0') {
+        return Err("name contains a NUL character".into());
+    }
     let state = match kind {
         // Carbon apps and connectors report `status`, not `state`.
         MiKind::CarbonApp | MiKind::Connector => text_member(o, "status"),
@@ -443,6 +449,10 @@ mod tests {
             (
                 |b| b["artifacts"]["sequences"] = json!([{"name": "x".repeat(1001)}]),
                 "1000",
+            ),
+            (
+                |b| b["artifacts"]["tasks"] = json!([{"name": "a\u{0}b"}]),
+                "artifacts.tasks[0]: name contains a NUL",
             ),
         ];
         for (mutate, needle) in cases {

@@ -107,6 +107,86 @@ pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid heartbeat body: {e}")))
 }
 
+/// Decodes a JSON body as a `Value`, refusing (400) an object that names
+/// a member twice, at any depth. `serde_json::Value` would keep the last
+/// of them silently, so two readers of the same bytes could disagree on
+/// what was reported (which list, which name); no runtime serialises
+/// duplicates, so refusing them costs a well-formed one nothing.
+pub fn decode_unique(body: &[u8]) -> Result<Value> {
+    serde_json::from_slice::<UniqueValue>(body)
+        .map(|v| v.0)
+        .map_err(|e| bad(format!("invalid heartbeat body: {e}")))
+}
+
+/// A `Value` whose objects were read without duplicate members.
+struct UniqueValue(Value);
+
+impl<'de> Deserialize<'de> for UniqueValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(UniqueValue)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number must be finite"))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate member {:?}",
+                    truncate(&key)
+                )));
+            }
+            let UniqueValue(v) = map.next_value()?;
+            members.insert(key, v);
+        }
+        Ok(Value::Object(members))
+    }
+}
+
 /// The `runtimeId` a body names, if it is JSON with one (for the trace of
 /// a refused heartbeat; nothing else is read from an unauthenticated body).
 pub fn peek_runtime_id(body: &[u8]) -> Option<String> {
@@ -173,7 +253,10 @@ impl FullHeartbeat {
         let mut hb: FullHeartbeat = decode(body)?;
         hb.validate()?;
         if hb.runtime_type == "MI" {
-            let value: Value = decode(body)?;
+            // MI's members below the top level (artifact lists and
+            // entries) are read from a `Value`: one that refuses
+            // duplicates there too.
+            let value = decode_unique(body)?;
             hb.mi = Some(crate::mi::read_report(&value)?);
             hb.artifacts = None;
             hb.log_levels = None;
@@ -418,6 +501,53 @@ mod tests {
         let hb: FullHeartbeat = decode(body.to_string().as_bytes()).unwrap();
         hb.validate().unwrap();
         hb
+    }
+
+    /// An MI heartbeat with `artifacts` spliced in as raw JSON text.
+    fn mi_body(artifacts: &str) -> String {
+        format!(
+            r#"{{"runtimeId":"3f6d0f0e-7c4e-4d8e-9a43-6a1b2c3d4e5f","runtimeType":"MI","heartbeatVersion":"v1.0",
+               "environment":"dev","project":"p","component":"i","nodeInfo":{{"osName":"Linux"}},
+               "artifacts":{artifacts}}}"#
+        )
+    }
+
+    #[test]
+    fn mi_heartbeats_with_a_member_given_twice_are_refused_at_any_depth() {
+        let ok = FullHeartbeat::read(mi_body(r#"{"apis":[{"name":"A","x":{"y":1}}]}"#).as_bytes())
+            .unwrap();
+        assert_eq!(ok.mi.unwrap().artifacts[0].name, "A");
+        for (artifacts, member) in [
+            (r#"{"apis":[],"apis":[{"name":"A"}]}"#, "apis"),
+            (r#"{"apis":[{"name":"A","name":"B"}]}"#, "name"),
+            (r#"{"apis":[{"name":"A","x":{"y":1,"y":2}}]}"#, "y"),
+            (r#"{"apis":[{"name":"A","x":[{"z":1,"z":1}]}]}"#, "z"),
+        ] {
+            let e = FullHeartbeat::read(mi_body(artifacts).as_bytes()).unwrap_err();
+            assert!(
+                matches!(&e, Error::BadRequest(m) if m.contains(&format!("duplicate member \"{member}\""))),
+                "{artifacts}: {e:?}"
+            );
+        }
+        let twice = mi_body("{}").replace(
+            r#""nodeInfo":{"osName":"Linux"}"#,
+            r#""nodeInfo":{"osName":"Linux","osName":"BSD"}"#,
+        );
+        assert!(matches!(
+            FullHeartbeat::read(twice.as_bytes()),
+            Err(Error::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn unique_decoding_reads_what_serde_json_reads() {
+        let text =
+            r#"{"a":[1,-2,3.5,18446744073709551615,"s\u00e9",true,false,null,{}],"b":{"c":[]}}"#;
+        let plain: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(decode_unique(text.as_bytes()).unwrap(), plain);
+        for refused in ["[1e400]", "{\"a\":", &"[".repeat(200)] {
+            assert!(decode_unique(refused.as_bytes()).is_err(), "{refused}");
+        }
     }
 
     #[test]

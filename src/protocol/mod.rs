@@ -222,7 +222,12 @@ impl Protocol {
         }
         let mut commands = self.commands.due(&hb.runtime_id, now);
         if let (Some(mi), true) = (&self.mi, hb.mi.is_some()) {
-            mi.registered(&hb.runtime_id);
+            // MI's loggers are not in its heartbeat: read them when a
+            // runtime first registers (then when someone looks, and after
+            // every change icpd makes).
+            if reg.created {
+                mi.registered(&hb.runtime_id);
+            }
             commands.extend(mi.tunnel_due(&hb.runtime_id, now));
         }
         Ok(HeartbeatResponse::ok(false).with_commands(commands))

@@ -615,12 +615,15 @@ fn wrong_port(api: &Api, req: &Request) -> Response {
         Subject::default(),
         Error::NotFound(format!(
             "this is icpd's management port (REST API and console). {what} to the runtime listener, port {port} ({}): \
-             set serverUrl in the [wso2.icp.runtime.bridge] section of the integration's Config.toml to it",
+             set serverUrl in the [wso2.icp.runtime.bridge] section of the integration's Config.toml \
+             (Micro Integrator: icp_url in [icp_config] of deployment.toml) to it",
             api.runtime_url
         )),
     );
     let e = crate::http::routes::trace(&api.refusals, MANAGEMENT, req, refused, now_millis());
-    Response::error(404, "wrong_port", &e.to_string()).with_header("Cache-Control", "no-store")
+    // Answered to a runtime: in its shape, with the top-level message MI logs.
+    Response::runtime_error(404, "wrong_port", &e.to_string())
+        .with_header("Cache-Control", "no-store")
 }
 
 /// The management listener's handler: health, metrics, the API, and the web
