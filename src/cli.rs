@@ -1541,7 +1541,13 @@ fn mi(cfg: &Config, c: MiCommand) -> Result<()> {
             let scope = scope_of(&scope)?;
             let liveness = crate::liveness::Liveness::load(&store, cfg.heartbeat_timeout, now)?;
             let commands = Commands::load(&store, now)?;
-            let mut view = crate::mi::view::scope_view(&store, &liveness, &commands, &scope)?;
+            let mut view = crate::mi::view::scope_view(
+                &store,
+                &liveness,
+                &commands,
+                &scope,
+                crate::mi::view::Only::default(),
+            )?;
             if let Some(k) = &kind {
                 let k = crate::mi::MiKind::parse(k).ok_or_else(|| {
                     Error::BadRequest(format!(

@@ -616,6 +616,8 @@ struct Pending {
 
 /// The PENDING commands of every runtime, in memory.
 pub struct Commands {
+    /// The newest command id this table has issued, loaded or adopted.
+    newest: std::sync::atomic::AtomicI64,
     order: Mutex<()>,
     pending: Mutex<HashMap<String, Vec<Pending>>>,
     events: Arc<Events>,
@@ -681,6 +683,7 @@ impl Commands {
     /// An empty table.
     pub fn new() -> Commands {
         Commands {
+            newest: std::sync::atomic::AtomicI64::new(0),
             order: Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
             events: Arc::new(Events::new()),
@@ -697,8 +700,11 @@ impl Commands {
     pub fn load(store: &Store, now: Millis) -> Result<Commands> {
         let c = Commands::new();
         {
+            let (newest, pending) =
+                store.read(|tx| Ok((tx.newest_command_id()?, tx.all_pending_commands()?)))?;
+            c.saw(newest);
             let mut table = c.table();
-            for row in store.read(|tx| tx.all_pending_commands())? {
+            for row in pending {
                 table
                     .entry(row.runtime_id.clone())
                     .or_default()
@@ -796,14 +802,26 @@ impl Commands {
 
     /// Takes in the PENDING MI commands that another process (the CLI,
     /// working on the same database) issued: they are in SQLite but not in
-    /// this table. Under the ordering lock, so a heartbeat cannot settle
-    /// one between the read and the insert. Returns how many were adopted.
+    /// this table. Only commands newer than the newest this table has seen
+    /// are read (a step down the primary key when there are none), under
+    /// the ordering lock, so a heartbeat cannot settle one between the
+    /// read and the insert. Returns how many were adopted.
     pub fn adopt_stored_mi(&self, store: &Store, now: Millis) -> Result<usize> {
         let _order = self.order();
-        let stored = store.read(|tx| tx.all_pending_commands())?;
+        let known = self.newest.load(std::sync::atomic::Ordering::Acquire);
+        let stored = store.read(|tx| {
+            if tx.newest_command_id()? <= known {
+                return Ok(Vec::new());
+            }
+            tx.pending_commands_after(known)
+        })?;
         let mut table = self.table();
         let mut adopted = 0;
-        for row in stored.into_iter().filter(|r| r.kind.is_mi()) {
+        for row in stored {
+            self.saw(row.id);
+            if !row.kind.is_mi() {
+                continue;
+            }
             let list = table.entry(row.runtime_id.clone()).or_default();
             if !list.iter().any(|p| p.row.command_id == row.command_id) {
                 list.push(Pending {
@@ -814,8 +832,13 @@ impl Commands {
                 adopted += 1;
             }
         }
-        table.retain(|_, l| !l.is_empty());
         Ok(adopted)
+    }
+
+    /// Remembers that commands up to `id` are known here.
+    fn saw(&self, id: i64) {
+        self.newest
+            .fetch_max(id, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Drops a runtime's commands from memory (it no longer exists; its
@@ -922,6 +945,7 @@ impl Commands {
             }
         }
         for row in changes.issued {
+            self.saw(row.id);
             table
                 .entry(row.runtime_id.clone())
                 .or_default()
@@ -1023,7 +1047,16 @@ impl Commands {
     ) -> Result<Issued> {
         let _order = self.order();
         let (issued, changes) = store.write(|tx| {
-            let runtimes = tx.scope_runtimes(scope.integration_id, scope.environment_id)?;
+            let runtimes = if req.kind.is_mi() {
+                tx.scope_runtimes_for_mi(
+                    scope.integration_id,
+                    scope.environment_id,
+                    req.kind,
+                    &req.artifact,
+                )?
+            } else {
+                tx.scope_runtimes(scope.integration_id, scope.environment_id)?
+            };
             if let Some(ids) = &req.runtime_ids {
                 if let Some(unknown) = ids
                     .iter()

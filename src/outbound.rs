@@ -108,6 +108,25 @@ pub struct OutboundPool {
     count: usize,
 }
 
+/// How much lower than the rest of icpd outbound threads run (a Linux
+/// nice increment). Outbound work (TLS handshakes with hundreds of
+/// runtimes after one desired-state change) is background work; answering
+/// heartbeats is not, and must not queue behind it for the CPU.
+const NICE_INCREMENT: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority by [`NICE_INCREMENT`]
+/// (Linux: a thread's nice value is its own). Best effort: if refused,
+/// the thread runs at the process's priority.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take and return plain integers and
+    // touch no memory of ours.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, now + NICE_INCREMENT);
+    }
+}
+
 impl OutboundPool {
     /// Starts `workers` threads (at least one) with room for `capacity`
     /// waiting jobs (at least one).
@@ -139,7 +158,10 @@ impl OutboundPool {
             s.lock().alive += 1;
             let spawned = std::thread::Builder::new()
                 .name(format!("outbound-{i}"))
-                .spawn(move || work(&s));
+                .spawn(move || {
+                    lower_priority();
+                    work(&s)
+                });
             match spawned {
                 Ok(h) => pool
                     .workers

@@ -107,8 +107,14 @@ impl DesiredStateApi {
         )
     }
 
+    /// The listing narrowed to the one artifact (its replicas only).
     fn list(t: &Target) -> String {
-        Self::base(t)
+        format!(
+            "{}?kind={}&name={}",
+            Self::base(t),
+            Self::kind(t.kind),
+            t.name
+        )
     }
 
     /// The artifact in a listing: whether icpd calls it in sync, how many

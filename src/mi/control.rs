@@ -600,7 +600,9 @@ impl MiControl {
                 row.value
             );
         }
-        if !busy {
+        // A write only when the recorded error changes (most attempts
+        // succeed and had none): every commit costs heartbeats a little.
+        if !busy && error != row.last_error {
             if let Err(e) = self
                 .store
                 .write(|tx| tx.set_command_error(&row.command_id, error.as_deref()))

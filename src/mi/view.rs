@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{artifact_key, ManagementAddress, MiKind};
+use super::{artifact_key, ManagementAddress, MiArtifact, MiKind};
 use crate::access::{Permission, Principal};
 use crate::catalog::Visibility;
 use crate::commands::{effective, same, Commands, Kind, Scope};
@@ -162,27 +162,60 @@ fn address_warning(
     })
 }
 
+/// Narrows a [`scope_view`] to one kind, or one artifact (then without loggers).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Only<'a> {
+    pub kind: Option<MiKind>,
+    pub name: Option<&'a str>,
+}
+
 /// The view of `scope`: artifacts ordered by kind and name, replicas by name.
 pub fn scope_view(
     store: &Store,
     liveness: &Liveness,
     commands: &Commands,
     scope: &Scope,
+    only: Only,
 ) -> Result<ScopeView> {
-    let (runtimes, desired, addresses) = store.read(|tx| {
-        let runtimes = tx.scope_runtimes(scope.integration_id, scope.environment_id)?;
-        let mut addresses = BTreeMap::new();
-        for r in &runtimes {
-            if let Some(a) = tx.management_address(&r.record.runtime_id)? {
-                addresses.insert(r.record.runtime_id.clone(), a);
-            }
-        }
+    // Four queries, whatever the number of replicas: this view is polled
+    // while hundreds of replicas converge, and every read holds the
+    // connection full heartbeats write through.
+    let (runtimes, desired, rows, levels) = store.read(|tx| {
         Ok((
-            runtimes,
+            tx.scope_runtimes_with_address(scope.integration_id, scope.environment_id)?,
             tx.desired_states(scope.integration_id, scope.environment_id)?,
-            addresses,
+            tx.scope_mi_artifacts(
+                scope.integration_id,
+                scope.environment_id,
+                only.kind,
+                only.name,
+            )?,
+            if only.kind.is_none() && only.name.is_none() {
+                tx.scope_log_levels(scope.integration_id, scope.environment_id)?
+            } else {
+                Vec::new()
+            },
         ))
     })?;
+    let addresses: BTreeMap<String, ManagementAddress> = runtimes
+        .iter()
+        .filter_map(|(r, a)| a.clone().map(|a| (r.runtime_id.clone(), a)))
+        .collect();
+    let mut per_runtime: BTreeMap<&str, (Vec<&MiArtifact>, Vec<(&str, &str)>)> = BTreeMap::new();
+    for row in &rows {
+        per_runtime
+            .entry(row.runtime_id.as_str())
+            .or_default()
+            .0
+            .push(&row.artifact);
+    }
+    for (rid, logger, level) in &levels {
+        per_runtime
+            .entry(rid.as_str())
+            .or_default()
+            .1
+            .push((logger.as_str(), level.as_str()));
+    }
     let no_runtime = effective(&desired, "");
     let mut artifacts: BTreeMap<(MiKind, String), ArtifactView> = BTreeMap::new();
     let mut loggers: BTreeMap<String, LoggerView> = BTreeMap::new();
@@ -195,13 +228,15 @@ pub fn scope_view(
         artifacts: Vec::new(),
         loggers: Vec::new(),
     };
-    for r in runtimes.iter().filter(|r| r.record.runtime_type == "MI") {
-        let rid = &r.record.runtime_id;
-        let status = liveness.status(rid).unwrap_or(r.record.status);
+    let empty = (Vec::new(), Vec::new());
+    for (record, _) in runtimes.iter().filter(|(r, _)| r.runtime_type == "MI") {
+        let rid = &record.runtime_id;
+        let (mi_artifacts, log_levels) = per_runtime.get(rid.as_str()).unwrap_or(&empty);
+        let status = liveness.status(rid).unwrap_or(record.status);
         let running = status == Status::Running;
         let wanted = effective(&desired, rid);
         let mut runtime_in_sync = true;
-        for a in &r.mi_artifacts {
+        for a in mi_artifacts {
             let key = artifact_key(a.kind, &a.name);
             let want = desired_of(&wanted, &key);
             let in_sync = matches(&want.state, &a.state)
@@ -250,24 +285,26 @@ pub fn scope_view(
                 in_sync,
             });
         }
-        for (logger, level) in &r.log_levels {
+        for (logger, level) in log_levels {
             let want = wanted
-                .get(&(Kind::MiLogger, logger.as_str()))
+                .get(&(Kind::MiLogger, *logger))
                 .map(|d| d.value.clone());
             let in_sync = want.as_deref().is_none_or(|w| same(w, level));
             runtime_in_sync &= in_sync;
-            let v = loggers.entry(logger.clone()).or_insert_with(|| LoggerView {
-                logger: logger.clone(),
-                desired_level: no_runtime
-                    .get(&(Kind::MiLogger, logger.as_str()))
-                    .map(|d| d.value.clone()),
-                in_sync: true,
-                runtimes: Vec::new(),
-            });
+            let v = loggers
+                .entry(logger.to_string())
+                .or_insert_with(|| LoggerView {
+                    logger: logger.to_string(),
+                    desired_level: no_runtime
+                        .get(&(Kind::MiLogger, *logger))
+                        .map(|d| d.value.clone()),
+                    in_sync: true,
+                    runtimes: Vec::new(),
+                });
             v.in_sync &= in_sync || !running;
             v.runtimes.push(LoggerOnRuntime {
                 runtime_id: rid.clone(),
-                level: level.clone(),
+                level: level.to_string(),
                 desired_level: want,
                 in_sync,
             });
@@ -275,7 +312,7 @@ pub fn scope_view(
         view.in_sync &= runtime_in_sync || !running;
         view.runtimes.push(RuntimeView {
             runtime_id: rid.clone(),
-            name: r.record.name.clone(),
+            name: record.name.clone(),
             status,
             management: addresses.get(rid).cloned(),
             management_warning: addresses

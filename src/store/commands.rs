@@ -149,6 +149,25 @@ impl Tx<'_> {
     }
 
     /// Every PENDING command of a runtime that still exists, for the in-memory table at start-up.
+    /// The newest command's id (0 when there is none): one step down the
+    /// primary key.
+    pub fn newest_command_id(&self) -> Result<i64> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM commands")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// PENDING commands with an id above `after`, oldest first.
+    pub fn pending_commands_after(&self, after: i64) -> Result<Vec<CommandRow>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {COMMAND_COLUMNS} FROM commands c WHERE id > ?1 AND status = 'PENDING' \
+             AND EXISTS (SELECT 1 FROM runtimes r WHERE r.runtime_id = c.runtime_id) ORDER BY id"
+        ))?;
+        let rows = st.query_map([after], command_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn all_pending_commands(&self) -> Result<Vec<CommandRow>> {
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {COMMAND_COLUMNS} FROM commands c WHERE status = 'PENDING' \

@@ -294,27 +294,39 @@ impl Tx<'_> {
     }
 
     /// Every MI artifact of every runtime of an integration in an
-    /// environment, by kind, name and runtime.
+    /// environment (of one kind, with one name, when given), by kind, name
+    /// and runtime.
     pub fn scope_mi_artifacts(
         &self,
         integration_id: i64,
         environment_id: i64,
+        kind: Option<MiKind>,
+        name: Option<&str>,
     ) -> Result<Vec<ScopedMiArtifact>> {
         let mut st = self.tx.prepare_cached(
             "SELECT a.runtime_id, a.kind, a.name, a.state, a.tracing, a.statistics, a.carbon_app, a.error, a.detail \
              FROM mi_artifacts a JOIN runtimes r ON r.runtime_id = a.runtime_id \
              WHERE r.integration_id = ?1 AND r.environment_id = ?2 \
+               AND (?3 IS NULL OR a.kind = ?3) AND (?4 IS NULL OR a.name = ?4) \
              ORDER BY a.kind, a.name, a.runtime_id",
         )?;
-        let rows = st.query_map(params![integration_id, environment_id], |r| {
-            let vals: Vec<Value> = (3..9).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                vals,
-            ))
-        })?;
+        let rows = st.query_map(
+            params![
+                integration_id,
+                environment_id,
+                kind.map(MiKind::as_str),
+                name
+            ],
+            |r| {
+                let vals: Vec<Value> = (3..9).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    vals,
+                ))
+            },
+        )?;
         let mut out = Vec::new();
         for row in rows {
             let (runtime_id, kind, name, vals) = row?;
@@ -326,6 +338,94 @@ impl Tx<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// The runtimes of an integration in an environment with their
+    /// Management API address, by name and id: one query.
+    pub fn scope_runtimes_with_address(
+        &self,
+        integration_id: i64,
+        environment_id: i64,
+    ) -> Result<Vec<(RuntimeRecord, Option<ManagementAddress>)>> {
+        let sql = format!(
+            "SELECT {RUNTIME_COLUMNS}, r.management_host, r.management_port \
+             FROM runtimes r {RUNTIME_JOINS_AFTER_R} \
+             WHERE r.integration_id = ?1 AND r.environment_id = ?2 ORDER BY r.name, r.runtime_id"
+        );
+        let mut st = self.tx.prepare_cached(&sql)?;
+        let n = RUNTIME_COLUMN_COUNT;
+        let rows = st.query_map(params![integration_id, environment_id], |r| {
+            let host: Option<String> = r.get(n)?;
+            let port: Option<i64> = r.get(n + 1)?;
+            Ok((
+                runtime_from_row(r)?,
+                host.zip(port.and_then(|p| u16::try_from(p).ok()))
+                    .map(|(host, port)| ManagementAddress { host, port }),
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The runtimes of an integration in an environment with only what an
+    /// MI request about `target` (of `kind`) compares: the one artifact,
+    /// or the one logger's level. A handful of queries, whatever the
+    /// number of replicas (`scope_runtimes` reads everything of each).
+    pub fn scope_runtimes_for_mi(
+        &self,
+        integration_id: i64,
+        environment_id: i64,
+        kind: crate::commands::Kind,
+        target: &str,
+    ) -> Result<Vec<crate::commands::ScopeRuntime>> {
+        use crate::commands::{Kind, ScopeRuntime};
+        let runtimes = self.scope_runtimes_with_address(integration_id, environment_id)?;
+        let mut artifacts: std::collections::HashMap<String, Vec<MiArtifact>> =
+            std::collections::HashMap::new();
+        if let Some((k, name)) = crate::mi::split_artifact_key(target)
+            .filter(|_| matches!(kind, Kind::MiState | Kind::MiTracing | Kind::MiStatistics))
+        {
+            for a in self.scope_mi_artifacts(integration_id, environment_id, Some(k), Some(name))? {
+                artifacts.entry(a.runtime_id).or_default().push(a.artifact);
+            }
+        }
+        let mut levels: std::collections::HashMap<
+            String,
+            std::collections::BTreeMap<String, String>,
+        > = std::collections::HashMap::new();
+        if kind == Kind::MiLogger {
+            for (rid, logger, level) in self.scope_log_levels(integration_id, environment_id)? {
+                if logger == target {
+                    levels.entry(rid).or_default().insert(logger, level);
+                }
+            }
+        }
+        Ok(runtimes
+            .into_iter()
+            .map(|(record, _)| ScopeRuntime {
+                mi_artifacts: artifacts.remove(&record.runtime_id).unwrap_or_default(),
+                log_levels: levels.remove(&record.runtime_id).unwrap_or_default(),
+                artifacts: Default::default(),
+                record,
+            })
+            .collect())
+    }
+
+    /// The logger levels of every runtime of an integration in an
+    /// environment, as (runtime id, logger, level): one query.
+    pub fn scope_log_levels(
+        &self,
+        integration_id: i64,
+        environment_id: i64,
+    ) -> Result<Vec<(String, String, String)>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT l.runtime_id, l.component, l.level FROM log_levels l \
+             JOIN runtimes r ON r.runtime_id = l.runtime_id \
+             WHERE r.integration_id = ?1 AND r.environment_id = ?2 ORDER BY l.component, l.runtime_id",
+        )?;
+        let rows = st.query_map(params![integration_id, environment_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// MI artifacts whose name contains `needle` (ASCII case ignored), of

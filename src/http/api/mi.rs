@@ -37,8 +37,8 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/api/v1/projects/{project}/integrations/{integration}/environments/{env}/mi/artifacts",
         access: Access::User,
-        summary: "MI artifacts of an integration in an environment by kind and name: what each replica reports, what is desired, inSync and replicasDiffer per artifact; MI loggers per replica",
-        query: &[],
+        summary: "MI artifacts of an integration in an environment by kind and name: what each replica reports, what is desired, inSync and replicasDiffer per artifact; MI loggers per replica. kind and name (exact) narrow it to one kind or one artifact (without loggers)",
+        query: &["kind", "name"],
         handler: scope_artifacts,
     },
     Route {
@@ -150,11 +150,27 @@ pub const ROUTES: &[Route] = &[
 fn scope_artifacts(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let (scope, target) = scope(api, ctx)?;
     ctx.require(Permission::IntegrationView, &target)?;
+    let kind = match ctx.query_filled("kind") {
+        None => None,
+        Some(k) => Some(MiKind::parse(&k).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "kind '{}' is not an MI artifact kind; use one of {}",
+                k.chars().take(40).collect::<String>(),
+                MiKind::ALL.map(MiKind::as_str).join(", ")
+            ))
+        })?),
+    };
+    let name = ctx.query_filled("name");
+    let only = view::Only {
+        kind,
+        name: name.as_deref(),
+    };
     ok(&view::scope_view(
         &api.store,
         &api.liveness,
         &api.commands,
         &scope,
+        only,
     )?)
 }
 
