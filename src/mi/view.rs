@@ -162,6 +162,9 @@ fn address_warning(
     })
 }
 
+/// What one replica reports: its artifacts, and its loggers with levels.
+type Reports<'a> = (Vec<&'a MiArtifact>, Vec<(&'a str, &'a str)>);
+
 /// Narrows a [`scope_view`] to one kind, or one artifact (then without loggers).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Only<'a> {
@@ -201,7 +204,7 @@ pub fn scope_view(
         .iter()
         .filter_map(|(r, a)| a.clone().map(|a| (r.runtime_id.clone(), a)))
         .collect();
-    let mut per_runtime: BTreeMap<&str, (Vec<&MiArtifact>, Vec<(&str, &str)>)> = BTreeMap::new();
+    let mut per_runtime: BTreeMap<&str, Reports> = BTreeMap::new();
     for row in &rows {
         per_runtime
             .entry(row.runtime_id.as_str())
