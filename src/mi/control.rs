@@ -231,6 +231,20 @@ struct ReadEntry {
     touched: Millis,
 }
 
+impl ReadEntry {
+    /// An entry for a read never made.
+    fn new(now: Millis) -> ReadEntry {
+        ReadEntry {
+            fetched_at: None,
+            data: None,
+            bytes: 0,
+            error: None,
+            in_flight: false,
+            touched: now,
+        }
+    }
+}
+
 #[derive(Default)]
 struct ReadCache {
     entries: HashMap<(String, ReadKey), ReadEntry>,
@@ -683,14 +697,7 @@ impl MiControl {
             let entry = cache
                 .entries
                 .entry((runtime_id.to_string(), key.clone()))
-                .or_insert(ReadEntry {
-                    fetched_at: None,
-                    data: None,
-                    bytes: 0,
-                    error: None,
-                    in_flight: false,
-                    touched: now,
-                });
+                .or_insert_with(|| ReadEntry::new(now));
             entry.touched = now;
             let stale = entry.fetched_at.is_none_or(|t| now - t >= FRESH_FOR);
             let retry = entry
@@ -737,14 +744,7 @@ impl MiControl {
             let entry = cache
                 .entries
                 .entry((runtime_id.to_string(), key.clone()))
-                .or_insert(ReadEntry {
-                    fetched_at: None,
-                    data: None,
-                    bytes: 0,
-                    error: None,
-                    in_flight: false,
-                    touched: now,
-                });
+                .or_insert_with(|| ReadEntry::new(now));
             let start = !entry.in_flight;
             entry.in_flight = true;
             start
