@@ -774,7 +774,7 @@ fn secret(cfg: &Config, c: SecretCommand) -> Result<()> {
             let req = NewSecret {
                 environment: env,
                 binding: project.zip(integration),
-                runtime_type: Some(runtime_type),
+                runtime_type: Some(runtime_type.clone()),
                 ttl,
             };
             let created = secrets::create(&store, &key, &req, now)?;
@@ -791,19 +791,27 @@ fn secret(cfg: &Config, c: SecretCommand) -> Result<()> {
             }
             let url = server_url.unwrap_or_else(|| default_server_url(cfg));
             let cert = snippet_cert(cfg);
+            let mi = runtime_type == "MI";
             eprintln!(
-                "Secret {} created for environment '{}'{}. Add this to the integration's Config.toml;\nthe secret is shown only this once.\n",
+                "Secret {} created for environment '{}'{}. Add this to the {};\nthe secret is shown only this once.\n",
                 created.record.key_id,
                 created.record.environment,
                 match (&created.record.project, &created.record.integration) {
                     (Some(p), Some(i)) => format!(", bound to {p}/{i}"),
                     _ => ", unbound (it binds to the first integration that uses it)".into(),
+                },
+                if mi {
+                    "Micro Integrator's <MI_HOME>/conf/deployment.toml"
+                } else {
+                    "integration's Config.toml"
                 }
             );
-            print!(
-                "{}",
+            let snippet = if mi {
+                secrets::mi_config_snippet(&created, &url, cert.as_deref())
+            } else {
                 secrets::config_snippet(&created, &url, cert.as_deref())
-            );
+            };
+            print!("{snippet}");
             Ok(())
         }
         SecretCommand::List { json } => {

@@ -335,6 +335,38 @@ pub fn config_snippet(
     s
 }
 
+/// The `[icp_config]` section of a Micro Integrator's `deployment.toml`
+/// (MI.md), for a secret of an MI integration.
+pub fn mi_config_snippet(
+    created: &CreatedSecret,
+    server_url: &str,
+    cert_path: Option<&str>,
+) -> String {
+    let r = &created.record;
+    let mut s = String::from("[icp_config]\nenabled = true\n");
+    s.push_str(&format!("environment = \"{}\"\n", r.environment));
+    match (&r.project, &r.integration) {
+        (Some(p), Some(i)) => {
+            s.push_str(&format!("project = \"{p}\"\n"));
+            s.push_str(&format!("integration = \"{i}\"\n"));
+        }
+        _ => {
+            s.push_str("project = \"my-project\"          # set to your project; created on first heartbeat\n");
+            s.push_str("integration = \"my-integration\"  # set to your integration; created on first heartbeat\n");
+        }
+    }
+    s.push_str("# runtime = \"mi-node-1\"          # optional: a name unique to this node\n");
+    s.push_str(&format!("secret = \"{}\"\n", created.secret));
+    s.push_str(&format!("icp_url = \"{server_url}\"\n"));
+    if let Some(cert) = cert_path {
+        s.push_str(&format!(
+            "# MI verifies icpd's certificate against its client-truststore.jks: import {cert}\n# (or ssl_verify = false to skip the check)\n"
+        ));
+    }
+    s.push_str("# and in [server]: hostname = \"<this node's name>\", where icpd reaches its Management API\n");
+    s
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -763,3 +763,41 @@ fn an_admin_command_ends_quietly_when_its_reader_is_gone() {
         out.status
     );
 }
+
+#[test]
+fn a_secret_for_an_mi_integration_prints_mis_deployment_toml_section() {
+    let d = TestDir::new("secret-mi");
+    let out = cli(
+        &d.path,
+        &[
+            "secret",
+            "create",
+            "--env",
+            "dev",
+            "--project",
+            "order-service",
+            "--integration",
+            "order-mi",
+            "--type",
+            "MI",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("deployment.toml"));
+    let snippet = String::from_utf8(out.stdout).unwrap();
+    let parsed: toml::Value = toml::from_str(&snippet).expect("the snippet is valid TOML");
+    let icp = &parsed["icp_config"];
+    assert_eq!(icp["enabled"].as_bool(), Some(true));
+    assert_eq!(icp["environment"].as_str(), Some("dev"));
+    assert_eq!(icp["project"].as_str(), Some("order-service"));
+    assert_eq!(icp["integration"].as_str(), Some("order-mi"));
+    assert_eq!(icp["icp_url"].as_str(), Some("https://localhost:9445"));
+    // MI splits the secret at its first dot and needs 32 bytes of key material.
+    let (kid, material) = icp["secret"].as_str().unwrap().split_once('.').unwrap();
+    assert_eq!(kid.len(), 8);
+    assert!(material.len() >= 32, "{material}");
+}
