@@ -87,6 +87,11 @@ test('MI pages: artifacts by kind with a faulty carbon app flagged, details, fil
     assert.equal((await tid('mi-state-of-proxy-service-StockQuoteProxy').textContent()).trim(), 'enabled');
     assert.equal(await page.locator('[data-testid^=mi-differ-]').count(), 0);
     await page.locator('[data-testid=mi-sync-proxy-service-StockQuoteProxy][data-insync=true]').waitFor();
+    // The stand-ins report 127.0.0.1 as their Management API: a loopback
+    // address, flagged with the reason in its title.
+    const warning = page.locator('[data-testid=mi-address-warning]').first();
+    await warning.waitFor();
+    assert.match(await warning.getAttribute('title'), /loopback/);
 
     // The faulty carbon app, and the data service it carries, in red with the error.
     const faultyApp = tid('mi-row-carbon-app-LegacyCompositeApp');

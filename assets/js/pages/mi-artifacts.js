@@ -121,6 +121,7 @@ export async function render(ctx, integ) {
         card('Runtimes', null, h('div', { class: 'mi-runtimes', testid: 'mi-runtimes' }, view.runtimes.map((r) => h('div', { class: 'mi-runtime', testid: `mi-runtime-${r.name || r.runtimeId}` },
           link(`/runtimes/${enc(r.runtimeId)}`, r.name || r.runtimeId), badge(r.status),
           r.management ? h('span', { class: 'mono small muted', title: 'Management API' }, `${r.management.host}:${r.management.port}`) : h('span', { class: 'muted small' }, 'no Management API address'),
+          r.managementWarning ? h('span', { class: 'badge warn', title: r.managementWarning, testid: 'mi-address-warning' }, 'address doubtful') : null,
           r.inSync ? null : badge(r.pendingCommands ? `${r.pendingCommands} pending` : 'converging', 'warn'))))),
         errors.length ? h('div', { class: 'callout bad', role: 'alert', testid: 'mi-faults' },
           h('strong', {}, `${errors.length} faulty artifact${errors.length === 1 ? '' : 's'}`),
