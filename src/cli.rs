@@ -1557,14 +1557,7 @@ fn mi(cfg: &Config, c: MiCommand) -> Result<()> {
                 crate::mi::view::Only::default(),
             )?;
             if let Some(k) = &kind {
-                let k = crate::mi::MiKind::parse(k).ok_or_else(|| {
-                    Error::BadRequest(format!(
-                        "--kind '{k}' is not an MI artifact kind; use one of {}",
-                        crate::mi::MiKind::ALL
-                            .map(crate::mi::MiKind::as_str)
-                            .join(", ")
-                    ))
-                })?;
+                let k = crate::mi::MiKind::parse_or_refuse(k)?;
                 view.artifacts.retain(|a| a.kind == k);
             }
             if json {

@@ -307,6 +307,17 @@ impl SecretCache {
     }
 }
 
+/// The `project` and `integration` lines of a snippet: the secret's
+/// binding, or placeholders for an unbound secret.
+fn binding_lines(r: &SecretRecord) -> String {
+    match (&r.project, &r.integration) {
+        (Some(p), Some(i)) => format!("project = \"{p}\"\nintegration = \"{i}\"\n"),
+        _ => "project = \"my-project\"          # set to your project; created on first heartbeat\n\
+              integration = \"my-integration\"  # set to your integration; created on first heartbeat\n"
+            .to_string(),
+    }
+}
+
 /// The `[wso2.icp.runtime.bridge]` section of an integration's Config.toml.
 pub fn config_snippet(
     created: &CreatedSecret,
@@ -316,16 +327,7 @@ pub fn config_snippet(
     let r = &created.record;
     let mut s = String::from("[wso2.icp.runtime.bridge]\n");
     s.push_str(&format!("environment = \"{}\"\n", r.environment));
-    match (&r.project, &r.integration) {
-        (Some(p), Some(i)) => {
-            s.push_str(&format!("project = \"{p}\"\n"));
-            s.push_str(&format!("integration = \"{i}\"\n"));
-        }
-        _ => {
-            s.push_str("project = \"my-project\"          # set to your project; created on first heartbeat\n");
-            s.push_str("integration = \"my-integration\"  # set to your integration; created on first heartbeat\n");
-        }
-    }
+    s.push_str(&binding_lines(r));
     s.push_str("# runtime = \"node-1\"             # optional: a name unique to this node\n");
     s.push_str(&format!("secret = \"{}\"\n", created.secret));
     s.push_str(&format!("serverUrl = \"{server_url}\"\n"));
@@ -345,16 +347,7 @@ pub fn mi_config_snippet(
     let r = &created.record;
     let mut s = String::from("[icp_config]\nenabled = true\n");
     s.push_str(&format!("environment = \"{}\"\n", r.environment));
-    match (&r.project, &r.integration) {
-        (Some(p), Some(i)) => {
-            s.push_str(&format!("project = \"{p}\"\n"));
-            s.push_str(&format!("integration = \"{i}\"\n"));
-        }
-        _ => {
-            s.push_str("project = \"my-project\"          # set to your project; created on first heartbeat\n");
-            s.push_str("integration = \"my-integration\"  # set to your integration; created on first heartbeat\n");
-        }
-    }
+    s.push_str(&binding_lines(r));
     s.push_str("# runtime = \"mi-node-1\"          # optional: a name unique to this node\n");
     s.push_str(&format!("secret = \"{}\"\n", created.secret));
     s.push_str(&format!("icp_url = \"{server_url}\"\n"));

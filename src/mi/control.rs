@@ -350,7 +350,9 @@ pub struct MiControl {
     stopped: AtomicBool,
     reads: Mutex<ReadCache>,
     operations: Mutex<VecDeque<Operation>>,
-    tunnel: Mutex<HashMap<String, Tunnelled>>,
+    /// Tunnelled commands by runtime, then command id: a heartbeat looks
+    /// at its own runtime's only.
+    tunnel: Mutex<HashMap<String, HashMap<String, Tunnelled>>>,
     logger_reads: Mutex<HashMap<String, Millis>>,
 }
 
@@ -547,7 +549,7 @@ impl MiControl {
             done(me, outcome)
         });
         if row.tunnel {
-            if lock(&self.tunnel).len() >= MAX_TUNNELLED {
+            if lock(&self.tunnel).values().map(HashMap::len).sum::<usize>() >= MAX_TUNNELLED {
                 return Err(NotDispatched::Busy);
             }
             self.tunnel_enqueue(&row, call, issued_by, now, done)
@@ -961,18 +963,21 @@ impl MiControl {
             "payload": payload,
         });
         wire["signature"] = Value::String(sign(&wire, &row.runtime_id, &secret.material));
-        lock(&self.tunnel).insert(
-            command_id,
-            Tunnelled {
-                runtime_id: row.runtime_id.clone(),
-                key_id: row.key_id.clone(),
-                call,
-                wire,
-                deadline,
-                delivered_at: None,
-                done,
-            },
-        );
+        lock(&self.tunnel)
+            .entry(row.runtime_id.clone())
+            .or_default()
+            .insert(
+                command_id,
+                Tunnelled {
+                    runtime_id: row.runtime_id.clone(),
+                    key_id: row.key_id.clone(),
+                    call,
+                    wire,
+                    deadline,
+                    delivered_at: None,
+                    done,
+                },
+            );
         Ok(())
     }
 
@@ -982,8 +987,11 @@ impl MiControl {
     /// out again after [`TUNNEL_REDELIVER_AFTER`] until its result comes.
     pub fn tunnel_due(&self, runtime_id: &str, now: Millis) -> Vec<Value> {
         let mut t = lock(&self.tunnel);
-        t.values_mut()
-            .filter(|c| c.runtime_id == runtime_id && c.deadline > now)
+        let Some(mine) = t.get_mut(runtime_id) else {
+            return Vec::new();
+        };
+        mine.values_mut()
+            .filter(|c| c.deadline > now)
             .filter(|c| {
                 c.delivered_at
                     .is_none_or(|d| now - d >= TUNNEL_REDELIVER_AFTER)
@@ -1008,10 +1016,16 @@ impl MiControl {
     ) -> bool {
         let entry = {
             let mut t = lock(&self.tunnel);
-            match t.get(command_id) {
-                Some(c) if c.runtime_id == runtime_id && c.key_id == key_id => t.remove(command_id),
-                _ => None,
+            let taken = t
+                .get_mut(runtime_id)
+                .and_then(|mine| match mine.get(command_id) {
+                    Some(c) if c.key_id == key_id => mine.remove(command_id),
+                    _ => None,
+                });
+            if t.get(runtime_id).is_some_and(HashMap::is_empty) {
+                t.remove(runtime_id);
             }
+            taken
         };
         let Some(c) = entry else {
             return false;
@@ -1031,12 +1045,17 @@ impl MiControl {
     fn expire_tunnelled(self: &Arc<Self>, now: Millis) {
         let expired: Vec<Tunnelled> = {
             let mut t = lock(&self.tunnel);
-            let ids: Vec<String> = t
-                .iter()
-                .filter(|(_, c)| c.deadline <= now)
-                .map(|(k, _)| k.clone())
-                .collect();
-            ids.iter().filter_map(|k| t.remove(k)).collect()
+            let mut expired = Vec::new();
+            for mine in t.values_mut() {
+                let ids: Vec<String> = mine
+                    .iter()
+                    .filter(|(_, c)| c.deadline <= now)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                expired.extend(ids.iter().filter_map(|k| mine.remove(k)));
+            }
+            t.retain(|_, mine| !mine.is_empty());
+            expired
         };
         for c in expired {
             // Reported as a timeout of the tunnel "connection": the

@@ -130,6 +130,17 @@ impl MiKind {
         MiKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// [`MiKind::parse`], or a 400 that lists the kinds.
+    pub fn parse_or_refuse(s: &str) -> Result<MiKind> {
+        MiKind::parse(s).ok_or_else(|| {
+            bad(format!(
+                "'{}' is not an MI artifact kind; use one of {}",
+                s.chars().take(40).collect::<String>(),
+                MiKind::ALL.map(MiKind::as_str).join(", ")
+            ))
+        })
+    }
+
     /// Whether MI can switch artifacts of this kind on and off
     /// (`status: active|inactive`; MI.md "Control actions").
     pub fn has_status(self) -> bool {

@@ -362,16 +362,7 @@ pub fn search(
             "q must name what to search for (part of an artifact name)".into(),
         ));
     }
-    let kind = match kind {
-        None => None,
-        Some(k) => Some(MiKind::parse(k).ok_or_else(|| {
-            Error::BadRequest(format!(
-                "kind '{}' is not an MI artifact kind; use one of {}",
-                k.chars().take(40).collect::<String>(),
-                MiKind::ALL.map(MiKind::as_str).join(", ")
-            ))
-        })?),
-    };
+    let kind = kind.map(MiKind::parse_or_refuse).transpose()?;
     let vis = Visibility::of(principal, Permission::IntegrationView);
     let rows = store
         .read(|tx| tx.search_mi_artifacts(&vis, q.trim(), kind, limit.min(MAX_SEARCH_RESULTS)))?;

@@ -150,16 +150,10 @@ pub const ROUTES: &[Route] = &[
 fn scope_artifacts(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let (scope, target) = scope(api, ctx)?;
     ctx.require(Permission::IntegrationView, &target)?;
-    let kind = match ctx.query_filled("kind") {
-        None => None,
-        Some(k) => Some(MiKind::parse(&k).ok_or_else(|| {
-            Error::BadRequest(format!(
-                "kind '{}' is not an MI artifact kind; use one of {}",
-                k.chars().take(40).collect::<String>(),
-                MiKind::ALL.map(MiKind::as_str).join(", ")
-            ))
-        })?),
-    };
+    let kind = ctx
+        .query_filled("kind")
+        .map(|k| MiKind::parse_or_refuse(&k))
+        .transpose()?;
     let name = ctx.query_filled("name");
     let only = view::Only {
         kind,
@@ -208,15 +202,10 @@ struct ArtifactBody {
     runtime_ids: Option<Vec<String>>,
 }
 
+/// The path's artifact kind; 404 for one MI does not have (a path that
+/// names nothing).
 fn kind_param(ctx: &Ctx) -> Result<MiKind> {
-    let k = ctx.param("kind");
-    MiKind::parse(k).ok_or_else(|| {
-        Error::NotFound(format!(
-            "'{}' is not an MI artifact kind; kinds are {}",
-            k.chars().take(40).collect::<String>(),
-            MiKind::ALL.map(MiKind::as_str).join(", ")
-        ))
-    })
+    MiKind::parse_or_refuse(ctx.param("kind")).map_err(|e| Error::NotFound(e.to_string()))
 }
 
 /// The scope and target of a control request, with `integration:manage`
