@@ -24,7 +24,7 @@ mod telemetry_query;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -48,12 +48,24 @@ pub use backup::create_at_version;
 pub use backup::{inspect_file, vacuum_into, FileInspection};
 use migrations::MIGRATIONS;
 
-/// A handle on `icp.db`. Cheap to share behind an `Arc`; one connection, serialised by a mutex.
+/// A handle on `icp.db`. Cheap to share behind an `Arc`. Writes go
+/// through one connection, serialised by a mutex; reads through a few
+/// read-only connections of their own, so a read (a console page, a view
+/// polled while hundreds of replicas converge) never holds up the writes
+/// heartbeats make. WAL gives each read a consistent snapshot of what was
+/// committed when it began.
 pub struct Store {
-    conn: Mutex<Connection>,
-    /// A second, read-only connection that notices commits by anyone
+    // Fields drop in this order: the read-only connections close before
+    // the writer, which closes last, checkpoints and removes the WAL (a
+    // read-only connection closing last cannot, and would leave
+    // `icp.db-wal` behind).
+    readers: Vec<Mutex<Connection>>,
+    /// The reader a read that finds every reader busy waits for, in turn.
+    next_reader: AtomicUsize,
+    /// Another read-only connection that notices commits by anyone
     /// (`PRAGMA data_version`), for [`Store::secrets_generation`].
     watch: Mutex<Watch>,
+    conn: Mutex<Connection>,
     /// The last generation read through `watch`, to answer without SQLite
     /// for [`WATCH_EVERY`] as long as this process committed nothing since.
     seen: Mutex<Seen>,
@@ -68,6 +80,10 @@ pub struct Store {
 /// SQLite's shared lock (file-locking system calls) and a mutex that every
 /// heartbeat would otherwise queue on.
 const WATCH_EVERY: Duration = Duration::from_millis(1);
+
+/// Read-only connections per store: as many reads run at once, beside the
+/// one write.
+const READERS: usize = 4;
 
 #[derive(Default)]
 struct Seen {
@@ -140,6 +156,18 @@ impl Store {
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
         migrate(&conn, path)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let r = Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                r.busy_timeout(Duration::from_secs(5))?;
+                r.set_prepared_statement_cache_capacity(256);
+                Ok(Mutex::new(r))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let watch = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         watch.busy_timeout(Duration::from_secs(5))?;
         let watch = Watch {
@@ -149,6 +177,8 @@ impl Store {
         };
         Ok(Store {
             conn: Mutex::new(conn),
+            readers,
+            next_reader: AtomicUsize::new(0),
             watch: Mutex::new(watch),
             seen: Mutex::new(Seen::default()),
             commits: AtomicU64::new(0),
@@ -173,9 +203,18 @@ impl Store {
         Ok(value)
     }
 
-    /// Runs `f` in a read transaction (a consistent snapshot).
+    /// Runs `f` in a read transaction (a consistent snapshot of what was
+    /// committed before it began) on a read-only connection: a free one,
+    /// or else the next in turn.
     pub fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = self
+            .readers
+            .iter()
+            .find_map(|r| r.try_lock().ok())
+            .unwrap_or_else(|| {
+                let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+                self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
+            });
         let tx = Tx {
             tx: conn.transaction_with_behavior(TransactionBehavior::Deferred)?,
         };
@@ -891,6 +930,60 @@ impl Tx<'_> {
 mod tests {
     use super::{RuntimeRegistration, Store, RUNTIME_IDS_WITH_PREFIX};
     use crate::runtimes::Status;
+
+    /// A read runs while a write transaction is open (on a connection of
+    /// its own) and sees what was committed before it, not the write in
+    /// progress; once that commits, the next read sees it.
+    #[test]
+    fn reads_do_not_wait_for_an_open_write() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        let dir = std::env::temp_dir().join(format!("icpd-unit-store-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = std::sync::Arc::new(Store::open(&dir.join("icp.db")).unwrap());
+        let ids = |store: &Store| store.read(|tx| tx.runtime_ids_with_prefix("", 10)).unwrap();
+        let (opened, writer_open) = channel();
+        let (read_done, may_commit) = channel::<()>();
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.write(|tx| {
+                    let (_, i) = crate::catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
+                    let e = tx.environment_by_handle("dev")?.unwrap();
+                    tx.insert_runtime(
+                        &RuntimeRegistration {
+                            runtime_id: "r1",
+                            name: None,
+                            runtime_type: "BI",
+                            environment_id: e.id,
+                            integration_id: i.id,
+                            key_id: "k",
+                            version: None,
+                            node_info: "{}",
+                            try_it_host: None,
+                            runtime_hash: None,
+                            now: 1,
+                        },
+                        Status::Running,
+                    )?;
+                    opened.send(()).unwrap();
+                    // Holds the write open until the read is done (or
+                    // long enough for the test to fail, not hang).
+                    let _ = may_commit.recv_timeout(Duration::from_secs(10));
+                    Ok(())
+                })
+            })
+        };
+        writer_open.recv().unwrap();
+        assert!(
+            ids(&store).is_empty(),
+            "a read sees only what was committed"
+        );
+        read_done.send(()).unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(ids(&store), ["r1"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A runtime id prefix matches only ids that start with exactly those
     /// characters (wildcards in it match themselves), and SQLite answers it
