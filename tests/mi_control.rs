@@ -137,6 +137,33 @@ fn every_mi_control_converges_through_the_management_api() {
         json!({"state": true, "tracing": true, "statistics": true})
     );
     assert_eq!(proxy["runtimes"].as_array().unwrap().len(), 2);
+    // Narrowed to the one artifact (as the converge benchmark polls it): the
+    // same entry, nothing else, no loggers; a kind alone keeps that kind.
+    let r = admin.get(&format!(
+        "{SCOPE}/artifacts?kind=proxy-service&name=StockQuoteProxy"
+    ));
+    assert_eq!(r.status, 200, "{}", r.json());
+    let narrowed = r.json();
+    assert_eq!(narrowed["artifacts"], json!([proxy]), "{narrowed}");
+    assert_eq!(narrowed["loggers"], json!([]));
+    assert_eq!(narrowed["runtimes"], v["runtimes"]);
+    let r = admin.get(&format!("{SCOPE}/artifacts?kind=proxy-service"));
+    let kinds: Vec<Value> = r.json()["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].clone())
+        .collect();
+    assert!(
+        kinds.len() > 1 && kinds.iter().all(|k| k == "proxy-service"),
+        "{kinds:?}"
+    );
+    // Both stand-ins report 127.0.0.1: each is flagged, for the loopback
+    // address (their ports differ, so not as shared).
+    for rt in v["runtimes"].as_array().unwrap() {
+        let w = rt["managementWarning"].as_str().unwrap_or_default();
+        assert!(w.contains("loopback"), "{rt}");
+    }
 
     // Artifact state, tracing and statistics on every replica.
     let r = admin.put(

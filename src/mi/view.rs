@@ -137,12 +137,9 @@ fn matches(want: &Option<String>, have: &Option<String>) -> bool {
     }
 }
 
-/// Whether `a` is loopback or shared with another runtime of `all`.
-fn address_warning(
-    a: &ManagementAddress,
-    all: &BTreeMap<String, ManagementAddress>,
-) -> Option<String> {
-    let shared = all.values().filter(|b| *b == a).count();
+/// Whether `a` is loopback, or shared with other runtimes (`shared`: how
+/// many of the scope's runtimes report it).
+fn address_warning(a: &ManagementAddress, shared: usize) -> Option<String> {
     if shared > 1 {
         return Some(format!(
             "{} runtimes report {}:{} as their Management API: icpd's calls may reach another replica; give each a distinct [server] hostname or use tunnel mode",
@@ -204,6 +201,10 @@ pub fn scope_view(
         .iter()
         .filter_map(|(r, a)| a.clone().map(|a| (r.runtime_id.clone(), a)))
         .collect();
+    let mut sharing: BTreeMap<(&str, u16), usize> = BTreeMap::new();
+    for a in addresses.values() {
+        *sharing.entry((a.host.as_str(), a.port)).or_default() += 1;
+    }
     let mut per_runtime: BTreeMap<&str, Reports> = BTreeMap::new();
     for row in &rows {
         per_runtime
@@ -320,7 +321,7 @@ pub fn scope_view(
             management: addresses.get(rid).cloned(),
             management_warning: addresses
                 .get(rid)
-                .and_then(|a| address_warning(a, &addresses)),
+                .and_then(|a| address_warning(a, sharing[&(a.host.as_str(), a.port)])),
             in_sync: runtime_in_sync,
             pending_commands: commands.pending_count(rid),
         });
@@ -380,4 +381,28 @@ pub fn search(
             error: f.artifact.error,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{address_warning, ManagementAddress};
+
+    #[test]
+    fn an_address_is_doubtful_when_shared_or_loopback() {
+        let at = |host: &str| ManagementAddress {
+            host: host.into(),
+            port: 9164,
+        };
+        let shared = address_warning(&at("10.0.0.5"), 3).unwrap();
+        assert!(
+            shared.starts_with("3 runtimes report 10.0.0.5:9164"),
+            "{shared}"
+        );
+        for host in ["127.0.0.1", "localhost", "[::1]", "127.1.2.3"] {
+            let w = address_warning(&at(host), 1).unwrap();
+            assert!(w.contains("loopback"), "{host}: {w}");
+        }
+        assert_eq!(address_warning(&at("mi-1.internal"), 1), None);
+        assert_eq!(address_warning(&at("10.0.0.5"), 1), None);
+    }
 }

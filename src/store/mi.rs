@@ -303,13 +303,24 @@ impl Tx<'_> {
         kind: Option<MiKind>,
         name: Option<&str>,
     ) -> Result<Vec<ScopedMiArtifact>> {
-        let mut st = self.tx.prepare_cached(
-            "SELECT a.runtime_id, a.kind, a.name, a.state, a.tracing, a.statistics, a.carbon_app, a.error, a.detail \
-             FROM mi_artifacts a JOIN runtimes r ON r.runtime_id = a.runtime_id \
-             WHERE r.integration_id = ?1 AND r.environment_id = ?2 \
-               AND (?3 IS NULL OR a.kind = ?3) AND (?4 IS NULL OR a.name = ?4) \
-             ORDER BY a.kind, a.name, a.runtime_id",
-        )?;
+        // With both kind and name, the equalities let SQLite look the one
+        // row up in each replica's primary key instead of reading all of
+        // the replica's rows (the view is polled while replicas converge).
+        let mut st = self.tx.prepare_cached(match (kind, name) {
+            (Some(_), Some(_)) => {
+                "SELECT a.runtime_id, a.kind, a.name, a.state, a.tracing, a.statistics, a.carbon_app, a.error, a.detail \
+                 FROM mi_artifacts a JOIN runtimes r ON r.runtime_id = a.runtime_id \
+                 WHERE r.integration_id = ?1 AND r.environment_id = ?2 AND a.kind = ?3 AND a.name = ?4 \
+                 ORDER BY a.runtime_id"
+            }
+            _ => {
+                "SELECT a.runtime_id, a.kind, a.name, a.state, a.tracing, a.statistics, a.carbon_app, a.error, a.detail \
+                 FROM mi_artifacts a JOIN runtimes r ON r.runtime_id = a.runtime_id \
+                 WHERE r.integration_id = ?1 AND r.environment_id = ?2 \
+                   AND (?3 IS NULL OR a.kind = ?3) AND (?4 IS NULL OR a.name = ?4) \
+                 ORDER BY a.kind, a.name, a.runtime_id"
+            }
+        })?;
         let rows = st.query_map(
             params![
                 integration_id,
