@@ -4,7 +4,7 @@
 //! replica runs it and reports it.
 //!
 //! Three clocks are read:
-//! - icpd's own view: `GET .../mi/artifacts` polled every 200 ms until the
+//! - icpd's own view: `GET .../mi/artifacts` polled every `--mi-converge-poll-ms` (200 ms) until the
 //!   artifact is `inSync` (first poll that says so, and the send of the
 //!   last poll that did not: the convergence lies between them);
 //! - the fake Management API's records (`mi::Node::changes`): when each
@@ -37,7 +37,7 @@ use crate::mi::{Field, Fleet, Kind};
 use crate::observe::{check, Check};
 use crate::spawned::Management;
 
-/// How often icpd's view is polled.
+/// How often the replicas are counted before the change.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// How long to wait, from the planned PUT, for every replica to be listed
@@ -58,6 +58,8 @@ pub struct Target {
     pub name: String,
     /// The state asked for: `false` is disabled.
     pub enabled: bool,
+    /// How often icpd's view is polled after the change.
+    pub poll_every: Duration,
 }
 
 /// icpd's MI desired-state API, as the lead engineer specified it (not yet
@@ -167,6 +169,8 @@ pub struct Seen {
     /// icpd's view over time: (answer, replicas reporting the state, listed).
     timeline: Vec<(Instant, usize, usize)>,
     polls: u64,
+    /// How long each answered poll took, µs.
+    poll_micros: Vec<u64>,
     poll_failures: Vec<String>,
 }
 
@@ -206,6 +210,7 @@ fn follow(
         not_yet_at: None,
         timeline: Vec::new(),
         polls: 0,
+        poll_micros: Vec::new(),
         poll_failures: Vec::new(),
     };
     let waited = Instant::now();
@@ -252,6 +257,8 @@ fn follow(
             Ok((200, listing)) => {
                 seen.polls += 1;
                 let answered = Instant::now();
+                seen.poll_micros
+                    .push(answered.duration_since(sent).as_micros() as u64);
                 match DesiredStateApi::view(t, &listing) {
                     Some(v) => {
                         seen.timeline.push((answered, v.reporting, v.listed));
@@ -273,7 +280,7 @@ fn follow(
             Ok((status, answer)) => seen.poll_failures.push(format!("HTTP {status} {answer}")),
             Err(e) => seen.poll_failures.push(e),
         }
-        std::thread::sleep((sent + POLL_EVERY).saturating_duration_since(Instant::now()));
+        std::thread::sleep((sent + t.poll_every).saturating_duration_since(Instant::now()));
     }
     seen
 }
@@ -296,6 +303,9 @@ fn call_every_replica(d: &Direct, t: &Target) -> Result<(), String> {
     for node in &d.fleet.nodes {
         let (host, kid, material) = {
             let n = node.lock().unwrap_or_else(|p| p.into_inner());
+            if n.integration != t.integration {
+                continue;
+            }
             (n.host, n.key_id.clone(), n.material.clone())
         };
         let now = chrono::Utc::now().timestamp();
@@ -495,9 +505,14 @@ pub fn finish(
         println!("converge      called/reported by second after the PUT:{line}");
     }
     if let Some((t, reporting, listed)) = seen.timeline.last() {
+        let mut took = seen.poll_micros.clone();
+        took.sort_unstable();
+        let ms = |us: u64| us as f64 / 1000.0;
         println!(
-            "converge      icpd's view: {} polls, the last {:.2} s after the PUT listing {reporting} of {listed} replicas in the desired state; {} polls failed",
+            "converge      icpd's view: {} polls (answered in ms: median {:.1}, max {:.1}), the last {:.2} s after the PUT listing {reporting} of {listed} replicas in the desired state; {} polls failed",
             seen.polls,
+            took.get(took.len() / 2).copied().map_or(0.0, ms),
+            took.last().copied().map_or(0.0, ms),
             secs(*t),
             seen.poll_failures.len()
         );

@@ -107,7 +107,9 @@
 //! `--mi-converge-check` (`converge.rs`, needs `--mi-mgmt` and `--spawn`,
 //! or `--server` with `--management-url`, `--admin-user` and
 //! `FLEET_ADMIN_PASSWORD`) puts every runtime into one integration,
-//! `fleet-mi`, and `--mi-converge-after` seconds into the measurement makes
+//! `fleet-mi` (or only `--mi-converge-replicas` of them, the others
+//! heartbeating beside them in integrations of their own, and counted in
+//! the heartbeat latency), and `--mi-converge-after` seconds into the measurement makes
 //! one desired-state change through icpd's REST API (a proxy service
 //! disabled), then reports how long until icpd lists it in sync, until
 //! every replica was called, and until every replica reported it, with
@@ -290,6 +292,17 @@ struct Args {
     /// the measurement (the steady state before it is the latency baseline).
     #[arg(long, default_value_t = 10)]
     mi_converge_after: u64,
+    /// With --mi-converge-check: how many of the runtimes are replicas of
+    /// the integration that converges (on the first secret); the others
+    /// heartbeat beside them in integrations of their own (`fleet-mi-N`,
+    /// on the other secrets). Default: every runtime.
+    #[arg(long, requires = "mi_converge_check")]
+    mi_converge_replicas: Option<usize>,
+    /// With --mi-converge-check: how often icpd's view of the artifact is
+    /// polled after the change, in ms (the console polls every 2,000 while
+    /// an artifact converges).
+    #[arg(long, default_value_t = 200)]
+    mi_converge_poll_ms: u64,
     /// With --server and --mi-converge-check: icpd's management API URL.
     #[arg(long, value_name = "URL")]
     management_url: Option<String>,
@@ -309,9 +322,45 @@ impl Args {
     /// The integration of the runtimes on secret `s`.
     fn integration(&self, s: usize) -> String {
         match self.kind {
-            Kind::Mi if self.mi_converge_check => CONVERGE_INTEGRATION.to_string(),
+            Kind::Mi if self.mi_converge_check && (s == 0 || !self.converge_apart()) => {
+                CONVERGE_INTEGRATION.to_string()
+            }
             Kind::Mi => format!("fleet-mi-{s}"),
             _ => format!("fleet-{s}"),
+        }
+    }
+
+    /// Some runtimes heartbeat outside the converging integration
+    /// (`--mi-converge-replicas` below `--runtimes`).
+    fn converge_apart(&self) -> bool {
+        self.mi_converge_replicas.is_some_and(|n| n < self.runtimes)
+    }
+
+    /// The secret runtime `i` heartbeats with, of `secrets`: spread evenly;
+    /// with `--mi-converge-replicas n`, n runtimes spread evenly over the
+    /// fleet (so over the heartbeat schedule) on secret 0, the converging
+    /// integration, and the others over the rest.
+    fn secret_of(&self, i: usize, secrets: usize) -> usize {
+        match self.mi_converge_replicas {
+            Some(n) if self.converge_apart() => {
+                // Runtime i is the k-th replica when ⌊i·n/runtimes⌋ steps.
+                let before = i * n / self.runtimes;
+                if (i + 1) * n / self.runtimes > before {
+                    0
+                } else {
+                    1 + (i - before) % (secrets - 1)
+                }
+            }
+            _ => i % secrets,
+        }
+    }
+
+    /// The replicas the converge check waits for: those of the converging
+    /// integration that keep sending.
+    fn converge_expected(&self) -> usize {
+        match self.mi_converge_replicas {
+            Some(n) if self.converge_apart() => n,
+            _ => self.runtimes - self.stop,
         }
     }
 }
@@ -647,6 +696,14 @@ fn check_mi_args(args: &Args) -> Result<(), String> {
         // A baseline, then time for icpd to call every replica and for
         // each to send its next delta and full heartbeat.
         let interval = args.runtimes as f64 / args.rate;
+        if let Some(n) = args.mi_converge_replicas {
+            if n == 0 || n > args.runtimes {
+                return Err("--mi-converge-replicas must be from 1 to --runtimes".into());
+            }
+            if n < args.runtimes && (args.secrets < 2 || args.stop > 0) {
+                return Err("--mi-converge-replicas below --runtimes needs --secrets of at least 2 (one for the converging integration) and no --stop".into());
+            }
+        }
         let needed = args.mi_converge_after as f64 + 2.0 * interval + 5.0;
         if (args.duration as f64) < needed {
             return Err(format!(
@@ -747,7 +804,7 @@ fn measure(
     let mut nodes = Vec::new();
     let mut runtimes = Vec::new();
     for i in 0..args.runtimes {
-        let s = i % target.secrets.len();
+        let s = args.secret_of(i, target.secrets.len());
         let id = format!("{tag:08x}-0000-4000-8000-{i:012}");
         let bearer = match mi {
             // An MI runtime mints its own token (MiAgent::token).
@@ -967,12 +1024,13 @@ fn measure(
                 kind: mi::Kind::Proxy,
                 name: CONVERGE_PROXY.into(),
                 enabled: false,
+                poll_every: Duration::from_millis(args.mi_converge_poll_ms),
             };
             Some(converge::start(
                 mgmt,
                 target,
                 format!("{tag:08x}-"),
-                args.runtimes - args.stop,
+                args.converge_expected(),
                 start + Duration::from_secs(args.mi_converge_after),
                 end,
                 match (args.mi_converge_direct, &fleet, &mgmt_server) {
@@ -1054,7 +1112,7 @@ fn measure(
             &timed,
             start,
             end,
-            args.runtimes - args.stop,
+            args.converge_expected(),
         ));
     }
     if let Some(server) = mgmt_server {
