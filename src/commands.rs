@@ -728,9 +728,14 @@ impl Commands {
         self.order.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How many PENDING commands a runtime has.
-    pub fn pending_count(&self, runtime_id: &str) -> usize {
-        self.table().get(runtime_id).map_or(0, Vec::len)
+    /// How many PENDING commands each of several runtimes has, in order,
+    /// under one lock of the table heartbeats read.
+    pub fn pending_counts<'a>(&self, runtime_ids: impl IntoIterator<Item = &'a str>) -> Vec<usize> {
+        let table = self.table();
+        runtime_ids
+            .into_iter()
+            .map(|id| table.get(id).map_or(0, Vec::len))
+            .collect()
     }
 
     /// The commands due for a runtime now, as a heartbeat response carries
@@ -1204,9 +1209,11 @@ impl Commands {
         let mut services: BTreeMap<String, ServiceView> = BTreeMap::new();
         let mut listeners: BTreeMap<String, ListenerView> = BTreeMap::new();
         let mut loggers: BTreeMap<String, LoggerView> = BTreeMap::new();
-        for r in &runtimes {
+        let ids = || runtimes.iter().map(|r| r.record.runtime_id.as_str());
+        let (live, pending) = (liveness.statuses(ids()), self.pending_counts(ids()));
+        for ((r, live), pending) in runtimes.iter().zip(live).zip(pending) {
             let rid = r.record.runtime_id.clone();
-            let status = liveness.status(&rid).unwrap_or(r.record.status);
+            let status = live.unwrap_or(r.record.status);
             let running = status == Status::Running;
             let wanted = effective(&desired, &rid);
             let mut runtime_in_sync = true;
@@ -1297,7 +1304,7 @@ impl Commands {
                 name: r.record.name.clone(),
                 status,
                 in_sync: runtime_in_sync,
-                pending_commands: self.pending_count(&rid),
+                pending_commands: pending,
             });
         }
         view.services = services.into_values().collect();

@@ -230,6 +230,20 @@ impl Liveness {
         self.lock().runtimes.get(runtime_id).map(|l| l.status)
     }
 
+    /// The current statuses of several runtimes, in order, under one lock
+    /// (a view of hundreds of replicas would otherwise take the lock every
+    /// heartbeat needs once per replica).
+    pub fn statuses<'a>(
+        &self,
+        runtime_ids: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Option<Status>> {
+        let st = self.lock();
+        runtime_ids
+            .into_iter()
+            .map(|id| st.runtimes.get(id).map(|l| l.status))
+            .collect()
+    }
+
     /// How many runtimes are known.
     pub fn len(&self) -> usize {
         self.lock().runtimes.len()

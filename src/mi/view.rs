@@ -15,7 +15,7 @@ use crate::catalog::Visibility;
 use crate::commands::{effective, same, Commands, Kind, Scope};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
-use crate::runtimes::Status;
+use crate::runtimes::{RuntimeRecord, Status};
 use crate::store::Store;
 
 /// Desired values of one artifact (integration-wide); `None` = not set.
@@ -233,10 +233,18 @@ pub fn scope_view(
         loggers: Vec::new(),
     };
     let empty = (Vec::new(), Vec::new());
-    for (record, _) in runtimes.iter().filter(|(r, _)| r.runtime_type == "MI") {
+    let mi: Vec<&RuntimeRecord> = runtimes
+        .iter()
+        .map(|(r, _)| r)
+        .filter(|r| r.runtime_type == "MI")
+        .collect();
+    let ids = || mi.iter().map(|r| r.runtime_id.as_str());
+    let live = liveness.statuses(ids());
+    let pending = commands.pending_counts(ids());
+    for ((record, live), pending) in mi.into_iter().zip(live).zip(pending) {
         let rid = &record.runtime_id;
         let (mi_artifacts, log_levels) = per_runtime.get(rid.as_str()).unwrap_or(&empty);
-        let status = liveness.status(rid).unwrap_or(record.status);
+        let status = live.unwrap_or(record.status);
         let running = status == Status::Running;
         let wanted = effective(&desired, rid);
         let mut runtime_in_sync = true;
@@ -323,7 +331,7 @@ pub fn scope_view(
                 .get(rid)
                 .and_then(|a| address_warning(a, sharing[&(a.host.as_str(), a.port)])),
             in_sync: runtime_in_sync,
-            pending_commands: commands.pending_count(rid),
+            pending_commands: pending,
         });
     }
     view.artifacts = artifacts.into_values().collect();
