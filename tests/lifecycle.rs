@@ -302,19 +302,19 @@ fn open_file_warning(log: &str) -> Option<&str> {
 
 #[test]
 fn a_default_start_does_not_warn_about_the_open_file_limit() {
-    // With this machine's limit (20000, which used to fall 64 short of
+    // With this machine's limit (20000, which used to fall short of
     // 2 × 10,000 connections and warned on every start).
     let log = start_up_log(None, None);
     assert_eq!(open_file_warning(&log), None, "{log}");
     // What a limit of 4096 holds is used without a fuss ...
     let log = start_up_log(Some(4096), None);
     assert_eq!(open_file_warning(&log), None, "{log}");
-    assert!(log.contains("up to 2016 connections per listener"), "{log}");
+    assert!(log.contains("up to 2000 connections per listener"), "{log}");
     // ... a limit too low for a fleet is worth a warning ...
     let log = start_up_log(Some(1024), None);
     let warning = open_file_warning(&log).unwrap_or_else(|| panic!("no warning at 1024: {log}"));
     assert!(
-        warning.contains("at most 480 connections") && warning.contains("ulimit -n"),
+        warning.contains("at most 464 connections") && warning.contains("ulimit -n"),
         "{warning}"
     );
     // ... and so is a configured cap the limit cannot hold.
