@@ -814,19 +814,19 @@ impl Commands {
     pub fn adopt_stored_mi(&self, store: &Store, now: Millis) -> Result<usize> {
         let _order = self.order();
         let known = self.newest.load(std::sync::atomic::Ordering::Acquire);
-        let stored = store.read(|tx| {
-            if tx.newest_command_id()? <= known {
-                return Ok(Vec::new());
+        let (newest, stored) = store.read(|tx| {
+            let newest = tx.newest_command_id()?;
+            if newest <= known {
+                return Ok((newest, Vec::new()));
             }
-            tx.pending_commands_after(known)
+            Ok((newest, tx.pending_commands_after(known)?))
         })?;
+        // Every PENDING command up to `newest` is in this read, so later
+        // calls start after it, past settled ones too.
+        self.saw(newest);
         let mut table = self.table();
         let mut adopted = 0;
-        for row in stored {
-            self.saw(row.id);
-            if !row.kind.is_mi() {
-                continue;
-            }
+        for row in stored.into_iter().filter(|r| r.kind.is_mi()) {
             let list = table.entry(row.runtime_id.clone()).or_default();
             if !list.iter().any(|p| p.row.command_id == row.command_id) {
                 list.push(Pending {

@@ -191,7 +191,7 @@ pub fn scope_view(
                 only.name,
             )?,
             if only.kind.is_none() && only.name.is_none() {
-                tx.scope_log_levels(scope.integration_id, scope.environment_id)?
+                tx.scope_log_levels(scope.integration_id, scope.environment_id, None)?
             } else {
                 Vec::new()
             },

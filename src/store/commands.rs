@@ -148,7 +148,6 @@ impl Tx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every PENDING command of a runtime that still exists, for the in-memory table at start-up.
     /// The newest command's id (0 when there is none): one step down the
     /// primary key.
     pub fn newest_command_id(&self) -> Result<i64> {
@@ -168,6 +167,7 @@ impl Tx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every PENDING command of a runtime that still exists, for the in-memory table at start-up.
     pub fn all_pending_commands(&self) -> Result<Vec<CommandRow>> {
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {COMMAND_COLUMNS} FROM commands c WHERE status = 'PENDING' \

@@ -306,20 +306,22 @@ impl Tx<'_> {
         // With both kind and name, the equalities let SQLite look the one
         // row up in each replica's primary key instead of reading all of
         // the replica's rows (the view is polled while replicas converge).
+        macro_rules! select {
+            ($where:literal) => {
+                concat!(
+                    "SELECT a.runtime_id, a.kind, a.name, a.state, a.tracing, a.statistics, a.carbon_app, a.error, a.detail \
+                     FROM mi_artifacts a JOIN runtimes r ON r.runtime_id = a.runtime_id \
+                     WHERE r.integration_id = ?1 AND r.environment_id = ?2 ",
+                    $where
+                )
+            };
+        }
         let mut st = self.tx.prepare_cached(match (kind, name) {
-            (Some(_), Some(_)) => {
-                "SELECT a.runtime_id, a.kind, a.name, a.state, a.tracing, a.statistics, a.carbon_app, a.error, a.detail \
-                 FROM mi_artifacts a JOIN runtimes r ON r.runtime_id = a.runtime_id \
-                 WHERE r.integration_id = ?1 AND r.environment_id = ?2 AND a.kind = ?3 AND a.name = ?4 \
-                 ORDER BY a.runtime_id"
-            }
-            _ => {
-                "SELECT a.runtime_id, a.kind, a.name, a.state, a.tracing, a.statistics, a.carbon_app, a.error, a.detail \
-                 FROM mi_artifacts a JOIN runtimes r ON r.runtime_id = a.runtime_id \
-                 WHERE r.integration_id = ?1 AND r.environment_id = ?2 \
-                   AND (?3 IS NULL OR a.kind = ?3) AND (?4 IS NULL OR a.name = ?4) \
+            (Some(_), Some(_)) => select!("AND a.kind = ?3 AND a.name = ?4 ORDER BY a.runtime_id"),
+            _ => select!(
+                "AND (?3 IS NULL OR a.kind = ?3) AND (?4 IS NULL OR a.name = ?4) \
                  ORDER BY a.kind, a.name, a.runtime_id"
-            }
+            ),
         })?;
         let rows = st.query_map(
             params![
@@ -404,10 +406,10 @@ impl Tx<'_> {
             std::collections::BTreeMap<String, String>,
         > = std::collections::HashMap::new();
         if kind == Kind::MiLogger {
-            for (rid, logger, level) in self.scope_log_levels(integration_id, environment_id)? {
-                if logger == target {
-                    levels.entry(rid).or_default().insert(logger, level);
-                }
+            for (rid, logger, level) in
+                self.scope_log_levels(integration_id, environment_id, Some(target))?
+            {
+                levels.entry(rid).or_default().insert(logger, level);
             }
         }
         Ok(runtimes
@@ -422,18 +424,21 @@ impl Tx<'_> {
     }
 
     /// The logger levels of every runtime of an integration in an
-    /// environment, as (runtime id, logger, level): one query.
+    /// environment (of one logger, when given), as (runtime id, logger,
+    /// level): one query.
     pub fn scope_log_levels(
         &self,
         integration_id: i64,
         environment_id: i64,
+        logger: Option<&str>,
     ) -> Result<Vec<(String, String, String)>> {
         let mut st = self.tx.prepare_cached(
             "SELECT l.runtime_id, l.component, l.level FROM log_levels l \
              JOIN runtimes r ON r.runtime_id = l.runtime_id \
-             WHERE r.integration_id = ?1 AND r.environment_id = ?2 ORDER BY l.component, l.runtime_id",
+             WHERE r.integration_id = ?1 AND r.environment_id = ?2 AND (?3 IS NULL OR l.component = ?3) \
+             ORDER BY l.component, l.runtime_id",
         )?;
-        let rows = st.query_map(params![integration_id, environment_id], |r| {
+        let rows = st.query_map(params![integration_id, environment_id, logger], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -931,6 +931,31 @@ mod tests {
     use super::{RuntimeRegistration, Store, RUNTIME_IDS_WITH_PREFIX};
     use crate::runtimes::Status;
 
+    /// Registers RUNNING runtimes `ids` in integration p/i, environment dev.
+    fn register(tx: &super::Tx, ids: &[&str]) -> crate::error::Result<()> {
+        let (_, i) = crate::catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
+        let e = tx.environment_by_handle("dev")?.unwrap();
+        for id in ids {
+            tx.insert_runtime(
+                &RuntimeRegistration {
+                    runtime_id: id,
+                    name: None,
+                    runtime_type: "BI",
+                    environment_id: e.id,
+                    integration_id: i.id,
+                    key_id: "k",
+                    version: None,
+                    node_info: "{}",
+                    try_it_host: None,
+                    runtime_hash: None,
+                    now: 1,
+                },
+                Status::Running,
+            )?;
+        }
+        Ok(())
+    }
+
     /// A read runs while a write transaction is open (on a connection of
     /// its own) and sees what was committed before it, not the write in
     /// progress; once that commits, the next read sees it.
@@ -948,24 +973,7 @@ mod tests {
             let store = store.clone();
             std::thread::spawn(move || {
                 store.write(|tx| {
-                    let (_, i) = crate::catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
-                    let e = tx.environment_by_handle("dev")?.unwrap();
-                    tx.insert_runtime(
-                        &RuntimeRegistration {
-                            runtime_id: "r1",
-                            name: None,
-                            runtime_type: "BI",
-                            environment_id: e.id,
-                            integration_id: i.id,
-                            key_id: "k",
-                            version: None,
-                            node_info: "{}",
-                            try_it_host: None,
-                            runtime_hash: None,
-                            now: 1,
-                        },
-                        Status::Running,
-                    )?;
+                    register(tx, &["r1"])?;
                     opened.send(()).unwrap();
                     // Holds the write open until the read is done (or
                     // long enough for the test to fail, not hang).
@@ -1003,31 +1011,7 @@ mod tests {
             "xay",
             "x?z",
         ];
-        store
-            .write(|tx| {
-                let (_, i) = crate::catalog::find_or_create_integration(tx, "p", "i", "BI", 1)?;
-                let e = tx.environment_by_handle("dev")?.unwrap();
-                for id in ids {
-                    tx.insert_runtime(
-                        &RuntimeRegistration {
-                            runtime_id: id,
-                            name: None,
-                            runtime_type: "BI",
-                            environment_id: e.id,
-                            integration_id: i.id,
-                            key_id: "k",
-                            version: None,
-                            node_info: "{}",
-                            try_it_host: None,
-                            runtime_hash: None,
-                            now: 1,
-                        },
-                        Status::Running,
-                    )?;
-                }
-                Ok(())
-            })
-            .unwrap();
+        store.write(|tx| register(tx, &ids)).unwrap();
         let find = |prefix: &str, limit: usize| {
             store
                 .read(|tx| tx.runtime_ids_with_prefix(prefix, limit))
