@@ -397,6 +397,84 @@ pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Authentic
     })
 }
 
+/// Resolves a session by the SHA-256 of its token (what a console token
+/// carries as `sid`); the session must still exist and be unexpired.
+pub fn authenticate_session_hash(
+    store: &Store,
+    token_hash: &str,
+    now: Millis,
+) -> Result<Authenticated> {
+    let unauthorized =
+        || Error::Unauthorized("the session has expired or was ended; log in again".into());
+    let session = store
+        .read(|tx| tx.session(token_hash))?
+        .filter(|s| s.expires_at > now)
+        .ok_or_else(unauthorized)?;
+    let user = store
+        .read(|tx| tx.user(session.user_id))?
+        .ok_or_else(unauthorized)?;
+    Ok(Authenticated {
+        principal: principal(store, &user)?,
+        via: Via::Session {
+            token_hash: token_hash.to_string(),
+            csrf: session.csrf_token,
+        },
+    })
+}
+
+/// Exchanges a live session token for a new session of the same user and
+/// ends the old one (ICP's refresh-token rotation, GRAPHQL.md §2.3).
+pub fn rotate_session(store: &Store, token: &str, client: &str, now: Millis) -> Result<Login> {
+    let invalid = || Error::Unauthorized("Invalid or expired refresh token".into());
+    if !token.starts_with(SESSION_PREFIX) {
+        return Err(invalid());
+    }
+    let old_hash = sha256_hex(token);
+    let fresh = random_token(SESSION_PREFIX)?;
+    let csrf_token = B64URL.encode(random_bytes::<24>()?);
+    let expires_at = now + ms(SESSION_TTL);
+    let user = store.write(|tx| {
+        let session = tx
+            .session(&old_hash)?
+            .filter(|s| s.expires_at > now)
+            .ok_or_else(invalid)?;
+        let user = tx.user(session.user_id)?.ok_or_else(invalid)?;
+        tx.delete_session(&old_hash)?;
+        tx.insert_session(
+            &sha256_hex(&fresh),
+            user.id,
+            &csrf_token,
+            now,
+            expires_at,
+            client,
+        )?;
+        Ok(user)
+    })?;
+    let principal = principal(store, &user)?;
+    Ok(Login {
+        token: fresh,
+        csrf_token,
+        expires_at,
+        user: User::from_row(&user, now),
+        principal,
+    })
+}
+
+/// Ends one of `user_id`'s sessions by its token, or all of them (`None`).
+/// Whether anything was ended.
+pub fn end_sessions(store: &Store, user_id: i64, token: Option<&str>) -> Result<bool> {
+    store.write(|tx| match token {
+        None => Ok(tx.delete_user_sessions(user_id, None)? > 0),
+        Some(t) => {
+            let hash = sha256_hex(t);
+            match tx.session(&hash)? {
+                Some(s) if s.user_id == user_id => tx.delete_session(&hash),
+                _ => Ok(false),
+            }
+        }
+    })
+}
+
 /// Compares two secret-derived values (token hashes, CSRF tokens) in
 /// constant time. `ring::constant_time` is deprecated, so this goes through
 /// `hmac::verify`, whose tag check is ring's constant-time comparison: both

@@ -261,6 +261,8 @@ impl Daemon {
             )),
         )?;
         log::info!("listening runtime {scheme}://{}", runtime.local_addr());
+        let (commands_for_gql, events_for_gql, gql_key) =
+            (commands.clone(), events.clone(), protocol_key.clone());
         let api = Arc::new(http::api::Api {
             store: store.clone(),
             master_key: protocol_key,
@@ -274,6 +276,14 @@ impl Daemon {
             metrics: cfg.metrics.clone(),
             refusals,
             mi: mi.clone(),
+            gql: Arc::new(crate::graphql::Gql::new(crate::graphql::Deps {
+                store: store.clone(),
+                liveness: liveness.clone(),
+                commands: commands_for_gql,
+                mi: mi.clone(),
+                master_key: gql_key,
+                events: events_for_gql,
+            })),
         });
         let management = http::listen::serve(
             "management",

@@ -20,6 +20,7 @@ pub mod data_planes;
 pub mod deployments;
 pub mod error;
 pub mod events;
+pub mod graphql;
 pub mod http;
 pub mod id;
 pub mod ingest_tokens;

@@ -24,6 +24,10 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 /// An AES-256-GCM key that seals and opens small values bound to a context.
 pub struct MasterKey {
     key: LessSafeKey,
+    /// HMAC key for the console tokens `/auth/login` issues (see
+    /// `graphql::token`), derived from the master key so that every node
+    /// sharing the master key accepts the same tokens.
+    console_token_key: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -80,14 +84,22 @@ impl MasterKey {
         }
         let key =
             UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| "unusable master key".to_string())?;
+        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes);
+        let console = ring::hmac::sign(&derive, b"icpd console token signing key v1");
         Ok(MasterKey {
             key: LessSafeKey::new(key),
+            console_token_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, console.as_ref()),
         })
     }
 
     /// Encrypts `plaintext`; `context` (for example the secret's key id) is
     /// authenticated, so a sealed value cannot be moved to another row.
     /// Output: 12-byte random nonce followed by ciphertext and tag.
+    /// The HMAC-SHA256 key console tokens are signed with.
+    pub fn console_token_key(&self) -> &ring::hmac::Key {
+        &self.console_token_key
+    }
+
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()

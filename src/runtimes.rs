@@ -363,6 +363,45 @@ pub fn page(
     }))
 }
 
+/// A runtime as ICP's lists show it: its record, node info and (MI) the
+/// Management API address it reports.
+#[derive(Debug, Clone)]
+pub struct RuntimeListed {
+    pub record: RuntimeRecord,
+    pub node_info: Value,
+    pub management_host: Option<String>,
+    pub management_port: Option<i64>,
+}
+
+/// The runtimes `principal` may view (`integration:view`) matching `query`,
+/// newest registration first: `limit` of them after `offset`, and how many
+/// match. The status is the live one (the liveness table is ahead of SQLite).
+pub fn offset_page(
+    store: &Store,
+    liveness: &Liveness,
+    principal: &Principal,
+    query: &RuntimeQuery,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<RuntimeListed>, i64)> {
+    let handle = |h: &Option<String>| h.as_deref().map(normalize_handle);
+    let q = RuntimeQuery {
+        environment: handle(&query.environment),
+        project: handle(&query.project),
+        integration: handle(&query.integration),
+        ..query.clone()
+    };
+    let vis = Visibility::of(principal, Permission::IntegrationView);
+    let (mut rows, total) = store.read(|tx| tx.runtime_offset_page(&vis, &q, offset, limit))?;
+    let live = liveness.statuses(rows.iter().map(|r| r.record.runtime_id.as_str()));
+    for (r, live) in rows.iter_mut().zip(live) {
+        if let Some(s) = live {
+            r.record.status = s;
+        }
+    }
+    Ok((rows, total))
+}
+
 /// The access target of a runtime `principal` may view; 404 otherwise.
 pub fn visible_target(store: &Store, principal: &Principal, runtime_id: &str) -> Result<Target> {
     store

@@ -14,6 +14,7 @@ mod cli;
 mod connections;
 mod console;
 mod events;
+mod graphql;
 mod http;
 mod hygiene;
 mod ingest;

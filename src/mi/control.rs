@@ -189,9 +189,28 @@ pub enum ReadKey {
     RegistryProperties(String),
     CarbonAppFault(String),
     DataServiceFault(String),
+    /// One artifact's detail (source XML in `configuration`). A kind without
+    /// a Management API resource (connectors, registry resources) reads
+    /// nothing: [`ReadKey::Artifact`] is refused before it is asked for.
+    Artifact {
+        kind: MiKind,
+        name: String,
+        /// Templates: `sequence` (the default) or `endpoint`.
+        template_type: Option<String>,
+    },
 }
 
 impl ReadKey {
+    /// The detail read of an artifact; `None` for a kind MI offers none for.
+    pub fn artifact(kind: MiKind, name: String, template_type: Option<String>) -> Option<ReadKey> {
+        resource_of(kind)?;
+        Some(ReadKey::Artifact {
+            kind,
+            name,
+            template_type,
+        })
+    }
+
     fn call(&self) -> Call {
         match self {
             ReadKey::Loggers => Call::Loggers,
@@ -204,6 +223,24 @@ impl ReadKey {
             ReadKey::RegistryProperties(p) => Call::RegistryProperties { path: p.clone() },
             ReadKey::CarbonAppFault(n) => Call::CarbonAppFault { name: n.clone() },
             ReadKey::DataServiceFault(n) => Call::DataServiceFault { name: n.clone() },
+            ReadKey::Artifact {
+                kind: MiKind::Template,
+                name,
+                template_type,
+            } => Call::TemplateDetail {
+                name: name.clone(),
+                kind: match template_type.as_deref() {
+                    Some(t) if t.eq_ignore_ascii_case("endpoint") => {
+                        crate::mi::management::TemplateKind::Endpoint
+                    }
+                    _ => crate::mi::management::TemplateKind::Sequence,
+                },
+            },
+            ReadKey::Artifact { kind, name, .. } => Call::Detail {
+                // Kinds without a resource are refused by `ReadKey::artifact`.
+                resource: resource_of(*kind).unwrap_or(Resource::Apis),
+                name: name.clone(),
+            },
         }
     }
 }

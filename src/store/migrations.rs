@@ -612,4 +612,12 @@ ALTER TABLE runtimes ADD COLUMN mi_tunnel INTEGER;
 ALTER TABLE runtimes ADD COLUMN management_pin TEXT;
 "#,
     },
+    Migration {
+        name: "runtimes-by-registration",
+        sql: r#"
+-- ICP's GraphQL lists runtimes newest registration first (issue 15): an
+-- index in that order reads a page of 100 of 50,000 without sorting them all.
+CREATE INDEX runtimes_by_registration ON runtimes (registered_at DESC, runtime_id);
+"#,
+    },
 ];

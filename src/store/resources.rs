@@ -17,13 +17,13 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 use super::{
-    runtime_from_row, secret_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_JOINS, RUNTIME_JOINS_AFTER_R,
-    SECRET_SELECT,
+    runtime_from_row, secret_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_COLUMN_COUNT, RUNTIME_JOINS,
+    RUNTIME_JOINS_AFTER_R, SECRET_SELECT,
 };
 use crate::access::Target;
 use crate::catalog::{EnvironmentInfo, IntegrationInfo, ProjectInfo, Visibility};
 use crate::error::Result;
-use crate::runtimes::{RuntimeQuery, RuntimeRecord, Status};
+use crate::runtimes::{RuntimeListed, RuntimeQuery, RuntimeRecord, Status};
 use crate::secrets::{SecretQuery, StoredSecret};
 use crate::time::Millis;
 
@@ -235,6 +235,30 @@ impl Tx<'_> {
             [],
             |r| r.get(0),
         )?)
+    }
+
+    /// One environment by row id.
+    pub fn environment_by_id(&self, id: i64) -> Result<Option<EnvironmentInfo>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments e WHERE e.id = ?1"
+        ))?;
+        Ok(st.query_row([id], env_info).optional()?)
+    }
+
+    /// One project by row id.
+    pub fn project_by_id(&self, id: i64) -> Result<Option<ProjectInfo>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"
+        ))?;
+        Ok(st.query_row([id], project_info).optional()?)
+    }
+
+    /// One integration by row id.
+    pub fn integration_by_id(&self, id: i64) -> Result<Option<IntegrationInfo>> {
+        let mut st = self
+            .tx
+            .prepare_cached(&format!("{INTEGRATION_SELECT} WHERE i.id = ?1"))?;
+        Ok(st.query_row([id], integration_info).optional()?)
     }
 
     pub fn environment_info(&self, handle: &str) -> Result<Option<EnvironmentInfo>> {
@@ -546,6 +570,48 @@ impl Tx<'_> {
         ))?;
         let rows = st
             .query_map(params_from_iter(&page.params), runtime_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((rows, total))
+    }
+
+    /// Up to `limit` runtimes after skipping `offset`, newest registration
+    /// first (ICP's order), and how many match: GraphQL's offset pages.
+    pub fn runtime_offset_page(
+        &self,
+        vis: &Visibility,
+        q: &RuntimeQuery,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<RuntimeListed>, i64)> {
+        let mut page = runtime_filter(vis, q);
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM runtimes r {} {}",
+            if page.needs_joins {
+                RUNTIME_JOINS_AFTER_R
+            } else {
+                ""
+            },
+            page.where_clause()
+        );
+        let total = self.row(&count_sql, params_from_iter(&page.params), |r| r.get(0))?;
+        page.params.push(SqlValue::from(limit));
+        page.params.push(SqlValue::from(offset));
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {RUNTIME_COLUMNS}, r.node_info, r.management_host, r.management_port \
+             {RUNTIME_JOINS} {} ORDER BY r.registered_at DESC, r.runtime_id LIMIT ? OFFSET ?",
+            page.where_clause()
+        ))?;
+        let rows = st
+            .query_map(params_from_iter(&page.params), |r| {
+                let n = RUNTIME_COLUMN_COUNT;
+                let node_info: String = r.get(n)?;
+                Ok(RuntimeListed {
+                    record: runtime_from_row(r)?,
+                    node_info: serde_json::from_str(&node_info).unwrap_or_default(),
+                    management_host: r.get(n + 1)?,
+                    management_port: r.get(n + 2)?,
+                })
+            })?
             .collect::<rusqlite::Result<_>>()?;
         Ok((rows, total))
     }

@@ -15,6 +15,7 @@ pub mod access;
 pub mod auth;
 pub mod commands;
 pub mod events;
+pub mod graphql;
 pub mod ingest_tokens;
 pub mod mi;
 pub mod observability;
@@ -47,7 +48,7 @@ use crate::store::{NewAuditEntry, Store};
 use crate::time::{now_millis, Millis};
 
 /// The listener name in request metrics.
-const MANAGEMENT: &str = "management";
+pub(crate) const MANAGEMENT: &str = "management";
 
 /// Everything the management handlers need.
 pub struct Api {
@@ -70,6 +71,8 @@ pub struct Api {
     pub metrics: crate::config::MetricsConfig,
     /// Runtimes and shippers refused lately (shared with the runtime listener).
     pub refusals: Arc<crate::refusals::Refusals>,
+    /// ICP 2's GraphQL API (`/graphql`).
+    pub gql: Arc<crate::graphql::Gql>,
 }
 
 /// Who may call a route.
@@ -330,7 +333,7 @@ fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-fn is_unsafe(method: &str) -> bool {
+pub(crate) fn is_unsafe(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
@@ -355,7 +358,7 @@ fn check_csrf(req: &Request, csrf: &str) -> Result<()> {
     Ok(())
 }
 
-fn authenticate(api: &Api, req: &Request, now: Millis) -> Result<Authenticated> {
+pub(crate) fn authenticate(api: &Api, req: &Request, now: Millis) -> Result<Authenticated> {
     if let Some(h) = req.header("authorization") {
         let token = h
             .trim()
@@ -439,22 +442,63 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
         } else {
             (format!("refused {}", resp.status), refusal_reason(&resp))
         };
-        let client = req.peer.ip().to_string();
-        let entry = NewAuditEntry {
-            at: now,
-            actor: &actor,
-            action: &action,
-            target: &target,
-            outcome: &outcome,
-            client: &client,
-            reason: &reason,
-        };
-        if let Err(e) = api.store.write(|tx| tx.insert_audit(&entry)) {
-            log::error!("cannot write the audit entry for {action}: {e}");
-        }
+        write_entry(api, req, now, &actor, &action, &target, &outcome, &reason);
     }
     metrics::observe_request(MANAGEMENT, &req.method, route.path, started.elapsed());
     resp.with_header("Cache-Control", "no-store")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_entry(
+    api: &Api,
+    req: &Request,
+    now: Millis,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    reason: &str,
+) {
+    let client = req.peer.ip().to_string();
+    let entry = NewAuditEntry {
+        at: now,
+        actor,
+        action,
+        target,
+        outcome,
+        client: &client,
+        reason,
+    };
+    if let Err(e) = api.store.write(|tx| tx.insert_audit(&entry)) {
+        log::error!("cannot write the audit entry for {action}: {e}");
+    }
+}
+
+/// An audit entry for a request outside the route table (`/graphql`,
+/// `/auth/*`): `status` below 400 is "ok", else "refused STATUS" with `reason`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_audit(
+    api: &Api,
+    req: &Request,
+    now: Millis,
+    actor: &str,
+    action: &str,
+    target: &str,
+    status: u16,
+    reason: &str,
+) {
+    let (outcome, reason) = if status < 400 {
+        ("ok".to_string(), String::new())
+    } else {
+        (
+            format!("refused {status}"),
+            without_decoded_literal(reason)
+                .chars()
+                .take(MAX_REASON_CHARS)
+                .collect(),
+        )
+    };
+    write_entry(api, req, now, actor, action, target, &outcome, &reason);
 }
 
 /// The longest reason an audit entry keeps, in characters.
@@ -642,6 +686,7 @@ pub fn handler(api: Arc<Api>) -> impl Fn(&Request) -> Response + Send + Sync + '
             ),
             "/metrics" => (method_not_allowed("GET"), Some("/metrics")),
             p if p.starts_with("/api/") => (dispatch(&api, req), None),
+            p if graphql::handles(p) => (graphql::serve(&api, req), None),
             p if is_runtime_protocol(p) => (wrong_port(&api, req), Some("runtime_protocol")),
             // Everything else is the web console: its files, index.html for its
             // client-side routes, or a 404.

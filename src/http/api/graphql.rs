@@ -1,0 +1,365 @@
+//! ICP 2's console endpoints on the management listener (GRAPHQL.md §1, §2):
+//! `/graphql` (POST, and GET for queries) and the login service
+//! `/auth/login`, `/auth/refresh-token`, `/auth/revoke-token`.
+//!
+//! They sit beside the REST route table, not in it: their bodies, errors
+//! and statuses are ICP's (`{"message"}` and GraphQL `errors`, 400 for a
+//! bad token as the reference answers), not `{"error":{...}}`. They are
+//! audited like the REST API: every login attempt, refresh and revocation,
+//! and every GraphQL mutation (queries are reads and leave no entry).
+//!
+//! `/graphql` accepts, as `Authorization: Bearer`, the console token
+//! `/auth/login` issues, an icpd session token or a personal API token; and
+//! the console's session cookie (with `X-CSRF-Token` on POST, as the REST
+//! API requires).
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::{authenticate, is_unsafe, write_audit, Api, MANAGEMENT};
+use crate::auth::{self, Authenticated, SESSION_COOKIE};
+use crate::error::Error;
+use crate::graphql::{self, token, Reply, AUTH_FAILED};
+use crate::http::message::percent_decode;
+use crate::http::routes::method_not_allowed;
+use crate::http::{Request, Response};
+use crate::metrics;
+use crate::time::{now_millis, Millis};
+
+/// Whether `path` is one of these endpoints.
+pub fn handles(path: &str) -> bool {
+    path == "/graphql" || path.starts_with("/auth/")
+}
+
+/// Serves `/graphql` and `/auth/*`, timed under their path.
+pub fn serve(api: &Api, req: &Request) -> Response {
+    let started = Instant::now();
+    let now = now_millis();
+    let (route, resp) = match (req.path.as_str(), req.method.as_str()) {
+        ("/graphql", "GET" | "POST") => ("/graphql", run_graphql(api, req, now)),
+        ("/graphql", _) => ("/graphql", method_not_allowed("GET, POST")),
+        ("/auth/login", "POST") => ("/auth/login", login(api, req, now)),
+        ("/auth/refresh-token", "POST") => ("/auth/refresh-token", refresh(api, req, now)),
+        ("/auth/revoke-token", "POST") => ("/auth/revoke-token", revoke(api, req, now)),
+        ("/auth/login" | "/auth/refresh-token" | "/auth/revoke-token", _) => {
+            ("auth", method_not_allowed("POST"))
+        }
+        _ => (
+            "auth",
+            message(
+                404,
+                "not found: icpd serves /auth/login, /auth/refresh-token and /auth/revoke-token (SSO sign-in is not configured)",
+            ),
+        ),
+    };
+    metrics::observe_request(MANAGEMENT, &req.method, route, started.elapsed());
+    resp.with_header("Cache-Control", "no-store")
+}
+
+/// ICP's auth-service error shape: `{"message": ...}`.
+fn message(status: u16, text: &str) -> Response {
+    Response::json(status, &json!({ "message": text }))
+}
+
+fn reply(r: Reply) -> Response {
+    Response {
+        status: r.status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: r.body,
+        stream: None,
+    }
+}
+
+fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        .flat_map(|(_, v)| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The caller of `/graphql`: a console token, an icpd bearer token or the
+/// session cookie. `Err` is the answer to send.
+fn caller(api: &Api, req: &Request, now: Millis) -> Result<Authenticated, Response> {
+    // ICP's answer to any bad credential (§1.4): 400, one message.
+    let refused = || reply(Reply::errors(400, AUTH_FAILED));
+    if let Some(h) = req.header("authorization") {
+        let token = h
+            .trim()
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(refused)?;
+        if token::looks_like_jwt(token) {
+            let claims = token::verify(api.master_key.console_token_key(), token, now)
+                .map_err(|_| refused())?;
+            let who = auth::authenticate_session_hash(&api.store, &claims.sid, now)
+                .map_err(|_| refused())?;
+            if who.principal.user_id.to_string() != claims.sub {
+                return Err(refused());
+            }
+            return Ok(who);
+        }
+        return auth::authenticate(&api.store, token, now).map_err(|_| refused());
+    }
+    if cookie(req, SESSION_COOKIE).is_some() {
+        // The console's own page: REST's rules (CSRF on POST), and a 401 it
+        // knows to answer by signing in again.
+        return authenticate(api, req, now).map_err(|e| {
+            let status = if matches!(e, Error::Forbidden(_)) {
+                403
+            } else {
+                401
+            };
+            reply(Reply::errors(status, &e.to_string()))
+        });
+    }
+    Err(refused())
+}
+
+fn run_graphql(api: &Api, req: &Request, now: Millis) -> Response {
+    let who = match caller(api, req, now) {
+        Ok(w) => w,
+        Err(resp) => return resp,
+    };
+    if who.principal.must_change_password {
+        return reply(Reply::errors(
+            403,
+            "change your password first: POST /api/v1/auth/change-password (or sign in to the console)",
+        ));
+    }
+    let decoded = if req.method == "GET" {
+        graphql::decode_get(|name| query_param(req, name))
+    } else {
+        graphql::decode_post(req.header("content-type"), &req.body)
+    };
+    let request = match decoded {
+        Ok(r) => r,
+        Err(r) => return reply(r),
+    };
+    let username = who.principal.username.clone();
+    let out = api
+        .gql
+        .execute(who.principal, &request, req.method == "POST", now);
+    if let Some(fields) = &out.mutation {
+        let reason = first_error(&out.body);
+        let target = format!(
+            "mutation {}",
+            fields.join(", ").chars().take(200).collect::<String>()
+        );
+        let status = if reason.is_empty() { 200 } else { 400 };
+        write_audit(
+            api,
+            req,
+            now,
+            &username,
+            "POST /graphql",
+            &target,
+            status,
+            &reason,
+        );
+    }
+    reply(out)
+}
+
+/// The first GraphQL error's message (for the audit entry of a mutation).
+fn first_error(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find_map(|(k, v)| {
+            (percent_decode(k).as_deref() == Some(name))
+                .then(|| percent_decode(&v.replace('+', " ")))
+                .flatten()
+        })
+}
+
+fn json_body(req: &Request) -> Option<serde_json::Map<String, Value>> {
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(o)) => Some(o),
+        _ => None,
+    }
+}
+
+/// The login answer of §2.1 (and, without the first three members' extras, §2.3).
+fn login_body(api: &Api, l: &auth::Login, now: Millis, full: bool) -> Value {
+    let permissions = graphql::icp_permissions(&l.principal);
+    let display_name = if l.user.display_name.is_empty() {
+        l.user.username.clone()
+    } else {
+        l.user.display_name.clone()
+    };
+    let claims = token::Claims::new(
+        l.user.id,
+        &l.user.username,
+        &display_name,
+        &permissions,
+        &auth::sha256_hex(&l.token),
+        now,
+    );
+    let jwt = token::issue(api.master_key.console_token_key(), &claims);
+    let mut body = json!({
+        "token": jwt,
+        "expiresIn": token::TOKEN_TTL_SECS,
+        "refreshToken": l.token,
+        "refreshTokenExpiresIn": (l.expires_at - now) / 1000,
+        "username": l.user.username,
+        "displayName": display_name,
+        "permissions": permissions,
+    });
+    if full {
+        body["userId"] = l.user.id.to_string().into();
+        body["isOidcUser"] = false.into();
+        body["requirePasswordChange"] = l.user.must_change_password.into();
+    }
+    body
+}
+
+fn login(api: &Api, req: &Request, now: Millis) -> Response {
+    let body = json_body(req);
+    let field = |k: &str| {
+        body.as_ref()
+            .and_then(|b| b.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let (username, password) = (field("username").unwrap_or_default(), field("password"));
+    let actor: String = username.chars().take(64).collect();
+    let client = req.peer.ip().to_string();
+    let resp = match password {
+        None => message(400, "username and password are required"),
+        Some(password) => match auth::login(&api.store, &username, &password, &client, now) {
+            Ok(l) => Response::json(200, &login_body(api, &l, now, true)),
+            Err(Error::Unauthorized(_)) => message(401, "Invalid credentials"),
+            Err(Error::TooManyRequests {
+                message: m,
+                retry_after_secs,
+            }) => Response::json(
+                429,
+                &json!({"message": m, "retryAfterSeconds": retry_after_secs}),
+            )
+            .with_header("Retry-After", &retry_after_secs.to_string()),
+            Err(e) => {
+                log::error!("console login failed: {e}");
+                message(500, "Authentication service unavailable")
+            }
+        },
+    };
+    audit_auth(api, req, now, &actor, "POST /auth/login", "login", &resp);
+    resp
+}
+
+fn refresh(api: &Api, req: &Request, now: Millis) -> Response {
+    let token = json_body(req)
+        .and_then(|b| {
+            b.get("refreshToken")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let resp = if token.is_empty() {
+        message(400, "Refresh token is required")
+    } else {
+        let client = req.peer.ip().to_string();
+        match auth::rotate_session(&api.store, &token, &client, now) {
+            Ok(l) => Response::json(200, &login_body(api, &l, now, false)),
+            Err(Error::Unauthorized(_)) => message(401, "Invalid or expired refresh token"),
+            Err(e) => {
+                log::error!("console token refresh failed: {e}");
+                message(500, "Authentication service unavailable")
+            }
+        }
+    };
+    let actor = if resp.status == 200 {
+        serde_json::from_slice::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| v["username"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    } else {
+        "anonymous".into()
+    };
+    audit_auth(
+        api,
+        req,
+        now,
+        &actor,
+        "POST /auth/refresh-token",
+        "refresh token",
+        &resp,
+    );
+    resp
+}
+
+fn revoke(api: &Api, req: &Request, now: Millis) -> Response {
+    let who = match caller(api, req, now) {
+        Ok(w) => w,
+        Err(_) => return message(401, "Authorization header missing in request"),
+    };
+    let token = json_body(req)
+        .and_then(|b| {
+            b.get("refreshToken")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .filter(|t| !t.is_empty());
+    let resp = match auth::end_sessions(&api.store, who.principal.user_id, token.as_deref()) {
+        Ok(true) => {
+            api.events.end_streams(Some(who.principal.user_id));
+            message(200, "Refresh token revoked successfully")
+        }
+        Ok(false) if token.is_some() => message(401, "Invalid or expired refresh token"),
+        Ok(false) => message(200, "Refresh token revoked successfully"),
+        Err(e) => {
+            log::error!("revoking refresh tokens failed: {e}");
+            message(500, "Authentication service unavailable")
+        }
+    };
+    let target = if token.is_some() {
+        "refresh token"
+    } else {
+        "all refresh tokens"
+    };
+    audit_auth(
+        api,
+        req,
+        now,
+        &who.principal.username,
+        "POST /auth/revoke-token",
+        target,
+        &resp,
+    );
+    resp
+}
+
+fn audit_auth(
+    api: &Api,
+    req: &Request,
+    now: Millis,
+    actor: &str,
+    action: &str,
+    target: &str,
+    resp: &Response,
+) {
+    let reason = if resp.status < 400 {
+        String::new()
+    } else {
+        serde_json::from_slice::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    debug_assert!(is_unsafe(&req.method));
+    write_audit(api, req, now, actor, action, target, resp.status, &reason);
+}
