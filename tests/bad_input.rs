@@ -58,6 +58,12 @@ enum Expect {
     /// its revision in `X-ICP-Config-Revision`. It records the fetch, so it
     /// may write, and only to `config_fetches` in `icp.db`.
     Config,
+    /// `/graphql` refused the document: one of these statuses with
+    /// GraphQL's `{"errors": [{"message"}, ...]}`, or for a body it could
+    /// not read, the reference's bare JSON string (GRAPHQL.md §1.2).
+    GraphQl(&'static [u16]),
+    /// `/auth/*` refused: one of these statuses with ICP's `{"message"}`.
+    Auth(&'static [u16]),
 }
 
 struct Case {
@@ -1342,7 +1348,487 @@ fn corpus(bridge: &Bridge, cred: &Credentials) -> Vec<Case> {
     mi_corpus(&mut c, bridge, cred);
     telemetry_corpus(&mut c, bridge, cred, &tokens);
     pipeline_corpus(&mut c, bridge, cred, &cred.pipeline, &tokens);
+    graphql_corpus(&mut c, cred);
     c.cases
+}
+
+// ---- ICP's GraphQL API and login service (issue 15) ---------------------
+
+/// Hostile requests to `/graphql` and `/auth/*`: transport, credentials,
+/// documents (deep, wide, exponential, malformed), variables of the wrong
+/// type or size, and mutations whose input is wrong. None may answer 5xx
+/// or change anything.
+fn graphql_corpus(c: &mut Corpus, cred: &Credentials) {
+    use Expect::*;
+    use Listener::Management;
+    let auth = format!("Bearer {}", cred.admin);
+    let post = |ctype: &str, auth: &str, body: &[u8]| {
+        request(
+            "POST",
+            "/graphql",
+            &[("Authorization", auth), ("Content-Type", ctype)],
+            body,
+        )
+    };
+    let doc = |q: &str| json!({ "query": q }).to_string().into_bytes();
+    let with_vars = |q: &str, v: Value| {
+        json!({ "query": q, "variables": v })
+            .to_string()
+            .into_bytes()
+    };
+
+    // Transport.
+    for (name, ctype, body) in [
+        (
+            "graphql-content-type",
+            "application/graphql",
+            b"{ systemInfo { version } }".to_vec(),
+        ),
+        (
+            "text-plain",
+            "text/plain",
+            doc("{ systemInfo { version } }"),
+        ),
+        ("no-content-type", "", doc("{ systemInfo { version } }")),
+        ("not-json", "application/json", b"{ systemInfo".to_vec()),
+        (
+            "json-array",
+            "application/json",
+            b"[{\"query\": \"{ systemInfo { version } }\"}]".to_vec(),
+        ),
+        (
+            "json-string",
+            "application/json",
+            b"\"{ systemInfo { version } }\"".to_vec(),
+        ),
+        ("empty-body", "application/json", Vec::new()),
+        (
+            "query-missing",
+            "application/json",
+            b"{\"variables\": {}}".to_vec(),
+        ),
+        ("query-empty", "application/json", doc("")),
+        ("query-blank", "application/json", doc(" \n\t ")),
+        (
+            "query-number",
+            "application/json",
+            b"{\"query\": 5}".to_vec(),
+        ),
+        (
+            "query-object",
+            "application/json",
+            b"{\"query\": {\"a\": 1}}".to_vec(),
+        ),
+        (
+            "variables-array",
+            "application/json",
+            b"{\"query\": \"{ systemInfo { version } }\", \"variables\": [1]}".to_vec(),
+        ),
+        (
+            "variables-string",
+            "application/json",
+            b"{\"query\": \"{ systemInfo { version } }\", \"variables\": \"x\"}".to_vec(),
+        ),
+        (
+            "invalid-utf8",
+            "application/json",
+            b"{\"query\": \"{ \xff\xfe }\"}".to_vec(),
+        ),
+        (
+            "nul-in-query",
+            "application/json",
+            doc("{ system\u{0}Info { version } }"),
+        ),
+        (
+            "nested-variables",
+            "application/json",
+            format!(
+                "{{\"query\": \"{{ systemInfo {{ version }} }}\", \"variables\": {{\"v\": {}}}}}",
+                nested_value(5_000, "[", "]")
+            )
+            .into_bytes(),
+        ),
+    ] {
+        c.add(
+            format!("management/graphql/transport/{name}"),
+            Management,
+            post(ctype, &auth, &body),
+            GraphQl(&[400]),
+        );
+    }
+    c.add(
+        "management/graphql/transport/put",
+        Management,
+        request(
+            "PUT",
+            "/graphql",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            &doc("{ systemInfo { version } }"),
+        ),
+        Status(405),
+    );
+    for (name, target) in [
+        ("get-no-query", "/graphql".to_string()),
+        ("get-empty-query", "/graphql?query=".to_string()),
+        (
+            "get-bad-variables",
+            "/graphql?query=%7B%20systemInfo%20%7B%20version%20%7D%20%7D&variables=%5B1%5D"
+                .to_string(),
+        ),
+        ("get-broken-encoding", "/graphql?query=%7B%zz".to_string()),
+        (
+            "get-mutation",
+            "/graphql?query=mutation%20%7B%20revokeOrgSecret(keyId%3A%20%22abcdef12%22)%20%7D"
+                .to_string(),
+        ),
+    ] {
+        c.add(
+            format!("management/graphql/transport/{name}"),
+            Management,
+            request("GET", &target, &[("Authorization", &auth)], b""),
+            GraphQl(&[400]),
+        );
+    }
+
+    // Credentials: ICP's 400 for every bad token.
+    let forged = {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let head = b.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let body = b.encode(r#"{"iss":"icp-frontend-jwt-issuer","sub":"1","aud":"icp-server","exp":9999999999,"nbf":0,"iat":0,"username":"root","displayName":"r","scope":"","sid":"00"}"#);
+        format!("{head}.{body}.{}", b.encode([7u8; 32]))
+    };
+    let none_alg = {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.",
+            b.encode(r#"{"alg":"none"}"#),
+            b.encode(r#"{"sub":"1"}"#)
+        )
+    };
+    for (name, header) in [
+        ("no-header", None),
+        ("basic", Some("Basic cm9vdDpyb290".to_string())),
+        ("bearer-empty", Some("Bearer ".to_string())),
+        ("garbage", Some("Bearer x.y.z".to_string())),
+        ("forged-jwt", Some(format!("Bearer {forged}"))),
+        ("alg-none", Some(format!("Bearer {none_alg}"))),
+        (
+            "unknown-session",
+            Some("Bearer icps_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string()),
+        ),
+        (
+            "long-token",
+            Some(format!("Bearer eyJ{}.a.b", "A".repeat(6_000))),
+        ),
+    ] {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(h) = &header {
+            headers.push(("Authorization", h.as_str()));
+        }
+        c.add(
+            format!("management/graphql/auth/{name}"),
+            Management,
+            request(
+                "POST",
+                "/graphql",
+                &headers,
+                &doc("{ systemInfo { version } }"),
+            ),
+            GraphQl(&[400]),
+        );
+    }
+
+    // Documents that do not parse or validate: 400.
+    let aliases: String = (0..10_000)
+        .map(|n| format!("a{n}: systemInfo {{ version }} "))
+        .collect();
+    let mut exponential =
+        String::from("{ ...F29 }\nfragment F0 on Query { systemInfo { version } }\n");
+    for n in 1..30 {
+        exponential.push_str(&format!(
+            "fragment F{n} on Query {{ ...F{} ...F{} }}\n",
+            n - 1,
+            n - 1
+        ));
+    }
+    let deep_introspection = format!(
+        "{{ __schema {{ types {} }} }}",
+        "{ fields { type { ofType ".repeat(40) + "{ name }" + &" } } }".repeat(40)
+    );
+    let documents: Vec<(&str, String)> = vec![
+        ("syntax-unclosed", "{ systemInfo { version }".into()),
+        ("syntax-extra-braces", "{ systemInfo { version } }}}".into()),
+        ("syntax-unterminated-string", "{ projectByHandler(orgId: 1, projectHandler: \"x) { id } }".into()),
+        ("syntax-garbage", "\u{1F4A9} \u{202E} ;;; @@@".into()),
+        ("unknown-field", "{ nope }".into()),
+        ("unknown-argument", "{ systemInfo(x: 1) { version } }".into()),
+        ("missing-selection", "{ runtimes(projectId: \"1\") }".into()),
+        ("selection-on-scalar", "{ systemInfo { version { a } } }".into()),
+        ("missing-required-argument", "{ runtime { runtimeId } }".into()),
+        ("wrong-argument-type", "{ projects(orgId: \"one\") { pageInfo { total } } }".into()),
+        ("int-overflow", "{ projects(orgId: 99999999999) { pageInfo { total } } }".into()),
+        ("bad-enum-value", "mutation { updateListenerState(input: {runtimeIds: [\"x\"], listenerName: \"l\", action: JUMP}) { success } }".into()),
+        ("enum-as-string", "mutation { updateArtifactStatus(input: {componentId: \"1\", artifactType: \"api\", artifactName: \"a\", status: \"enabled\"}) { status } }".into()),
+        ("input-missing-field", "mutation { createEnvironment(environment: {name: \"n\"}) { id } }".into()),
+        ("input-unknown-field", "mutation { createEnvironment(environment: {name: \"n\", environmentHandler: \"n\", critical: false, evil: 1}) { id } }".into()),
+        ("list-of-wrong-type", "mutation { deleteLogger(input: {runtimeIds: [1, 2], loggerName: \"l\"}) { success } }".into()),
+        ("deep-nesting", format!("{}{}", "{ a ".repeat(500), "}".repeat(500))),
+        ("deep-list-literal", format!("{{ projects(orgId: {}) {{ pageInfo {{ total }} }} }}", nested_value(500, "[", "]"))),
+        ("aliases-10000", format!("{{ {aliases} }}")),
+        ("fragments-exponential", exponential),
+        ("fragment-cycle", "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }".into()),
+        ("fragment-unknown", "{ ...Nope }".into()),
+        ("fragment-wrong-type", "{ ...F } fragment F on Runtime { runtimeId }".into()),
+        ("deep-introspection", deep_introspection),
+        ("unknown-directive", "{ systemInfo @evil { version } }".into()),
+        ("skip-wrong-type", "{ systemInfo @skip(if: \"yes\") { version } }".into()),
+        ("two-anonymous-operations", "{ systemInfo { version } } { systemInfo { version } }".into()),
+        ("subscription", "subscription { systemInfo { version } }".into()),
+        ("undefined-variable", "{ projectByHandler(orgId: 1, projectHandler: $h) { id } }".into()),
+    ];
+    for (name, q) in documents {
+        c.add(
+            format!("management/graphql/document/{name}"),
+            Management,
+            post("application/json", &auth, &doc(&q)),
+            GraphQl(&[400, 413]),
+        );
+    }
+    // One 400,000-character literal is one token: it runs, and finds nothing.
+    c.add(
+        "management/graphql/document/huge-string-literal",
+        Management,
+        post(
+            "application/json",
+            &auth,
+            &doc(&format!(
+                "{{ projectByHandler(orgId: 1, projectHandler: \"{}\") {{ id }} }}",
+                "x".repeat(400_000)
+            )),
+        ),
+        JsonOk,
+    );
+    c.add(
+        "management/graphql/document/unknown-operation-name",
+        Management,
+        post(
+            "application/json",
+            &auth,
+            json!({"query": "query A { systemInfo { version } }", "operationName": "B"})
+                .to_string()
+                .as_bytes(),
+        ),
+        GraphQl(&[400]),
+    );
+
+    // Variables of the wrong type or shape: 400 before anything runs.
+    let list_q =
+        "query($p: PaginationInput) { projects(orgId: 1, pagination: $p) { pageInfo { total } } }";
+    for (name, v) in [
+        ("pagination-string", json!({"p": "all"})),
+        ("limit-string", json!({"p": {"limit": "ten"}})),
+        ("limit-float", json!({"p": {"limit": 1.5}})),
+        ("limit-huge", json!({"p": {"limit": 1e30}})),
+        (
+            "pagination-unknown-field",
+            json!({"p": {"limit": 1, "evil": true}}),
+        ),
+        ("pagination-list", json!({"p": [1, 2]})),
+    ] {
+        c.add(
+            format!("management/graphql/variables/{name}"),
+            Management,
+            post("application/json", &auth, &with_vars(list_q, v)),
+            GraphQl(&[400]),
+        );
+    }
+    let listener_q =
+        "mutation($i: ListenerControlInput!) { updateListenerState(input: $i) { success } }";
+    for (name, v) in [
+        ("input-null", json!({"i": null})),
+        ("input-missing", json!({})),
+        (
+            "runtime-ids-number",
+            json!({"i": {"runtimeIds": 5, "listenerName": "l", "action": "STOP"}}),
+        ),
+        (
+            "action-lowercase",
+            json!({"i": {"runtimeIds": ["x"], "listenerName": "l", "action": "stop"}}),
+        ),
+        (
+            "action-object",
+            json!({"i": {"runtimeIds": ["x"], "listenerName": "l", "action": {"a": 1}}}),
+        ),
+        (
+            "many-keys",
+            json!({"i": (0..10_000).map(|n| (format!("k{n}"), json!(n))).collect::<serde_json::Map<_, _>>()}),
+        ),
+    ] {
+        c.add(
+            format!("management/graphql/variables/{name}"),
+            Management,
+            post("application/json", &auth, &with_vars(listener_q, v)),
+            GraphQl(&[400]),
+        );
+    }
+
+    // Documents that run but whose input is wrong: 200 with errors, nothing changed.
+    let long = "n".repeat(5_000);
+    let refused_mutations: Vec<(&str, String)> = vec![
+        ("create-project-empty-handler", "mutation { createProject(project: {orgId: 1, orgHandler: \"d\", name: \"P\", projectHandler: \" \"}) { id } }".into()),
+        ("create-environment-long-name", format!("mutation {{ createEnvironment(environment: {{name: \"{long}\", environmentHandler: \"qa-long\", critical: false}}) {{ id }} }}")),
+        ("create-environment-taken", "mutation { createEnvironment(environment: {name: \"Dev\", environmentHandler: \"dev\", critical: false}) { id } }".into()),
+        ("create-environment-bad-handler", "mutation { createEnvironment(environment: {name: \"x\", environmentHandler: \"../..\", critical: false}) { id } }".into()),
+        ("update-environment-unknown", "mutation { updateEnvironment(environmentId: \"999999\", name: \"x\") { id } }".into()),
+        ("update-environment-handler", "mutation { updateEnvironment(environmentId: \"1\", handler: \"other\") { id } }".into()),
+        ("delete-environment-in-use", "mutation { deleteEnvironment(environmentId: \"1\") }".into()),
+        ("delete-environment-not-a-number", "mutation { deleteEnvironment(environmentId: \"1 OR 1=1\") }".into()),
+        ("listener-no-runtimes", "mutation { updateListenerState(input: {runtimeIds: [], listenerName: \"l\", action: STOP}) { success } }".into()),
+        ("listener-blank-name", "mutation { updateListenerState(input: {runtimeIds: [\"x\"], listenerName: \"  \", action: STOP}) { success } }".into()),
+        ("listener-internal-action", "mutation { updateListenerState(input: {runtimeIds: [\"x\"], listenerName: \"l\", action: MI_MGMT}) { success } }".into()),
+        ("log-level-no-component", "mutation { updateLogLevel(input: {runtimeIds: [\"x\"], componentType: BI, logLevel: DEBUG}) { success } }".into()),
+        ("log-level-unknown-runtime", "mutation { updateLogLevel(input: {runtimeIds: [\"nope\"], logLevel: DEBUG}) { success } }".into()),
+        ("log-level-long-request-id", format!("mutation {{ updateLogLevel(input: {{runtimeIds: [\"x\"], logLevel: DEBUG, requestId: \"{}\"}}) {{ success }} }}", "r".repeat(60))),
+        ("delete-logger-blank", "mutation { deleteLogger(input: {runtimeIds: [\"x\"], loggerName: \"\"}) { success } }".into()),
+        ("delete-runtime-unknown", "mutation { deleteRuntime(runtimeId: \"nope\") { deleted } }".into()),
+        ("revoke-secret-unknown", "mutation { revokeOrgSecret(keyId: \"abcdef12\") }".into()),
+        ("create-secret-unknown-env", "mutation { createOrgSecret(environmentId: \"999999\") }".into()),
+        ("create-secret-unknown-component", "mutation { createOrgSecret(environmentId: \"1\", componentId: \"999999\") }".into()),
+        ("create-component-short-name", "mutation { createComponent(component: {projectId: \"999999\", name: \"ab\"}) { id } }".into()),
+        ("update-component-unknown", "mutation { updateComponent(component: {id: \"-1\", displayName: \"x\"}) { id } }".into()),
+        ("delete-component-unknown", "mutation { deleteComponentV2(orgHandler: \"d\", componentId: \"999999\", projectId: \"1\") { status } }".into()),
+        ("delete-project-unknown", "mutation { deleteProject(orgId: 1, projectId: \"999999\") { status } }".into()),
+        ("update-project-unknown", "mutation { updateProject(project: {id: \"999999\", name: \"x\"}) { id } }".into()),
+        ("artifact-status-unknown-component", "mutation { updateArtifactStatus(input: {componentId: \"999999\", artifactType: \"api\", artifactName: \"a\", status: DISABLED}) { status } }".into()),
+        ("artifact-statistics-unknown-env", "mutation { updateArtifactStatisticsStatus(input: {componentId: \"1\", environmentId: \"999999\", artifactType: \"task\", artifactName: \"a\", statistics: ENABLED}) { status } }".into()),
+        ("trigger-unknown-component", "mutation { triggerArtifact(input: {componentId: \"x\", taskName: \"t\"}) { status } }".into()),
+        ("add-mi-user-unknown-runtime", "mutation { addMIUser(componentId: \"1\", runtimeId: \"nope\", username: \"u\", password: \"p\") { status } }".into()),
+        ("delete-mi-user-long-request-id", format!("mutation {{ deleteMIUser(componentId: \"1\", runtimeId: \"nope\", username: \"u\", requestId: \"{}\") {{ status }} }}", "r".repeat(100))),
+        ("moesif", "mutation { createMoesifDashboards(componentId: \"1\", environmentId: \"1\", managementApiKey: \"k\") { dashboardsCreated } }".into()),
+        ("runtimes-without-scope", "{ runtimes { items { runtimeId } } }".into()),
+        ("component-without-ids", "{ component { id } }".into()),
+        ("log-file-traversal", "{ logFileContent(runtimeId: \"x\", fileName: \"../../etc/passwd\") { content } }".into()),
+        ("log-file-drive", "{ logFileContent(runtimeId: \"x\", fileName: \"C:evil\") { content } }".into()),
+        ("registry-blank-path", "{ registryDirectory(runtimeId: \"x\", path: \" \") { count } }".into()),
+        ("fault-blank-name", "{ compositeAppFaultStackTrace(runtimeId: \"x\", appName: \"\") { faultStackTrace } }".into()),
+        ("artifacts-unknown-component", "{ restApisByEnvironmentAndComponent(environmentId: \"1\", componentId: \"999999\") { pageInfo { total } } }".into()),
+        ("artifacts-unknown-environment", "{ servicesByEnvironmentAndComponent(environmentId: \"x\", componentId: \"1\") { pageInfo { total } } }".into()),
+        ("source-unsupported-kind", "{ artifactSourceByComponent(componentId: \"1\", artifactType: \"connector\", artifactName: \"c\") { content } }".into()),
+    ];
+    for (name, q) in refused_mutations {
+        c.add(
+            format!("management/graphql/refused/{name}"),
+            Management,
+            post("application/json", &auth, &doc(&q)),
+            GraphQl(&[200]),
+        );
+    }
+
+    // The login service.
+    let auth_post = |path: &str, ctype: &str, body: &[u8]| {
+        request("POST", path, &[("Content-Type", ctype)], body)
+    };
+    for (name, body) in [
+        ("not-json", b"username=root".to_vec()),
+        ("array", b"[\"root\", \"x\"]".to_vec()),
+        ("no-password", b"{\"username\": \"nobody-here\"}".to_vec()),
+        (
+            "password-number",
+            b"{\"username\": \"nobody-here\", \"password\": 5}".to_vec(),
+        ),
+        ("empty", Vec::new()),
+    ] {
+        c.add(
+            format!("management/auth/login/{name}"),
+            Management,
+            auth_post("/auth/login", "application/json", &body),
+            Auth(&[400]),
+        );
+    }
+    for (name, body) in [
+        (
+            "unknown-user",
+            json!({"username": "nobody-here", "password": "whatever-it-is"}),
+        ),
+        (
+            "huge-user",
+            json!({"username": "u".repeat(100_000), "password": "x"}),
+        ),
+        (
+            "sql-user",
+            json!({"username": "' OR 1=1 --", "password": "x"}),
+        ),
+    ] {
+        c.add(
+            format!("management/auth/login/{name}"),
+            Management,
+            auth_post(
+                "/auth/login",
+                "application/json",
+                body.to_string().as_bytes(),
+            ),
+            Auth(&[401]),
+        );
+    }
+    for (name, body, statuses) in [
+        ("empty", json!({}), &[400u16][..]),
+        ("blank", json!({"refreshToken": ""}), &[400]),
+        ("number", json!({"refreshToken": 5}), &[400]),
+        ("unknown", json!({"refreshToken": "icps_nope"}), &[401]),
+        (
+            "not-a-session",
+            json!({"refreshToken": "eyJ.eyJ.x"}),
+            &[401],
+        ),
+    ] {
+        c.add(
+            format!("management/auth/refresh/{name}"),
+            Management,
+            auth_post(
+                "/auth/refresh-token",
+                "application/json",
+                body.to_string().as_bytes(),
+            ),
+            Auth(statuses),
+        );
+    }
+    c.add(
+        "management/auth/revoke/anonymous",
+        Management,
+        auth_post("/auth/revoke-token", "application/json", b"{}"),
+        Auth(&[401]),
+    );
+    c.add(
+        "management/auth/revoke/foreign-token",
+        Management,
+        request(
+            "POST",
+            "/auth/revoke-token",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            b"{\"refreshToken\": \"icps_someone-elses\"}",
+        ),
+        Auth(&[401]),
+    );
+    c.add(
+        "management/auth/unknown-path",
+        Management,
+        auth_post("/auth/login/oidc", "application/json", b"{}"),
+        Auth(&[404]),
+    );
+    c.add(
+        "management/auth/login-get",
+        Management,
+        request("GET", "/auth/login", &[], b""),
+        Status(405),
+    );
 }
 
 // ---- Micro Integrator (issue 14): heartbeats as MI sends them, broken ----
@@ -5212,6 +5698,47 @@ fn check(reply: &Reply, expect: Expect, index_html: &[u8]) -> Result<(), String>
             }
             Ok(())
         }
+        Expect::GraphQl(statuses) => {
+            if !statuses.contains(&reply.status) {
+                return Err(format!(
+                    "status {}, expected one of {statuses:?}: {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)])
+                ));
+            }
+            let v: Value = serde_json::from_slice(&reply.body)
+                .map_err(|e| format!("body is not JSON ({e})"))?;
+            match &v {
+                Value::String(m) if reply.status == 400 && !m.is_empty() => Ok(()),
+                _ => {
+                    let errors = v["errors"].as_array().filter(|e| !e.is_empty());
+                    let ok = errors.is_some_and(|e| {
+                        e.iter()
+                            .all(|x| x["message"].as_str().is_some_and(|m| !m.is_empty()))
+                    });
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(format!("not GraphQL errors: {v}"))
+                    }
+                }
+            }
+        }
+        Expect::Auth(statuses) => {
+            if !statuses.contains(&reply.status) {
+                return Err(format!(
+                    "status {}, expected one of {statuses:?}",
+                    reply.status
+                ));
+            }
+            let v: Value = serde_json::from_slice(&reply.body)
+                .map_err(|e| format!("body is not JSON ({e})"))?;
+            if v["message"].as_str().is_some_and(|m| !m.is_empty()) {
+                Ok(())
+            } else {
+                Err(format!("not ICP's {{\"message\"}}: {v}"))
+            }
+        }
         Expect::Console => match reply.status {
             200 if reply.body == index_html => Ok(()),
             200 => Err("200 with something other than the console's index.html".into()),
@@ -5495,9 +6022,13 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         }
     }
     eprintln!(
-        "bad-input corpus: {} cases ({} ingests and configuration fetches that may write), statuses {statuses:?}",
+        "bad-input corpus: {} cases ({} ingests and configuration fetches that may write; {} GraphQL and ICP login cases), statuses {statuses:?}",
         cases.len(),
-        writing.len()
+        writing.len(),
+        cases
+            .iter()
+            .filter(|c| c.name.starts_with("management/graphql/") || c.name.starts_with("management/auth/"))
+            .count()
     );
     assert!(
         failures.is_empty(),

@@ -40,6 +40,38 @@ export async function api(method, path, body) {
   return json;
 }
 
+/**
+ * Runs a GraphQL document against POST /graphql (icpd's ICP 2-compatible
+ * console API) with the session cookie and CSRF token, as api() sends
+ * unsafe requests. Resolves { status, statusText, ms, json, text } whatever
+ * the status, since a 400 carries the document's {"errors": [...]} for the
+ * caller to show; rejects with ApiError on a network failure, and on 401
+ * after the unauthorized handler has run (the session is gone).
+ */
+export async function graphql(query, variables) {
+  const headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
+  if (session.csrf) headers['X-CSRF-Token'] = session.csrf;
+  const body = JSON.stringify(variables === undefined ? { query } : { query, variables });
+  const started = performance.now();
+  let res;
+  let text;
+  try {
+    res = await fetch('/graphql', { method: 'POST', headers, credentials: 'same-origin', body });
+    text = await res.text();
+  } catch {
+    throw new ApiError(0, 'network', 'Cannot reach icpd. Check that the server is running.');
+  }
+  const ms = performance.now() - started;
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  if (res.status === 401) {
+    const err = new ApiError(401, json?.error?.code || 'unauthorized', json?.errors?.[0]?.message || json?.error?.message || 'Your session has ended. Sign in again.');
+    session.onUnauthorized?.(err);
+    throw err;
+  }
+  return { status: res.status, statusText: res.statusText, ms, json, text };
+}
+
 export const get = (p) => api('GET', p);
 export const post = (p, b = {}) => api('POST', p, b);
 export const put = (p, b = {}) => api('PUT', p, b);

@@ -19,6 +19,8 @@ const routes = [
   ['/runtimes', 'runtimes', 'runtimes'],
   ['/runtimes/:runtime', 'runtime', 'runtimes'],
   ['/logs', 'logs', 'logs'],
+  // Not /graphql: that path is the API the page calls.
+  ['/graphql-explorer', 'graphql', 'graphql'],
   ['/promotions', 'promotions', 'promotions'],
   ['/environments', 'environments', 'environments'],
   ['/data-planes', 'dataplanes', 'dataplanes'],
@@ -30,7 +32,7 @@ const routes = [
 
 // [key, href, icon, label, permission needed to see the entry (optional)]
 const NAV = [
-  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view'], ['promotions', '/promotions', '⇪', 'Promotions']]],
+  [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view'], ['graphql', '/graphql-explorer', '◇', 'GraphQL'], ['promotions', '/promotions', '⇪', 'Promotions']]],
   ['Administration', [['environments', '/environments', '◫', 'Environments'], ['dataplanes', '/data-planes', '⛁', 'Data planes'], ['access', '/access', '◈', 'Access control'], ['ingest-tokens', '/ingest-tokens', '⇲', 'Ingest tokens', 'integration:view'], ['audit', '/audit', '☰', 'Audit log']]],
 ];
 

@@ -1178,7 +1178,7 @@ impl Query {
         Ok(ServicesPage { items, page_info })
     }
 
-    /// OpenAPI documents a BI runtime reported (icpd stores them from issue 18 on; until then none).
+    /// OpenAPI documents a BI runtime reported in its full heartbeat (icpd does not store them yet: always empty).
     fn open_api_definitions_by_runtime(
         ctx: &Ctx,
         runtime_id: String,
