@@ -373,26 +373,30 @@ pub struct RuntimeListed {
     pub management_port: Option<i64>,
 }
 
-/// The runtimes `principal` may view (`integration:view`) matching `query`,
+/// Which runtimes an offset page lists, by row ids; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeScope {
+    pub environment_id: Option<i64>,
+    pub project_id: Option<i64>,
+    pub integration_id: Option<i64>,
+    pub status: Option<Status>,
+    /// `BI` or `MI`.
+    pub runtime_type: Option<String>,
+}
+
+/// The runtimes `principal` may view (`integration:view`) in `scope`,
 /// newest registration first: `limit` of them after `offset`, and how many
 /// match. The status is the live one (the liveness table is ahead of SQLite).
 pub fn offset_page(
     store: &Store,
     liveness: &Liveness,
     principal: &Principal,
-    query: &RuntimeQuery,
+    scope: &RuntimeScope,
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<RuntimeListed>, i64)> {
-    let handle = |h: &Option<String>| h.as_deref().map(normalize_handle);
-    let q = RuntimeQuery {
-        environment: handle(&query.environment),
-        project: handle(&query.project),
-        integration: handle(&query.integration),
-        ..query.clone()
-    };
     let vis = Visibility::of(principal, Permission::IntegrationView);
-    let (mut rows, total) = store.read(|tx| tx.runtime_offset_page(&vis, &q, offset, limit))?;
+    let (mut rows, total) = store.runtime_offset_page(&vis, scope, offset, limit)?;
     let live = liveness.statuses(rows.iter().map(|r| r.record.runtime_id.as_str()));
     for (r, live) in rows.iter_mut().zip(live) {
         if let Some(s) = live {

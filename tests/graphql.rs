@@ -1397,3 +1397,48 @@ fn every_resolver_refuses_a_caller_without_access_as_the_reference_does() {
         "Access denied: insufficient permissions to delete runtime"
     );
 }
+
+#[test]
+fn page_totals_follow_registrations_and_deletions() {
+    let mut w = world();
+    let q = "query($e: String) { runtimes(environmentId: $e, pagination: {limit: 1}) { pageInfo { total } } }";
+    let total = |g: &mut Gql, env: &str| {
+        g.data(q, json!({"e": env}))["runtimes"]["pageInfo"]["total"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(total(&mut w.admin, &w.env_id), 2);
+    // Asked twice (the total is remembered), then a third runtime registers.
+    assert_eq!(total(&mut w.admin, &w.env_id), 2);
+    let secret = w
+        .server
+        .secret("dev", Some(("order-service", "order-create")));
+    let mut rc = w.server.runtime_client();
+    let third = Bridge::new(&secret, Some("node-3"));
+    assert_eq!(third.full(&mut rc).status, 200);
+    assert_eq!(total(&mut w.admin, &w.env_id), 3);
+    // A runtime id cannot move to another environment: the totals stay.
+    let prod = w.admin.data(
+        "{ environments(type: \"prod\") { items { id } } }",
+        json!({}),
+    )["environments"]["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prod_secret = w
+        .server
+        .secret("prod", Some(("order-service", "order-create")));
+    let mut moved = third.clone();
+    moved.secret = prod_secret;
+    moved.env = "prod".into();
+    let r = moved.full(&mut rc);
+    assert_eq!(r.status, 409, "{}", r.json());
+    assert_eq!(total(&mut w.admin, &w.env_id), 3);
+    assert_eq!(total(&mut w.admin, &prod), 0);
+    let d = w.admin.data(
+        "mutation($r: String!) { deleteRuntime(runtimeId: $r) { deleted } }",
+        json!({"r": w.bi_runtime}),
+    );
+    assert_eq!(d["deleteRuntime"]["deleted"], true);
+    assert_eq!(total(&mut w.admin, &w.env_id), 2);
+}

@@ -71,7 +71,10 @@
 //!   timeout after the heartbeat was sent.
 //! - `--list-pages N`: N requests for 100-runtime pages of the runtime list
 //!   (`GET /api/v1/runtimes?limit=100`, following `nextCursor`), spread over
-//!   the measurement, with their latency (target: p95 ≤ 20 ms).
+//!   the measurement, with their latency (target: p95 ≤ 20 ms). With
+//!   `--list-via graphql` the pages come from ICP's GraphQL API instead:
+//!   `runtimes(environmentId: dev, pagination: {limit: 100, offset})`, the
+//!   console's runtimes document, the offset walking the whole list.
 //!
 //! Statuses are watched through the management API (`GET /api/v1/runtimes
 //! ?status=OFFLINE`, every 200 ms) as a user the fleet creates with the CLI.
@@ -208,6 +211,12 @@ struct Args {
     /// runtime list, spread over the measurement.
     #[arg(long, default_value_t = 0, requires = "spawn")]
     list_pages: usize,
+    /// With --list-pages: fetch them through the REST list (keyset pages
+    /// following nextCursor) or through ICP's GraphQL API
+    /// (`runtimes(environmentId, pagination: {limit: 100, offset})`, the
+    /// offset walking the whole list, or always 0 with graphql-first).
+    #[arg(long, value_enum, default_value_t = observe::ListVia::Rest)]
+    list_via: observe::ListVia,
     /// The icpd binary used to create secrets.
     #[arg(long, default_value = "target/release/icpd")]
     icpd: PathBuf,
@@ -1001,6 +1010,7 @@ fn measure(
             start,
             end,
             args.list_pages,
+            args.list_via,
         )?),
         None => None,
     };

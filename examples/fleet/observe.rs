@@ -82,6 +82,16 @@ struct Pages {
     failures: Vec<(Instant, String)>,
 }
 
+/// Which API the page fetcher lists runtimes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListVia {
+    Rest,
+    /// The offset walks the whole list.
+    Graphql,
+    /// Always the first page (`pagination: {limit: 100}`), as the target names it.
+    GraphqlFirst,
+}
+
 /// The poller and the page fetcher, running beside the load.
 pub struct Watch {
     poller: JoinHandle<Seen>,
@@ -96,11 +106,14 @@ impl Watch {
         start: Instant,
         end: Instant,
         pages: usize,
+        via: ListVia,
     ) -> Result<Watch, String> {
         let pages = if pages > 0 {
             let mut m = mgmt.another()?;
-            Some(std::thread::spawn(move || {
-                fetch_pages(&mut m, start, end, pages)
+            Some(std::thread::spawn(move || match via {
+                ListVia::Rest => fetch_pages(&mut m, start, end, pages),
+                ListVia::Graphql => fetch_graphql_pages(&mut m, start, end, pages, true),
+                ListVia::GraphqlFirst => fetch_graphql_pages(&mut m, start, end, pages, false),
             }))
         } else {
             None
@@ -357,6 +370,77 @@ fn fetch_pages(mgmt: &mut Management, start: Instant, end: Instant, n: usize) ->
                 }
                 cursor = page["nextCursor"].as_str().map(str::to_string);
             }
+            Err(e) => pages.failures.push((Instant::now(), e)),
+        }
+    }
+    pages
+}
+
+/// The console's runtimes document (GRAPHQL.md §7, rank 6), paged.
+const RUNTIMES_DOCUMENT: &str = "query GetOrgRuntimesPage($environmentId: String, $limit: Int!, $offset: Int!) { runtimes(environmentId: $environmentId, pagination: {limit: $limit, offset: $offset}) { items { runtimeId runtimeName runtimeType status version platformName platformVersion platformHome osName osVersion registrationTime lastHeartbeat component { id displayName } } pageInfo { total limit offset } } }";
+
+/// Requests `n` pages of 100 through `POST /graphql`, evenly from `start`
+/// to `end`, the offset walking the list (and starting over at its end).
+fn fetch_graphql_pages(
+    mgmt: &mut Management,
+    start: Instant,
+    end: Instant,
+    n: usize,
+    walk: bool,
+) -> Pages {
+    let mut pages = Pages::default();
+    let env = match mgmt.send(
+        "POST",
+        "/graphql",
+        Some(&serde_json::json!({"query": "{ environments { items { id handler } } }"})),
+    ) {
+        Ok((200, v)) => v["data"]["environments"]["items"]
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["handler"] == "dev"))
+            .and_then(|e| e["id"].as_str().map(str::to_string)),
+        _ => None,
+    };
+    let Some(env) = env else {
+        pages
+            .failures
+            .push((Instant::now(), "no environment dev through GraphQL".into()));
+        return pages;
+    };
+    let every = end.saturating_duration_since(start) / n as u32;
+    let mut offset = 0i64;
+    for k in 0..n {
+        let due = start + every * k as u32;
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let body = serde_json::json!({
+            "query": RUNTIMES_DOCUMENT,
+            "variables": {"environmentId": env, "limit": 100, "offset": offset},
+        });
+        let sent = Instant::now();
+        match mgmt.send("POST", "/graphql", Some(&body)) {
+            Ok((200, page)) if page.get("errors").is_none() => {
+                let us = sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                let runtimes = &page["data"]["runtimes"];
+                let items = runtimes["items"].as_array().map_or(0, Vec::len);
+                let total = runtimes["pageInfo"]["total"].as_i64().unwrap_or(0);
+                if items == 0 {
+                    pages
+                        .failures
+                        .push((Instant::now(), "an empty page".into()));
+                } else {
+                    pages.micros.push(us);
+                }
+                offset += if walk { 100 } else { 0 };
+                if offset >= total {
+                    offset = 0;
+                }
+            }
+            Ok((status, v)) => pages.failures.push((
+                Instant::now(),
+                format!(
+                    "HTTP {status}: {}",
+                    v.to_string().chars().take(200).collect::<String>()
+                ),
+            )),
             Err(e) => pages.failures.push((Instant::now(), e)),
         }
     }

@@ -23,7 +23,7 @@ use crate::commands::Scope;
 use crate::mi::control::{ReadKey, ReadState};
 use crate::mi::view::{ArtifactView, Only, ScopeView};
 use crate::mi::MiKind;
-use crate::runtimes::{RuntimeListed, RuntimeQuery, RuntimeRecord, Status as RtStatus};
+use crate::runtimes::{RuntimeListed, RuntimeRecord, RuntimeScope, Status as RtStatus};
 use crate::time::rfc3339;
 
 /// ICP's page cap (`MAX_PAGE_LIMIT`, §4.5).
@@ -771,11 +771,11 @@ fn detail_runtime(
     if !can_view(&ctx.principal, &target_of(&i, e.as_ref())) {
         return Err(fail("Insufficient permissions to view component artifacts"));
     }
-    let query = RuntimeQuery {
-        project: Some(p.handle.clone()),
-        integration: Some(i.handle.clone()),
-        environment: e.as_ref().map(|e| e.handle.clone()),
-        ..RuntimeQuery::default()
+    let _ = &p;
+    let query = RuntimeScope {
+        integration_id: Some(i.id),
+        environment_id: e.as_ref().map(|e| e.id),
+        ..RuntimeScope::default()
     };
     let (rows, _) = crate::runtimes::offset_page(
         &ctx.deps.store,
@@ -899,22 +899,21 @@ fn configuration_text(data: &Option<Value>) -> String {
     }
 }
 
-/// Resolves `runtimes(...)`'s arguments (§6.1) into a runtime query, or
-/// `None` when the answer is an empty page.
+/// Resolves `runtimes(...)`'s arguments (§6.1) into the runtimes to list,
+/// or `None` when the answer is an empty page (an unknown id).
 fn runtimes_query(
     ctx: &Ctx,
     environment_id: Option<&str>,
     project_id: Option<&str>,
     component_id: Option<&str>,
-) -> Res<Option<RuntimeQuery>> {
-    let mut q = RuntimeQuery::default();
-    let mut project = match project_id {
-        Some(pid) => match id_of(pid).map(|n| ctx.project(n)).transpose()?.flatten() {
-            Some(p) => Some(p),
+) -> Res<Option<RuntimeScope>> {
+    let mut q = RuntimeScope::default();
+    if let Some(pid) = project_id {
+        match id_of(pid).map(|n| ctx.project(n)).transpose()?.flatten() {
+            Some(p) => q.project_id = Some(p.id),
             None => return Ok(None),
-        },
-        None => None,
-    };
+        }
+    }
     if let Some(cid) = component_id {
         let Some(i) = id_of(cid)
             .map(|n| ctx.integration(n))
@@ -923,32 +922,28 @@ fn runtimes_query(
         else {
             return Ok(None);
         };
-        if project.as_ref().is_some_and(|p| p.id != i.project_id) {
+        if q.project_id.is_some_and(|p| p != i.project_id) {
             return Ok(None);
         }
-        if project.is_none() {
-            project = ctx.project(i.project_id)?;
-        }
-        q.integration = Some(i.handle);
+        // The integration implies its project.
+        q.project_id = None;
+        q.integration_id = Some(i.id);
     }
-    let environment = match environment_id {
-        Some(eid) => match id_of(eid)
+    if let Some(eid) = environment_id {
+        match id_of(eid)
             .map(|n| ctx.environment(n))
             .transpose()?
             .flatten()
         {
-            Some(e) => Some(e),
+            Some(e) => q.environment_id = Some(e.id),
             None => return Ok(None),
-        },
-        None => None,
-    };
-    // Without a project, the organization's runtimes page (§6.1 rule 2): the
-    // runtimes of the environment the caller may view, as the REST list.
-    if project.is_none() && environment.is_none() {
+        }
+    }
+    // Without a project, the organization's runtimes page (§6.1 rule 2):
+    // the runtimes of the environment the caller may view, as the REST list.
+    if q.project_id.is_none() && q.integration_id.is_none() && q.environment_id.is_none() {
         return Err(fail("Either projectId or componentId must be provided"));
     }
-    q.project = project.map(|p| p.handle);
-    q.environment = environment.map(|e| e.handle);
     Ok(Some(q))
 }
 
@@ -1118,11 +1113,11 @@ impl Query {
             &ctx.deps.store,
             &ctx.deps.liveness,
             &ctx.principal,
-            &RuntimeQuery {
-                project: Some(p.handle.clone()),
-                integration: Some(i.handle.clone()),
-                environment: Some(e.handle.clone()),
-                ..RuntimeQuery::default()
+            &RuntimeScope {
+                project_id: Some(p.id),
+                integration_id: Some(i.id),
+                environment_id: Some(e.id),
+                ..RuntimeScope::default()
             },
             0,
             1,

@@ -615,9 +615,27 @@ ALTER TABLE runtimes ADD COLUMN management_pin TEXT;
     Migration {
         name: "runtimes-by-registration",
         sql: r#"
--- ICP's GraphQL lists runtimes newest registration first (issue 15): an
--- index in that order reads a page of 100 of 50,000 without sorting them all.
+-- ICP's GraphQL lists runtimes newest registration first (issue 15), most
+-- often of one environment: indexes in that order read a page of 100 of
+-- 50,000 (at any offset) without sorting them all.
 CREATE INDEX runtimes_by_registration ON runtimes (registered_at DESC, runtime_id);
+CREATE INDEX runtimes_by_environment_registration ON runtimes (environment_id, registered_at DESC, runtime_id);
+-- A generation that moves when a runtime is added, removed or moved to
+-- another integration, environment or type, never when it heartbeats:
+-- GraphQL's page totals are remembered until it moves.
+CREATE TABLE runtime_membership (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL
+);
+INSERT INTO runtime_membership (id, generation) VALUES (1, 0);
+CREATE TRIGGER runtime_membership_insert AFTER INSERT ON runtimes
+BEGIN UPDATE runtime_membership SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER runtime_membership_delete AFTER DELETE ON runtimes
+BEGIN UPDATE runtime_membership SET generation = generation + 1 WHERE id = 1; END;
+CREATE TRIGGER runtime_membership_move AFTER UPDATE OF integration_id, environment_id, runtime_type ON runtimes
+WHEN OLD.integration_id IS NOT NEW.integration_id OR OLD.environment_id IS NOT NEW.environment_id
+  OR OLD.runtime_type IS NOT NEW.runtime_type
+BEGIN UPDATE runtime_membership SET generation = generation + 1 WHERE id = 1; END;
 "#,
     },
 ];

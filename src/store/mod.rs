@@ -71,8 +71,20 @@ pub struct Store {
     seen: Mutex<Seen>,
     /// Commits through `conn` so far.
     commits: AtomicU64,
+    /// Totals of GraphQL's runtime pages, valid while the runtimes'
+    /// membership generation is unchanged (see [`Store::runtime_offset_page`]).
+    runtime_counts: Mutex<RuntimeCounts>,
     path: PathBuf,
 }
+
+/// Cached runtime counts: (membership generation, count) by filter.
+#[derive(Default)]
+struct RuntimeCounts {
+    by_filter: std::collections::HashMap<String, (i64, i64)>,
+}
+
+/// Most filters whose runtime count is remembered.
+const MAX_CACHED_COUNTS: usize = 256;
 
 /// How long a secrets generation read through the watch connection stays
 /// current, when this process commits nothing meanwhile: a change another
@@ -182,6 +194,7 @@ impl Store {
             watch: Mutex::new(watch),
             seen: Mutex::new(Seen::default()),
             commits: AtomicU64::new(0),
+            runtime_counts: Mutex::default(),
             path: path.to_path_buf(),
         })
     }
@@ -219,6 +232,58 @@ impl Store {
             tx: conn.transaction_with_behavior(TransactionBehavior::Deferred)?,
         };
         f(&tx)
+    }
+
+    /// Up to `limit` runtimes visible through `vis` in `scope` after
+    /// skipping `offset`, newest registration first, and how many match,
+    /// read in one snapshot. Counting 50,000 index entries costs
+    /// milliseconds, and a console asks for page after page of the same
+    /// list, so a total without a status filter is remembered until a
+    /// runtime is added, removed or moved (its membership generation,
+    /// kept by triggers, moves; heartbeats do not move it).
+    pub fn runtime_offset_page(
+        &self,
+        vis: &crate::catalog::Visibility,
+        scope: &crate::runtimes::RuntimeScope,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<crate::runtimes::RuntimeListed>, i64)> {
+        self.read(|tx| {
+            let total = if scope.status.is_some() {
+                tx.runtime_scope_count(vis, scope)?
+            } else {
+                let generation = tx.runtime_membership()?;
+                let key = format!("{vis:?}|{scope:?}");
+                let cached = {
+                    let counts = self
+                        .runtime_counts
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    counts
+                        .by_filter
+                        .get(&key)
+                        .filter(|(g, _)| *g == generation)
+                        .map(|(_, n)| *n)
+                };
+                match cached {
+                    Some(n) => n,
+                    None => {
+                        let n = tx.runtime_scope_count(vis, scope)?;
+                        let mut counts = self
+                            .runtime_counts
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        if counts.by_filter.len() >= MAX_CACHED_COUNTS {
+                            counts.by_filter.clear();
+                        }
+                        counts.by_filter.insert(key, (generation, n));
+                        n
+                    }
+                }
+            };
+            let rows = tx.runtime_offset_rows(vis, scope, offset, limit)?;
+            Ok((rows, total))
+        })
     }
 
     /// A number that changes whenever any secret changes: at once for a

@@ -23,7 +23,7 @@ use super::{
 use crate::access::Target;
 use crate::catalog::{EnvironmentInfo, IntegrationInfo, ProjectInfo, Visibility};
 use crate::error::Result;
-use crate::runtimes::{RuntimeListed, RuntimeQuery, RuntimeRecord, Status};
+use crate::runtimes::{RuntimeListed, RuntimeQuery, RuntimeRecord, RuntimeScope, Status};
 use crate::secrets::{SecretQuery, StoredSecret};
 use crate::time::Millis;
 
@@ -574,35 +574,97 @@ impl Tx<'_> {
         Ok((rows, total))
     }
 
-    /// Up to `limit` runtimes after skipping `offset`, newest registration
-    /// first (ICP's order), and how many match: GraphQL's offset pages.
-    pub fn runtime_offset_page(
+    /// The conditions of an offset page, all on `runtimes` itself (a
+    /// project's runtimes are its integrations' ids).
+    fn runtime_scope_filter(vis: &Visibility, scope: &RuntimeScope) -> RuntimeFilter {
+        let mut f = RuntimeFilter {
+            conditions: Vec::new(),
+            params: Vec::new(),
+            needs_joins: false,
+        };
+        if !vis.everything {
+            let (_, p, i, e) = visibility_ids(vis);
+            f.add(
+                "(r.integration_id IN (SELECT value FROM json_each(?)) \
+                 OR r.environment_id IN (SELECT value FROM json_each(?)) \
+                 OR r.integration_id IN (SELECT id FROM integrations WHERE project_id IN (SELECT value FROM json_each(?))))",
+                [i.into(), e.into(), p.into()],
+            );
+        }
+        if let Some(e) = scope.environment_id {
+            f.add("r.environment_id = ?", [e.into()]);
+        }
+        if let Some(i) = scope.integration_id {
+            f.add("r.integration_id = ?", [i.into()]);
+        }
+        if let Some(p) = scope.project_id {
+            f.add(
+                "r.integration_id IN (SELECT id FROM integrations WHERE project_id = ?)",
+                [p.into()],
+            );
+        }
+        if let Some(s) = scope.status {
+            f.add("r.status = ?", [SqlValue::from(s.as_str().to_string())]);
+        }
+        if let Some(t) = &scope.runtime_type {
+            f.add("r.runtime_type = ?", [SqlValue::from(t.clone())]);
+        }
+        f
+    }
+
+    /// How many runtimes an offset page's conditions match.
+    pub(super) fn runtime_scope_count(
         &self,
         vis: &Visibility,
-        q: &RuntimeQuery,
+        scope: &RuntimeScope,
+    ) -> Result<i64> {
+        let f = Self::runtime_scope_filter(vis, scope);
+        Ok(self.row(
+            &format!("SELECT COUNT(*) FROM runtimes r {}", f.where_clause()),
+            params_from_iter(&f.params),
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Changes whenever a runtime is added, removed or moved to another
+    /// integration, environment or type (a trigger counts them), but not
+    /// when it heartbeats: what a count without a status filter depends on.
+    pub(super) fn runtime_membership(&self) -> Result<i64> {
+        Ok(self.row(
+            "SELECT generation FROM runtime_membership WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Up to `limit` runtimes after skipping `offset`, newest registration
+    /// first (ICP's order), for GraphQL's offset pages.
+    ///
+    /// The page's runtime ids are read from an index in order
+    /// (`runtimes_by_environment_registration`, or `runtimes_by_registration`
+    /// without an environment), skipping `offset` index entries rather than
+    /// joined rows; only the page's own rows are joined with their
+    /// environment, integration and project.
+    pub(super) fn runtime_offset_rows(
+        &self,
+        vis: &Visibility,
+        scope: &RuntimeScope,
         offset: i64,
         limit: i64,
-    ) -> Result<(Vec<RuntimeListed>, i64)> {
-        let mut page = runtime_filter(vis, q);
-        let count_sql = format!(
-            "SELECT COUNT(*) FROM runtimes r {} {}",
-            if page.needs_joins {
-                RUNTIME_JOINS_AFTER_R
-            } else {
-                ""
-            },
-            page.where_clause()
-        );
-        let total = self.row(&count_sql, params_from_iter(&page.params), |r| r.get(0))?;
-        page.params.push(SqlValue::from(limit));
-        page.params.push(SqlValue::from(offset));
+    ) -> Result<Vec<RuntimeListed>> {
+        let mut f = Self::runtime_scope_filter(vis, scope);
+        let where_clause = f.where_clause();
+        f.params.push(SqlValue::from(limit));
+        f.params.push(SqlValue::from(offset.max(0)));
         let mut st = self.tx.prepare_cached(&format!(
-            "SELECT {RUNTIME_COLUMNS}, r.node_info, r.management_host, r.management_port \
-             {RUNTIME_JOINS} {} ORDER BY r.registered_at DESC, r.runtime_id LIMIT ? OFFSET ?",
-            page.where_clause()
+            "WITH page AS (SELECT r.runtime_id FROM runtimes r {where_clause} \
+               ORDER BY r.registered_at DESC, r.runtime_id LIMIT ? OFFSET ?) \
+             SELECT {RUNTIME_COLUMNS}, r.node_info, r.management_host, r.management_port \
+             FROM page JOIN runtimes r ON r.runtime_id = page.runtime_id {RUNTIME_JOINS_AFTER_R} \
+             ORDER BY r.registered_at DESC, r.runtime_id"
         ))?;
         let rows = st
-            .query_map(params_from_iter(&page.params), |r| {
+            .query_map(params_from_iter(&f.params), |r| {
                 let n = RUNTIME_COLUMN_COUNT;
                 let node_info: String = r.get(n)?;
                 Ok(RuntimeListed {
@@ -613,7 +675,7 @@ impl Tx<'_> {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        Ok((rows, total))
+        Ok(rows)
     }
 
     /// Where a runtime is, as an access target.
