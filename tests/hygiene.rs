@@ -882,6 +882,90 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
     cli.run(&["runtime", "list", "--json"], None);
     cli.run(&["check"], None);
 
+    // ICP's console API: its login service, a secret created through
+    // GraphQL, a refresh, a mutation carrying a password, a revocation.
+    let mut gc = s.management_client();
+    let r = gc
+        .post_json(
+            "/auth/login",
+            None,
+            &json!({"username": "admin", "password": admin_password}),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+    let console = r.json();
+    let jwt = console["token"].as_str().unwrap().to_string();
+    seen.jwt("console token", &jwt);
+    seen.add(
+        "console refresh token",
+        console["refreshToken"].as_str().unwrap(),
+    );
+    let gql = |c: &mut Client, token: &str, query: &str, variables: Value| {
+        c.post_json(
+            "/graphql",
+            Some(token),
+            &json!({"query": query, "variables": variables}),
+        )
+        .unwrap()
+        .json()
+    };
+    let envs = gql(
+        &mut gc,
+        &jwt,
+        "{ environments { items { id handler } } }",
+        json!({}),
+    );
+    let dev_id = envs["data"]["environments"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["handler"] == "dev")
+        .unwrap()["id"]
+        .clone();
+    let made = gql(
+        &mut gc,
+        &jwt,
+        "mutation($e: String!) { createOrgSecret(environmentId: $e) }",
+        json!({"e": dev_id}),
+    );
+    let gql_secret = made["data"]["createOrgSecret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    seen.runtime_secret("secret made through GraphQL", &gql_secret);
+    let mi_password = "mi-user-password-not-to-log";
+    seen.add("MI user password sent through GraphQL", mi_password);
+    let refused = gql(
+        &mut gc,
+        &jwt,
+        "mutation($p: String!) { addMIUser(componentId: \"1\", runtimeId: \"no-such-runtime\", username: \"ops\", password: $p) { status } }",
+        json!({"p": mi_password}),
+    );
+    assert!(refused["errors"][0]["message"].is_string(), "{refused}");
+    let r = gc
+        .post_json(
+            "/auth/refresh-token",
+            None,
+            &json!({"refreshToken": console["refreshToken"]}),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+    let refreshed = r.json();
+    let jwt2 = refreshed["token"].as_str().unwrap().to_string();
+    seen.jwt("refreshed console token", &jwt2);
+    seen.add(
+        "rotated refresh token",
+        refreshed["refreshToken"].as_str().unwrap(),
+    );
+    let r = gc
+        .post_json(
+            "/auth/revoke-token",
+            Some(&jwt2),
+            &json!({"refreshToken": refreshed["refreshToken"]}),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+
     // Logout: bearer and cookie sessions end; their tokens are refused.
     let r = with_cookie(
         &s,
