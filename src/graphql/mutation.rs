@@ -176,14 +176,7 @@ fn artifact_scopes(
     p: &ProjectInfo,
     environment_id: Option<&str>,
 ) -> Res<Vec<(Scope, Vec<String>)>> {
-    let envs: Vec<EnvironmentInfo> = match environment_id {
-        Some(e) => vec![environment_by_id(ctx, e)?],
-        None => ctx
-            .deps
-            .store
-            .read(|tx| tx.all_environments())
-            .map_err(from_error)?,
-    };
+    let envs: Vec<EnvironmentInfo> = super::query::environments_named(ctx, environment_id)?;
     let mut out = Vec::new();
     for e in envs {
         let scope = scope_of(p, i, &e);
@@ -229,11 +222,9 @@ fn artifact_change(
         failed_count: 0,
         details: Vec::new(),
     };
-    let Some(kind) = super::query::parse_kind(artifact_type) else {
-        return Ok(failed(format!(
-            "Unsupported artifact type '{}'",
-            artifact_type.chars().take(60).collect::<String>()
-        )));
+    let kind = match super::query::kind_arg(artifact_type) {
+        Ok(k) => k,
+        Err(e) => return Ok(failed(e.message().to_string())),
     };
     let supported = match field {
         Kind::MiState => kind.has_status(),
@@ -300,6 +291,21 @@ fn artifact_change(
         failed_count: count(failures.len()),
         details: Vec::new(),
     })
+}
+
+/// The same status, message, counts and details in another of ICP's
+/// response types (they differ only in name).
+macro_rules! same_response {
+    ($r:expr, $to:ident) => {{
+        let r = $r;
+        $to {
+            status: r.status,
+            message: r.message,
+            success_count: r.success_count,
+            failed_count: r.failed_count,
+            details: r.details,
+        }
+    }};
 }
 
 /// ICP's `Mutation`.
@@ -880,13 +886,7 @@ impl Mutation {
             input.trace,
             "Insufficient permissions to change artifact tracing",
         )?;
-        Ok(ArtifactTracingChangeResponse {
-            status: r.status,
-            message: r.message,
-            success_count: r.success_count,
-            failed_count: r.failed_count,
-            details: r.details,
-        })
+        Ok(same_response!(r, ArtifactTracingChangeResponse))
     }
 
     /// Switches an MI artifact's statistics in one environment.
@@ -904,13 +904,7 @@ impl Mutation {
             input.statistics,
             "Insufficient permissions to change artifact statistics",
         )?;
-        Ok(ArtifactStatisticsChangeResponse {
-            status: r.status,
-            message: r.message,
-            success_count: r.success_count,
-            failed_count: r.failed_count,
-            details: r.details,
-        })
+        Ok(same_response!(r, ArtifactStatisticsChangeResponse))
     }
 
     /// Creates a runtime secret; answers `<keyId>.<keyMaterial>`, the only time it is shown.

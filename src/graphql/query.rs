@@ -755,6 +755,31 @@ pub(crate) fn parse_kind(s: &str) -> Option<MiKind> {
     })
 }
 
+/// An `artifactType` argument, or ICP-style error naming it.
+pub(crate) fn kind_arg(artifact_type: &str) -> Res<MiKind> {
+    parse_kind(artifact_type).ok_or_else(|| {
+        fail(format!(
+            "Unsupported artifact type '{}'",
+            artifact_type.chars().take(60).collect::<String>()
+        ))
+    })
+}
+
+/// The environment `environment_id` names, or every environment.
+pub(crate) fn environments_named(
+    ctx: &Ctx,
+    environment_id: Option<&str>,
+) -> Res<Vec<EnvironmentInfo>> {
+    match environment_id {
+        Some(e) => Ok(vec![environment_by_id(ctx, e)?]),
+        None => ctx
+            .deps
+            .store
+            .read(|tx| tx.all_environments())
+            .map_err(from_error),
+    }
+}
+
 /// The runtime a component-scoped MI detail read asks (§6.7): `runtime_id`
 /// if it is one of the component's runtimes (in the environment if given),
 /// else the first; it must be RUNNING.
@@ -2695,14 +2720,7 @@ impl Query {
         environment_id: Option<String>,
     ) -> Res<Vec<ArtifactTypeCount>> {
         let (i, p) = component_by_id(ctx, &component_id)?;
-        let envs = match environment_id.as_deref() {
-            Some(e) => vec![environment_by_id(ctx, e)?],
-            None => ctx
-                .deps
-                .store
-                .read(|tx| tx.all_environments())
-                .map_err(from_error)?,
-        };
+        let envs = environments_named(ctx, environment_id.as_deref())?;
         let envs: Vec<EnvironmentInfo> = envs
             .into_iter()
             .filter(|e| can_view(&ctx.principal, &target_of(&i, Some(e))))
@@ -2725,12 +2743,7 @@ impl Query {
         template_type: Option<String>,
     ) -> Res<FetchableText> {
         let _ = package_name;
-        let kind = parse_kind(&artifact_type).ok_or_else(|| {
-            fail(format!(
-                "Unsupported artifact type '{}'",
-                artifact_type.chars().take(60).collect::<String>()
-            ))
-        })?;
+        let kind = kind_arg(&artifact_type)?;
         let f = detail_read(
             ctx,
             &component_id,
@@ -2752,12 +2765,7 @@ impl Query {
         package_name: Option<String>,
     ) -> Res<FetchableText> {
         let _ = package_name;
-        let kind = parse_kind(&artifact_type).ok_or_else(|| {
-            fail(format!(
-                "Unsupported artifact type '{}'",
-                artifact_type.chars().take(60).collect::<String>()
-            ))
-        })?;
+        let kind = kind_arg(&artifact_type)?;
         let f = detail_read(
             ctx,
             &component_id,
@@ -2808,12 +2816,7 @@ impl Query {
         package_name: Option<String>,
     ) -> Res<FetchableParameters> {
         let _ = package_name;
-        let kind = parse_kind(&artifact_type).ok_or_else(|| {
-            fail(format!(
-                "Unsupported artifact type '{}'",
-                artifact_type.chars().take(60).collect::<String>()
-            ))
-        })?;
+        let kind = kind_arg(&artifact_type)?;
         if !matches!(
             kind,
             MiKind::InboundEndpoint | MiKind::MessageProcessor | MiKind::DataSource

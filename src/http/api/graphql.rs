@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::{authenticate, is_unsafe, write_audit, Api, MANAGEMENT};
+use super::{authenticate, cookie, is_unsafe, write_audit, Api, MANAGEMENT};
 use crate::auth::{self, Authenticated, SESSION_COOKIE};
 use crate::error::Error;
 use crate::graphql::{self, token, Reply, AUTH_FAILED};
@@ -69,14 +69,6 @@ fn reply(r: Reply) -> Response {
         body: r.body,
         stream: None,
     }
-}
-
-fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-        .flat_map(|(_, v)| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The caller of `/graphql`: a console token, an icpd bearer token or the

@@ -325,7 +325,7 @@ fn match_path(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
     }
 }
 
-fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
