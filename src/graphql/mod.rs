@@ -71,7 +71,7 @@ pub struct Ctx {
     pub principal: Principal,
     pub now: Millis,
     /// List items returned so far (see [`MAX_ITEMS`]).
-    items: AtomicUsize,
+    items: Budget,
     /// Catalog rows read during this request, by id.
     cache: Mutex<Lookups>,
     /// Write requests by (user, requestId): the MI operation each started (§4.7).
@@ -140,16 +140,27 @@ pub fn from_error(e: Error) -> FieldError {
     fail(e.to_string())
 }
 
-impl Ctx {
-    /// Charges `n` list items to this request; an error once the budget is spent.
-    pub fn charge(&self, n: usize) -> Res<()> {
-        let used = self.items.fetch_add(n, Ordering::Relaxed) + n;
+/// The list items a request may still return.
+#[derive(Default)]
+struct Budget(AtomicUsize);
+
+impl Budget {
+    /// Spends `n` items; an error once more than [`MAX_ITEMS`] were asked for.
+    fn charge(&self, n: usize) -> Res<()> {
+        let used = self.0.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         if used > MAX_ITEMS {
             return Err(fail(format!(
                 "this request asks for more than {MAX_ITEMS} list items in all; ask for pages (pagination: {{limit, offset}}) or split it into several requests"
             )));
         }
         Ok(())
+    }
+}
+
+impl Ctx {
+    /// Charges `n` list items to this request; an error once the budget is spent.
+    pub fn charge(&self, n: usize) -> Res<()> {
+        self.items.charge(n)
     }
 
     /// The environment with id `id`, read once per request.
@@ -408,7 +419,7 @@ impl Gql {
             deps: self.deps.clone(),
             principal,
             now,
-            items: AtomicUsize::new(0),
+            items: Budget::default(),
             cache: Mutex::default(),
             request_ids: self.request_ids.clone(),
         };
@@ -535,6 +546,16 @@ mod tests {
             })),
             "Invalid format in request parameter: variables"
         );
+    }
+
+    #[test]
+    fn the_item_budget_refuses_past_its_limit_and_says_what_to_do() {
+        let b = Budget::default();
+        assert!(b.charge(MAX_ITEMS - 1).is_ok());
+        assert!(b.charge(1).is_ok());
+        let e = b.charge(1).unwrap_err();
+        assert!(e.message().contains("pagination"), "{}", e.message());
+        assert!(Budget::default().charge(usize::MAX).is_err());
     }
 
     #[test]
