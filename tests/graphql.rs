@@ -1442,3 +1442,159 @@ fn page_totals_follow_registrations_and_deletions() {
     assert_eq!(d["deleteRuntime"]["deleted"], true);
     assert_eq!(total(&mut w.admin, &w.env_id), 2);
 }
+
+// ---- MI fields, live from a Management API --------------------------------------------
+
+/// Runs `doc` until its field `field` stops `preparing`; that field.
+fn settled(g: &mut Gql, doc: &str, variables: Value, field: &str) -> Value {
+    let mut out = Value::Null;
+    wait_for(field, std::time::Duration::from_secs(30), || {
+        let (status, body) = g.post(doc, variables.clone());
+        assert_eq!(status, 200, "{doc}: {body}");
+        assert!(body.get("errors").is_none(), "{doc}: {body}");
+        out = body["data"][field].clone();
+        out["preparing"] == false
+    });
+    out
+}
+
+#[test]
+fn mi_fields_read_and_write_through_the_management_api() {
+    let server = TestServer::start(&[]);
+    let secret = server.secret("dev", None);
+    let mi =
+        crate::mi_standin::MiStandIn::start(&server, &secret, "mi-node-1", &["--interval", "1"]);
+    let mut g = Gql::new(&server, "root", Some("Super Admin"));
+    let mut ids = (String::new(), String::new());
+    wait_for("the MI runtime", std::time::Duration::from_secs(30), || {
+        let project = g.data(
+            "{ projectByHandler(orgId: 1, projectHandler: \"order-service\") { id } }",
+            json!({}),
+        );
+        let Some(p) = project["projectByHandler"]["id"].as_str() else {
+            return false;
+        };
+        let d = g.data(
+            "query($p: String!) { component(projectId: $p, componentHandler: \"order-mi\") { id } runtimes(projectId: $p) { items { runtimeId environment { id } } } }",
+            json!({"p": p}),
+        );
+        let item = &d["runtimes"]["items"][0];
+        match (
+            d["component"]["id"].as_str(),
+            item["environment"]["id"].as_str(),
+        ) {
+            (Some(c), Some(e)) => {
+                ids = (c.to_string(), e.to_string());
+                item["runtimeId"] == json!(mi.runtime_id)
+            }
+            _ => false,
+        }
+    });
+    let (component, env) = ids;
+    let rt = json!(mi.runtime_id);
+    let vars = json!({"r": rt, "c": component, "e": env});
+
+    let d = settled(&mut g, "query($r: String!) { loggersByRuntime(runtimeId: $r) { items { loggerName componentName logLevel logLevelInSync runtimeId } pageInfo { total limit offset } preparing stale retryAfterMs } }", vars.clone(), "loggersByRuntime");
+    assert!(
+        d["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["loggerName"] == "org-apache-axis2" && l["logLevel"] == "WARN"),
+        "{d}"
+    );
+    assert_eq!(d["retryAfterMs"], 0);
+    let d = settled(&mut g, "query($e: String!, $c: String!) { loggersByEnvironmentAndComponent(environmentId: $e, componentId: $c) { items { loggerName componentName logLevel runtimeIds } preparing stale retryAfterMs } }", vars.clone(), "loggersByEnvironmentAndComponent");
+    assert!(
+        d["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["loggerName"] == "rootLogger" && l["runtimeIds"] == json!([rt])),
+        "{d}"
+    );
+    let d = settled(&mut g, "query($r: String!) { logFilesByRuntime(runtimeId: $r, searchKey: \"wso2\", pagination: {limit: 1}) { count files { fileName size } pageInfo { total limit offset } preparing stale retryAfterMs } }", vars.clone(), "logFilesByRuntime");
+    assert_eq!(
+        (d["count"].clone(), d["pageInfo"].clone()),
+        (json!(2), json!({"total": 2, "limit": 1, "offset": 0})),
+        "{d}"
+    );
+    let d = settled(&mut g, "query($r: String!) { logFileContent(runtimeId: $r, fileName: \"wso2error.log\") { content preparing stale retryAfterMs } }", vars.clone(), "logFileContent");
+    assert!(
+        d["content"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{d}"
+    );
+    let d = settled(&mut g, "query($r: String!) { registryDirectory(runtimeId: $r, path: \"registry/governance/endpoints\") { count items { name mediaType isDirectory properties { name value } } preparing stale retryAfterMs } }", vars.clone(), "registryDirectory");
+    assert_eq!(d["items"][0]["name"], "backend.xml", "{d}");
+    let d = settled(&mut g, "query($r: String!) { registryFileContent(runtimeId: $r, path: \"registry/config/app.properties\") { content preparing stale retryAfterMs } }", vars.clone(), "registryFileContent");
+    assert_eq!(d["content"], "timeout=30\nretries=3\n");
+    let d = settled(&mut g, "query($r: String!) { registryResourceProperties(runtimeId: $r, path: \"registry/governance/endpoints/backend.xml\") { count properties { name value } preparing stale retryAfterMs } }", vars.clone(), "registryResourceProperties");
+    assert_eq!(d["count"], 2, "{d}");
+    let d = settled(&mut g, "query($r: String!, $c: String!) { getMIUsers(componentId: $c, runtimeId: $r) { items { username domain isAdmin } pageInfo { total } preparing stale retryAfterMs } }", vars.clone(), "getMIUsers");
+    assert_eq!(d["items"][0]["username"], "admin", "{d}");
+    let d = settled(&mut g, "query($c: String!, $r: String!) { artifactSourceByComponent(componentId: $c, artifactType: \"RestApi\", artifactName: \"HealthcareAPI\", runtimeId: $r) { content preparing stale retryAfterMs } }", vars.clone(), "artifactSourceByComponent");
+    assert!(
+        d["content"].as_str().unwrap().contains("HealthcareAPI"),
+        "{d}"
+    );
+    let d = settled(&mut g, "query($c: String!) { localEntryValueByComponent(componentId: $c, entryName: \"ServiceConfig\") { content preparing stale retryAfterMs } }", vars.clone(), "localEntryValueByComponent");
+    assert!(d["content"].as_str().unwrap().contains("timeout=30"), "{d}");
+    let d = settled(&mut g, "query($c: String!) { messageProcessorOverviewByComponent(componentId: $c, processorName: \"OrderForwarder\") { parameters { name value } preparing stale retryAfterMs } }", vars.clone(), "messageProcessorOverviewByComponent");
+    assert!(
+        d["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "name" && p["value"] == "OrderForwarder"),
+        "{d}"
+    );
+
+    // Writes: an MI user added and removed, polled by requestId as the R-NEW console does.
+    let add = "mutation($c: String!, $r: String!, $q: String) { addMIUser(componentId: $c, runtimeId: $r, username: \"ops\", password: \"ops-password-1\", requestId: $q) { username status preparing stale retryAfterMs } }";
+    let rid = json!({"c": component, "r": rt, "q": "add-ops-1"});
+    let d = settled(&mut g, add, rid.clone(), "addMIUser");
+    assert_eq!(
+        (d["username"].clone(), d["status"].clone()),
+        (json!("ops"), json!("Added")),
+        "{d}"
+    );
+    // Re-sent with the same requestId: the same operation, not a second user.
+    let again = g.data(add, rid);
+    assert_eq!(again["addMIUser"]["status"], "Added");
+    let posts: Vec<String> = std::fs::read_to_string(&mi.calls_file)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"POST\"") && l.contains("/management/users"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    let del = "mutation($c: String!, $r: String!) { deleteMIUser(componentId: $c, runtimeId: $r, username: \"ops\", requestId: \"del-ops-1\") { username status preparing } }";
+    let d = settled(
+        &mut g,
+        del,
+        json!({"c": component, "r": rt}),
+        "deleteMIUser",
+    );
+    assert_eq!(d["status"], "Deleted", "{d}");
+
+    // A logger level through the desired state: converges on the runtime.
+    let d = g.data("mutation($r: String!) { updateLogLevel(input: {runtimeIds: [$r], componentType: MI, loggerName: \"org-apache-axis2\", logLevel: DEBUG}) { success message } }", json!({"r": rt}));
+    assert_eq!(d["updateLogLevel"]["success"], true, "{d}");
+    wait_for(
+        "the level on the runtime",
+        std::time::Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&mi.calls_file)
+                .unwrap()
+                .lines()
+                .any(|l| {
+                    l.contains("PATCH") && l.contains("org-apache-axis2") && l.contains("DEBUG")
+                })
+        },
+    );
+    let d = g.data("mutation($c: String!) { triggerArtifact(input: {componentId: $c, taskName: \"InventorySyncTask\"}) { status details } }", json!({"c": component}));
+    assert_eq!(d["triggerArtifact"]["status"], "SUCCESS", "{d}");
+}

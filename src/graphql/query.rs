@@ -2979,7 +2979,15 @@ impl Query {
                 retry_after_ms: f.retry_after_ms,
             });
         }
-        let items: Vec<MIUser> = list_of(&f.data)
+        // `MiControl` reads each user's admin flag too: `{"users": [...]}`.
+        let users = f
+            .data
+            .as_ref()
+            .and_then(|d| d.get("users"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_else(|| list_of(&f.data));
+        let items: Vec<MIUser> = users
             .iter()
             .map(|u| {
                 let id = text(u, "userId").unwrap_or_default();
