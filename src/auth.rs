@@ -248,7 +248,7 @@ pub fn check_username(name: &str) -> Result<()> {
 
 /// SHA-256 of `text` in lower-case hex: how API, session and ingest tokens
 /// are stored.
-pub(crate) fn sha256_hex(text: &str) -> String {
+pub fn sha256_hex(text: &str) -> String {
     digest::digest(&digest::SHA256, text.as_bytes())
         .as_ref()
         .iter()
@@ -422,56 +422,72 @@ pub fn authenticate_session_hash(
     })
 }
 
-/// Exchanges a live session token for a new session of the same user and
-/// ends the old one (ICP's refresh-token rotation, GRAPHQL.md §2.3).
-pub fn rotate_session(store: &Store, token: &str, client: &str, now: Millis) -> Result<Login> {
+/// Prefix of ICP-style refresh tokens.
+const REFRESH_PREFIX: &str = "icpr_";
+
+/// A refresh credential for the session whose token hashes to
+/// `token_hash` (ICP's refresh token, GRAPHQL.md §2.3): its own random
+/// secret, stored as SHA-256, that only buys new console tokens for that
+/// session. It replaces the session's previous one.
+pub fn issue_refresh(store: &Store, token_hash: &str) -> Result<String> {
+    let refresh = random_token(REFRESH_PREFIX)?;
+    let set = store.write(|tx| tx.set_session_refresh(token_hash, &sha256_hex(&refresh)))?;
+    if !set {
+        return Err(Error::Unauthorized(
+            "the session has ended; log in again".into(),
+        ));
+    }
+    Ok(refresh)
+}
+
+/// What a refresh answers: the session (by the hash of its token), its
+/// user, when it ends, and the refresh credential that replaced the one used.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub session_hash: String,
+    pub expires_at: Millis,
+    pub refresh: String,
+    pub user: User,
+    pub principal: Principal,
+}
+
+/// Rotates a refresh credential: the session it belongs to stays (and keeps
+/// its absolute lifetime, so refreshing never extends a session), the
+/// credential used is replaced by a new one.
+pub fn refresh_session(store: &Store, refresh: &str, now: Millis) -> Result<Refreshed> {
     let invalid = || Error::Unauthorized("Invalid or expired refresh token".into());
-    if !token.starts_with(SESSION_PREFIX) {
+    if !refresh.starts_with(REFRESH_PREFIX) {
         return Err(invalid());
     }
-    let old_hash = sha256_hex(token);
-    let fresh = random_token(SESSION_PREFIX)?;
-    let csrf_token = B64URL.encode(random_bytes::<24>()?);
-    let expires_at = now + ms(SESSION_TTL);
-    let user = store.write(|tx| {
-        let session = tx
-            .session(&old_hash)?
-            .filter(|s| s.expires_at > now)
+    let fresh = random_token(REFRESH_PREFIX)?;
+    let (session_hash, row, user) = store.write(|tx| {
+        let (hash, row) = tx
+            .session_by_refresh(&sha256_hex(refresh))?
+            .filter(|(_, s)| s.expires_at > now)
             .ok_or_else(invalid)?;
-        let user = tx.user(session.user_id)?.ok_or_else(invalid)?;
-        tx.delete_session(&old_hash)?;
-        tx.insert_session(
-            &sha256_hex(&fresh),
-            user.id,
-            &csrf_token,
-            now,
-            expires_at,
-            client,
-        )?;
-        Ok(user)
+        let user = tx.user(row.user_id)?.ok_or_else(invalid)?;
+        tx.set_session_refresh(&hash, &sha256_hex(&fresh))?;
+        Ok((hash, row, user))
     })?;
     let principal = principal(store, &user)?;
-    Ok(Login {
-        token: fresh,
-        csrf_token,
-        expires_at,
+    Ok(Refreshed {
+        session_hash,
+        expires_at: row.expires_at,
+        refresh: fresh,
         user: User::from_row(&user, now),
         principal,
     })
 }
 
-/// Ends one of `user_id`'s sessions by its token, or all of them (`None`).
-/// Whether anything was ended.
-pub fn end_sessions(store: &Store, user_id: i64, token: Option<&str>) -> Result<bool> {
-    store.write(|tx| match token {
+/// Ends the session `refresh` belongs to if it is `user_id`'s, or (`None`)
+/// every session of `user_id`. Whether anything was ended.
+pub fn end_sessions(store: &Store, user_id: i64, refresh: Option<&str>) -> Result<bool> {
+    store.write(|tx| match refresh {
         None => Ok(tx.delete_user_sessions(user_id, None)? > 0),
-        Some(t) => {
-            let hash = sha256_hex(t);
-            match tx.session(&hash)? {
-                Some(s) if s.user_id == user_id => tx.delete_session(&hash),
-                _ => Ok(false),
-            }
-        }
+        Some(r) => match tx.session_by_refresh(&sha256_hex(r))? {
+            Some((hash, s)) if s.user_id == user_id => tx.delete_session(&hash),
+            _ => Ok(false),
+        },
     })
 }
 

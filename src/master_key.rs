@@ -92,14 +92,14 @@ impl MasterKey {
         })
     }
 
-    /// Encrypts `plaintext`; `context` (for example the secret's key id) is
-    /// authenticated, so a sealed value cannot be moved to another row.
-    /// Output: 12-byte random nonce followed by ciphertext and tag.
     /// The HMAC-SHA256 key console tokens are signed with.
     pub fn console_token_key(&self) -> &ring::hmac::Key {
         &self.console_token_key
     }
 
+    /// Encrypts `plaintext`; `context` (for example the secret's key id) is
+    /// authenticated, so a sealed value cannot be moved to another row.
+    /// Output: 12-byte random nonce followed by ciphertext and tag.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()

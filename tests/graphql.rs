@@ -959,7 +959,13 @@ fn login_refresh_and_revoke_answer_as_icp_does() {
     let rest = server.login("vera", TEST_PASSWORD).json();
     assert_eq!(ask(&mut c, rest["token"].as_str()).0, 200);
 
-    // Refresh rotates: the old refresh token and its console token stop.
+    // The refresh token is not a bearer token.
+    assert_eq!(
+        ask(&mut c, login["refreshToken"].as_str()),
+        (400, refused.clone())
+    );
+    // Refresh rotates the refresh token; the session (and a console token
+    // still in flight) lives on, to the session's own end.
     let r = post(
         &mut c,
         "/auth/refresh-token",
@@ -994,7 +1000,12 @@ fn login_refresh_and_revoke_answer_as_icp_does() {
         (r.status, r.json()),
         (401, json!({"message": "Invalid or expired refresh token"}))
     );
-    assert_eq!(ask(&mut c, Some(&token)), (400, refused.clone()));
+    assert_eq!(ask(&mut c, Some(&token)).0, 200);
+    assert!(
+        fresh["refreshTokenExpiresIn"].as_i64().unwrap()
+            <= login["refreshTokenExpiresIn"].as_i64().unwrap(),
+        "refreshing never extends the session: {fresh} {login}"
+    );
     let new_token = fresh["token"].as_str().unwrap().to_string();
     assert_eq!(ask(&mut c, Some(&new_token)).0, 200);
 
@@ -1012,7 +1023,8 @@ fn login_refresh_and_revoke_answer_as_icp_does() {
             json!({"message": "Refresh token revoked successfully"})
         )
     );
-    assert_eq!(ask(&mut c, Some(&new_token)), (400, refused));
+    assert_eq!(ask(&mut c, Some(&new_token)), (400, refused.clone()));
+    assert_eq!(ask(&mut c, Some(&token)), (400, refused));
 
     // Lock-out as icpd's login has it: 429 with the wait.
     for _ in 0..5 {
@@ -1132,6 +1144,29 @@ fn the_transport_follows_the_reference() {
         "Either projectId or componentId must be provided"
     );
     assert_eq!(r.json()["errors"][0]["path"], json!(["runtimes"]));
+    // A mutation is audited by the field it ran and the ids it named, not
+    // by an alias the client chose; its arguments are never all recorded.
+    let (s, b) = send(
+        &mut c,
+        "POST",
+        "/graphql",
+        "application/json",
+        r#"{"query":"mutation { harmless: revokeOrgSecret(keyId: \"abcdef12\") }"}"#,
+    );
+    assert_eq!(s, 200, "{b}");
+    let audit = recent_audit(&server.data_dir);
+    let entry = audit
+        .iter()
+        .find(|a| a.action == "POST /graphql")
+        .expect("the mutation is audited");
+    assert_eq!(entry.target, "mutation revokeOrgSecret(keyId: abcdef12)");
+    assert_eq!(entry.actor, "root");
+    assert!(entry.outcome.starts_with("refused"), "{entry:?}");
+    // Queries are not audited.
+    assert_eq!(
+        audit.iter().filter(|a| a.action == "POST /graphql").count(),
+        1
+    );
     // Field order follows the document.
     let (_, b) = send(
         &mut c,
@@ -1205,6 +1240,19 @@ fn hostile_documents_get_graphql_errors_not_a_busy_worker() {
         ["id"]
         .clone();
     let _ = env;
+    // More root fields than one request may ask for.
+    let wide: String = (0..31)
+        .map(|n| format!("a{n}: systemInfo {{ version }} "))
+        .collect();
+    let (s, b) = g.post(&format!("{{ {wide} }}"), json!({}));
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("31 root fields"),
+        "{b}"
+    );
     // After all that the server answers at once.
     assert_eq!(g.post("{ systemInfo { version } }", json!({})).0, 200);
 }

@@ -159,6 +159,8 @@ async function logout() {
 
 function signedOut() {
   localStorage.removeItem(SIGNED_IN);
+  // The GraphQL page's document and variables may hold a password.
+  try { sessionStorage.removeItem('icpd.graphql.document'); sessionStorage.removeItem('icpd.graphql.variables'); } catch { /* storage off */ }
   session.user = null;
   setCsrf(null);
   stopLive();

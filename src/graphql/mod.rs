@@ -48,6 +48,10 @@ pub const MAX_FIELDS: usize = 2_000;
 /// Most list items one request may return in all (every page, every
 /// alias): ten 500-item pages of runtimes, or the whole of a large catalog.
 pub const MAX_ITEMS: usize = 20_000;
+/// Most root fields an operation may ask for, aliases and fragments
+/// counted (the console's documents ask for one to three): each may read a
+/// whole list before paging it, so their number bounds a request's work.
+pub const MAX_ROOT_FIELDS: usize = 30;
 /// The message of every authentication failure (§1.4).
 pub const AUTH_FAILED: &str =
     "Required authentication information is either missing or not valid for the resource.";
@@ -72,8 +76,9 @@ pub struct Ctx {
     pub now: Millis,
     /// List items returned so far (see [`MAX_ITEMS`]).
     items: Budget,
-    /// Catalog rows read during this request, by id.
-    cache: Mutex<Lookups>,
+    /// Catalog rows read during this request, by id (queries only: a
+    /// mutation's later fields must see what its earlier fields changed).
+    cache: Option<Mutex<Lookups>>,
     /// Write requests by (user, requestId): the MI operation each started (§4.7).
     request_ids: Arc<Mutex<RequestIds>>,
 }
@@ -165,43 +170,61 @@ impl Ctx {
 
     /// The environment with id `id`, read once per request.
     pub fn environment(&self, id: i64) -> Res<Option<EnvironmentInfo>> {
-        if let Some(e) = lock(&self.cache).environments.get(&id) {
-            return Ok(e.clone());
+        if let Some(e) = self
+            .cache
+            .as_ref()
+            .and_then(|c| lock(c).environments.get(&id).cloned())
+        {
+            return Ok(e);
         }
         let e = self
             .deps
             .store
             .read(|tx| tx.environment_by_id(id))
             .map_err(from_error)?;
-        lock(&self.cache).environments.insert(id, e.clone());
+        if let Some(c) = &self.cache {
+            lock(c).environments.insert(id, e.clone());
+        }
         Ok(e)
     }
 
     /// The project with id `id`, read once per request.
     pub fn project(&self, id: i64) -> Res<Option<ProjectInfo>> {
-        if let Some(p) = lock(&self.cache).projects.get(&id) {
-            return Ok(p.clone());
+        if let Some(p) = self
+            .cache
+            .as_ref()
+            .and_then(|c| lock(c).projects.get(&id).cloned())
+        {
+            return Ok(p);
         }
         let p = self
             .deps
             .store
             .read(|tx| tx.project_by_id(id))
             .map_err(from_error)?;
-        lock(&self.cache).projects.insert(id, p.clone());
+        if let Some(c) = &self.cache {
+            lock(c).projects.insert(id, p.clone());
+        }
         Ok(p)
     }
 
     /// The integration with id `id`, read once per request.
     pub fn integration(&self, id: i64) -> Res<Option<IntegrationInfo>> {
-        if let Some(i) = lock(&self.cache).integrations.get(&id) {
-            return Ok(i.clone());
+        if let Some(i) = self
+            .cache
+            .as_ref()
+            .and_then(|c| lock(c).integrations.get(&id).cloned())
+        {
+            return Ok(i);
         }
         let i = self
             .deps
             .store
             .read(|tx| tx.integration_by_id(id))
             .map_err(from_error)?;
-        lock(&self.cache).integrations.insert(id, i.clone());
+        if let Some(c) = &self.cache {
+            lock(c).integrations.insert(id, i.clone());
+        }
         Ok(i)
     }
 
@@ -268,7 +291,8 @@ pub struct Request {
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
-    /// The operation was a mutation that executed (the HTTP layer audits it).
+    /// The operation was a mutation that executed (the HTTP layer audits
+    /// it): each root field as `name(idArgument: value, ...)`.
     pub mutation: Option<Vec<String>>,
 }
 
@@ -405,6 +429,21 @@ impl Gql {
             Ok(op) => op,
             Err(e) => return document_error(&e),
         };
+        let roots = root_fields(
+            &req.query,
+            req.operation_name.as_deref(),
+            &self.schema.schema,
+            req.variables.as_ref(),
+        );
+        if roots.len() > MAX_ROOT_FIELDS {
+            return Reply::errors(
+                400,
+                &format!(
+                    "this document asks for {} root fields; icpd answers at most {MAX_ROOT_FIELDS} per request: split it into several requests",
+                    roots.len()
+                ),
+            );
+        }
         let is_mutation = op.operation_type() == OperationType::Mutation;
         if is_mutation && !allow_mutation {
             return Reply::errors(
@@ -420,16 +459,15 @@ impl Gql {
             principal,
             now,
             items: Budget::default(),
-            cache: Mutex::default(),
+            cache: (!is_mutation).then(Mutex::default),
             request_ids: self.request_ids.clone(),
         };
         match op.execute_sync(&variables, &ctx) {
             Err(e) => document_error(&e),
             Ok((data, errors)) => {
-                let fields = is_mutation.then(|| match data.as_object_value() {
-                    Some(o) => o.iter().map(|(k, _)| k.to_string()).collect(),
-                    None => Vec::new(),
-                });
+                // The audit names the fields the document asked for (not
+                // their aliases) with their id arguments, whatever happened.
+                let fields = is_mutation.then(|| roots.clone());
                 // juniper's value keeps the document's field order (a
                 // serde_json::Value would sort the keys).
                 let data = serde_json::to_string(&data).unwrap_or_else(|_| "null".into());
@@ -459,6 +497,95 @@ fn schema_root() -> Schema {
     .limit_depth(MAX_DEPTH)
     .limit_tokens(MAX_TOKENS)
     .limit_fields(MAX_FIELDS)
+}
+
+/// The root fields of the operation `req` runs, fragments expanded, as
+/// `name(argument: value, ...)` with only the arguments that name things
+/// (`…Id`, `keyId`): for the item limit and the audit, which never sees a
+/// password or key. The document has already been validated.
+fn root_fields(
+    query: &str,
+    operation_name: Option<&str>,
+    schema: &juniper::SchemaType<juniper::DefaultScalarValue>,
+    variables: Option<&serde_json::Map<String, Value>>,
+) -> Vec<String> {
+    use juniper::{Definition, Selection};
+    let Ok(doc) = juniper::parser::parse_document_source(query, schema) else {
+        return Vec::new();
+    };
+    let mut fragments = HashMap::new();
+    let mut operation = None;
+    for d in &doc {
+        match d {
+            Definition::Fragment(f) => {
+                fragments.insert(f.item.name.item, &f.item.selection_set);
+            }
+            Definition::Operation(o) => {
+                let name = o.item.name.as_ref().map(|n| n.item);
+                if operation_name.is_none() || name == operation_name {
+                    operation.get_or_insert(&o.item.selection_set);
+                }
+            }
+        }
+    }
+    let value = |v: &juniper::InputValue| -> Option<String> {
+        match v {
+            juniper::InputValue::Variable(name) => variables
+                .and_then(|vars| vars.get(name))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            other => other
+                .as_scalar()
+                .and_then(|s| juniper::ScalarValue::try_as_str(s))
+                .map(str::to_string),
+        }
+    };
+    /// Appends each root field as `name(idArgument: value, ...)`.
+    fn walk(
+        sels: &[Selection<'_, juniper::DefaultScalarValue>],
+        fragments: &HashMap<&str, &Vec<Selection<'_, juniper::DefaultScalarValue>>>,
+        depth: usize,
+        value: &dyn Fn(&juniper::InputValue) -> Option<String>,
+        out: &mut Vec<String>,
+    ) {
+        for s in sels {
+            match s {
+                Selection::Field(f) => {
+                    let ids: Vec<String> = f
+                        .item
+                        .arguments
+                        .iter()
+                        .flat_map(|a| a.item.items.iter())
+                        .filter(|(n, _)| n.item.ends_with("Id") || n.item == "keyId")
+                        .filter_map(|(n, v)| {
+                            value(&v.item).map(|v| {
+                                format!("{}: {}", n.item, v.chars().take(80).collect::<String>())
+                            })
+                        })
+                        .collect();
+                    out.push(if ids.is_empty() {
+                        f.item.name.item.to_string()
+                    } else {
+                        format!("{}({})", f.item.name.item, ids.join(", "))
+                    });
+                }
+                Selection::InlineFragment(i) if depth < 8 => {
+                    walk(&i.item.selection_set, fragments, depth + 1, value, out)
+                }
+                Selection::FragmentSpread(f) if depth < 8 => {
+                    if let Some(set) = fragments.get(f.item.name.item) {
+                        walk(set, fragments, depth + 1, value, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut fields = Vec::new();
+    if let Some(sels) = operation {
+        walk(sels, &fragments, 0, &value, &mut fields);
+    }
+    fields
 }
 
 /// A document that does not parse, validate or match an operation: 400 with

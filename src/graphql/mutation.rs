@@ -127,9 +127,11 @@ fn operation(
 ) -> Res<Operation> {
     let user = ctx.principal.user_id;
     if let Some(rid) = request_id {
-        let known = ctx.request_ids().get(user, rid);
-        if let Some(op) = known.and_then(|id| ctx.deps.mi.operation(&id)) {
-            return Ok(op);
+        if let Some(id) = ctx.request_ids().get(user, rid) {
+            // Known: poll it, never repeat it, even when it is gone.
+            return ctx.deps.mi.operation(&id).ok_or_else(|| {
+                fail("The runtime did not confirm this operation. Check its state before retrying — the change may or may not have been applied.")
+            });
         }
     }
     let op = start()?;
@@ -1148,8 +1150,12 @@ fn mi_operations(
 ) -> Res<Vec<Operation>> {
     let mut ops = Vec::new();
     for (n, g) in groups.iter().enumerate() {
-        // One request id may cover several scopes: each gets its own key.
-        let rid = request_id.as_ref().map(|r| format!("{r}#{n}"));
+        // One request id may cover several scopes: each gets its own key,
+        // which names the action and its target too, so a requestId reused
+        // for another change starts that change instead of reporting the old one.
+        let rid = request_id
+            .as_ref()
+            .map(|r| format!("{r}#{n}#{action}#{target}#{}", g.runtime_ids.join(",")));
         let op = operation(ctx, &rid, || {
             ctx.deps
                 .mi

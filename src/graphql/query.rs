@@ -455,21 +455,54 @@ struct Common {
     runtimes: Vec<ArtifactRuntimeInfo>,
 }
 
+/// Whether every RUNNING replica reports the value desired of it for one
+/// field (`want` and `have` pick the field); replicas that are not running
+/// are not waited for, as in the REST view.
+fn field_in_sync(
+    a: &ArtifactView,
+    view: &ScopeView,
+    want: impl Fn(&crate::mi::view::OnRuntime) -> Option<String>,
+    have: impl Fn(&crate::mi::view::OnRuntime) -> Option<String>,
+) -> bool {
+    a.runtimes.iter().all(|r| {
+        let running = view
+            .runtimes
+            .iter()
+            .any(|v| v.runtime_id == r.runtime_id && v.status == RtStatus::Running);
+        match (want(r), have(r)) {
+            (None, _) => true,
+            _ if !running => true,
+            (Some(w), Some(h)) => crate::commands::same(&w, &h),
+            (Some(_), None) => false,
+        }
+    })
+}
+
 fn common(a: &ArtifactView, view: &ScopeView) -> Common {
     let (state, state_in_sync) = overlay(
         &a.desired.state,
         first_observed(a, |r| r.state.clone()),
-        a.in_sync,
+        field_in_sync(a, view, |r| r.desired.state.clone(), |r| r.state.clone()),
     );
     let (tracing, tracing_in_sync) = overlay(
         &a.desired.tracing,
         first_observed(a, |r| r.tracing.clone()),
-        a.in_sync,
+        field_in_sync(
+            a,
+            view,
+            |r| r.desired.tracing.clone(),
+            |r| r.tracing.clone(),
+        ),
     );
     let (statistics, statistics_in_sync) = overlay(
         &a.desired.statistics,
         first_observed(a, |r| r.statistics.clone()),
-        a.in_sync,
+        field_in_sync(
+            a,
+            view,
+            |r| r.desired.statistics.clone(),
+            |r| r.statistics.clone(),
+        ),
     );
     let (runtime_ids, runtimes) = runtimes_info(a, view);
     Common {
@@ -789,14 +822,13 @@ fn detail_runtime(
     environment_id: Option<&str>,
     runtime_id: Option<&str>,
 ) -> Res<String> {
-    let (i, p) = component_by_id(ctx, component_id)?;
+    let (i, _) = component_by_id(ctx, component_id)?;
     let e = environment_id
         .map(|e| environment_by_id(ctx, e))
         .transpose()?;
     if !can_view(&ctx.principal, &target_of(&i, e.as_ref())) {
         return Err(fail("Insufficient permissions to view component artifacts"));
     }
-    let _ = &p;
     let query = RuntimeScope {
         integration_id: Some(i.id),
         environment_id: e.as_ref().map(|e| e.id),
@@ -1003,10 +1035,11 @@ impl Query {
         else {
             return Ok(empty());
         };
-        if let Some(s) = status.as_deref() {
-            match RtStatus::parse(s) {
-                Some(s) if s.as_str() == s.as_str() => q.status = Some(s),
-                _ => return Ok(empty()),
+        if let Some(text) = status.as_deref() {
+            // Exact match, as the reference filters.
+            match RtStatus::parse(text).filter(|s| s.as_str() == text) {
+                Some(s) => q.status = Some(s),
+                None => return Ok(empty()),
             }
         }
         if let Some(t) = runtime_type.as_deref() {
@@ -1285,9 +1318,8 @@ impl Query {
         pagination: Option<PaginationInput>,
     ) -> Res<WorkflowsPage> {
         let _ = pagination;
-        let (i, _) = component_by_id(ctx, &component_id)?;
+        component_by_id(ctx, &component_id)?;
         environment_by_id(ctx, &environment_id)?;
-        let _ = i;
         Ok(WorkflowsPage {
             items: Vec::new(),
             page_info: empty_page(),
@@ -2966,7 +2998,8 @@ impl Query {
         pagination: Option<PaginationInput>,
     ) -> Res<MIUsersPage> {
         let target = mi_user_target(ctx, &component_id, &runtime_id)?;
-        if !can_edit(&ctx.principal, &target) {
+        // The REST API's rule for reading MI users (ICP asks EDIT).
+        if !ctx.principal.has(Permission::IntegrationManage, &target) {
             return Err(fail("Insufficient permissions to view MI users"));
         }
         let f = mi_read(ctx, &runtime_id, ReadKey::Users, "Runtime not found")?;

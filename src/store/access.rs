@@ -282,6 +282,33 @@ impl Tx<'_> {
             .optional()?)
     }
 
+    /// Gives session `token_hash` a (new) refresh credential.
+    pub fn set_session_refresh(&self, token_hash: &str, refresh_hash: &str) -> Result<bool> {
+        Ok(self.exec(
+            "UPDATE sessions SET refresh_hash = ?2 WHERE token_hash = ?1",
+            params![token_hash, refresh_hash],
+        )? == 1)
+    }
+
+    /// The session a refresh credential belongs to: (token hash, row).
+    pub fn session_by_refresh(&self, refresh_hash: &str) -> Result<Option<(String, SessionRow)>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT token_hash, user_id, csrf_token, expires_at FROM sessions WHERE refresh_hash = ?1",
+        )?;
+        Ok(st
+            .query_row([refresh_hash], |r| {
+                Ok((
+                    r.get(0)?,
+                    SessionRow {
+                        user_id: r.get(1)?,
+                        csrf_token: r.get(2)?,
+                        expires_at: r.get(3)?,
+                    },
+                ))
+            })
+            .optional()?)
+    }
+
     pub fn delete_session(&self, token_hash: &str) -> Result<bool> {
         Ok(self
             .tx

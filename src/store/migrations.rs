@@ -636,6 +636,11 @@ CREATE TRIGGER runtime_membership_move AFTER UPDATE OF integration_id, environme
 WHEN OLD.integration_id IS NOT NEW.integration_id OR OLD.environment_id IS NOT NEW.environment_id
   OR OLD.runtime_type IS NOT NEW.runtime_type
 BEGIN UPDATE runtime_membership SET generation = generation + 1 WHERE id = 1; END;
+-- ICP's refresh tokens (GRAPHQL.md §2.3): a credential of its own per
+-- session, stored as SHA-256; it only buys new console tokens for the
+-- session, which keeps its absolute lifetime.
+ALTER TABLE sessions ADD COLUMN refresh_hash TEXT;
+CREATE UNIQUE INDEX sessions_by_refresh ON sessions (refresh_hash) WHERE refresh_hash IS NOT NULL;
 "#,
     },
 ];

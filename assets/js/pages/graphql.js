@@ -2,7 +2,7 @@
 // the console API of WSO2 ICP 2), run with the signed-in user's session and
 // permissions, beside the schema's documentation read by introspection.
 // The document, with Ctrl/Cmd+Enter to run, and the variables (JSON,
-// checked before sending) are kept in localStorage; the result shows the
+// checked before sending) are kept in sessionStorage (this tab only, cleared at sign-out: a document may carry a password); the result shows the
 // HTTP status, the time taken, each error with its line:column (a click
 // puts the caret there) and the pretty-printed body. The documentation
 // lists the Query and Mutation root fields, opens any type's fields, input
@@ -67,8 +67,8 @@ const typeText = (t) => (t.kind === 'NON_NULL' ? `${typeText(t.ofType)}!` : t.ki
 const required = (arg) => arg.type.kind === 'NON_NULL' && (arg.defaultValue === null || arg.defaultValue === undefined);
 const capital = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 const ms = (x) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${Math.round(x)} ms`);
-const stored = (key, fallback) => { try { return localStorage.getItem(key) ?? fallback; } catch { return fallback; } };
-const store = (key, value) => { try { localStorage.setItem(key, value); } catch { /* private mode: not kept */ } };
+const stored = (key, fallback) => { try { return sessionStorage.getItem(key) ?? fallback; } catch { return fallback; } };
+const store = (key, value) => { try { sessionStorage.setItem(key, value); } catch { /* private mode: not kept */ } };
 
 export async function render(ctx) {
   ctx.crumbs(['GraphQL']);

@@ -139,7 +139,7 @@ fn run_graphql(api: &Api, req: &Request, now: Millis) -> Response {
         let reason = first_error(&out.body);
         let target = format!(
             "mutation {}",
-            fields.join(", ").chars().take(200).collect::<String>()
+            fields.join("; ").chars().take(300).collect::<String>()
         );
         let status = if reason.is_empty() { 200 } else { 400 };
         write_audit(
@@ -185,36 +185,45 @@ fn json_body(req: &Request) -> Option<serde_json::Map<String, Value>> {
     }
 }
 
-/// The login answer of §2.1 (and, without the first three members' extras, §2.3).
-fn login_body(api: &Api, l: &auth::Login, now: Millis, full: bool) -> Value {
-    let permissions = graphql::icp_permissions(&l.principal);
-    let display_name = if l.user.display_name.is_empty() {
-        l.user.username.clone()
+/// What a login or refresh hands to ICP's client.
+struct Issued<'a> {
+    user: &'a auth::User,
+    principal: &'a crate::access::Principal,
+    session_hash: &'a str,
+    expires_at: Millis,
+    refresh: &'a str,
+}
+
+/// The login answer of §2.1 (`full`), or the refresh answer of §2.3.
+fn login_body(api: &Api, i: &Issued, now: Millis, full: bool) -> Value {
+    let permissions = graphql::icp_permissions(i.principal);
+    let display_name = if i.user.display_name.is_empty() {
+        i.user.username.clone()
     } else {
-        l.user.display_name.clone()
+        i.user.display_name.clone()
     };
     let claims = token::Claims::new(
-        l.user.id,
-        &l.user.username,
+        i.user.id,
+        &i.user.username,
         &display_name,
         &permissions,
-        &auth::sha256_hex(&l.token),
+        i.session_hash,
         now,
     );
     let jwt = token::issue(api.master_key.console_token_key(), &claims);
     let mut body = json!({
         "token": jwt,
         "expiresIn": token::TOKEN_TTL_SECS,
-        "refreshToken": l.token,
-        "refreshTokenExpiresIn": (l.expires_at - now) / 1000,
-        "username": l.user.username,
+        "refreshToken": i.refresh,
+        "refreshTokenExpiresIn": (i.expires_at - now).max(0) / 1000,
+        "username": i.user.username,
         "displayName": display_name,
         "permissions": permissions,
     });
     if full {
-        body["userId"] = l.user.id.to_string().into();
+        body["userId"] = i.user.id.to_string().into();
         body["isOidcUser"] = false.into();
-        body["requirePasswordChange"] = l.user.must_change_password.into();
+        body["requirePasswordChange"] = i.user.must_change_password.into();
     }
     body
 }
@@ -233,7 +242,33 @@ fn login(api: &Api, req: &Request, now: Millis) -> Response {
     let resp = match password {
         None => message(400, "username and password are required"),
         Some(password) => match auth::login(&api.store, &username, &password, &client, now) {
-            Ok(l) => Response::json(200, &login_body(api, &l, now, true)),
+            Ok(l) => {
+                // The session's own token never leaves the server: the
+                // client holds a console token naming it and a refresh
+                // credential for it.
+                let session_hash = auth::sha256_hex(&l.token);
+                match auth::issue_refresh(&api.store, &session_hash) {
+                    Ok(refresh) => Response::json(
+                        200,
+                        &login_body(
+                            api,
+                            &Issued {
+                                user: &l.user,
+                                principal: &l.principal,
+                                session_hash: &session_hash,
+                                expires_at: l.expires_at,
+                                refresh: &refresh,
+                            },
+                            now,
+                            true,
+                        ),
+                    ),
+                    Err(e) => {
+                        log::error!("console login failed: {e}");
+                        message(500, "Authentication service unavailable")
+                    }
+                }
+            }
             Err(Error::Unauthorized(_)) => message(401, "Invalid credentials"),
             Err(Error::TooManyRequests {
                 message: m,
@@ -264,9 +299,22 @@ fn refresh(api: &Api, req: &Request, now: Millis) -> Response {
     let resp = if token.is_empty() {
         message(400, "Refresh token is required")
     } else {
-        let client = req.peer.ip().to_string();
-        match auth::rotate_session(&api.store, &token, &client, now) {
-            Ok(l) => Response::json(200, &login_body(api, &l, now, false)),
+        match auth::refresh_session(&api.store, &token, now) {
+            Ok(r) => Response::json(
+                200,
+                &login_body(
+                    api,
+                    &Issued {
+                        user: &r.user,
+                        principal: &r.principal,
+                        session_hash: &r.session_hash,
+                        expires_at: r.expires_at,
+                        refresh: &r.refresh,
+                    },
+                    now,
+                    false,
+                ),
+            ),
             Err(Error::Unauthorized(_)) => message(401, "Invalid or expired refresh token"),
             Err(e) => {
                 log::error!("console token refresh failed: {e}");
