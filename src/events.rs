@@ -123,6 +123,8 @@ pub enum Event {
         runtime_id: String,
         action: String,
         target: String,
+        /// The value it establishes (`disabled`, `DEBUG`, ...).
+        value: String,
         status: CommandStatus,
         at: Millis,
         scope: Scope,
@@ -137,6 +139,7 @@ impl Event {
             runtime_id: row.runtime_id.clone(),
             action: row.action.clone(),
             target: row.target.clone(),
+            value: row.value.clone(),
             status,
             at,
             scope,
@@ -210,6 +213,42 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The frame ICP 2's console reads from `/runtime-status` (GRAPHQL.md
+    /// §1.5), for the events it has one for: a status change, and a
+    /// logger level set. `environmentName` carries the environment's handle.
+    pub fn icp_frame(&self) -> Option<String> {
+        let s = self.scope();
+        let v = match self {
+            Event::RuntimeStatus {
+                runtime_id, status, ..
+            } => json!({
+                "eventType": "RUNTIME_STATUS",
+                "environmentId": s.environment_id.to_string(),
+                "environmentName": s.environment,
+                "runtimeId": runtime_id,
+                "status": status.as_str(),
+            }),
+            Event::Command {
+                runtime_id,
+                action,
+                target,
+                value,
+                ..
+            } if action == "SET_LOGGER_LEVEL" => json!({
+                "eventType": "LOG_LEVEL_CHANGE",
+                "environmentId": s.environment_id.to_string(),
+                "environmentName": s.environment,
+                "runtimeId": runtime_id,
+                "loggerName": target,
+                "logLevel": value,
+            }),
+            _ => return None,
+        };
+        Some(v.to_string())
+    }
+}
+
 /// One SSE frame. JSON text has no raw newlines, so one `data:` line suffices.
 fn frame(id: u64, name: &str, data: &Value) -> String {
     format!("id: {id}\nevent: {name}\ndata: {data}\n\n")
@@ -224,6 +263,8 @@ struct Subscriber {
     user: Option<i64>,
     filter: Filter,
     tx: SyncSender<String>,
+    /// ICP's frames ([`Event::icp_frame`]) instead of SSE text.
+    icp: bool,
 }
 
 /// The hub.
@@ -285,6 +326,24 @@ impl Events {
             user,
             filter: Box::new(filter),
             tx,
+            icp: false,
+        });
+        rx
+    }
+
+    /// A subscriber for ICP's `/runtime-status` channel: each frame is an
+    /// [`Event::icp_frame`] (no hello; events without one are skipped).
+    pub fn subscribe_icp(
+        &self,
+        user: Option<i64>,
+        filter: impl Fn(&Scope) -> bool + Send + 'static,
+    ) -> Receiver<String> {
+        let (tx, rx) = sync_channel(self.queue);
+        self.lock().push(Subscriber {
+            user,
+            filter: Box::new(filter),
+            tx,
+            icp: true,
         });
         rx
     }
@@ -319,8 +378,18 @@ impl Events {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let text = frame(id, event.name(), &event.data());
+        let icp = subs
+            .iter()
+            .any(|s| s.icp)
+            .then(|| event.icp_frame())
+            .flatten();
         let scope = event.scope();
         subs.retain(|s| {
+            let text = match (s.icp, &icp) {
+                (false, _) => &text,
+                (true, Some(t)) => t,
+                (true, None) => return true,
+            };
             if !(s.filter)(scope) {
                 return true;
             }

@@ -1646,3 +1646,65 @@ fn mi_fields_read_and_write_through_the_management_api() {
     let d = g.data("mutation($c: String!) { triggerArtifact(input: {componentId: $c, taskName: \"InventorySyncTask\"}) { status details } }", json!({"c": component}));
     assert_eq!(d["triggerArtifact"]["status"], "SUCCESS", "{d}");
 }
+
+// ---- the push channel (§1.5) ------------------------------------------------------------
+
+#[test]
+fn runtime_status_pushes_icp_frames_over_a_websocket() {
+    let mut w = world();
+    let path = format!(
+        "/runtime-status?environmentId={}&token={}",
+        w.env_id, w.admin.token
+    );
+    let ws_headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    // Refused without a valid token, and without the handshake.
+    let bad = format!("/runtime-status?environmentId={}&token=nope", w.env_id);
+    match w.server.open_sse(&bad, &ws_headers) {
+        Opened::Refused(status, _) => assert_eq!(status, 401),
+        Opened::Stream(_) => panic!("a bad token opened the channel"),
+    }
+    match w.server.open_sse(&path, &[]) {
+        Opened::Refused(status, body) => assert_eq!(status, 400, "{body}"),
+        Opened::Stream(_) => panic!("no handshake opened the channel"),
+    }
+    let Opened::Stream(mut ws) = w.server.open_sse(&path, &ws_headers) else {
+        panic!("the handshake was refused");
+    };
+    // RFC 6455's own example key and answer.
+    assert_eq!(
+        ws.header("sec-websocket-accept").as_deref(),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    assert_eq!(ws.header("upgrade").as_deref(), Some("websocket"));
+    // A logger level set through GraphQL arrives as ICP's frame.
+    let d = w.admin.data(
+        "mutation($r: String!) { updateLogLevel(input: {runtimeIds: [$r], componentName: \"acme/orders\", logLevel: DEBUG}) { success } }",
+        json!({"r": w.bi_runtime}),
+    );
+    assert_eq!(d["updateLogLevel"]["success"], true);
+    let frame = loop {
+        let (opcode, payload) = ws
+            .ws_message(std::time::Duration::from_secs(10))
+            .expect("a frame");
+        if opcode == 1 {
+            break serde_json::from_slice::<Value>(&payload).unwrap();
+        }
+        assert_eq!(opcode, 9, "only pings between messages");
+    };
+    assert_eq!(
+        frame,
+        json!({
+            "eventType": "LOG_LEVEL_CHANGE",
+            "environmentId": w.env_id,
+            "environmentName": "dev",
+            "runtimeId": w.bi_runtime,
+            "loggerName": "acme/orders",
+            "logLevel": "DEBUG",
+        })
+    );
+}

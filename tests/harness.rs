@@ -1001,7 +1001,8 @@ impl Sse {
         sse.head = String::from_utf8(sse.buf[..end].to_vec()).unwrap();
         sse.buf.drain(..end + 4);
         let status: u16 = sse.head[9..12].parse().unwrap();
-        if status != 200 {
+        // 101: a WebSocket upgrade (read with `ws_message`).
+        if status != 200 && status != 101 {
             let len: usize = sse.header("content-length").unwrap().parse().unwrap();
             while sse.buf.len() < len && !sse.eof {
                 sse.fill(deadline);
@@ -1009,6 +1010,38 @@ impl Sse {
             return Opened::Refused(status, serde_json::from_slice(&sse.buf[..len]).unwrap());
         }
         Opened::Stream(sse)
+    }
+
+    /// The next WebSocket message within `timeout` (opcode, payload);
+    /// server frames are unmasked. `None` at end of stream or timeout.
+    pub fn ws_message(&mut self, timeout: Duration) -> Option<(u8, Vec<u8>)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.buf.len() >= 2 {
+                let opcode = self.buf[0] & 0x0f;
+                let (len, at) = match self.buf[1] & 0x7f {
+                    126 if self.buf.len() >= 4 => (
+                        usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
+                        4,
+                    ),
+                    127 if self.buf.len() >= 10 => (
+                        u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize,
+                        10,
+                    ),
+                    126 | 127 => (usize::MAX, 0),
+                    n => (usize::from(n), 2),
+                };
+                if len != usize::MAX && self.buf.len() >= at + len {
+                    let payload = self.buf[at..at + len].to_vec();
+                    self.buf.drain(..at + len);
+                    return Some((opcode, payload));
+                }
+            }
+            if self.eof || Instant::now() >= deadline {
+                return None;
+            }
+            self.fill(deadline);
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<String> {

@@ -51,7 +51,17 @@ pub struct Response {
 /// the receiver once, when it hands the connection to its streams thread;
 /// clones share it, and two streams are equal only if they are the same one.
 #[derive(Clone)]
-pub struct EventStream(Arc<Mutex<Option<Receiver<String>>>>);
+pub struct EventStream(Arc<Mutex<Option<Receiver<String>>>>, StreamKind);
+
+/// How a stream's frames travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// Server-Sent Events: each frame is SSE text, keep-alive is a comment.
+    Sse,
+    /// A server-push WebSocket (RFC 6455): each frame is one text message,
+    /// keep-alive is a ping; what the client sends is read and discarded.
+    WebSocket,
+}
 
 impl EventStream {
     /// The receiver, the first time only.
@@ -74,20 +84,37 @@ impl std::fmt::Debug for EventStream {
     }
 }
 
-/// Whether `resp` is the head of an event stream.
-fn is_event_stream(resp: &Response) -> bool {
-    resp.status == 200 && find_header(&resp.headers, "content-type") == Some(EVENT_STREAM)
+/// Whether `resp` is the head of a stream of its kind.
+fn is_stream_head(resp: &Response, kind: StreamKind) -> bool {
+    match kind {
+        StreamKind::Sse => {
+            resp.status == 200 && find_header(&resp.headers, "content-type") == Some(EVENT_STREAM)
+        }
+        StreamKind::WebSocket => {
+            resp.status == 101 && find_header(&resp.headers, "upgrade") == Some("websocket")
+        }
+    }
 }
 
 const EVENT_STREAM: &str = "text/event-stream";
 
-/// The receiver of the event stream `resp` starts, if it is one that kept
-/// its status and `Content-Type`.
-pub(crate) fn take_stream(resp: &Response) -> Option<Receiver<String>> {
-    resp.stream
-        .as_ref()
-        .filter(|_| is_event_stream(resp))
-        .and_then(EventStream::take)
+/// The receiver of the stream `resp` starts and its kind, if it is one that
+/// kept its status and `Content-Type` (SSE) or `Upgrade` (WebSocket).
+pub(crate) fn take_stream(resp: &Response) -> Option<(Receiver<String>, StreamKind)> {
+    let s = resp.stream.as_ref()?;
+    if !is_stream_head(resp, s.1) {
+        return None;
+    }
+    s.take().map(|rx| (rx, s.1))
+}
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+pub fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    let mut text = key.trim().to_string();
+    text.push_str("258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, text.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
 }
 
 impl Response {
@@ -165,7 +192,27 @@ impl Response {
                 ("X-Accel-Buffering".to_string(), "no".to_string()),
             ],
             body: Vec::new(),
-            stream: Some(EventStream(Arc::new(Mutex::new(Some(rx))))),
+            stream: Some(EventStream(Arc::new(Mutex::new(Some(rx))), StreamKind::Sse)),
+        }
+    }
+
+    /// A server-push WebSocket (RFC 6455) answering a handshake whose
+    /// `Sec-WebSocket-Key` was `key`: 101, then each string from `rx` as
+    /// one text message, pings while idle; the client's frames are read
+    /// and discarded. Otherwise as [`Response::event_stream`]: the streams
+    /// thread carries it, a peer that stops reading is dropped.
+    pub fn websocket(key: &str, rx: Receiver<String>) -> Response {
+        Response {
+            status: 101,
+            headers: vec![
+                ("Upgrade".to_string(), "websocket".to_string()),
+                ("Sec-WebSocket-Accept".to_string(), websocket_accept(key)),
+            ],
+            body: Vec::new(),
+            stream: Some(EventStream(
+                Arc::new(Mutex::new(Some(rx))),
+                StreamKind::WebSocket,
+            )),
         }
     }
 
@@ -260,5 +307,16 @@ pub(crate) fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_websocket_accept_is_rfc_6455s() {
+        assert_eq!(
+            super::websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 }

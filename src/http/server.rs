@@ -462,8 +462,8 @@ fn serve(s: &Shared, mut conn: Conn) -> Option<Conn> {
                 let head_only = raw.method == "HEAD";
                 let (keep_alive, http10) = (raw.keep_alive, raw.http10);
                 let resp = run_handler(s, &conn, raw);
-                if let Some(rx) = take_stream(&resp) {
-                    start_stream(s, conn, &resp, rx, head_only);
+                if let Some((rx, kind)) = take_stream(&resp) {
+                    start_stream(s, conn, &resp, rx, kind, head_only);
                     return None;
                 }
                 // Checked after the handler: a shutdown that began while it
@@ -498,6 +498,7 @@ fn start_stream(
     mut conn: Conn,
     resp: &Response,
     rx: std::sync::mpsc::Receiver<String>,
+    kind: super::message::StreamKind,
     head_only: bool,
 ) {
     if s.stopping.load(Ordering::SeqCst) {
@@ -533,7 +534,7 @@ fn start_stream(
     if !head_only {
         // Anything pipelined after the request is never answered.
         conn.buf = Vec::new();
-        s.streams.adopt(conn, rx, slot);
+        s.streams.adopt(conn, rx, kind, slot);
     }
 }
 
@@ -640,6 +641,11 @@ fn split_target(target: &str) -> (String, String) {
 fn encode_stream_head(resp: &Response) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     push_status_and_headers(&mut out, resp);
+    if resp.status == 101 {
+        // The WebSocket handshake's answer (RFC 6455 §4.2.2).
+        out.extend_from_slice(b"Connection: Upgrade\r\n\r\n");
+        return out;
+    }
     if !resp
         .headers
         .iter()

@@ -1,6 +1,8 @@
-//! Streamed responses (Server-Sent Events): after a worker has written the
-//! head of a [`Response::event_stream`](super::Response::event_stream), the
-//! connection moves here. One thread per server forwards each stream's
+//! Streamed responses (Server-Sent Events, and server-push WebSockets):
+//! after a worker has written the head of a
+//! [`Response::event_stream`](super::Response::event_stream) (or the 101 of
+//! a [`Response::websocket`](super::Response::websocket)), the connection
+//! moves here. One thread per server forwards each stream's
 //! frames as they arrive, so an open stream costs a map entry and a
 //! buffer, never a worker.
 //!
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
+use super::message::StreamKind;
 
 /// How often frames are forwarded and sockets checked; bounds the latency
 /// a stream adds to an event.
@@ -29,6 +32,26 @@ pub(crate) const MAX_BUFFERED: usize = 256 * 1024;
 /// Sent when nothing else was written for the keep-alive interval, so
 /// proxies keep the connection open and a vanished peer is noticed.
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+/// A WebSocket's keep-alive: an empty ping (RFC 6455 §5.5.2).
+const WS_PING: &[u8] = &[0x89, 0x00];
+
+/// One unmasked WebSocket text message (server to client, RFC 6455 §5.2).
+pub(crate) fn ws_text_frame(text: &str) -> Vec<u8> {
+    let len = text.len();
+    let mut out = Vec::with_capacity(len + 10);
+    out.push(0x81);
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(n) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(text.as_bytes());
+    out
+}
 
 /// Holds one of the server's `max_streams` places until dropped.
 pub(crate) struct Slot(Arc<AtomicUsize>);
@@ -42,6 +65,7 @@ impl Drop for Slot {
 struct Stream {
     conn: Conn,
     rx: Receiver<String>,
+    kind: StreamKind,
     /// Plaintext not yet taken by the socket (or rustls).
     out: Vec<u8>,
     last_write: Instant,
@@ -64,7 +88,10 @@ impl Stream {
         while self.out.len() <= MAX_BUFFERED {
             match self.rx.try_recv() {
                 Ok(frame) => {
-                    self.out.extend_from_slice(frame.as_bytes());
+                    match self.kind {
+                        StreamKind::Sse => self.out.extend_from_slice(frame.as_bytes()),
+                        StreamKind::WebSocket => self.out.extend(ws_text_frame(&frame)),
+                    }
                     self.last_write = now;
                 }
                 Err(TryRecvError::Empty) => break,
@@ -75,7 +102,10 @@ impl Stream {
             }
         }
         if self.out.is_empty() && now.duration_since(self.last_write) >= keep_alive {
-            self.out.extend_from_slice(KEEP_ALIVE);
+            self.out.extend_from_slice(match self.kind {
+                StreamKind::Sse => KEEP_ALIVE,
+                StreamKind::WebSocket => WS_PING,
+            });
             self.last_write = now;
         }
         if !self.out.is_empty() || self.conn.tls_pending() {
@@ -145,10 +175,11 @@ impl Streams {
     }
 
     /// Takes over a connection whose response head has been written.
-    pub(crate) fn adopt(&self, conn: Conn, rx: Receiver<String>, slot: Slot) {
+    pub(crate) fn adopt(&self, conn: Conn, rx: Receiver<String>, kind: StreamKind, slot: Slot) {
         let stream = Stream {
             conn,
             rx,
+            kind,
             out: Vec::new(),
             last_write: Instant::now(),
             _slot: slot,
@@ -246,5 +277,22 @@ fn log_end(name: &str, st: &Stream, end: &End) {
             "{name}: dropping event stream to {peer}: more than {MAX_BUFFERED} bytes unread"
         ),
         End::Failed(e) => log::debug!("{name}: event stream to {peer} failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ws_text_frame;
+
+    #[test]
+    fn websocket_text_frames_carry_their_length_in_each_form() {
+        assert_eq!(ws_text_frame("hi"), vec![0x81, 2, b'h', b'i']);
+        let f = ws_text_frame(&"a".repeat(125));
+        assert_eq!((f[1], f.len()), (125, 127));
+        let f = ws_text_frame(&"a".repeat(126));
+        assert_eq!((&f[..4], f.len()), (&[0x81, 126, 0, 126][..], 130));
+        let f = ws_text_frame(&"a".repeat(65_536));
+        assert_eq!(&f[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(f.len(), 65_546);
     }
 }

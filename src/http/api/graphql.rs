@@ -8,6 +8,11 @@
 //! audited like the REST API: every login attempt, refresh and revocation,
 //! and every GraphQL mutation (queries are reads and leave no entry).
 //!
+//! `/runtime-status` is ICP's push channel (§1.5): a server-push WebSocket
+//! of `RUNTIME_STATUS` and `LOG_LEVEL_CHANGE` frames for one environment,
+//! carried by the connection layer's streams thread like the REST API's
+//! Server-Sent Events, so an open channel holds no worker.
+//!
 //! `/graphql` accepts, as `Authorization: Bearer`, the console token
 //! `/auth/login` issues, an icpd session token or a personal API token; and
 //! the console's session cookie (with `X-CSRF-Token` on POST, as the REST
@@ -29,7 +34,7 @@ use crate::time::{now_millis, Millis};
 
 /// Whether `path` is one of these endpoints.
 pub fn handles(path: &str) -> bool {
-    path == "/graphql" || path.starts_with("/auth/")
+    path == "/graphql" || path == "/runtime-status" || path.starts_with("/auth/")
 }
 
 /// Serves `/graphql` and `/auth/*`, timed under their path.
@@ -39,6 +44,8 @@ pub fn serve(api: &Api, req: &Request) -> Response {
     let (route, resp) = match (req.path.as_str(), req.method.as_str()) {
         ("/graphql", "GET" | "POST") => ("/graphql", run_graphql(api, req, now)),
         ("/graphql", _) => ("/graphql", method_not_allowed("GET, POST")),
+        ("/runtime-status", "GET") => ("/runtime-status", runtime_status(api, req, now)),
+        ("/runtime-status", _) => ("/runtime-status", method_not_allowed("GET")),
         ("/auth/login", "POST") => ("/auth/login", login(api, req, now)),
         ("/auth/refresh-token", "POST") => ("/auth/refresh-token", refresh(api, req, now)),
         ("/auth/revoke-token", "POST") => ("/auth/revoke-token", revoke(api, req, now)),
@@ -84,17 +91,7 @@ fn caller(api: &Api, req: &Request, now: Millis) -> Result<Authenticated, Respon
             .map(|(_, t)| t.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(refused)?;
-        if token::looks_like_jwt(token) {
-            let claims = token::verify(api.master_key.console_token_key(), token, now)
-                .map_err(|_| refused())?;
-            let who = auth::authenticate_session_hash(&api.store, &claims.sid, now)
-                .map_err(|_| refused())?;
-            if who.principal.user_id.to_string() != claims.sub {
-                return Err(refused());
-            }
-            return Ok(who);
-        }
-        return auth::authenticate(&api.store, token, now).map_err(|_| refused());
+        return bearer(api, token, now).ok_or_else(refused);
     }
     if cookie(req, SESSION_COOKIE).is_some() {
         // The console's own page: REST's rules (CSRF on POST), and a 401 it
@@ -109,6 +106,86 @@ fn caller(api: &Api, req: &Request, now: Millis) -> Result<Authenticated, Respon
         });
     }
     Err(refused())
+}
+
+/// `GET /runtime-status?environmentId=&token=`: the WebSocket upgrade of
+/// §1.5. The token may also come as `Authorization: Bearer`. Refused unless
+/// the caller holds an environment permission or may view integrations in
+/// that environment; each frame is then filtered by what the caller may
+/// view, as the REST API's event stream is.
+fn runtime_status(api: &Api, req: &Request, now: Millis) -> Response {
+    let token = query_param(req, "token").filter(|t| !t.is_empty());
+    let who = match token {
+        Some(t) => bearer(api, &t, now),
+        None => caller(api, req, now).ok(),
+    };
+    let Some(who) = who else {
+        return message(
+            401,
+            "Required authentication information is either missing or not valid for the resource.",
+        );
+    };
+    let env = query_param(req, "environmentId")
+        .and_then(|e| e.trim().parse::<i64>().ok())
+        .and_then(|id| api.store.read(|tx| tx.environment_by_id(id)).ok().flatten());
+    let Some(env) = env else {
+        return message(404, "environmentId names no environment");
+    };
+    let p = &who.principal;
+    let at = crate::access::Target {
+        environment: Some(env.id),
+        critical: env.critical,
+        ..crate::access::Target::default()
+    };
+    use crate::access::Permission as P;
+    let allowed = [
+        P::EnvironmentManage,
+        P::EnvironmentManageNonProduction,
+        P::IntegrationView,
+        P::IntegrationEdit,
+        P::IntegrationManage,
+    ]
+    .iter()
+    .any(|perm| p.has(*perm, &at))
+        // Integration viewers anywhere: each frame is filtered below.
+        || p.has_anywhere(P::IntegrationView);
+    if !allowed {
+        return message(
+            403,
+            "Access denied: insufficient permissions to watch runtime status in this environment",
+        );
+    }
+    let upgrade = req
+        .header("upgrade")
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let key = req.header("sec-websocket-key").map(str::trim).unwrap_or("");
+    if !upgrade || key.is_empty() {
+        return message(400, "this is a WebSocket: send the upgrade handshake (Upgrade: websocket, Sec-WebSocket-Key)");
+    }
+    if req.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return message(426, "WebSocket version 13 only")
+            .with_header("Sec-WebSocket-Version", "13");
+    }
+    let principal = who.principal.clone();
+    let env_id = env.id;
+    let rx = api
+        .events
+        .subscribe_icp(Some(principal.user_id), move |scope| {
+            scope.environment_id == env_id
+                && principal.has(crate::access::Permission::IntegrationView, &scope.target())
+        });
+    Response::websocket(key, rx)
+}
+
+/// A bearer token (console token, icpd session or API token) given as a
+/// query parameter, as ICP's console sends it to `/runtime-status`.
+fn bearer(api: &Api, token: &str, now: Millis) -> Option<Authenticated> {
+    if token::looks_like_jwt(token) {
+        let claims = token::verify(api.master_key.console_token_key(), token, now).ok()?;
+        let who = auth::authenticate_session_hash(&api.store, &claims.sid, now).ok()?;
+        return (who.principal.user_id.to_string() == claims.sub).then_some(who);
+    }
+    auth::authenticate(&api.store, token, now).ok()
 }
 
 fn run_graphql(api: &Api, req: &Request, now: Millis) -> Response {
