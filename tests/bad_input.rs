@@ -1829,6 +1829,84 @@ fn graphql_corpus(c: &mut Corpus, cred: &Credentials) {
         request("GET", "/auth/login", &[], b""),
         Status(405),
     );
+
+    // ICP's push channel: every refusal before any upgrade.
+    let ws = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let token = cred.admin.as_str();
+    for (name, target, headers, statuses) in [
+        (
+            "no-token",
+            "/runtime-status?environmentId=1".to_string(),
+            &ws[..],
+            &[401u16][..],
+        ),
+        (
+            "bad-token",
+            "/runtime-status?environmentId=1&token=icps_nope".to_string(),
+            &ws[..],
+            &[401],
+        ),
+        (
+            "forged-jwt",
+            format!("/runtime-status?environmentId=1&token={forged}"),
+            &ws[..],
+            &[401],
+        ),
+        (
+            "no-environment",
+            format!("/runtime-status?token={token}"),
+            &ws[..],
+            &[404],
+        ),
+        (
+            "unknown-environment",
+            format!("/runtime-status?environmentId=999999&token={token}"),
+            &ws[..],
+            &[404],
+        ),
+        (
+            "environment-not-a-number",
+            format!("/runtime-status?environmentId=1%20OR%201&token={token}"),
+            &ws[..],
+            &[404],
+        ),
+        (
+            "no-handshake",
+            format!("/runtime-status?environmentId=1&token={token}"),
+            &[][..],
+            &[400],
+        ),
+        (
+            "handshake-without-key",
+            format!("/runtime-status?environmentId=1&token={token}"),
+            &ws[..2],
+            &[400],
+        ),
+        (
+            "old-version",
+            format!("/runtime-status?environmentId=1&token={token}"),
+            &[ws[0], ws[1], ws[2], ("Sec-WebSocket-Version", "8")][..],
+            &[426],
+        ),
+    ] {
+        c.add(
+            format!("management/runtime-status/{name}"),
+            Management,
+            request("GET", &target, headers, b""),
+            Auth(statuses),
+        );
+    }
+    c.add(
+        "management/runtime-status/post",
+        Management,
+        request("POST", "/runtime-status", &[], b""),
+        Status(405),
+    );
 }
 
 // ---- Micro Integrator (issue 14): heartbeats as MI sends them, broken ----
@@ -6022,12 +6100,16 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         }
     }
     eprintln!(
-        "bad-input corpus: {} cases ({} ingests and configuration fetches that may write; {} GraphQL and ICP login cases), statuses {statuses:?}",
+        "bad-input corpus: {} cases ({} ingests and configuration fetches that may write; {} GraphQL, ICP login and push-channel cases), statuses {statuses:?}",
         cases.len(),
         writing.len(),
         cases
             .iter()
-            .filter(|c| c.name.starts_with("management/graphql/") || c.name.starts_with("management/auth/"))
+            .filter(|c| {
+                ["management/graphql/", "management/auth/", "management/runtime-status/"]
+                    .iter()
+                    .any(|p| c.name.starts_with(p))
+            })
             .count()
     );
     assert!(
