@@ -1708,3 +1708,74 @@ fn runtime_status_pushes_icp_frames_over_a_websocket() {
         })
     );
 }
+
+#[test]
+fn a_proxys_wsdl_is_fetched_from_the_runtime_itself() {
+    use std::io::{Read, Write};
+    let server = TestServer::start(&[]);
+    // The runtime's service port: plain HTTP serving the WSDL.
+    let wsdl = "<wsdl:definitions name=\"StockQuoteProxy\"/>";
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let service_port = service.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut tcp in service.incoming().map_while(Result::ok) {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tcp.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let ok =
+                String::from_utf8_lossy(&head).starts_with("GET /services/StockQuoteProxy?wsdl ");
+            let body = if ok { wsdl } else { "wrong request" };
+            let _ = write!(
+                tcp,
+                "HTTP/1.1 {} OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                if ok { 200 } else { 400 },
+                body.len()
+            );
+        }
+    });
+    // Its Management API describes the proxy with that URL.
+    let detail = format!(
+        "{{\"name\":\"StockQuoteProxy\",\"wsdl1_1\":\"http://127.0.0.1:{service_port}/services/StockQuoteProxy?wsdl\"}}"
+    );
+    let answer: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{detail}",
+            detail.len()
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    let mgmt_port = crate::mi_control::fake_management_api(answer, false);
+    let mut mi = MiRuntime::new(
+        &server.secret("dev", None),
+        "dev",
+        "order-service",
+        "order-mi",
+        "mi-wsdl",
+    );
+    mi.set_runtime_port(json!(mgmt_port.to_string()));
+    assert_eq!(mi.full(&mut server.runtime_client()).status, 200);
+    let mut g = Gql::new(&server, "root", Some("Super Admin"));
+    let p = g.data(
+        "{ projectByHandler(orgId: 1, projectHandler: \"order-service\") { id } }",
+        json!({}),
+    )["projectByHandler"]["id"]
+        .clone();
+    let c = g.data(
+        "query($p: String!) { component(projectId: $p, componentHandler: \"order-mi\") { id } }",
+        json!({"p": p}),
+    )["component"]["id"]
+        .clone();
+    let d = settled(
+        &mut g,
+        "query($c: String!) { artifactWsdlByComponent(componentId: $c, artifactType: \"proxy-service\", artifactName: \"StockQuoteProxy\") { content preparing stale retryAfterMs } }",
+        json!({"c": c}),
+        "artifactWsdlByComponent",
+    );
+    assert_eq!(d["content"], wsdl, "{d}");
+}

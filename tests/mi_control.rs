@@ -572,7 +572,7 @@ fn mi_desired_state_set_from_the_cli_is_carried_out_by_the_running_server() {
 }
 
 /// A TLS server configuration with a fresh self-signed certificate.
-fn fresh_tls() -> std::sync::Arc<rustls::ServerConfig> {
+pub(crate) fn fresh_tls() -> std::sync::Arc<rustls::ServerConfig> {
     let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
         ck.signing_key.serialize_der(),
@@ -593,7 +593,7 @@ fn fresh_tls() -> std::sync::Arc<rustls::ServerConfig> {
 /// after the handshake), on its own thread, until the test process ends.
 /// With `rotate`, every connection presents a new certificate (an
 /// impostor after the first contact).
-fn fake_management_api(answer: &'static [u8], rotate: bool) -> u16 {
+pub(crate) fn fake_management_api(answer: &'static [u8], rotate: bool) -> u16 {
     use std::io::{Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

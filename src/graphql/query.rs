@@ -2798,22 +2798,36 @@ impl Query {
     ) -> Res<FetchableText> {
         let _ = package_name;
         let kind = kind_arg(&artifact_type)?;
-        let f = detail_read(
+        let rt = detail_runtime(
             ctx,
             &component_id,
             environment_id.as_deref(),
             runtime_id.as_deref(),
-            ReadKey::artifact(kind, artifact_name, None),
         )?;
+        let key = ReadKey::artifact(kind, artifact_name, None).ok_or_else(|| {
+            fail("MI's Management API offers no detail read for this artifact type")
+        })?;
+        // First MI's description of the proxy, then the document it names.
+        let f = fetch(ctx.deps.mi.read(&rt, key, ctx.now))?;
         if f.preparing {
             return Ok(fetchable_text(f, |_| String::new()));
         }
         let entry = detail_entry(&f.data);
-        let wsdl = text(&entry, "wsdl1_1").or_else(|| text(&entry, "wsdl2_0"));
-        match wsdl {
-            None => Err(fail("WSDL URL not found for this artifact")),
-            Some(url) => Ok(fetchable_text(f, |_| url)),
-        }
+        let url = text(&entry, "wsdl1_1")
+            .or_else(|| text(&entry, "wsdl2_0"))
+            .ok_or_else(|| fail("WSDL URL not found for this artifact"))?;
+        let host = crate::runtimes::show(&ctx.deps.store, &rt)
+            .map_err(from_error)?
+            .management
+            .map(|m| m.host)
+            .ok_or_else(|| fail("Runtime management hostname is not set"))?;
+        let key = ReadKey::wsdl(&url, &host).map_err(fail)?;
+        let w = fetch(ctx.deps.mi.read(&rt, key, ctx.now))?;
+        Ok(fetchable_text(w, |d| match d {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        }))
     }
 
     /// A local entry's value, read from one runtime.

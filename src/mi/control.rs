@@ -198,9 +198,62 @@ pub enum ReadKey {
         /// Templates: `sequence` (the default) or `endpoint`.
         template_type: Option<String>,
     },
+    /// A proxy service's WSDL from the runtime's service port (see [`ReadKey::wsdl`]).
+    Wsdl {
+        https: bool,
+        port: u16,
+        path_and_query: String,
+    },
 }
 
 impl ReadKey {
+    /// The read of the WSDL at `url` (a proxy's `wsdl1_1`, as MI reports
+    /// it), which icpd fetches only from the runtime's own management host
+    /// (`management_host`), as the reference does: an error says why not.
+    pub fn wsdl(url: &str, management_host: &str) -> std::result::Result<ReadKey, String> {
+        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("the WSDL URL is not http(s)".into());
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| "the WSDL URL has no valid port".to_string())?,
+            ),
+            _ => (authority, if https { 443 } else { 80 }),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let mgmt = management_host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if !host.eq_ignore_ascii_case(mgmt) {
+            return Err(format!(
+                "the WSDL URL names host {host}, not the runtime's management host {mgmt}; icpd fetches WSDLs only from the runtime itself"
+            ));
+        }
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
+            return Err("the WSDL URL has characters a request path cannot carry".into());
+        }
+        Ok(ReadKey::Wsdl {
+            https,
+            port,
+            path_and_query: path,
+        })
+    }
+
     /// The detail read of an artifact; `None` for a kind MI offers none for.
     pub fn artifact(kind: MiKind, name: String, template_type: Option<String>) -> Option<ReadKey> {
         resource_of(kind)?;
@@ -235,6 +288,15 @@ impl ReadKey {
                     }
                     _ => crate::mi::management::TemplateKind::Sequence,
                 },
+            },
+            ReadKey::Wsdl {
+                https,
+                port,
+                path_and_query,
+            } => Call::Wsdl {
+                https: *https,
+                port: *port,
+                path_and_query: path_and_query.clone(),
             },
             ReadKey::Artifact { kind, name, .. } => Call::Detail {
                 // Kinds without a resource are refused by `ReadKey::artifact`.
@@ -585,6 +647,11 @@ impl MiControl {
             );
             done(me, outcome)
         });
+        if row.tunnel && matches!(call, Call::Wsdl { .. }) {
+            return Err(NotDispatched::Impossible(
+                "a WSDL is fetched from the runtime's service port, which tunnel mode does not reach".into(),
+            ));
+        }
         if row.tunnel {
             if lock(&self.tunnel).values().map(HashMap::len).sum::<usize>() >= MAX_TUNNELLED {
                 return Err(NotDispatched::Busy);
@@ -1159,6 +1226,35 @@ pub fn sign(wire: &Value, runtime_id: &str, material: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_wsdl_is_read_only_from_the_runtimes_own_host() {
+        let k = ReadKey::wsdl("http://mi-1:8290/services/P?wsdl", "MI-1").unwrap();
+        assert_eq!(
+            k,
+            ReadKey::Wsdl {
+                https: false,
+                port: 8290,
+                path_and_query: "/services/P?wsdl".into()
+            }
+        );
+        let k = ReadKey::wsdl("https://[::1]:8253?wsdl", "::1").unwrap();
+        assert_eq!(
+            k,
+            ReadKey::Wsdl {
+                https: true,
+                port: 8253,
+                path_and_query: "/?wsdl".into()
+            }
+        );
+        assert!(ReadKey::wsdl("http://evil.example:8290/x", "mi-1")
+            .unwrap_err()
+            .contains("not the runtime's management host"));
+        assert!(ReadKey::wsdl("ftp://mi-1/x", "mi-1").is_err());
+        assert!(ReadKey::wsdl("http://mi-1:notaport/x", "mi-1").is_err());
+        assert!(ReadKey::wsdl("http://mi-1:8290/a b", "mi-1").is_err());
+    }
+
     use super::*;
 
     fn row(kind: Kind, target: &str, value: &str) -> CommandRow {

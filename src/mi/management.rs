@@ -292,6 +292,14 @@ pub enum Call {
     TemplateDetail { name: String, kind: TemplateKind },
     /// `GET /management`: MI's version; needs no token.
     Root,
+    /// A proxy service's WSDL, from the runtime's own service port (not
+    /// its Management API): `GET path_and_query` on the management host,
+    /// without a token, over HTTPS or plain HTTP as the URL MI gave says.
+    Wsdl {
+        https: bool,
+        port: u16,
+        path_and_query: String,
+    },
 }
 
 /// The form of a successful answer a call expects.
@@ -347,6 +355,7 @@ impl Call {
             Call::Detail { .. } => "detail",
             Call::TemplateDetail { .. } => "template_detail",
             Call::Root => "root",
+            Call::Wsdl { .. } => "wsdl",
         }
     }
 
@@ -354,7 +363,7 @@ impl Call {
     /// registry content (bytes).
     pub fn expects(&self) -> Expect {
         match self {
-            Call::LogFile { .. } => Expect::Text,
+            Call::LogFile { .. } | Call::Wsdl { .. } => Expect::Text,
             Call::RegistryContent { .. } => Expect::Bytes,
             _ => Expect::Json,
         }
@@ -426,6 +435,13 @@ impl Call {
             | Call::RegistryMetadata { path }
             | Call::RegistryProperties { path } => named("registry path", path),
             Call::Loggers | Call::Users | Call::LogFiles { .. } | Call::Root => Ok(()),
+            Call::Wsdl { path_and_query, .. } => {
+                if path_and_query.starts_with('/') {
+                    Ok(())
+                } else {
+                    Err(CallError::Invalid("the WSDL path is not absolute".into()))
+                }
+            }
         }
     }
 }
@@ -627,6 +643,7 @@ pub fn prepare(call: &Call) -> PreparedCall {
             query(&[("name", name), ("type", kind.as_str())])
         )),
         Call::Root => get(M.to_string()),
+        Call::Wsdl { path_and_query, .. } => get(path_and_query.clone()),
     }
 }
 
@@ -899,6 +916,27 @@ pub fn call(
     now_secs: i64,
 ) -> Result<(Answer, Option<[u8; 32]>), CallError> {
     call.validate()?;
+    if let Call::Wsdl {
+        https,
+        port,
+        path_and_query,
+    } = call
+    {
+        let scheme = if *https { Scheme::Https } else { Scheme::Http };
+        let mut req = OutboundRequest::new(
+            scheme,
+            target.host.clone(),
+            *port,
+            "GET",
+            path_and_query.clone(),
+        )
+        .header("Accept", "text/xml, application/xml, */*");
+        req.timeouts = target.timeouts;
+        let resp = outbound::send(&req, &target.trust)?;
+        let answer = interpret(call, resp.status, resp.header("content-type"), &resp.body)?;
+        // The service port's certificate is not the Management API's pin.
+        return Ok((answer, None));
+    }
     let prepared = prepare(call);
     let bearer = format!(
         "Bearer {}",
