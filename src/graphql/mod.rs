@@ -168,64 +168,40 @@ impl Ctx {
         self.items.charge(n)
     }
 
-    /// The environment with id `id`, read once per request.
-    pub fn environment(&self, id: i64) -> Res<Option<EnvironmentInfo>> {
-        if let Some(e) = self
+    /// A catalog row by id, read once per request (`table` picks the cache).
+    fn cached<T: Clone>(
+        &self,
+        id: i64,
+        table: fn(&mut Lookups) -> &mut HashMap<i64, Option<T>>,
+        read: impl FnOnce(&crate::store::Tx) -> crate::error::Result<Option<T>>,
+    ) -> Res<Option<T>> {
+        if let Some(hit) = self
             .cache
             .as_ref()
-            .and_then(|c| lock(c).environments.get(&id).cloned())
+            .and_then(|c| table(&mut lock(c)).get(&id).cloned())
         {
-            return Ok(e);
+            return Ok(hit);
         }
-        let e = self
-            .deps
-            .store
-            .read(|tx| tx.environment_by_id(id))
-            .map_err(from_error)?;
+        let row = self.deps.store.read(read).map_err(from_error)?;
         if let Some(c) = &self.cache {
-            lock(c).environments.insert(id, e.clone());
+            table(&mut lock(c)).insert(id, row.clone());
         }
-        Ok(e)
+        Ok(row)
+    }
+
+    /// The environment with id `id`, read once per request.
+    pub fn environment(&self, id: i64) -> Res<Option<EnvironmentInfo>> {
+        self.cached(id, |l| &mut l.environments, |tx| tx.environment_by_id(id))
     }
 
     /// The project with id `id`, read once per request.
     pub fn project(&self, id: i64) -> Res<Option<ProjectInfo>> {
-        if let Some(p) = self
-            .cache
-            .as_ref()
-            .and_then(|c| lock(c).projects.get(&id).cloned())
-        {
-            return Ok(p);
-        }
-        let p = self
-            .deps
-            .store
-            .read(|tx| tx.project_by_id(id))
-            .map_err(from_error)?;
-        if let Some(c) = &self.cache {
-            lock(c).projects.insert(id, p.clone());
-        }
-        Ok(p)
+        self.cached(id, |l| &mut l.projects, |tx| tx.project_by_id(id))
     }
 
     /// The integration with id `id`, read once per request.
     pub fn integration(&self, id: i64) -> Res<Option<IntegrationInfo>> {
-        if let Some(i) = self
-            .cache
-            .as_ref()
-            .and_then(|c| lock(c).integrations.get(&id).cloned())
-        {
-            return Ok(i);
-        }
-        let i = self
-            .deps
-            .store
-            .read(|tx| tx.integration_by_id(id))
-            .map_err(from_error)?;
-        if let Some(c) = &self.cache {
-            lock(c).integrations.insert(id, i.clone());
-        }
-        Ok(i)
+        self.cached(id, |l| &mut l.integrations, |tx| tx.integration_by_id(id))
     }
 
     pub(crate) fn request_ids(&self) -> std::sync::MutexGuard<'_, RequestIds> {

@@ -768,7 +768,7 @@ impl Mutation {
         management_api_key: String,
     ) -> Res<MoesifMetricsConfigStatus> {
         let _ = (component_id, environment_id, management_api_key);
-        Err(fail("Moesif metrics integration is disabled"))
+        Err(fail(super::query::MOESIF_METRICS_OFF))
     }
 
     /// Moesif is not part of icpd: the reference's answer when its integration is disabled.
@@ -778,7 +778,7 @@ impl Mutation {
         management_api_key: String,
     ) -> Res<MoesifLogsConfigStatus> {
         let _ = (component_id, environment_id, management_api_key);
-        Err(fail("Moesif logs integration is disabled"))
+        Err(fail(super::query::MOESIF_LOGS_OFF))
     }
 
     /// Deletes an integration with no registered runtimes (`integration:manage`).

@@ -3072,8 +3072,8 @@ impl Query {
     }
 }
 
-const MOESIF_METRICS_OFF: &str = "Moesif metrics integration is disabled";
-const MOESIF_LOGS_OFF: &str = "Moesif logs integration is disabled";
+pub(crate) const MOESIF_METRICS_OFF: &str = "Moesif metrics integration is disabled";
+pub(crate) const MOESIF_LOGS_OFF: &str = "Moesif logs integration is disabled";
 
 /// The runtime's access target, checking that it belongs to the component (MI users, §6.11).
 pub(crate) fn mi_user_target(ctx: &Ctx, component_id: &str, runtime_id: &str) -> Res<Target> {
