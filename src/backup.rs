@@ -443,10 +443,133 @@ pub fn check(data_dir: &Path) -> Vec<Check> {
     ]
 }
 
+/// [`check`] for a PostgreSQL database: that it answers, its schema
+/// version, and that the master key of `data_dir` (or `ICP_MASTER_KEY`)
+/// opens every secret in it. Reads only; safe beside running nodes.
+pub fn check_postgres(url: &crate::store::postgres::DatabaseUrl, data_dir: &Path) -> Vec<Check> {
+    let i = match crate::store::postgres::inspect(url) {
+        Ok(i) => i,
+        Err(e) => {
+            let not = || "not checked: the database cannot be read".to_string();
+            return vec![
+                Check {
+                    name: "database",
+                    ok: false,
+                    detail: format!("{e}; check database_url and that PostgreSQL is running"),
+                },
+                Check {
+                    name: "schema",
+                    ok: false,
+                    detail: not(),
+                },
+                Check {
+                    name: "master key",
+                    ok: false,
+                    detail: not(),
+                },
+            ];
+        }
+    };
+    let known = current_schema_version();
+    let v = i.schema_version;
+    let key = check_key(data_dir, &i.sealed_secrets);
+    vec![
+        Check {
+            name: "database",
+            ok: true,
+            detail: format!("{}: answers", url.display()),
+        },
+        Check {
+            name: "schema",
+            ok: v > 0 && v <= known,
+            detail: if v == 0 {
+                "version 0: no icpd schema in this database (icpd creates it when a node starts)"
+                    .into()
+            } else if v > known {
+                format!("version {v} is newer than this icpd's {known}: run the newer icpd that wrote it")
+            } else if v < known {
+                format!("version {v}; this icpd ({known}) migrates it when a node next starts")
+            } else {
+                format!("version {v}, as this icpd expects")
+            },
+        },
+        Check {
+            name: "master key",
+            ok: key.ok(),
+            detail: key.to_string(),
+        },
+    ]
+}
+
 // ---- the commands -----------------------------------------------------
+
+/// `icpd backup` and `restore` copy the SQLite file; a PostgreSQL
+/// database is PostgreSQL's to back up.
+fn refuse_on_postgres(cfg: &Config, command: &str) -> Result<()> {
+    match &cfg.database_url {
+        None => Ok(()),
+        Some(url) => Err(Error::Config(format!(
+            "icpd {command} copies the embedded SQLite database, but database_url names PostgreSQL ({}): use pg_dump -Fc and pg_restore (README, \"PostgreSQL\"), and keep the master key with the dump",
+            url.display()
+        ))),
+    }
+}
+
+/// `icpd db copy --to URL`: the data directory's `icp.db` into an empty
+/// PostgreSQL database, verified row by row; only while no server runs on
+/// the data directory (a write after the copy would be lost) and no admin
+/// command uses it.
+pub fn db_copy_command(cfg: &Config, to: &str) -> Result<()> {
+    if let Some(url) = &cfg.database_url {
+        return Err(Error::Config(format!(
+            "icpd db copy reads the data directory's icp.db, but database_url is set ({}): unset it (ICP_DATABASE_URL, --database-url, icp.toml) and name the target with --to",
+            url.display()
+        )));
+    }
+    let target = crate::store::postgres::DatabaseUrl::parse(to)?;
+    let data_dir = &cfg.data_dir;
+    if !cfg.db_path().exists() {
+        return Err(Error::DataDir(format!(
+            "{} does not exist: check --data-dir (ICP_DATA_DIR)",
+            cfg.db_path().display()
+        )));
+    }
+    let _lock = DataDirLock::try_acquire(data_dir)?.ok_or_else(|| {
+        Error::Conflict(format!(
+            "a server (pid {}) is running on {}: stop it first, so that nothing is written after the copy, then run icpd db copy again",
+            DataDirLock::holder(data_dir).map_or("unknown".into(), |p| p.to_string()),
+            data_dir.display()
+        ))
+    })?;
+    let _use = DataUseLock::exclusive(data_dir)?.ok_or_else(|| {
+        Error::Conflict(format!(
+            "an icpd admin command is using the database in {}: let it finish, then run icpd db copy again",
+            data_dir.display()
+        ))
+    })?;
+    let r = crate::store::copy::sqlite_to_postgres(&cfg.db_path(), &target)?;
+    let rows: usize = r.tables.iter().map(|(_, n)| n).sum();
+    println!(
+        "copied {} to {}: {rows} rows in {} tables, schema version {}, verified row by row",
+        cfg.db_path().display(),
+        target.display(),
+        r.tables.len(),
+        r.schema_version
+    );
+    for (table, n) in r.tables.iter().filter(|(_, n)| *n > 0) {
+        println!("  {table:<24} {n}");
+    }
+    println!(
+        "logs and metrics stay in {} (they are not kept in PostgreSQL yet).\nnext: start icpd with --database-url (or ICP_DATABASE_URL) set to the target, with this data directory's master.key (or ICP_MASTER_KEY); keep {} until you are satisfied.",
+        cfg.telemetry_db_path().display(),
+        cfg.db_path().display()
+    );
+    Ok(())
+}
 
 /// `icpd backup FILE [--force]`.
 pub fn backup_command(cfg: &Config, file: &Path, force: bool) -> Result<()> {
+    refuse_on_postgres(cfg, "backup")?;
     let r = backup(&cfg.db_path(), file, force)?;
     println!(
         "backup written to {}: {} bytes, schema version {}, integrity ok",
@@ -464,6 +587,7 @@ pub fn backup_command(cfg: &Config, file: &Path, force: bool) -> Result<()> {
 
 /// `icpd restore FILE`.
 pub fn restore_command(cfg: &Config, file: &Path, now: Millis) -> Result<()> {
+    refuse_on_postgres(cfg, "restore")?;
     let r = restore(&cfg.data_dir, file, now)?;
     println!(
         "restored {} to {} (schema version {}{})",
@@ -495,7 +619,10 @@ pub fn restore_command(cfg: &Config, file: &Path, now: Millis) -> Result<()> {
 
 /// `icpd check`: one line per check; an error when any fails.
 pub fn check_command(cfg: &Config) -> Result<()> {
-    let checks = check(&cfg.data_dir);
+    let checks = match &cfg.database_url {
+        None => check(&cfg.data_dir),
+        Some(url) => check_postgres(url, &cfg.data_dir),
+    };
     for c in &checks {
         println!(
             "{:<5} {}: {}",

@@ -12,51 +12,16 @@
 //! principal may see ([`Visibility`]) and keyset pages ([`Keyset`],
 //! [`Listing`]) shared by the runtime and secret lists.
 
+pub use crate::model::catalog::*;
+
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Permission, Principal, Scope, Target};
+use crate::access::{Permission, Principal, Scope};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
 use crate::runtimes::Status;
 use crate::store::Store;
-use crate::time::serialize_rfc3339;
 use crate::Millis;
-
-/// Where runtimes run: `dev`, `prod`, ... A critical environment needs stronger permissions to act on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Environment {
-    #[serde(skip)]
-    pub id: i64,
-    pub handle: String,
-    pub name: String,
-    pub critical: bool,
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
-    pub created_at: Millis,
-}
-
-/// A group of integrations.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Project {
-    #[serde(skip)]
-    pub id: i64,
-    pub handle: String,
-    pub name: String,
-}
-
-/// One deployable integration (a "component" in the bridge protocol).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Integration {
-    #[serde(skip)]
-    pub id: i64,
-    #[serde(skip)]
-    pub project_id: i64,
-    pub handle: String,
-    pub name: String,
-    pub runtime_type: String,
-}
 
 /// The protocol's handle rule: lower-case, every run of characters outside
 /// `[a-z0-9]` becomes one `-`, and leading/trailing `-` are trimmed.
@@ -220,37 +185,6 @@ pub fn find_or_create_integration(
 /// Handles that would be shadowed by a fixed route under `/projects/`.
 const RESERVED_PROJECT_HANDLES: &[&str] = &["handle-availability"];
 
-/// The ids one permission is held on, per scope kind, so the store can
-/// filter a list in SQL exactly as [`Principal::has`] would row by row.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Visibility {
-    /// Held at organization scope: everything is visible.
-    pub everything: bool,
-    pub projects: Vec<i64>,
-    pub integrations: Vec<i64>,
-    pub environments: Vec<i64>,
-}
-
-impl Visibility {
-    /// What `principal` holds `perm` on.
-    pub fn of(principal: &Principal, perm: Permission) -> Visibility {
-        let mut v = Visibility::default();
-        for g in principal
-            .grants
-            .iter()
-            .filter(|g| g.permissions.contains(&perm))
-        {
-            match g.scope {
-                Scope::Organization => v.everything = true,
-                Scope::Project(id) => v.projects.push(id),
-                Scope::Integration(id) => v.integrations.push(id),
-                Scope::Environment(id) => v.environments.push(id),
-            }
-        }
-        v
-    }
-}
-
 /// A keyset page request: the sort key of the last row already seen
 /// (decoded from the API's opaque cursor) and how many rows to return.
 #[derive(Debug, Clone, Default)]
@@ -308,76 +242,6 @@ pub struct CreatedEnvironment<E = EnvironmentInfo> {
     #[serde(flatten)]
     pub environment: E,
     pub placement: Placement,
-}
-
-/// An environment as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnvironmentInfo {
-    #[serde(skip)]
-    pub id: i64,
-    pub handle: String,
-    pub name: String,
-    pub critical: bool,
-    pub description: String,
-    #[serde(serialize_with = "serialize_rfc3339")]
-    pub created_at: Millis,
-    /// The handle of the data plane it sits on.
-    pub data_plane: String,
-    /// How many users other than the requester must approve a promotion
-    /// into it (default: 1 when critical, else 0).
-    pub required_approvals: i64,
-}
-
-/// A project as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProjectInfo {
-    #[serde(skip)]
-    pub id: i64,
-    pub handle: String,
-    pub name: String,
-    pub description: String,
-    #[serde(serialize_with = "serialize_rfc3339")]
-    pub created_at: Millis,
-}
-
-impl ProjectInfo {
-    /// The access target of this project.
-    pub fn target(&self) -> Target {
-        Target {
-            project: Some(self.id),
-            ..Target::default()
-        }
-    }
-}
-
-/// An integration as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IntegrationInfo {
-    #[serde(skip)]
-    pub id: i64,
-    #[serde(skip)]
-    pub project_id: i64,
-    pub project: String,
-    pub handle: String,
-    pub name: String,
-    pub runtime_type: String,
-    pub description: String,
-    #[serde(serialize_with = "serialize_rfc3339")]
-    pub created_at: Millis,
-}
-
-impl IntegrationInfo {
-    /// The access target of this integration (in no particular environment).
-    pub fn target(&self) -> Target {
-        Target {
-            project: Some(self.project_id),
-            integration: Some(self.id),
-            ..Target::default()
-        }
-    }
 }
 
 /// `POST /environments`.
@@ -949,6 +813,26 @@ pub fn delete_integration(
         liveness.remove(id);
     }
     Ok(deleted)
+}
+
+impl Visibility {
+    /// What `principal` holds `perm` on.
+    pub fn of(principal: &Principal, perm: Permission) -> Visibility {
+        let mut v = Visibility::default();
+        for g in principal
+            .grants
+            .iter()
+            .filter(|g| g.permissions.contains(&perm))
+        {
+            match g.scope {
+                Scope::Organization => v.everything = true,
+                Scope::Project(id) => v.projects.push(id),
+                Scope::Integration(id) => v.integrations.push(id),
+                Scope::Environment(id) => v.environments.push(id),
+            }
+        }
+        v
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,17 @@ pub struct Cli {
     /// Data directory holding icp.db, master.key and tls/ [default: ./icp-data].
     #[arg(long, global = true, env = "ICP_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL database for the control plane's state, instead of the
+    /// embedded SQLite file: postgres://user:password@host:5432/icp
+    /// [?sslmode=disable|require|verify-full&sslrootcert=ca.pem].
+    #[arg(
+        long,
+        global = true,
+        env = "ICP_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -125,9 +136,29 @@ pub enum Command {
         /// A file made by `icpd backup`.
         file: PathBuf,
     },
+    /// Move an install's database: copy icp.db into an empty PostgreSQL database.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  icpd db copy --to postgres://icp:PASSWORD@db.example.com:5432/icp?sslmode=verify-full&sslrootcert=/etc/icpd/db-ca.pem"
+    )]
+    Db(DbCommand),
     /// Check the database (integrity, schema version) and that the master key opens every secret.
     #[command(after_help = "Example:\n  icpd check --data-dir /var/lib/icpd")]
     Check,
+}
+
+/// `icpd db`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy the data directory's icp.db into an empty PostgreSQL database and verify it row by row (the server must be stopped).
+    #[command(
+        after_help = "Example:\n  icpd db copy --data-dir /var/lib/icpd --to postgres://icp:PASSWORD@db.example.com:5432/icp"
+    )]
+    Copy {
+        /// The PostgreSQL database to fill (postgres://...; see `--database-url` for the form). It must be empty.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 /// Which integration in which environment an `icpd mi` command is about.
@@ -527,6 +558,7 @@ impl Cli {
 pub fn run(cli: Cli) -> Result<()> {
     let mut overrides = Overrides {
         data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
         ..Overrides::default()
     };
     if let Command::Serve(a) = &cli.command {
@@ -542,7 +574,7 @@ pub fn run(cli: Cli) -> Result<()> {
     // holds the shared data lock while it runs, so a restore never swaps
     // the database under it.
     let _use = match &cli.command {
-        Command::Serve(_) | Command::Restore { .. } => None,
+        Command::Serve(_) | Command::Restore { .. } | Command::Db(_) => None,
         _ => crate::daemon::DataUseLock::shared(&cfg.data_dir)?,
     };
     match cli.command {
@@ -570,6 +602,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Restore { file } => crate::backup::restore_command(&cfg, &file, now_millis()),
         Command::Check => crate::backup::check_command(&cfg),
+        Command::Db(DbCommand::Copy { to }) => crate::backup::db_copy_command(&cfg, &to),
     }
 }
 
@@ -641,7 +674,7 @@ fn audit(store: &Store, action: &str, target: &str) {
 }
 
 fn open_store(cfg: &Config) -> Result<Store> {
-    Store::open(&cfg.db_path())
+    cfg.open_store()
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

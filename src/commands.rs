@@ -26,6 +26,8 @@
 //! Issued and settled commands are published as `command` events by
 //! [`Commands::apply`], that is after the commit.
 
+pub use crate::model::commands::*;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -37,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Event, Events};
 use crate::liveness::Liveness;
 use crate::mi::MiArtifact;
-use crate::runtimes::{Artifacts, RuntimeRecord, Status};
+use crate::runtimes::{Artifacts, Status};
 use crate::store::{Store, Tx};
 use crate::time::{rfc3339, serialize_opt_rfc3339, serialize_rfc3339, Millis};
 
@@ -51,159 +53,6 @@ pub const LISTENER_STATES: &[&str] = &["enabled", "disabled"];
 pub const LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARN", "ERROR"];
 /// The levels MI's loggers take (log4j2).
 pub const MI_LOG_LEVELS: &[&str] = &["OFF", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
-
-/// What a command acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// A listener, by name; the value is `enabled` or `disabled`.
-    Listener,
-    /// A logger, by the component name the runtime reports in `logLevels`.
-    Logger,
-    /// An MI artifact's state (`enabled`/`disabled`), by `kind/name`.
-    MiState,
-    /// An MI artifact's tracing (`enabled`/`disabled`), by `kind/name`.
-    MiTracing,
-    /// An MI artifact's statistics (`enabled`/`disabled`), by `kind/name`.
-    MiStatistics,
-    /// An MI logger's level, by logger name (read back from MI, not from heartbeats).
-    MiLogger,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Listener => "listener",
-            Kind::Logger => "logger",
-            Kind::MiState => "mi-state",
-            Kind::MiTracing => "mi-tracing",
-            Kind::MiStatistics => "mi-statistics",
-            Kind::MiLogger => "mi-logger",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        [
-            Kind::Listener,
-            Kind::Logger,
-            Kind::MiState,
-            Kind::MiTracing,
-            Kind::MiStatistics,
-            Kind::MiLogger,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-
-    /// Whether icpd carries this kind out through MI's Management API
-    /// rather than in a heartbeat response.
-    pub fn is_mi(self) -> bool {
-        matches!(
-            self,
-            Kind::MiState | Kind::MiTracing | Kind::MiStatistics | Kind::MiLogger
-        )
-    }
-}
-
-/// Where a command stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum CommandStatus {
-    /// Issued; the runtime has not reported the desired value yet.
-    Pending,
-    /// A full heartbeat reported the desired value.
-    Converged,
-    /// A newer request replaced it, or its runtime was replaced.
-    Superseded,
-}
-
-impl CommandStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CommandStatus::Pending => "PENDING",
-            CommandStatus::Converged => "CONVERGED",
-            CommandStatus::Superseded => "SUPERSEDED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<CommandStatus> {
-        match s {
-            "PENDING" => Some(CommandStatus::Pending),
-            "CONVERGED" => Some(CommandStatus::Converged),
-            "SUPERSEDED" => Some(CommandStatus::Superseded),
-            _ => None,
-        }
-    }
-}
-
-/// One desired value, for all runtimes (`runtime_id` `None`) or one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DesiredRow {
-    pub kind: Kind,
-    pub artifact: String,
-    pub runtime_id: Option<String>,
-    pub value: String,
-    pub issued_by: String,
-    pub issued_at: Millis,
-}
-
-/// One command as the log stores it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandRow {
-    /// Order of issue (the log's cursor).
-    pub id: i64,
-    pub command_id: String,
-    pub runtime_id: String,
-    pub integration_id: i64,
-    pub environment_id: i64,
-    pub kind: Kind,
-    /// `START`, `STOP` or `SET_LOGGER_LEVEL`.
-    pub action: String,
-    /// The listener name or the logger's component name.
-    pub target: String,
-    /// The value the command establishes (`disabled`, `DEBUG`, ...).
-    pub value: String,
-    /// For SET_LOGGER_LEVEL: the JSON text the bridge expects as `payload`.
-    pub payload: Option<String>,
-    pub issued_by: String,
-    pub issued_at: Millis,
-    pub attempts: i64,
-    pub last_sent_at: Option<Millis>,
-    pub status: CommandStatus,
-    pub settled_at: Option<Millis>,
-    /// Why the last attempt failed (MI commands carried out by icpd).
-    pub last_error: Option<String>,
-}
-
-impl CommandRow {
-    /// The command as a heartbeat response carries it (PROTOCOL.md, "Control commands").
-    pub fn wire(&self) -> Value {
-        let secs = self.issued_at.div_euclid(1000);
-        let frac = self.issued_at.rem_euclid(1000) as f64 / 1000.0;
-        let mut v = json!({
-            "commandId": self.command_id,
-            "runtimeId": self.runtime_id,
-            "targetArtifact": {"name": self.target},
-            "action": self.action,
-            "issuedAt": [secs, frac],
-            "status": "PENDING",
-        });
-        if let Some(p) = &self.payload {
-            v["payload"] = Value::String(p.clone());
-        }
-        v
-    }
-}
-
-/// A runtime of an integration in an environment, with what its last full heartbeat reported.
-#[derive(Debug, Clone)]
-pub struct ScopeRuntime {
-    pub record: RuntimeRecord,
-    pub artifacts: Artifacts,
-    pub log_levels: BTreeMap<String, String>,
-    /// An MI runtime's artifacts (empty for others).
-    pub mi_artifacts: Vec<MiArtifact>,
-}
 
 /// Listener states and log levels as a runtime reported them.
 #[derive(Debug, Clone, Default)]
@@ -272,16 +121,6 @@ impl Reported {
             }
         }
         .map(String::as_str)
-    }
-}
-
-impl ScopeRuntime {
-    pub fn reported(&self) -> Reported {
-        if self.record.runtime_type == "MI" {
-            Reported::mi(&self.mi_artifacts, self.log_levels.clone())
-        } else {
-            Reported::new(Some(&self.artifacts), Some(&self.log_levels))
-        }
     }
 }
 
@@ -1467,6 +1306,36 @@ pub struct LoggerOnRuntime {
     pub level: String,
     pub desired_level: Option<String>,
     pub in_sync: bool,
+}
+
+impl CommandRow {
+    /// The command as a heartbeat response carries it (PROTOCOL.md, "Control commands").
+    pub fn wire(&self) -> Value {
+        let secs = self.issued_at.div_euclid(1000);
+        let frac = self.issued_at.rem_euclid(1000) as f64 / 1000.0;
+        let mut v = json!({
+            "commandId": self.command_id,
+            "runtimeId": self.runtime_id,
+            "targetArtifact": {"name": self.target},
+            "action": self.action,
+            "issuedAt": [secs, frac],
+            "status": "PENDING",
+        });
+        if let Some(p) = &self.payload {
+            v["payload"] = Value::String(p.clone());
+        }
+        v
+    }
+}
+
+impl ScopeRuntime {
+    pub fn reported(&self) -> Reported {
+        if self.record.runtime_type == "MI" {
+            Reported::mi(&self.mi_artifacts, self.log_levels.clone())
+        } else {
+            Reported::new(Some(&self.artifacts), Some(&self.log_levels))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "icp.toml";
 pub struct Config {
     /// Directory holding `icp.db`, `master.key` and the generated TLS certificate.
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of `icp.db` (`database_url`); `None` is the
+    /// embedded SQLite database.
+    pub database_url: Option<crate::store::postgres::DatabaseUrl>,
     /// Address of the runtime (bridge protocol) listener.
     pub runtime_listen: String,
     /// Address of the management (REST, dashboard) listener.
@@ -109,6 +112,7 @@ pub struct TokenConfig {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
     pub runtime_listen: Option<String>,
     pub management_listen: Option<String>,
     pub no_tls: bool,
@@ -122,6 +126,7 @@ pub struct Overrides {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     runtime_listen: Option<String>,
     management_listen: Option<String>,
     heartbeat_timeout: Option<DurationValue>,
@@ -300,6 +305,12 @@ impl Config {
         };
         let cfg = Config {
             data_dir: o.data_dir.or(f.data_dir).unwrap_or(d.data_dir),
+            database_url: o
+                .database_url
+                .or(f.database_url)
+                .filter(|u| !u.is_empty())
+                .map(|u| crate::store::postgres::DatabaseUrl::parse(&u))
+                .transpose()?,
             runtime_listen: o
                 .runtime_listen
                 .or(f.runtime_listen)
@@ -397,6 +408,7 @@ impl Config {
     pub fn defaults() -> Config {
         Config {
             data_dir: PathBuf::from("./icp-data"),
+            database_url: None,
             runtime_listen: "0.0.0.0:9445".into(),
             management_listen: "127.0.0.1:9446".into(),
             tls: TlsConfig {
@@ -492,6 +504,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Opens the control plane's store: PostgreSQL when `database_url` is
+    /// set, else `icp.db` in the data directory.
+    pub fn open_store(&self) -> Result<crate::store::Store> {
+        match &self.database_url {
+            Some(url) => crate::store::Store::connect(url),
+            None => crate::store::Store::open(&self.db_path()),
+        }
     }
 
     /// Path of the SQLite database inside the data directory.

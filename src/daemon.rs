@@ -175,7 +175,8 @@ impl Daemon {
                 DataDirLock::holder(&cfg.data_dir).map_or("unknown".into(), |p| p.to_string())
             ))
         })?;
-        let store = Arc::new(Store::open(&cfg.db_path())?);
+        let store = Arc::new(cfg.open_store()?);
+        store.claim_serving()?;
         let telemetry = Arc::new(crate::telemetry::Telemetry {
             store: Arc::new(crate::store::telemetry::TelemetryStore::open(
                 &cfg.telemetry_db_path(),

@@ -8,6 +8,8 @@
 //! ([`Health::of`]); icpd does not reach into data planes, runtimes report
 //! to it, so a data plane keeps serving while icpd is away.
 
+pub use crate::model::pipeline::DataPlaneRow;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -66,18 +68,6 @@ impl Health {
             offline,
         }
     }
-}
-
-/// The stored fields of a data plane.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataPlaneRow {
-    pub id: i64,
-    pub handle: String,
-    pub name: String,
-    pub kind: String,
-    pub region: String,
-    pub description: String,
-    pub created_at: Millis,
 }
 
 /// `POST /data-planes`, `icpd data-plane create`.

@@ -10,50 +10,20 @@
 //! (`versionMismatch`). A promotion copies a record into the next
 //! environment with [`insert`], naming the source in `promoted_from`.
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::pipeline::{Deployment, ValidDeployment};
+
+use serde::Deserialize;
 
 use crate::catalog::{Keyset, Listing};
 use crate::commands::Scope;
 use crate::error::{Error, Result};
 use crate::store::{Store, Tx};
-use crate::time::{serialize_rfc3339, Millis};
-
-/// One deployment record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Deployment {
-    #[serde(serialize_with = "crate::id::serialize")]
-    pub id: i64,
-    pub project: String,
-    pub integration: String,
-    pub environment: String,
-    pub version: String,
-    pub artifact: String,
-    pub sha256: Option<String>,
-    pub created_by: String,
-    #[serde(serialize_with = "serialize_rfc3339")]
-    pub created_at: Millis,
-    /// The record (in the previous environment) a promotion copied, if any.
-    #[serde(serialize_with = "crate::id::serialize_opt")]
-    pub promoted_from: Option<i64>,
-    #[serde(skip)]
-    pub integration_id: i64,
-    #[serde(skip)]
-    pub environment_id: i64,
-}
+use crate::time::Millis;
 
 /// `POST .../deployments`, `icpd deployment create`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewDeployment {
-    pub version: String,
-    pub artifact: String,
-    pub sha256: Option<String>,
-}
-
-/// A [`NewDeployment`] that passed validation (sha256 in lower case).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidDeployment {
     pub version: String,
     pub artifact: String,
     pub sha256: Option<String>,

@@ -11,6 +11,8 @@
 //! Revocation takes effect on the very next request (every request reads
 //! the token's row).
 
+pub use crate::model::pipeline::IngestTokenRow;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -32,26 +34,6 @@ pub const PREFIX: &str = "icpi_";
 /// Last use is recorded at most this often, so ingest does not turn into
 /// a write to `icp.db` per batch.
 const TOUCH_EVERY_MS: i64 = 60_000;
-
-/// What the store keeps for a token (with the handles of its scope).
-#[derive(Debug, Clone, PartialEq)]
-pub struct IngestTokenRow {
-    pub id: String,
-    pub name: String,
-    pub token_hash: String,
-    pub environment_id: i64,
-    pub environment: String,
-    /// Whether the environment is critical (for authorization).
-    pub critical: bool,
-    pub project_id: Option<i64>,
-    pub project: Option<String>,
-    pub integration_id: Option<i64>,
-    pub integration: Option<String>,
-    pub created_by: String,
-    pub created_at: Millis,
-    pub last_used_at: Option<Millis>,
-    pub revoked_at: Option<Millis>,
-}
 
 /// A token as listed (never the token itself).
 #[derive(Debug, Clone, PartialEq, Serialize)]

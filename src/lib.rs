@@ -28,6 +28,7 @@ pub mod liveness;
 pub mod master_key;
 pub mod metrics;
 pub mod mi;
+pub mod model;
 pub mod outbound;
 pub mod promotion;
 pub mod protocol;

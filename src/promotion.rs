@@ -26,6 +26,8 @@
 //! Secret override values are sealed with the master key for their place
 //! in the target as soon as they arrive, and are never returned.
 
+pub use crate::model::pipeline::{Approval, PromotionRow, Status};
+
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -43,133 +45,6 @@ use crate::time::{serialize_opt_rfc3339, serialize_rfc3339, Millis};
 
 /// Overrides in one promotion, at most.
 pub const MAX_OVERRIDES: usize = 200;
-
-/// Where a promotion stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Applied,
-    Rejected,
-    Cancelled,
-    Failed,
-}
-
-impl Status {
-    pub const ALL: [Status; 5] = [
-        Status::Pending,
-        Status::Applied,
-        Status::Rejected,
-        Status::Cancelled,
-        Status::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Applied => "applied",
-            Status::Rejected => "rejected",
-            Status::Cancelled => "cancelled",
-            Status::Failed => "failed",
-        }
-    }
-
-    /// 400 for anything but the five names.
-    pub fn parse(text: &str) -> Result<Status> {
-        Status::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                Error::BadRequest(
-                    "status must be pending, applied, rejected, cancelled or failed".into(),
-                )
-            })
-    }
-}
-
-/// A promotion as the store keeps it (handles joined in).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PromotionRow {
-    pub id: i64,
-    pub project_id: i64,
-    pub project: String,
-    pub integration_id: i64,
-    pub integration: String,
-    pub from_environment_id: i64,
-    pub from: String,
-    pub from_critical: bool,
-    pub to_environment_id: i64,
-    pub to: String,
-    pub to_critical: bool,
-    pub status: String,
-    /// The source's current deployment record when requested, copied.
-    pub source_deployment_id: i64,
-    pub version: String,
-    pub artifact: String,
-    pub sha256: Option<String>,
-    /// The source's configuration revision when requested (0: none).
-    pub source_config_revision: i64,
-    /// The target's current record and revision (0: none) when requested.
-    pub target_deployment_id: Option<i64>,
-    pub target_config_revision: i64,
-    pub required_approvals: i64,
-    pub requested_by: String,
-    pub requested_at: Millis,
-    pub comment: String,
-    /// Who applied, rejected, cancelled or (by approving) failed it, and when.
-    pub decided_by: Option<String>,
-    pub decided_at: Option<Millis>,
-    /// The rejection comment or the failure reason.
-    pub reason: Option<String>,
-    pub applied_deployment_id: Option<i64>,
-    pub applied_revision: Option<i64>,
-}
-
-impl PromotionRow {
-    fn scope(&self, to: bool) -> Scope {
-        let (environment_id, critical, environment) = if to {
-            (self.to_environment_id, self.to_critical, &self.to)
-        } else {
-            (self.from_environment_id, self.from_critical, &self.from)
-        };
-        Scope {
-            project_id: self.project_id,
-            integration_id: self.integration_id,
-            environment_id,
-            critical,
-            project: self.project.clone(),
-            integration: self.integration.clone(),
-            environment: environment.clone(),
-        }
-    }
-
-    /// The access target: the integration in the target environment.
-    pub fn target(&self) -> Target {
-        Target {
-            project: Some(self.project_id),
-            integration: Some(self.integration_id),
-            environment: Some(self.to_environment_id),
-            critical: self.to_critical,
-        }
-    }
-
-    /// The deployment record it copies into the target.
-    fn deployment(&self) -> DeploymentRef {
-        DeploymentRef {
-            version: self.version.clone(),
-            artifact: self.artifact.clone(),
-            sha256: self.sha256.clone(),
-        }
-    }
-}
-
-/// One approval.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Approval {
-    pub user: String,
-    #[serde(serialize_with = "serialize_rfc3339")]
-    pub at: Millis,
-    pub comment: String,
-}
 
 /// `POST .../promotions`.
 #[derive(Clone, Deserialize)]
@@ -1137,6 +1012,44 @@ pub fn audit_target(p: &Promotion) -> String {
         "promotion {} {}/{} {} -> {} ({})",
         p.id, p.project, p.integration, p.from, p.to, p.status
     )
+}
+
+impl PromotionRow {
+    fn scope(&self, to: bool) -> Scope {
+        let (environment_id, critical, environment) = if to {
+            (self.to_environment_id, self.to_critical, &self.to)
+        } else {
+            (self.from_environment_id, self.from_critical, &self.from)
+        };
+        Scope {
+            project_id: self.project_id,
+            integration_id: self.integration_id,
+            environment_id,
+            critical,
+            project: self.project.clone(),
+            integration: self.integration.clone(),
+            environment: environment.clone(),
+        }
+    }
+
+    /// The access target: the integration in the target environment.
+    pub fn target(&self) -> Target {
+        Target {
+            project: Some(self.project_id),
+            integration: Some(self.integration_id),
+            environment: Some(self.to_environment_id),
+            critical: self.to_critical,
+        }
+    }
+
+    /// The deployment record it copies into the target.
+    fn deployment(&self) -> DeploymentRef {
+        DeploymentRef {
+            version: self.version.clone(),
+            artifact: self.artifact.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! decided on every request from the database, so a revocation or an expiry
 //! takes effect on the very next request, even when done by another process.
 
+pub use crate::model::secrets::*;
+
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -39,47 +41,6 @@ pub struct SecretRecord {
     pub revoked_at: Option<Millis>,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
     pub bound_at: Option<Millis>,
-}
-
-/// What the store keeps for a secret; `sealed_material` never leaves the crate's domain code.
-#[derive(Debug, Clone)]
-pub struct StoredSecret {
-    pub key_id: String,
-    pub environment_id: i64,
-    pub environment: String,
-    pub project_id: Option<i64>,
-    pub integration_id: Option<i64>,
-    pub project: Option<String>,
-    pub integration: Option<String>,
-    pub sealed_material: Vec<u8>,
-    pub created_at: Millis,
-    pub expires_at: Option<Millis>,
-    pub revoked_at: Option<Millis>,
-    pub bound_at: Option<Millis>,
-}
-
-impl StoredSecret {
-    fn status(&self, now: Millis) -> &'static str {
-        match Usable::of(self.revoked_at.is_some(), self.expires_at, now) {
-            Usable::Yes => "active",
-            Usable::Revoked => "revoked",
-            Usable::Expired => "expired",
-        }
-    }
-
-    fn record(&self, now: Millis) -> SecretRecord {
-        SecretRecord {
-            key_id: self.key_id.clone(),
-            environment: self.environment.clone(),
-            project: self.project.clone(),
-            integration: self.integration.clone(),
-            status: self.status(now),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            revoked_at: self.revoked_at,
-            bound_at: self.bound_at,
-        }
-    }
 }
 
 /// A secret that may authenticate right now, with its key material opened.
@@ -433,16 +394,6 @@ impl SecretRequest {
     }
 }
 
-/// Filters of `GET /api/v1/secrets`; `None` matches everything.
-#[derive(Debug, Clone, Default)]
-pub struct SecretQuery {
-    pub environment: Option<String>,
-    pub project: Option<String>,
-    pub integration: Option<String>,
-    /// `active`, `revoked` or `expired`.
-    pub status: Option<String>,
-}
-
 /// A page of the secrets `principal` may view (`integration:view` on their
 /// environment, project or integration), newest first, without key material.
 pub fn page(
@@ -498,4 +449,28 @@ pub fn visible_target(store: &Store, principal: &Principal, key_id: &str) -> Res
                 "no secret '{key_id}' that you may see; GET /api/v1/secrets lists them"
             ))
         })
+}
+
+impl StoredSecret {
+    fn status(&self, now: Millis) -> &'static str {
+        match Usable::of(self.revoked_at.is_some(), self.expires_at, now) {
+            Usable::Yes => "active",
+            Usable::Revoked => "revoked",
+            Usable::Expired => "expired",
+        }
+    }
+
+    fn record(&self, now: Millis) -> SecretRecord {
+        SecretRecord {
+            key_id: self.key_id.clone(),
+            environment: self.environment.clone(),
+            project: self.project.clone(),
+            integration: self.integration.clone(),
+            status: self.status(now),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            bound_at: self.bound_at,
+        }
+    }
 }

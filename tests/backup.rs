@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::{
-    assert_ack, cli, icpd, recent_audit, wait_for, Bridge, ServeOptions, TestDir, TestServer,
+    assert_ack, cli, icpd_at, recent_audit, wait_for, Bridge, ServeOptions, TestDir, TestServer,
     TEST_PASSWORD,
 };
 
@@ -82,6 +82,13 @@ const PADDING_ROWS: u32 = 100_000;
 
 #[test]
 fn a_backup_taken_under_load_restores_into_a_new_data_dir_and_serves() {
+    // `icpd backup` and `restore` copy the SQLite file; PostgreSQL is
+    // backed up with pg_dump (README).
+    if !crate::harness::on_sqlite(
+        "a_backup_taken_under_load_restores_into_a_new_data_dir_and_serves",
+    ) {
+        return;
+    }
     // The load is one runtime sending deltas back to back, far faster than
     // the per-runtime limit allows a bridge.
     let server = TestServer::start_with(ServeOptions {
@@ -290,6 +297,13 @@ fn a_backup_taken_under_load_restores_into_a_new_data_dir_and_serves() {
 
 #[test]
 fn restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database() {
+    // `icpd backup` and `restore` copy the SQLite file; PostgreSQL is
+    // backed up with pg_dump (README).
+    if !crate::harness::on_sqlite(
+        "restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database",
+    ) {
+        return;
+    }
     let mut server = TestServer::start(&[]);
     let dir = TestDir::new("restore-checks");
     let good = dir.path.join("good.db");
@@ -307,9 +321,7 @@ fn restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database() 
     // The server holds the data directory: no restore, no second server.
     let err = run_err(&server.data_dir, &["restore", path_str(&good)]);
     assert!(err.contains("stop it first"), "{err}");
-    let second = icpd()
-        .arg("--data-dir")
-        .arg(&server.data_dir)
+    let second = icpd_at(&server.data_dir)
         .args(["serve", "--runtime-listen", "127.0.0.1:0"])
         .args(["--management-listen", "127.0.0.1:0"])
         .output()
@@ -324,9 +336,7 @@ fn restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database() 
 
     // Nor while an admin command uses the database: `user create` holds its
     // shared lock while it waits for the password on standard input.
-    let mut waiting = icpd()
-        .arg("--data-dir")
-        .arg(&server.data_dir)
+    let mut waiting = icpd_at(&server.data_dir)
         .args(["user", "create", "late", "--password-stdin"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -415,6 +425,11 @@ fn restore_refuses_a_running_server_and_a_bad_file_and_keeps_the_old_database() 
 
 #[test]
 fn check_reports_each_problem_on_its_own_line() {
+    // `icpd backup` and `restore` copy the SQLite file; PostgreSQL is
+    // backed up with pg_dump (README).
+    if !crate::harness::on_sqlite("check_reports_each_problem_on_its_own_line") {
+        return;
+    }
     let d = TestDir::new("check");
     // No database yet.
     let out = run_err(&d.path, &["check"]);
@@ -513,6 +528,13 @@ fn seed(c: &rusqlite::Connection, version: usize, sealed: &[u8]) {
 
 #[test]
 fn databases_of_every_earlier_schema_version_migrate_with_their_data() {
+    // `icpd backup` and `restore` copy the SQLite file; PostgreSQL is
+    // backed up with pg_dump (README).
+    if !crate::harness::on_sqlite(
+        "databases_of_every_earlier_schema_version_migrate_with_their_data",
+    ) {
+        return;
+    }
     use base64::Engine;
     use icpd::store::migrations::MIGRATIONS;
     let key_text = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
@@ -580,4 +602,63 @@ fn databases_of_every_earlier_schema_version_migrate_with_their_data() {
         let (shown, _) = run_ok(&d.path, &["runtime", "show", "rt-1", "--json"]);
         assert!(shown.contains("node-1"), "version {version}: {shown}");
     }
+}
+
+/// `icpd db copy` moves an install from SQLite to PostgreSQL: refused while
+/// the server runs, verified row by row, refused into a database that is
+/// not empty; the server then runs on PostgreSQL with everything in place
+/// (runtimes, their secrets, users, audit) and new rows get new ids.
+#[test]
+fn db_copy_moves_an_install_to_postgresql() {
+    if crate::pg_cluster::enabled() {
+        return; // the source is an SQLite install: the SQLite half runs it
+    }
+    if let Some(why) = crate::pg_cluster::unavailable() {
+        eprintln!("db_copy_moves_an_install_to_postgresql: not run: {why}");
+        return;
+    }
+    let mut server = TestServer::start(&[]);
+    let secret = server.secret("dev", Some(("order-service", "order-create")));
+    let bridge = Bridge::new(&secret, Some("node-1"));
+    assert_ack(&bridge.full(&mut server.runtime_client()));
+    let admin = server.admin();
+    drop(admin);
+    let target_dir = TestDir::new("copy-target");
+    let url = crate::pg_cluster::cluster().database_for(&target_dir.path);
+
+    let err = run_err(&server.data_dir, &["db", "copy", "--to", &url]);
+    assert!(err.contains("is running on"), "{err}");
+    server.stop();
+    let (out, _) = run_ok(&server.data_dir, &["db", "copy", "--to", &url]);
+    assert!(out.contains("verified row by row"), "{out}");
+    assert!(out.contains("secrets") && out.contains("runtimes"), "{out}");
+    let err = run_err(&server.data_dir, &["db", "copy", "--to", &url]);
+    assert!(err.contains("empty database only"), "{err}");
+
+    server.env.push(("ICP_DATABASE_URL".into(), url.clone()));
+    server.restart_stopped();
+    // The runtime (with its hash: no full heartbeat asked for), its secret
+    // and the Super Admin came along.
+    assert!(!assert_ack(&bridge.delta(&mut server.runtime_client())));
+    let mut admin = server.admin_again();
+    let r = admin.get(&format!("/api/v1/runtimes/{}", bridge.runtime_id));
+    assert_eq!(r.status, 200, "{}", r.json());
+    // Ids continue after the copied ones.
+    let out = icpd_at(&server.data_dir)
+        .env("ICP_DATABASE_URL", &url)
+        .args(["env", "create", "after-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = icpd_at(&server.data_dir)
+        .env("ICP_DATABASE_URL", &url)
+        .args(["check"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("opens all 1 stored secret"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -5590,16 +5590,16 @@ fn liveness_settled(server: &TestServer, bridge: &Bridge, runtime: &mut Client) 
 /// most once a minute, whatever the body then holds); neither is state a
 /// bad request could corrupt.
 fn dump(data_dir: &std::path::Path) -> Vec<String> {
-    dump_file(
-        &data_dir.join("icp.db"),
-        &["audit_log"],
-        &[
-            ("runtimes", "last_heartbeat"),
-            ("runtimes", "last_full_heartbeat"),
-            ("api_tokens", "last_used_at"),
-            ("ingest_tokens", "last_used_at"),
-        ],
-    )
+    let excluded_columns = [
+        ("runtimes", "last_heartbeat"),
+        ("runtimes", "last_full_heartbeat"),
+        ("api_tokens", "last_used_at"),
+        ("ingest_tokens", "last_used_at"),
+    ];
+    if crate::pg_cluster::enabled() {
+        return crate::pg_cluster::dump(data_dir, &["audit_log"], &excluded_columns);
+    }
+    dump_file(&data_dir.join("icp.db"), &["audit_log"], &excluded_columns)
 }
 
 /// Every table of `telemetry.db`, FTS5 shadow tables included, as text:

@@ -110,9 +110,21 @@ fn secret_create_prints_a_config_snippet_once_and_list_never_shows_material() {
     for text in [&list, &json] {
         assert!(text.contains(kid) && !text.contains(material), "{text}");
     }
-    // Key material is sealed at rest: not in the database file.
-    let db = std::fs::read(d.path.join("icp.db")).unwrap();
-    let wal = std::fs::read(d.path.join("icp.db-wal")).unwrap_or_default();
+    // Key material is sealed at rest: not in the database (the file, or
+    // every row of every table in PostgreSQL).
+    let (db, wal) = if crate::pg_cluster::enabled() {
+        (
+            crate::pg_cluster::dump(&d.path, &[], &[])
+                .join("\n")
+                .into_bytes(),
+            Vec::new(),
+        )
+    } else {
+        (
+            std::fs::read(d.path.join("icp.db")).unwrap(),
+            std::fs::read(d.path.join("icp.db-wal")).unwrap_or_default(),
+        )
+    };
     for bytes in [&db, &wal] {
         assert!(!bytes
             .windows(material.len())
@@ -295,7 +307,7 @@ fn users_are_managed_from_the_command_line() {
     let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(password.len() >= 16);
     assert!(run_ok(&d.path, &["user", "list"]).contains("must change password"));
-    let stored = icpd::store::Store::open(&d.path.join("icp.db")).unwrap();
+    let stored = crate::harness::open_store(&d.path);
     let hash = stored
         .read(|tx| tx.user_by_name("ops"))
         .unwrap()
@@ -713,11 +725,8 @@ fn the_audit_names_the_real_user_when_user_is_unset() {
         None => format!("cli:uid={}", id("-u").unwrap()),
     };
     let env_create = |name: &str, user: Option<&str>| {
-        let mut cmd = crate::harness::icpd();
-        cmd.arg("--data-dir")
-            .arg(&d.path)
-            .args(["env", "create", name])
-            .env_remove("LOGNAME");
+        let mut cmd = crate::harness::icpd_at(&d.path);
+        cmd.args(["env", "create", name]).env_remove("LOGNAME");
         match user {
             Some(u) => cmd.env("USER", u),
             None => cmd.env_remove("USER"),
@@ -748,8 +757,8 @@ fn an_admin_command_ends_quietly_when_its_reader_is_gone() {
     let dir = TestDir::new("cli-pipe");
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = crate::harness::icpd()
-        .args(["--data-dir", dir.path.to_str().unwrap(), "env", "list"])
+    let out = crate::harness::icpd_at(&dir.path)
+        .args(["env", "list"])
         .stdout(writer)
         .stderr(std::process::Stdio::piped())
         .output()

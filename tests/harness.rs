@@ -133,8 +133,42 @@ pub fn icpd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_icpd"));
     c.env_remove("ICP_DATA_DIR")
         .env_remove("ICP_CONFIG")
-        .env_remove("ICP_MASTER_KEY");
+        .env_remove("ICP_MASTER_KEY")
+        .env_remove("ICP_DATABASE_URL");
     c
+}
+
+/// The `icpd` binary under test on the data directory `data_dir`, and on
+/// its own PostgreSQL database when the suite runs on PostgreSQL.
+pub fn icpd_at(data_dir: &Path) -> Command {
+    let mut c = icpd();
+    c.arg("--data-dir").arg(data_dir);
+    if let Some(url) = crate::pg_cluster::url_for(data_dir) {
+        c.env("ICP_DATABASE_URL", url);
+    }
+    c
+}
+
+/// The store of the data directory `data_dir`, opened in this process.
+pub fn open_store(data_dir: &Path) -> icpd::store::Store {
+    match crate::pg_cluster::url_for(data_dir) {
+        Some(url) => {
+            icpd::store::Store::connect(&icpd::store::postgres::DatabaseUrl::parse(&url).unwrap())
+                .unwrap()
+        }
+        None => icpd::store::Store::open(&data_dir.join("icp.db")).unwrap(),
+    }
+}
+
+/// Whether the suite runs on SQLite; a test of the SQLite file itself
+/// (its bytes, its backup, its crash recovery) returns early otherwise,
+/// saying so.
+pub fn on_sqlite(test: &str) -> bool {
+    let sqlite = !crate::pg_cluster::enabled();
+    if !sqlite {
+        eprintln!("{test}: a test of the SQLite file; not run on PostgreSQL");
+    }
+    sqlite
 }
 
 /// What a [`TestServer`] is started with beyond its defaults.
@@ -207,8 +241,8 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = icpd();
-        cmd.arg("--data-dir").arg(&self.data_dir).args([
+        let mut cmd = icpd_at(&self.data_dir);
+        cmd.args([
             "serve",
             "--runtime-listen",
             "127.0.0.1:0",
@@ -411,6 +445,16 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The server's side of a failed test: its last log lines.
+            let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            let tail = &log[log.len().saturating_sub(30)..];
+            eprintln!(
+                "--- the server's last {} log lines ---\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -420,18 +464,13 @@ impl Drop for TestServer {
 
 /// Runs an admin command on a data directory.
 pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
-    icpd()
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .unwrap()
+    icpd_at(data_dir).args(args).output().unwrap()
 }
 
 /// Runs an admin command on a data directory with `stdin` as its standard input.
 pub fn cli_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut cmd = icpd();
-    cmd.arg("--data-dir").arg(data_dir).args(args);
+    let mut cmd = icpd_at(data_dir);
+    cmd.args(args);
     output_with_stdin(cmd, stdin)
 }
 
@@ -455,7 +494,7 @@ pub fn output_with_stdin(mut cmd: Command, stdin: &str) -> Output {
 
 /// The newest 10 audit entries of the database in `data_dir`, newest first.
 pub fn recent_audit(data_dir: &Path) -> Vec<icpd::store::AuditRow> {
-    let store = icpd::store::Store::open(&data_dir.join("icp.db")).unwrap();
+    let store = open_store(data_dir);
     store
         .read(|tx| {
             tx.audit(&icpd::store::AuditFilter {

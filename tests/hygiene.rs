@@ -20,8 +20,8 @@ use icpd::http::client::{Client, ClientResponse};
 use serde_json::{json, Value};
 
 use crate::harness::{
-    assert_ack, assert_error, icpd, output_with_stdin, session_cookie, wait_for, ApiClient, Bridge,
-    TestServer, TEST_PASSWORD,
+    assert_ack, assert_error, icpd_at, output_with_stdin, session_cookie, wait_for, ApiClient,
+    Bridge, TestServer, TEST_PASSWORD,
 };
 
 /// Every sensitive string the scenario produced, with what it is.
@@ -130,11 +130,8 @@ struct Cli {
 
 impl Cli {
     fn run(&mut self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = icpd();
-        cmd.env("ICP_LOG", "trace")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(args);
+        let mut cmd = icpd_at(&self.data_dir);
+        cmd.env("ICP_LOG", "trace").args(args);
         let out = output_with_stdin(cmd, &stdin.map(|t| format!("{t}\n")).unwrap_or_default());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "icpd {args:?}: {stderr}");
@@ -1063,6 +1060,14 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
         if name.starts_with("icp.db") || name.starts_with("telemetry.db") {
             db.extend(std::fs::read(&path).unwrap());
         }
+    }
+    if crate::pg_cluster::enabled() {
+        // The control plane's rows are in PostgreSQL: every row of every table.
+        db.extend(
+            crate::pg_cluster::dump(&s.data_dir, &[], &[])
+                .join("\n")
+                .into_bytes(),
+        );
     }
     assert!(!db.is_empty());
     let db = String::from_utf8_lossy(&db);

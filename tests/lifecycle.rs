@@ -177,10 +177,15 @@ fn plain_http_with_no_tls() {
 fn a_database_from_a_newer_icpd_is_refused() {
     let s = TestServer::start(&[]);
     drop(s.management_client());
-    let db = s.data_dir.join("icp.db");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("PRAGMA user_version = 999").unwrap();
-    drop(conn);
+    if let Some(url) = crate::pg_cluster::url_for(&s.data_dir) {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        db.batch_execute("UPDATE icpd_schema SET version = 999")
+            .unwrap();
+    } else {
+        let db = s.data_dir.join("icp.db");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA user_version = 999").unwrap();
+    }
     let out = s.cli(&["env", "list"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -344,9 +349,7 @@ fn a_busy_port_leaves_a_new_data_directory_uncreated() {
         } else {
             "--runtime-listen"
         };
-        let out = crate::harness::icpd()
-            .arg("--data-dir")
-            .arg(&data_dir)
+        let out = crate::harness::icpd_at(&data_dir)
             .args([
                 "serve",
                 flag,
@@ -382,6 +385,9 @@ fn a_busy_port_leaves_a_new_data_directory_uncreated() {
 
 #[test]
 fn databases_and_their_wal_files_are_private() {
+    if !crate::harness::on_sqlite("databases_and_their_wal_files_are_private") {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     let mode = |s: &TestServer, name: &str| {
         std::fs::metadata(s.data_dir.join(name))
@@ -427,4 +433,42 @@ fn databases_and_their_wal_files_are_private() {
     for f in files {
         assert_eq!(mode(&s, f), 0o600, "{f} after a restart");
     }
+}
+
+/// On PostgreSQL, one node serves a database for now (liveness is per
+/// node until leases share the OFFLINE sweep): a second node on the same
+/// database, from another data directory, is refused with what to do.
+#[test]
+fn a_second_node_on_one_postgresql_database_is_refused() {
+    if !crate::pg_cluster::enabled() {
+        eprintln!("a_second_node_on_one_postgresql_database_is_refused: PostgreSQL only");
+        return;
+    }
+    let first = TestServer::start(&[]);
+    let url = crate::pg_cluster::url_for(&first.data_dir).unwrap();
+    let other = crate::harness::TestDir::new("second-node");
+    let out = crate::harness::icpd()
+        .arg("--data-dir")
+        .arg(other.path.join("data"))
+        .env("ICP_DATABASE_URL", &url)
+        .args([
+            "serve",
+            "--runtime-listen",
+            "127.0.0.1:0",
+            "--management-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another icpd node is serving"), "{err}");
+    assert!(!err.contains("password"), "{err}");
+    // The first node still serves, and admin commands beside it still work.
+    let health = first
+        .management_client()
+        .request("GET", "/healthz", &[], b"")
+        .unwrap();
+    assert_eq!(health.status, 200);
+    assert!(first.cli(&["env", "list"]).status.success());
 }

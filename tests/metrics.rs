@@ -620,7 +620,13 @@ fn metrics_parse_and_follow_heartbeats_requests_and_runtimes() {
     }
 
     // Database files, as the file system sees them.
-    for (db, file) in [("icp", "icp.db"), ("telemetry", "telemetry.db")] {
+    // (In PostgreSQL the control plane's database is no file of icpd's.)
+    let files: &[(&str, &str)] = if crate::pg_cluster::enabled() {
+        &[("telemetry", "telemetry.db")]
+    } else {
+        &[("icp", "icp.db"), ("telemetry", "telemetry.db")]
+    };
+    for &(db, file) in files {
         let size = std::fs::metadata(s.data_dir.join(file)).unwrap().len() as f64;
         let reported = after.value(
             "icpd_database_size_bytes",

@@ -165,12 +165,17 @@ impl Shell {
             bin_dir.display(),
             std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
         );
+        // On the PostgreSQL half, the commands use the server's database.
+        let database_url = std::fs::canonicalize(cwd.join("icp-data"))
+            .ok()
+            .and_then(|data| crate::pg_cluster::url_for(&data));
         let mut child = Command::new("bash")
             .args(["--noprofile", "--norc", "-euo", "pipefail"])
             .current_dir(cwd)
             .env_clear()
             .env("PATH", path)
             .env("HOME", &home)
+            .envs(database_url.map(|u| ("ICP_DATABASE_URL", u)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

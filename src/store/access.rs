@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db;
+use super::db::{params, OptionalExtension, Queries, Row};
 
 use super::Tx;
-use crate::access::{Grant, Permission, Scope};
 use crate::error::Result;
+use crate::model::access::{Grant, Permission, Scope};
 use crate::time::Millis;
 
 /// A user as stored (the password hash never leaves the auth module).
@@ -132,7 +133,7 @@ pub struct AuditFilter {
 
 const USER_COLUMNS: &str = "id, username, display_name, password_hash, must_change_password, failed_logins, locked_until, created_at";
 
-fn user_from_row(r: &Row) -> rusqlite::Result<UserRow> {
+fn user_from_row(r: &Row) -> db::Result<UserRow> {
     Ok(UserRow {
         id: r.get(0)?,
         username: r.get(1)?,
@@ -145,7 +146,7 @@ fn user_from_row(r: &Row) -> rusqlite::Result<UserRow> {
     })
 }
 
-fn token_from_row(r: &Row) -> rusqlite::Result<ApiTokenRow> {
+fn token_from_row(r: &Row) -> db::Result<ApiTokenRow> {
     Ok(ApiTokenRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -182,7 +183,7 @@ impl Tx<'_> {
             "INSERT INTO users (username, display_name, password_hash, must_change_password, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             params![username, display_name, password_hash, must_change, now],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
@@ -204,7 +205,7 @@ impl Tx<'_> {
             "SELECT {USER_COLUMNS} FROM users ORDER BY username"
         ))?;
         let rows = st.query_map([], user_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn set_password(
@@ -319,7 +320,7 @@ impl Tx<'_> {
     /// Ends every session of a user (password change, reset, deletion), optionally but one.
     pub fn delete_user_sessions(&self, user_id: i64, except: Option<&str>) -> Result<usize> {
         Ok(self.exec(
-            "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR token_hash <> ?2)",
+            "DELETE FROM sessions WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR token_hash <> ?2)",
             params![user_id, except],
         )?)
     }
@@ -352,7 +353,7 @@ impl Tx<'_> {
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ?1 ORDER BY created_at DESC"
         ))?;
         let rows = st.query_map([user_id], token_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn revoke_api_token(&self, id: &str, user_id: i64, now: Millis) -> Result<bool> {
@@ -429,7 +430,7 @@ impl Tx<'_> {
                 permissions: BTreeSet::new(),
             })
         })?;
-        let mut out: Vec<RoleRow> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut out: Vec<RoleRow> = rows.collect::<db::Result<_>>()?;
         for role in &mut out {
             role.permissions = perms.remove(&role.id).unwrap_or_default();
         }
@@ -447,7 +448,7 @@ impl Tx<'_> {
             "INSERT INTO roles (name, description, builtin, created_at) VALUES (?1, ?2, 0, ?3)",
             params![name, description, now],
         )?;
-        let id = self.tx.last_insert_rowid();
+        let id = self.tx.last_insert_rowid()?;
         self.set_role_permissions(id, perms)?;
         Ok(id)
     }
@@ -486,7 +487,7 @@ impl Tx<'_> {
                 members: Vec::new(),
             })
         })?;
-        let mut out: Vec<GroupRow> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut out: Vec<GroupRow> = rows.collect::<db::Result<_>>()?;
         for g in &mut out {
             g.members = members.remove(&g.id).unwrap_or_default();
         }
@@ -498,7 +499,7 @@ impl Tx<'_> {
             "INSERT INTO groups (name, description, created_at) VALUES (?1, ?2, ?3)",
             params![name, description, now],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn update_group(&self, id: i64, name: &str, description: &str) -> Result<bool> {
@@ -516,7 +517,7 @@ impl Tx<'_> {
         self.tx
             .execute("DELETE FROM group_members WHERE group_id = ?1", [id])?;
         let mut st = self.tx.prepare_cached(
-            "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+            "INSERT INTO group_members (group_id, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?;
         for u in users {
             st.execute(params![id, u])?;
@@ -537,7 +538,7 @@ impl Tx<'_> {
             "INSERT INTO role_assignments (role_id, user_id, group_id, scope_type, scope_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![role_id, user_id, group_id, kind, scope_id, now],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn assignments(&self) -> Result<Vec<AssignmentRow>> {
@@ -555,7 +556,7 @@ impl Tx<'_> {
                 created_at: r.get(6)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Every role every user holds, directly or through a group, by user
@@ -590,7 +591,7 @@ impl Tx<'_> {
                 group: r.get(7)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn delete_assignment(&self, id: i64) -> Result<bool> {
@@ -642,15 +643,15 @@ impl Tx<'_> {
 
     /// Audit entries, newest first, and how many match in all.
     pub fn audit(&self, f: &AuditFilter) -> Result<(Vec<AuditRow>, i64)> {
-        const WHERE: &str = "WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2) \
-             AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4)";
+        const WHERE: &str = "WHERE (CAST(?1 AS TEXT) IS NULL OR actor = ?1) AND (CAST(?2 AS TEXT) IS NULL OR action = ?2) \
+             AND (CAST(?3 AS BIGINT) IS NULL OR at >= ?3) AND (CAST(?4 AS BIGINT) IS NULL OR at < ?4)";
         let total: i64 = self
             .tx
             .prepare_cached(&format!("SELECT COUNT(*) FROM audit_log {WHERE}"))?
             .query_row(params![f.actor, f.action, f.since, f.until], |r| r.get(0))?;
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT id, at, actor, action, target, outcome, client, detail, reason FROM audit_log {WHERE} \
-             AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6"
+             AND (CAST(?5 AS BIGINT) IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6"
         ))?;
         let rows = st.query_map(
             params![f.actor, f.action, f.since, f.until, f.before, f.limit],
@@ -668,7 +669,7 @@ impl Tx<'_> {
                 })
             },
         )?;
-        Ok((rows.collect::<rusqlite::Result<_>>()?, total))
+        Ok((rows.collect::<db::Result<_>>()?, total))
     }
 }
 

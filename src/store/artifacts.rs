@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Transaction};
+use super::db;
+use super::db::{params_from_iter, Queries, Transaction};
+use db::Value;
 use serde_json::Map;
 
 use crate::error::Result;
-use crate::runtimes::{Artifacts, Listener, ListenerRef, Resource, Service};
+use crate::model::runtimes::{Artifacts, Listener, ListenerRef, Resource, Service};
 
 /// How many artifact rows a sync wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,7 +157,7 @@ pub(super) fn load_rows(
         }
         Ok((key, vals))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<db::Result<_>>()?)
 }
 
 pub(super) fn sync_table(

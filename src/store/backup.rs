@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::configuration::{seal_context, ValueKey};
+use super::db::Queries;
+
 use crate::error::{Error, Result};
+use crate::model::configuration::{seal_context, ValueKey};
 
 /// What a database file holds, as far as the checks before a restore and
 /// `icpd check` need to know.
@@ -82,6 +84,33 @@ pub fn vacuum_into(db: &Path, dest: &Path) -> Result<i64> {
     Ok(copy.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
+/// Every stored secret's key id and sealed key material, then (when the
+/// schema has them: from the "pipeline" migration on) every secret
+/// configuration value's sealing context and sealed value: what the master
+/// key must open. Either backend (`icpd check` reads both).
+pub(super) fn sealed_values(q: &impl Queries, has_config: bool) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut st = q.prepare("SELECT key_id, sealed_material FROM secrets ORDER BY key_id")?;
+    let mut sealed = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<super::db::Result<Vec<_>>>()?;
+    if has_config {
+        let mut st = q.prepare(
+            "SELECT c.integration_id, c.environment_id, v.section, v.key, v.sealed \
+             FROM config_values v JOIN config_revisions c ON c.id = v.revision_id \
+             WHERE v.secret = 1 ORDER BY v.revision_id, v.section, v.key",
+        )?;
+        let rows = st.query_map([], |r| {
+            let k = ValueKey {
+                section: r.get(2)?,
+                key: r.get(3)?,
+            };
+            Ok((seal_context(r.get(0)?, r.get(1)?, &k), r.get(4)?))
+        })?;
+        sealed.extend(rows.collect::<super::db::Result<Vec<_>>>()?);
+    }
+    Ok(sealed)
+}
+
 /// Runs `PRAGMA integrity_check` and reads the schema version and the sealed
 /// secrets of the database at `path`. Changes nothing in it.
 pub fn inspect_file(path: &Path) -> Result<FileInspection> {
@@ -97,35 +126,16 @@ pub fn inspect_file(path: &Path) -> Result<FileInspection> {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| not_a_database(path, e))?
     };
-    let mut sealed_secrets = if schema_version == 0 {
+    let sealed_secrets = if schema_version == 0 {
         Vec::new()
     } else {
-        let mut st = conn.prepare("SELECT key_id, sealed_material FROM secrets ORDER BY key_id")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
-    };
-    // Secret configuration values (from the "pipeline" migration on), named
-    // by their sealing context.
-    let has_config: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'config_values')",
-        [],
-        |r| r.get(0),
-    )?;
-    if has_config {
-        let mut st = conn.prepare(
-            "SELECT c.integration_id, c.environment_id, v.section, v.key, v.sealed \
-             FROM config_values v JOIN config_revisions c ON c.id = v.revision_id \
-             WHERE v.secret = 1 ORDER BY v.revision_id, v.section, v.key",
+        let has_config: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'config_values')",
+            [],
+            |r| r.get(0),
         )?;
-        let rows = st.query_map([], |r| {
-            let k = ValueKey {
-                section: r.get(2)?,
-                key: r.get(3)?,
-            };
-            Ok((seal_context(r.get(0)?, r.get(1)?, &k), r.get(4)?))
-        })?;
-        sealed_secrets.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
-    }
+        sealed_values(&super::db::SqliteConn(&conn), has_config)?
+    };
     Ok(FileInspection {
         integrity,
         schema_version,
@@ -140,6 +150,6 @@ pub fn inspect_file(path: &Path) -> Result<FileInspection> {
 pub fn create_at_version(path: &Path, n: usize) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")?;
-    super::migrate_to(&conn, path, n)?;
+    super::sqlite::migrate_to(&conn, path, n)?;
     Ok(conn)
 }

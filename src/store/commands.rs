@@ -5,20 +5,21 @@
 //! (runtimes with their reported artifacts), which both the heartbeat-side
 //! reconciliation and the artifacts view compare against.
 
-use rusqlite::{params, Row};
+use super::db;
+use super::db::{params, Queries, Row};
 
 use super::{
     artifacts, runtime_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_COLUMN_COUNT, RUNTIME_JOINS,
 };
-use crate::commands::{CommandRow, CommandStatus, DesiredRow, Kind, ScopeRuntime};
 use crate::error::Result;
+use crate::model::commands::{CommandRow, CommandStatus, DesiredRow, Kind, ScopeRuntime};
 use crate::time::Millis;
 
 const COMMAND_COLUMNS: &str =
     "id, command_id, runtime_id, integration_id, environment_id, kind, action, target, value, \
      payload, issued_by, issued_at, attempts, last_sent_at, status, settled_at, last_error";
 
-fn command_from_row(r: &Row) -> rusqlite::Result<CommandRow> {
+fn command_from_row(r: &Row) -> db::Result<CommandRow> {
     let kind: String = r.get(5)?;
     let status: String = r.get(14)?;
     Ok(CommandRow {
@@ -67,7 +68,7 @@ impl Tx<'_> {
                 issued_at: r.get(5)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Records a desired value (for all runtimes when `d.runtime_id` is `None`).
@@ -136,7 +137,7 @@ impl Tx<'_> {
                 c.settled_at
             ],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     /// The PENDING commands of one runtime, oldest first.
@@ -145,7 +146,7 @@ impl Tx<'_> {
             "SELECT {COMMAND_COLUMNS} FROM commands WHERE runtime_id = ?1 AND status = 'PENDING' ORDER BY id"
         ))?;
         let rows = st.query_map([runtime_id], command_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// The newest command's id (0 when there is none): one step down the
@@ -164,7 +165,7 @@ impl Tx<'_> {
              AND EXISTS (SELECT 1 FROM runtimes r WHERE r.runtime_id = c.runtime_id) ORDER BY id"
         ))?;
         let rows = st.query_map([after], command_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Every PENDING command of a runtime that still exists, for the in-memory table at start-up.
@@ -174,7 +175,7 @@ impl Tx<'_> {
              AND EXISTS (SELECT 1 FROM runtimes r WHERE r.runtime_id = c.runtime_id) ORDER BY id"
         ))?;
         let rows = st.query_map([], command_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Updates delivery counters; with `status`, also settles the command.
@@ -216,14 +217,14 @@ impl Tx<'_> {
     ) -> Result<(Vec<CommandRow>, i64)> {
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {COMMAND_COLUMNS} FROM commands WHERE integration_id = ?1 AND environment_id = ?2 \
-             AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+             AND (CAST(?3 AS BIGINT) IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
         ))?;
         let rows = st
             .query_map(
                 params![integration_id, environment_id, before, limit],
                 command_from_row,
             )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<db::Result<Vec<_>>>()?;
         let total: i64 = self
             .tx
             .prepare_cached(
@@ -251,12 +252,12 @@ impl Tx<'_> {
                 let main: Option<String> = r.get(RUNTIME_COLUMN_COUNT)?;
                 Ok((runtime_from_row(r)?, main))
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<db::Result<Vec<_>>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (record, main) in rows {
-            let mut arts = artifacts::load(&self.tx, &record.runtime_id)?;
+            let mut arts = artifacts::load(self.tx, &record.runtime_id)?;
             arts.main = main.and_then(|m| serde_json::from_str(&m).ok());
-            let log_levels = artifacts::load_log_levels(&self.tx, &record.runtime_id)?;
+            let log_levels = artifacts::load_log_levels(self.tx, &record.runtime_id)?;
             let mi_artifacts = if record.runtime_type == "MI" {
                 self.mi_artifacts(&record.runtime_id)?
             } else {

@@ -1,11 +1,12 @@
 //! SQL of ingest tokens (`ingest_tokens.rs` holds the rules).
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db;
+use super::db::{params, OptionalExtension, Queries, Row};
 
 use super::Tx;
-use crate::access::Target;
 use crate::error::Result;
-use crate::ingest_tokens::IngestTokenRow;
+use crate::model::access::Target;
+use crate::model::pipeline::IngestTokenRow;
 use crate::time::Millis;
 
 const SELECT: &str = "SELECT t.id, t.name, t.token_hash, t.environment_id, e.handle, e.critical, \
@@ -15,7 +16,7 @@ const SELECT: &str = "SELECT t.id, t.name, t.token_hash, t.environment_id, e.han
      LEFT JOIN projects p ON p.id = t.project_id \
      LEFT JOIN integrations i ON i.id = t.integration_id";
 
-fn from_row(r: &Row) -> rusqlite::Result<IngestTokenRow> {
+fn from_row(r: &Row) -> db::Result<IngestTokenRow> {
     Ok(IngestTokenRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -81,7 +82,7 @@ impl Tx<'_> {
             .tx
             .prepare_cached(&format!("{SELECT} ORDER BY t.created_at DESC, t.id"))?;
         let rows = st.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Revokes a token; false if it was already revoked or does not exist.

@@ -3,16 +3,17 @@
 //! are (`artifacts::sync_table`), and the reads behind the runtime view, the
 //! integration + environment view and the search by name.
 
-use rusqlite::types::Value;
-use rusqlite::{params, OptionalExtension};
+use super::db;
+use super::db::{params, OptionalExtension, Queries};
+use db::Value;
 
 use super::artifacts::{load_rows, sync_table, Rows, Table};
 use super::resources::visibility_ids;
 use super::{runtime_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_COLUMN_COUNT, RUNTIME_JOINS_AFTER_R};
-use crate::catalog::Visibility;
 use crate::error::Result;
-use crate::mi::{ManagementAddress, MiArtifact, MiKind};
-use crate::runtimes::RuntimeRecord;
+use crate::model::catalog::Visibility;
+use crate::model::mi::{ManagementAddress, MiArtifact, MiKind};
+use crate::model::runtimes::RuntimeRecord;
 use crate::store::ArtifactWrites;
 
 const MI_ARTIFACTS: Table = Table {
@@ -123,7 +124,7 @@ impl Tx<'_> {
             );
         }
         let mut w = ArtifactWrites::default();
-        sync_table(&self.tx, &MI_ARTIFACTS, runtime_id, rows, &mut w)?;
+        sync_table(self.tx, &MI_ARTIFACTS, runtime_id, rows, &mut w)?;
         self.exec(
             "UPDATE runtimes SET artifacts_digest = ?2 WHERE runtime_id = ?1",
             params![runtime_id, digest],
@@ -133,7 +134,7 @@ impl Tx<'_> {
 
     /// A runtime's MI artifacts, in the order they were first reported.
     pub fn mi_artifacts(&self, runtime_id: &str) -> Result<Vec<MiArtifact>> {
-        Ok(load_rows(&self.tx, &MI_ARTIFACTS, runtime_id)?
+        Ok(load_rows(self.tx, &MI_ARTIFACTS, runtime_id)?
             .into_iter()
             .filter_map(|(k, v)| from_parts(&k[0], k[1].clone(), &v))
             .collect())
@@ -145,7 +146,7 @@ impl Tx<'_> {
         &self,
         runtime_id: &str,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        super::artifacts::load_log_levels(&self.tx, runtime_id)
+        super::artifacts::load_log_levels(self.tx, runtime_id)
     }
 
     /// Replaces an MI runtime's logger levels with what its Management
@@ -161,7 +162,7 @@ impl Tx<'_> {
             .collect();
         let mut w = ArtifactWrites::default();
         sync_table(
-            &self.tx,
+            self.tx,
             &super::artifacts::LOG_LEVELS,
             runtime_id,
             rows,
@@ -178,7 +179,7 @@ impl Tx<'_> {
     ) -> Result<()> {
         self.exec(
             "UPDATE runtimes SET management_host = ?2, management_port = ?3 \
-             WHERE runtime_id = ?1 AND (management_host IS NOT ?2 OR management_port IS NOT ?3)",
+             WHERE runtime_id = ?1 AND (management_host IS DISTINCT FROM ?2 OR management_port IS DISTINCT FROM ?3)",
             params![
                 runtime_id,
                 address.map(|a| a.host.as_str()),
@@ -271,7 +272,7 @@ impl Tx<'_> {
     pub fn set_command_error(&self, command_id: &str, error: Option<&str>) -> Result<()> {
         self.exec(
             "UPDATE commands SET last_error = ?2 WHERE command_id = ?1 AND status = 'PENDING' \
-             AND last_error IS NOT ?2",
+             AND last_error IS DISTINCT FROM ?2",
             params![command_id, error],
         )?;
         Ok(())
@@ -319,7 +320,7 @@ impl Tx<'_> {
         let mut st = self.tx.prepare_cached(match (kind, name) {
             (Some(_), Some(_)) => select!("AND a.kind = ?3 AND a.name = ?4 ORDER BY a.runtime_id"),
             _ => select!(
-                "AND (?3 IS NULL OR a.kind = ?3) AND (?4 IS NULL OR a.name = ?4) \
+                "AND (CAST(?3 AS TEXT) IS NULL OR a.kind = ?3) AND (CAST(?4 AS TEXT) IS NULL OR a.name = ?4) \
                  ORDER BY a.kind, a.name, a.runtime_id"
             ),
         })?;
@@ -331,7 +332,7 @@ impl Tx<'_> {
                 name
             ],
             |r| {
-                let vals: Vec<Value> = (3..9).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+                let vals: Vec<Value> = (3..9).map(|i| r.get(i)).collect::<db::Result<_>>()?;
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -376,7 +377,7 @@ impl Tx<'_> {
                     .map(|(host, port)| ManagementAddress { host, port }),
             ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// The runtimes of an integration in an environment with only what an
@@ -387,14 +388,14 @@ impl Tx<'_> {
         &self,
         integration_id: i64,
         environment_id: i64,
-        kind: crate::commands::Kind,
+        kind: crate::model::commands::Kind,
         target: &str,
-    ) -> Result<Vec<crate::commands::ScopeRuntime>> {
-        use crate::commands::{Kind, ScopeRuntime};
+    ) -> Result<Vec<crate::model::commands::ScopeRuntime>> {
+        use crate::model::commands::{Kind, ScopeRuntime};
         let runtimes = self.scope_runtimes_with_address(integration_id, environment_id)?;
         let mut artifacts: std::collections::HashMap<String, Vec<MiArtifact>> =
             std::collections::HashMap::new();
-        if let Some((k, name)) = crate::mi::split_artifact_key(target)
+        if let Some((k, name)) = crate::model::mi::split_artifact_key(target)
             .filter(|_| matches!(kind, Kind::MiState | Kind::MiTracing | Kind::MiStatistics))
         {
             for a in self.scope_mi_artifacts(integration_id, environment_id, Some(k), Some(name))? {
@@ -435,13 +436,13 @@ impl Tx<'_> {
         let mut st = self.tx.prepare_cached(
             "SELECT l.runtime_id, l.component, l.level FROM log_levels l \
              JOIN runtimes r ON r.runtime_id = l.runtime_id \
-             WHERE r.integration_id = ?1 AND r.environment_id = ?2 AND (?3 IS NULL OR l.component = ?3) \
+             WHERE r.integration_id = ?1 AND r.environment_id = ?2 AND (CAST(?3 AS TEXT) IS NULL OR l.component = ?3) \
              ORDER BY l.component, l.runtime_id",
         )?;
         let rows = st.query_map(params![integration_id, environment_id, logger], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// MI artifacts whose name contains `needle` (ASCII case ignored), of
@@ -457,7 +458,7 @@ impl Tx<'_> {
         let sql = format!(
             "SELECT {RUNTIME_COLUMNS}, a.kind, a.name, a.state, a.tracing, a.statistics, a.carbon_app, a.error, a.detail \
              FROM mi_artifacts a JOIN runtimes r ON r.runtime_id = a.runtime_id {RUNTIME_JOINS_AFTER_R} \
-             WHERE instr(lower(a.name), lower(?1)) > 0 AND (?2 IS NULL OR a.kind = ?2) \
+             WHERE instr(lower(a.name), lower(?1)) > 0 AND (CAST(?2 AS TEXT) IS NULL OR a.kind = ?2) \
              AND (?4 OR p.id IN (SELECT value FROM json_each(?5)) OR i.id IN (SELECT value FROM json_each(?6)) \
                   OR e.id IN (SELECT value FROM json_each(?7))) \
              ORDER BY a.name, a.kind, e.handle, p.handle, i.handle, r.runtime_id LIMIT ?3"
@@ -479,7 +480,7 @@ impl Tx<'_> {
                 let runtime = runtime_from_row(r)?;
                 let vals: Vec<Value> = (n + 2..n + 8)
                     .map(|i| r.get(i))
-                    .collect::<rusqlite::Result<_>>()?;
+                    .collect::<db::Result<_>>()?;
                 Ok((
                     runtime,
                     r.get::<_, String>(n)?,

@@ -12,30 +12,35 @@ mod access;
 mod artifacts;
 mod backup;
 mod commands;
+pub mod copy;
+pub mod db;
 mod ingest_tokens;
 mod mi;
 pub use mi::{FoundMiArtifact, MiEnvironmentSettings, MiTargetRow, ScopedMiArtifact};
 pub mod migrations;
 mod pipeline;
+pub mod postgres;
+mod postgres_migrations;
 mod promotions;
 mod resources;
+mod sqlite;
 pub mod telemetry;
 mod telemetry_query;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use db::{params, OptionalExtension, Queries, Row};
 
-use crate::catalog::{Environment, Integration, Project};
-use crate::error::{Error, Result};
-use crate::runtimes::{
+use crate::error::Result;
+use crate::model::catalog::{Environment, Integration, Project};
+use crate::model::runtimes::{
     Artifacts, RuntimeDetail, RuntimeFilter, RuntimeRecord, Status, StatusChange,
 };
-use crate::secrets::StoredSecret;
+use crate::model::secrets::StoredSecret;
 use crate::time::Millis;
 
 pub use access::{
@@ -46,36 +51,32 @@ pub use artifacts::ArtifactWrites;
 #[doc(hidden)]
 pub use backup::create_at_version;
 pub use backup::{inspect_file, vacuum_into, FileInspection};
-use migrations::MIGRATIONS;
 
-/// A handle on `icp.db`. Cheap to share behind an `Arc`. Writes go
-/// through one connection, serialised by a mutex; reads through a few
-/// read-only connections of their own, so a read (a console page, a view
-/// polled while hundreds of replicas converge) never holds up the writes
-/// heartbeats make. WAL gives each read a consistent snapshot of what was
-/// committed when it began.
+/// A handle on the control plane's database, whichever backend holds it.
+/// Cheap to share behind an `Arc`. See [`sqlite::Sqlite`] and
+/// [`postgres::Postgres`] for how each runs reads beside writes.
 pub struct Store {
-    // Fields drop in this order: the read-only connections close before
-    // the writer, which closes last, checkpoints and removes the WAL (a
-    // read-only connection closing last cannot, and would leave
-    // `icp.db-wal` behind).
-    readers: Vec<Mutex<Connection>>,
-    /// The reader a read that finds every reader busy waits for, in turn.
-    next_reader: AtomicUsize,
-    /// Another read-only connection that notices commits by anyone
-    /// (`PRAGMA data_version`), for [`Store::secrets_generation`].
-    watch: Mutex<Watch>,
-    conn: Mutex<Connection>,
-    /// The last generation read through `watch`, to answer without SQLite
-    /// for [`WATCH_EVERY`] as long as this process committed nothing since.
+    engine: Engine,
+    /// The last secrets generation read, to answer without the database
+    /// for a while as long as this process committed nothing since.
     seen: Mutex<Seen>,
-    /// Commits through `conn` so far.
+    /// Commits through this handle so far.
     commits: AtomicU64,
     /// Totals of GraphQL's runtime pages, valid while the runtimes'
     /// membership generation is unchanged (see [`Store::runtime_offset_page`]).
     runtime_counts: Mutex<RuntimeCounts>,
-    path: PathBuf,
 }
+
+/// The backend: chosen once, at start-up, by the database URL.
+// One per process: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+/// Last-seen times per statement in a PostgreSQL liveness flush.
+const LIVENESS_CHUNK: usize = 5000;
 
 /// Cached runtime counts: (membership generation, count) by filter.
 #[derive(Default)]
@@ -86,17 +87,6 @@ struct RuntimeCounts {
 /// Most filters whose runtime count is remembered.
 const MAX_CACHED_COUNTS: usize = 256;
 
-/// How long a secrets generation read through the watch connection stays
-/// current, when this process commits nothing meanwhile: a change another
-/// process (the CLI) commits is seen within this long. Reading it costs
-/// SQLite's shared lock (file-locking system calls) and a mutex that every
-/// heartbeat would otherwise queue on.
-const WATCH_EVERY: Duration = Duration::from_millis(1);
-
-/// Read-only connections per store: as many reads run at once, beside the
-/// one write.
-const READERS: usize = 4;
-
 #[derive(Default)]
 struct Seen {
     generation: i64,
@@ -105,133 +95,78 @@ struct Seen {
     commits: u64,
 }
 
-struct Watch {
-    conn: Connection,
-    data_version: i64,
-    secrets_generation: i64,
-}
-
 /// One transaction. Every method is one small, named operation.
 pub struct Tx<'c> {
-    tx: rusqlite::Transaction<'c>,
+    tx: &'c db::Transaction<'c>,
 }
 
-/// Makes a database file and its `-wal` and `-shm` files readable and
-/// writable by the owner only (0600). A new database file is created
-/// empty with that mode before SQLite opens it, since SQLite gives the
-/// `-wal` and `-shm` it creates the database file's mode; files an older
-/// icpd left readable by others are narrowed.
-pub(crate) fn private_files(path: &Path) -> Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let file = Path::new(&name);
-        let Ok(meta) = std::fs::metadata(file) else {
-            continue;
-        };
-        if meta.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| Error::io(format!("making {} private", file.display()), e))?;
-        }
-    }
-    Ok(())
-}
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        }
-        private_files(path)?;
-        let conn = Connection::open(path)
-            .map_err(|e| Error::DataDir(format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        // Room for every statement the server runs, so none is re-parsed.
-        conn.set_prepared_statement_cache_capacity(256);
-        // WAL lets the CLI read while the server writes; FULL makes a
-        // committed management write survive a power cut.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::DataDir(format!(
-                "{} cannot use WAL mode (got {mode})",
-                path.display()
-            )));
-        }
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
-        migrate(&conn, path)?;
-        let readers = (0..READERS)
-            .map(|_| {
-                let r = Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                r.busy_timeout(Duration::from_secs(5))?;
-                r.set_prepared_statement_cache_capacity(256);
-                Ok(Mutex::new(r))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let watch = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        watch.busy_timeout(Duration::from_secs(5))?;
-        let watch = Watch {
-            conn: watch,
-            data_version: -1,
-            secrets_generation: -1,
-        };
-        Ok(Store {
-            conn: Mutex::new(conn),
-            readers,
-            next_reader: AtomicUsize::new(0),
-            watch: Mutex::new(watch),
+        Ok(Store::with(Engine::Sqlite(sqlite::Sqlite::open(path)?)))
+    }
+
+    /// Connects to the PostgreSQL database at `url` and migrates it.
+    pub fn connect(url: &postgres::DatabaseUrl) -> Result<Store> {
+        Ok(Store::with(Engine::Postgres(postgres::Postgres::connect(
+            url,
+        )?)))
+    }
+
+    fn with(engine: Engine) -> Store {
+        Store {
+            engine,
             seen: Mutex::new(Seen::default()),
             commits: AtomicU64::new(0),
             runtime_counts: Mutex::default(),
-            path: path.to_path_buf(),
-        })
+        }
     }
 
-    /// Path of the database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the data lives: the SQLite file, or the PostgreSQL database
+    /// (its URL without the password).
+    pub fn location(&self) -> String {
+        match &self.engine {
+            Engine::Sqlite(s) => s.path().display().to_string(),
+            Engine::Postgres(p) => p.display_url(),
+        }
     }
 
-    /// Runs `f` in a write transaction; commits if it returns `Ok`.
+    /// Claims the database for this serving process. SQLite: nothing to do
+    /// (the data directory's lock file does it); PostgreSQL: see
+    /// [`postgres::Postgres::claim_serving`].
+    pub fn claim_serving(&self) -> Result<()> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(p) => p.claim_serving(),
+        }
+    }
+
+    /// Path of the database file (SQLite only).
+    pub fn path(&self) -> Option<&Path> {
+        match &self.engine {
+            Engine::Sqlite(s) => Some(s.path()),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// Runs `f` in a write transaction; commits if it returns `Ok`, rolls
+    /// back on `Err` or panic.
     pub fn write<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = Tx {
-            tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
-        };
-        let value = f(&tx)?;
-        tx.tx.commit()?;
+        let value = match &self.engine {
+            Engine::Sqlite(s) => s.write(|tx| f(&Tx { tx })),
+            Engine::Postgres(p) => p.write(|tx| f(&Tx { tx })),
+        }?;
         self.commits.fetch_add(1, Ordering::AcqRel);
         Ok(value)
     }
 
-    /// Runs `f` in a read transaction (a consistent snapshot of what was
-    /// committed before it began) on a read-only connection: a free one,
-    /// or else the next in turn.
+    /// Runs `f` in a read transaction: a consistent snapshot of what was
+    /// committed before it began.
     pub fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        let mut conn = self
-            .readers
-            .iter()
-            .find_map(|r| r.try_lock().ok())
-            .unwrap_or_else(|| {
-                let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-                self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
-            });
-        let tx = Tx {
-            tx: conn.transaction_with_behavior(TransactionBehavior::Deferred)?,
-        };
-        f(&tx)
+        match &self.engine {
+            Engine::Sqlite(s) => s.read(|tx| f(&Tx { tx })),
+            Engine::Postgres(p) => p.read(|tx| f(&Tx { tx })),
+        }
     }
 
     /// Up to `limit` runtimes visible through `vis` in `scope` after
@@ -243,53 +178,65 @@ impl Store {
     /// kept by triggers, moves; heartbeats do not move it).
     pub fn runtime_offset_page(
         &self,
-        vis: &crate::catalog::Visibility,
-        scope: &crate::runtimes::RuntimeScope,
+        vis: &crate::model::catalog::Visibility,
+        scope: &crate::model::runtimes::RuntimeScope,
         offset: i64,
         limit: i64,
-    ) -> Result<(Vec<crate::runtimes::RuntimeListed>, i64)> {
+    ) -> Result<(Vec<crate::model::runtimes::RuntimeListed>, i64)> {
         self.read(|tx| {
             let total = if scope.status.is_some() {
                 tx.runtime_scope_count(vis, scope)?
             } else {
-                let generation = tx.runtime_membership()?;
-                let key = format!("{vis:?}|{scope:?}");
-                let cached = {
-                    let counts = self
-                        .runtime_counts
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    counts
-                        .by_filter
-                        .get(&key)
-                        .filter(|(g, _)| *g == generation)
-                        .map(|(_, n)| *n)
-                };
-                match cached {
-                    Some(n) => n,
-                    None => {
-                        let n = tx.runtime_scope_count(vis, scope)?;
-                        let mut counts = self
-                            .runtime_counts
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner());
-                        if counts.by_filter.len() >= MAX_CACHED_COUNTS {
-                            counts.by_filter.clear();
-                        }
-                        counts.by_filter.insert(key, (generation, n));
-                        n
-                    }
-                }
+                self.cached_runtime_count(tx, format!("{vis:?}|{scope:?}"), || {
+                    tx.runtime_scope_count(vis, scope)
+                })?
             };
             let rows = tx.runtime_offset_rows(vis, scope, offset, limit)?;
             Ok((rows, total))
         })
     }
 
+    /// A count of runtimes that only adding, removing or moving one can
+    /// change: remembered under `key` until the runtimes' membership
+    /// generation (kept by triggers; heartbeats and status changes do not
+    /// move it) moves, else `count`ed in `tx` and remembered.
+    pub fn cached_runtime_count(
+        &self,
+        tx: &Tx,
+        key: String,
+        count: impl FnOnce() -> Result<i64>,
+    ) -> Result<i64> {
+        let generation = tx.runtime_membership()?;
+        let cached = {
+            let counts = self
+                .runtime_counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            counts
+                .by_filter
+                .get(&key)
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, n)| *n)
+        };
+        if let Some(n) = cached {
+            return Ok(n);
+        }
+        let n = count()?;
+        let mut counts = self
+            .runtime_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if counts.by_filter.len() >= MAX_CACHED_COUNTS {
+            counts.by_filter.clear();
+        }
+        counts.by_filter.insert(key, (generation, n));
+        Ok(n)
+    }
+
     /// A number that changes whenever any secret changes: at once for a
-    /// change this process committed, within [`WATCH_EVERY`] for another
-    /// process's. A check costs SQLite's shared-memory change counter; the
-    /// counter row is read only after some commit happened.
+    /// change this process committed, within the backend's watch period
+    /// for another process's or node's (SQLite: 1 ms, through its
+    /// shared-memory change counter; PostgreSQL: see `postgres`).
     pub fn secrets_generation(&self) -> Result<i64> {
         if let Some(g) = self.seen_generation() {
             return Ok(g);
@@ -298,81 +245,37 @@ impl Store {
         // result stale at once, so the next call checks again.
         let commits = self.commits.load(Ordering::Acquire);
         let at = Instant::now();
-        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(g) = self.seen_generation() {
-            return Ok(g);
-        }
-        let dv: i64 = w
-            .conn
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |r| r.get(0))?;
-        if dv != w.data_version {
-            let gen: i64 = w
-                .conn
-                .prepare_cached("SELECT value FROM meta WHERE key = 'secrets_generation'")?
-                .query_row([], |r| r.get(0))?;
-            w.data_version = dv;
-            w.secrets_generation = gen;
-        }
+        let generation = match &self.engine {
+            Engine::Sqlite(s) => s.secrets_generation()?,
+            Engine::Postgres(p) => p.secrets_generation()?,
+        };
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Seen {
-            generation: w.secrets_generation,
+            generation,
             at: Some(at),
             commits,
         };
-        Ok(w.secrets_generation)
+        Ok(generation)
     }
 
     /// The generation read last, if still current.
     fn seen_generation(&self) -> Option<i64> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let current = seen.at.is_some_and(|at| at.elapsed() < WATCH_EVERY)
+        let every = match &self.engine {
+            Engine::Sqlite(_) => sqlite::WATCH_EVERY,
+            Engine::Postgres(_) => postgres::WATCH_EVERY,
+        };
+        let current = seen.at.is_some_and(|at| at.elapsed() < every)
             && seen.commits == self.commits.load(Ordering::Acquire);
         current.then_some(seen.generation)
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        match &self.engine {
+            Engine::Sqlite(s) => s.schema_version(),
+            Engine::Postgres(p) => p.schema_version(),
+        }
     }
-}
-
-fn migrate(conn: &Connection, path: &Path) -> Result<()> {
-    migrate_to(conn, path, MIGRATIONS.len())
-}
-
-/// Applies the pending migrations among the first `target` ones.
-fn migrate_to(conn: &Connection, path: &Path, target: usize) -> Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(Error::DataDir(format!(
-            "{} has schema version {version}, but this icpd knows only up to {known}: run a newer icpd, or restore a backup made by this version",
-            path.display()
-        )));
-    }
-    for (i, m) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .take(target)
-        .skip(version as usize)
-    {
-        let n = i as i64 + 1;
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;\n{}\nPRAGMA user_version = {n};\nCOMMIT;",
-            m.sql
-        ))
-        .map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            Error::DataDir(format!(
-                "migration {n} ({}) failed on {}: {e}",
-                m.name,
-                path.display()
-            ))
-        })?;
-        log::info!("applied schema migration {n} ({})", m.name);
-    }
-    Ok(())
 }
 
 macro_rules! runtime_joins_after_r {
@@ -400,6 +303,19 @@ const RUNTIME_JOINS_AFTER_R: &str = runtime_joins_after_r!();
 const RUNTIME_IDS_WITH_PREFIX: &str =
     "SELECT runtime_id FROM runtimes WHERE runtime_id GLOB ?1 ORDER BY runtime_id LIMIT ?2";
 
+/// The LIKE pattern (escape `\\`) matching strings that start with `prefix`.
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// The GLOB pattern matching strings that start with `prefix`: its own
 /// wildcards (`*`, `?`, `[`) become one-character classes, so they match
 /// only themselves.
@@ -419,7 +335,7 @@ fn glob_prefix(prefix: &str) -> String {
     pattern
 }
 
-fn runtime_from_row(r: &Row) -> rusqlite::Result<RuntimeRecord> {
+fn runtime_from_row(r: &Row) -> db::Result<RuntimeRecord> {
     let status: String = r.get(2)?;
     Ok(RuntimeRecord {
         runtime_id: r.get(0)?,
@@ -440,7 +356,7 @@ fn runtime_from_row(r: &Row) -> rusqlite::Result<RuntimeRecord> {
     })
 }
 
-fn environment_from_row(r: &Row) -> rusqlite::Result<Environment> {
+fn environment_from_row(r: &Row) -> db::Result<Environment> {
     Ok(Environment {
         id: r.get(0)?,
         handle: r.get(1)?,
@@ -455,7 +371,7 @@ const SECRET_SELECT: &str = "SELECT s.key_id, s.environment_id, e.handle, s.proj
      FROM secrets s JOIN environments e ON e.id = s.environment_id \
      LEFT JOIN projects p ON p.id = s.project_id LEFT JOIN integrations i ON i.id = s.integration_id";
 
-fn secret_from_row(r: &Row) -> rusqlite::Result<StoredSecret> {
+fn secret_from_row(r: &Row) -> db::Result<StoredSecret> {
     Ok(StoredSecret {
         key_id: r.get(0)?,
         environment_id: r.get(1)?,
@@ -514,7 +430,7 @@ impl Tx<'_> {
     /// `execute` through the statement cache: a heartbeat runs the same few
     /// statements thousands of times a second, and parsing SQL each time
     /// would cost more than running it.
-    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    fn exec(&self, sql: &str, params: impl db::Params) -> db::Result<usize> {
         self.tx.prepare_cached(sql)?.execute(params)
     }
 
@@ -522,9 +438,9 @@ impl Tx<'_> {
     fn row<T>(
         &self,
         sql: &str,
-        params: impl rusqlite::Params,
-        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
+        params: impl db::Params,
+        f: impl FnOnce(&Row<'_>) -> db::Result<T>,
+    ) -> db::Result<T> {
         self.tx.prepare_cached(sql)?.query_row(params, f)
     }
 
@@ -535,7 +451,7 @@ impl Tx<'_> {
             "SELECT id, handle, name, critical, created_at FROM environments ORDER BY id",
         )?;
         let rows = st.query_map([], environment_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn environment_by_handle(&self, handle: &str) -> Result<Option<Environment>> {
@@ -558,7 +474,7 @@ impl Tx<'_> {
             params![handle, name, critical, data_plane_id, now],
         )?;
         Ok(Environment {
-            id: self.tx.last_insert_rowid(),
+            id: self.tx.last_insert_rowid()?,
             handle: handle.into(),
             name: name.into(),
             critical,
@@ -604,17 +520,13 @@ impl Tx<'_> {
             params![handle, name, now],
         )?;
         Ok(Project {
-            id: self.tx.last_insert_rowid(),
+            id: self.tx.last_insert_rowid()?,
             handle: handle.into(),
             name: name.into(),
         })
     }
 
-    fn integration_query(
-        &self,
-        sql: &str,
-        p: impl rusqlite::Params,
-    ) -> Result<Option<Integration>> {
+    fn integration_query(&self, sql: &str, p: impl db::Params) -> Result<Option<Integration>> {
         let mut st = self.tx.prepare_cached(sql)?;
         Ok(st
             .query_row(p, |r| {
@@ -660,7 +572,7 @@ impl Tx<'_> {
             params![project_id, handle, name, runtime_type, now],
         )?;
         Ok(Integration {
-            id: self.tx.last_insert_rowid(),
+            id: self.tx.last_insert_rowid()?,
             project_id,
             handle: handle.into(),
             name: name.into(),
@@ -701,7 +613,7 @@ impl Tx<'_> {
             "{SECRET_SELECT} ORDER BY s.created_at DESC, s.key_id"
         ))?;
         let rows = st.query_map([], secret_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn revoke_secret(&self, key_id: &str, now: Millis) -> Result<bool> {
@@ -739,11 +651,20 @@ impl Tx<'_> {
     /// Up to `limit` runtime ids that start with `prefix`, in id order (an
     /// id equal to `prefix` comes first).
     pub fn runtime_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
-        let mut st = self.tx.prepare_cached(RUNTIME_IDS_WITH_PREFIX)?;
-        let rows = st.query_map(params![glob_prefix(prefix), limit as i64], |r| {
-            r.get::<_, String>(0)
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        // PostgreSQL has no GLOB; LIKE compares case-sensitively there and,
+        // under the C collation the database is made with, a prefix pattern
+        // is a range on the primary key's index, as GLOB is in SQLite.
+        let (sql, pattern) = match self.tx.dialect() {
+            db::Dialect::Sqlite => (RUNTIME_IDS_WITH_PREFIX, glob_prefix(prefix)),
+            db::Dialect::Postgres => (
+                "SELECT runtime_id FROM runtimes WHERE runtime_id LIKE ?1 ESCAPE '\\' \
+                 ORDER BY runtime_id LIMIT ?2",
+                like_prefix(prefix),
+            ),
+        };
+        let mut st = self.tx.prepare_cached(sql)?;
+        let rows = st.query_map(params![pattern, limit as i64], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Runtimes of one integration in one environment carrying a node name.
@@ -760,14 +681,14 @@ impl Tx<'_> {
             params![integration_id, environment_id, name],
             runtime_from_row,
         )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn list_runtimes(&self, f: &RuntimeFilter) -> Result<Vec<RuntimeRecord>> {
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {RUNTIME_COLUMNS} {RUNTIME_JOINS} \
-             WHERE (?1 IS NULL OR e.handle = ?1) AND (?2 IS NULL OR p.handle = ?2) \
-               AND (?3 IS NULL OR i.handle = ?3) AND (?4 IS NULL OR r.status = ?4) \
+             WHERE (CAST(?1 AS TEXT) IS NULL OR e.handle = ?1) AND (CAST(?2 AS TEXT) IS NULL OR p.handle = ?2) \
+               AND (CAST(?3 AS TEXT) IS NULL OR i.handle = ?3) AND (CAST(?4 AS TEXT) IS NULL OR r.status = ?4) \
              ORDER BY e.id, p.handle, i.handle, r.name, r.runtime_id"
         ))?;
         let rows = st.query_map(
@@ -779,7 +700,7 @@ impl Tx<'_> {
             ],
             runtime_from_row,
         )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Inserts a new runtime with its first status-history entry.
@@ -821,9 +742,9 @@ impl Tx<'_> {
             "UPDATE runtimes SET name = ?2, runtime_type = ?3, environment_id = ?4, integration_id = ?5, key_id = ?6, \
                 version = ?7, node_info = ?8, try_it_host = ?9, runtime_hash = ?10, \
                 last_heartbeat = MAX(last_heartbeat, ?11), last_full_heartbeat = ?11 \
-             WHERE runtime_id = ?1 AND (name IS NOT ?2 OR runtime_type IS NOT ?3 OR environment_id IS NOT ?4 \
-                OR integration_id IS NOT ?5 OR key_id IS NOT ?6 OR version IS NOT ?7 OR node_info IS NOT ?8 \
-                OR try_it_host IS NOT ?9 OR runtime_hash IS NOT ?10)",
+             WHERE runtime_id = ?1 AND (name IS DISTINCT FROM ?2 OR runtime_type IS DISTINCT FROM ?3 OR environment_id IS DISTINCT FROM ?4 \
+                OR integration_id IS DISTINCT FROM ?5 OR key_id IS DISTINCT FROM ?6 OR version IS DISTINCT FROM ?7 OR node_info IS DISTINCT FROM ?8 \
+                OR try_it_host IS DISTINCT FROM ?9 OR runtime_hash IS DISTINCT FROM ?10)",
             params![
                 r.runtime_id,
                 r.name,
@@ -868,7 +789,7 @@ impl Tx<'_> {
         if old.as_deref() == Some(digest) {
             return Ok(ArtifactWrites::default());
         }
-        let writes = artifacts::sync(&self.tx, runtime_id, artifacts, log_levels)?;
+        let writes = artifacts::sync(self.tx, runtime_id, artifacts, log_levels)?;
         self.exec(
             "UPDATE runtimes SET artifacts_digest = ?2, main_artifact = ?3, other_artifacts = ?4 WHERE runtime_id = ?1",
             params![
@@ -896,14 +817,14 @@ impl Tx<'_> {
         ) = st.query_row([runtime_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
-        let mut arts = artifacts::load(&self.tx, runtime_id)?;
+        let mut arts = artifacts::load(self.tx, runtime_id)?;
         arts.main = main.and_then(|m| serde_json::from_str(&m).ok());
         if let Some(serde_json::Value::Object(o)) =
             other.and_then(|o| serde_json::from_str(&o).ok())
         {
             arts.other = o;
         }
-        let log_levels = artifacts::load_log_levels(&self.tx, runtime_id)?;
+        let log_levels = artifacts::load_log_levels(self.tx, runtime_id)?;
         let mut st = self.tx.prepare_cached(
             "SELECT status, at, reason FROM status_history WHERE runtime_id = ?1 ORDER BY id",
         )?;
@@ -916,10 +837,10 @@ impl Tx<'_> {
                     reason: r.get(2)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<db::Result<Vec<_>>>()?;
         let management = self.management_address(runtime_id)?;
         let mi_artifacts = if runtime.runtime_type == "MI" {
-            Some(crate::mi::by_kind(self.mi_artifacts(runtime_id)?))
+            Some(crate::model::mi::by_kind(self.mi_artifacts(runtime_id)?))
         } else {
             None
         };
@@ -956,7 +877,7 @@ impl Tx<'_> {
                 name: r.get(7)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Records last-seen times, delta hashes and transitions in one go. Rows
@@ -967,11 +888,35 @@ impl Tx<'_> {
         transitions: &[Transition],
         deleted: &[String],
     ) -> Result<()> {
-        let mut up = self.tx.prepare_cached(
-            "UPDATE runtimes SET last_heartbeat = MAX(last_heartbeat, ?2) WHERE runtime_id = ?1",
-        )?;
-        for (id, at) in seen {
-            up.execute(params![id, at])?;
+        match self.tx.dialect() {
+            db::Dialect::Sqlite => {
+                let mut up = self.tx.prepare_cached(
+                    "UPDATE runtimes SET last_heartbeat = MAX(last_heartbeat, ?2) WHERE runtime_id = ?1",
+                )?;
+                for (id, at) in seen {
+                    up.execute(params![id, at])?;
+                }
+            }
+            // A statement per runtime is a network round trip each on
+            // PostgreSQL: thousands of last-seen times go in one statement
+            // per chunk instead, as a JSON list of [id, at] pairs.
+            db::Dialect::Postgres => {
+                let mut up = self.tx.prepare_cached(
+                    "UPDATE runtimes r SET last_heartbeat = GREATEST(r.last_heartbeat, s.at) \
+                     FROM (SELECT e->>0 AS id, CAST(e->>1 AS BIGINT) AS at \
+                           FROM jsonb_array_elements(CAST(CAST(?1 AS TEXT) AS jsonb)) e) s \
+                     WHERE r.runtime_id = s.id",
+                )?;
+                for chunk in seen.chunks(LIVENESS_CHUNK) {
+                    let list = serde_json::Value::from(
+                        chunk
+                            .iter()
+                            .map(|(id, at)| serde_json::json!([id, at]))
+                            .collect::<Vec<_>>(),
+                    );
+                    up.execute([list.to_string()])?;
+                }
+            }
         }
         let mut status = self
             .tx
@@ -993,8 +938,9 @@ impl Tx<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::db::Queries;
     use super::{RuntimeRegistration, Store, RUNTIME_IDS_WITH_PREFIX};
-    use crate::runtimes::Status;
+    use crate::model::runtimes::Status;
 
     /// Registers RUNNING runtimes `ids` in integration p/i, environment dev.
     fn register(tx: &super::Tx, ids: &[&str]) -> crate::error::Result<()> {
@@ -1099,10 +1045,10 @@ mod tests {
                     .tx
                     .prepare(&format!("EXPLAIN QUERY PLAN {RUNTIME_IDS_WITH_PREFIX}"))?;
                 let rows = st
-                    .query_map(rusqlite::params![super::glob_prefix("3f2a"), 6], |r| {
+                    .query_map(super::params![super::glob_prefix("3f2a"), 6], |r| {
                         r.get::<_, String>(3)
                     })?
-                    .collect::<rusqlite::Result<_>>()?;
+                    .collect::<super::db::Result<_>>()?;
                 Ok(rows)
             })
             .unwrap();

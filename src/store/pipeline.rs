@@ -10,19 +10,22 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db;
+use super::db::{params, OptionalExtension, Queries, Row};
 
 use super::Tx;
-use crate::configuration::{RevisionInfo, RevisionMeta, RevisionRef, StoredValue, ValueType};
-use crate::data_planes::DataPlaneRow;
-use crate::deployments::{Deployment, ValidDeployment};
 use crate::error::Result;
-use crate::runtimes::{Rollout, Status};
+use crate::model::configuration::{
+    RevisionInfo, RevisionMeta, RevisionRef, StoredValue, ValueType,
+};
+use crate::model::pipeline::DataPlaneRow;
+use crate::model::pipeline::{Deployment, ValidDeployment};
+use crate::model::runtimes::{Rollout, Status};
 use crate::time::Millis;
 
 const DATA_PLANE_COLUMNS: &str = "id, handle, name, kind, region, description, created_at";
 
-fn data_plane(r: &Row) -> rusqlite::Result<DataPlaneRow> {
+fn data_plane(r: &Row) -> db::Result<DataPlaneRow> {
     Ok(DataPlaneRow {
         id: r.get(0)?,
         handle: r.get(1)?,
@@ -37,7 +40,7 @@ fn data_plane(r: &Row) -> rusqlite::Result<DataPlaneRow> {
 /// A configuration value from the columns section, key, type, secret,
 /// value, sealed, updated_by, updated_at (a revision's value, or a
 /// promotion's override with its requester and time).
-pub(super) fn stored_value(r: &Row) -> rusqlite::Result<StoredValue> {
+pub(super) fn stored_value(r: &Row) -> db::Result<StoredValue> {
     let t: String = r.get(2)?;
     Ok(StoredValue {
         section: r.get(0)?,
@@ -58,7 +61,7 @@ const DEPLOYMENT_SELECT: &str =
      FROM deployments d JOIN integrations i ON i.id = d.integration_id \
      JOIN projects p ON p.id = i.project_id JOIN environments e ON e.id = d.environment_id";
 
-fn deployment(r: &Row) -> rusqlite::Result<Deployment> {
+fn deployment(r: &Row) -> db::Result<Deployment> {
     Ok(Deployment {
         id: r.get(0)?,
         project: r.get(1)?,
@@ -80,7 +83,7 @@ const REVISION_SELECT: &str = "SELECT c.id, c.revision, c.created_by, c.created_
      FROM config_revisions c LEFT JOIN config_revisions s ON s.id = c.promoted_from \
      LEFT JOIN environments se ON se.id = s.environment_id";
 
-fn revision(r: &Row) -> rusqlite::Result<RevisionInfo> {
+fn revision(r: &Row) -> db::Result<RevisionInfo> {
     let source: Option<i64> = r.get(5)?;
     Ok(RevisionInfo {
         id: r.get(0)?,
@@ -108,7 +111,7 @@ impl Tx<'_> {
             "SELECT {DATA_PLANE_COLUMNS} FROM data_planes ORDER BY id"
         ))?;
         let rows = st.query_map([], data_plane)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn data_plane_by_handle(&self, handle: &str) -> Result<Option<DataPlaneRow>> {
@@ -131,7 +134,7 @@ impl Tx<'_> {
                 d.created_at
             ],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn update_data_plane(&self, d: &DataPlaneRow) -> Result<()> {
@@ -154,7 +157,7 @@ impl Tx<'_> {
             .tx
             .prepare_cached("SELECT data_plane_id, handle FROM environments ORDER BY id")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Per data plane, its runtimes (RUNNING, OFFLINE) as last flushed.
@@ -220,7 +223,7 @@ impl Tx<'_> {
                 promoted_from
             ],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn deployment(&self, id: i64) -> Result<Option<Deployment>> {
@@ -256,14 +259,14 @@ impl Tx<'_> {
     ) -> Result<(Vec<Deployment>, i64)> {
         let mut st = self.tx.prepare_cached(&format!(
             "{DEPLOYMENT_SELECT} WHERE d.integration_id = ?1 AND d.environment_id = ?2 \
-             AND (?3 IS NULL OR d.id < ?3) ORDER BY d.id DESC LIMIT ?4"
+             AND (CAST(?3 AS BIGINT) IS NULL OR d.id < ?3) ORDER BY d.id DESC LIMIT ?4"
         ))?;
         let rows = st
             .query_map(
                 params![integration_id, environment_id, before, limit],
                 deployment,
             )?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         let total = self.row(
             "SELECT COUNT(*) FROM deployments WHERE integration_id = ?1 AND environment_id = ?2",
             params![integration_id, environment_id],
@@ -313,14 +316,14 @@ impl Tx<'_> {
     ) -> Result<(Vec<RevisionInfo>, i64)> {
         let mut st = self.tx.prepare_cached(&format!(
             "{REVISION_SELECT} WHERE c.integration_id = ?1 AND c.environment_id = ?2 \
-             AND (?3 IS NULL OR c.revision < ?3) ORDER BY c.revision DESC LIMIT ?4"
+             AND (CAST(?3 AS BIGINT) IS NULL OR c.revision < ?3) ORDER BY c.revision DESC LIMIT ?4"
         ))?;
         let rows = st
             .query_map(
                 params![integration_id, environment_id, before, limit],
                 revision,
             )?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         let total = self.row(
             "SELECT COUNT(*) FROM config_revisions WHERE integration_id = ?1 AND environment_id = ?2",
             params![integration_id, environment_id],
@@ -349,7 +352,7 @@ impl Tx<'_> {
                 meta.promoted_from
             ],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn insert_config_value(&self, revision_id: i64, v: &StoredValue) -> Result<()> {
@@ -378,7 +381,7 @@ impl Tx<'_> {
              FROM config_values WHERE revision_id = ?1 ORDER BY section, key",
         )?;
         let rows = st.query_map([revision_id], stored_value)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Records that `client` was handed `revision`.
@@ -407,7 +410,15 @@ impl Tx<'_> {
             return Ok(BTreeMap::new());
         }
         let ids = serde_json::Value::from(runtime_ids.to_vec()).to_string();
-        let mut st = self.tx.prepare_cached(
+        // The ids are text: PostgreSQL's `json_each` (store::postgres)
+        // reads integer lists only, so it takes the elements as text itself.
+        let ids_of = match self.tx.dialect() {
+            db::Dialect::Sqlite => "r.runtime_id IN (SELECT value FROM json_each(?1))",
+            db::Dialect::Postgres => {
+                "r.runtime_id IN (SELECT jsonb_array_elements_text(CAST(?1 AS jsonb)))"
+            }
+        };
+        let mut st = self.tx.prepare_cached(&format!(
             "SELECT r.runtime_id, r.version, \
                (SELECT d.version FROM deployments d WHERE d.integration_id = r.integration_id \
                   AND d.environment_id = r.environment_id ORDER BY d.id DESC LIMIT 1), \
@@ -420,8 +431,8 @@ impl Tx<'_> {
                  AND g.client IN ('runtime:' || r.runtime_id, 'name:' || r.name, 'key:' || r.key_id) \
                ORDER BY CASE WHEN g.client = 'runtime:' || r.runtime_id THEN 0 \
                              WHEN g.client = 'name:' || r.name THEN 1 ELSE 2 END LIMIT 1) \
-             WHERE r.runtime_id IN (SELECT value FROM json_each(?1))",
-        )?;
+             WHERE {ids_of}"
+        ))?;
         let rows = st.query_map([ids], |r| {
             let version: Option<String> = r.get(1)?;
             let fetched: Option<i64> = r.get(4)?;
@@ -436,7 +447,7 @@ impl Tx<'_> {
                 ),
             ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 }
 
@@ -449,7 +460,7 @@ mod tests {
     use crate::configuration::{self, check_value, PlainValue, RevisionMeta};
     use crate::deployments::{self, NewDeployment};
     use crate::master_key::MasterKey;
-    use crate::runtimes::Status;
+    use crate::model::runtimes::Status;
     use crate::store::{RuntimeRegistration, Store};
 
     fn scope(store: &Store, env: &str) -> Scope {

@@ -7,13 +7,14 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db;
+use super::db::{params, OptionalExtension, Queries, Row};
 
 use super::Tx;
-use crate::catalog::Visibility;
-use crate::configuration::StoredValue;
 use crate::error::Result;
-use crate::promotion::{Approval, PromotionRow};
+use crate::model::catalog::Visibility;
+use crate::model::configuration::StoredValue;
+use crate::model::pipeline::{Approval, PromotionRow};
 use crate::time::Millis;
 
 const PROMOTION_SELECT: &str = "SELECT m.id, p.id, p.handle, i.id, i.handle, \
@@ -32,10 +33,10 @@ const PROMOTION_SELECT: &str = "SELECT m.id, p.id, p.handle, i.id, i.handle, \
 const PROMOTION_WHERE: &str = "(?1 OR i.project_id IN (SELECT value FROM json_each(?2)) \
        OR m.integration_id IN (SELECT value FROM json_each(?3)) \
        OR m.to_environment_id IN (SELECT value FROM json_each(?4))) \
-     AND (?5 IS NULL OR m.integration_id = ?5) AND (?6 IS NULL OR m.status = ?6) \
-     AND (?7 IS NULL OR m.id < ?7)";
+     AND (CAST(?5 AS BIGINT) IS NULL OR m.integration_id = ?5) AND (CAST(?6 AS TEXT) IS NULL OR m.status = ?6) \
+     AND (CAST(?7 AS BIGINT) IS NULL OR m.id < ?7)";
 
-fn promotion(r: &Row) -> rusqlite::Result<PromotionRow> {
+fn promotion(r: &Row) -> db::Result<PromotionRow> {
     Ok(PromotionRow {
         id: r.get(0)?,
         project_id: r.get(1)?,
@@ -95,7 +96,7 @@ impl Tx<'_> {
                 m.comment
             ],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn promotion(&self, id: i64) -> Result<Option<PromotionRow>> {
@@ -154,7 +155,7 @@ impl Tx<'_> {
                 ],
                 promotion,
             )?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         let total = self.row(
             &format!(
                 "SELECT COUNT(*) FROM promotions m JOIN integrations i ON i.id = m.integration_id \
@@ -185,7 +186,7 @@ impl Tx<'_> {
             ],
             promotion,
         )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// The ids of the pending promotions `username` has approved (through
@@ -196,7 +197,7 @@ impl Tx<'_> {
              ON a.promotion_id = m.id AND a.username = ?1 WHERE m.status = 'pending'",
         )?;
         let ids = st.query_map([username], |r| r.get(0))?;
-        Ok(ids.collect::<rusqlite::Result<_>>()?)
+        Ok(ids.collect::<db::Result<_>>()?)
     }
 
     /// Ends a pending promotion: `rejected`, `cancelled` or `failed`, by whom, when, why.
@@ -258,7 +259,7 @@ impl Tx<'_> {
              WHERE o.promotion_id = ?1 ORDER BY o.section, o.key",
         )?;
         let rows = st.query_map([promotion_id], super::pipeline::stored_value)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn insert_promotion_approval(
@@ -288,6 +289,6 @@ impl Tx<'_> {
                 comment: r.get(2)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 }

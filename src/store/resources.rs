@@ -13,18 +13,19 @@
 //! environment also deletes the role assignments scoped to it, so a later
 //! object that reuses the row id does not inherit them.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, OptionalExtension, Row};
+use super::db;
+use super::db::{params, params_from_iter, OptionalExtension, Queries, Row};
+use db::Value as SqlValue;
 
 use super::{
     runtime_from_row, secret_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_COLUMN_COUNT, RUNTIME_JOINS,
     RUNTIME_JOINS_AFTER_R, SECRET_SELECT,
 };
-use crate::access::Target;
-use crate::catalog::{EnvironmentInfo, IntegrationInfo, ProjectInfo, Visibility};
 use crate::error::Result;
-use crate::runtimes::{RuntimeListed, RuntimeQuery, RuntimeRecord, RuntimeScope, Status};
-use crate::secrets::{SecretQuery, StoredSecret};
+use crate::model::access::Target;
+use crate::model::catalog::{EnvironmentInfo, IntegrationInfo, ProjectInfo, Visibility};
+use crate::model::runtimes::{RuntimeListed, RuntimeQuery, RuntimeRecord, RuntimeScope, Status};
+use crate::model::secrets::{SecretQuery, StoredSecret};
 use crate::time::Millis;
 
 /// A [`Visibility`] as bound parameters: everything, then JSON arrays of
@@ -41,9 +42,9 @@ pub(super) fn visibility_ids(v: &Visibility) -> (bool, String, String, String) {
 
 const ENV_COLUMNS: &str = "e.id, e.handle, e.name, e.critical, e.description, e.created_at, \
      (SELECT d.handle FROM data_planes d WHERE d.id = e.data_plane_id), \
-     COALESCE(e.required_approvals, CASE WHEN e.critical THEN 1 ELSE 0 END)";
+     COALESCE(e.required_approvals, CASE WHEN e.critical <> 0 THEN 1 ELSE 0 END)";
 
-fn env_info(r: &Row) -> rusqlite::Result<EnvironmentInfo> {
+fn env_info(r: &Row) -> db::Result<EnvironmentInfo> {
     Ok(EnvironmentInfo {
         id: r.get(0)?,
         handle: r.get(1)?,
@@ -58,7 +59,7 @@ fn env_info(r: &Row) -> rusqlite::Result<EnvironmentInfo> {
 
 const PROJECT_COLUMNS: &str = "id, handle, name, description, created_at";
 
-fn project_info(r: &Row) -> rusqlite::Result<ProjectInfo> {
+fn project_info(r: &Row) -> db::Result<ProjectInfo> {
     Ok(ProjectInfo {
         id: r.get(0)?,
         handle: r.get(1)?,
@@ -71,7 +72,7 @@ fn project_info(r: &Row) -> rusqlite::Result<ProjectInfo> {
 const INTEGRATION_SELECT: &str = "SELECT i.id, i.project_id, p.handle, i.handle, i.name, \
      i.runtime_type, i.description, i.created_at FROM integrations i JOIN projects p ON p.id = i.project_id";
 
-fn integration_info(r: &Row) -> rusqlite::Result<IntegrationInfo> {
+fn integration_info(r: &Row) -> db::Result<IntegrationInfo> {
     Ok(IntegrationInfo {
         id: r.get(0)?,
         project_id: r.get(1)?,
@@ -86,15 +87,15 @@ fn integration_info(r: &Row) -> rusqlite::Result<IntegrationInfo> {
 
 /// Projects: visible (?1 everything, ?2 project ids), text ?3, after handle ?4.
 const PROJECT_WHERE: &str = "(?1 OR id IN (SELECT value FROM json_each(?2))) \
-     AND (?3 IS NULL OR instr(lower(handle), lower(?3)) > 0 OR instr(lower(name), lower(?3)) > 0) \
-     AND (?4 IS NULL OR handle > ?4)";
+     AND (CAST(?3 AS TEXT) IS NULL OR instr(lower(handle), lower(?3)) > 0 OR instr(lower(name), lower(?3)) > 0) \
+     AND (CAST(?4 AS TEXT) IS NULL OR handle > ?4)";
 
 /// Integrations of project ?1: visible (?2 everything, ?3 project ids, ?4
 /// integration ids), text ?5, after handle ?6.
 const INTEGRATION_WHERE: &str = "i.project_id = ?1 \
      AND (?2 OR i.project_id IN (SELECT value FROM json_each(?3)) OR i.id IN (SELECT value FROM json_each(?4))) \
-     AND (?5 IS NULL OR instr(lower(i.handle), lower(?5)) > 0 OR instr(lower(i.name), lower(?5)) > 0) \
-     AND (?6 IS NULL OR i.handle > ?6)";
+     AND (CAST(?5 AS TEXT) IS NULL OR instr(lower(i.handle), lower(?5)) > 0 OR instr(lower(i.name), lower(?5)) > 0) \
+     AND (CAST(?6 AS TEXT) IS NULL OR i.handle > ?6)";
 
 /// Runtimes: visible (?1..?4), environment ?5, project ?6, integration ?7,
 /// status ?8, type ?9, text ?10, after runtime id ?11.
@@ -171,12 +172,12 @@ fn runtime_filter(vis: &Visibility, q: &RuntimeQuery) -> RuntimeFilter {
 const SECRET_WHERE: &str = "(?1 OR s.project_id IN (SELECT value FROM json_each(?2)) \
        OR s.integration_id IN (SELECT value FROM json_each(?3)) \
        OR s.environment_id IN (SELECT value FROM json_each(?4))) \
-     AND (?5 IS NULL OR e.handle = ?5) AND (?6 IS NULL OR p.handle = ?6) AND (?7 IS NULL OR i.handle = ?7) \
-     AND (?8 IS NULL \
+     AND (CAST(?5 AS TEXT) IS NULL OR e.handle = ?5) AND (CAST(?6 AS TEXT) IS NULL OR p.handle = ?6) AND (CAST(?7 AS TEXT) IS NULL OR i.handle = ?7) \
+     AND (CAST(?8 AS TEXT) IS NULL \
        OR (?8 = 'revoked' AND s.revoked_at IS NOT NULL) \
        OR (?8 = 'expired' AND s.revoked_at IS NULL AND s.expires_at <= ?9) \
        OR (?8 = 'active' AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > ?9))) \
-     AND (?10 IS NULL OR s.created_at < ?10 OR (s.created_at = ?10 AND s.key_id > ?11))";
+     AND (CAST(?10 AS BIGINT) IS NULL OR s.created_at < ?10 OR (s.created_at = ?10 AND s.key_id > ?11))";
 
 impl Tx<'_> {
     // ---- environments -------------------------------------------------
@@ -188,11 +189,11 @@ impl Tx<'_> {
         limit: i64,
     ) -> Result<(Vec<EnvironmentInfo>, i64)> {
         let mut st = self.tx.prepare_cached(&format!(
-            "SELECT {ENV_COLUMNS} FROM environments e WHERE (?1 IS NULL OR e.id > ?1) ORDER BY e.id LIMIT ?2"
+            "SELECT {ENV_COLUMNS} FROM environments e WHERE (CAST(?1 AS BIGINT) IS NULL OR e.id > ?1) ORDER BY e.id LIMIT ?2"
         ))?;
         let rows = st
             .query_map(params![after, limit], env_info)?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         let total = self
             .tx
             .query_row("SELECT COUNT(*) FROM environments", [], |r| r.get(0))?;
@@ -205,7 +206,7 @@ impl Tx<'_> {
             "SELECT {ENV_COLUMNS} FROM environments e ORDER BY e.pipeline_position, e.id"
         ))?;
         let rows = st.query_map([], env_info)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Moves environment `id` in the default pipeline to just before
@@ -282,7 +283,7 @@ impl Tx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![handle, name, critical, description, data_plane_id, now],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn update_environment(
@@ -354,7 +355,7 @@ impl Tx<'_> {
         ))?;
         let rows = st
             .query_map(params![all, p, text, after, limit], project_info)?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT COUNT(*) FROM projects WHERE {PROJECT_WHERE}"
         ))?;
@@ -380,7 +381,7 @@ impl Tx<'_> {
             "INSERT INTO projects (handle, name, description, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![handle, name, description, now],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn update_project(&self, id: i64, name: &str, description: &str) -> Result<()> {
@@ -417,7 +418,7 @@ impl Tx<'_> {
              WHERE pe.project_id = ?1 ORDER BY pe.position"
         ))?;
         let rows = st.query_map([project_id], env_info)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     pub fn set_project_environments(&self, project_id: i64, environments: &[i64]) -> Result<()> {
@@ -454,7 +455,7 @@ impl Tx<'_> {
                 params![project_id, all, p, i, text, after, limit],
                 integration_info,
             )?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT COUNT(*) FROM integrations i WHERE {INTEGRATION_WHERE}"
         ))?;
@@ -487,7 +488,7 @@ impl Tx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![project_id, handle, name, runtime_type, description, now],
         )?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(self.tx.last_insert_rowid()?)
     }
 
     pub fn update_integration(
@@ -513,7 +514,7 @@ impl Tx<'_> {
             let s: String = r.get(1)?;
             Ok((r.get(0)?, Status::parse(&s).unwrap_or(Status::Offline)))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     /// Deletes an integration with its runtimes; its secrets are revoked and
@@ -542,14 +543,9 @@ impl Tx<'_> {
     // ---- runtimes ------------------------------------------------------
 
     /// Up to `limit` visible runtimes matching `q` after runtime id `after`, and how many match.
-    pub fn runtime_page(
-        &self,
-        vis: &Visibility,
-        q: &RuntimeQuery,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<(Vec<RuntimeRecord>, i64)> {
-        let mut page = runtime_filter(vis, q);
+    /// How many runtimes visible through `vis` match `q`.
+    pub fn runtime_count(&self, vis: &Visibility, q: &RuntimeQuery) -> Result<i64> {
+        let page = runtime_filter(vis, q);
         let count_sql = format!(
             "SELECT COUNT(*) FROM runtimes r {} {}",
             if page.needs_joins {
@@ -559,7 +555,19 @@ impl Tx<'_> {
             },
             page.where_clause()
         );
-        let total = self.row(&count_sql, params_from_iter(&page.params), |r| r.get(0))?;
+        Ok(self.row(&count_sql, params_from_iter(&page.params), |r| r.get(0))?)
+    }
+
+    /// Up to `limit` runtimes visible through `vis` matching `q`, in id
+    /// order, after the id `after`.
+    pub fn runtime_page(
+        &self,
+        vis: &Visibility,
+        q: &RuntimeQuery,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RuntimeRecord>> {
+        let mut page = runtime_filter(vis, q);
         if let Some(a) = after {
             page.add("r.runtime_id > ?", [SqlValue::from(a.to_string())]);
         }
@@ -570,8 +578,8 @@ impl Tx<'_> {
         ))?;
         let rows = st
             .query_map(params_from_iter(&page.params), runtime_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok((rows, total))
+            .collect::<db::Result<_>>()?;
+        Ok(rows)
     }
 
     /// The conditions of an offset page, all on `runtimes` itself (a
@@ -674,7 +682,7 @@ impl Tx<'_> {
                     management_port: r.get(n + 2)?,
                 })
             })?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         Ok(rows)
     }
 
@@ -703,7 +711,7 @@ impl Tx<'_> {
             "SELECT runtime_id FROM runtimes WHERE key_id = ?1 ORDER BY runtime_id",
         )?;
         let rows = st.query_map([key_id], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<db::Result<_>>()?)
     }
 
     // ---- secrets -------------------------------------------------------
@@ -741,7 +749,7 @@ impl Tx<'_> {
                 ],
                 secret_from_row,
             )?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT COUNT(*) FROM secrets s JOIN environments e ON e.id = s.environment_id \
              LEFT JOIN projects p ON p.id = s.project_id LEFT JOIN integrations i ON i.id = s.integration_id \

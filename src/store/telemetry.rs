@@ -34,10 +34,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::Connection;
+
+use super::db;
+use super::db::{params, OptionalExtension, Queries, Transaction};
 
 use crate::error::{Error, Result};
-use crate::telemetry::{Attribution, LogRecord, MetricPoint, RequestRecord, StoredLog};
+use crate::model::telemetry::{Attribution, LogRecord, MetricPoint, RequestRecord, StoredLog};
 use crate::time::Millis;
 
 /// The schema, one migration per entry, append-only.
@@ -272,7 +275,7 @@ impl TelemetryStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
-        super::private_files(path)?;
+        super::sqlite::private_files(path)?;
         let writer = open_connection(path)?;
         // Incremental auto-vacuum must be chosen before the first table:
         // retention gives freed pages back to the file system with
@@ -380,14 +383,16 @@ fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
 }
 
 /// `logs.level`: the index into `Level::ALL` (the enum's declaration order).
-fn level_index(level: crate::telemetry::Level) -> i64 {
+fn level_index(level: crate::model::telemetry::Level) -> i64 {
     level as i64
 }
 
 impl TelemetryStore {
     fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = Transaction::sqlite(
+            conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
+        );
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
@@ -596,7 +601,7 @@ fn insert_points(tx: &Transaction, points: &[MetricPoint]) -> Result<()> {
     let mut row = tx.prepare_cached(INSERT_POINT)?;
     for p in points {
         let s = &p.source;
-        let histogram = p.kind == crate::telemetry::MetricKind::Histogram;
+        let histogram = p.kind == crate::model::telemetry::MetricKind::Histogram;
         let (bounds, buckets) = if histogram {
             (Some(json_text(&p.bounds)?), Some(json_text(&p.buckets)?))
         } else {
@@ -640,7 +645,7 @@ fn delete_up_to(tx: &Transaction, last: Millis, chunk: usize) -> Result<Deleted>
             .query_map(params![last, last_id, limit], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         let mut row = tx.prepare_cached(aged.delete)?;
         for (rowid, _) in &rows {
             row.execute([rowid])?;
@@ -710,7 +715,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    use crate::telemetry::{Level, MetricKind};
+    use crate::model::telemetry::{Level, MetricKind};
 
     fn source() -> Attribution {
         Attribution {
@@ -891,12 +896,12 @@ mod tests {
                 conn.execute(
                     "INSERT INTO logs (ts, received, level, environment_id, environment, message, attributes) \
                      VALUES (?1, 0, 2, 1, 'dev', ?2, '{}')",
-                    params![ts, message],
+                    rusqlite::params![ts, message],
                 )
                 .unwrap();
                 conn.execute(
                     "INSERT INTO logs_fts (rowid, message) VALUES (?1, ?2)",
-                    params![conn.last_insert_rowid(), message],
+                    rusqlite::params![conn.last_insert_rowid(), message],
                 )
                 .unwrap();
             }

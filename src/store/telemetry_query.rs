@@ -34,16 +34,18 @@
 //! milliseconds; the slow cases are a rare level or a narrow visibility
 //! with no scope or time filter (every row is read, 0.1–0.3 s).
 
-use rusqlite::types::{Value as SqlValue, ValueRef};
-use rusqlite::{params_from_iter, Row};
+use super::db;
+use super::db::{params_from_iter, Queries, Row, Transaction, Value as SqlValue, ValueRef};
 use serde_json::{Map, Value};
 
 use super::telemetry::{exact_log_time, log_id_range, TelemetryStore};
-use crate::catalog::Visibility;
 use crate::error::Result;
-use crate::telemetry::query::{LogSelect, Order, PointFilter, RequestFilter, RequestRow, ScopeIds};
-use crate::telemetry::{
+use crate::model::catalog::Visibility;
+use crate::model::telemetry::{
     Attribution, Level, LogFilter, LogRecord, MetricKind, MetricPoint, StoredLog,
+};
+use crate::model::telemetry_query::{
+    LogSelect, Order, PointFilter, RequestFilter, RequestRow, ScopeIds,
 };
 use crate::time::Millis;
 
@@ -58,7 +60,7 @@ fn attributes(text: &str) -> Map<String, Value> {
     }
 }
 
-fn log_from_row(r: &Row) -> rusqlite::Result<StoredLog> {
+fn log_from_row(r: &Row) -> db::Result<StoredLog> {
     let level: i64 = r.get(3)?;
     let attrs: String = r.get(13)?;
     Ok(StoredLog {
@@ -372,7 +374,7 @@ fn request_clause(f: &RequestFilter, vis: &Visibility) -> Clause {
 
 fn text_ref<'r>(v: ValueRef<'r>) -> &'r str {
     match v {
-        ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or(""),
+        ValueRef::Text(t) => t,
         _ => "",
     }
 }
@@ -382,7 +384,7 @@ fn number_list<T: serde::de::DeserializeOwned>(text: Option<String>) -> Vec<T> {
         .unwrap_or_default()
 }
 
-fn point_from_row(r: &Row) -> rusqlite::Result<MetricPoint> {
+fn point_from_row(r: &Row) -> db::Result<MetricPoint> {
     let kind: String = r.get(10)?;
     let attrs: String = r.get(12)?;
     let count: Option<i64> = r.get(14)?;
@@ -410,14 +412,14 @@ fn point_from_row(r: &Row) -> rusqlite::Result<MetricPoint> {
 }
 
 impl TelemetryStore {
-    fn read<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let mut conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction()?;
+        let tx = Transaction::sqlite(conn.transaction()?);
         f(&tx)
     }
 
     /// How a log query finds its rows (see [`Drive`]).
-    fn drive(tx: &rusqlite::Transaction, q: &LogSelect) -> Result<Drive> {
+    fn drive(tx: &Transaction, q: &LogSelect) -> Result<Drive> {
         let f = q.filter;
         if !indexed(f) {
             return Ok(if phrase(f).is_some() {
@@ -447,7 +449,7 @@ impl TelemetryStore {
         let mut ids: Vec<i64> = tx
             .prepare_cached(&sql)?
             .query_map(params_from_iter(&params), |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<db::Result<_>>()?;
         if ids.len() as i64 > FEW {
             return Ok(Drive::Ids);
         }
@@ -475,7 +477,7 @@ impl TelemetryStore {
             let mut st = tx.prepare_cached(&sql)?;
             let rows = st
                 .query_map(params_from_iter(&params), log_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<db::Result<_>>()?;
             Ok(rows)
         })
     }
@@ -494,7 +496,7 @@ impl TelemetryStore {
             let mut st = tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
             let rows = st
                 .query_map(params_from_iter(&params), |r| r.get::<_, String>(3))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<db::Result<_>>()?;
             Ok((drive, rows))
         })
     }
@@ -554,7 +556,7 @@ impl TelemetryStore {
             let mut st = tx.prepare_cached(&sql)?;
             let mut rows: Vec<MetricPoint> = st
                 .query_map(params_from_iter(&c.params), point_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<db::Result<_>>()?;
             rows.reverse();
             Ok(rows)
         })
@@ -580,7 +582,7 @@ impl TelemetryStore {
             let mut st = tx.prepare_cached(&sql)?;
             let rows = st
                 .query_map(params_from_iter(&c.params), |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<db::Result<_>>()?;
             Ok(rows)
         })
     }
@@ -594,7 +596,10 @@ pub(crate) mod testing {
 
     impl TelemetryStore {
         /// Inserts request records as they are.
-        pub(crate) fn insert_requests_for_test(&self, records: &[crate::telemetry::RequestRecord]) {
+        pub(crate) fn insert_requests_for_test(
+            &self,
+            records: &[crate::model::telemetry::RequestRecord],
+        ) {
             let mut conn = self.writer.lock().unwrap();
             let tx = conn.transaction().unwrap();
             for r in records {

@@ -34,6 +34,8 @@
 //! mean and nearest-rank percentiles (the ⌈q·n⌉-th smallest response time),
 //! per bucket and over the window, every bucket present.
 
+pub use crate::model::telemetry_query::*;
+
 use std::collections::HashMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -111,15 +113,6 @@ pub struct ScopeHandles {
     /// Needs `project` (integration handles are unique per project).
     pub integration: Option<String>,
     pub runtime: Option<String>,
-}
-
-/// Scope filters resolved to ids (`None` = any).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScopeIds {
-    pub environment_id: Option<i64>,
-    pub project_id: Option<i64>,
-    pub integration_id: Option<i64>,
-    pub runtime_id: Option<String>,
 }
 
 /// Resolves handles through the catalog; `None` when one of them names
@@ -230,28 +223,6 @@ pub fn parse_step(text: &str) -> Result<i64> {
     }
 }
 
-/// Log order: by the records' own time (then id), newest (the default) or
-/// oldest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Order {
-    #[default]
-    Newest,
-    Oldest,
-}
-
-impl Order {
-    /// `desc` | `asc`.
-    pub fn parse(text: &str) -> Result<Order> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "desc" => Ok(Order::Newest),
-            "asc" => Ok(Order::Oldest),
-            _ => Err(Error::BadRequest(format!(
-                "order '{text}' must be desc (newest first) or asc"
-            ))),
-        }
-    }
-}
-
 /// A log query's filters as the API gives them.
 #[derive(Debug, Clone, Default)]
 pub struct LogRequest {
@@ -288,18 +259,6 @@ impl LogRequest {
 }
 
 // ---- logs -------------------------------------------------------------------
-
-/// One read of log records, as the store runs it.
-#[derive(Debug, Clone)]
-pub struct LogSelect<'a> {
-    pub filter: &'a LogFilter,
-    pub vis: &'a Visibility,
-    pub order: Order,
-    /// Continue after the record with this id (in `order`): ids order
-    /// records by (time, arrival), so the id is the record's position.
-    pub after: Option<i64>,
-    pub limit: i64,
-}
 
 /// One page of log records.
 #[derive(Debug, Clone)]
@@ -579,27 +538,6 @@ pub struct MetricsRequest {
     pub to: Option<Millis>,
     pub step_ms: Option<i64>,
     pub group_by: GroupBy,
-}
-
-/// What the store reads request records by.
-#[derive(Debug, Clone)]
-pub struct RequestFilter {
-    pub scope: ScopeIds,
-    pub service: Option<String>,
-    pub resource: Option<String>,
-    pub from: Millis,
-    pub to: Millis,
-}
-
-/// One request record as the store hands it over (borrowed from the row).
-#[derive(Debug, Clone, Copy)]
-pub struct RequestRow<'r> {
-    pub ts: Millis,
-    pub service: &'r str,
-    pub resource: &'r str,
-    pub method: &'r str,
-    pub status: i64,
-    pub duration_ms: f64,
 }
 
 /// The window's buckets, from `from` on, each `step` long (the last one
@@ -902,15 +840,6 @@ fn bucket_requests(
 }
 
 // ---- OTLP points ------------------------------------------------------------
-
-/// What the store reads OTLP points by.
-#[derive(Debug, Clone)]
-pub struct PointFilter {
-    pub scope: ScopeIds,
-    pub name: String,
-    pub from: Millis,
-    pub to: Millis,
-}
 
 /// An OTLP point as the API shows it.
 #[derive(Debug, Serialize)]

@@ -1,0 +1,607 @@
+//! The PostgreSQL backend: everything in a database the operator runs,
+//! chosen by a `postgres://` database URL.
+//!
+//! - Connections: a small pool of blocking `postgres` clients (the crate
+//!   runs each connection on a hidden runtime thread of its own; icpd's
+//!   server stays synchronous). A connection that fails mid-use is dropped,
+//!   not returned.
+//! - TLS: `sslmode=disable|require|verify-full` as libpq reads them, done by
+//!   rustls. `verify-full` checks the chain against `sslrootcert` (a PEM
+//!   file) and the host name; `require` encrypts without checking who
+//!   answers (libpq's meaning; icpd logs that it does not verify).
+//! - Writes are serialised across every node sharing the database by a
+//!   transaction-scoped advisory lock taken first in each write
+//!   transaction: the same one-writer-at-a-time semantics as SQLite's
+//!   BEGIN IMMEDIATE, so the store's queries hold on both backends. Reads
+//!   run in REPEATABLE READ READ ONLY transactions (one snapshot each).
+//! - Migrations: `store::postgres_migrations`, numbered as SQLite's; the
+//!   applied count is in `icpd_schema`, and applying takes an advisory lock
+//!   so nodes starting together migrate once.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+use super::db::{self, PgConn, Queries};
+use super::postgres_migrations::MIGRATIONS;
+use crate::error::{Error, Result};
+
+/// How long a secrets generation read from PostgreSQL stays current when
+/// this process commits nothing meanwhile: a secret changed through
+/// another node is seen within this long.
+pub(super) const WATCH_EVERY: Duration = Duration::from_millis(1);
+
+/// Connections per node.
+const POOL_SIZE: usize = 8;
+
+/// How long a request waits for a free connection, and a new connection
+/// for the server, before the store answers that the database is
+/// unavailable.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The advisory lock every write transaction takes (see the module doc).
+const WRITE_LOCK: i64 = 0x1c9d_0001;
+/// The advisory lock migrations take.
+const MIGRATION_LOCK: i64 = 0x1c9d_0002;
+/// The session advisory lock the serving node holds (one node per
+/// database until several nodes are supported, see [`Postgres::claim_serving`]).
+const SERVING_LOCK: i64 = 0x1c9d_0003;
+
+/// How the connection is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Require,
+    VerifyFull,
+}
+
+/// A `postgres://` URL, parsed and checked.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    config: postgres::Config,
+    pub ssl_mode: SslMode,
+    pub root_cert: Option<PathBuf>,
+    display: String,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl DatabaseUrl {
+    /// Parses `postgres://user:password@host:port/db?sslmode=...&sslrootcert=...`.
+    /// The error says what is wrong without repeating the password.
+    pub fn parse(url: &str) -> Result<DatabaseUrl> {
+        let bad = |why: &str| Error::Config(format!("database_url {}: {why}", redact(url)));
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(bad(
+                "must start with postgres:// (leave it unset for the embedded SQLite database)",
+            ));
+        }
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut ssl_mode = SslMode::Disable;
+        let mut root_cert = None;
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "sslmode" => {
+                    ssl_mode = match v {
+                        "disable" => SslMode::Disable,
+                        "require" => SslMode::Require,
+                        "verify-full" => SslMode::VerifyFull,
+                        other => {
+                            return Err(bad(&format!(
+                            "sslmode={other} is not supported; use disable, require or verify-full"
+                        )))
+                        }
+                    }
+                }
+                "sslrootcert" => root_cert = Some(PathBuf::from(v)),
+                _ => kept.push(pair),
+            }
+        }
+        if ssl_mode == SslMode::VerifyFull && root_cert.is_none() {
+            return Err(bad(
+                "sslmode=verify-full needs sslrootcert=/path/to/ca.pem (the CA that signed the server's certificate)",
+            ));
+        }
+        let rebuilt = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let mut config: postgres::Config = rebuilt
+            .parse()
+            .map_err(|e: postgres::Error| bad(&e.to_string()))?;
+        if config.get_hosts().is_empty() {
+            return Err(bad("names no host"));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("icpd");
+        }
+        config.connect_timeout(WAIT);
+        config.ssl_mode(match ssl_mode {
+            SslMode::Disable => postgres::config::SslMode::Disable,
+            _ => postgres::config::SslMode::Require,
+        });
+        Ok(DatabaseUrl {
+            config,
+            ssl_mode,
+            root_cert,
+            display: redact(url),
+        })
+    }
+
+    /// The URL without its password, for logs and messages.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+enum Tls {
+    None,
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+fn tls_for(url: &DatabaseUrl) -> Result<Tls> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS set-up: {e}")))?;
+    let config = match url.ssl_mode {
+        SslMode::Disable => return Ok(Tls::None),
+        SslMode::VerifyFull => {
+            let path = url.root_cert.as_ref().expect("checked by parse");
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "sslrootcert {}: cannot read a PEM certificate ({e})",
+                        path.display()
+                    ))
+                })?;
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Config(format!("sslrootcert {}: {e}", path.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(Error::Config(format!(
+                    "sslrootcert {} holds no certificate",
+                    path.display()
+                )));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        SslMode::Require => {
+            log::warn!(
+                "database_url has sslmode=require: the connection is encrypted but the server's certificate is not checked; use sslmode=verify-full with sslrootcert to check it"
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+                .with_no_client_auth()
+        }
+    };
+    Ok(Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
+        config,
+    )))
+}
+
+/// libpq's `sslmode=require`: any certificate, signatures still checked
+/// for the handshake itself.
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The pool: idle connections, and how many exist.
+struct Pool {
+    url: DatabaseUrl,
+    tls: Tls,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+struct PoolState {
+    idle: Vec<PgConn>,
+    open: usize,
+}
+
+/// A connection taken from the pool; goes back when dropped, unless it
+/// broke.
+struct Pooled<'p> {
+    pool: &'p Pool,
+    conn: Option<RefCell<PgConn>>,
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let conn = self.conn.take().map(RefCell::into_inner);
+        let mut state = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
+        match conn {
+            Some(c) if !c.broken && !c.client.is_closed() => state.idle.push(c),
+            _ => state.open -= 1,
+        }
+        drop(state);
+        self.pool.freed.notify_one();
+    }
+}
+
+impl Pool {
+    fn connect_one(&self) -> Result<PgConn> {
+        let client = match &self.tls {
+            Tls::None => self.url.config.connect(postgres::NoTls),
+            Tls::Rustls(tls) => self.url.config.connect(tls.clone()),
+        }
+        .map_err(|e| {
+            Error::Database(format!(
+                "cannot connect to {}: {}",
+                self.url.display(),
+                db::Error::from(e)
+            ))
+        })?;
+        Ok(PgConn::new(client))
+    }
+
+    fn get(&self) -> Result<Pooled<'_>> {
+        let deadline = Instant::now() + WAIT;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(Pooled {
+                    pool: self,
+                    conn: Some(RefCell::new(conn)),
+                });
+            }
+            if state.open < POOL_SIZE {
+                state.open += 1;
+                drop(state);
+                return match self.connect_one() {
+                    Ok(conn) => Ok(Pooled {
+                        pool: self,
+                        conn: Some(RefCell::new(conn)),
+                    }),
+                    Err(e) => {
+                        self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Database(format!(
+                    "no free connection to {} within {} s",
+                    self.url.display(),
+                    WAIT.as_secs()
+                )));
+            }
+            state = self
+                .freed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+pub struct Postgres {
+    pool: Pool,
+    /// The connection holding [`SERVING_LOCK`] while this node serves.
+    serving: Mutex<Option<PgConn>>,
+}
+
+impl Postgres {
+    /// Connects without migrating (`icpd db copy` checks the database is
+    /// empty first).
+    pub(super) fn connect_unmigrated(url: &DatabaseUrl) -> Result<Postgres> {
+        Ok(Postgres {
+            pool: Pool {
+                tls: tls_for(url)?,
+                url: url.clone(),
+                state: Mutex::new(PoolState {
+                    idle: Vec::new(),
+                    open: 0,
+                }),
+                freed: Condvar::new(),
+            },
+            serving: Mutex::new(None),
+        })
+    }
+
+    /// Connects and applies pending migrations.
+    pub fn connect(url: &DatabaseUrl) -> Result<Postgres> {
+        let pg = Postgres::connect_unmigrated(url)?;
+        pg.migrate(MIGRATIONS.len())?;
+        Ok(pg)
+    }
+
+    /// Claims the database for this serving node, for as long as the node
+    /// runs (a session lock: PostgreSQL releases it when the connection
+    /// ends, so a killed node's claim goes with it). Runtimes' liveness is
+    /// kept in each node's memory and its OFFLINE sweep runs on every
+    /// node, so until leases share that work a second node would mark
+    /// runtimes that heartbeat to the first OFFLINE: it is refused.
+    /// Admin commands need no claim.
+    pub fn claim_serving(&self) -> Result<()> {
+        let mut conn = self.pool.connect_one()?;
+        let row = conn
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVING_LOCK])?;
+        if !row.get::<_, bool>(0) {
+            return Err(Error::DataDir(format!(
+                "another icpd node is serving {}: one node per PostgreSQL database is supported for now; stop the other node, or give this one its own database",
+                self.pool.url.display()
+            )));
+        }
+        *self.serving.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
+        Ok(())
+    }
+
+    pub fn display_url(&self) -> String {
+        self.pool.url.display().to_owned()
+    }
+
+    /// Runs `f` in a write transaction, after every other node's and
+    /// thread's write (the write lock); commits if it returns `Ok`.
+    pub fn write<T>(&self, f: impl FnOnce(&db::Transaction) -> Result<T>) -> Result<T> {
+        let pooled = self.pool.get()?;
+        let conn = pooled.conn.as_ref().expect("held until drop");
+        let tx = db::Transaction::postgres(conn, "BEGIN")?;
+        tx.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` in a read-only snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&db::Transaction) -> Result<T>) -> Result<T> {
+        let pooled = self.pool.get()?;
+        let conn = pooled.conn.as_ref().expect("held until drop");
+        let tx =
+            db::Transaction::postgres(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// The secrets generation as committed by any node.
+    /// One statement outside a transaction (one round trip, where a read
+    /// transaction takes three): every heartbeat may ask, at most once a
+    /// millisecond per node.
+    pub fn secrets_generation(&self) -> Result<i64> {
+        let pooled = self.pool.get()?;
+        let mut conn = pooled.conn.as_ref().expect("held until drop").borrow_mut();
+        let st = conn.prepare(
+            "SELECT value FROM meta WHERE key = 'secrets_generation'",
+            true,
+        )?;
+        let row = conn.client.query_one(&st, &[]).map_err(|e| {
+            conn.broken |= e.is_closed();
+            db::Error::from(e)
+        })?;
+        Ok(row.try_get::<_, i64>(0).map_err(db::Error::from)?)
+    }
+
+    /// How many migrations the database has applied.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.read(|tx| Ok(version(tx)?))
+    }
+
+    /// Applies the pending migrations among the first `target` ones, one
+    /// transaction each, under the migration lock.
+    pub(super) fn migrate(&self, target: usize) -> Result<()> {
+        let pooled = self.pool.get()?;
+        let conn = pooled.conn.as_ref().expect("held until drop");
+        let tx = db::Transaction::postgres(conn, "BEGIN")?;
+        tx.query_row("SELECT pg_advisory_xact_lock(?1)", [MIGRATION_LOCK], |_| {
+            Ok(())
+        })?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS icpd_schema (version BIGINT NOT NULL)")?;
+        if tx
+            .prepare("SELECT version FROM icpd_schema")?
+            .query_row([], |_| Ok(()))
+            .is_err()
+        {
+            tx.execute("INSERT INTO icpd_schema (version) VALUES (0)", [])?;
+        }
+        let applied = version(&tx)?;
+        let known = MIGRATIONS.len() as i64;
+        if applied > known {
+            return Err(Error::DataDir(format!(
+                "{} has schema version {applied}, but this icpd knows only up to {known}: run a newer icpd",
+                self.pool.url.display()
+            )));
+        }
+        for (i, m) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .take(target)
+            .skip(applied as usize)
+        {
+            let n = i as i64 + 1;
+            tx.execute_batch(m.sql).map_err(|e| {
+                Error::DataDir(format!(
+                    "migration {n} ({}) failed on {}: {e}",
+                    m.name,
+                    self.pool.url.display()
+                ))
+            })?;
+            tx.execute("UPDATE icpd_schema SET version = ?1", [n])?;
+            log::info!("applied schema migration {n} ({}) to PostgreSQL", m.name);
+        }
+        tx.execute_batch(SQLITE_FUNCTIONS)?;
+        let collation: String = tx.query_row(
+            "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+            [],
+            |r| r.get(0),
+        )?;
+        if !matches!(collation.as_str(), "C" | "POSIX" | "C.UTF-8" | "C.utf8") {
+            log::warn!(
+                "{} sorts text by the collation {collation}: ids and handles list in a different order than with SQLite, and prefix lookups cannot use an index; create the database with LC_COLLATE 'C.UTF-8' (README, \"PostgreSQL\")",
+                self.pool.url.display()
+            );
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// SQLite's functions that the store's portable SQL uses, defined for
+/// PostgreSQL: scalar `max`/`min` of two integers, `instr`, and
+/// `json_each` over a JSON array of integers (the id lists the
+/// visibility filters bind). Replaced at every start.
+const SQLITE_FUNCTIONS: &str = r#"
+CREATE OR REPLACE FUNCTION max(a bigint, b bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT GREATEST(a, b)';
+CREATE OR REPLACE FUNCTION min(a bigint, b bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT LEAST(a, b)';
+CREATE OR REPLACE FUNCTION instr(haystack text, needle text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT strpos(haystack, needle)';
+CREATE OR REPLACE FUNCTION json_each(list text) RETURNS TABLE (value bigint)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS 'SELECT e::bigint FROM jsonb_array_elements_text(list::jsonb) e';
+"#;
+
+/// What `icpd check` reads from a PostgreSQL database, without migrating
+/// it: the schema version, and every sealed secret and secret
+/// configuration value (by key id or sealing context).
+pub struct Inspection {
+    pub schema_version: i64,
+    pub sealed_secrets: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads an [`Inspection`] (read only; safe beside running nodes).
+pub fn inspect(url: &DatabaseUrl) -> Result<Inspection> {
+    let pg = Postgres::connect_unmigrated(url)?;
+    pg.read(|tx| {
+        let has_schema: bool =
+            tx.query_row("SELECT to_regclass('icpd_schema') IS NOT NULL", [], |r| {
+                r.get(0)
+            })?;
+        let schema_version = if has_schema { version(tx)? } else { 0 };
+        let sealed_secrets = if schema_version == 0 {
+            Vec::new()
+        } else {
+            let has_config: bool =
+                tx.query_row("SELECT to_regclass('config_values') IS NOT NULL", [], |r| {
+                    r.get(0)
+                })?;
+            super::backup::sealed_values(tx, has_config)?
+        };
+        Ok(Inspection {
+            schema_version,
+            sealed_secrets,
+        })
+    })
+}
+
+fn version(tx: &db::Transaction) -> db::Result<i64> {
+    tx.prepare_cached("SELECT version FROM icpd_schema")?
+        .query_row([], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redact, DatabaseUrl, SslMode};
+
+    #[test]
+    fn urls_are_checked_and_passwords_never_shown() {
+        assert_eq!(
+            redact("postgres://icp:s3cret@db.example:5432/icp?sslmode=require"),
+            "postgres://icp:***@db.example:5432/icp?sslmode=require"
+        );
+        assert_eq!(redact("postgres://db/icp"), "postgres://db/icp");
+        let u = DatabaseUrl::parse("postgres://icp:pw@127.0.0.1:5/icp?sslmode=require").unwrap();
+        assert_eq!(u.ssl_mode, SslMode::Require);
+        assert!(!format!("{u:?}").contains("pw"));
+        for (url, says) in [
+            ("mysql://x/y", "must start with postgres://"),
+            (
+                "postgres://u:pw@h/d?sslmode=verify-full",
+                "needs sslrootcert",
+            ),
+            (
+                "postgres://u:pw@h/d?sslmode=allow",
+                "sslmode=allow is not supported",
+            ),
+        ] {
+            let e = DatabaseUrl::parse(url).unwrap_err().to_string();
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("pw"), "{url}: the password leaked: {e}");
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The PostgreSQL half of the suite: every integration test runs a second
+//! time with `ICP_TEST_BACKEND=postgres` (see `postgres_half`), where each
+//! data directory gets a database of its own on a throwaway cluster.
+//!
+//! The cluster is `ICP_TEST_DATABASE_URL` when set (a URL to a database
+//! whose user may create databases), else one started here: `initdb` and
+//! `pg_ctl` from `PATH` or `/usr/lib/postgresql/*/bin`, in a temporary
+//! directory, on a free port, owned by `nobody` when the tests run as root
+//! (PostgreSQL refuses root). A watcher process stops it and deletes the
+//! directory when the test process exits, however it exits.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// Whether this process runs the suite against PostgreSQL.
+pub fn enabled() -> bool {
+    std::env::var("ICP_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+pub struct Cluster {
+    /// `postgres://user@host:port` without a database.
+    base: String,
+    /// Databases made so far, by name.
+    made: Mutex<HashSet<String>>,
+}
+
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// Why no cluster can be had here, or `None` when one can.
+pub fn unavailable() -> Option<String> {
+    if std::env::var("ICP_TEST_DATABASE_URL").is_ok() {
+        return None;
+    }
+    match bin_dir() {
+        Some(_) => None,
+        None => Some(
+            "no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin, and ICP_TEST_DATABASE_URL is not set"
+                .into(),
+        ),
+    }
+}
+
+fn bin_dir() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").exists() && dir.join("pg_ctl").exists() {
+                return Some(dir);
+            }
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path().join("bin")))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+pub fn cluster() -> &'static Cluster {
+    match CLUSTER.get_or_init(start) {
+        Ok(c) => c,
+        Err(e) => panic!("the PostgreSQL half cannot run: {e}"),
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn start() -> Result<Cluster, String> {
+    if let Ok(url) = std::env::var("ICP_TEST_DATABASE_URL") {
+        let base = match url.rsplit_once('/') {
+            Some((base, _db)) if base.contains("://") && base.len() > "postgres://".len() => {
+                base.to_owned()
+            }
+            _ => url.trim_end_matches('/').to_owned(),
+        };
+        return Ok(Cluster {
+            base,
+            made: Mutex::default(),
+        });
+    }
+    let bin = bin_dir().ok_or("no initdb")?;
+    let dir = std::env::temp_dir().join(format!("icpd-test-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let as_owner = |program: &Path| {
+        if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+                .arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    };
+    if root {
+        run(
+            Command::new("chown").arg("nobody:nogroup").arg(&dir),
+            "chown of the cluster directory",
+        )?;
+    }
+    let data = dir.join("data");
+    run(
+        as_owner(&bin.join("initdb")).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]),
+        "initdb",
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let options = format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+        dir.display()
+    );
+    run(
+        as_owner(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(dir.join("log"))
+            .args(["-w", "start"]),
+        "pg_ctl start",
+    )?;
+    // Stop the cluster when this process is gone, whatever ends it.
+    let stop = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {owner}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+        pid = std::process::id(),
+        owner = if root { "setpriv --reuid=nobody --regid=nogroup --clear-groups -- " } else { "" },
+        pg_ctl = bin.join("pg_ctl").display(),
+        data = data.display(),
+        dir = dir.display(),
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &stop])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting the cluster's watcher: {e}"))?;
+    Ok(Cluster {
+        base: format!("postgres://postgres@127.0.0.1:{port}"),
+        made: Mutex::default(),
+    })
+}
+
+impl Cluster {
+    /// The URL of the database that belongs to `data_dir`, made empty on
+    /// first use (icpd migrates it when it opens it).
+    pub fn database_for(&self, data_dir: &Path) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        data_dir.hash(&mut h);
+        let name = format!("icp_{:016x}", h.finish());
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        if !made.contains(&name) {
+            let mut admin =
+                postgres::Client::connect(&format!("{}/postgres", self.base), postgres::NoTls)
+                    .unwrap_or_else(|e| {
+                        panic!("connecting to the test cluster {}: {e}", self.base)
+                    });
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {name}"),
+                format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"),
+            ] {
+                admin
+                    .batch_execute(&sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {:?}", e.as_db_error().map(|d| d.message())));
+            }
+            made.insert(name.clone());
+        }
+        format!("{}/{name}", self.base)
+    }
+}
+
+/// The database URL for `data_dir` when the suite runs on PostgreSQL.
+pub fn url_for(data_dir: &Path) -> Option<String> {
+    enabled().then(|| cluster().database_for(data_dir))
+}
+
+/// A logical dump of the PostgreSQL database of `data_dir`, as
+/// [`crate::bad_input`]'s SQLite dump: schema version, columns, then every
+/// row of every table but `excluded_tables` (as JSON, without
+/// `excluded_columns`), sorted.
+pub fn dump(
+    data_dir: &Path,
+    excluded_tables: &[&str],
+    excluded_columns: &[(&str, &str)],
+) -> Vec<String> {
+    let url = url_for(data_dir).expect("the suite runs on PostgreSQL");
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut out = Vec::new();
+    let version: i64 = db
+        .query_one("SELECT version FROM icpd_schema", &[])
+        .unwrap()
+        .get(0);
+    out.push(format!("schema version {version}"));
+    let columns = db
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .unwrap();
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    for row in &columns {
+        let (table, column, ty): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        out.push(format!("column {table}.{column} {ty}"));
+        if excluded_tables.contains(&table.as_str())
+            || excluded_columns.contains(&(table.as_str(), column.as_str()))
+        {
+            continue;
+        }
+        match tables.last_mut() {
+            Some((t, cols)) if *t == table => cols.push(column),
+            _ => tables.push((table, vec![column])),
+        }
+    }
+    for (table, cols) in &tables {
+        let list = cols
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = db
+            .query(&format!("SELECT row_to_json(t)::text FROM (SELECT {list} FROM \"{table}\") t ORDER BY 1"), &[])
+            .unwrap();
+        for row in rows {
+            out.push(format!("{table}: {}", row.get::<_, String>(0)));
+        }
+    }
+    out
+}
