@@ -579,8 +579,13 @@ impl Commands {
 
     /// The commands due for a runtime now, as a heartbeat response carries
     /// them; each is counted as one more delivery and becomes due again after
-    /// [`retry_delay`]. Memory only.
-    pub fn due(&self, runtime_id: &str, now: Millis) -> Vec<Value> {
+    /// [`retry_delay`]. Memory only, unless several nodes share the
+    /// database (`store.is_shared()`): then each delivery is claimed in
+    /// the database first (see [`Commands::claim`]).
+    pub fn due(&self, store: &Store, runtime_id: &str, now: Millis) -> Vec<Value> {
+        if store.is_shared() {
+            return self.claim(store, runtime_id, now);
+        }
         let mut table = self.table();
         let Some(list) = table.get_mut(runtime_id) else {
             return Vec::new();
@@ -594,6 +599,74 @@ impl Commands {
                 p.row.wire()
             })
             .collect()
+    }
+
+    /// [`Commands::due`] with several nodes: a runtime's heartbeats land
+    /// on any node, and each node has the command in memory, so a
+    /// delivery is claimed in the database: the row's attempt count moves
+    /// from the one this node knows to the next (a row lock orders the
+    /// nodes; one claim of an attempt wins). A claim lost to another node
+    /// takes that node's count and time instead; a settled command leaves
+    /// the table. Without the database nothing is delivered now (the
+    /// command stays pending: delayed, not lost).
+    fn claim(&self, store: &Store, runtime_id: &str, now: Millis) -> Vec<Value> {
+        let candidates: Vec<(String, i64)> = match self.table().get(runtime_id) {
+            Some(list) => list
+                .iter()
+                .filter(|p| p.next_due <= now && !p.row.kind.is_mi())
+                .map(|p| (p.row.command_id.clone(), p.row.attempts))
+                .collect(),
+            None => return Vec::new(),
+        };
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let outcomes = store.write(|tx| {
+            candidates
+                .iter()
+                .map(|(id, attempts)| tx.claim_delivery(id, *attempts, now))
+                .collect::<Result<Vec<_>>>()
+        });
+        let outcomes = match outcomes {
+            Ok(o) => o,
+            Err(e) => {
+                log::debug!("commands for {runtime_id} wait for the database: {e}");
+                return Vec::new();
+            }
+        };
+        let mut table = self.table();
+        let Some(list) = table.get_mut(runtime_id) else {
+            return Vec::new();
+        };
+        let mut wire = Vec::new();
+        for ((id, _), outcome) in candidates.iter().zip(outcomes) {
+            let Some(p) = list.iter_mut().find(|p| &p.row.command_id == id) else {
+                continue;
+            };
+            match outcome {
+                Delivery::Claimed { attempts } => {
+                    p.row.attempts = attempts;
+                    p.row.last_sent_at = Some(now);
+                    p.next_due = now.saturating_add(retry_delay(attempts));
+                    wire.push(p.row.wire());
+                }
+                Delivery::Pending {
+                    attempts,
+                    last_sent_at,
+                } => {
+                    p.row.attempts = attempts;
+                    p.row.last_sent_at = last_sent_at;
+                    p.next_due =
+                        last_sent_at.map_or(now, |at| at.saturating_add(retry_delay(attempts)));
+                }
+                Delivery::Settled => p.next_due = Millis::MAX,
+            }
+        }
+        list.retain(|p| p.next_due != Millis::MAX);
+        if list.is_empty() {
+            table.remove(runtime_id);
+        }
+        wire
     }
 
     /// The MI commands due now, for the MI dispatcher (`mi::control`),
@@ -683,6 +756,62 @@ impl Commands {
     fn saw(&self, id: i64) {
         self.newest
             .fetch_max(id, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Applies a command change another node committed (from the change
+    /// feed): an issued command joins this table (read back from the
+    /// database, due at once unless another node sent it lately), a
+    /// settled one leaves it.
+    pub fn apply_change(
+        &self,
+        store: &Store,
+        change: &crate::model::cluster::Change,
+        now: Millis,
+    ) -> Result<()> {
+        use crate::model::cluster::Change;
+        match change {
+            Change::Command {
+                runtime_id,
+                command_id,
+                settled: false,
+                ..
+            } => {
+                let stored = store.read(|tx| tx.pending_commands(runtime_id))?;
+                let _order = self.order();
+                let mut table = self.table();
+                for row in stored.into_iter().filter(|r| &r.command_id == command_id) {
+                    self.saw(row.id);
+                    let list = table.entry(row.runtime_id.clone()).or_default();
+                    if !list.iter().any(|p| p.row.command_id == row.command_id) {
+                        let next_due = row
+                            .last_sent_at
+                            .map_or(now, |at| at.saturating_add(retry_delay(row.attempts)));
+                        list.push(Pending {
+                            row,
+                            next_due,
+                            in_flight: false,
+                        });
+                    }
+                }
+            }
+            Change::Command {
+                runtime_id,
+                command_id,
+                settled: true,
+                ..
+            } => {
+                let mut table = self.table();
+                if let Some(list) = table.get_mut(runtime_id) {
+                    list.retain(|p| &p.row.command_id != command_id);
+                    if list.is_empty() {
+                        table.remove(runtime_id);
+                    }
+                }
+            }
+            Change::Removed { runtime_id, .. } => self.forget_runtime(runtime_id),
+            Change::Runtime { .. } | Change::Status { .. } => {}
+        }
+        Ok(())
     }
 
     /// Drops a runtime's commands from memory (it no longer exists; its

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cluster::{self, Cluster};
 use crate::config::{Config, DEFAULT_MAX_CONNECTIONS};
 use crate::error::{Error, Result};
 use crate::events::Events;
@@ -153,6 +154,8 @@ pub struct Daemon {
     /// MI management: the dispatcher thread and its outbound pool.
     mi: Arc<crate::mi::control::MiControl>,
     mi_dispatcher: JoinHandle<()>,
+    /// Several nodes: the lease and change-feed threads.
+    cluster_threads: Vec<JoinHandle<()>>,
     /// Held while the daemon runs, so `icpd restore` refuses to swap the database under it.
     _lock: DataDirLock,
 }
@@ -176,7 +179,6 @@ impl Daemon {
             ))
         })?;
         let store = Arc::new(cfg.open_store()?);
-        store.claim_serving()?;
         let telemetry = Arc::new(crate::telemetry::Telemetry {
             store: Arc::new(crate::store::telemetry::TelemetryStore::open(
                 &cfg.telemetry_db_path(),
@@ -185,15 +187,47 @@ impl Daemon {
             retention: cfg.telemetry.retention,
         });
         let master_key = Arc::new(MasterKey::load(&cfg.data_dir, true)?);
+        // Several nodes: this one's id, the same master key as the others,
+        // and the change feed's position before memory is loaded, so that
+        // no change committed meanwhile is missed.
+        let joined = if store.is_shared() {
+            let node = cluster::node_id(&cluster::host_name())?;
+            store.set_node(&node);
+            check_master_key(&store, &master_key)?;
+            Some((node, store.read(|tx| tx.last_change_seq())?))
+        } else {
+            None
+        };
         let events = Arc::new(Events::new());
-        let liveness = Arc::new(
-            Liveness::load(&store, cfg.heartbeat_timeout, now_millis())?
-                .with_events(events.clone())
-                .with_limits(cfg.heartbeat_limits),
-        );
+        let mut liveness = Liveness::load(&store, cfg.heartbeat_timeout, now_millis())?
+            .with_events(events.clone())
+            .with_limits(cfg.heartbeat_limits);
+        if joined.is_some() {
+            liveness = liveness.clustered();
+        }
+        let liveness = Arc::new(liveness);
         let commands = Arc::new(
             crate::commands::Commands::load(&store, now_millis())?.with_events(events.clone()),
         );
+        let stop = Arc::new(AtomicBool::new(false));
+        let cluster =
+            joined.map(|(node, since)| Arc::new(Cluster::new(store.clone(), node, since)));
+        let cluster_threads = match &cluster {
+            Some(c) => {
+                log::info!(
+                    "node {} joins the nodes sharing {}",
+                    c.node(),
+                    store.location()
+                );
+                c.spawn(
+                    liveness.clone(),
+                    commands.clone(),
+                    events.clone(),
+                    stop.clone(),
+                )?
+            }
+            None => Vec::new(),
+        };
         if let Some(password) =
             crate::auth::ensure_initial_admin(&store, &cfg.data_dir, now_millis())?
         {
@@ -285,6 +319,7 @@ impl Daemon {
                 master_key: gql_key,
                 events: events_for_gql,
             })),
+            cluster: cluster.clone(),
         });
         let management = http::listen::serve(
             "management",
@@ -304,12 +339,12 @@ impl Daemon {
             cfg.data_dir.display()
         );
 
-        let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let (liveness, store, stop) = (liveness.clone(), store.clone(), stop.clone());
+            let cluster = cluster.clone();
             std::thread::Builder::new()
                 .name("liveness".into())
-                .spawn(move || liveness_loop(&liveness, &store, &stop))
+                .spawn(move || liveness_loop(&liveness, &store, cluster.as_deref(), &stop))
                 .map_err(|e| Error::io("starting the liveness thread", e))?
         };
         let retention = {
@@ -329,6 +364,7 @@ impl Daemon {
             retention,
             mi,
             mi_dispatcher,
+            cluster_threads,
             _lock: lock,
         })
     }
@@ -359,6 +395,10 @@ impl Daemon {
         self.retention.thread().unpark();
         let _ = self.ticker.join();
         let _ = self.retention.join();
+        for t in self.cluster_threads {
+            t.thread().unpark();
+            let _ = t.join();
+        }
         match self.liveness.flush(&self.store, now_millis()) {
             Ok(n) => log::info!(
                 "flushed {n} liveness updates; stopped in {} ms",
@@ -481,12 +521,45 @@ fn timed(
     }
 }
 
-fn liveness_loop(liveness: &Liveness, store: &Store, stop: &AtomicBool) {
+/// Refuses to serve with a master key other than the one the other nodes
+/// sharing the database use (the first node records its key's check value).
+fn check_master_key(store: &Store, key: &MasterKey) -> Result<()> {
+    let recorded =
+        store.write(|tx| tx.settle_cluster_fact("master_key_check", key.check_value()))?;
+    if recorded != key.check_value() {
+        return Err(Error::DataDir(format!(
+            "this node's master key is not the one the nodes sharing {} use (its check value differs): \
+             every node needs the same master key; copy master.key (or ICP_MASTER_KEY) from a node that serves",
+            store.location()
+        )));
+    }
+    Ok(())
+}
+
+fn liveness_loop(liveness: &Liveness, store: &Store, cluster: Option<&Cluster>, stop: &AtomicBool) {
     let mut last_flush = Instant::now();
     let mut last_sweep = Instant::now();
+    let mut unavailable_since: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         std::thread::park_timeout(TICK);
-        if last_sweep.elapsed() >= SWEEP_EVERY {
+        // With several nodes only the sweep lease's holder sweeps, after
+        // reading what the others stored for the runtimes it did not hear.
+        let sweeping = match cluster {
+            None => true,
+            Some(c) if c.is_leader() => match c.refresh_expiring(liveness, now_millis()) {
+                Ok(()) => true,
+                Err(e) => {
+                    if !matches!(e, Error::Unavailable(_)) {
+                        log::warn!(
+                            "cannot read last-seen times before the sweep (skipping it): {e}"
+                        );
+                    }
+                    false
+                }
+            },
+            Some(_) => false,
+        };
+        if sweeping && last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
             let n = liveness.sweep(now_millis());
             metrics::LIVENESS_SWEEP.observe(last_sweep.elapsed());
@@ -500,8 +573,23 @@ fn liveness_loop(liveness: &Liveness, store: &Store, stop: &AtomicBool) {
             if flushed.as_ref().map_or(true, |&n| n > 0) {
                 metrics::LIVENESS_FLUSH.observe(last_flush.elapsed());
             }
-            if let Err(e) = flushed {
-                log::error!("liveness flush failed (will retry): {e}");
+            match flushed {
+                // The database is down: said once, then again when it is back.
+                Err(e @ Error::Unavailable(_)) => {
+                    if unavailable_since.is_none() {
+                        unavailable_since = Some(Instant::now());
+                        log::warn!("liveness flush waits for the database (delta heartbeats are answered from memory meanwhile): {e}");
+                    }
+                }
+                Err(e) => log::error!("liveness flush failed (will retry): {e}"),
+                Ok(n) => {
+                    if let Some(since) = unavailable_since.take() {
+                        log::info!(
+                            "database reachable again after {} s: flushed {n} liveness updates",
+                            since.elapsed().as_secs()
+                        );
+                    }
+                }
             }
         }
     }

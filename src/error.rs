@@ -36,8 +36,12 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
-    /// SQLite reported an error. Logged in full; clients see only an id.
+    /// The database reported an error. Logged in full; clients see only an id.
     Database(String),
+    /// The database cannot be reached now (PostgreSQL down, the network
+    /// to it cut, no free connection): answered 503 with `Retry-After`,
+    /// detail logged.
+    Unavailable(String),
     /// A bug or an impossible state. Logged in full; clients see only an id.
     Internal(String),
 }
@@ -57,6 +61,7 @@ impl Error {
             Error::DataDir(_) => "data_dir",
             Error::Io { .. } => "io",
             Error::Database(_) => "database",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -67,6 +72,7 @@ impl Error {
             self,
             Error::Io { .. }
                 | Error::Database(_)
+                | Error::Unavailable(_)
                 | Error::Internal(_)
                 | Error::DataDir(_)
                 | Error::Config(_)
@@ -96,6 +102,7 @@ impl fmt::Display for Error {
             | Error::DataDir(m)
             | Error::Internal(m) => f.write_str(m),
             Error::Database(m) => write!(f, "database error: {m}"),
+            Error::Unavailable(m) => write!(f, "database unavailable: {m}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

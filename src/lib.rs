@@ -12,6 +12,7 @@ pub mod auth;
 pub mod backup;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod configuration;

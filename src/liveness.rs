@@ -31,8 +31,9 @@ use std::sync::{Arc, Mutex};
 use crate::config::HeartbeatLimits;
 use crate::error::Result;
 use crate::events::{self, Event, Events};
+use crate::model::cluster::Change;
 use crate::runtimes::Status;
-use crate::store::{LivenessRow, Store, Transition};
+use crate::store::{Fence, LivenessRow, Store, Transition};
 use crate::time::Millis;
 
 /// Self-preservation applies from this many RUNNING runtimes on: in a
@@ -63,6 +64,11 @@ pub struct StatusCounts {
 /// The in-memory state of every known runtime.
 pub struct Liveness {
     state: Mutex<State>,
+    /// Several nodes share the database: a sweep's OFFLINE is written
+    /// only under the sweep lease's fence (see `crate::cluster`).
+    clustered: bool,
+    /// The sweep lease this node holds, if it leads.
+    fence: Mutex<Option<Fence>>,
     timeout: Millis,
     started_at: Millis,
     events: Arc<Events>,
@@ -192,6 +198,8 @@ impl Liveness {
         }
         Ok(Liveness {
             state: Mutex::new(state),
+            clustered: false,
+            fence: Mutex::new(None),
             timeout: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
             started_at: now,
             events: Arc::new(Events::new()),
@@ -212,6 +220,107 @@ impl Liveness {
         match self.lock().runtimes.get_mut(runtime_id) {
             Some(live) => live.full_bucket.take(l.full_per_second, l.full_burst, now),
             None => Ok(()),
+        }
+    }
+
+    /// Marks the table as one of several nodes' (see [`Liveness::flush`]).
+    pub fn clustered(mut self) -> Liveness {
+        self.clustered = true;
+        self
+    }
+
+    /// Sets (or clears) the sweep lease this node holds.
+    pub fn set_fence(&self, fence: Option<Fence>) {
+        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = fence;
+    }
+
+    /// RUNNING runtimes whose heartbeat timeout passed by what this node
+    /// heard: the ones whose last-seen time a leader reads from the
+    /// database (other nodes may have heard them) before it sweeps.
+    pub fn expiring(&self, now: Millis) -> Vec<String> {
+        let st = self.lock();
+        st.runtimes
+            .iter()
+            .filter(|(_, l)| {
+                l.status == Status::Running
+                    && l.last_seen
+                        .max(self.started_at)
+                        .saturating_add(self.timeout)
+                        <= now
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Takes in last-seen times another node stored (never moving one back).
+    pub fn merge_seen(&self, seen: &[(String, Millis)]) {
+        let mut st = self.lock();
+        for (id, at) in seen {
+            if let Some(live) = st.runtimes.get_mut(id) {
+                live.last_seen = live.last_seen.max(*at);
+            }
+        }
+    }
+
+    /// Applies a change another node committed (from the change feed).
+    /// Returns whether it changed this table.
+    pub fn apply_change(&self, change: &Change, now: Millis) -> bool {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        match change {
+            Change::Runtime {
+                runtime_id,
+                key_id,
+                hash,
+                status,
+                slot,
+                ..
+            } => {
+                match st.runtimes.get_mut(runtime_id) {
+                    Some(live) => {
+                        live.key_id = key_id.clone();
+                        live.hash = hash.clone();
+                        live.slot = slot.clone();
+                        if let Some(s) = status {
+                            live.status = *s;
+                        }
+                    }
+                    None => {
+                        st.runtimes.insert(
+                            runtime_id.clone(),
+                            Live {
+                                key_id: key_id.clone(),
+                                hash: hash.clone(),
+                                // Heard by the other node just now.
+                                last_seen: now,
+                                status: status.unwrap_or(Status::Running),
+                                slot: slot.clone(),
+                                full_bucket: Bucket::full(self.limits.full_burst, now),
+                                delta_bucket: Bucket::full(self.limits.delta_burst, now),
+                            },
+                        );
+                    }
+                }
+                true
+            }
+            Change::Status {
+                runtime_id, status, ..
+            } => match st.runtimes.get_mut(runtime_id) {
+                Some(live) if live.status != *status => {
+                    live.status = *status;
+                    if *status == Status::Running {
+                        live.last_seen = live.last_seen.max(now);
+                    }
+                    true
+                }
+                _ => false,
+            },
+            Change::Removed { runtime_id, .. } => {
+                st.seen.remove(runtime_id);
+                st.transitions.retain(|t| &t.runtime_id != runtime_id);
+                st.runtimes.remove(runtime_id).is_some()
+            }
+            Change::Command { .. } => false,
         }
     }
 
@@ -280,6 +389,7 @@ impl Liveness {
                 status: Status::Running,
                 at: now,
                 reason: "heartbeat received".into(),
+                if_silent_since: None,
             });
         }
         if !st.seen.contains(runtime_id) {
@@ -316,6 +426,7 @@ impl Liveness {
                         status: beat.reported,
                         at: now,
                         reason: reason.into(),
+                        if_silent_since: None,
                     });
                 }
             }
@@ -466,6 +577,8 @@ impl Liveness {
                     status: Status::Offline,
                     at: now,
                     reason: format!("no heartbeat for {} s", self.timeout / 1000),
+                    // Written only while no node stored a later heartbeat.
+                    if_silent_since: Some(now - self.timeout),
                 });
             }
         }
@@ -504,6 +617,23 @@ impl Liveness {
         // Handles are looked up in the same transaction (deleted runtimes
         // before they go), and only when someone listens.
         let listening = self.events.has_subscribers();
+        let fence = if self.clustered {
+            // Without the lease, a sweep's OFFLINE must not be written:
+            // a fence no one holds makes sure of it.
+            Some(
+                self.fence
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or(Fence {
+                        lease: crate::cluster::SWEEP_LEASE.into(),
+                        holder: String::new(),
+                        epoch: -1,
+                    }),
+            )
+        } else {
+            None
+        };
         let written = store.write(|tx| {
             let mut removed = Vec::new();
             if listening {
@@ -513,10 +643,10 @@ impl Liveness {
                     }
                 }
             }
-            tx.record_liveness(&seen, &transitions, &deleted)?;
+            let applied = tx.record_liveness(&seen, &transitions, &deleted, fence.as_ref())?;
             let mut changed = Vec::new();
             if listening {
-                for t in &transitions {
+                for t in &applied {
                     if let Some(info) = events::runtime_info(tx, &t.runtime_id)? {
                         changed.push(Event::RuntimeStatus {
                             runtime_id: t.runtime_id.clone(),
@@ -527,10 +657,11 @@ impl Liveness {
                     }
                 }
             }
-            Ok((removed, changed))
+            Ok((removed, applied, changed))
         });
         match written {
-            Ok((removed, changed)) => {
+            Ok((removed, applied, changed)) => {
+                self.settle(&transitions, &applied, now);
                 for (id, scope) in removed {
                     self.events.publish(&Event::RuntimeRemoved {
                         runtime_id: id.clone(),
@@ -549,6 +680,34 @@ impl Liveness {
                 let later = std::mem::replace(&mut st.deleted, deleted);
                 st.deleted.extend(later);
                 Err(e)
+            }
+        }
+    }
+
+    /// After a flush: the database decided. A sweep's OFFLINE it did not
+    /// write (another node stored a later heartbeat, or this node lost
+    /// the lease) is RUNNING again here, counting from `now`; a runtime
+    /// it found heard after another node marked it OFFLINE is RUNNING.
+    fn settle(&self, sent: &[Transition], applied: &[Transition], now: Millis) {
+        let mut st = self.lock();
+        for t in sent {
+            let kept = applied
+                .iter()
+                .any(|a| a.runtime_id == t.runtime_id && a.status == t.status && a.at == t.at);
+            if t.if_silent_since.is_some() && !kept {
+                if let Some(live) = st.runtimes.get_mut(&t.runtime_id) {
+                    if live.status == Status::Offline {
+                        live.status = Status::Running;
+                        live.last_seen = live.last_seen.max(now);
+                    }
+                }
+            }
+        }
+        for a in applied {
+            if let Some(live) = st.runtimes.get_mut(&a.runtime_id) {
+                if a.status == Status::Running {
+                    live.status = Status::Running;
+                }
             }
         }
     }

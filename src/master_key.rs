@@ -24,6 +24,9 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 /// An AES-256-GCM key that seals and opens small values bound to a context.
 pub struct MasterKey {
     key: LessSafeKey,
+    /// A value derived from the key that shows whether two nodes have the
+    /// same key without revealing it (see [`MasterKey::check_value`]).
+    check: String,
     /// HMAC key for the console tokens `/auth/login` issues (see
     /// `graphql::token`), derived from the master key so that every node
     /// sharing the master key accepts the same tokens.
@@ -86,10 +89,23 @@ impl MasterKey {
             UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| "unusable master key".to_string())?;
         let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes);
         let console = ring::hmac::sign(&derive, b"icpd console token signing key v1");
+        let check = ring::hmac::sign(&derive, b"icpd master key check value v1");
+        let check = check.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok(MasterKey {
             key: LessSafeKey::new(key),
+            check,
             console_token_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, console.as_ref()),
         })
+    }
+
+    /// 128 bits of HMAC-SHA256 of a fixed label under the key: equal for
+    /// equal keys, and no help in finding the key. Every node sharing a
+    /// database must present the same one (checked at start).
+    pub fn check_value(&self) -> &str {
+        &self.check
     }
 
     /// The HMAC-SHA256 key console tokens are signed with.

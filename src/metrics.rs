@@ -418,6 +418,8 @@ pub struct Sources<'a> {
     pub databases: &'a [(&'static str, &'a Path)],
     /// The outbound pool (calls to MI runtimes).
     pub outbound: Option<crate::outbound::PoolStats>,
+    /// Several nodes on PostgreSQL: this node's view of the cluster.
+    pub cluster: Option<crate::cluster::ClusterStatus>,
 }
 
 /// The whole exposition.
@@ -433,6 +435,39 @@ pub fn render(src: &Sources) -> String {
         &[("version", env!("CARGO_PKG_VERSION"))],
         1.0,
     );
+
+    if let Some(c) = &src.cluster {
+        t.family(
+            "icpd_cluster_leader",
+            "gauge",
+            "1 when this node runs the OFFLINE sweep (holds the sweep lease), else 0; the node's id is a label.",
+        );
+        t.sample(
+            "icpd_cluster_leader",
+            &[("node", &c.node)],
+            if c.leading { 1.0 } else { 0.0 },
+        );
+        t.family(
+            "icpd_database_reachable",
+            "gauge",
+            "1 when the last lease round reached the database, else 0.",
+        );
+        t.sample(
+            "icpd_database_reachable",
+            &[],
+            if c.database_reachable { 1.0 } else { 0.0 },
+        );
+        t.family(
+            "icpd_cluster_changes_applied",
+            "gauge",
+            "Sequence number of the last change from the feed this node applied.",
+        );
+        t.sample(
+            "icpd_cluster_changes_applied",
+            &[],
+            c.changes_applied as f64,
+        );
+    }
 
     t.family(
         "icpd_heartbeats_received_total",

@@ -226,7 +226,23 @@ impl SecretCache {
         key_id: &str,
         now: Millis,
     ) -> Result<Option<(ActiveSecret, Usable)>> {
-        let generation = store.secrets_generation()?;
+        // While the database cannot be reached, the secrets this node
+        // already opened keep working as they were (nothing can revoke one
+        // meanwhile: that is a write); any other is refused for now.
+        let generation = match store.secrets_generation() {
+            Ok(g) => g,
+            Err(Error::Unavailable(why)) => {
+                let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                return match st.secrets.get(key_id) {
+                    Some((secret, expires_at, revoked)) => Ok(Some((
+                        secret.clone(),
+                        Usable::of(*revoked, *expires_at, now),
+                    ))),
+                    None => Err(Error::Unavailable(why)),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if st.generation != Some(generation) {

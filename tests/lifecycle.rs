@@ -142,10 +142,21 @@ fn sigterm_exits_zero_and_healthz_answers() {
     let mut m = s.management_client();
     let r = m.request("GET", "/healthz", &[], b"").unwrap();
     assert_eq!(r.status, 200);
+    let health = r.json();
+    assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(
-        r.json(),
-        serde_json::json!({"status": "ok", "selfPreservation": {"active": false}})
+        health["selfPreservation"],
+        serde_json::json!({"active": false})
     );
+    assert_eq!(health["database"]["reachable"], true, "{health}");
+    if crate::pg_cluster::enabled() {
+        assert_eq!(health["database"]["backend"], "postgres");
+        // One node: it names itself and leads once its lease round ran.
+        assert!(health["cluster"]["node"].is_string(), "{health}");
+    } else {
+        assert_eq!(health["database"]["backend"], "sqlite");
+        assert!(health.get("cluster").is_none(), "{health}");
+    }
     assert_eq!(r.header("content-type"), Some("application/json"));
     let r = m.request("GET", "/api/v1/nope", &[], b"").unwrap();
     assert_eq!(r.status, 404);
@@ -435,13 +446,14 @@ fn databases_and_their_wal_files_are_private() {
     }
 }
 
-/// On PostgreSQL, one node serves a database for now (liveness is per
-/// node until leases share the OFFLINE sweep): a second node on the same
-/// database, from another data directory, is refused with what to do.
+/// On PostgreSQL, nodes sharing a database must share the master key: a
+/// second node with a key of its own (a new data directory makes one) is
+/// refused with what to do, and one with the same key joins and names the
+/// leader the first node elected.
 #[test]
-fn a_second_node_on_one_postgresql_database_is_refused() {
+fn a_second_node_joins_with_the_same_master_key_and_is_refused_with_another() {
     if !crate::pg_cluster::enabled() {
-        eprintln!("a_second_node_on_one_postgresql_database_is_refused: PostgreSQL only");
+        eprintln!("a_second_node_joins_with_the_same_master_key_and_is_refused_with_another: PostgreSQL only");
         return;
     }
     let first = TestServer::start(&[]);
@@ -462,13 +474,40 @@ fn a_second_node_on_one_postgresql_database_is_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("another icpd node is serving"), "{err}");
+    assert!(err.contains("master key is not the one"), "{err}");
     assert!(!err.contains("password"), "{err}");
-    // The first node still serves, and admin commands beside it still work.
-    let health = first
-        .management_client()
-        .request("GET", "/healthz", &[], b"")
-        .unwrap();
-    assert_eq!(health.status, 200);
+    // The same key: it joins.
+    let key = std::fs::read_to_string(first.data_dir.join("master.key")).unwrap();
+    let second = TestServer::start_with(crate::harness::ServeOptions {
+        env: &[
+            ("ICP_DATABASE_URL", url.as_str()),
+            ("ICP_MASTER_KEY", key.trim()),
+        ],
+        ..Default::default()
+    });
+    let health = |s: &TestServer| {
+        s.management_client()
+            .request("GET", "/healthz", &[], b"")
+            .unwrap()
+            .json()
+    };
+    wait_for("a leader", Duration::from_secs(15), || {
+        let (a, b) = (health(&first), health(&second));
+        a["cluster"]["leader"].is_string() && a["cluster"]["leader"] == b["cluster"]["leader"]
+    });
+    let (a, b) = (health(&first), health(&second));
+    assert_ne!(a["cluster"]["node"], b["cluster"]["node"]);
+    assert_eq!(
+        [
+            a["cluster"]["leading"].clone(),
+            b["cluster"]["leading"].clone()
+        ]
+        .iter()
+        .filter(|l| **l == true)
+        .count(),
+        1,
+        "{a} {b}"
+    );
+    assert_eq!(a["database"]["backend"], "postgres");
     assert!(first.cli(&["env", "list"]).status.success());
 }

@@ -256,3 +256,131 @@ pub fn dump(
     }
     out
 }
+
+/// A cluster of one test's own, which it may stop and start (the shared
+/// one serves every other test meanwhile). Needs the server binaries:
+/// `None` when there are none (with `ICP_TEST_DATABASE_URL` alone).
+pub struct Private {
+    dir: PathBuf,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl Private {
+    pub fn start(tag: &str) -> Option<Private> {
+        let bin = bin_dir()?;
+        let dir = std::env::temp_dir().join(format!("icpd-test-pg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let p = Private { dir, bin, port };
+        if p.root() {
+            run(
+                Command::new("chown").arg("nobody:nogroup").arg(&p.dir),
+                "chown of the cluster directory",
+            )
+            .unwrap();
+        }
+        run(
+            p.as_owner("initdb")
+                .arg("-D")
+                .arg(p.dir.join("data"))
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ]),
+            "initdb",
+        )
+        .unwrap();
+        p.pg_ctl_start();
+        // Stop it when this process is gone, whatever ends it.
+        let stop = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {owner}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            owner = if p.root() { "setpriv --reuid=nobody --regid=nogroup --clear-groups -- " } else { "" },
+            pg_ctl = p.bin.join("pg_ctl").display(),
+            data = p.dir.join("data").display(),
+            dir = p.dir.display(),
+        );
+        Command::new("setsid")
+            .args(["sh", "-c", &stop])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+            // The watcher outlives this handle on purpose.
+            .try_wait()
+            .unwrap();
+        let mut admin =
+            postgres::Client::connect(&format!("{}/postgres", p.base()), postgres::NoTls).unwrap();
+        admin
+            .batch_execute("CREATE DATABASE icp TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
+            .unwrap();
+        Some(p)
+    }
+
+    fn root(&self) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    fn as_owner(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        if self.root() {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+                .arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    /// The URL of its database `icp`.
+    pub fn url(&self) -> String {
+        format!("{}/icp", self.base())
+    }
+
+    pub fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        run(
+            self.as_owner("pg_ctl")
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-o", &options, "-l"])
+                .arg(self.dir.join("log"))
+                .args(["-w", "start"]),
+            "pg_ctl start",
+        )
+        .unwrap();
+    }
+
+    /// Stops the server (fast: connections are ended at once).
+    pub fn pg_ctl_stop(&self) {
+        run(
+            self.as_owner("pg_ctl")
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-m", "fast", "-w", "stop"]),
+            "pg_ctl stop",
+        )
+        .unwrap();
+    }
+}

@@ -11,6 +11,7 @@ mod api_resources;
 mod backup;
 mod bad_input;
 mod cli;
+mod cluster;
 mod connections;
 mod console;
 mod events;

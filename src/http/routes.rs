@@ -30,6 +30,7 @@ pub fn status_of(e: &Error) -> u16 {
         Error::Conflict(_) => 409,
         Error::Unprocessable(_) => 422,
         Error::TooManyRequests { .. } => 429,
+        Error::Unavailable(_) => 503,
         _ => 500,
     }
 }
@@ -56,6 +57,18 @@ fn error_id() -> String {
 
 fn answer(e: &Error) -> Answer {
     let status = status_of(e);
+    if let Error::Unavailable(_) = e {
+        let id = error_id();
+        log::warn!("request refused for now [{id}]: {e}");
+        return Answer {
+            status,
+            code: "unavailable",
+            message: format!(
+                "the database cannot be reached now (id {id}); retry after {TRANSIENT_RETRY_AFTER_SECS} s"
+            ),
+            retry_after_secs: Some(TRANSIENT_RETRY_AFTER_SECS),
+        };
+    }
     if status == 500 {
         let id = error_id();
         log::error!("request failed [{id}]: {e}");
@@ -106,7 +119,10 @@ const TRANSIENT_RETRY_AFTER_SECS: u64 = 5;
 /// good after a 400, 401 or 409, so those are kept for what the runtime
 /// must fix.
 pub fn runtime_error_response(e: &Error) -> Response {
-    let a = if matches!(e, Error::Database(_) | Error::Io { .. }) {
+    let a = if matches!(
+        e,
+        Error::Database(_) | Error::Unavailable(_) | Error::Io { .. }
+    ) {
         let id = error_id();
         log::error!("runtime request failed for now [{id}]: {e}");
         Answer {

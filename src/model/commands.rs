@@ -140,3 +140,17 @@ pub struct ScopeRuntime {
     /// An MI runtime's artifacts (empty for others).
     pub mi_artifacts: Vec<MiArtifact>,
 }
+
+/// The outcome of claiming a command's next delivery (several nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// This node delivers it: the attempt count is now `attempts`.
+    Claimed { attempts: i64 },
+    /// Another node delivered it first; still pending, as stored.
+    Pending {
+        attempts: i64,
+        last_sent_at: Option<crate::time::Millis>,
+    },
+    /// No longer pending (settled, or gone with its runtime).
+    Settled,
+}

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod catalog;
+pub mod cluster;
 pub mod commands;
 pub mod configuration;
 pub mod mi;

@@ -220,7 +220,7 @@ impl Protocol {
                 });
             }
         }
-        let mut commands = self.commands.due(&hb.runtime_id, now);
+        let mut commands = self.commands.due(&self.store, &hb.runtime_id, now);
         if let (Some(mi), true) = (&self.mi, hb.mi.is_some()) {
             // MI's loggers are not in its heartbeat: read them when a
             // runtime first registers (then when someone looks, and after
@@ -267,7 +267,7 @@ impl Protocol {
                 HeartbeatOutcome::UnknownRuntime,
             )),
             DeltaOutcome::Accepted { full_required } => {
-                let mut commands = self.commands.due(&hb.runtime_id, now);
+                let mut commands = self.commands.due(&self.store, &hb.runtime_id, now);
                 // Tunnelled MI commands never ride on a response that asks
                 // for a full heartbeat: MI acts on the full heartbeat's
                 // response and would drop them (MI.md).

@@ -6,7 +6,7 @@
 //! reconciliation and the artifacts view compare against.
 
 use super::db;
-use super::db::{params, Queries, Row};
+use super::db::{params, OptionalExtension, Queries, Row};
 
 use super::{
     artifacts, runtime_from_row, Tx, RUNTIME_COLUMNS, RUNTIME_COLUMN_COUNT, RUNTIME_JOINS,
@@ -137,7 +137,17 @@ impl Tx<'_> {
                 c.settled_at
             ],
         )?;
-        Ok(self.tx.last_insert_rowid()?)
+        let id = self.tx.last_insert_rowid()?;
+        self.record_change(
+            &crate::model::cluster::Change::Command {
+                runtime_id: c.runtime_id.clone(),
+                command_id: c.command_id.clone(),
+                settled: false,
+                at: c.issued_at,
+            },
+            c.issued_at,
+        )?;
+        Ok(id)
     }
 
     /// The PENDING commands of one runtime, oldest first.
@@ -190,12 +200,62 @@ impl Tx<'_> {
             Some((s, at)) => (Some(s.as_str()), Some(at)),
             None => (None, None),
         };
-        self.exec(
-            "UPDATE commands SET attempts = ?2, last_sent_at = ?3, status = COALESCE(?4, status), \
-             settled_at = COALESCE(?5, settled_at) WHERE command_id = ?1",
-            params![command_id, attempts, last_sent_at, status, at],
-        )?;
+        let runtime_id: Option<String> = self
+            .tx
+            .prepare_cached(
+                "UPDATE commands SET attempts = ?2, last_sent_at = ?3, status = COALESCE(?4, status), \
+                 settled_at = COALESCE(?5, settled_at) WHERE command_id = ?1 RETURNING runtime_id",
+            )?
+            .query_row(params![command_id, attempts, last_sent_at, status, at], |r| r.get(0))
+            .optional()?;
+        if let (Some(runtime_id), Some(at)) = (runtime_id, at) {
+            self.record_change(
+                &crate::model::cluster::Change::Command {
+                    runtime_id,
+                    command_id: command_id.to_owned(),
+                    settled: true,
+                    at,
+                },
+                at,
+            )?;
+        }
         Ok(())
+    }
+
+    /// Claims the next delivery of a PENDING command this node knows at
+    /// `attempts` (the row lock orders concurrent claims; one wins).
+    pub fn claim_delivery(
+        &self,
+        command_id: &str,
+        attempts: i64,
+        now: Millis,
+    ) -> Result<crate::model::commands::Delivery> {
+        use crate::model::commands::Delivery;
+        let claimed: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "UPDATE commands SET attempts = attempts + 1, last_sent_at = ?3 \
+                 WHERE command_id = ?1 AND status = 'PENDING' AND attempts = ?2 RETURNING attempts",
+            )?
+            .query_row(params![command_id, attempts, now], |r| r.get(0))
+            .optional()?;
+        if let Some(attempts) = claimed {
+            return Ok(Delivery::Claimed { attempts });
+        }
+        let stored: Option<(String, i64, Option<Millis>)> = self
+            .tx
+            .prepare_cached(
+                "SELECT status, attempts, last_sent_at FROM commands WHERE command_id = ?1",
+            )?
+            .query_row([command_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        Ok(match stored {
+            Some((status, attempts, last_sent_at)) if status == "PENDING" => Delivery::Pending {
+                attempts,
+                last_sent_at,
+            },
+            _ => Delivery::Settled,
+        })
     }
 
     /// Settles every PENDING command of a runtime (one that was replaced) as SUPERSEDED.

@@ -28,6 +28,9 @@ pub enum Error {
     Conversion { column: usize, message: String },
     /// The database refused or failed (its own message).
     Database(String),
+    /// The database could not be reached, or the connection broke: the
+    /// same request may succeed later.
+    Unavailable(String),
 }
 
 impl fmt::Display for Error {
@@ -35,7 +38,7 @@ impl fmt::Display for Error {
         match self {
             Error::NoRows => f.write_str("query returned no rows"),
             Error::Conversion { column, message } => write!(f, "column {column}: {message}"),
-            Error::Database(m) => f.write_str(m),
+            Error::Database(m) | Error::Unavailable(m) => f.write_str(m),
         }
     }
 }
@@ -44,7 +47,10 @@ impl std::error::Error for Error {}
 
 impl From<Error> for CrateError {
     fn from(e: Error) -> CrateError {
-        CrateError::Database(e.to_string())
+        match e {
+            Error::Unavailable(m) => CrateError::Unavailable(m),
+            e => CrateError::Database(e.to_string()),
+        }
     }
 }
 
@@ -837,13 +843,35 @@ impl PgConn {
 
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Error {
-        Error::Database(pg_message(&e))
+        if pg_unavailable(&e) {
+            Error::Unavailable(pg_message(&e))
+        } else {
+            Error::Database(pg_message(&e))
+        }
     }
 }
 
 impl From<postgres::Error> for CrateError {
     fn from(e: postgres::Error) -> CrateError {
-        CrateError::Database(pg_message(&e))
+        Error::from(e).into()
+    }
+}
+
+/// Whether a failure means "not reachable now" rather than "refused":
+/// the connection closed or failed at the socket, or the server said it
+/// is shutting down, starting up, or out of connections (SQLSTATE class
+/// 08, 57P01-57P03, 53300).
+pub fn pg_unavailable(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "53300")
+        }
+        // No SQLSTATE: an I/O or protocol failure below the server.
+        None => e.as_db_error().is_none(),
     }
 }
 

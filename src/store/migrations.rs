@@ -643,4 +643,33 @@ ALTER TABLE sessions ADD COLUMN refresh_hash TEXT;
 CREATE UNIQUE INDEX sessions_by_refresh ON sessions (refresh_hash) WHERE refresh_hash IS NOT NULL;
 "#,
     },
+    Migration {
+        name: "cluster",
+        sql: r#"
+-- Several icpd nodes on one database (issue 16; used on PostgreSQL, kept
+-- here so both backends share version numbers and `icpd db copy` finds
+-- the same tables). cluster_changes: the feed of changes a node made that
+-- the others apply to their memory, in commit order (seq). cluster_leases:
+-- who runs the OFFLINE sweep, until when by the database's clock (Unix
+-- ms), and the epoch that fences a former holder's writes.
+-- cluster_facts: what every node must agree on (the master key's check
+-- value).
+CREATE TABLE cluster_changes (
+    seq  INTEGER PRIMARY KEY,
+    at   INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE cluster_leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    epoch      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE cluster_facts (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+    },
 ];

@@ -11,6 +11,8 @@
 mod access;
 mod artifacts;
 mod backup;
+mod cluster;
+pub use cluster::CHANGES_CHANNEL;
 mod commands;
 pub mod copy;
 pub mod db;
@@ -37,6 +39,7 @@ use db::{params, OptionalExtension, Queries, Row};
 
 use crate::error::Result;
 use crate::model::catalog::{Environment, Integration, Project};
+use crate::model::cluster::Change;
 use crate::model::runtimes::{
     Artifacts, RuntimeDetail, RuntimeFilter, RuntimeRecord, Status, StatusChange,
 };
@@ -65,6 +68,8 @@ pub struct Store {
     /// Totals of GraphQL's runtime pages, valid while the runtimes'
     /// membership generation is unchanged (see [`Store::runtime_offset_page`]).
     runtime_counts: Mutex<RuntimeCounts>,
+    /// The node id this handle records changes under (see `set_node`).
+    node: std::sync::OnceLock<String>,
 }
 
 /// The backend: chosen once, at start-up, by the database URL.
@@ -98,6 +103,21 @@ struct Seen {
 /// One transaction. Every method is one small, named operation.
 pub struct Tx<'c> {
     tx: &'c db::Transaction<'c>,
+    /// The node recording changes to the cluster's feed; `None` where
+    /// there is no feed (SQLite, and read transactions).
+    node: Option<&'c str>,
+    /// Whether this transaction already queued its `NOTIFY`.
+    notified: std::cell::Cell<bool>,
+}
+
+impl<'c> Tx<'c> {
+    fn new(tx: &'c db::Transaction<'c>, node: Option<&'c str>) -> Tx<'c> {
+        Tx {
+            tx,
+            node,
+            notified: std::cell::Cell::new(false),
+        }
+    }
 }
 
 impl Store {
@@ -119,6 +139,7 @@ impl Store {
             seen: Mutex::new(Seen::default()),
             commits: AtomicU64::new(0),
             runtime_counts: Mutex::default(),
+            node: std::sync::OnceLock::new(),
         }
     }
 
@@ -128,16 +149,6 @@ impl Store {
         match &self.engine {
             Engine::Sqlite(s) => s.path().display().to_string(),
             Engine::Postgres(p) => p.display_url(),
-        }
-    }
-
-    /// Claims the database for this serving process. SQLite: nothing to do
-    /// (the data directory's lock file does it); PostgreSQL: see
-    /// [`postgres::Postgres::claim_serving`].
-    pub fn claim_serving(&self) -> Result<()> {
-        match &self.engine {
-            Engine::Sqlite(_) => Ok(()),
-            Engine::Postgres(p) => p.claim_serving(),
         }
     }
 
@@ -153,8 +164,8 @@ impl Store {
     /// back on `Err` or panic.
     pub fn write<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let value = match &self.engine {
-            Engine::Sqlite(s) => s.write(|tx| f(&Tx { tx })),
-            Engine::Postgres(p) => p.write(|tx| f(&Tx { tx })),
+            Engine::Sqlite(s) => s.write(|tx| f(&Tx::new(tx, None))),
+            Engine::Postgres(p) => p.write(|tx| f(&Tx::new(tx, Some(self.node())))),
         }?;
         self.commits.fetch_add(1, Ordering::AcqRel);
         Ok(value)
@@ -164,8 +175,8 @@ impl Store {
     /// committed before it began.
     pub fn read<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         match &self.engine {
-            Engine::Sqlite(s) => s.read(|tx| f(&Tx { tx })),
-            Engine::Postgres(p) => p.read(|tx| f(&Tx { tx })),
+            Engine::Sqlite(s) => s.read(|tx| f(&Tx::new(tx, None))),
+            Engine::Postgres(p) => p.read(|tx| f(&Tx::new(tx, None))),
         }
     }
 
@@ -424,6 +435,16 @@ pub struct Transition {
     pub status: Status,
     pub at: Millis,
     pub reason: String,
+    /// A sweep's OFFLINE: only if no heartbeat after this time is stored.
+    pub if_silent_since: Option<Millis>,
+}
+
+/// The lease a leader-only write must still hold (see `Tx::holds_lease`).
+#[derive(Debug, Clone)]
+pub struct Fence {
+    pub lease: String,
+    pub holder: String,
+    pub epoch: i64,
 }
 
 impl Tx<'_> {
@@ -728,7 +749,25 @@ impl Tx<'_> {
             "INSERT INTO status_history (runtime_id, status, at, reason) VALUES (?1, ?2, ?3, 'registered')",
             params![r.runtime_id, status.as_str(), r.now],
         )?;
-        Ok(())
+        self.record_runtime_change(r, Some(status))
+    }
+
+    /// Tells the other nodes what a full heartbeat stored.
+    fn record_runtime_change(&self, r: &RuntimeRegistration, status: Option<Status>) -> Result<()> {
+        self.record_change(
+            &Change::Runtime {
+                runtime_id: r.runtime_id.to_owned(),
+                key_id: r.key_id.to_owned(),
+                hash: r.runtime_hash.map(str::to_owned),
+                status,
+                slot: r
+                    .name
+                    .map(|n| (r.integration_id, r.environment_id, n.to_owned())),
+                created: status.is_some(),
+                at: r.now,
+            },
+            r.now,
+        )
     }
 
     /// Updates an existing runtime from a full heartbeat, only if one of its
@@ -759,14 +798,27 @@ impl Tx<'_> {
                 r.now
             ],
         )?;
+        if n == 1 {
+            self.record_runtime_change(r, None)?;
+        }
         Ok(n == 1)
     }
 
     pub fn delete_runtime(&self, runtime_id: &str) -> Result<bool> {
-        Ok(self
+        let deleted = self
             .tx
             .execute("DELETE FROM runtimes WHERE runtime_id = ?1", [runtime_id])?
-            == 1)
+            == 1;
+        if deleted {
+            self.record_change(
+                &Change::Removed {
+                    runtime_id: runtime_id.to_owned(),
+                    at: 0,
+                },
+                0,
+            )?;
+        }
+        Ok(deleted)
     }
 
     /// Brings the artifact and log-level rows of a runtime in line with
@@ -880,14 +932,46 @@ impl Tx<'_> {
         Ok(rows.collect::<db::Result<_>>()?)
     }
 
-    /// Records last-seen times, delta hashes and transitions in one go. Rows
-    /// of runtimes deleted meanwhile are skipped.
+    /// Writes a liveness flush: last-seen times (never moved back),
+    /// status transitions, and runtimes to delete. A transition is
+    /// written only when it changes the stored status, and a sweep's
+    /// OFFLINE (`if_silent_since`) only while no heartbeat after that
+    /// time is stored, and only if `fence` holds: with several nodes, the
+    /// database, not one node's memory, decides. With a change feed, a
+    /// runtime stored OFFLINE that this node heard after its last
+    /// transition is RUNNING again (another node marked it OFFLINE while
+    /// its heartbeats came here). Returns what changed the stored status.
     pub fn record_liveness(
         &self,
         seen: &[(String, Millis)],
         transitions: &[Transition],
         deleted: &[String],
-    ) -> Result<()> {
+        fence: Option<&Fence>,
+    ) -> Result<Vec<Transition>> {
+        let fenced_out = match fence {
+            Some(f) if transitions.iter().any(|t| t.if_silent_since.is_some()) => {
+                !self.holds_lease(&f.lease, &f.holder, f.epoch)?
+            }
+            _ => false,
+        };
+        let mut applied = Vec::new();
+        let mut status = self.tx.prepare_cached(
+            "UPDATE runtimes SET status = ?2 WHERE runtime_id = ?1 AND status <> ?2 \
+               AND (CAST(?3 AS BIGINT) IS NULL OR last_heartbeat <= ?3)",
+        )?;
+        let mut hist = self.tx.prepare_cached(
+            "INSERT INTO status_history (runtime_id, status, at, reason) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for t in transitions {
+            if t.if_silent_since.is_some() && fenced_out {
+                continue;
+            }
+            let n = status.execute(params![t.runtime_id, t.status.as_str(), t.if_silent_since])?;
+            if n == 1 {
+                hist.execute(params![t.runtime_id, t.status.as_str(), t.at, t.reason])?;
+                applied.push(t.clone());
+            }
+        }
         match self.tx.dialect() {
             db::Dialect::Sqlite => {
                 let mut up = self.tx.prepare_cached(
@@ -901,6 +985,13 @@ impl Tx<'_> {
             // PostgreSQL: thousands of last-seen times go in one statement
             // per chunk instead, as a JSON list of [id, at] pairs.
             db::Dialect::Postgres => {
+                let mut revive = self.tx.prepare_cached(
+                    "SELECT s.id, s.at FROM (SELECT e->>0 AS id, CAST(e->>1 AS BIGINT) AS at \
+                           FROM jsonb_array_elements(CAST(CAST(?1 AS TEXT) AS jsonb)) e) s \
+                     JOIN runtimes r ON r.runtime_id = s.id \
+                     WHERE r.status = 'OFFLINE' AND s.at > COALESCE((SELECT h.at FROM status_history h \
+                           WHERE h.runtime_id = r.runtime_id ORDER BY h.id DESC LIMIT 1), 0)",
+                )?;
                 let mut up = self.tx.prepare_cached(
                     "UPDATE runtimes r SET last_heartbeat = GREATEST(r.last_heartbeat, s.at) \
                      FROM (SELECT e->>0 AS id, CAST(e->>1 AS BIGINT) AS at \
@@ -913,26 +1004,47 @@ impl Tx<'_> {
                             .iter()
                             .map(|(id, at)| serde_json::json!([id, at]))
                             .collect::<Vec<_>>(),
-                    );
-                    up.execute([list.to_string()])?;
+                    )
+                    .to_string();
+                    if self.node.is_some() {
+                        let heard: Vec<(String, Millis)> = revive
+                            .query_map([&list], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<db::Result<_>>()?;
+                        for (id, at) in heard {
+                            let t = Transition {
+                                runtime_id: id,
+                                status: Status::Running,
+                                at,
+                                reason: "heartbeat received".into(),
+                                if_silent_since: None,
+                            };
+                            status.execute(params![
+                                t.runtime_id,
+                                t.status.as_str(),
+                                None::<i64>
+                            ])?;
+                            hist.execute(params![t.runtime_id, t.status.as_str(), t.at, t.reason])?;
+                            applied.push(t);
+                        }
+                    }
+                    up.execute([list])?;
                 }
             }
         }
-        let mut status = self
-            .tx
-            .prepare_cached("UPDATE runtimes SET status = ?2 WHERE runtime_id = ?1")?;
-        let mut hist = self.tx.prepare_cached(
-            "INSERT INTO status_history (runtime_id, status, at, reason) \
-             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM runtimes WHERE runtime_id = ?1)",
-        )?;
-        for t in transitions {
-            status.execute(params![t.runtime_id, t.status.as_str()])?;
-            hist.execute(params![t.runtime_id, t.status.as_str(), t.at, t.reason])?;
+        for t in &applied {
+            self.record_change(
+                &Change::Status {
+                    runtime_id: t.runtime_id.clone(),
+                    status: t.status,
+                    at: t.at,
+                },
+                t.at,
+            )?;
         }
         for id in deleted {
             self.delete_runtime(id)?;
         }
-        Ok(())
+        Ok(applied)
     }
 }
 

@@ -44,13 +44,13 @@ const POOL_SIZE: usize = 8;
 /// unavailable.
 const WAIT: Duration = Duration::from_secs(5);
 
+/// After a failed connection attempt, the next one waits this long.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
 /// The advisory lock every write transaction takes (see the module doc).
 const WRITE_LOCK: i64 = 0x1c9d_0001;
 /// The advisory lock migrations take.
 const MIGRATION_LOCK: i64 = 0x1c9d_0002;
-/// The session advisory lock the serving node holds (one node per
-/// database until several nodes are supported, see [`Postgres::claim_serving`]).
-const SERVING_LOCK: i64 = 0x1c9d_0003;
 
 /// How the connection is encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +128,11 @@ impl DatabaseUrl {
             config.application_name("icpd");
         }
         config.connect_timeout(WAIT);
+        // A database cut off without a reset (a partition) fails a request
+        // after this long instead of the kernel's many minutes.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(WAIT);
+        }
         config.ssl_mode(match ssl_mode {
             SslMode::Disable => postgres::config::SslMode::Disable,
             _ => postgres::config::SslMode::Require,
@@ -166,6 +171,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+#[derive(Clone)]
 enum Tls {
     None,
     Rustls(tokio_postgres_rustls::MakeRustlsConnect),
@@ -276,6 +282,10 @@ struct Pool {
 }
 
 struct PoolState {
+    /// After a failed connect, new connections are not tried again before
+    /// this: requests fail at once (503) instead of each waiting for the
+    /// connect timeout while the database is down.
+    down_until: Option<Instant>,
     idle: Vec<PgConn>,
     open: usize,
 }
@@ -307,7 +317,7 @@ impl Pool {
             Tls::Rustls(tls) => self.url.config.connect(tls.clone()),
         }
         .map_err(|e| {
-            Error::Database(format!(
+            Error::Unavailable(format!(
                 "cannot connect to {}: {}",
                 self.url.display(),
                 db::Error::from(e)
@@ -327,15 +337,30 @@ impl Pool {
                 });
             }
             if state.open < POOL_SIZE {
+                if state.down_until.is_some_and(|t| Instant::now() < t) {
+                    return Err(Error::Unavailable(format!(
+                        "{} did not answer the last connection attempt",
+                        self.url.display()
+                    )));
+                }
                 state.open += 1;
                 drop(state);
                 return match self.connect_one() {
-                    Ok(conn) => Ok(Pooled {
-                        pool: self,
-                        conn: Some(RefCell::new(conn)),
-                    }),
+                    Ok(conn) => {
+                        self.state
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .down_until = None;
+                        Ok(Pooled {
+                            pool: self,
+                            conn: Some(RefCell::new(conn)),
+                        })
+                    }
                     Err(e) => {
-                        self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                        state.open -= 1;
+                        state.down_until = Some(Instant::now() + RECONNECT_AFTER);
+                        drop(state);
                         self.freed.notify_one();
                         Err(e)
                     }
@@ -343,7 +368,7 @@ impl Pool {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Database(format!(
+                return Err(Error::Unavailable(format!(
                     "no free connection to {} within {} s",
                     self.url.display(),
                     WAIT.as_secs()
@@ -360,8 +385,6 @@ impl Pool {
 
 pub struct Postgres {
     pool: Pool,
-    /// The connection holding [`SERVING_LOCK`] while this node serves.
-    serving: Mutex<Option<PgConn>>,
 }
 
 impl Postgres {
@@ -373,12 +396,12 @@ impl Postgres {
                 tls: tls_for(url)?,
                 url: url.clone(),
                 state: Mutex::new(PoolState {
+                    down_until: None,
                     idle: Vec::new(),
                     open: 0,
                 }),
                 freed: Condvar::new(),
             },
-            serving: Mutex::new(None),
         })
     }
 
@@ -389,26 +412,15 @@ impl Postgres {
         Ok(pg)
     }
 
-    /// Claims the database for this serving node, for as long as the node
-    /// runs (a session lock: PostgreSQL releases it when the connection
-    /// ends, so a killed node's claim goes with it). Runtimes' liveness is
-    /// kept in each node's memory and its OFFLINE sweep runs on every
-    /// node, so until leases share that work a second node would mark
-    /// runtimes that heartbeat to the first OFFLINE: it is refused.
-    /// Admin commands need no claim.
-    pub fn claim_serving(&self) -> Result<()> {
-        let mut conn = self.pool.connect_one()?;
-        let row = conn
-            .client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVING_LOCK])?;
-        if !row.get::<_, bool>(0) {
-            return Err(Error::DataDir(format!(
-                "another icpd node is serving {}: one node per PostgreSQL database is supported for now; stop the other node, or give this one its own database",
-                self.pool.url.display()
-            )));
+    /// A listener for `NOTIFY`s on `channel`, on a connection of its own
+    /// (made at the first wait, and again after it breaks).
+    pub fn listener(&self, channel: &str) -> Listener {
+        Listener {
+            url: self.pool.url.clone(),
+            tls: self.pool.tls.clone(),
+            channel: channel.to_owned(),
+            client: None,
         }
-        *self.serving.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
-        Ok(())
     }
 
     pub fn display_url(&self) -> String {
@@ -572,6 +584,76 @@ pub fn inspect(url: &DatabaseUrl) -> Result<Inspection> {
 fn version(tx: &db::Transaction) -> db::Result<i64> {
     tx.prepare_cached("SELECT version FROM icpd_schema")?
         .query_row([], |r| r.get(0))
+}
+
+/// Waits for notifications on one channel (see [`Postgres::listener`]).
+pub struct Listener {
+    url: DatabaseUrl,
+    tls: Tls,
+    channel: String,
+    client: Option<postgres::Client>,
+}
+
+impl Listener {
+    /// Waits up to `timeout` for a notification; `true` when one (or
+    /// more) arrived, `false` when the time ran out or the connection is
+    /// down (then the wait still lasts `timeout`, and the next one
+    /// reconnects), so a caller that polls after each wait loses nothing.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let started = Instant::now();
+        if self.client.is_none() {
+            let connected = match &self.tls {
+                Tls::None => self.url.config.connect(postgres::NoTls),
+                Tls::Rustls(tls) => self.url.config.connect(tls.clone()),
+            }
+            .and_then(|mut c| {
+                c.batch_execute(&format!("LISTEN {}", self.channel))?;
+                Ok(c)
+            });
+            match connected {
+                Ok(c) => self.client = Some(c),
+                Err(e) => {
+                    log::debug!(
+                        "cannot listen for changes on {}: {}",
+                        self.url.display(),
+                        db::Error::from(e)
+                    );
+                    std::thread::sleep(timeout.saturating_sub(started.elapsed()));
+                    return false;
+                }
+            }
+        }
+        use postgres::fallible_iterator::FallibleIterator;
+        let client = self.client.as_mut().expect("connected above");
+        let outcome = {
+            let mut notifications = client.notifications();
+            let first = notifications
+                .timeout_iter(timeout.saturating_sub(started.elapsed()))
+                .next();
+            if let Ok(Some(_)) = first {
+                // Take whatever else is buffered: one poll covers them all.
+                while let Ok(Some(_)) = notifications.iter().next() {}
+            }
+            first.map(|n| n.is_some())
+        };
+        match outcome {
+            Ok(arrived) => {
+                if !arrived && client.is_closed() {
+                    self.client = None;
+                }
+                arrived
+            }
+            Err(e) => {
+                log::debug!(
+                    "change listener lost its connection: {}",
+                    db::Error::from(e)
+                );
+                self.client = None;
+                std::thread::sleep(timeout.saturating_sub(started.elapsed()));
+                false
+            }
+        }
+    }
 }
 
 #[cfg(test)]

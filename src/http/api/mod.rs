@@ -73,6 +73,8 @@ pub struct Api {
     pub refusals: Arc<crate::refusals::Refusals>,
     /// ICP 2's GraphQL API (`/graphql`).
     pub gql: Arc<crate::graphql::Gql>,
+    /// Several nodes on PostgreSQL: this node's part (`None` on SQLite).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Who may call a route.
@@ -582,9 +584,14 @@ fn run(api: &Api, route: &Route, ctx: &mut Ctx) -> Result<Response> {
 }
 
 /// `/healthz`: always 200 while icpd answers (a probe must not restart it
-/// for what is outside it), `"status": "degraded"` during self-preservation.
+/// for what is outside it), `"status": "degraded"` during self-preservation
+/// or while the database cannot be reached. With several nodes it names
+/// this node and the one that runs the OFFLINE sweep. Reads only memory:
+/// it answers at once even while the database is down.
 fn health(api: &Api) -> serde_json::Value {
-    match api.liveness.preservation() {
+    let cluster = api.cluster.as_ref().map(|c| c.status());
+    let reachable = cluster.as_ref().is_none_or(|c| c.database_reachable);
+    let mut body = match api.liveness.preservation() {
         None => serde_json::json!({"status": "ok", "selfPreservation": {"active": false}}),
         Some(p) => serde_json::json!({
             "status": "degraded",
@@ -599,7 +606,26 @@ fn health(api: &Api) -> serde_json::Value {
                 "running": p.running,
             },
         }),
+    };
+    body["database"] = serde_json::json!({
+        "backend": if api.store.is_shared() { "postgres" } else { "sqlite" },
+        "reachable": reachable,
+    });
+    if !reachable {
+        body["status"] = "degraded".into();
+        if body.get("reason").is_none() {
+            body["reason"] = "the database cannot be reached: delta heartbeats are answered from memory, writes are refused with 503".into();
+        }
     }
+    if let Some(c) = cluster {
+        body["cluster"] = serde_json::json!({
+            "node": c.node,
+            "leader": c.leader,
+            "leading": c.leading,
+            "changesApplied": c.changes_applied,
+        });
+    }
+    body
 }
 
 /// `GET /metrics`: the Prometheus text exposition. With
@@ -634,6 +660,7 @@ fn serve_metrics(api: &Api, req: &Request) -> Result<Response> {
         liveness: &api.liveness,
         databases: &databases,
         outbound: Some(api.mi.pool_stats()),
+        cluster: api.cluster.as_ref().map(|c| c.status()),
     });
     Ok(Response {
         status: 200,
