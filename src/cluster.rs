@@ -268,6 +268,27 @@ impl Cluster {
                     info,
                     at: *at,
                 }),
+            Change::Removed {
+                runtime_id,
+                scope: Some((integration_id, environment_id)),
+                ..
+            } => self
+                .store
+                .read(|tx| events::scope_of(tx, *integration_id, *environment_id))?
+                .map(|scope| Event::RuntimeRemoved {
+                    runtime_id: runtime_id.clone(),
+                    at: now,
+                    scope,
+                }),
+            Change::Command { command_id, at, .. } => self.store.read(|tx| {
+                let Some(row) = tx.command(command_id)? else {
+                    return Ok(None);
+                };
+                Ok(
+                    events::scope_of(tx, row.integration_id, row.environment_id)?
+                        .map(|scope| Event::command(&row, row.status, *at, scope)),
+                )
+            })?,
             _ => None,
         };
         if let Some(e) = event {

@@ -95,6 +95,28 @@ pub fn runtime_info(tx: &Tx, runtime_id: &str) -> Result<Option<RuntimeInfo>> {
     }))
 }
 
+/// The scope of (integration, environment), looked up by ids (for an
+/// event about a runtime that no longer exists); `None` if either is gone.
+pub fn scope_of(tx: &Tx, integration_id: i64, environment_id: i64) -> Result<Option<Scope>> {
+    let Some(i) = tx.integration(integration_id)? else {
+        return Ok(None);
+    };
+    let (Some(p), Some(environment)) = (
+        tx.project(i.project_id)?,
+        tx.environment_handle(environment_id)?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Scope {
+        project_id: p.id,
+        integration_id,
+        environment_id,
+        project: p.handle,
+        integration: i.handle,
+        environment,
+    }))
+}
+
 /// Something that happened, after it was committed.
 #[derive(Debug, Clone)]
 pub enum Event {

@@ -510,4 +510,34 @@ fn a_second_node_joins_with_the_same_master_key_and_is_refused_with_another() {
     );
     assert_eq!(a["database"]["backend"], "postgres");
     assert!(first.cli(&["env", "list"]).status.success());
+
+    // What happens on one node reaches the other's memory and its live
+    // events within a second or two: a runtime registered through the
+    // first is RUNNING on the second, which streams its registration and,
+    // after a delete through the first, its removal.
+    let mut admin = first.admin();
+    let auth = format!("Bearer {}", admin.token);
+    let mut events = match second.open_sse("/api/v1/events", &[("Authorization", &auth)]) {
+        crate::harness::Opened::Stream(sse) => sse,
+        crate::harness::Opened::Refused(status, body) => panic!("events refused: {status} {body}"),
+    };
+    assert_eq!(
+        events.next_event(Duration::from_secs(2)).unwrap().event,
+        "hello"
+    );
+    let b = Bridge::new(&first.secret("dev", None), Some("across"));
+    assert_ack(&b.full(&mut first.runtime_client()));
+    events.expect("runtime.registered", Duration::from_secs(3), |d| {
+        d["runtimeId"] == b.runtime_id.as_str()
+    });
+    // The second node knows it: a delta there needs no full heartbeat.
+    assert!(!assert_ack(&b.delta(&mut second.runtime_client())));
+    let r = admin.delete(&format!("/api/v1/runtimes/{}", b.runtime_id));
+    assert_eq!(r.status, 204, "{}", r.json());
+    let removed = events.expect("runtime.removed", Duration::from_secs(3), |d| {
+        d["runtimeId"] == b.runtime_id.as_str()
+    });
+    assert_eq!(removed["environment"], "dev");
+    // ... and forgot it: its next delta there asks for a full heartbeat.
+    assert!(assert_ack(&b.delta(&mut second.runtime_client())));
 }

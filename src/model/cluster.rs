@@ -36,8 +36,13 @@ pub enum Change {
         status: Status,
         at: Millis,
     },
-    /// A runtime's row was deleted (by an operator, or replaced).
-    Removed { runtime_id: String, at: Millis },
+    /// A runtime's row was deleted (by an operator, or replaced), from
+    /// (integration, environment).
+    Removed {
+        runtime_id: String,
+        at: Millis,
+        scope: Option<(i64, i64)>,
+    },
     /// A command was issued (`settled` false) or settled.
     Command {
         runtime_id: String,

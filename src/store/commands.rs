@@ -150,6 +150,17 @@ impl Tx<'_> {
         Ok(id)
     }
 
+    /// One command by its id, whatever its status.
+    pub fn command(&self, command_id: &str) -> Result<Option<CommandRow>> {
+        Ok(self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {COMMAND_COLUMNS} FROM commands WHERE command_id = ?1"
+            ))?
+            .query_row([command_id], command_from_row)
+            .optional()?)
+    }
+
     /// The PENDING commands of one runtime, oldest first.
     pub fn pending_commands(&self, runtime_id: &str) -> Result<Vec<CommandRow>> {
         let mut st = self.tx.prepare_cached(&format!(

@@ -805,20 +805,24 @@ impl Tx<'_> {
     }
 
     pub fn delete_runtime(&self, runtime_id: &str) -> Result<bool> {
-        let deleted = self
+        let gone: Option<(i64, i64)> = self
             .tx
-            .execute("DELETE FROM runtimes WHERE runtime_id = ?1", [runtime_id])?
-            == 1;
-        if deleted {
+            .prepare_cached(
+                "DELETE FROM runtimes WHERE runtime_id = ?1 RETURNING integration_id, environment_id",
+            )?
+            .query_row([runtime_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if gone.is_some() {
             self.record_change(
                 &Change::Removed {
                     runtime_id: runtime_id.to_owned(),
                     at: 0,
+                    scope: gone,
                 },
                 0,
             )?;
         }
-        Ok(deleted)
+        Ok(gone.is_some())
     }
 
     /// Brings the artifact and log-level rows of a runtime in line with
