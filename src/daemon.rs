@@ -540,24 +540,42 @@ fn liveness_loop(liveness: &Liveness, store: &Store, cluster: Option<&Cluster>, 
     let mut last_flush = Instant::now();
     let mut last_sweep = Instant::now();
     let mut unavailable_since: Option<Instant> = None;
+    let (mut was_leader, mut database_lost) = (false, false);
     while !stop.load(Ordering::SeqCst) {
         std::thread::park_timeout(TICK);
         // With several nodes only the sweep lease's holder sweeps, after
         // reading what the others stored for the runtimes it did not hear.
+        // A node that starts to lead, or gets its database back, gives
+        // every runtime one more timeout first (see `Liveness::grace`).
         let sweeping = match cluster {
             None => true,
-            Some(c) if c.is_leader() => match c.refresh_expiring(liveness, now_millis()) {
-                Ok(()) => true,
-                Err(e) => {
-                    if !matches!(e, Error::Unavailable(_)) {
-                        log::warn!(
-                            "cannot read last-seen times before the sweep (skipping it): {e}"
-                        );
-                    }
-                    false
+            Some(c) if c.is_leader() => {
+                if !was_leader {
+                    liveness.grace(now_millis());
+                    was_leader = true;
                 }
-            },
-            Some(_) => false,
+                match c.refresh_expiring(liveness, now_millis()) {
+                    Ok(()) => {
+                        if std::mem::take(&mut database_lost) {
+                            liveness.grace(now_millis());
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        database_lost |= matches!(e, Error::Unavailable(_));
+                        if !matches!(e, Error::Unavailable(_)) {
+                            log::warn!(
+                                "cannot read last-seen times before the sweep (skipping it): {e}"
+                            );
+                        }
+                        false
+                    }
+                }
+            }
+            Some(_) => {
+                was_leader = false;
+                false
+            }
         };
         if sweeping && last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
@@ -576,6 +594,7 @@ fn liveness_loop(liveness: &Liveness, store: &Store, cluster: Option<&Cluster>, 
             match flushed {
                 // The database is down: said once, then again when it is back.
                 Err(e @ Error::Unavailable(_)) => {
+                    database_lost = true;
                     if unavailable_since.is_none() {
                         unavailable_since = Some(Instant::now());
                         log::warn!("liveness flush waits for the database (delta heartbeats are answered from memory meanwhile): {e}");

@@ -71,6 +71,10 @@ pub struct Liveness {
     fence: Mutex<Option<Fence>>,
     timeout: Millis,
     started_at: Millis,
+    /// Last-seen times count from here at the earliest, like from
+    /// `started_at`: set when this node starts to lead the sweep, or its
+    /// database comes back (see [`Liveness::grace`]).
+    grace_from: std::sync::atomic::AtomicI64,
     events: Arc<Events>,
     limits: HeartbeatLimits,
 }
@@ -202,6 +206,7 @@ impl Liveness {
             fence: Mutex::new(None),
             timeout: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
             started_at: now,
+            grace_from: std::sync::atomic::AtomicI64::new(now),
             events: Arc::new(Events::new()),
             limits: NO_LIMITS,
         })
@@ -221,6 +226,21 @@ impl Liveness {
             Some(live) => live.full_bucket.take(l.full_per_second, l.full_burst, now),
             None => Ok(()),
         }
+    }
+
+    /// From `now`, no runtime is marked OFFLINE before one more full
+    /// heartbeat timeout: as after a start, when this node begins to lead
+    /// the sweep, or the database comes back after an outage (the other
+    /// nodes' last-seen times of meanwhile are still on their way to it).
+    pub fn grace(&self, now: Millis) {
+        self.grace_from
+            .fetch_max(now, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn grace_from(&self) -> Millis {
+        self.grace_from
+            .load(std::sync::atomic::Ordering::Acquire)
+            .max(self.started_at)
     }
 
     /// Marks the table as one of several nodes' (see [`Liveness::flush`]).
@@ -244,7 +264,7 @@ impl Liveness {
             .filter(|(_, l)| {
                 l.status == Status::Running
                     && l.last_seen
-                        .max(self.started_at)
+                        .max(self.grace_from())
                         .saturating_add(self.timeout)
                         <= now
             })
@@ -490,7 +510,7 @@ impl Liveness {
         // holds the lock every heartbeat needs, over every runtime.
         let deadline = |live: &Live| {
             live.last_seen
-                .max(self.started_at)
+                .max(self.grace_from())
                 .saturating_add(self.timeout)
         };
         let expired: Vec<String> = st

@@ -43,11 +43,8 @@ impl Tx<'_> {
             "INSERT INTO cluster_changes (at, node, body) VALUES (?1, ?2, ?3)",
             params![at, node, body],
         )?;
-        if !self.notified.replace(true) {
-            // Delivered at commit, once per transaction and channel.
-            self.tx
-                .prepare_cached("SELECT pg_notify(?1, '')")?
-                .query_row([CHANGES_CHANNEL], |_| Ok(()))?;
+        if let Some(recorded) = self.recorded {
+            recorded.set(true);
         }
         Ok(())
     }

@@ -106,8 +106,9 @@ pub struct Tx<'c> {
     /// The node recording changes to the cluster's feed; `None` where
     /// there is no feed (SQLite, and read transactions).
     node: Option<&'c str>,
-    /// Whether this transaction already queued its `NOTIFY`.
-    notified: std::cell::Cell<bool>,
+    /// Set when the transaction recorded a change (to wake the other
+    /// nodes once it commits).
+    recorded: Option<&'c std::cell::Cell<bool>>,
 }
 
 impl<'c> Tx<'c> {
@@ -115,7 +116,7 @@ impl<'c> Tx<'c> {
         Tx {
             tx,
             node,
-            notified: std::cell::Cell::new(false),
+            recorded: None,
         }
     }
 }
@@ -165,7 +166,20 @@ impl Store {
     pub fn write<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let value = match &self.engine {
             Engine::Sqlite(s) => s.write(|tx| f(&Tx::new(tx, None))),
-            Engine::Postgres(p) => p.write(|tx| f(&Tx::new(tx, Some(self.node())))),
+            Engine::Postgres(p) => {
+                let recorded = std::cell::Cell::new(false);
+                let value = p.write(|tx| {
+                    f(&Tx {
+                        tx,
+                        node: Some(self.node()),
+                        recorded: Some(&recorded),
+                    })
+                });
+                if value.is_ok() && recorded.get() {
+                    p.wake_listeners();
+                }
+                value
+            }
         }?;
         self.commits.fetch_add(1, Ordering::AcqRel);
         Ok(value)

@@ -49,6 +49,9 @@ const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
 /// The advisory lock every write transaction takes (see the module doc).
 const WRITE_LOCK: i64 = 0x1c9d_0001;
+/// How a write transaction begins: with the write lock, in the same message.
+static WRITE_BEGIN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
 /// The advisory lock migrations take.
 const MIGRATION_LOCK: i64 = 0x1c9d_0002;
 
@@ -384,7 +387,11 @@ impl Pool {
 }
 
 pub struct Postgres {
-    pool: Pool,
+    pool: Arc<Pool>,
+    /// Set when a committed write recorded changes; the notifier thread
+    /// sends one NOTIFY for all that are set meanwhile.
+    notify: Arc<(Mutex<bool>, Condvar)>,
+    notifier: std::sync::OnceLock<()>,
 }
 
 impl Postgres {
@@ -392,7 +399,9 @@ impl Postgres {
     /// empty first).
     pub(super) fn connect_unmigrated(url: &DatabaseUrl) -> Result<Postgres> {
         Ok(Postgres {
-            pool: Pool {
+            notify: Arc::default(),
+            notifier: std::sync::OnceLock::new(),
+            pool: Arc::new(Pool {
                 tls: tls_for(url)?,
                 url: url.clone(),
                 state: Mutex::new(PoolState {
@@ -401,7 +410,7 @@ impl Postgres {
                     open: 0,
                 }),
                 freed: Condvar::new(),
-            },
+            }),
         })
     }
 
@@ -410,6 +419,24 @@ impl Postgres {
         let pg = Postgres::connect_unmigrated(url)?;
         pg.migrate(MIGRATIONS.len())?;
         Ok(pg)
+    }
+
+    /// Wakes the nodes listening for changes: a thread sends `NOTIFY`
+    /// outside any write transaction, at most every 10 ms, once for all
+    /// the commits since the last one.
+    pub fn wake_listeners(&self) {
+        let (flag, wake) = &*self.notify;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_one();
+        self.notifier.get_or_init(|| {
+            let (notify, pool) = (self.notify.clone(), self.pool.clone());
+            let spawned = std::thread::Builder::new()
+                .name("pg-notify".into())
+                .spawn(move || notifier(&notify, &pool));
+            if let Err(e) = spawned {
+                log::warn!("cannot start the change notifier (nodes poll instead): {e}");
+            }
+        });
     }
 
     /// A listener for `NOTIFY`s on `channel`, on a connection of its own
@@ -432,8 +459,8 @@ impl Postgres {
     pub fn write<T>(&self, f: impl FnOnce(&db::Transaction) -> Result<T>) -> Result<T> {
         let pooled = self.pool.get()?;
         let conn = pooled.conn.as_ref().expect("held until drop");
-        let tx = db::Transaction::postgres(conn, "BEGIN")?;
-        tx.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK], |_| Ok(()))?;
+        // BEGIN and the lock in one round trip (one simple-query message).
+        let tx = db::Transaction::postgres(conn, &WRITE_BEGIN)?;
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
@@ -584,6 +611,35 @@ pub fn inspect(url: &DatabaseUrl) -> Result<Inspection> {
 fn version(tx: &db::Transaction) -> db::Result<i64> {
     tx.prepare_cached("SELECT version FROM icpd_schema")?
         .query_row([], |r| r.get(0))
+}
+
+/// The notifier thread of [`Postgres::wake_listeners`].
+fn notifier(notify: &(Mutex<bool>, Condvar), pool: &Pool) {
+    let (flag, wake) = notify;
+    loop {
+        {
+            let mut set = flag.lock().unwrap_or_else(|p| p.into_inner());
+            while !*set {
+                set = wake.wait(set).unwrap_or_else(|p| p.into_inner());
+            }
+            *set = false;
+        }
+        let sent = pool.get().and_then(|pooled| {
+            let conn = pooled.conn.as_ref().expect("held until drop");
+            let mut c = conn.borrow_mut();
+            c.client
+                .batch_execute(&format!("NOTIFY {}", super::cluster::CHANGES_CHANNEL))
+                .map_err(|e| {
+                    c.broken |= e.is_closed();
+                    Error::from(e)
+                })
+        });
+        if let Err(e) = sent {
+            // The other nodes poll every 250 ms regardless.
+            log::debug!("change notification not sent: {e}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Waits for notifications on one channel (see [`Postgres::listener`]).
