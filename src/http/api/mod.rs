@@ -625,7 +625,7 @@ fn serve_metrics(api: &Api, req: &Request) -> Result<Response> {
     // File sizes, for the databases that are files (SQLite).
     let databases: Vec<(&str, &std::path::Path)> = [
         ("icp", api.store.path()),
-        ("telemetry", Some(api.telemetry.store.path())),
+        ("telemetry", api.telemetry.store.path()),
     ]
     .into_iter()
     .filter_map(|(name, path)| Some((name, path?)))
