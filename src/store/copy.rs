@@ -20,7 +20,8 @@
 //! back from both sides page by page, in the same order, and compared
 //! value by value, with the row counts. FTS5's index is not copied: the
 //! PostgreSQL text index is computed from each message. A NUL in text,
-//! which PostgreSQL cannot store, is copied as U+FFFD, and compared so.
+//! which PostgreSQL cannot store, is copied as U+001A (SUBSTITUTE, as
+//! ingest on PostgreSQL stores it), and compared so.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -19,7 +19,8 @@
 //! plane's), transactions that take none of the control plane's locks. The
 //! text index is the generated column `logs.message_tsv` with a GIN index
 //! (`store::postgres_migrations`). Text cannot hold NUL there: a NUL in a
-//! record's text is stored as U+FFFD.
+//! record's text is stored as U+001A (SUBSTITUTE), one byte like it, so
+//! every length and ingest limit holds as in SQLite.
 //!
 //! A log's id is its place in time order: the record's own time in Unix
 //! milliseconds times 2^20, plus its arrival rank among the records of that
@@ -683,9 +684,10 @@ fn level_index(level: crate::model::telemetry::Level) -> i64 {
 }
 
 /// Text as PostgreSQL can store it: a NUL (which its text type cannot
-/// hold) becomes U+FFFD, the replacement character.
+/// hold) becomes U+001A, SUBSTITUTE, a byte for a byte (so the ingest
+/// limits on bytes still hold).
 pub(in crate::store) fn shared_text(text: &str) -> String {
-    text.replace('\0', "\u{FFFD}")
+    text.replace('\0', "\u{1A}")
 }
 
 fn shared_opt(text: &Option<String>) -> Option<String> {

@@ -139,6 +139,16 @@ impl Clause {
         self.params.extend(params);
     }
 
+    /// A text parameter: on PostgreSQL, whose text cannot hold NUL, with
+    /// NUL as stored there (`store::telemetry::shared_text`), so that a
+    /// filter with one is no error and finds what was stored with one.
+    fn text(&self, text: &str) -> SqlValue {
+        match self.dialect {
+            Dialect::Sqlite => text.into(),
+            Dialect::Postgres => super::telemetry::shared_text(text).into(),
+        }
+    }
+
     /// The rows of a JSON array of integers bound as text (`?`), as a
     /// subquery's body.
     fn id_list(&self) -> &'static str {
@@ -205,7 +215,8 @@ fn scope_clause(c: &mut Clause, scope: &ScopeIds) {
         c.add("t.integration_id = ?", [id.into()]);
     }
     if let Some(r) = &scope.runtime_id {
-        c.add("t.runtime_id = ?", [r.clone().into()]);
+        let r = c.text(r);
+        c.add("t.runtime_id = ?", [r]);
     }
 }
 
@@ -438,10 +449,12 @@ fn request_clause(f: &RequestFilter, vis: &Visibility, dialect: Dialect) -> Clau
     visibility_clause(&mut c, vis);
     scope_clause(&mut c, &f.scope);
     if let Some(s) = &f.service {
-        c.add("t.service = ?", [s.clone().into()]);
+        let s = c.text(s);
+        c.add("t.service = ?", [s]);
     }
     if let Some(r) = &f.resource {
-        c.add("t.resource = ?", [r.clone().into()]);
+        let r = c.text(r);
+        c.add("t.resource = ?", [r]);
     }
     time_clause(&mut c, Some(f.from), Some(f.to));
     c
@@ -670,7 +683,8 @@ impl TelemetryStore {
         limit: i64,
     ) -> Result<Vec<MetricPoint>> {
         let mut c = Clause::new(self.dialect());
-        c.add("t.name = ?", [f.name.clone().into()]);
+        let name = c.text(&f.name);
+        c.add("t.name = ?", [name]);
         visibility_clause(&mut c, vis);
         scope_clause(&mut c, &f.scope);
         time_clause(&mut c, Some(f.from), Some(f.to));
