@@ -325,6 +325,7 @@ impl<'t, 'c> SharedIds<'t, 'c> {
         let list = serde_json::Value::from(firsts).to_string();
         let seeded = tx
             .prepare_cached(
+                // 1048575: 2^SEQ_BITS - 1, the last rank of a millisecond.
                 "SELECT f.first, (SELECT max(id) FROM logs WHERE id BETWEEN f.first AND f.first + 1048575) \
                  FROM (SELECT CAST(e AS bigint) AS first \
                        FROM jsonb_array_elements_text(CAST(?1 AS jsonb)) AS e) AS f",
@@ -1203,7 +1204,14 @@ pub(in crate::store) fn insert_many(
             None => format!("INSERT INTO {table} ({columns}){overriding} VALUES {values}"),
         };
         let refs: Vec<&dyn ToSql> = chunk.iter().map(|v| v as &dyn ToSql).collect();
-        let mut st = tx.prepare_cached(&sql)?;
+        // Full statements come back batch after batch; the last, shorter
+        // one of each batch has any length, and caching every length would
+        // crowd the connection's statement cache.
+        let mut st = if n == per_statement {
+            tx.prepare_cached(&sql)?
+        } else {
+            tx.prepare(&sql)?
+        };
         if returning.is_some() {
             let got = st
                 .query_map(&refs[..], |r| r.get(0))?
@@ -1423,6 +1431,12 @@ fn migrate_shared(pg: &Postgres, url: &DatabaseUrl) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgresql_has_the_same_telemetry_migrations() {
+        assert_eq!(TELEMETRY_MIGRATIONS.len(), MIGRATIONS.len());
+        const { assert!(SEQ_BITS == 20, "SharedIds::seed's 1048575 is 2^20 - 1") };
+    }
 
     #[test]
     fn opens_migrates_and_reopens() {

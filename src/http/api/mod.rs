@@ -59,7 +59,7 @@ pub struct Api {
     pub liveness: Arc<Liveness>,
     pub commands: Arc<crate::commands::Commands>,
     pub events: Arc<crate::events::Events>,
-    /// Logs, request records and metrics (`telemetry.db`).
+    /// Logs, request records and metrics (`telemetry.db`, or PostgreSQL).
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Whether the listener serves TLS (session cookies get `Secure`).
     pub secure: bool,
