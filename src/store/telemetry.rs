@@ -506,15 +506,6 @@ impl TelemetryStore {
         }
     }
 
-    /// Where telemetry lives: the file, or the database's URL without its
-    /// password.
-    pub fn location(&self) -> String {
-        match &self.engine {
-            Engine::Sqlite(f) => f.path.display().to_string(),
-            Engine::Postgres(s) => s.pg.display_url(),
-        }
-    }
-
     /// Whether other nodes may write the same telemetry (PostgreSQL), so
     /// that the live tail has to follow their logs.
     pub fn is_shared(&self) -> bool {
