@@ -339,6 +339,49 @@ fn two_writers_in_one_millisecond_take_unique_ids_in_commit_order() {
     }
 }
 
+/// A node that stalls holding the log write lock (here a session holding
+/// it in an open transaction) makes another node's log insert fail after
+/// about 5 s, not hang; the insert goes through once the lock is free.
+#[test]
+fn a_stalled_writer_makes_log_inserts_fail_not_hang() {
+    let Some((dir, url)) = database("stalled writer") else {
+        return;
+    };
+    let s = TelemetryStore::connect(&url).unwrap();
+    let raw = crate::pg_cluster::url_for(&dir.path).unwrap();
+    let mut stalled = postgres::Client::connect(&raw, postgres::NoTls).unwrap();
+    let mut tx = stalled.transaction().unwrap();
+    // store::telemetry's LOG_WRITE_LOCK (0x1c9d_0101).
+    tx.execute("SELECT pg_advisory_xact_lock(480051457)", &[])
+        .unwrap();
+    let started = Instant::now();
+    let e = s
+        .insert_logs(vec![record(1_000, 1, Level::Info, "waits")], 0)
+        .unwrap_err()
+        .to_string();
+    let waited = started.elapsed();
+    assert!(e.contains("lock timeout"), "{e}");
+    assert!(waited >= Duration::from_secs(4), "{waited:?}");
+    // Request records and metric points take no lock.
+    s.insert_requests(&[icpd::model::telemetry::RequestRecord {
+        ts: 1_000,
+        service: "orders".into(),
+        resource: "/orders".into(),
+        method: "GET".into(),
+        status: 200,
+        duration_ms: 1.0,
+        source: record(0, 1, Level::Info, "").source,
+    }])
+    .unwrap();
+    tx.rollback().unwrap();
+    assert_eq!(
+        s.insert_logs(vec![record(1_000, 1, Level::Info, "then goes")], 0)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 /// Retention on PostgreSQL: by age, oldest first in every table, the text
 /// index following; by size, the live size the limit is checked against
 /// goes down as rows go (the tables themselves do not shrink).

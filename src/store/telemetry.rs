@@ -219,11 +219,14 @@ const MIGRATION_LOCK: i64 = 0x1c9d_0102;
 
 /// How a PostgreSQL write transaction begins. Notices are not wanted:
 /// PostgreSQL says so for every word too long for the text index (2 KiB),
-/// and the client would log each one. The statistics flush makes the
-/// row counts [`TelemetryStore::live_bytes`] reads current as soon as the
-/// transaction ends.
+/// and the client would log each one. A lock (the log write lock, a row
+/// another node's retention is deleting) is waited for 5 s at most, so a
+/// node that stalls holding one makes the others' ingest fail, not hang.
+/// The statistics flush makes the row counts
+/// [`TelemetryStore::live_bytes`] reads current as soon as the transaction
+/// ends.
 const PG_WRITE: &str = "BEGIN; SET LOCAL client_min_messages = warning; \
-     SELECT pg_stat_force_next_flush()";
+     SET LOCAL lock_timeout = '5s'; SELECT pg_stat_force_next_flush()";
 /// How a PostgreSQL read transaction begins: one snapshot, no notices
 /// (a phrase with no letter or digit in it draws one).
 const PG_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
@@ -232,7 +235,8 @@ const PG_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
 /// How [`TelemetryStore::follow_arrivals`]'s transaction begins: READ
 /// COMMITTED, so that a statement after the lock sees what committed
 /// before it.
-const PG_FOLLOW: &str = "BEGIN READ ONLY; SET LOCAL client_min_messages = warning";
+const PG_FOLLOW: &str =
+    "BEGIN READ ONLY; SET LOCAL client_min_messages = warning; SET LOCAL lock_timeout = '5s'";
 
 /// Most parameters one PostgreSQL INSERT binds (the protocol allows 65,535).
 const PG_PARAMS: usize = 8_000;
