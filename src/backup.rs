@@ -515,11 +515,11 @@ fn refuse_on_postgres(cfg: &Config, command: &str) -> Result<()> {
     }
 }
 
-/// `icpd db copy --to URL`: the data directory's `icp.db` into an empty
-/// PostgreSQL database, verified row by row; only while no server runs on
-/// the data directory (a write after the copy would be lost) and no admin
-/// command uses it.
-pub fn db_copy_command(cfg: &Config, to: &str) -> Result<()> {
+/// `icpd db copy --to URL [--with-telemetry]`: the data directory's
+/// `icp.db` (and `telemetry.db`) into an empty PostgreSQL database,
+/// verified row by row; only while no server runs on the data directory
+/// (a write after the copy would be lost) and no admin command uses it.
+pub fn db_copy_command(cfg: &Config, to: &str, with_telemetry: bool) -> Result<()> {
     if let Some(url) = &cfg.database_url {
         return Err(Error::Config(format!(
             "icpd db copy reads the data directory's icp.db, but database_url is set ({}): unset it (ICP_DATABASE_URL, --database-url, icp.toml) and name the target with --to",
@@ -532,6 +532,12 @@ pub fn db_copy_command(cfg: &Config, to: &str) -> Result<()> {
         return Err(Error::DataDir(format!(
             "{} does not exist: check --data-dir (ICP_DATA_DIR)",
             cfg.db_path().display()
+        )));
+    }
+    if with_telemetry && !cfg.telemetry_db_path().exists() {
+        return Err(Error::DataDir(format!(
+            "{} does not exist: leave out --with-telemetry, or check --data-dir (ICP_DATA_DIR)",
+            cfg.telemetry_db_path().display()
         )));
     }
     let _lock = DataDirLock::try_acquire(data_dir)?.ok_or_else(|| {
@@ -559,9 +565,26 @@ pub fn db_copy_command(cfg: &Config, to: &str) -> Result<()> {
     for (table, n) in r.tables.iter().filter(|(_, n)| *n > 0) {
         println!("  {table:<24} {n}");
     }
+    if with_telemetry {
+        let t = crate::store::copy::telemetry_to_postgres(&cfg.telemetry_db_path(), &target)?;
+        let rows: usize = t.tables.iter().map(|(_, n)| n).sum();
+        println!(
+            "copied {} to {}: {rows} records, telemetry schema version {}, verified row by row",
+            cfg.telemetry_db_path().display(),
+            target.display(),
+            t.schema_version
+        );
+        for (table, n) in &t.tables {
+            println!("  {table:<24} {n}");
+        }
+    } else {
+        println!(
+            "logs and metrics in {} were not copied (add --with-telemetry to copy them); a server on PostgreSQL keeps new ones in PostgreSQL.",
+            cfg.telemetry_db_path().display()
+        );
+    }
     println!(
-        "logs and metrics stay in {} (they are not kept in PostgreSQL yet).\nnext: start icpd with --database-url (or ICP_DATABASE_URL) set to the target, with this data directory's master.key (or ICP_MASTER_KEY); keep {} until you are satisfied.",
-        cfg.telemetry_db_path().display(),
+        "next: start icpd with --database-url (or ICP_DATABASE_URL) set to the target, with this data directory's master.key (or ICP_MASTER_KEY); keep {} until you are satisfied.",
         cfg.db_path().display()
     );
     Ok(())

@@ -136,7 +136,7 @@ pub enum Command {
         /// A file made by `icpd backup`.
         file: PathBuf,
     },
-    /// Move an install's database: copy icp.db into an empty PostgreSQL database.
+    /// Move an install's database: copy icp.db (and telemetry.db) into an empty PostgreSQL database.
     #[command(
         subcommand,
         after_help = "Example:\n  icpd db copy --to postgres://icp:PASSWORD@db.example.com:5432/icp?sslmode=verify-full&sslrootcert=/etc/icpd/db-ca.pem"
@@ -150,14 +150,17 @@ pub enum Command {
 /// `icpd db`.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Copy the data directory's icp.db into an empty PostgreSQL database and verify it row by row (the server must be stopped).
+    /// Copy the data directory's icp.db (and, with --with-telemetry, telemetry.db) into an empty PostgreSQL database and verify it row by row (the server must be stopped).
     #[command(
-        after_help = "Example:\n  icpd db copy --data-dir /var/lib/icpd --to postgres://icp:PASSWORD@db.example.com:5432/icp"
+        after_help = "Example:\n  icpd db copy --data-dir /var/lib/icpd --to postgres://icp:PASSWORD@db.example.com:5432/icp --with-telemetry"
     )]
     Copy {
         /// The PostgreSQL database to fill (postgres://...; see `--database-url` for the form). It must be empty.
         #[arg(long, value_name = "URL")]
         to: String,
+        /// Also copy telemetry.db (logs, request records, metric points) into the same database, verified page by page; without it they are left behind, and a server on PostgreSQL starts with no telemetry.
+        #[arg(long)]
+        with_telemetry: bool,
     },
 }
 
@@ -602,7 +605,9 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Restore { file } => crate::backup::restore_command(&cfg, &file, now_millis()),
         Command::Check => crate::backup::check_command(&cfg),
-        Command::Db(DbCommand::Copy { to }) => crate::backup::db_copy_command(&cfg, &to),
+        Command::Db(DbCommand::Copy { to, with_telemetry }) => {
+            crate::backup::db_copy_command(&cfg, &to, with_telemetry)
+        }
     }
 }
 

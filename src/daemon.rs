@@ -180,9 +180,10 @@ impl Daemon {
         })?;
         let store = Arc::new(cfg.open_store()?);
         let telemetry = Arc::new(crate::telemetry::Telemetry {
-            store: Arc::new(crate::store::telemetry::TelemetryStore::open(
-                &cfg.telemetry_db_path(),
-            )?),
+            store: Arc::new(match &cfg.database_url {
+                Some(url) => crate::store::telemetry::TelemetryStore::connect(url)?,
+                None => crate::store::telemetry::TelemetryStore::open(&cfg.telemetry_db_path())?,
+            }),
             tail: Arc::new(crate::telemetry::tail::Tail::new()),
             retention: cfg.telemetry.retention,
         });

@@ -607,7 +607,9 @@ fn databases_of_every_earlier_schema_version_migrate_with_their_data() {
 /// `icpd db copy` moves an install from SQLite to PostgreSQL: refused while
 /// the server runs, verified row by row, refused into a database that is
 /// not empty; the server then runs on PostgreSQL with everything in place
-/// (runtimes, their secrets, users, audit) and new rows get new ids.
+/// (runtimes, their secrets, users, audit) and new rows get new ids. With
+/// `--with-telemetry` the logs, request records and metric points come
+/// along: found, searched and continued on PostgreSQL.
 #[test]
 fn db_copy_moves_an_install_to_postgresql() {
     if crate::pg_cluster::enabled() {
@@ -620,18 +622,55 @@ fn db_copy_moves_an_install_to_postgresql() {
     let mut server = TestServer::start(&[]);
     let secret = server.secret("dev", Some(("order-service", "order-create")));
     let bridge = Bridge::new(&secret, Some("node-1"));
-    assert_ack(&bridge.full(&mut server.runtime_client()));
+    let mut runtime = server.runtime_client();
+    assert_ack(&bridge.full(&mut runtime));
     let admin = server.admin();
     drop(admin);
+    // Telemetry: logs out of time order (a NUL in one), a request record.
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    for (path, body) in [
+        (
+            "/icp/logs",
+            json!([
+                {"time": t0 + 20, "log": "payment failed for order 7", "level": "error"},
+                {"time": t0, "log": "order 7 created", "level": "info"},
+                {"time": t0 + 10, "log": "nul\0inside", "level": "warn"}
+            ]),
+        ),
+        (
+            "/icp/metrics",
+            json!({"time": t0, "service": "orders", "statusCode": 200, "responseTimeMs": 3}),
+        ),
+    ] {
+        let r = runtime
+            .post_json(path, Some(&bridge.token()), &body)
+            .unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.json());
+    }
     let target_dir = TestDir::new("copy-target");
     let url = crate::pg_cluster::cluster().database_for(&target_dir.path);
 
     let err = run_err(&server.data_dir, &["db", "copy", "--to", &url]);
     assert!(err.contains("is running on"), "{err}");
     server.stop();
-    let (out, _) = run_ok(&server.data_dir, &["db", "copy", "--to", &url]);
+    let (out, _) = run_ok(
+        &server.data_dir,
+        &["db", "copy", "--to", &url, "--with-telemetry"],
+    );
     assert!(out.contains("verified row by row"), "{out}");
     assert!(out.contains("secrets") && out.contains("runtimes"), "{out}");
+    assert!(out.contains("4 records"), "{out}");
+    for (table, n) in [("logs", 3), ("requests", 1), ("metric_points", 0)] {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().eq([table, &n.to_string()])),
+            "{table} {n}: {out}"
+        );
+    }
     let err = run_err(&server.data_dir, &["db", "copy", "--to", &url]);
     assert!(err.contains("empty database only"), "{err}");
 
@@ -643,6 +682,40 @@ fn db_copy_moves_an_install_to_postgresql() {
     let mut admin = server.admin_again();
     let r = admin.get(&format!("/api/v1/runtimes/{}", bridge.runtime_id));
     assert_eq!(r.status, 200, "{}", r.json());
+    // The logs, in time order, searchable; a new one follows them.
+    let messages = |admin: &mut crate::harness::ApiClient, query: &str| -> Vec<String> {
+        let r = admin.get(&format!("/api/v1/observability/logs?order=asc&{query}"));
+        assert_eq!(r.status, 200, "{}", r.json());
+        r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        messages(&mut admin, ""),
+        [
+            "order 7 created",
+            "nul\u{1a}inside",
+            "payment failed for order 7"
+        ]
+    );
+    assert_eq!(
+        messages(&mut admin, "q=order+7"),
+        ["order 7 created", "payment failed for order 7"]
+    );
+    let r = server
+        .runtime_client()
+        .post_json(
+            "/icp/logs",
+            Some(&bridge.token()),
+            &json!([{"time": t0 + 5, "log": "late and new", "level": "info"}]),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(messages(&mut admin, "q=new").len(), 1);
+    assert_eq!(messages(&mut admin, "").len(), 4);
     // Ids continue after the copied ones.
     let out = icpd_at(&server.data_dir)
         .env("ICP_DATABASE_URL", &url)

@@ -5599,15 +5599,24 @@ fn dump(data_dir: &std::path::Path) -> Vec<String> {
         ("ingest_tokens", "last_used_at"),
     ];
     if crate::pg_cluster::enabled() {
-        return crate::pg_cluster::dump(data_dir, &["audit_log"], &excluded_columns);
+        // Telemetry's tables are in the same database: dumped apart.
+        let excluded: Vec<&str> = ["audit_log"].into_iter().chain(TELEMETRY_TABLES).collect();
+        return crate::pg_cluster::dump(data_dir, &excluded, &excluded_columns);
     }
     dump_file(&data_dir.join("icp.db"), &["audit_log"], &excluded_columns)
 }
 
-/// Every table of `telemetry.db`, FTS5 shadow tables included, as text:
-/// nothing is left out, since no request of the non-writing phase may
-/// touch it.
+/// Telemetry's tables in a PostgreSQL database.
+const TELEMETRY_TABLES: [&str; 4] = ["logs", "requests", "metric_points", "icpd_telemetry_schema"];
+
+/// Every table of `telemetry.db`, FTS5 shadow tables included (or, on
+/// PostgreSQL, every telemetry table, the text index column included), as
+/// text: nothing is left out, since no request of the non-writing phase
+/// may touch it.
 fn dump_telemetry(data_dir: &std::path::Path) -> Vec<String> {
+    if crate::pg_cluster::enabled() {
+        return crate::pg_cluster::dump_only(data_dir, &TELEMETRY_TABLES);
+    }
     dump_file(&data_dir.join("telemetry.db"), &[], &[])
 }
 
@@ -5848,14 +5857,14 @@ fn top_level_message(reply: &Reply, listener: Listener) -> Result<(), String> {
     }
 }
 
-/// Log records, request records and metric points in `telemetry.db`.
-fn telemetry_rows(db: &rusqlite::Connection) -> usize {
-    db.query_row(
+/// Log records, request records and metric points stored.
+fn telemetry_rows(db: &mut crate::harness::TelemetryDb) -> usize {
+    db.value(
         "SELECT (SELECT count(*) FROM logs) + (SELECT count(*) FROM requests)
               + (SELECT count(*) FROM metric_points)",
-        [],
-        |r| r.get::<_, i64>(0),
+        &[],
     )
+    .as_u64()
     .unwrap() as usize
 }
 
@@ -5885,35 +5894,72 @@ fn ingest_counts(reply: &Reply) -> Result<(Option<usize>, usize), String> {
 /// What stored telemetry must satisfy whatever was sent: valid levels,
 /// bounded text, valid attribute JSON, no record over a day ahead.
 fn check_stored_telemetry(data_dir: &std::path::Path) -> Vec<String> {
-    let db = rusqlite::Connection::open_with_flags(
-        data_dir.join("telemetry.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let mut db = crate::harness::telemetry_db(data_dir);
+    let shared = matches!(db, crate::harness::TelemetryDb::Shared(_));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     let cut = "…[truncated]".len() as i64;
+    // Bytes of text and infinity: each backend's own words (a subquery
+    // needs its alias in PostgreSQL). PostgreSQL's JSON functions cannot
+    // read a "\u0000" the attributes may hold: there the JSON is checked
+    // here, below.
+    let (bytes, is_object, keys, infinity) = if shared {
+        (
+            "octet_length({})",
+            "TRUE",
+            "0",
+            "CAST('Infinity' AS double precision)",
+        )
+    } else {
+        (
+            "length(CAST({} AS BLOB))",
+            "json_valid(attributes) AND json_type(attributes) = 'object'",
+            "(SELECT count(*) FROM json_each(logs.attributes))",
+            "9e999",
+        )
+    };
+    let mut problems = Vec::new();
+    if shared {
+        let rows = db.rows(
+            "SELECT attributes, 1 FROM logs UNION ALL SELECT attributes, 0 FROM metric_points",
+            &[],
+        );
+        let (mut not_objects, mut too_many) = (0, 0);
+        for r in rows {
+            match serde_json::from_str::<Value>(r[0].as_str().unwrap()) {
+                Ok(Value::Object(m)) => too_many += (r[1] == 1 && m.len() > 65) as usize,
+                _ => not_objects += 1,
+            }
+        }
+        for (n, what) in [
+            (not_objects, "attributes not a JSON object"),
+            (too_many, "more than 65 attributes"),
+        ] {
+            if n > 0 {
+                problems.push(format!("{n} stored rows with {what}"));
+            }
+        }
+    }
+    let len = |column: &str| bytes.replace("{}", column);
     let checks = [
         ("log level out of range", "SELECT count(*) FROM logs WHERE level NOT BETWEEN 0 AND 5".to_string()),
-        ("message over 32 KiB", format!("SELECT count(*) FROM logs WHERE length(CAST(message AS BLOB)) > {}", 32 * 1024 + cut)),
-        ("module over 256 bytes", format!("SELECT count(*) FROM logs WHERE length(CAST(module AS BLOB)) > {}", 256 + cut)),
-        ("runtime id over 128 bytes", "SELECT count(*) FROM (SELECT runtime_id FROM logs UNION ALL SELECT runtime_id FROM requests UNION ALL SELECT runtime_id FROM metric_points) WHERE length(CAST(runtime_id AS BLOB)) > 128".to_string()),
-        ("attributes not a JSON object", "SELECT count(*) FROM (SELECT attributes FROM logs UNION ALL SELECT attributes FROM metric_points) WHERE NOT json_valid(attributes) OR json_type(attributes) != 'object'".to_string()),
-        ("more than 65 attributes", "SELECT count(*) FROM logs WHERE (SELECT count(*) FROM json_each(logs.attributes)) > 65".to_string()),
-        ("record over a day ahead", format!("SELECT count(*) FROM (SELECT ts FROM logs UNION ALL SELECT ts FROM requests UNION ALL SELECT ts FROM metric_points) WHERE ts > {}", now + 86_400_000)),
+        ("message over 32 KiB", format!("SELECT count(*) FROM logs WHERE {} > {}", len("message"), 32 * 1024 + cut)),
+        ("module over 256 bytes", format!("SELECT count(*) FROM logs WHERE {} > {}", len("module"), 256 + cut)),
+        ("runtime id over 128 bytes", format!("SELECT count(*) FROM (SELECT runtime_id FROM logs UNION ALL SELECT runtime_id FROM requests UNION ALL SELECT runtime_id FROM metric_points) AS r WHERE {} > 128", len("runtime_id"))),
+        ("attributes not a JSON object", format!("SELECT count(*) FROM (SELECT attributes FROM logs UNION ALL SELECT attributes FROM metric_points) AS a WHERE NOT ({is_object})")),
+        ("more than 65 attributes", format!("SELECT count(*) FROM logs WHERE {keys} > 65")),
+        ("record over a day ahead", format!("SELECT count(*) FROM (SELECT ts FROM logs UNION ALL SELECT ts FROM requests UNION ALL SELECT ts FROM metric_points) AS t WHERE ts > {}", now + 86_400_000)),
         ("status out of range", "SELECT count(*) FROM requests WHERE status NOT BETWEEN 100 AND 599".to_string()),
-        ("negative or non-finite duration", "SELECT count(*) FROM requests WHERE NOT (duration_ms >= 0 AND duration_ms < 9e999)".to_string()),
-        ("service, name or method over 256 bytes", format!("SELECT count(*) FROM (SELECT service AS t FROM requests UNION ALL SELECT resource FROM requests UNION ALL SELECT method FROM requests UNION ALL SELECT name FROM metric_points UNION ALL SELECT unit FROM metric_points) WHERE length(CAST(t AS BLOB)) > {}", 256 + cut)),
+        ("negative or non-finite duration", format!("SELECT count(*) FROM requests WHERE NOT (duration_ms >= 0 AND duration_ms < {infinity})")),
+        ("service, name or method over 256 bytes", format!("SELECT count(*) FROM (SELECT service AS t FROM requests UNION ALL SELECT resource FROM requests UNION ALL SELECT method FROM requests UNION ALL SELECT name FROM metric_points UNION ALL SELECT unit FROM metric_points) AS x WHERE {} > {}", len("t"), 256 + cut)),
     ];
-    checks
-        .iter()
-        .filter_map(|(what, sql)| {
-            let n: i64 = db.query_row(sql, [], |r| r.get(0)).unwrap();
-            (n > 0).then(|| format!("{n} stored rows with {what}"))
-        })
-        .collect()
+    problems.extend(checks.iter().filter_map(|(what, sql)| {
+        let n = db.value(sql, &[]).as_i64().unwrap();
+        (n > 0).then(|| format!("{n} stored rows with {what}"))
+    }));
+    problems
 }
 
 #[test]
@@ -6026,11 +6072,7 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
     let mut failures = Vec::new();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     let mut pipeline_statuses = std::collections::BTreeMap::<u16, usize>::new();
-    let telemetry = rusqlite::Connection::open_with_flags(
-        server.data_dir.join("telemetry.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let mut telemetry = crate::harness::telemetry_db(&server.data_dir);
     // The ingests that may write come first, each checked against the rows
     // it added; then everything else, which must write nothing to either
     // file (and whose queries then run over what the first phase stored).
@@ -6054,7 +6096,7 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
             Listener::Runtime => &server.runtime_url,
             Listener::Management => &server.management_url,
         };
-        let rows_before = telemetry_rows(&telemetry);
+        let rows_before = telemetry_rows(&mut telemetry);
         let outcome = raw
             .send(url, &case.bytes)
             .and_then(|reply| check(&reply, case.expect, &index_html).map(|_| reply))
@@ -6063,7 +6105,7 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
             let Expect::Ingested { records, accepted } = case.expect else {
                 return Ok(reply);
             };
-            let added = telemetry_rows(&telemetry) - rows_before;
+            let added = telemetry_rows(&mut telemetry) - rows_before;
             let (reported, rejected) = ingest_counts(&reply)?;
             if reported.is_some_and(|a| a != added) {
                 return Err(format!("reported {reported:?} accepted, stored {added}"));

@@ -342,6 +342,17 @@ fn streams_are_capped_closed_with_their_peer_kept_alive_and_shut_down() {
     // Nothing to send: keep-alive comments.
     let f = a.next_frame(SOON).expect("a keep-alive");
     assert_eq!(f.event, ":keep-alive");
+    // Empty frames (the live tail's probes for gone subscribers, four a
+    // second) write nothing and do not hold the keep-alive back.
+    let probing = Instant::now();
+    let f = loop {
+        a_tx.send(String::new()).unwrap();
+        if let Some(f) = a.next_frame(Duration::from_millis(50)) {
+            break f;
+        }
+        assert!(probing.elapsed() < SOON, "no keep-alive while probed");
+    };
+    assert_eq!(f.event, ":keep-alive");
 
     // A peer that goes away frees its place.
     drop(b);

@@ -1190,3 +1190,102 @@ impl Sse {
         self.eof
     }
 }
+
+/// Where the server keeps telemetry: `telemetry.db` (read-only), or the
+/// PostgreSQL database of the data directory.
+pub enum TelemetryDb {
+    File(rusqlite::Connection),
+    Shared(postgres::Client),
+}
+
+/// A parameter of [`TelemetryDb::rows`].
+pub enum P<'a> {
+    I(i64),
+    T(&'a str),
+}
+
+/// The telemetry database the server of `data_dir` writes.
+pub fn telemetry_db(data_dir: &Path) -> TelemetryDb {
+    match crate::pg_cluster::url_for(data_dir) {
+        Some(url) => TelemetryDb::Shared(postgres::Client::connect(&url, postgres::NoTls).unwrap()),
+        None => TelemetryDb::File(
+            rusqlite::Connection::open_with_flags(
+                data_dir.join("telemetry.db"),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .unwrap(),
+        ),
+    }
+}
+
+impl TelemetryDb {
+    /// The rows of `sql` (`?N` placeholders; the same SQL on both), each
+    /// value as JSON (integers, reals, text, null).
+    pub fn rows(&mut self, sql: &str, params: &[P]) -> Vec<Vec<Value>> {
+        match self {
+            TelemetryDb::File(db) => {
+                let values: Vec<rusqlite::types::Value> = params
+                    .iter()
+                    .map(|p| match p {
+                        P::I(i) => (*i).into(),
+                        P::T(t) => t.to_string().into(),
+                    })
+                    .collect();
+                let mut st = db.prepare(sql).unwrap();
+                let n = st.column_count();
+                st.query_map(rusqlite::params_from_iter(values), |r| {
+                    (0..n)
+                        .map(|i| {
+                            use rusqlite::types::ValueRef as V;
+                            Ok(match r.get_ref(i)? {
+                                V::Null => Value::Null,
+                                V::Integer(i) => json!(i),
+                                V::Real(f) => json!(f),
+                                V::Text(t) => json!(String::from_utf8_lossy(t)),
+                                V::Blob(_) => panic!("a blob in telemetry"),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+            }
+            TelemetryDb::Shared(db) => {
+                let sql = sql.replace('?', "$");
+                let owned: Vec<Box<dyn postgres::types::ToSql + Sync>> = params
+                    .iter()
+                    .map(|p| -> Box<dyn postgres::types::ToSql + Sync> {
+                        match p {
+                            P::I(i) => Box::new(*i),
+                            P::T(t) => Box::new(t.to_string()),
+                        }
+                    })
+                    .collect();
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    owned.iter().map(|b| b.as_ref()).collect();
+                use postgres::types::Type;
+                db.query(&sql, &refs)
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| match *r.columns()[i].type_() {
+                                Type::INT8 => json!(r.get::<_, Option<i64>>(i)),
+                                Type::INT4 => json!(r.get::<_, Option<i32>>(i)),
+                                Type::FLOAT8 => json!(r.get::<_, Option<f64>>(i)),
+                                Type::TEXT => json!(r.get::<_, Option<String>>(i)),
+                                ref t => panic!("a {t} column in telemetry"),
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The one value of `sql`.
+    pub fn value(&mut self, sql: &str, params: &[P]) -> Value {
+        self.rows(sql, params).remove(0).remove(0)
+    }
+}

@@ -1062,7 +1062,8 @@ fn no_secret_reaches_the_log_stderr_audit_or_database() {
         }
     }
     if crate::pg_cluster::enabled() {
-        // The control plane's rows are in PostgreSQL: every row of every table.
+        // The control plane's rows and telemetry's are in PostgreSQL:
+        // every row of every table.
         db.extend(
             crate::pg_cluster::dump(&s.data_dir, &[], &[])
                 .join("\n")

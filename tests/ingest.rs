@@ -2,18 +2,20 @@
 //! JSON log lines, request records and OTLP/HTTP JSON, sent with a runtime
 //! token and with an ingest token; attribution, refusals, and retention.
 //!
-//! Until the query API exists these tests read `DATA/telemetry.db`
-//! directly (read-only; the server writes in WAL mode, so committed rows
-//! are visible).
+//! These tests read what the server stored directly, in arrival order:
+//! `DATA/telemetry.db` (read-only; the server writes in WAL mode, so
+//! committed rows are visible), or in the PostgreSQL half the telemetry
+//! tables of the data directory's database ([`TelemetryDb`]).
 
 use std::path::Path;
 use std::time::Duration;
 
 use icpd::http::client::{Client, ClientResponse};
-use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 
-use crate::harness::{assert_error, wait_for, Bridge, TestDir, TestServer};
+use crate::harness::{
+    assert_error, telemetry_db, wait_for, Bridge, TelemetryDb, TestDir, TestServer, P,
+};
 
 /// A server with one registered runtime (bound secret, dev,
 /// order-service/order-create), an ingest token with the same scope, and a
@@ -94,15 +96,6 @@ fn post_json(c: &mut Client, path: &str, token: &str, body: &Value) -> Value {
     r.json()
 }
 
-/// The telemetry database, read-only.
-fn telemetry_db(data_dir: &Path) -> Connection {
-    Connection::open_with_flags(
-        data_dir.join("telemetry.db"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap()
-}
-
 /// A stored log row: (ts, level name, env, project, integration, runtime, module, message, attributes).
 #[derive(Debug, Clone, PartialEq)]
 struct LogRow {
@@ -126,58 +119,61 @@ fn logs(data_dir: &Path) -> Vec<LogRow> {
 /// The logs stored after the row `after` (rows are appended in arrival
 /// order; a log's id is its place in time order).
 fn logs_after(data_dir: &Path, after: i64) -> Vec<LogRow> {
-    let db = telemetry_db(data_dir);
-    let mut st = db
-        .prepare("SELECT ts, level, environment, project, integration, runtime_id, module, message, attributes FROM logs WHERE rowid > ?1 ORDER BY rowid")
-        .unwrap();
-    st.query_map([after], |r| {
-        let level: i64 = r.get(1)?;
-        let attributes: String = r.get(8)?;
-        Ok(LogRow {
-            ts: r.get(0)?,
-            level: LEVELS[level as usize].to_string(),
-            environment: r.get(2)?,
-            project: r.get(3)?,
-            integration: r.get(4)?,
-            runtime_id: r.get(5)?,
-            module: r.get(6)?,
-            message: r.get(7)?,
-            attributes: serde_json::from_str(&attributes).unwrap(),
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    telemetry_db(data_dir)
+        .rows(
+            "SELECT ts, level, environment, project, integration, runtime_id, module, message, attributes FROM logs WHERE rowid > ?1 ORDER BY rowid",
+            &[P::I(after)],
+        )
+        .into_iter()
+        .map(|r| LogRow {
+            ts: r[0].as_i64().unwrap(),
+            level: LEVELS[r[1].as_u64().unwrap() as usize].to_string(),
+            environment: text(&r[2]).unwrap(),
+            project: text(&r[3]),
+            integration: text(&r[4]),
+            runtime_id: text(&r[5]),
+            module: text(&r[6]),
+            message: text(&r[7]).unwrap(),
+            attributes: serde_json::from_str(r[8].as_str().unwrap()).unwrap(),
         })
-    })
-    .unwrap()
-    .collect::<rusqlite::Result<_>>()
-    .unwrap()
+        .collect()
 }
 
 /// Messages of the logs stored after row `after` whose text matches
-/// `phrase` (an FTS5 phrase query).
+/// `phrase`: an FTS5 phrase query, or PostgreSQL's text index as the
+/// server queries it.
 fn search(data_dir: &Path, after: i64, phrase: &str) -> Vec<String> {
-    let db = telemetry_db(data_dir);
-    let mut st = db
-        .prepare("SELECT l.message FROM logs_fts f JOIN logs l ON l.id = f.rowid WHERE logs_fts MATCH ?1 AND l.rowid > ?2 ORDER BY l.rowid")
-        .unwrap();
-    let phrase = format!("\"{}\"", phrase.replace('"', "\"\""));
-    st.query_map(rusqlite::params![phrase, after], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
+    let mut db = telemetry_db(data_dir);
+    let sql = match db {
+        TelemetryDb::File(_) => "SELECT l.message FROM logs_fts f JOIN logs l ON l.id = f.rowid WHERE logs_fts MATCH ?1 AND l.rowid > ?2 ORDER BY l.rowid",
+        TelemetryDb::Shared(_) => "SELECT message FROM logs WHERE message_tsv @@ phraseto_tsquery('simple', regexp_replace(?1, '[^[:alnum:]]+', ' ', 'g')) AND rowid > ?2 ORDER BY rowid",
+    };
+    let quoted = format!("\"{}\"", phrase.replace('"', "\"\""));
+    let phrase = match db {
+        TelemetryDb::File(_) => quoted.as_str(),
+        TelemetryDb::Shared(_) => phrase,
+    };
+    db.rows(sql, &[P::T(phrase), P::I(after)])
+        .into_iter()
+        .map(|r| r[0].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn count(data_dir: &Path, table: &str) -> i64 {
     telemetry_db(data_dir)
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .value(&format!("SELECT count(*) FROM {table}"), &[])
+        .as_i64()
         .unwrap()
 }
 
-/// The last row of `table` stored (0 when empty).
+/// The last row of `table` stored (0 when empty): the arrival order of
+/// logs, the id of the others (their rowid in SQLite).
 fn last_id(data_dir: &Path, table: &str) -> i64 {
+    let key = if table == "logs" { "rowid" } else { "id" };
     telemetry_db(data_dir)
-        .query_row(
-            &format!("SELECT coalesce(max(rowid), 0) FROM {table}"),
-            [],
-            |r| r.get(0),
-        )
+        .value(&format!("SELECT coalesce(max({key}), 0) FROM {table}"), &[])
+        .as_i64()
         .unwrap()
 }
 
@@ -291,33 +287,26 @@ fn ballerina_json_lines_with_a_metrics_line() {
             "{who}"
         );
 
-        let db = telemetry_db(&t.s.data_dir);
-        type Req = (
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            f64,
-            String,
-            Option<String>,
+        let req = telemetry_db(&t.s.data_dir).rows(
+            "SELECT ts, service, resource, method, status, duration_ms, environment, runtime_id FROM requests WHERE id > ?1",
+            &[P::I(requests_before)],
         );
-        let req: Req = db
-            .query_row(
-                "SELECT ts, service, resource, method, status, duration_ms, environment, runtime_id FROM requests WHERE id > ?1",
-                [requests_before],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
-            )
-            .unwrap();
-        assert_eq!(req.0, 1_795_348_800_250, "{who}");
+        assert_eq!(req.len(), 1, "{who}");
+        let req = &req[0];
+        assert_eq!(req[0], 1_795_348_800_250i64, "{who}");
         assert_eq!(
-            (req.1.as_str(), req.2.as_str(), req.3.as_str(), req.4),
-            ("/orders", "/orders/{id}", "GET", 200),
+            req[1..5],
+            [
+                json!("/orders"),
+                json!("/orders/{id}"),
+                json!("GET"),
+                json!(200)
+            ],
             "{who}"
         );
-        assert!((req.5 - 4.2).abs() < 1e-9, "{who}");
-        assert_eq!(req.6, "dev", "{who}");
-        assert_eq!(req.7, Some(rt.clone()), "{who}");
+        assert!((req[5].as_f64().unwrap() - 4.2).abs() < 1e-9, "{who}");
+        assert_eq!(req[6], "dev", "{who}");
+        assert_eq!(req[7], json!(rt), "{who}");
     }
 }
 
@@ -343,19 +332,25 @@ fn request_records_on_icp_metrics() {
                 .contains("record 3: no response time"),
             "{who}: {r}"
         );
-        let db = telemetry_db(&t.s.data_dir);
-        let rows: Vec<(i64, i64, f64, Option<String>)> = db
-            .prepare("SELECT ts, status, duration_ms, integration FROM requests WHERE id > ?1 ORDER BY id")
-            .unwrap()
-            .query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let rows = telemetry_db(&t.s.data_dir).rows(
+            "SELECT ts, status, duration_ms, integration FROM requests WHERE id > ?1 ORDER BY id",
+            &[P::I(before)],
+        );
         assert_eq!(
             rows,
             [
-                (now - 1000, 201, 12.5, some("order-create")),
-                (now - 500, 500, 40.0, some("order-create"))
+                [
+                    json!(now - 1000),
+                    json!(201),
+                    json!(12.5),
+                    json!("order-create")
+                ],
+                [
+                    json!(now - 500),
+                    json!(500),
+                    json!(40.0),
+                    json!("order-create")
+                ]
             ],
             "{who}"
         );
@@ -426,55 +421,42 @@ fn otlp_logs_and_metrics() {
             &otlp_metrics_body(&rt, now_ns),
         );
         assert_eq!(r, json!({"partialSuccess": {}}), "{who}");
-        let db = telemetry_db(&t.s.data_dir);
-        type Point = (
-            String,
-            String,
-            Option<String>,
-            Option<f64>,
-            Option<i64>,
-            Option<f64>,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            i64,
+        let points = telemetry_db(&t.s.data_dir).rows(
+            "SELECT name, kind, unit, value, count, sum, bounds, buckets, attributes, runtime_id, ts FROM metric_points WHERE id > ?1 ORDER BY id",
+            &[P::I(points_before)],
         );
-        let points: Vec<Point> = db
-            .prepare("SELECT name, kind, unit, value, count, sum, bounds, buckets, attributes, runtime_id, ts FROM metric_points WHERE id > ?1 ORDER BY id")
-            .unwrap()
-            .query_map([points_before], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?))
-            })
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
         assert_eq!(points.len(), 3, "{who}");
         let p = &points[0];
         assert_eq!(
-            (p.0.as_str(), p.1.as_str(), p.3),
-            ("http.server.requests", "sum", Some(17.0)),
+            (&p[0], &p[1], p[3].as_f64()),
+            (&json!("http.server.requests"), &json!("sum"), Some(17.0)),
             "{who}"
         );
         assert_eq!(
-            serde_json::from_str::<Value>(&p.8).unwrap(),
+            serde_json::from_str::<Value>(p[8].as_str().unwrap()).unwrap(),
             json!({"http.route": "/orders"})
         );
-        assert_eq!(p.9, Some(rt.clone()), "{who}");
-        assert_eq!(p.10, (now_ns / 1_000_000) as i64, "{who}");
+        assert_eq!(p[9], json!(rt), "{who}");
+        assert_eq!(p[10], json!((now_ns / 1_000_000) as i64), "{who}");
         assert_eq!(
-            (points[1].1.as_str(), points[1].3),
-            ("gauge", Some(52_428_800.0)),
+            (&points[1][1], points[1][3].as_f64()),
+            (&json!("gauge"), Some(52_428_800.0)),
             "{who}"
         );
         let h = &points[2];
         assert_eq!(
-            (h.1.as_str(), h.2.as_deref(), h.3, h.4, h.5),
-            ("histogram", Some("ms"), None, Some(6), Some(123.5)),
+            (&h[1], &h[2], &h[3], &h[4], h[5].as_f64()),
+            (
+                &json!("histogram"),
+                &json!("ms"),
+                &Value::Null,
+                &json!(6),
+                Some(123.5)
+            ),
             "{who}"
         );
-        assert_eq!(h.6.as_deref(), Some("[10.0,50.0,100.0]"), "{who}");
-        assert_eq!(h.7.as_deref(), Some("[1,3,1,1]"), "{who}");
+        assert_eq!(h[6], "[10.0,50.0,100.0]", "{who}");
+        assert_eq!(h[7], "[1,3,1,1]", "{who}");
 
         // Partial success: the bad point is reported, the good ones kept.
         let mut bad = otlp_metrics_body(&rt, now_ns);
@@ -858,12 +840,25 @@ fn ingest_token_permissions_follow_secrets() {
 
 /// Live bytes of telemetry.db: its pages minus the free ones.
 fn live_bytes(data_dir: &Path) -> i64 {
-    let db = telemetry_db(data_dir);
-    let pragma = |name: &str| -> i64 {
-        db.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-            .unwrap()
-    };
+    let mut db = telemetry_db(data_dir);
+    let mut pragma =
+        |name: &str| -> i64 { db.value(&format!("PRAGMA {name}"), &[]).as_i64().unwrap() };
     (pragma("page_count") - pragma("freelist_count")) * pragma("page_size")
+}
+
+/// The live bytes the server's last retention pass that deleted by size
+/// left, as it logged them (`..., and N logs, ... (the oldest) to stay
+/// under ... bytes; B -> A bytes`).
+fn retained_bytes(s: &crate::harness::TestServer) -> Option<i64> {
+    let log = s.log_text();
+    let line = log.lines().rev().find(|l| {
+        l.contains("telemetry retention deleted")
+            && l.split_once("days, and ")
+                .and_then(|(_, rest)| rest.split(' ').next()?.parse::<u64>().ok())
+                .is_some_and(|by_size| by_size > 0)
+    })?;
+    let after = line.rsplit_once("-> ")?.1;
+    after.trim_end_matches(" bytes").trim().parse().ok()
 }
 
 #[test]
@@ -927,8 +922,15 @@ fn retention_removes_old_records_and_keeps_the_size_bound() {
             500
         );
     }
+    // The live size: SQLite's pages; on PostgreSQL the server's estimate
+    // (`TelemetryStore::live_bytes`), as its retention pass logs it.
+    let sqlite = !crate::pg_cluster::enabled();
     wait_for("the size bound", Duration::from_secs(20), || {
-        live_bytes(&t.s.data_dir) <= max_bytes
+        if sqlite {
+            live_bytes(&t.s.data_dir) <= max_bytes
+        } else {
+            retained_bytes(&t.s).is_some_and(|b| b <= max_bytes)
+        }
     });
     let kept = logs(&t.s.data_dir);
     assert!(
@@ -946,13 +948,16 @@ fn retention_removes_old_records_and_keeps_the_size_bound() {
         "a contiguous newest run"
     );
     assert!(search(&t.s.data_dir, 0, "recent record 00000").is_empty());
-    // The file itself shrank back (free pages returned, WAL checkpointed).
-    wait_for("the file to shrink", Duration::from_secs(10), || {
-        std::fs::metadata(t.s.data_dir.join("telemetry.db"))
-            .unwrap()
-            .len() as i64
-            <= max_bytes
-    });
+    // The file itself shrank back (free pages returned, WAL checkpointed);
+    // PostgreSQL keeps deleted rows' space for new ones.
+    if sqlite {
+        wait_for("the file to shrink", Duration::from_secs(10), || {
+            std::fs::metadata(t.s.data_dir.join("telemetry.db"))
+                .unwrap()
+                .len() as i64
+                <= max_bytes
+        });
+    }
     let log = t.s.log_text();
     assert!(log.contains("telemetry retention deleted"), "{log}");
     assert!(!log.contains(&token), "never a token in the log");

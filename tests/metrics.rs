@@ -620,9 +620,21 @@ fn metrics_parse_and_follow_heartbeats_requests_and_runtimes() {
     }
 
     // Database files, as the file system sees them.
-    // (In PostgreSQL the control plane's database is no file of icpd's.)
+    // (On PostgreSQL neither the control plane's state nor telemetry is a
+    // file of icpd's: no series, and no telemetry.db made.)
     let files: &[(&str, &str)] = if crate::pg_cluster::enabled() {
-        &[("telemetry", "telemetry.db")]
+        for db in ["icp", "telemetry"] {
+            assert_eq!(
+                after.value_or_zero(
+                    "icpd_database_size_bytes",
+                    &[("database", db), ("file", "db")]
+                ),
+                0.0,
+                "{db}"
+            );
+        }
+        assert!(!s.data_dir.join("telemetry.db").exists());
+        &[]
     } else {
         &[("icp", "icp.db"), ("telemetry", "telemetry.db")]
     };

@@ -212,6 +212,23 @@ pub fn dump(
     excluded_tables: &[&str],
     excluded_columns: &[(&str, &str)],
 ) -> Vec<String> {
+    dump_where(
+        data_dir,
+        &|t| !excluded_tables.contains(&t),
+        excluded_columns,
+    )
+}
+
+/// [`dump`] of the tables `tables` only (every column).
+pub fn dump_only(data_dir: &Path, tables: &[&str]) -> Vec<String> {
+    dump_where(data_dir, &|t| tables.contains(&t), &[])
+}
+
+fn dump_where(
+    data_dir: &Path,
+    keep: &dyn Fn(&str) -> bool,
+    excluded_columns: &[(&str, &str)],
+) -> Vec<String> {
     let url = url_for(data_dir).expect("the suite runs on PostgreSQL");
     let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let mut out = Vec::new();
@@ -231,9 +248,7 @@ pub fn dump(
     for row in &columns {
         let (table, column, ty): (String, String, String) = (row.get(0), row.get(1), row.get(2));
         out.push(format!("column {table}.{column} {ty}"));
-        if excluded_tables.contains(&table.as_str())
-            || excluded_columns.contains(&(table.as_str(), column.as_str()))
-        {
+        if !keep(&table) || excluded_columns.contains(&(table.as_str(), column.as_str())) {
             continue;
         }
         match tables.last_mut() {

@@ -34,3 +34,4 @@ mod promotion;
 mod protocol;
 mod readme;
 mod refusals;
+mod telemetry_pg;

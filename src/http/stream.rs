@@ -87,6 +87,9 @@ impl Stream {
         let mut finished = false;
         while self.out.len() <= MAX_BUFFERED {
             match self.rx.try_recv() {
+                // A hub's probe for gone subscribers (`telemetry::tail`):
+                // nothing to write, and no write for the keep-alive's clock.
+                Ok(frame) if frame.is_empty() => {}
                 Ok(frame) => {
                     match self.kind {
                         StreamKind::Sse => self.out.extend_from_slice(frame.as_bytes()),

@@ -11,6 +11,17 @@
 //! moved past the highest id. Then each table is read back from both sides
 //! in the same order and compared value by value; a difference names the
 //! table, row and column, never the value (it may be sealed material).
+//!
+//! With `--with-telemetry`, `telemetry.db` follows ([`telemetry_to_postgres`]):
+//! the telemetry schema is created (or must be empty), then `logs` (with
+//! SQLite's rowids, their arrival order), `requests` and `metric_points`
+//! are copied with their ids in one transaction, in pages of
+//! [`TELEMETRY_PAGE`] rows (a telemetry file may hold millions), and read
+//! back from both sides page by page, in the same order, and compared
+//! value by value, with the row counts. FTS5's index is not copied: the
+//! PostgreSQL text index is computed from each message. A NUL in text,
+//! which PostgreSQL cannot store, is copied as U+001A (SUBSTITUTE, as
+//! ingest on PostgreSQL stores it), and compared so.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,6 +29,7 @@ use std::path::Path;
 use super::db::{self, params, Queries, Value};
 use super::postgres::{DatabaseUrl, Postgres};
 use super::sqlite::Sqlite;
+use super::telemetry::{insert_many, shared_text, TelemetryStore};
 use crate::error::{Error, Result};
 
 /// Tables that triggers keep up to date as other tables change: copied
@@ -276,6 +288,221 @@ fn verify(src: &db::Transaction, dst: &db::Transaction, tables: &[Table]) -> Res
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Telemetry rows read (and compared) per page.
+pub const TELEMETRY_PAGE: i64 = 2_000;
+
+/// The telemetry tables, each with the key it is copied and compared in
+/// order of: SQLite's rowid for logs (arrival order; the PostgreSQL table's
+/// `rowid` column), the id for the others.
+const TELEMETRY_TABLES: [(&str, &str); 3] = [
+    ("logs", "rowid"),
+    ("requests", "id"),
+    ("metric_points", "id"),
+];
+
+/// Copies the SQLite telemetry file at `source` into the PostgreSQL
+/// database at `target`, whose telemetry tables must be missing or empty,
+/// and verifies the copy (see the module doc).
+pub fn telemetry_to_postgres(source: &Path, target: &DatabaseUrl) -> Result<CopyReport> {
+    if !source.exists() {
+        return Err(Error::DataDir(format!(
+            "{} does not exist: check --data-dir (ICP_DATA_DIR)",
+            source.display()
+        )));
+    }
+    let file = TelemetryStore::open(source)?;
+    let shared = TelemetryStore::connect(target)?;
+    let schema_version = file.schema_version()?;
+    if shared.schema_version()? != schema_version {
+        return Err(Error::Internal(format!(
+            "telemetry schema versions differ after migrating: SQLite {schema_version}, PostgreSQL {}",
+            shared.schema_version()?
+        )));
+    }
+    let held: i64 = shared.read(|dst| {
+        let mut n = 0;
+        for (table, _) in TELEMETRY_TABLES {
+            n += dst.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+        }
+        Ok(n)
+    })?;
+    if held > 0 {
+        return Err(Error::Conflict(format!(
+            "{} already holds {held} telemetry record(s): the telemetry copy fills empty tables only",
+            target.display()
+        )));
+    }
+    let columns: Vec<Vec<String>> = file.read(|src| {
+        TELEMETRY_TABLES
+            .iter()
+            .map(|(table, _)| {
+                let mut st = src.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
+                let names = st
+                    .query_map([table], |r| r.get(0))?
+                    .collect::<db::Result<Vec<String>>>()?;
+                Ok(names)
+            })
+            .collect()
+    })?;
+    let mut report = CopyReport {
+        schema_version,
+        tables: Vec::new(),
+    };
+    file.read(|src| {
+        shared.write(|dst| {
+            for ((table, key), cols) in TELEMETRY_TABLES.iter().zip(&columns) {
+                let n = copy_pages(src, dst, table, key, cols)?;
+                report.tables.push((table.to_string(), n));
+            }
+            move_identities(dst)?;
+            Ok(())
+        })
+    })?;
+    file.read(|src| {
+        shared.read(|dst| {
+            for ((table, key), cols) in TELEMETRY_TABLES.iter().zip(&columns) {
+                verify_pages(src, dst, table, key, cols)?;
+            }
+            Ok(())
+        })
+    })?;
+    Ok(report)
+}
+
+/// The columns of a telemetry table as selected and inserted: the SQLite
+/// table's, and the key when it is SQLite's implicit rowid.
+fn telemetry_columns(key: &str, cols: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = cols.iter().map(|c| quote(c)).collect();
+    if !cols.iter().any(|c| c == key) {
+        all.push(key.to_string());
+    }
+    all
+}
+
+/// A value as PostgreSQL stores it (see `store::telemetry::shared_text`).
+fn storable(v: Value) -> Value {
+    match v {
+        Value::Text(t) if t.contains('\0') => Value::Text(shared_text(&t)),
+        v => v,
+    }
+}
+
+/// Up to [`TELEMETRY_PAGE`] rows of `table` after key `after`, in key
+/// order, with the key as the last value of each.
+fn telemetry_page(
+    tx: &db::Transaction,
+    table: &str,
+    key: &str,
+    columns: &[String],
+    after: i64,
+) -> Result<Vec<Vec<Value>>> {
+    let sql = format!(
+        "SELECT {}, {key} FROM {table} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2",
+        columns.join(", ")
+    );
+    let width = columns.len() + 1;
+    let mut st = tx.prepare_cached(&sql)?;
+    let rows = st
+        .query_map(params![after, TELEMETRY_PAGE], |r| {
+            (0..width)
+                .map(|i| Ok(storable(r.get_ref(i)?.to_owned())))
+                .collect::<db::Result<Vec<Value>>>()
+        })?
+        .collect::<db::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn page_end(rows: &[Vec<Value>]) -> Option<i64> {
+    match rows.last()?.last()? {
+        Value::Integer(k) => Some(*k),
+        _ => None,
+    }
+}
+
+fn copy_pages(
+    src: &db::Transaction,
+    dst: &db::Transaction,
+    table: &str,
+    key: &str,
+    cols: &[String],
+) -> Result<usize> {
+    let columns = telemetry_columns(key, cols);
+    let mut after = i64::MIN;
+    let mut n = 0;
+    loop {
+        let mut rows = telemetry_page(src, table, key, &columns, after)?;
+        let Some(end) = page_end(&rows) else {
+            return Ok(n);
+        };
+        n += rows.len();
+        let full = rows.len() as i64 >= TELEMETRY_PAGE;
+        for row in &mut rows {
+            row.pop(); // the key, selected again
+        }
+        insert_many(
+            dst,
+            table,
+            &columns.join(", "),
+            rows.into_iter().map(Ok),
+            None,
+            true,
+        )?;
+        if !full {
+            return Ok(n);
+        }
+        after = end;
+    }
+}
+
+fn verify_pages(
+    src: &db::Transaction,
+    dst: &db::Transaction,
+    table: &str,
+    key: &str,
+    cols: &[String],
+) -> Result<()> {
+    let columns = telemetry_columns(key, cols);
+    let names: Vec<&str> = cols
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(key))
+        .collect();
+    let (mut after, mut seen) = (i64::MIN, 0usize);
+    loop {
+        let a = telemetry_page(src, table, key, &columns, after)?;
+        let b = telemetry_page(dst, table, key, &columns, after)?;
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            if let Some(c) = (0..x.len()).find(|&c| x.get(c) != y.get(c)) {
+                return Err(Error::Internal(format!(
+                    "verification failed: {table} row {} differs in column {}",
+                    seen + i + 1,
+                    names.get(c).copied().unwrap_or(key)
+                )));
+            }
+        }
+        if a.len() != b.len() {
+            break;
+        }
+        seen += a.len();
+        match page_end(&a) {
+            Some(end) if a.len() as i64 >= TELEMETRY_PAGE => after = end,
+            _ => break,
+        }
+    }
+    let count = |tx: &db::Transaction| -> Result<i64> {
+        Ok(tx.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+    };
+    let (x, y) = (count(src)?, count(dst)?);
+    if x != y {
+        return Err(Error::Internal(format!(
+            "verification failed: {table} has {x} rows in SQLite and {y} in PostgreSQL"
+        )));
     }
     Ok(())
 }

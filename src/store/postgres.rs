@@ -466,6 +466,22 @@ impl Postgres {
         Ok(value)
     }
 
+    /// Runs `f` in a transaction opened by `begin` (`BEGIN ...`, with any
+    /// `SET LOCAL` after it) and no lock: for a store that serialises its
+    /// own writes (telemetry, `store::telemetry`). Commits on `Ok`.
+    pub(super) fn transaction<T>(
+        &self,
+        begin: &str,
+        f: impl FnOnce(&db::Transaction) -> Result<T>,
+    ) -> Result<T> {
+        let pooled = self.pool.get()?;
+        let conn = pooled.conn.as_ref().expect("held until drop");
+        let tx = db::Transaction::postgres(conn, begin)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
     /// Runs `f` in a read-only snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&db::Transaction) -> Result<T>) -> Result<T> {
         let pooled = self.pool.get()?;

@@ -32,11 +32,17 @@
 //!   where SQLite rebuilds the table (`mi-commands`); the result is the
 //!   same columns, keys and indexes;
 //! - telemetry's FTS5 table `logs_fts` is instead a stored generated column
-//!   `logs.message_tsv` (`to_tsvector('simple', message)`, after every
-//!   other column) with a GIN index `logs_by_text`: it follows inserts and
-//!   deletes of `logs` by itself. A phrase search is
-//!   `t.message_tsv @@ phraseto_tsquery('simple', ?)` with the user's text
-//!   as it is (not the FTS5-quoted string).
+//!   `logs.message_tsv` (after every other column) with a GIN index
+//!   `logs_by_text`: it follows inserts and deletes of `logs` by itself.
+//!   The message is cut where FTS5's tokenizer cuts it (every run of
+//!   characters that are not letters or digits becomes a space) before
+//!   `to_tsvector('simple', ...)`, so that PostgreSQL's parser makes the
+//!   same tokens (it would keep `ORDER-1`'s `-1`, an e-mail address or a
+//!   host name whole). A phrase search is the same expression over the
+//!   user's text in `phraseto_tsquery` (`store::telemetry_query`);
+//! - SQLite's implicit rowid of `logs` (arrival order, which the live tail
+//!   follows across nodes and retention deletes by) is a `rowid` identity
+//!   column with a unique index, as for the tables above.
 
 use super::migrations::Migration;
 
@@ -724,10 +730,8 @@ CREATE TABLE cluster_facts (
 ];
 
 /// Telemetry's schema (`store/telemetry.rs`'s `MIGRATIONS`), one entry per
-/// migration there, in the same order. Not applied yet: logs and metrics
-/// stay in the node's `telemetry.db` until `TelemetryStore` runs on
-/// PostgreSQL too (its queries use FTS5; see the `message_tsv` column).
-#[allow(dead_code)]
+/// migration there, in the same order, applied by `TelemetryStore::connect`
+/// (its version is in `icpd_telemetry_schema`).
 pub const TELEMETRY_MIGRATIONS: &[&str] = &[
     // 1: logs with full-text search (the generated `message_tsv` and its
     // GIN index, for FTS5's `logs_fts`), request records, OTLP metric points.
@@ -747,7 +751,8 @@ CREATE TABLE logs (
     module TEXT,
     message TEXT NOT NULL,
     attributes TEXT NOT NULL,
-    message_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', message)) STORED
+    message_tsv tsvector GENERATED ALWAYS AS
+        (to_tsvector('simple', regexp_replace(message, '[^[:alnum:]]+', ' ', 'g'))) STORED
 );
 CREATE INDEX logs_by_ts ON logs (ts);
 CREATE INDEX logs_by_integration ON logs (integration_id, ts);
@@ -806,7 +811,8 @@ CREATE INDEX metric_points_by_ts ON metric_points (ts);
     // stands for SQLite's `id >= base + 2^20`, which overflows BIGINT at
     // the last millisecond (SQLite turns it into a REAL). The id is no
     // identity any more: the code always supplies it. `message_tsv` is
-    // computed for the copied rows, so there is no text index to rebuild.
+    // computed for the copied rows, so there is no text index to rebuild;
+    // `rowid` numbers them in time order, as SQLite's rebuilt table does.
     r#"
 CREATE TABLE logs_in_time_order (
     id BIGINT NOT NULL, -- place in time order, see store::telemetry::log_id
@@ -823,7 +829,10 @@ CREATE TABLE logs_in_time_order (
     module TEXT,
     message TEXT NOT NULL,
     attributes TEXT NOT NULL,
-    message_tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', message)) STORED
+    message_tsv tsvector GENERATED ALWAYS AS
+        (to_tsvector('simple', regexp_replace(message, '[^[:alnum:]]+', ' ', 'g'))) STORED,
+    -- SQLite's implicit rowid: arrival (commit) order, see store::telemetry.
+    rowid BIGINT GENERATED ALWAYS AS IDENTITY
 );
 INSERT INTO logs_in_time_order (id, ts, received, level, environment_id, environment,
     project_id, project, integration_id, integration, runtime_id, module, message, attributes)
@@ -844,5 +853,6 @@ CREATE INDEX logs_by_integration ON logs (integration_id, id);
 CREATE INDEX logs_by_environment ON logs (environment_id, id);
 CREATE INDEX logs_by_runtime ON logs (runtime_id, id);
 CREATE INDEX logs_by_text ON logs USING gin (message_tsv);
+CREATE UNIQUE INDEX logs_by_arrival ON logs (rowid);
 "#,
 ];

@@ -1,7 +1,8 @@
-//! The read side of `telemetry.db`: log queries, request records for the
+//! The read side of telemetry: log queries, request records for the
 //! metrics, OTLP points and metric names (see `store::telemetry` for the
-//! schema). Everything runs on the reader connection, so a long search
-//! never delays an ingest.
+//! schema), on either backend. On SQLite everything runs on the reader
+//! connection, so a long search never delays an ingest; on PostgreSQL on
+//! a pooled connection, in one snapshot per call.
 //!
 //! Each query builds its WHERE clause from the filters given, out of
 //! constant fragments with bound parameters (as the runtime list does), so
@@ -33,9 +34,30 @@
 //! Over 1,000,000 rows, a phrase search for 100 records takes a few
 //! milliseconds; the slow cases are a rare level or a narrow visibility
 //! with no scope or time filter (every row is read, 0.1–0.3 s).
+//!
+//! PostgreSQL has no FTS5: the text index is GIN over `logs.message_tsv`,
+//! and a GIN scan yields rows in no useful order. So a phrase search there
+//! collects the ids of up to [`FEW`] matching rows through the GIN index
+//! (with every other filter, the time range and the cursor), sorts them
+//! here and fetches the page by id ([`Drive::Collected`]): at most 10,000
+//! ids are ever sorted. When more rows match, the phrase is common, and
+//! the query walks `logs_by_id` (or a scope filter's index) in the order
+//! asked as without a phrase ([`Drive::Ids`]), checking the phrase row by
+//! row through `ts_match_vq`, which the planner cannot answer from the
+//! GIN index, so it cannot choose to fetch and sort every match instead.
+//! The phrase is bound as a parameter and only ever read by
+//! `phraseto_tsquery`, which takes text, never tsquery syntax (`&`, `|`,
+//! `!`, `<->`, `:*` are punctuation to it), after the same cut into runs
+//! of letters and digits as the indexed message (see
+//! `store::postgres_migrations`): the user's text is never query syntax on
+//! either backend. The other filters and plans are the same SQL, with
+//! `jsonb_array_elements_text` where SQLite reads a JSON id list with
+//! `json_each`.
 
 use super::db;
-use super::db::{params_from_iter, Queries, Row, Transaction, Value as SqlValue, ValueRef};
+use super::db::{
+    params_from_iter, Dialect, Queries, Row, Transaction, Value as SqlValue, ValueRef,
+};
 use serde_json::{Map, Value};
 
 use super::telemetry::{exact_log_time, log_id_range, TelemetryStore};
@@ -60,7 +82,7 @@ fn attributes(text: &str) -> Map<String, Value> {
     }
 }
 
-fn log_from_row(r: &Row) -> db::Result<StoredLog> {
+pub(super) fn log_from_row(r: &Row) -> db::Result<StoredLog> {
     let level: i64 = r.get(3)?;
     let attrs: String = r.get(13)?;
     Ok(StoredLog {
@@ -89,8 +111,8 @@ fn log_from_row(r: &Row) -> db::Result<StoredLog> {
 }
 
 /// A WHERE clause built from constant fragments and its parameters.
-#[derive(Default)]
 struct Clause {
+    dialect: Dialect,
     conditions: Vec<String>,
     params: Vec<SqlValue>,
     /// Write conditions on columns as `+t.x`, which SQLite cannot answer
@@ -99,13 +121,38 @@ struct Clause {
 }
 
 impl Clause {
-    fn add<const N: usize>(&mut self, condition: &'static str, params: [SqlValue; N]) {
+    fn new(dialect: Dialect) -> Clause {
+        Clause {
+            dialect,
+            conditions: Vec::new(),
+            params: Vec::new(),
+            no_index: false,
+        }
+    }
+
+    fn add<const N: usize>(&mut self, condition: &str, params: [SqlValue; N]) {
         self.conditions.push(if self.no_index {
             format!("+{condition}")
         } else {
             condition.to_string()
         });
         self.params.extend(params);
+    }
+
+    /// A text parameter: on PostgreSQL, whose text cannot hold NUL, with
+    /// NUL as stored there (`store::telemetry::shared_text`), so that a
+    /// filter with one is no error and finds what was stored with one.
+    fn text(&self, text: &str) -> SqlValue {
+        match self.dialect {
+            Dialect::Sqlite => text.into(),
+            Dialect::Postgres => super::telemetry::shared_text(text).into(),
+        }
+    }
+
+    /// The rows of a JSON array of integers bound as text (`?`), as a
+    /// subquery's body.
+    fn id_list(&self) -> &'static str {
+        id_list(self.dialect)
     }
 
     fn sql(&self) -> String {
@@ -121,14 +168,32 @@ fn json_ids(ids: &[i64]) -> SqlValue {
     SqlValue::from(Value::from(ids.to_vec()).to_string())
 }
 
+/// The rows of a JSON array of integers bound as text (`?`): SQLite's
+/// `json_each`; on PostgreSQL its own functions, so that telemetry needs
+/// nothing of the control plane's schema (`json_each` is defined there).
+fn id_list(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "SELECT value FROM json_each(?)",
+        Dialect::Postgres => "SELECT CAST(jsonb_array_elements_text(CAST(? AS jsonb)) AS bigint)",
+    }
+}
+
+/// PostgreSQL: the tsquery of a phrase bound as text (`?`): the text cut
+/// into runs of letters and digits as the indexed message is (see
+/// `store::postgres_migrations`), then read by `phraseto_tsquery`, which
+/// takes plain text (its operators are punctuation to it).
+const PG_PHRASE: &str = "phraseto_tsquery('simple', regexp_replace(?, '[^[:alnum:]]+', ' ', 'g'))";
+
 /// The caller's visibility, on a table aliased `t` (every telemetry table
 /// has the same attribution columns).
 fn visibility_clause(c: &mut Clause, vis: &Visibility) {
     if !vis.everything {
+        let ids = c.id_list();
         c.add(
-            "(t.environment_id IN (SELECT value FROM json_each(?)) \
-              OR t.project_id IN (SELECT value FROM json_each(?)) \
-              OR t.integration_id IN (SELECT value FROM json_each(?)))",
+            &format!(
+                "(t.environment_id IN ({ids}) OR t.project_id IN ({ids}) \
+                 OR t.integration_id IN ({ids}))"
+            ),
             [
                 json_ids(&vis.environments),
                 json_ids(&vis.projects),
@@ -150,7 +215,8 @@ fn scope_clause(c: &mut Clause, scope: &ScopeIds) {
         c.add("t.integration_id = ?", [id.into()]);
     }
     if let Some(r) = &scope.runtime_id {
-        c.add("t.runtime_id = ?", [r.clone().into()]);
+        let r = c.text(r);
+        c.add("t.runtime_id = ?", [r]);
     }
 }
 
@@ -204,6 +270,12 @@ fn phrase(f: &LogFilter) -> Option<&str> {
     f.phrase.as_deref().filter(|p| !p.trim().is_empty())
 }
 
+/// A phrase as PostgreSQL's [`PG_PHRASE`] takes it: text cannot hold NUL
+/// there, and NUL separates tokens like any other punctuation.
+fn pg_phrase(text: &str) -> String {
+    text.replace('\0', " ")
+}
+
 /// At most this many matching rows are collected through an index and
 /// sorted by id; with more, walking `logs` by id finds a page quickly.
 const FEW: i64 = 10_000;
@@ -230,12 +302,10 @@ pub enum Drive {
 }
 
 /// The filters of a log query except the phrase, on `logs t`.
-fn filter_clause(q: &LogSelect, no_index: bool) -> Clause {
+fn filter_clause(q: &LogSelect, dialect: Dialect, no_index: bool) -> Clause {
     let f = q.filter;
-    let mut c = Clause {
-        no_index,
-        ..Clause::default()
-    };
+    let mut c = Clause::new(dialect);
+    c.no_index = no_index;
     visibility_clause(&mut c, q.vis);
     scope_clause(&mut c, &scope_of(f));
     if !f.levels.is_empty() {
@@ -245,10 +315,8 @@ fn filter_clause(q: &LogSelect, no_index: bool) -> Clause {
             .filter_map(|l| Level::ALL.iter().position(|a| a == l))
             .map(|i| i as i64)
             .collect();
-        c.add(
-            "t.level IN (SELECT value FROM json_each(?))",
-            [json_ids(&levels)],
-        );
+        let ids = c.id_list();
+        c.add(&format!("t.level IN ({ids})"), [json_ids(&levels)]);
     }
     c
 }
@@ -265,9 +333,17 @@ fn indexed(f: &LogFilter) -> bool {
 
 /// The ids of up to [`FEW`] + 1 rows matching every filter and the cursor,
 /// in no order (the planner picks an index of a scope filter or the time
-/// range's ids).
-fn collect_sql(q: &LogSelect) -> (String, Vec<SqlValue>) {
-    let mut c = filter_clause(q, false);
+/// range's ids; on PostgreSQL, with a phrase, the GIN index).
+fn collect_sql(q: &LogSelect, dialect: Dialect) -> (String, Vec<SqlValue>) {
+    let mut c = filter_clause(q, dialect, false);
+    if dialect == Dialect::Postgres {
+        if let Some(p) = phrase(q.filter) {
+            c.add(
+                &format!("t.message_tsv @@ {PG_PHRASE}"),
+                [pg_phrase(p).into()],
+            );
+        }
+    }
     log_time_clause(&mut c, "t.id", q.filter);
     if let Some(after) = q.after {
         c.add(
@@ -292,7 +368,7 @@ const BOUNDED: i64 = 100_000;
 /// The id bounds of up to [`BOUNDED`] + 1 rows the scope and time filters
 /// allow, and how many there are (for [`Drive::Fts`]).
 fn bounds_sql(f: &LogFilter) -> (String, Vec<SqlValue>) {
-    let mut c = Clause::default();
+    let mut c = Clause::new(Dialect::Sqlite);
     scope_clause(&mut c, &scope_of(f));
     log_time_clause(&mut c, "t.id", f);
     c.params.push((BOUNDED + 1).into());
@@ -306,14 +382,14 @@ fn bounds_sql(f: &LogFilter) -> (String, Vec<SqlValue>) {
 }
 
 /// The SQL text and parameters of a log query driven by `drive`.
-fn log_sql(q: &LogSelect, drive: &Drive) -> (String, Vec<SqlValue>) {
+fn log_sql(q: &LogSelect, drive: &Drive, dialect: Dialect) -> (String, Vec<SqlValue>) {
     let newest = q.order == Order::Newest;
     let dir = if newest { "DESC" } else { "ASC" };
     if let Drive::Collected(ids) = drive {
         return (
             format!(
-                "SELECT {LOG_COLUMNS} FROM logs t WHERE t.id IN (SELECT value FROM json_each(?)) \
-                 ORDER BY t.id {dir}"
+                "SELECT {LOG_COLUMNS} FROM logs t WHERE t.id IN ({}) ORDER BY t.id {dir}",
+                id_list(dialect)
             ),
             vec![json_ids(ids)],
         );
@@ -321,7 +397,17 @@ fn log_sql(q: &LogSelect, drive: &Drive) -> (String, Vec<SqlValue>) {
     let fts = matches!(drive, Drive::Fts(_));
     // FTS5 must drive, so no other index may (`+t.x`); without it, every
     // index SQLite may pick reads in id order.
-    let mut c = filter_clause(q, fts);
+    let mut c = filter_clause(q, dialect, fts);
+    if dialect == Dialect::Postgres {
+        // Walking ids with a common phrase (see the module doc): a
+        // function call, which the GIN index cannot answer.
+        if let Some(p) = phrase(q.filter) {
+            c.add(
+                &format!("ts_match_vq(t.message_tsv, {PG_PHRASE})"),
+                [pg_phrase(p).into()],
+            );
+        }
+    }
     let key = if fts {
         c.conditions.push("logs_fts MATCH ?".into());
         c.params
@@ -358,18 +444,35 @@ fn log_sql(q: &LogSelect, drive: &Drive) -> (String, Vec<SqlValue>) {
 }
 
 /// The request-record filter (table alias `t`).
-fn request_clause(f: &RequestFilter, vis: &Visibility) -> Clause {
-    let mut c = Clause::default();
+fn request_clause(f: &RequestFilter, vis: &Visibility, dialect: Dialect) -> Clause {
+    let mut c = Clause::new(dialect);
     visibility_clause(&mut c, vis);
     scope_clause(&mut c, &f.scope);
     if let Some(s) = &f.service {
-        c.add("t.service = ?", [s.clone().into()]);
+        let s = c.text(s);
+        c.add("t.service = ?", [s]);
     }
     if let Some(r) = &f.resource {
-        c.add("t.resource = ?", [r.clone().into()]);
+        let r = c.text(r);
+        c.add("t.resource = ?", [r]);
     }
     time_clause(&mut c, Some(f.from), Some(f.to));
     c
+}
+
+/// Request records read per query on PostgreSQL (see
+/// [`TelemetryStore::each_request`]).
+const REQUEST_PAGE: i64 = 10_000;
+
+fn request_row<'r>(r: &'r Row) -> db::Result<RequestRow<'r>> {
+    Ok(RequestRow {
+        ts: r.get(0)?,
+        service: text_ref(r.get_ref(1)?),
+        resource: text_ref(r.get_ref(2)?),
+        method: text_ref(r.get_ref(3)?),
+        status: r.get(4)?,
+        duration_ms: r.get(5)?,
+    })
 }
 
 fn text_ref<'r>(v: ValueRef<'r>) -> &'r str {
@@ -412,15 +515,12 @@ fn point_from_row(r: &Row) -> db::Result<MetricPoint> {
 }
 
 impl TelemetryStore {
-    fn read<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-        let mut conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = Transaction::sqlite(conn.transaction()?);
-        f(&tx)
-    }
-
     /// How a log query finds its rows (see [`Drive`]).
     fn drive(tx: &Transaction, q: &LogSelect) -> Result<Drive> {
         let f = q.filter;
+        if tx.dialect() == Dialect::Postgres {
+            return Self::drive_shared(tx, q);
+        }
         if !indexed(f) {
             return Ok(if phrase(f).is_some() {
                 Drive::Fts(None)
@@ -445,7 +545,23 @@ impl TelemetryStore {
                 _ => Drive::Fts(None),
             });
         }
-        let (sql, params) = collect_sql(q);
+        Self::collect(tx, q)
+    }
+
+    /// PostgreSQL's drive (see the module doc): no FTS5, so a phrase, like
+    /// a scope or time filter, first collects up to [`FEW`] ids.
+    fn drive_shared(tx: &Transaction, q: &LogSelect) -> Result<Drive> {
+        if phrase(q.filter).is_none() && !indexed(q.filter) {
+            return Ok(Drive::Ids);
+        }
+        Self::collect(tx, q)
+    }
+
+    /// [`Drive::Collected`] with the ids of every matching row when there
+    /// are at most [`FEW`] ([`Drive::Nothing`] when none), else
+    /// [`Drive::Ids`].
+    fn collect(tx: &Transaction, q: &LogSelect) -> Result<Drive> {
+        let (sql, params) = collect_sql(q, tx.dialect());
         let mut ids: Vec<i64> = tx
             .prepare_cached(&sql)?
             .query_map(params_from_iter(&params), |r| r.get(0))?
@@ -473,7 +589,7 @@ impl TelemetryStore {
             if drive == Drive::Nothing {
                 return Ok(Vec::new());
             }
-            let (sql, params) = log_sql(q, &drive);
+            let (sql, params) = log_sql(q, &drive, tx.dialect());
             let mut st = tx.prepare_cached(&sql)?;
             let rows = st
                 .query_map(params_from_iter(&params), log_from_row)?
@@ -482,20 +598,26 @@ impl TelemetryStore {
         })
     }
 
-    /// How [`TelemetryStore::select_logs`] runs `q`: the drive and SQLite's
-    /// plan of the query that finds the rows, one line per step (for tests
+    /// How [`TelemetryStore::select_logs`] runs `q`: the drive and the
+    /// database's plan of the query that finds the rows, one line per step
+    /// (SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`; for tests
     /// and benchmarks).
     pub fn explain_logs(&self, q: &LogSelect) -> Result<(Drive, Vec<String>)> {
         self.read(|tx| {
             let drive = Self::drive(tx, q)?;
+            let dialect = tx.dialect();
             let (sql, params) = match &drive {
                 Drive::Nothing => return Ok((drive, Vec::new())),
-                Drive::Collected(_) => collect_sql(q),
-                _ => log_sql(q, &drive),
+                Drive::Collected(_) => collect_sql(q, dialect),
+                _ => log_sql(q, &drive, dialect),
             };
-            let mut st = tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let (explain, column) = match dialect {
+                Dialect::Sqlite => ("EXPLAIN QUERY PLAN", 3),
+                Dialect::Postgres => ("EXPLAIN", 0),
+            };
+            let mut st = tx.prepare(&format!("{explain} {sql}"))?;
             let rows = st
-                .query_map(params_from_iter(&params), |r| r.get::<_, String>(3))?
+                .query_map(params_from_iter(&params), |r| r.get::<_, String>(column))?
                 .collect::<db::Result<_>>()?;
             Ok((drive, rows))
         })
@@ -509,25 +631,46 @@ impl TelemetryStore {
         vis: &Visibility,
         mut visit: impl FnMut(&RequestRow),
     ) -> Result<()> {
-        let c = request_clause(f, vis);
+        let dialect = self.dialect();
+        let mut c = request_clause(f, vis, dialect);
+        let columns = "t.ts, t.service, t.resource, t.method, t.status, t.duration_ms, t.id";
+        if dialect == Dialect::Sqlite {
+            let sql = format!("SELECT {columns} FROM requests t {}", c.sql());
+            return self.read(|tx| {
+                let mut st = tx.prepare_cached(&sql)?;
+                let mut rows = st.query(params_from_iter(&c.params))?;
+                while let Some(r) = rows.next()? {
+                    visit(&request_row(&r)?);
+                }
+                Ok(())
+            });
+        }
+        // PostgreSQL's client reads a whole result into memory: read it
+        // in pages, by (ts, id), in one snapshot.
+        c.add("(t.ts, t.id) > (?, ?)", [i64::MIN.into(), i64::MIN.into()]);
+        let at = c.params.len() - 2;
+        c.params.push(REQUEST_PAGE.into());
         let sql = format!(
-            "SELECT t.ts, t.service, t.resource, t.method, t.status, t.duration_ms FROM requests t {}",
+            "SELECT {columns} FROM requests t {} ORDER BY t.ts, t.id LIMIT ?",
             c.sql()
         );
-        self.read(|tx| {
+        self.read(|tx| loop {
             let mut st = tx.prepare_cached(&sql)?;
             let mut rows = st.query(params_from_iter(&c.params))?;
+            let mut n = 0;
+            let mut last = None;
             while let Some(r) = rows.next()? {
-                visit(&RequestRow {
-                    ts: r.get(0)?,
-                    service: text_ref(r.get_ref(1)?),
-                    resource: text_ref(r.get_ref(2)?),
-                    method: text_ref(r.get_ref(3)?),
-                    status: r.get(4)?,
-                    duration_ms: r.get(5)?,
-                });
+                visit(&request_row(&r)?);
+                last = Some((r.get::<_, i64>(0)?, r.get::<_, i64>(6)?));
+                n += 1;
             }
-            Ok(())
+            match last {
+                Some((ts, id)) if n >= REQUEST_PAGE => {
+                    c.params[at] = ts.into();
+                    c.params[at + 1] = id.into();
+                }
+                _ => return Ok(()),
+            }
         })
     }
 
@@ -539,8 +682,9 @@ impl TelemetryStore {
         vis: &Visibility,
         limit: i64,
     ) -> Result<Vec<MetricPoint>> {
-        let mut c = Clause::default();
-        c.add("t.name = ?", [f.name.clone().into()]);
+        let mut c = Clause::new(self.dialect());
+        let name = c.text(&f.name);
+        c.add("t.name = ?", [name]);
         visibility_clause(&mut c, vis);
         scope_clause(&mut c, &f.scope);
         time_clause(&mut c, Some(f.from), Some(f.to));
@@ -570,21 +714,22 @@ impl TelemetryStore {
         from: Option<Millis>,
         to: Option<Millis>,
     ) -> Result<Vec<String>> {
-        let mut c = Clause::default();
+        let mut c = Clause::new(self.dialect());
         visibility_clause(&mut c, vis);
         scope_clause(&mut c, scope);
         time_clause(&mut c, from, to);
-        let sql = format!(
-            "SELECT DISTINCT t.name FROM metric_points t {} ORDER BY t.name",
-            c.sql()
-        );
-        self.read(|tx| {
+        let sql = format!("SELECT DISTINCT t.name FROM metric_points t {}", c.sql());
+        let mut names: Vec<String> = self.read(|tx| {
             let mut st = tx.prepare_cached(&sql)?;
             let rows = st
                 .query_map(params_from_iter(&c.params), |r| r.get(0))?
                 .collect::<db::Result<_>>()?;
             Ok(rows)
-        })
+        })?;
+        // By their bytes, as SQLite's BINARY collation, whatever the
+        // PostgreSQL database's collation.
+        names.sort();
+        Ok(names)
     }
 }
 
@@ -600,7 +745,7 @@ pub(crate) mod testing {
             &self,
             records: &[crate::model::telemetry::RequestRecord],
         ) {
-            let mut conn = self.writer.lock().unwrap();
+            let mut conn = self.file().unwrap().writer.lock().unwrap();
             let tx = conn.transaction().unwrap();
             for r in records {
                 tx.execute(
@@ -630,7 +775,7 @@ pub(crate) mod testing {
 
         /// Inserts OTLP points as they are.
         pub(crate) fn insert_points_for_test(&self, points: &[MetricPoint]) {
-            let mut conn = self.writer.lock().unwrap();
+            let mut conn = self.file().unwrap().writer.lock().unwrap();
             let tx = conn.transaction().unwrap();
             for p in points {
                 tx.execute(

@@ -19,8 +19,9 @@
 //! [`Ingest`] is what the runtime listener calls: it authenticates the
 //! credential (a runtime token or an ingest token), decodes, attributes
 //! each record to a runtime icpd knows when the record names one inside the
-//! credential's scope, stores the batch in one transaction of
-//! `telemetry.db`, and offers the stored logs to the live tail.
+//! credential's scope, stores the batch in one transaction of telemetry's
+//! store (`telemetry.db`, or PostgreSQL), and offers the stored logs to
+//! the live tail.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Built-in observability: runtime logs, request records and OTLP metrics,
 //! kept in `telemetry.db` beside `icp.db` (see ARCHITECTURE.md for why a
-//! second file).
+//! second file), or in the PostgreSQL database that holds the state, where
+//! every node sharing it sees the same telemetry.
 //!
 //! - `ingest`: decoding what shippers send on the runtime listener
 //!   (Fluent Bit, Ballerina JSON log lines, OTLP/HTTP JSON, request records)
@@ -9,7 +10,8 @@
 //! - `query`: the read side behind `/api/v1/observability/...`: logs with
 //!   filters, phrase search and cursor; request metrics per time bucket.
 //! - `tail`: live log subscribers (Server-Sent Events), fed after each
-//!   ingest commit and filtered per subscriber.
+//!   ingest commit and filtered per subscriber; on PostgreSQL also with
+//!   what other nodes ingest.
 //! - `store::telemetry` holds the SQL.
 //!
 //! Every function takes `now`; only the handlers and the retention loop in
@@ -50,6 +52,22 @@ pub struct Telemetry {
     pub store: Arc<TelemetryStore>,
     pub tail: Arc<tail::Tail>,
     pub retention: Retention,
+}
+
+impl Telemetry {
+    /// A live-tail subscriber (see [`tail::Tail::subscribe`]) that also
+    /// gets the records other nodes store when the store is shared
+    /// (PostgreSQL, see [`tail::follow`]).
+    pub fn subscribe(
+        &self,
+        user: Option<i64>,
+        filter: LogFilter,
+        vis: Visibility,
+    ) -> crate::error::Result<std::sync::mpsc::Receiver<String>> {
+        let rx = self.tail.subscribe(user, filter, vis);
+        tail::follow(&self.tail, &self.store)?;
+        Ok(rx)
+    }
 }
 
 /// Time bounds and step of a metrics query.

@@ -1,5 +1,5 @@
-//! Retention of `telemetry.db`: by age and by size, enforced by a
-//! background thread in `daemon` (every `telemetry.retention_interval`).
+//! Retention of telemetry: by age and by size, enforced by a background
+//! thread in `daemon` (every `telemetry.retention_interval`).
 //!
 //! A pass first deletes every record (log, request record, metric point)
 //! older than the age limit by its own time, then, while the live size of
@@ -22,6 +22,14 @@
 //!
 //! The size limit is checked once a pass, so between passes the database
 //! can grow past it by what arrives in one interval.
+//!
+//! On PostgreSQL the same pass runs, on every node sharing the database
+//! (their deletes of the same oldest rows wait on each other's row locks;
+//! a size pass may delete up to a chunk per node more than one node
+//! would). The live size is an estimate there (`TelemetryStore::live_bytes`),
+//! deleted rows' space is reused by new rows rather than given back, and
+//! the text index merge, the vacuum steps and the checkpoint are
+//! PostgreSQL's own work (the calls do nothing).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -18,13 +18,40 @@
 //! so the first bytes leave at once); then each record is `id: <log id>`,
 //! `event: log` and `data:` the item JSON of the query API, formatted once
 //! per record whichever subscribers take it.
+//!
+//! With a shared store (PostgreSQL, several nodes on one database), the
+//! records other nodes ingest reach this node's subscribers too:
+//! [`follow`] starts a follower thread when the first subscriber comes,
+//! which every [`FOLLOW_EVERY`] reads the logs committed since its last
+//! read, in commit order, in batches of [`FOLLOW_BATCH`]
+//! (`TelemetryStore::arrivals_after`; the store leaves out the ones this
+//! node stored, which its ingest published already), and publishes them.
+//! Commit order is what the store's position follows, so no record
+//! committed after the follower started is skipped, late ones (an old
+//! time) included, and none is published twice. The thread ends, and
+//! stops reading, once no subscriber is left: without subscribers the
+//! follower costs nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::query::{log_json, visible};
 use super::{LogFilter, StoredLog, Visibility};
+use crate::error::{Error, Result};
+use crate::store::telemetry::TelemetryStore;
+
+/// How often the follower reads the logs other nodes committed: they reach
+/// this node's subscribers within about this long.
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// Logs the follower reads per query.
+pub const FOLLOW_BATCH: usize = 1_000;
+
+/// Queries per round: a follower this far behind catches up over the
+/// next rounds (a subscriber that cannot take that many is dropped anyway).
+const FOLLOW_QUERIES: usize = 50;
 
 /// Frames a subscriber may have waiting before it counts as too slow.
 pub const QUEUE: usize = 4096;
@@ -83,6 +110,9 @@ pub struct Tail {
     /// costs one atomic load.
     count: AtomicUsize,
     queue: usize,
+    /// Whether the follower thread runs (see [`follow`]); it decides to
+    /// end under this lock, so a subscriber arriving then starts another.
+    following: Mutex<bool>,
 }
 
 impl Default for Tail {
@@ -109,6 +139,7 @@ impl Tail {
             subscribers: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
             queue: queue.max(1),
+            following: Mutex::new(false),
         }
     }
 
@@ -166,9 +197,24 @@ impl Tail {
         before - subs.len()
     }
 
-    /// Number of subscribers (gone ones are noticed when they would get a frame).
+    /// Number of subscribers (gone ones are noticed when they would get a
+    /// frame, or by [`Tail::forget_closed`]).
     pub fn subscriber_count(&self) -> usize {
         self.count.load(Ordering::Acquire)
+    }
+
+    /// Forgets the subscribers whose stream is gone (probing each with an
+    /// empty frame, which writes nothing); returns how many are left.
+    pub fn forget_closed(&self) -> usize {
+        let mut subs = self.lock();
+        subs.retain(|s| {
+            !matches!(
+                s.tx.try_send(String::new()),
+                Err(TrySendError::Disconnected(_))
+            )
+        });
+        self.count.store(subs.len(), Ordering::Release);
+        subs.len()
     }
 
     /// Offers freshly stored records to the subscribers (never blocks).
@@ -202,6 +248,74 @@ impl Tail {
             });
         }
         self.count.store(subs.len(), Ordering::Release);
+    }
+}
+
+/// Makes sure the logs other nodes store reach `tail`'s subscribers, when
+/// `store` is shared (PostgreSQL; nothing to do on SQLite): starts the
+/// follower thread unless it runs. Call after subscribing. The position
+/// the follower starts from is read here, before the caller's stream
+/// opens, so a record committed from now on reaches it.
+pub fn follow(tail: &Arc<Tail>, store: &Arc<TelemetryStore>) -> Result<()> {
+    if !store.is_shared() {
+        return Ok(());
+    }
+    let mut following = tail.following.lock().unwrap_or_else(|p| p.into_inner());
+    if *following {
+        return Ok(());
+    }
+    let Some(position) = store.follow_arrivals()? else {
+        return Ok(());
+    };
+    let (t, s) = (tail.clone(), store.clone());
+    let spawned = std::thread::Builder::new()
+        .name("tail-follower".into())
+        .spawn(move || follow_loop(&t, &s, position));
+    if let Err(e) = spawned {
+        store.unfollow_arrivals();
+        return Err(Error::Internal(format!(
+            "cannot start the live tail's follower thread: {e}"
+        )));
+    }
+    *following = true;
+    Ok(())
+}
+
+/// The follower thread: reads and publishes what other nodes commit until
+/// no subscriber is left.
+fn follow_loop(tail: &Tail, store: &TelemetryStore, mut position: i64) {
+    let mut warned: Option<Instant> = None;
+    loop {
+        std::thread::sleep(FOLLOW_EVERY);
+        {
+            let mut following = tail.following.lock().unwrap_or_else(|p| p.into_inner());
+            if tail.forget_closed() == 0 {
+                store.unfollow_arrivals();
+                *following = false;
+                return;
+            }
+        }
+        for _ in 0..FOLLOW_QUERIES {
+            match store.arrivals_after(position, FOLLOW_BATCH) {
+                Ok(arrived) => {
+                    position = arrived.next;
+                    tail.publish(&arrived.logs);
+                    if !arrived.more {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // At most once a minute while the database is away.
+                    if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                        log::warn!(
+                            "the live tail cannot read the logs other nodes stored (will retry): {e}"
+                        );
+                        warned = Some(Instant::now());
+                    }
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -59,7 +59,7 @@ pub struct Api {
     pub liveness: Arc<Liveness>,
     pub commands: Arc<crate::commands::Commands>,
     pub events: Arc<crate::events::Events>,
-    /// Logs, request records and metrics (`telemetry.db`).
+    /// Logs, request records and metrics (`telemetry.db`, or PostgreSQL).
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Whether the listener serves TLS (session cookies get `Secure`).
     pub secure: bool,
@@ -651,7 +651,7 @@ fn serve_metrics(api: &Api, req: &Request) -> Result<Response> {
     // File sizes, for the databases that are files (SQLite).
     let databases: Vec<(&str, &std::path::Path)> = [
         ("icp", api.store.path()),
-        ("telemetry", Some(api.telemetry.store.path())),
+        ("telemetry", api.telemetry.store.path()),
     ]
     .into_iter()
     .filter_map(|(name, path)| Some((name, path?)))

@@ -206,8 +206,7 @@ fn tail(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     });
     let rx = api
         .telemetry
-        .tail
-        .subscribe(Some(principal.user_id), filter, vis);
+        .subscribe(Some(principal.user_id), filter, vis)?;
     Ok(Response::event_stream(rx))
 }
 
