@@ -540,4 +540,46 @@ fn a_second_node_joins_with_the_same_master_key_and_is_refused_with_another() {
     assert_eq!(removed["environment"], "dev");
     // ... and forgot it: its next delta there asks for a full heartbeat.
     assert!(assert_ack(&b.delta(&mut second.runtime_client())));
+
+    // A command issued through the first node is delivered once per
+    // attempt whichever node the runtime's heartbeats land on: the second
+    // node hands it out (claimed in the database), the first, asked right
+    // after, does not hand it out again (its retry is 10 s away).
+    let mut b = Bridge::new(&first.secret("dev", None), Some("commanded"));
+    b.project = "shop".into();
+    b.integration = "cart".into();
+    assert_ack(&b.full(&mut first.runtime_client()));
+    let r = admin.put(
+        "/api/v1/projects/shop/integrations/cart/environments/dev/listeners/listener_1",
+        &serde_json::json!({"state": "disabled"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.json());
+    let commands_in = |r: &icpd::http::client::ClientResponse| {
+        r.json()["commands"].as_array().map_or(0, Vec::len)
+    };
+    let mut delivered = 0;
+    wait_for(
+        "the command on the second node",
+        Duration::from_secs(3),
+        || {
+            delivered = commands_in(&b.delta(&mut second.runtime_client()));
+            delivered > 0
+        },
+    );
+    assert_eq!(delivered, 1);
+    assert_eq!(
+        commands_in(&b.delta(&mut first.runtime_client())),
+        0,
+        "delivered twice"
+    );
+    assert_eq!(
+        commands_in(&b.delta(&mut second.runtime_client())),
+        0,
+        "delivered twice"
+    );
+    // The command log, through either node, counts one delivery.
+    let log = admin
+        .get("/api/v1/projects/shop/integrations/cart/environments/dev/commands")
+        .json();
+    assert_eq!(log["items"][0]["attempts"], 1, "{log}");
 }

@@ -47,6 +47,9 @@ backend icpd
     server b 127.0.0.1:29442 check inter 500 fall 1 rise 1
 CFG
 haproxy -f "$work/haproxy.cfg" -D -p "$work/haproxy.pid"
+rows() { psql "$PG/$db" -tAc "SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables"; }
+( sleep $(( ${RESTART_AT:-45} - 12 )); r0=$(rows); sleep 10; r1=$(rows)
+  echo "rows written in steady state, 10 s before the restart: $(( (r1 - r0) / 10 ))/s for $RUNTIMES runtimes" ) &
 ( sleep "${RESTART_AT:-45}"
   t0=$(date +%s.%N)
   kill "$(cat "$work/a.pid")" "$(cat "$work/b.pid")"
