@@ -220,7 +220,7 @@ fn three_nodes_survive_a_killed_leader_a_database_outage_and_a_partition() {
         // A PostgreSQL feature: the PostgreSQL half runs it.
         return;
     }
-    let Some(pg) = pg_cluster::Private::start("faults") else {
+    let Some(pg) = pg_cluster::Private::with_database("faults") else {
         eprintln!("NOTE: the cluster fault test needs PostgreSQL's server binaries; not run");
         return;
     };

@@ -95,76 +95,9 @@ fn start() -> Result<Cluster, String> {
             made: Mutex::default(),
         });
     }
-    let bin = bin_dir().ok_or("no initdb")?;
-    let dir = std::env::temp_dir().join(format!("icpd-test-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let as_owner = |program: &Path| {
-        if root {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-                .arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
-    };
-    if root {
-        run(
-            Command::new("chown").arg("nobody:nogroup").arg(&dir),
-            "chown of the cluster directory",
-        )?;
-    }
-    let data = dir.join("data");
-    run(
-        as_owner(&bin.join("initdb")).arg("-D").arg(&data).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-            "--no-sync",
-        ]),
-        "initdb",
-    )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let options = format!(
-        "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
-        dir.display()
-    );
-    run(
-        as_owner(&bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-o", &options, "-l"])
-            .arg(dir.join("log"))
-            .args(["-w", "start"]),
-        "pg_ctl start",
-    )?;
-    // Stop the cluster when this process is gone, whatever ends it.
-    let stop = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {owner}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        owner = if root { "setpriv --reuid=nobody --regid=nogroup --clear-groups -- " } else { "" },
-        pg_ctl = bin.join("pg_ctl").display(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    Command::new("setsid")
-        .args(["sh", "-c", &stop])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting the cluster's watcher: {e}"))?;
+    let shared = Private::start("shared").ok_or("no initdb")?;
     Ok(Cluster {
-        base: format!("postgres://postgres@127.0.0.1:{port}"),
+        base: shared.base(),
         made: Mutex::default(),
     })
 }
@@ -335,6 +268,12 @@ impl Private {
             // The watcher outlives this handle on purpose.
             .try_wait()
             .unwrap();
+        Some(p)
+    }
+
+    /// [`Private::start`] with an empty database `icp` (see [`Private::url`]).
+    pub fn with_database(tag: &str) -> Option<Private> {
+        let p = Private::start(tag)?;
         let mut admin =
             postgres::Client::connect(&format!("{}/postgres", p.base()), postgres::NoTls).unwrap();
         admin
@@ -371,7 +310,7 @@ impl Private {
 
     pub fn pg_ctl_start(&self) {
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c max_connections=200",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
             self.port,
             self.dir.display()
         );
