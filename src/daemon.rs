@@ -546,44 +546,48 @@ fn liveness_loop(liveness: &Liveness, store: &Store, cluster: Option<&Cluster>, 
         std::thread::park_timeout(TICK);
         // With several nodes only the sweep lease's holder sweeps, after
         // reading what the others stored for the runtimes it did not hear.
-        // A node that starts to lead, or gets its database back, gives
-        // every runtime one more timeout first (see `Liveness::grace`).
-        let sweeping = match cluster {
-            None => true,
-            Some(c) if c.is_leader() => {
-                if !was_leader {
-                    liveness.grace(now_millis());
-                    was_leader = true;
-                }
-                match c.refresh_expiring(liveness, now_millis()) {
-                    Ok(()) => {
-                        if std::mem::take(&mut database_lost) {
-                            liveness.grace(now_millis());
-                        }
-                        true
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            // Only when a sweep is due: the database's last-seen times are
+            // read then, not on every tick. A node that starts to lead, or
+            // gets its database back, gives every runtime one more timeout
+            // first (see `Liveness::grace`).
+            let sweeping = match cluster {
+                None => true,
+                Some(c) if c.is_leader() => {
+                    if !was_leader {
+                        liveness.grace(now_millis());
+                        was_leader = true;
                     }
-                    Err(e) => {
-                        database_lost |= matches!(e, Error::Unavailable(_));
-                        if !matches!(e, Error::Unavailable(_)) {
-                            log::warn!(
-                                "cannot read last-seen times before the sweep (skipping it): {e}"
-                            );
+                    match c.refresh_expiring(liveness, now_millis()) {
+                        Ok(()) => {
+                            if std::mem::take(&mut database_lost) {
+                                liveness.grace(now_millis());
+                            }
+                            true
                         }
-                        false
+                        Err(e) => {
+                            database_lost |= matches!(e, Error::Unavailable(_));
+                            if !matches!(e, Error::Unavailable(_)) {
+                                log::warn!(
+                                    "cannot read last-seen times before the sweep (skipping it): {e}"
+                                );
+                            }
+                            false
+                        }
                     }
                 }
-            }
-            Some(_) => {
-                was_leader = false;
-                false
-            }
-        };
-        if sweeping && last_sweep.elapsed() >= SWEEP_EVERY {
-            last_sweep = Instant::now();
-            let n = liveness.sweep(now_millis());
-            metrics::LIVENESS_SWEEP.observe(last_sweep.elapsed());
-            if n > 0 {
-                log::info!("{n} runtime(s) missed the heartbeat timeout");
+                Some(_) => {
+                    was_leader = false;
+                    false
+                }
+            };
+            if sweeping {
+                last_sweep = Instant::now();
+                let n = liveness.sweep(now_millis());
+                metrics::LIVENESS_SWEEP.observe(last_sweep.elapsed());
+                if n > 0 {
+                    log::info!("{n} runtime(s) missed the heartbeat timeout");
+                }
             }
         }
         if liveness.has_urgent() || last_flush.elapsed() >= FLUSH_EVERY {

@@ -237,6 +237,14 @@ impl Liveness {
             .fetch_max(now, std::sync::atomic::Ordering::AcqRel);
     }
 
+    /// When a RUNNING runtime times out: one timeout after it was last
+    /// heard, or after the start of this process or of its grace.
+    fn deadline(&self, live: &Live) -> Millis {
+        live.last_seen
+            .max(self.grace_from())
+            .saturating_add(self.timeout)
+    }
+
     fn grace_from(&self) -> Millis {
         self.grace_from
             .load(std::sync::atomic::Ordering::Acquire)
@@ -261,13 +269,7 @@ impl Liveness {
         let st = self.lock();
         st.runtimes
             .iter()
-            .filter(|(_, l)| {
-                l.status == Status::Running
-                    && l.last_seen
-                        .max(self.grace_from())
-                        .saturating_add(self.timeout)
-                        <= now
-            })
+            .filter(|(_, l)| l.status == Status::Running && self.deadline(l) <= now)
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -508,11 +510,7 @@ impl Liveness {
         let st = &mut *guard;
         // One pass that allocates nothing unless something expired: this
         // holds the lock every heartbeat needs, over every runtime.
-        let deadline = |live: &Live| {
-            live.last_seen
-                .max(self.grace_from())
-                .saturating_add(self.timeout)
-        };
+        let deadline = |live: &Live| self.deadline(live);
         let expired: Vec<String> = st
             .runtimes
             .iter()

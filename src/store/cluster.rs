@@ -137,19 +137,6 @@ impl Tx<'_> {
         )? == 1)
     }
 
-    /// The current holder of lease `name`, if it has not run out.
-    pub fn lease_holder(&self, name: &str) -> Result<Option<String>> {
-        let sql = format!(
-            "SELECT holder FROM cluster_leases WHERE name = ?1 AND expires_at > {}",
-            db_now(self)
-        );
-        Ok(self
-            .tx
-            .prepare_cached(&sql)?
-            .query_row([name], |r| r.get(0))
-            .optional()?)
-    }
-
     /// A fact every node must agree on, if recorded.
     pub fn cluster_fact(&self, key: &str) -> Result<Option<String>> {
         Ok(self
@@ -194,15 +181,6 @@ impl Store {
             Engine::Postgres(p) => Some(p.listener(CHANGES_CHANNEL)),
             Engine::Sqlite(_) => None,
         }
-    }
-
-    /// Whether the database answers a trivial query now.
-    pub fn ping(&self) -> Result<()> {
-        self.read(|tx| {
-            let one: i64 = tx.row("SELECT 1", [], |r| r.get(0))?;
-            Ok(one)
-        })
-        .map(|_| ())
     }
 }
 
