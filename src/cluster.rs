@@ -64,6 +64,10 @@ pub struct ClusterStatus {
     pub leading: bool,
     pub database_reachable: bool,
     pub changes_applied: i64,
+    /// Write transactions this node committed (or tried), and the writes
+    /// they carried (group commit).
+    pub write_commits: u64,
+    pub writes: u64,
 }
 
 /// This node's part in the cluster.
@@ -130,6 +134,10 @@ impl Cluster {
 
     pub fn status(&self) -> ClusterStatus {
         let leading = self.is_leader();
+        let (write_commits, writes) = self
+            .store
+            .write_sharing()
+            .map_or((0, 0), |w| (w.commits, w.writes));
         ClusterStatus {
             node: self.node.clone(),
             leader: if leading {
@@ -143,6 +151,8 @@ impl Cluster {
             leading,
             database_reachable: self.database_reachable.load(Ordering::Acquire),
             changes_applied: self.applied.load(Ordering::Acquire),
+            write_commits,
+            writes,
         }
     }
 

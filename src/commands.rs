@@ -19,9 +19,17 @@
 //! - a newer request for the same artifact settles older PENDING commands as
 //!   SUPERSEDED.
 //!
-//! Both writers (requests and full heartbeats) hold one ordering lock across
-//! their transaction and the memory update after it, so memory follows the
-//! database in commit order. Lock order: ordering lock, store, table.
+//! Both writers (requests and full heartbeats) hold the ordering lock
+//! across their transaction and the memory update after it, so memory
+//! follows the database in commit order. A request, which touches many
+//! runtimes, holds it whole ([`Commands::order`]); a writer that touches
+//! the commands of one runtime (a full heartbeat, MI loggers read back, a
+//! change from another node) holds it shared, plus the stripes of the keys
+//! it names ([`Commands::order_keys`]): the runtime's id and, for a full
+//! heartbeat, the name slot whose OFFLINE runtime it may replace. So full
+//! heartbeats of different runtimes commit together (PostgreSQL commits
+//! them in one flush) while those of one runtime, or one name, keep their
+//! order. Lock order: ordering lock, store, table.
 //!
 //! Issued and settled commands are published as `command` events by
 //! [`Commands::apply`], that is after the commit.
@@ -29,7 +37,7 @@
 pub use crate::model::commands::*;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -453,11 +461,36 @@ struct Pending {
     in_flight: bool,
 }
 
+/// Stripes of the ordering lock (see the module doc).
+const ORDER_STRIPES: usize = 64;
+
+/// The ordering lock, held whole or for some keys (see the module doc).
+struct Order {
+    whole: RwLock<()>,
+    stripes: Vec<Mutex<()>>,
+}
+
+/// The ordering lock as held; released when dropped.
+pub enum OrderGuard<'a> {
+    Whole(#[allow(dead_code)] RwLockWriteGuard<'a, ()>),
+    Keys(
+        #[allow(dead_code)] RwLockReadGuard<'a, ()>,
+        #[allow(dead_code)] Vec<MutexGuard<'a, ()>>,
+    ),
+}
+
+fn stripe_of(key: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % ORDER_STRIPES as u64) as usize
+}
+
 /// The PENDING commands of every runtime, in memory.
 pub struct Commands {
     /// The newest command id this table has issued, loaded or adopted.
     newest: std::sync::atomic::AtomicI64,
-    order: Mutex<()>,
+    order: Order,
     pending: Mutex<HashMap<String, Vec<Pending>>>,
     events: Arc<Events>,
 }
@@ -523,7 +556,10 @@ impl Commands {
     pub fn new() -> Commands {
         Commands {
             newest: std::sync::atomic::AtomicI64::new(0),
-            order: Mutex::new(()),
+            order: Order {
+                whole: RwLock::new(()),
+                stripes: (0..ORDER_STRIPES).map(|_| Mutex::new(())).collect(),
+            },
             pending: Mutex::new(HashMap::new()),
             events: Arc::new(Events::new()),
         }
@@ -561,10 +597,32 @@ impl Commands {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The ordering lock: hold it across a transaction that calls
-    /// [`Commands::reconcile`] and the [`Commands::apply`] after it.
-    pub fn order(&self) -> MutexGuard<'_, ()> {
-        self.order.lock().unwrap_or_else(|p| p.into_inner())
+    /// The ordering lock, whole: hold it across a transaction that
+    /// changes the commands of many runtimes and the [`Commands::apply`]
+    /// after it.
+    pub fn order(&self) -> OrderGuard<'_> {
+        OrderGuard::Whole(self.order.whole.write().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The ordering lock for `keys` only (see the module doc): hold it
+    /// across a transaction that changes the commands of the runtime
+    /// named by `keys` (and of an OFFLINE one with its name slot it
+    /// replaces), and the [`Commands::apply`] after it.
+    pub fn order_keys(&self, keys: &[&str]) -> OrderGuard<'_> {
+        let shared = self.order.whole.read().unwrap_or_else(|p| p.into_inner());
+        let mut stripes: Vec<usize> = keys.iter().map(|k| stripe_of(k)).collect();
+        // One order for every taker: no two wait for each other.
+        stripes.sort_unstable();
+        stripes.dedup();
+        let held = stripes
+            .into_iter()
+            .map(|i| {
+                self.order.stripes[i]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            })
+            .collect();
+        OrderGuard::Keys(shared, held)
     }
 
     /// How many PENDING commands each of several runtimes has, in order,
@@ -777,7 +835,7 @@ impl Commands {
                 ..
             } => {
                 let stored = store.read(|tx| tx.pending_commands(runtime_id))?;
-                let _order = self.order();
+                let _order = self.order_keys(&[runtime_id]);
                 let mut table = self.table();
                 for row in stored.into_iter().filter(|r| &r.command_id == command_id) {
                     self.saw(row.id);

@@ -467,6 +467,22 @@ pub fn render(src: &Sources) -> String {
             &[],
             c.changes_applied as f64,
         );
+        t.family(
+            "icpd_database_write_commits_total",
+            "counter",
+            "Write transactions this node committed or tried; each carries one or more writes (group commit: writers that arrive while one is open join it).",
+        );
+        t.sample(
+            "icpd_database_write_commits_total",
+            &[],
+            c.write_commits as f64,
+        );
+        t.family(
+            "icpd_database_writes_total",
+            "counter",
+            "Writes this node ran in those transactions.",
+        );
+        t.sample("icpd_database_writes_total", &[], c.writes as f64);
     }
 
     t.family(

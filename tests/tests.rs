@@ -34,4 +34,5 @@ mod promotion;
 mod protocol;
 mod readme;
 mod refusals;
+mod store_pg;
 mod telemetry_pg;

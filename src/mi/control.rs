@@ -771,7 +771,7 @@ impl MiControl {
     /// Stores an MI runtime's logger levels and settles its logger commands.
     fn store_loggers(&self, runtime_id: &str, levels: &BTreeMap<String, String>) {
         let now = now_millis();
-        let order = self.commands.order();
+        let order = self.commands.order_keys(&[runtime_id]);
         let result = self.store.write(|tx| {
             let Some(rt) = tx.runtime(runtime_id)? else {
                 return Ok(None);

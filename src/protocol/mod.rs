@@ -131,8 +131,22 @@ impl Protocol {
             ));
         }
         // The ordering lock keeps the command table in commit order with
-        // operators' requests (see `commands`).
-        let order = self.commands.order();
+        // operators' requests and this runtime's other writers (see
+        // `commands`): its id, and the name slot whose OFFLINE runtime it
+        // may replace.
+        let slot = hb.runtime.as_deref().map(|name| {
+            use crate::catalog::normalize_handle as h;
+            format!(
+                "slot {}/{}/{}/{name}",
+                h(&hb.environment),
+                h(&hb.project),
+                h(&hb.component)
+            )
+        });
+        let keys: Vec<&str> = std::iter::once(hb.runtime_id.as_str())
+            .chain(slot.as_deref())
+            .collect();
+        let order = self.commands.order_keys(&keys);
         let (reg, changes, info) = self
             .store
             .write(|tx| {

@@ -158,6 +158,15 @@ impl Tx<'_> {
 }
 
 impl Store {
+    /// PostgreSQL: how this process's writes share transactions (group
+    /// commit).
+    pub fn write_sharing(&self) -> Option<super::postgres::WriteSharing> {
+        match &self.engine {
+            Engine::Postgres(p) => Some(p.write_sharing()),
+            Engine::Sqlite(_) => None,
+        }
+    }
+
     /// Whether several nodes can share this database (PostgreSQL).
     pub fn is_shared(&self) -> bool {
         matches!(self.engine, Engine::Postgres(_))

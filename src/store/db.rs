@@ -732,18 +732,30 @@ enum TransactionInner<'c> {
     Postgres(PgTransaction<'c>),
 }
 
-/// An open `BEGIN` on a pooled connection; rolled back when dropped
-/// uncommitted (an error or a panic in the caller's function).
+/// An open `BEGIN` on a pooled connection, or one step of a shared
+/// transaction under a savepoint; rolled back (to the savepoint) when
+/// dropped uncommitted (an error or a panic in the caller's function).
 struct PgTransaction<'c> {
     conn: &'c RefCell<PgConn>,
     open: bool,
+    /// A step: `commit` keeps its work in the enclosing transaction, and
+    /// dropping it rolls back to [`STEP_SAVEPOINT`] only.
+    step: bool,
 }
+
+/// The savepoint a step of a shared transaction starts with.
+pub(crate) const STEP_SAVEPOINT: &str = "icpd_step";
 
 impl Drop for PgTransaction<'_> {
     fn drop(&mut self) {
         if self.open {
             let mut conn = self.conn.borrow_mut();
-            if conn.client.batch_execute("ROLLBACK").is_err() {
+            let undo = if self.step {
+                "ROLLBACK TO SAVEPOINT icpd_step"
+            } else {
+                "ROLLBACK"
+            };
+            if conn.client.batch_execute(undo).is_err() {
                 conn.broken = true;
             }
         }
@@ -762,7 +774,34 @@ impl<'c> Transaction<'c> {
     pub(crate) fn postgres(conn: &'c RefCell<PgConn>, begin: &str) -> Result<Transaction<'c>> {
         conn.borrow_mut().client.batch_execute(begin)?;
         Ok(Transaction {
-            inner: TransactionInner::Postgres(PgTransaction { conn, open: true }),
+            inner: TransactionInner::Postgres(PgTransaction {
+                conn,
+                open: true,
+                step: false,
+            }),
+        })
+    }
+
+    /// One step of a transaction already open on `conn`: `begin` sets
+    /// savepoint [`STEP_SAVEPOINT`] (or is empty when the statement that
+    /// opened the transaction set it). [`Transaction::commit`] keeps the
+    /// step's work for the enclosing commit; dropping it undoes only the
+    /// step. A failed statement marks the connection broken only when it
+    /// closed.
+    pub(crate) fn postgres_step(conn: &'c RefCell<PgConn>, begin: &str) -> Result<Transaction<'c>> {
+        if !begin.is_empty() {
+            let done = conn.borrow_mut().client.batch_execute(begin);
+            done.map_err(|e| {
+                conn.borrow_mut().broken |= e.is_closed();
+                Error::from(e)
+            })?;
+        }
+        Ok(Transaction {
+            inner: TransactionInner::Postgres(PgTransaction {
+                conn,
+                open: true,
+                step: true,
+            }),
         })
     }
 
@@ -771,6 +810,9 @@ impl<'c> Transaction<'c> {
             TransactionInner::Sqlite(tx) => Ok(tx.commit()?),
             TransactionInner::Postgres(mut tx) => {
                 tx.open = false;
+                if tx.step {
+                    return Ok(());
+                }
                 let done = tx.conn.borrow_mut().client.batch_execute("COMMIT");
                 done.map_err(|e| {
                     tx.conn.borrow_mut().broken |= e.is_closed();

@@ -14,6 +14,14 @@
 //!   transaction: the same one-writer-at-a-time semantics as SQLite's
 //!   BEGIN IMMEDIATE, so the store's queries hold on both backends. Reads
 //!   run in REPEATABLE READ READ ONLY transactions (one snapshot each).
+//! - Group commit: the lock is held through `COMMIT`'s WAL flush, so one
+//!   write transaction at a time would wait for one flush each. Instead a
+//!   node's writers that arrive while its write transaction is open join
+//!   it as steps, one after another on its connection, each under a
+//!   savepoint (a step that fails or panics undoes only its own work);
+//!   one `COMMIT`, one flush, makes the batch durable, and no writer is
+//!   answered before it. Steps run in the order they joined, each seeing
+//!   the ones before it: the same serial order as one transaction each.
 //! - Migrations: `store::postgres_migrations`, numbered as SQLite's; the
 //!   applied count is in `icpd_schema`, and applying takes an advisory lock
 //!   so nodes starting together migrate once.
@@ -50,8 +58,19 @@ const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 /// The advisory lock every write transaction takes (see the module doc).
 const WRITE_LOCK: i64 = 0x1c9d_0001;
 /// How a write transaction begins: with the write lock, in the same message.
-static WRITE_BEGIN: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
+static WRITE_BEGIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); SAVEPOINT {}",
+        db::STEP_SAVEPOINT
+    )
+});
+/// Most writers one write transaction carries: each step is a
+/// subtransaction, and PostgreSQL tracks 64 per transaction before every
+/// snapshot taken meanwhile gets slower.
+const BATCH_MAX: usize = 32;
+/// How a step after the first begins (the first one's savepoint is set by
+/// [`WRITE_BEGIN`]).
+const STEP_BEGIN: &str = "SAVEPOINT icpd_step";
 /// The advisory lock migrations take.
 const MIGRATION_LOCK: i64 = 0x1c9d_0002;
 
@@ -386,8 +405,126 @@ impl Pool {
     }
 }
 
+/// How writes share transactions (group commit), counted since start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteSharing {
+    /// Write transactions committed or tried.
+    pub commits: u64,
+    /// Writes run in them.
+    pub writes: u64,
+    /// Writers that joined the open transaction and wait for their turn.
+    pub waiting: usize,
+}
+
+/// A node's open write transaction and the writers joining it (group
+/// commit; see the module doc).
+#[derive(Default)]
+struct Train {
+    /// Write transactions committed (or tried), and the writes they
+    /// carried: `/metrics` shows how well commits are shared.
+    commits: std::sync::atomic::AtomicU64,
+    writes: std::sync::atomic::AtomicU64,
+    state: Mutex<TrainState>,
+    /// Signalled when the connection is handed back, a batch closes, or
+    /// its outcome is known.
+    moved: Condvar,
+}
+
+#[derive(Default)]
+struct TrainState {
+    /// The batch taking writers, if one is open.
+    open: Option<Arc<Batch>>,
+    /// Its connection, while no step runs on it.
+    conn: Option<PgConn>,
+    /// Writers that joined it and have not had their step yet. The batch
+    /// closes only when this is 0.
+    queued: usize,
+    /// Writers that joined it, its own first.
+    joined: usize,
+}
+
+/// One write transaction shared by several writers.
+#[derive(Default)]
+struct Batch {
+    /// Set once: committed, or why not (unavailable?, message).
+    outcome: std::sync::OnceLock<std::result::Result<(), (bool, String)>>,
+}
+
+impl Batch {
+    fn error(&self) -> Error {
+        match self.outcome.get() {
+            Some(Err((true, m))) => Error::Unavailable(m.clone()),
+            Some(Err((false, m))) => Error::Database(m.clone()),
+            _ => Error::Internal("a write batch has no failure to report".into()),
+        }
+    }
+}
+
+fn failure(e: &Error) -> (bool, String) {
+    (matches!(e, Error::Unavailable(_)), e.to_string())
+}
+
+impl Train {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrainState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait<'a>(
+        &self,
+        st: std::sync::MutexGuard<'a, TrainState>,
+    ) -> std::sync::MutexGuard<'a, TrainState> {
+        self.moved.wait(st).unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes `batch`'s outcome to the writers waiting for it.
+    fn settle(&self, batch: &Batch, outcome: std::result::Result<(), (bool, String)>) {
+        let st = self.lock();
+        let _ = batch.outcome.set(outcome);
+        drop(st);
+        self.moved.notify_all();
+    }
+
+    /// Runs one writer's step on the batch's connection, on the writer's
+    /// own thread; the connection goes back to the batch afterwards, even
+    /// when `f` panics.
+    fn step<T>(
+        &self,
+        conn: PgConn,
+        begin: &str,
+        f: impl FnOnce(&db::Transaction) -> Result<T>,
+    ) -> Result<T> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let boarded = Boarded {
+            train: self,
+            conn: Some(RefCell::new(conn)),
+        };
+        let cell = boarded.conn.as_ref().expect("held until drop");
+        let tx = db::Transaction::postgres_step(cell, begin)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// A batch's connection while a step runs on it.
+struct Boarded<'t> {
+    train: &'t Train,
+    conn: Option<RefCell<PgConn>>,
+}
+
+impl Drop for Boarded<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.train.lock().conn = Some(conn.into_inner());
+            self.train.moved.notify_all();
+        }
+    }
+}
+
 pub struct Postgres {
     pool: Arc<Pool>,
+    train: Train,
     /// Set when a committed write recorded changes; the notifier thread
     /// sends one NOTIFY for all that are set meanwhile.
     notify: Arc<(Mutex<bool>, Condvar)>,
@@ -399,6 +536,7 @@ impl Postgres {
     /// empty first).
     pub(super) fn connect_unmigrated(url: &DatabaseUrl) -> Result<Postgres> {
         Ok(Postgres {
+            train: Train::default(),
             notify: Arc::default(),
             notifier: std::sync::OnceLock::new(),
             pool: Arc::new(Pool {
@@ -450,20 +588,146 @@ impl Postgres {
         }
     }
 
+    /// How writes share transactions so far.
+    pub fn write_sharing(&self) -> WriteSharing {
+        use std::sync::atomic::Ordering::Relaxed;
+        WriteSharing {
+            commits: self.train.commits.load(Relaxed),
+            writes: self.train.writes.load(Relaxed),
+            waiting: self.train.lock().queued,
+        }
+    }
+
     pub fn display_url(&self) -> String {
         self.pool.url.display().to_owned()
     }
 
     /// Runs `f` in a write transaction, after every other node's and
-    /// thread's write (the write lock); commits if it returns `Ok`.
+    /// thread's write (the write lock); its work is kept if it returns
+    /// `Ok`, and this returns once that is committed. Writers arriving
+    /// while one is open join it (group commit; see the module doc).
     pub fn write<T>(&self, f: impl FnOnce(&db::Transaction) -> Result<T>) -> Result<T> {
-        let pooled = self.pool.get()?;
-        let conn = pooled.conn.as_ref().expect("held until drop");
-        // BEGIN and the lock in one round trip (one simple-query message).
-        let tx = db::Transaction::postgres(conn, &WRITE_BEGIN)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        let train = &self.train;
+        let mut st = train.lock();
+        loop {
+            match &st.open {
+                Some(batch) if st.joined < BATCH_MAX => {
+                    let batch = batch.clone();
+                    st.joined += 1;
+                    st.queued += 1;
+                    return self.ride(st, &batch, f);
+                }
+                // Full: wait for the next one.
+                Some(_) => st = train.wait(st),
+                None => break,
+            }
+        }
+        let batch = Arc::new(Batch::default());
+        st.open = Some(batch.clone());
+        st.joined = 1;
+        drop(st);
+        self.drive(&batch, f)
+    }
+
+    /// Opens `batch`, runs the first step, lets the writers that joined
+    /// meanwhile run theirs, and commits.
+    fn drive<T>(&self, batch: &Batch, f: impl FnOnce(&db::Transaction) -> Result<T>) -> Result<T> {
+        let train = &self.train;
+        let opened = self.pool.get().and_then(|mut pooled| {
+            let mut conn = pooled.conn.take().expect("held until drop").into_inner();
+            // BEGIN, the lock and the first savepoint in one round trip.
+            match conn.client.batch_execute(&WRITE_BEGIN) {
+                Ok(()) => Ok((pooled, conn)),
+                Err(e) => {
+                    conn.broken |= e.is_closed();
+                    pooled.conn = Some(RefCell::new(conn));
+                    Err(Error::from(e))
+                }
+            }
+        });
+        let (mut pooled, conn) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                // The writers queued on it fail too; the batch closes
+                // when they have seen that.
+                train.settle(batch, Err(failure(&e)));
+                let mut st = train.lock();
+                while st.queued > 0 {
+                    st = train.wait(st);
+                }
+                st.open = None;
+                drop(st);
+                train.moved.notify_all();
+                return Err(e);
+            }
+        };
+        let value =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train.step(conn, "", f)));
+        let mut st = train.lock();
+        while st.queued > 0 || st.conn.is_none() {
+            st = train.wait(st);
+        }
+        let mut conn = st.conn.take().expect("checked above");
+        st.open = None;
+        drop(st);
+        // Writers waiting for room open the next batch meanwhile (its
+        // BEGIN waits for this one's lock inside PostgreSQL).
+        train.moved.notify_all();
+        train
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let committed = conn.client.batch_execute("COMMIT").map_err(|e| {
+            conn.broken |= e.is_closed();
+            Error::from(e)
+        });
+        pooled.conn = Some(RefCell::new(conn));
+        drop(pooled);
+        train.settle(batch, committed.as_ref().map(|_| ()).map_err(failure));
+        match value {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(value) => {
+                let value = value?;
+                committed?;
+                Ok(value)
+            }
+        }
+    }
+
+    /// Waits for the connection of `batch` (which `st` has joined), runs
+    /// `f` as a step, and waits for the commit.
+    fn ride<T>(
+        &self,
+        mut st: std::sync::MutexGuard<'_, TrainState>,
+        batch: &Batch,
+        f: impl FnOnce(&db::Transaction) -> Result<T>,
+    ) -> Result<T> {
+        let train = &self.train;
+        let conn = loop {
+            if let Some(conn) = st.conn.take() {
+                break Some(conn);
+            }
+            if batch.outcome.get().is_some() {
+                break None; // it could not be opened
+            }
+            st = train.wait(st);
+        };
+        st.queued -= 1;
+        drop(st);
+        train.moved.notify_all();
+        let Some(conn) = conn else {
+            return Err(batch.error());
+        };
+        // An error undid this step only; the caller need not wait.
+        let value = train.step(conn, STEP_BEGIN, f)?;
+        let mut st = train.lock();
+        while batch.outcome.get().is_none() {
+            st = train.wait(st);
+        }
+        drop(st);
+        match batch.outcome.get() {
+            Some(Ok(())) => Ok(value),
+            _ => Err(batch.error()),
+        }
     }
 
     /// Runs `f` in a transaction opened by `begin` (`BEGIN ...`, with any
