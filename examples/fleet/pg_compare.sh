@@ -23,8 +23,12 @@ run_backend() { # name url-or-empty
     $FLEET --server "$url" --data-dir "$dir" --server-pid $pid --duration "$DUR" --kind $kind --rate 0
   done
   kill $pid; wait $pid || true
+  rm -rf "$dir"
 }
 db=pgcmp_$$
 psql "$PG/postgres" -qc "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
 run_backend sqlite ""
 run_backend postgres "$PG/$db"
+# Dropped, so that the next run does not share the server with vacuuming
+# this one's dead rows.
+psql "$PG/postgres" -qc "DROP DATABASE $db"

@@ -360,12 +360,9 @@ pub fn register(
     }
     let integration = match secret.integration_id {
         Some(id) => {
-            let integration = tx
-                .integration(id)?
+            let (integration, project) = tx
+                .integration_with_project(id)?
                 .ok_or_else(|| Error::Internal(format!("integration {id} missing")))?;
-            let project = tx.project(integration.project_id)?.ok_or_else(|| {
-                Error::Internal(format!("project {} missing", integration.project_id))
-            })?;
             let (p, c) = (
                 normalize_handle(&hb.project),
                 normalize_handle(&hb.component),
@@ -655,6 +652,29 @@ mod tests {
             detail.artifacts.listeners[0].state.as_deref(),
             Some("disabled")
         );
+        // Tables whose rows are as stored are skipped, by their own
+        // digests: here listeners and levels change back and resources
+        // regain their row, and each of those is compared and written.
+        assert_eq!(
+            run(&heartbeat("enabled", "INFO"), 5).1,
+            ArtifactWrites {
+                inserted: 1,
+                updated: 2,
+                deleted: 0
+            }
+        );
+        let back = store
+            .read(|tx| tx.runtime_detail("3f6d0f0e-7c4e-4d8e-9a43-6a1b2c3d4e5f"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            back.artifacts.listeners[0].state.as_deref(),
+            Some("enabled")
+        );
+        assert_eq!(back.artifacts.services[0].resources.len(), 2);
+        assert_eq!(back.log_levels["acme/a"], "INFO");
+        let (_, changed) = run(&fewer, 6);
+        assert_eq!(changed.total(), 3, "listener, level, resource: {changed:?}");
         assert_eq!(detail.artifacts.services[0].resources.len(), 1);
         assert_eq!(detail.artifacts.main, Some(json!({"packageOrg": "acme"})));
         assert_eq!(detail.log_levels["acme/a"], "DEBUG");

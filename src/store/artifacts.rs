@@ -72,13 +72,49 @@ fn json(m: &Map<String, serde_json::Value>) -> Value {
     Value::Text(serde_json::Value::Object(m.clone()).to_string())
 }
 
-/// Writes the difference between stored rows and `artifacts`/`log_levels`.
+/// A digest of the rows one table should hold (32 hex digits of SHA-256
+/// over a length-prefixed encoding): a table whose digest is the stored
+/// one is not read or written.
+fn rows_digest(rows: &Rows) -> String {
+    let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut bytes = |tag: u8, b: &[u8]| {
+        d.update(&[tag]);
+        d.update(&(b.len() as u64).to_le_bytes());
+        d.update(b);
+    };
+    for (key, vals) in rows {
+        bytes(b'r', &[]);
+        for k in key {
+            bytes(b'k', k.as_bytes());
+        }
+        for v in vals {
+            match v {
+                Value::Null => bytes(b'n', &[]),
+                Value::Integer(i) => bytes(b'i', &i.to_le_bytes()),
+                Value::Real(f) => bytes(b'f', &f.to_le_bytes()),
+                Value::Text(t) => bytes(b't', t.as_bytes()),
+                Value::Blob(b) => bytes(b'b', b),
+            }
+        }
+    }
+    d.finish().as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes the difference between stored rows and `artifacts`/`log_levels`,
+/// reading and writing only the tables whose digest differs from the one
+/// in `stored` (the table digests [`sync`] returned last time, space
+/// separated; empty or unreadable: every table). Returns the writes and
+/// the new table digests.
 pub fn sync(
     tx: &Transaction,
     runtime_id: &str,
     artifacts: &Artifacts,
     log_levels: &BTreeMap<String, String>,
-) -> Result<ArtifactWrites> {
+    stored: &str,
+) -> Result<(ArtifactWrites, String)> {
     let mut listeners = Rows::new();
     for l in &artifacts.listeners {
         let port = l.port.map_or(Value::Null, Value::Integer);
@@ -120,17 +156,29 @@ pub fn sync(
         .map(|(k, v)| (vec![k.clone()], vec![Value::Text(v.clone())]))
         .collect();
 
-    let mut w = ArtifactWrites::default();
-    for (table, rows) in [
+    let tables = [
         (&LISTENERS, listeners),
         (&SERVICES, services),
         (&RESOURCES, resources),
         (&BINDINGS, bindings),
         (&LOG_LEVELS, levels),
-    ] {
-        sync_table(tx, table, runtime_id, rows, &mut w)?;
+    ];
+    let old: Vec<&str> = stored.split(' ').collect();
+    let old = if old.len() == tables.len() {
+        old
+    } else {
+        Vec::new()
+    };
+    let mut w = ArtifactWrites::default();
+    let mut digests = Vec::with_capacity(tables.len());
+    for (i, (table, rows)) in tables.into_iter().enumerate() {
+        let digest = rows_digest(&rows);
+        if old.get(i) != Some(&digest.as_str()) {
+            sync_table(tx, table, runtime_id, rows, &mut w)?;
+        }
+        digests.push(digest);
     }
-    Ok(w)
+    Ok((w, digests.join(" ")))
 }
 
 pub(super) fn load_rows(

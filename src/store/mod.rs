@@ -594,6 +594,33 @@ impl Tx<'_> {
         )
     }
 
+    /// An integration and its project, in one query (a full heartbeat
+    /// of a bound secret reads both).
+    pub fn integration_with_project(&self, id: i64) -> Result<Option<(Integration, Project)>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT i.id, i.project_id, i.handle, i.name, i.runtime_type, p.handle, p.name \
+             FROM integrations i JOIN projects p ON p.id = i.project_id WHERE i.id = ?1",
+        )?;
+        Ok(st
+            .query_row([id], |r| {
+                Ok((
+                    Integration {
+                        id: r.get(0)?,
+                        project_id: r.get(1)?,
+                        handle: r.get(2)?,
+                        name: r.get(3)?,
+                        runtime_type: r.get(4)?,
+                    },
+                    Project {
+                        id: r.get(1)?,
+                        handle: r.get(5)?,
+                        name: r.get(6)?,
+                    },
+                ))
+            })
+            .optional()?)
+    }
+
     pub fn insert_integration(
         &self,
         project_id: i64,
@@ -856,15 +883,21 @@ impl Tx<'_> {
             .query_row([runtime_id], |r| r.get(0))
             .optional()?
             .flatten();
-        if old.as_deref() == Some(digest) {
+        // Stored: the heartbeat's digest, then one per table (see
+        // `artifacts::sync`); a digest stored before table digests were
+        // kept has none, and every table is compared once.
+        let old = old.unwrap_or_default();
+        let (old_digest, old_tables) = old.split_once(' ').unwrap_or((&old, ""));
+        if old_digest == digest {
             return Ok(ArtifactWrites::default());
         }
-        let writes = artifacts::sync(self.tx, runtime_id, artifacts, log_levels)?;
+        let (writes, tables) =
+            artifacts::sync(self.tx, runtime_id, artifacts, log_levels, old_tables)?;
         self.exec(
             "UPDATE runtimes SET artifacts_digest = ?2, main_artifact = ?3, other_artifacts = ?4 WHERE runtime_id = ?1",
             params![
                 runtime_id,
-                digest,
+                format!("{digest} {tables}"),
                 artifacts.main.as_ref().map(|m| m.to_string()),
                 (!artifacts.other.is_empty()).then(|| serde_json::Value::Object(artifacts.other.clone()).to_string())
             ],
