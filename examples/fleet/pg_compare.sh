@@ -10,25 +10,31 @@ set -eu
 DUR=${DUR:-20}
 ICPD=target/release/icpd
 FLEET=target/release/examples/fleet
-run_backend() { # name url-or-empty
+run_one() { # backend-name url-or-empty kind
   dir=$(mktemp -d /tmp/pgcmp-XXXX)
   if [ -n "$2" ]; then export ICP_DATABASE_URL="$2"; else unset ICP_DATABASE_URL; fi
+  # The previous run's dirty pages are written back before this one starts.
+  sync
   $ICPD --data-dir "$dir" serve --config examples/fleet/benchmark.toml --no-tls \
     --runtime-listen 127.0.0.1:0 --management-listen 127.0.0.1:0 2>"$dir/log" &
   pid=$!
   until grep -q "listening runtime" "$dir/log"; do sleep 0.1; done
   url=$(sed -n 's/.*listening runtime //p' "$dir/log" | head -1)
-  for kind in delta full-changed; do
-    echo "== $1 $kind closed loop"
-    $FLEET --server "$url" --data-dir "$dir" --server-pid $pid --duration "$DUR" --kind $kind --rate 0
-  done
+  echo "== $1 $3 closed loop"
+  $FLEET --server "$url" --data-dir "$dir" --server-pid $pid --duration "$DUR" --kind "$3" --rate 0
   kill $pid; wait $pid || true
   rm -rf "$dir"
 }
-db=pgcmp_$$
-psql "$PG/postgres" -qc "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
-run_backend sqlite ""
-run_backend postgres "$PG/$db"
-# Dropped, so that the next run does not share the server with vacuuming
-# this one's dead rows.
-psql "$PG/postgres" -qc "DROP DATABASE $db"
+# Each row on a fresh server and, for PostgreSQL, a fresh database; the two
+# backends one after the other for each row.
+n=0
+for kind in delta full-changed; do
+  n=$((n + 1))
+  db=pgcmp_$$_$n
+  psql "$PG/postgres" -qc "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
+  run_one sqlite "" $kind
+  run_one postgres "$PG/$db" $kind
+  # Dropped, so that later runs do not share the server with vacuuming
+  # this one's dead rows.
+  psql "$PG/postgres" -qc "DROP DATABASE $db"
+done
