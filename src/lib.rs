@@ -30,6 +30,7 @@ pub mod master_key;
 pub mod metrics;
 pub mod mi;
 pub mod model;
+pub mod oidc;
 pub mod outbound;
 pub mod promotion;
 pub mod protocol;
