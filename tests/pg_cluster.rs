@@ -136,6 +136,27 @@ pub fn url_for(data_dir: &Path) -> Option<String> {
     enabled().then(|| cluster().database_for(data_dir))
 }
 
+/// For a test that only means something on PostgreSQL: a fresh database
+/// of the cluster in a new directory named with `prefix` (which keeps it
+/// apart), or `None` in the SQLite half, after saying so for `test`
+/// (`what` says what kind of test it is).
+pub fn fresh_database(
+    test: &str,
+    what: &str,
+    prefix: &str,
+) -> Option<(crate::harness::TestDir, icpd::store::postgres::DatabaseUrl)> {
+    if !enabled() {
+        eprintln!("{test}: {what}; run in the PostgreSQL half");
+        return None;
+    }
+    let dir = crate::harness::TestDir::new(prefix);
+    let url = url_for(&dir.path).unwrap();
+    Some((
+        dir,
+        icpd::store::postgres::DatabaseUrl::parse(&url).unwrap(),
+    ))
+}
+
 /// A logical dump of the PostgreSQL database of `data_dir`, as
 /// [`crate::bad_input`]'s SQLite dump: schema version, columns, then every
 /// row of every table but `excluded_tables` (as JSON, without

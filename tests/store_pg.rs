@@ -15,13 +15,7 @@ use crate::harness::TestDir;
 
 /// A fresh database of the throwaway cluster, or `None` in the SQLite half.
 fn database(test: &str) -> Option<(TestDir, DatabaseUrl)> {
-    if !crate::pg_cluster::enabled() {
-        eprintln!("{test}: a test of the store on PostgreSQL; run in the PostgreSQL half");
-        return None;
-    }
-    let dir = TestDir::new("spg");
-    let url = crate::pg_cluster::url_for(&dir.path).unwrap();
-    Some((dir, DatabaseUrl::parse(&url).unwrap()))
+    crate::pg_cluster::fresh_database(test, "a test of the store on PostgreSQL", "spg")
 }
 
 /// What each writer of the shared transaction does after writing its fact.

@@ -25,13 +25,7 @@ use crate::harness::{wait_for, Bridge, Frame, Opened, TestDir, TestServer};
 /// A fresh PostgreSQL database (its directory keeps it apart), or `None`
 /// in the SQLite half.
 fn database(test: &str) -> Option<(TestDir, DatabaseUrl)> {
-    if !crate::pg_cluster::enabled() {
-        eprintln!("{test}: a test of telemetry on PostgreSQL; run in the PostgreSQL half");
-        return None;
-    }
-    let dir = TestDir::new("tpg");
-    let url = crate::pg_cluster::url_for(&dir.path).unwrap();
-    Some((dir, DatabaseUrl::parse(&url).unwrap()))
+    crate::pg_cluster::fresh_database(test, "a test of telemetry on PostgreSQL", "tpg")
 }
 
 fn everything() -> Visibility {
