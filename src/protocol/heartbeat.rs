@@ -644,10 +644,13 @@ mod tests {
                 deleted: 1
             }
         );
-        let detail = store
-            .read(|tx| tx.runtime_detail("3f6d0f0e-7c4e-4d8e-9a43-6a1b2c3d4e5f"))
-            .unwrap()
-            .unwrap();
+        let stored = || {
+            store
+                .read(|tx| tx.runtime_detail("3f6d0f0e-7c4e-4d8e-9a43-6a1b2c3d4e5f"))
+                .unwrap()
+                .unwrap()
+        };
+        let detail = stored();
         assert_eq!(
             detail.artifacts.listeners[0].state.as_deref(),
             Some("disabled")
@@ -663,10 +666,7 @@ mod tests {
                 deleted: 0
             }
         );
-        let back = store
-            .read(|tx| tx.runtime_detail("3f6d0f0e-7c4e-4d8e-9a43-6a1b2c3d4e5f"))
-            .unwrap()
-            .unwrap();
+        let back = stored();
         assert_eq!(
             back.artifacts.listeners[0].state.as_deref(),
             Some("enabled")
