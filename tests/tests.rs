@@ -18,6 +18,7 @@ mod events;
 mod graphql;
 mod http;
 mod hygiene;
+mod idp;
 mod ingest;
 mod layers;
 mod lifecycle;
