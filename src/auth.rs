@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::access::{builtin_roles, Principal, Scope};
 use crate::error::{Error, Result};
 use crate::master_key::{random_bytes, write_private_file};
-use crate::store::{ApiTokenRow, HeldRoleRow, Store, UserRow};
+use crate::store::{ApiTokenRow, DirectoryIdentity, HeldRoleRow, Store, UserRow};
 use crate::time::{serialize_opt_rfc3339, serialize_rfc3339, Millis};
 
 /// PBKDF2 work factor (OWASP 2023 guidance for PBKDF2-HMAC-SHA256).
@@ -53,6 +53,16 @@ pub struct User {
     pub locked: bool,
     #[serde(serialize_with = "serialize_rfc3339")]
     pub created_at: Millis,
+    /// Where the user signs in: `local` (password in icpd), `oidc` or `ldap`.
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A federated user's last sign-in (when their groups were read).
+    #[serde(
+        serialize_with = "serialize_opt_rfc3339",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_directory_sign_in: Option<Millis>,
 }
 
 impl User {
@@ -64,6 +74,9 @@ impl User {
             must_change_password: u.must_change_password,
             locked: u.locked_until.is_some_and(|t| t > now),
             created_at: u.created_at,
+            source: u.source.clone(),
+            email: u.email.clone(),
+            last_directory_sign_in: u.directory_checked_at,
         }
     }
 }
@@ -338,6 +351,96 @@ pub fn login(
 
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// How a directory sign-in ended.
+#[derive(Debug)]
+pub enum SignedIn {
+    /// A session was opened.
+    Yes(Box<Login>),
+    /// The directory vouched for the user, but no mapping gives any of
+    /// their groups a role: no session (their groups were still recorded,
+    /// so any older session of theirs has lost its roles too).
+    NoRoles {
+        username: String,
+        groups: Vec<String>,
+    },
+}
+
+/// Signs in a user the directory (OIDC provider or LDAP) vouched for:
+/// creates them on their first sign-in, records their name, e-mail and
+/// groups (which is what their roles come from), and opens a session if
+/// they hold any role. A local account of the same name is never taken
+/// over, nor an OIDC account of another subject.
+pub fn federated_login(
+    store: &Store,
+    username: &str,
+    id: &DirectoryIdentity,
+    client: &str,
+    now: Millis,
+) -> Result<SignedIn> {
+    let token = random_token(SESSION_PREFIX)?;
+    let csrf_token = B64URL.encode(random_bytes::<24>()?);
+    let expires_at = now + ms(SESSION_TTL);
+    let opened = store.write(|tx| {
+        let user_id = match tx.user_by_name(username)? {
+            Some(u) if u.source != id.source => {
+                return Err(Error::Forbidden(format!(
+                    "'{username}' is a {} account in icpd and cannot sign in through {}; ask an administrator to remove or rename it",
+                    u.source, id.source
+                )))
+            }
+            Some(u)
+                if id.source == "oidc"
+                    && u.external_id.as_deref().is_some_and(|x| x != id.external_id) =>
+            {
+                return Err(Error::Forbidden(format!(
+                    "'{username}' belongs to another identity at the provider; ask an administrator"
+                )))
+            }
+            Some(u) => u.id,
+            None => tx.insert_federated_user(username, id, now)?,
+        };
+        tx.set_directory_identity(user_id, id, now)?;
+        if tx.grants_for_user(user_id)?.is_empty() {
+            return Ok(None);
+        }
+        tx.delete_expired_sessions(now)?;
+        tx.insert_session(
+            &sha256_hex(&token),
+            user_id,
+            &csrf_token,
+            now,
+            expires_at,
+            client,
+        )?;
+        tx.user(user_id)
+    })?;
+    let Some(user) = opened else {
+        return Ok(SignedIn::NoRoles {
+            username: username.to_string(),
+            groups: id.groups.to_vec(),
+        });
+    };
+    let principal = principal(store, &user)?;
+    Ok(SignedIn::Yes(Box::new(Login {
+        token,
+        csrf_token,
+        expires_at,
+        user: User::from_row(&user, now),
+        principal,
+    })))
+}
+
+/// Whether a federated user's directory information is too old to act on:
+/// their last sign-in is more than one session lifetime ago. Their API
+/// tokens stop then, so a user removed from a group loses access within
+/// one session lifetime even if they never sign in again.
+pub fn directory_stale(user: &UserRow, now: Millis) -> bool {
+    user.source != "local"
+        && user
+            .directory_checked_at
+            .is_none_or(|t| now - t > ms(SESSION_TTL))
+}
+
 /// Ends a session.
 pub fn logout(store: &Store, via: &Via) -> Result<()> {
     if let Via::Session { token_hash, .. } = via {
@@ -368,6 +471,11 @@ pub fn authenticate(store: &Store, token: &str, now: Millis) -> Result<Authentic
         let user = store
             .read(|tx| tx.user(row.user_id))?
             .ok_or_else(|| unauthorized("unknown API token"))?;
+        if directory_stale(&user, now) {
+            return Err(unauthorized(
+                "this API token belongs to a single-sign-on user who has not signed in for 12 hours; sign in again to keep using it",
+            ));
+        }
         // Recording use at most once a minute keeps reads from turning into writes.
         if row.last_used_at.is_none_or(|t| now - t > 60_000) {
             store.write(|tx| tx.touch_api_token(&row.id, now))?;

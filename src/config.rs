@@ -41,6 +41,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub token: TokenConfig,
     pub telemetry: TelemetryConfig,
+    /// Single sign-on (`[sso]`, `[ldap]`): off unless configured.
+    pub sso: crate::sso::SsoConfig,
 }
 
 /// Logs and metrics kept in `telemetry.db` (`[telemetry]`).
@@ -142,6 +144,9 @@ struct FileConfig {
     token: FileToken,
     #[serde(default)]
     telemetry: FileTelemetry,
+    #[serde(default)]
+    sso: crate::sso::SsoSettings,
+    ldap: Option<crate::ldap::LdapSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -399,6 +404,7 @@ impl Config {
                     d.telemetry.retention_interval,
                 )?,
             },
+            sso: f.sso.resolve(f.ldap).map_err(Error::Config)?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -445,6 +451,7 @@ impl Config {
                 retention: crate::telemetry::Retention::default(),
                 retention_interval: Duration::from_secs(60),
             },
+            sso: crate::sso::SsoConfig::default(),
         }
     }
 

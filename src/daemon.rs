@@ -154,6 +154,8 @@ pub struct Daemon {
     /// MI management: the dispatcher thread and its outbound pool.
     mi: Arc<crate::mi::control::MiControl>,
     mi_dispatcher: JoinHandle<()>,
+    /// Single sign-on and its outbound pool.
+    sso: Arc<crate::sso::Sso>,
     /// Several nodes: the lease and change-feed threads.
     cluster_threads: Vec<JoinHandle<()>>,
     /// Held while the daemon runs, so `icpd restore` refuses to swap the database under it.
@@ -236,6 +238,27 @@ impl Daemon {
             log::warn!(
                 "created user 'admin' with password {password} (also in {}); it must be changed at first login",
                 cfg.data_dir.join(crate::auth::INITIAL_PASSWORD_FILE).display()
+            );
+        }
+        let sso = Arc::new(crate::sso::Sso::new(cfg.sso.clone())?);
+        let mapped = sso.sync_config_mappings(&store, now_millis())?;
+        if let Some(o) = &cfg.sso.oidc {
+            log::info!(
+                "single sign-on through {} (client {}); {mapped} group mapping(s) from the config file",
+                o.issuer,
+                o.client_id
+            );
+        }
+        if cfg.sso.ldap.is_some() {
+            log::info!("LDAP sign-in on; {mapped} group mapping(s) from the config file");
+        }
+        if !cfg.sso.password_login {
+            log::info!(
+                "password sign-in is off for local accounts{}",
+                match &cfg.sso.break_glass_user {
+                    Some(u) => format!(" but the break-glass account '{u}'"),
+                    None => String::new(),
+                }
             );
         }
         let (tls, cert_path) = if cfg.tls.enabled {
@@ -321,6 +344,7 @@ impl Daemon {
                 events: events_for_gql,
             })),
             cluster: cluster.clone(),
+            sso: sso.clone(),
         });
         let management = http::listen::serve(
             "management",
@@ -365,6 +389,7 @@ impl Daemon {
             retention,
             mi,
             mi_dispatcher,
+            sso,
             cluster_threads,
             _lock: lock,
         })
@@ -391,6 +416,7 @@ impl Daemon {
         let _ = runtime.join();
         self.mi.stop(Duration::from_secs(1));
         let _ = self.mi_dispatcher.join();
+        self.sso.shutdown(Duration::from_secs(1));
         self.stop.store(true, Ordering::SeqCst);
         self.ticker.thread().unpark();
         self.retention.thread().unpark();

@@ -11,6 +11,7 @@ const SIGNED_IN = 'icpd.signedIn';
 
 const routes = [
   ['/login', 'login', null],
+  ['/login/callback', 'login', null],
   ['/', 'overview', 'overview'],
   ['/projects', 'projects', 'projects'],
   ['/projects/:project', 'project', 'projects'],
@@ -153,8 +154,12 @@ function sidebarToggle(root, menu) {
 }
 
 async function logout() {
-  try { await post('/auth/logout'); } catch { /* the session may be gone already */ }
+  // A single-sign-on session also ends at the provider, when it says how.
+  let end = null;
+  try { end = sessionStorage.getItem('icpd.sso.endSession'); sessionStorage.removeItem('icpd.sso.endSession'); } catch { /* storage off */ }
+  try { const r = await post('/auth/logout'); end = end || r?.endSessionUrl || null; } catch { /* the session may be gone already */ }
   signedOut();
+  if (end) location.assign(end);
 }
 
 function signedOut() {
@@ -252,7 +257,7 @@ async function boot() {
   if (localStorage.getItem(SIGNED_IN)) {
     try { signedIn(await get('/auth/me')); } catch { localStorage.removeItem(SIGNED_IN); session.user = null; }
   }
-  if (!session.user && location.pathname !== '/login') {
+  if (!session.user && location.pathname !== '/login' && location.pathname !== '/login/callback') {
     const back = location.pathname + location.search;
     history.replaceState(null, '', back === '/' ? '/login' : `/login?next=${encodeURIComponent(back)}`);
   }

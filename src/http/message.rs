@@ -61,6 +61,10 @@ pub(crate) enum StreamKind {
     /// A server-push WebSocket (RFC 6455): each frame is one text message,
     /// keep-alive is a ping; what the client sends is read and discarded.
     WebSocket,
+    /// A response answered later ([`Response::deferred`]): the one frame is
+    /// the whole encoded response; nothing is written before it, no
+    /// keep-alive, and the connection closes after it.
+    Deferred,
 }
 
 impl EventStream {
@@ -93,6 +97,57 @@ fn is_stream_head(resp: &Response, kind: StreamKind) -> bool {
         StreamKind::WebSocket => {
             resp.status == 101 && find_header(&resp.headers, "upgrade") == Some("websocket")
         }
+        StreamKind::Deferred => resp.status == DEFERRED_STATUS,
+    }
+}
+
+/// The placeholder status of a [`Response::deferred`]; never sent.
+const DEFERRED_STATUS: u16 = 0;
+
+/// The other half of a [`Response::deferred`]: whoever holds it answers
+/// the request, once, from any thread. Dropped without [`Reply::send`] (a
+/// job that panicked, a queue that refused it), it answers 500 itself, so
+/// the client always gets a response.
+pub struct Reply {
+    tx: Option<std::sync::mpsc::Sender<String>>,
+}
+
+impl Reply {
+    /// Answers the request with `resp` (a text body: JSON or HTML). The
+    /// connection closes after it.
+    pub fn send(mut self, resp: Response) {
+        self.deliver(&resp);
+    }
+
+    fn deliver(&mut self, resp: &Response) {
+        if let Some(tx) = self.tx.take() {
+            let bytes = super::server::encode_response(resp, false, true, false);
+            // Bodies here are JSON or HTML; a stray invalid byte is replaced
+            // rather than the answer lost.
+            let text = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            // The connection may be gone (client left, server stopping).
+            let _ = tx.send(text);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            log::error!("a deferred response was dropped without an answer");
+            self.deliver(&Response::error(
+                500,
+                "internal",
+                "the request could not be completed; try again",
+            ));
+        }
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reply(..)")
     }
 }
 
@@ -214,6 +269,34 @@ impl Response {
                 StreamKind::WebSocket,
             )),
         }
+    }
+
+    /// A response that will be answered later, from another thread, through
+    /// the returned [`Reply`]: for work that waits on someone else's server
+    /// (an identity provider, a directory), which must not hold a worker.
+    /// The connection waits on the streams thread, costing no worker, and
+    /// closes after the answer; headers added to this placeholder are not
+    /// sent (the [`Reply`]'s response carries its own). Over the server's
+    /// stream cap the client gets 503 at once.
+    pub fn deferred() -> (Response, Reply) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (
+            Response {
+                status: DEFERRED_STATUS,
+                headers: Vec::new(),
+                body: Vec::new(),
+                stream: Some(EventStream(
+                    Arc::new(Mutex::new(Some(rx))),
+                    StreamKind::Deferred,
+                )),
+            },
+            Reply { tx: Some(tx) },
+        )
+    }
+
+    /// Whether this is a [`Response::deferred`] placeholder.
+    pub fn is_deferred(&self) -> bool {
+        self.status == DEFERRED_STATUS && self.stream.is_some()
     }
 
     /// Adds a header (builder style).

@@ -26,7 +26,7 @@ mod poller;
 mod pool;
 mod stream;
 
-pub use message::{Handler, Request, Response};
+pub use message::{Handler, Reply, Request, Response};
 pub use server::{Limits, Server};
 pub mod listen;
 pub mod routes;

@@ -523,7 +523,12 @@ fn start_stream(
         );
         return;
     };
-    if let Err(e) = conn.send(&encode_stream_head(resp), s.limits.write_timeout) {
+    // A deferred response writes nothing until its answer arrives.
+    let head = match kind {
+        super::message::StreamKind::Deferred => Ok(()),
+        _ => conn.send(&encode_stream_head(resp), s.limits.write_timeout),
+    };
+    if let Err(e) = head {
         log::debug!(
             "{}: writing stream head to {} failed: {e}",
             s.name,

@@ -92,7 +92,9 @@ impl Stream {
                 Ok(frame) if frame.is_empty() => {}
                 Ok(frame) => {
                     match self.kind {
-                        StreamKind::Sse => self.out.extend_from_slice(frame.as_bytes()),
+                        StreamKind::Sse | StreamKind::Deferred => {
+                            self.out.extend_from_slice(frame.as_bytes())
+                        }
                         StreamKind::WebSocket => self.out.extend(ws_text_frame(&frame)),
                     }
                     self.last_write = now;
@@ -104,12 +106,16 @@ impl Stream {
                 }
             }
         }
-        if self.out.is_empty() && now.duration_since(self.last_write) >= keep_alive {
-            self.out.extend_from_slice(match self.kind {
-                StreamKind::Sse => KEEP_ALIVE,
-                StreamKind::WebSocket => WS_PING,
-            });
-            self.last_write = now;
+        let keep_alive_frame = match self.kind {
+            StreamKind::Sse => Some(KEEP_ALIVE),
+            StreamKind::WebSocket => Some(WS_PING),
+            StreamKind::Deferred => None,
+        };
+        if let Some(frame) = keep_alive_frame {
+            if self.out.is_empty() && now.duration_since(self.last_write) >= keep_alive {
+                self.out.extend_from_slice(frame);
+                self.last_write = now;
+            }
         }
         if !self.out.is_empty() || self.conn.tls_pending() {
             self.conn.write_now(&mut self.out).map_err(End::Failed)?;
@@ -117,7 +123,10 @@ impl Stream {
         if self.out.len() > MAX_BUFFERED {
             return Err(End::NotReading);
         }
-        if finished {
+        // What was queued before the sender went away is still written:
+        // the stream ends once it has all left (a deferred answer is
+        // exactly such a last frame).
+        if finished && !self.wants_write() {
             return Err(End::Finished);
         }
         Ok(())

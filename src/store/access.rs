@@ -22,6 +22,50 @@ pub struct UserRow {
     pub failed_logins: i64,
     pub locked_until: Option<Millis>,
     pub created_at: Millis,
+    /// `local`, `oidc` or `ldap` (see [`UserSource`]).
+    pub source: String,
+    /// The OIDC subject or the LDAP DN of a federated user.
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    /// The last sign-in that read the user's directory groups.
+    pub directory_checked_at: Option<Millis>,
+}
+
+/// A federated user's identity as a sign-in read it from the directory.
+#[derive(Debug, Clone)]
+pub struct DirectoryIdentity<'a> {
+    pub source: &'a str,
+    pub external_id: &'a str,
+    pub display_name: &'a str,
+    pub email: Option<&'a str>,
+    pub groups: &'a [String],
+}
+
+/// A directory group's role at a scope (`sso_group_mappings`), with the
+/// names it is shown by.
+#[derive(Debug, Clone)]
+pub struct SsoMappingRow {
+    pub id: i64,
+    /// `oidc`, `ldap`, or empty for both.
+    pub source: String,
+    pub group: String,
+    pub role_id: i64,
+    pub role: String,
+    pub scope: Scope,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub integration: Option<String>,
+    /// `config` (the config file's) or `api`.
+    pub origin: String,
+    pub created_at: Millis,
+}
+
+/// An authorization request in flight (`sso_logins`).
+#[derive(Debug, Clone)]
+pub struct SsoLoginRow {
+    pub nonce: String,
+    pub verifier: String,
+    pub created_at: Millis,
 }
 
 /// A session, looked up by the hash of its token.
@@ -131,7 +175,7 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, password_hash, must_change_password, failed_logins, locked_until, created_at";
+const USER_COLUMNS: &str = "id, username, display_name, password_hash, must_change_password, failed_logins, locked_until, created_at, source, external_id, email, directory_checked_at";
 
 fn user_from_row(r: &Row) -> db::Result<UserRow> {
     Ok(UserRow {
@@ -143,6 +187,10 @@ fn user_from_row(r: &Row) -> db::Result<UserRow> {
         failed_logins: r.get(5)?,
         locked_until: r.get(6)?,
         created_at: r.get(7)?,
+        source: r.get(8)?,
+        external_id: r.get(9)?,
+        email: r.get(10)?,
+        directory_checked_at: r.get(11)?,
     })
 }
 
@@ -562,22 +610,28 @@ impl Tx<'_> {
     /// Every role every user holds, directly or through a group, by user
     /// and then assignment.
     pub fn held_roles(&self) -> Result<Vec<HeldRoleRow>> {
+        // The third kind of holding: a federated user's directory group
+        // that a mapping gives a role; its "group" is shown as
+        // `directory:NAME`.
         let mut st = self.tx.prepare_cached(
-            "WITH held (user_id, assignment_id, group_id) AS ( \
-                 SELECT user_id, id, NULL FROM role_assignments WHERE user_id IS NOT NULL \
+            "WITH held (user_id, role_id, scope_type, scope_id, via, ord) AS ( \
+                 SELECT user_id, role_id, scope_type, scope_id, CAST(NULL AS TEXT), id FROM role_assignments \
+                 WHERE user_id IS NOT NULL \
                  UNION ALL \
-                 SELECT m.user_id, a.id, a.group_id FROM role_assignments a \
-                 JOIN group_members m ON m.group_id = a.group_id) \
-             SELECT h.user_id, r.name, a.scope_type, a.scope_id, \
-                    COALESCE(p.handle, ip.handle), e.handle, i.handle, g.name \
-             FROM held h JOIN role_assignments a ON a.id = h.assignment_id \
-             JOIN roles r ON r.id = a.role_id \
-             LEFT JOIN groups g ON g.id = h.group_id \
-             LEFT JOIN projects p ON a.scope_type = 'project' AND p.id = a.scope_id \
-             LEFT JOIN environments e ON a.scope_type = 'environment' AND e.id = a.scope_id \
-             LEFT JOIN integrations i ON a.scope_type = 'integration' AND i.id = a.scope_id \
+                 SELECT m.user_id, a.role_id, a.scope_type, a.scope_id, g.name, a.id FROM role_assignments a \
+                 JOIN group_members m ON m.group_id = a.group_id JOIN groups g ON g.id = a.group_id \
+                 UNION ALL \
+                 SELECT u.id, sm.role_id, sm.scope_type, sm.scope_id, 'directory:' || sm.group_name, sm.id + 1000000000 \
+                 FROM sso_group_mappings sm JOIN user_directory_groups dg ON dg.group_name = sm.group_name \
+                 JOIN users u ON u.id = dg.user_id AND (sm.source = '' OR sm.source = u.source)) \
+             SELECT h.user_id, r.name, h.scope_type, h.scope_id, \
+                    COALESCE(p.handle, ip.handle), e.handle, i.handle, h.via \
+             FROM held h JOIN roles r ON r.id = h.role_id \
+             LEFT JOIN projects p ON h.scope_type = 'project' AND p.id = h.scope_id \
+             LEFT JOIN environments e ON h.scope_type = 'environment' AND e.id = h.scope_id \
+             LEFT JOIN integrations i ON h.scope_type = 'integration' AND i.id = h.scope_id \
              LEFT JOIN projects ip ON ip.id = i.project_id \
-             ORDER BY h.user_id, a.id",
+             ORDER BY h.user_id, h.ord",
         )?;
         let rows = st.query_map([], |r| {
             let kind: String = r.get(2)?;
@@ -606,7 +660,12 @@ impl Tx<'_> {
         let mut st = self.tx.prepare_cached(
             "SELECT a.scope_type, a.scope_id, p.permission FROM role_assignments a \
              JOIN role_permissions p ON p.role_id = a.role_id \
-             WHERE a.user_id = ?1 OR a.group_id IN (SELECT group_id FROM group_members WHERE user_id = ?1)",
+             WHERE a.user_id = ?1 OR a.group_id IN (SELECT group_id FROM group_members WHERE user_id = ?1) \
+             UNION ALL \
+             SELECT m.scope_type, m.scope_id, p.permission FROM sso_group_mappings m \
+             JOIN role_permissions p ON p.role_id = m.role_id \
+             JOIN user_directory_groups g ON g.group_name = m.group_name AND g.user_id = ?1 \
+             JOIN users u ON u.id = ?1 AND (m.source = '' OR m.source = u.source)",
         )?;
         let mut by_scope: BTreeMap<Scope, BTreeSet<Permission>> = BTreeMap::new();
         for row in st.query_map([user_id], |r| {
@@ -627,6 +686,170 @@ impl Tx<'_> {
             .into_iter()
             .map(|(scope, permissions)| Grant { scope, permissions })
             .collect())
+    }
+
+    // ---- single sign-on ------------------------------------------------
+
+    /// Creates a federated user (no password: `password_hash` is empty,
+    /// which no password verifies against).
+    pub fn insert_federated_user(
+        &self,
+        username: &str,
+        id: &DirectoryIdentity,
+        now: Millis,
+    ) -> Result<i64> {
+        self.exec(
+            "INSERT INTO users (username, display_name, password_hash, must_change_password, created_at, updated_at, source, external_id) \
+             VALUES (?1, ?2, '', 0, ?3, ?3, ?4, ?5)",
+            params![username, id.display_name, now, id.source, id.external_id],
+        )?;
+        Ok(self.tx.last_insert_rowid()?)
+    }
+
+    /// Records what a sign-in read from the directory: name, e-mail and
+    /// groups (replacing the previous ones), and when.
+    pub fn set_directory_identity(
+        &self,
+        user_id: i64,
+        id: &DirectoryIdentity,
+        now: Millis,
+    ) -> Result<()> {
+        self.exec(
+            "UPDATE users SET display_name = ?2, email = ?3, external_id = ?4, directory_checked_at = ?5, \
+             failed_logins = 0, locked_until = NULL, updated_at = ?5 WHERE id = ?1",
+            params![user_id, id.display_name, id.email, id.external_id, now],
+        )?;
+        self.exec(
+            "DELETE FROM user_directory_groups WHERE user_id = ?1",
+            params![user_id],
+        )?;
+        for g in id.groups {
+            self.exec(
+                "INSERT INTO user_directory_groups (user_id, group_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![user_id, g],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A federated user's groups as their last sign-in read them.
+    pub fn directory_groups(&self, user_id: i64) -> Result<Vec<String>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT group_name FROM user_directory_groups WHERE user_id = ?1 ORDER BY group_name",
+        )?;
+        let rows = st.query_map([user_id], |r| r.get(0))?;
+        Ok(rows.collect::<db::Result<_>>()?)
+    }
+
+    pub fn sso_mappings(&self) -> Result<Vec<SsoMappingRow>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT m.id, m.source, m.group_name, m.role_id, r.name, m.scope_type, m.scope_id, \
+                    COALESCE(p.handle, ip.handle), e.handle, i.handle, m.origin, m.created_at \
+             FROM sso_group_mappings m JOIN roles r ON r.id = m.role_id \
+             LEFT JOIN projects p ON m.scope_type = 'project' AND p.id = m.scope_id \
+             LEFT JOIN environments e ON m.scope_type = 'environment' AND e.id = m.scope_id \
+             LEFT JOIN integrations i ON m.scope_type = 'integration' AND i.id = m.scope_id \
+             LEFT JOIN projects ip ON ip.id = i.project_id \
+             ORDER BY m.group_name, m.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let kind: String = r.get(5)?;
+            Ok(SsoMappingRow {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                group: r.get(2)?,
+                role_id: r.get(3)?,
+                role: r.get(4)?,
+                scope: Scope::from_parts(&kind, r.get(6)?).unwrap_or(Scope::Organization),
+                project: r.get(7)?,
+                environment: r.get(8)?,
+                integration: r.get(9)?,
+                origin: r.get(10)?,
+                created_at: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<db::Result<_>>()?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_sso_mapping(
+        &self,
+        source: &str,
+        group: &str,
+        role_id: i64,
+        scope: Scope,
+        origin: &str,
+        now: Millis,
+    ) -> Result<i64> {
+        let (kind, scope_id) = scope.parts();
+        self.exec(
+            "INSERT INTO sso_group_mappings (source, group_name, role_id, scope_type, scope_id, origin, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![source, group, role_id, kind, scope_id, origin, now],
+        )?;
+        Ok(self.tx.last_insert_rowid()?)
+    }
+
+    /// Deletes a mapping made through the API; `Some(origin)` of the row
+    /// found (a `config` row is left alone), `None` if there is none.
+    pub fn delete_sso_mapping(&self, id: i64) -> Result<Option<String>> {
+        let origin: Option<String> = self
+            .tx
+            .prepare_cached("SELECT origin FROM sso_group_mappings WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        if origin.as_deref() == Some("api") {
+            self.exec("DELETE FROM sso_group_mappings WHERE id = ?1", params![id])?;
+        }
+        Ok(origin)
+    }
+
+    /// Removes the config file's mappings (before writing the current ones).
+    pub fn delete_config_sso_mappings(&self) -> Result<usize> {
+        Ok(self.exec(
+            "DELETE FROM sso_group_mappings WHERE origin = 'config'",
+            params![],
+        )?)
+    }
+
+    pub fn insert_sso_login(&self, state_hash: &str, l: &SsoLoginRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO sso_logins (state_hash, nonce, verifier, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![state_hash, l.nonce, l.verifier, l.created_at],
+        )?;
+        Ok(())
+    }
+
+    /// Takes (reads and deletes) an authorization request: each is used once.
+    pub fn take_sso_login(&self, state_hash: &str) -> Result<Option<SsoLoginRow>> {
+        let row = self
+            .tx
+            .prepare_cached(
+                "SELECT nonce, verifier, created_at FROM sso_logins WHERE state_hash = ?1",
+            )?
+            .query_row([state_hash], |r| {
+                Ok(SsoLoginRow {
+                    nonce: r.get(0)?,
+                    verifier: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })
+            .optional()?;
+        if row.is_some() {
+            self.exec(
+                "DELETE FROM sso_logins WHERE state_hash = ?1",
+                params![state_hash],
+            )?;
+        }
+        Ok(row)
+    }
+
+    /// Forgets authorization requests begun before `before`.
+    pub fn delete_stale_sso_logins(&self, before: Millis) -> Result<usize> {
+        Ok(self.exec(
+            "DELETE FROM sso_logins WHERE created_at < ?1",
+            params![before],
+        )?)
     }
 
     // ---- audit ---------------------------------------------------------

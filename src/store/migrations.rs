@@ -672,4 +672,46 @@ CREATE TABLE cluster_facts (
 );
 "#,
     },
+    Migration {
+        name: "sso",
+        sql: r#"
+-- Single sign-on (issue 17). users.source: 'local' (password in icpd),
+-- 'oidc' or 'ldap' (signed in through a directory; no password here).
+-- external_id: the OIDC subject or the LDAP DN. directory_checked_at: the
+-- last sign-in that read the user's groups, which bounds how long their
+-- API tokens keep working. user_directory_groups: those groups, replaced
+-- at each sign-in. sso_group_mappings: a directory group (for one source,
+-- or '' for both) gives a role at a scope; origin 'config' rows are the
+-- config file's, rewritten at each start, 'api' rows the operators'.
+-- sso_logins: authorization requests in flight, by the SHA-256 of their
+-- state, used once.
+ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE users ADD COLUMN external_id TEXT;
+ALTER TABLE users ADD COLUMN email TEXT;
+ALTER TABLE users ADD COLUMN directory_checked_at INTEGER;
+CREATE TABLE user_directory_groups (
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    group_name  TEXT NOT NULL,
+    PRIMARY KEY (user_id, group_name)
+);
+CREATE TABLE sso_group_mappings (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL DEFAULT '' CHECK (source IN ('', 'oidc', 'ldap')),
+    group_name  TEXT NOT NULL,
+    role_id     INTEGER NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    scope_type  TEXT NOT NULL CHECK (scope_type IN ('organization', 'project', 'environment', 'integration')),
+    scope_id    INTEGER,
+    origin      TEXT NOT NULL CHECK (origin IN ('config', 'api')),
+    created_at  INTEGER NOT NULL,
+    CHECK ((scope_type = 'organization') = (scope_id IS NULL))
+);
+CREATE INDEX sso_group_mappings_by_group ON sso_group_mappings (group_name);
+CREATE TABLE sso_logins (
+    state_hash  TEXT PRIMARY KEY,
+    nonce       TEXT NOT NULL,
+    verifier    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+"#,
+    },
 ];

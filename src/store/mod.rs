@@ -47,8 +47,8 @@ use crate::model::secrets::StoredSecret;
 use crate::time::Millis;
 
 pub use access::{
-    ApiTokenRow, AssignmentRow, AuditFilter, AuditRow, GroupRow, HeldRoleRow, NewAuditEntry,
-    RoleRow, SessionRow, UserRow,
+    ApiTokenRow, AssignmentRow, AuditFilter, AuditRow, DirectoryIdentity, GroupRow, HeldRoleRow,
+    NewAuditEntry, RoleRow, SessionRow, SsoLoginRow, SsoMappingRow, UserRow,
 };
 pub use artifacts::ArtifactWrites;
 #[doc(hidden)]

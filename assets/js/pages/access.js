@@ -3,7 +3,7 @@
 import { get, all, post, patch, del, enc } from '../api.js';
 import { h, fill, card, loading, failure, button, pageHead, table, badge, field, input, select, modal, confirm, toast, when, snippet } from '../ui.js';
 
-const TABS = [['users', 'Users'], ['groups', 'Groups'], ['roles', 'Roles'], ['assignments', 'Role assignments']];
+const TABS = [['users', 'Users'], ['groups', 'Groups'], ['roles', 'Roles'], ['assignments', 'Role assignments'], ['mappings', 'Group mappings']];
 
 export async function render(ctx) {
   ctx.crumbs(['Administration', 'Access control']);
@@ -16,7 +16,7 @@ export async function render(ctx) {
     drawTabs();
     fill(panel, loading());
     try {
-      await ({ users, groups, roles, assignments })[tab](panel, show, ctx);
+      await ({ users, groups, roles, assignments, mappings })[tab](panel, show, ctx);
     } catch (e) {
       fill(panel, failure(e, show));
     }
@@ -27,8 +27,9 @@ export async function render(ctx) {
 async function users(panel, again) {
   const list = await all('/users');
   fill(panel, card('Users', button('New user', create, { kind: 'primary', small: true, testid: 'new-user' }),
-    table(['User', 'Display name', 'Status', 'Created', ''], list.map((u) => h('tr', { testid: `user-${u.username}` },
+    table(['User', 'Display name', 'Source', 'Status', 'Created', ''], list.map((u) => h('tr', { testid: `user-${u.username}` },
       h('td', {}, h('strong', {}, u.username)), h('td', {}, u.displayName || h('span', { class: 'muted' }, '—')),
+      h('td', { testid: `user-source-${u.username}` }, u.source === 'local' || !u.source ? h('span', { class: 'muted' }, 'local') : badge(u.source === 'oidc' ? 'single sign-on' : 'LDAP', 'accent')),
       h('td', {}, h('div', { class: 'chips' }, u.locked ? badge('locked', 'bad') : badge('active', 'ok'), u.mustChangePassword ? badge('must change password', 'warn') : null)),
       h('td', { class: 'muted' }, when(u.createdAt)),
       h('td', {}, h('div', { class: 'actions' },
@@ -161,5 +162,51 @@ async function assignments(panel, again) {
   async function remove(a) {
     if (!(await confirm('Remove this assignment?', `${a.user || a.group} loses ${a.role} at ${scopeText(a.scope)}.`, { submit: 'Remove' }))) return;
     try { await del(`/role-assignments/${a.id}`); again(); } catch (e) { toast(e.message, 'bad'); }
+  }
+}
+
+// Directory groups (the OIDC groups claim, LDAP groups) that give roles.
+async function mappings(panel, again) {
+  const [list, roleList, envs, projects] = await Promise.all([all('/sso/group-mappings'), get('/roles'), all('/environments'), all('/projects')]);
+  fill(panel, card('Group mappings', button('Map a group', create, { kind: 'primary', small: true, testid: 'new-mapping' }),
+    h('p', { class: 'muted' }, 'Members of a directory group get the role at the scope from their next sign-in; a user removed from the group loses it at their next sign-in, and their sessions and API tokens stop within 12 hours. Mappings from the config file are changed there.'),
+    table(['Directory group', 'Source', 'Role', 'Scope', 'From', ''], list.map((m) => h('tr', { testid: `mapping-${m.group}` },
+      h('td', {}, h('strong', {}, m.group)), h('td', {}, m.source || 'any'),
+      h('td', {}, badge(m.role, 'accent')), h('td', {}, scopeText(m.scope)),
+      h('td', { class: 'muted' }, m.origin === 'config' ? 'config file' : when(m.createdAt)),
+      h('td', {}, m.origin === 'api' ? h('div', { class: 'actions' }, button('Remove', () => remove(m), { small: true, kind: 'danger' })) : null))), { emptyText: 'No group gives a role yet: single sign-on users cannot sign in until one does.' })));
+  async function create() {
+    const group = field('Directory group', input({ required: true, autocomplete: 'off', testid: 'mapping-group' }), 'As the identity provider or directory names it.');
+    const source = field('Source', select([['', 'Any'], ['oidc', 'Single sign-on (OIDC)'], ['ldap', 'LDAP']]));
+    const role = field('Role', select(roleList.items.map((r) => [r.name, r.name])));
+    const type = field('Scope', select([['organization', 'Organization'], ['project', 'Project'], ['environment', 'Environment'], ['integration', 'Integration']]));
+    const proj = field('Project', select(projects.map((p) => [p.handle, p.name])));
+    const env = field('Environment', select(envs.map((e) => [e.handle, e.name])));
+    const integ = field('Integration', input({ placeholder: 'integration handle' }));
+    const sync = () => {
+      const t = type.input.value;
+      proj.hidden = !(t === 'project' || t === 'integration');
+      env.hidden = t !== 'environment';
+      integ.hidden = t !== 'integration';
+    };
+    type.input.addEventListener('change', sync);
+    sync();
+    if (await modal({
+      title: 'Map a directory group', body: [group, source, role, type, proj, env, integ],
+      onSubmit: () => {
+        const t = type.input.value;
+        const scope = { type: t };
+        if (t === 'project' || t === 'integration') scope.project = proj.input.value;
+        if (t === 'environment') scope.environment = env.input.value;
+        if (t === 'integration') scope.integration = integ.input.value.trim();
+        const body = { group: group.input.value.trim(), role: role.input.value, scope };
+        if (source.input.value) body.source = source.input.value;
+        return post('/sso/group-mappings', body);
+      },
+    })) { toast('Group mapped.', 'ok'); again(); }
+  }
+  async function remove(m) {
+    if (!(await confirm('Remove this mapping?', `Members of ${m.group} lose ${m.role} at ${scopeText(m.scope)}.`, { submit: 'Remove' }))) return;
+    try { await del(`/sso/group-mappings/${m.id}`); again(); } catch (e) { toast(e.message, 'bad'); }
   }
 }

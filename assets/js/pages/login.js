@@ -2,7 +2,7 @@
 // admin) or after a reset.
 
 import { post, get, setCsrf } from '../api.js';
-import { h, field, input, button } from '../ui.js';
+import { h, fill, field, input, button } from '../ui.js';
 import { session, signedIn, navigate } from '../app.js';
 
 function frame(title, subtitle, form) {
@@ -16,8 +16,17 @@ function next() {
   return n && n.startsWith('/') && !n.startsWith('//') ? n : '/';
 }
 
+const SSO_NEXT = 'icpd.sso.next';
+const SSO_END = 'icpd.sso.endSession';
+
+/** Where the provider's end-session endpoint is, for logout (or null). */
+export function ssoEndSession() {
+  try { return sessionStorage.getItem(SSO_END); } catch { return null; }
+}
+
 export function render() {
   if (session.user?.mustChangePassword) return changeForm(null);
+  if (location.pathname === '/login/callback') return callback();
   const error = h('div', { class: 'callout bad', role: 'alert', hidden: true, testid: 'login-error' });
   const user = field('User name', input({ name: 'username', autocomplete: 'username', required: true, testid: 'login-username' }));
   const pass = field('Password', input({ type: 'password', name: 'password', autocomplete: 'current-password', required: true, testid: 'login-password' }));
@@ -45,7 +54,58 @@ export function render() {
     }
   });
   setTimeout(() => user.input.focus());
-  return frame('Sign in', 'Manage your integration runtimes.', form);
+  // Single sign-on and the password policy come from the server.
+  const sso = h('div', { class: 'stack', testid: 'sso' });
+  get('/auth/providers').then((p) => {
+    if (p.oidc) {
+      const go = button(`Sign in with ${p.oidc.label}`, async () => {
+        go.disabled = true;
+        error.hidden = true;
+        try {
+          try { sessionStorage.setItem(SSO_NEXT, next()); } catch { /* storage off */ }
+          const r = await post('/auth/oidc/start');
+          location.assign(r.authorizationUrl);
+        } catch (err) {
+          error.textContent = err.message;
+          error.hidden = false;
+          go.disabled = false;
+        }
+      }, { kind: 'primary', testid: 'sso-button' });
+      fill(sso, go, h('p', { class: 'muted center' }, p.passwordLogin || p.ldap ? 'or with your user name and password:' : `Password sign-in is for the break-glass account${p.breakGlassUser ? ` (${p.breakGlassUser})` : ''} only.`));
+    } else if (!p.passwordLogin) {
+      fill(sso, h('p', { class: 'muted' }, 'Password sign-in is switched off here, except for the break-glass account.'));
+    }
+  }).catch(() => { /* the form still works */ });
+  return frame('Sign in', 'Manage your integration runtimes.', h('div', { class: 'stack' }, sso, form));
+}
+
+/** The provider sent the browser back: complete the sign-in. */
+function callback() {
+  const q = new URLSearchParams(location.search);
+  const status = h('div', { class: 'stack', testid: 'sso-callback' }, h('p', { class: 'muted' }, 'Completing single sign-on…'));
+  const fail = (message) => fill(status,
+    h('div', { class: 'callout bad', role: 'alert', testid: 'login-error' }, message),
+    h('a', { href: '/login', 'data-nav': '', testid: 'sso-retry' }, 'Back to sign in'));
+  let dest = '/';
+  try { dest = sessionStorage.getItem(SSO_NEXT) || '/'; sessionStorage.removeItem(SSO_NEXT); } catch { /* storage off */ }
+  if (!dest.startsWith('/') || dest.startsWith('//')) dest = '/';
+  const code = q.get('code');
+  const state = q.get('state');
+  // The code must not stay in the address bar or the history.
+  history.replaceState(null, '', '/login/callback');
+  if (q.get('error')) {
+    fail(`The identity provider did not sign you in: ${q.get('error_description') || q.get('error')}.`);
+  } else if (!code || !state) {
+    fail('The identity provider sent no code back. Start the sign-in again.');
+  } else {
+    post('/auth/oidc/callback', { code, state }).then((r) => {
+      setCsrf(r.csrfToken);
+      try { if (r.endSessionUrl) sessionStorage.setItem(SSO_END, r.endSessionUrl); } catch { /* storage off */ }
+      signedIn({ user: r.user, permissions: r.permissions, csrfToken: r.csrfToken });
+      navigate(dest, { replace: true });
+    }).catch((err) => fail(err.message));
+  }
+  return frame('Single sign-on', null, status);
 }
 
 function changeForm(current) {

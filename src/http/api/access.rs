@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{created, no_content, ok, Access, Api, Ctx, Page, Route};
+use super::{created, no_content, ok, Access, Api, Ctx, Route};
 use crate::access::{Permission, Scope, Target};
 use crate::auth::{self, User};
 use crate::error::{Error, Result};
@@ -154,6 +154,30 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/sso/group-mappings",
+        access: Access::User,
+        summary: "List the directory groups (OIDC, LDAP) that give roles, from the config file and the API",
+        query: &[],
+        handler: list_group_mappings,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/sso/group-mappings",
+        access: Access::User,
+        summary: "Give members of a directory group a role at a scope (from their next sign-in)",
+        query: &[],
+        handler: create_group_mapping,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/sso/group-mappings/{mapping}",
+        access: Access::User,
+        summary: "Remove a group mapping made through the API",
+        query: &[],
+        handler: delete_group_mapping,
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/audit",
         access: Access::User,
         summary: "The audit log, newest first; from/to (RFC 3339 or Unix ms, to exclusive; since/until are older names) bound the time, actor and action match exactly; a refused request's entry has the reason its client was given",
@@ -181,17 +205,21 @@ fn id_param(ctx: &Ctx, name: &str) -> Result<i64> {
 
 fn list_users(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     require_user_manage(ctx)?;
-    let users: Vec<User> = api
+    let mut held = crate::auth::held_roles(&api.store)?;
+    let users: Vec<Value> = api
         .store
         .read(|tx| tx.users())?
         .iter()
-        .map(|u| User::from_row(u, ctx.now))
+        .map(|u| {
+            let mut v = serde_json::to_value(User::from_row(u, ctx.now)).unwrap_or_default();
+            // Direct, through a group, or through a directory group
+            // (`directory:NAME`) of a single-sign-on user.
+            v["roles"] =
+                serde_json::to_value(held.remove(&u.id).unwrap_or_default()).unwrap_or_default();
+            v
+        })
         .collect();
-    ok(&Page {
-        total: users.len() as i64,
-        items: users,
-        next_cursor: None,
-    })
+    ok(&json!({"total": users.len(), "items": users, "nextCursor": null}))
 }
 
 #[derive(Deserialize)]
@@ -673,6 +701,107 @@ fn delete_assignment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         return Err(Error::NotFound(format!("no role assignment {id}")));
     }
     no_content()
+}
+
+// ---- single sign-on group mappings -----------------------------------------
+
+fn mapping_json(m: &crate::store::SsoMappingRow) -> Value {
+    let scope = match m.scope {
+        Scope::Organization => json!({"type": "organization"}),
+        Scope::Project(_) => json!({"type": "project", "project": m.project}),
+        Scope::Environment(_) => json!({"type": "environment", "environment": m.environment}),
+        Scope::Integration(_) => {
+            json!({"type": "integration", "project": m.project, "integration": m.integration})
+        }
+    };
+    json!({
+        "id": m.id.to_string(),
+        "group": m.group,
+        "source": if m.source.is_empty() { None } else { Some(&m.source) },
+        "role": m.role,
+        "roleId": m.role_id.to_string(),
+        "scope": scope,
+        "origin": m.origin,
+        "createdAt": rfc3339(m.created_at),
+    })
+}
+
+fn list_group_mappings(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let all: Vec<Value> = api
+        .store
+        .read(|tx| tx.sso_mappings())?
+        .iter()
+        .map(mapping_json)
+        .collect();
+    ok(&json!({"items": all, "total": all.len(), "nextCursor": null}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingBody {
+    /// The group's name as the directory gives it (the groups claim's
+    /// value, or the LDAP group's name).
+    group: String,
+    /// A role's name or id.
+    #[serde(deserialize_with = "crate::id::name_or_id")]
+    role: String,
+    /// `oidc`, `ldap`, or absent for both.
+    source: Option<String>,
+    #[serde(default)]
+    scope: ScopeBody,
+}
+
+fn create_group_mapping(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let body: MappingBody = ctx.body()?;
+    let group = body.group.trim();
+    if group.is_empty() || group.len() > 256 {
+        return Err(Error::BadRequest(
+            "a group mapping needs a group name of 1 to 256 characters".into(),
+        ));
+    }
+    let source = match body.source.as_deref() {
+        None | Some("") => "",
+        Some("oidc") => "oidc",
+        Some("ldap") => "ldap",
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "source '{other}' must be \"oidc\" or \"ldap\" (or absent for both)"
+            )))
+        }
+    };
+    let value = api.store.write(|tx| {
+        let role = tx
+            .roles()?
+            .into_iter()
+            .find(|r| r.name.eq_ignore_ascii_case(&body.role) || r.id.to_string() == body.role)
+            .ok_or_else(|| Error::NotFound(format!("no role '{}'", body.role)))?;
+        let scope = resolve_scope(tx, &body.scope)?;
+        let id = tx.insert_sso_mapping(source, group, role.id, scope, "api", ctx.now)?;
+        tx.sso_mappings()?
+            .iter()
+            .find(|m| m.id == id)
+            .map(mapping_json)
+            .ok_or_else(|| Error::Internal("mapping vanished".into()))
+    })?;
+    ctx.audit_target = Some(format!(
+        "group mapping {} ({group})",
+        value["id"].as_str().unwrap_or_default()
+    ));
+    created(&value)
+}
+
+fn delete_group_mapping(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    require_user_manage(ctx)?;
+    let id = id_param(ctx, "mapping")?;
+    match api.store.write(|tx| tx.delete_sso_mapping(id))?.as_deref() {
+        Some("api") => no_content(),
+        Some(_) => Err(Error::Conflict(format!(
+            "group mapping {id} comes from the config file ([[sso.group_mappings]]); change it there and restart"
+        ))),
+        None => Err(Error::NotFound(format!("no group mapping {id}"))),
+    }
 }
 
 // ---- audit -----------------------------------------------------------------

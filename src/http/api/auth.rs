@@ -4,11 +4,15 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{created, no_content, ok, Access, Api, Ctx, Route};
-use crate::auth::{self, SESSION_COOKIE};
+use super::{cookie, created, no_content, ok, write_deferred_audit, Access, Api, Ctx, Route};
+use crate::auth::{self, SignedIn, SESSION_COOKIE};
 use crate::error::{Error, Result};
+use crate::http::routes::error_response;
 use crate::http::Response;
-use crate::time::rfc3339;
+use crate::time::{now_millis, rfc3339};
+
+/// The cookie that binds an OIDC sign-in to the browser that started it.
+const SSO_STATE_COOKIE: &str = "icp_sso_state";
 
 pub const ROUTES: &[Route] = &[
     Route {
@@ -19,6 +23,31 @@ pub const ROUTES: &[Route] = &[
             "Sign in with user name and password; returns a bearer token and sets a session cookie",
         query: &[],
         handler: login,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/auth/providers",
+        access: Access::Public,
+        summary: "How people sign in here: password, LDAP, single sign-on (for the login page)",
+        query: &[],
+        handler: providers,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/auth/oidc/start",
+        access: Access::Public,
+        summary:
+            "Start a single sign-on: the identity provider's authorization URL (PKCE, state, nonce)",
+        query: &[],
+        handler: oidc_start,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/auth/oidc/callback",
+        access: Access::Public,
+        summary: "Complete a single sign-on with the provider's code and state; opens a session",
+        query: &[],
+        handler: oidc_callback,
     },
     Route {
         method: "POST",
@@ -77,35 +106,228 @@ struct LoginBody {
     password: String,
 }
 
-fn login(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    let body: LoginBody = ctx.body()?;
-    ctx.audit_actor = Some(body.username.chars().take(64).collect());
-    ctx.audit_target = Some("login".into());
-    let client = ctx.req.peer.ip().to_string();
-    let l = auth::login(&api.store, &body.username, &body.password, &client, ctx.now)?;
+fn session_cookie(secure: bool, token: &str) -> String {
     let max_age = auth::SESSION_TTL.as_secs();
-    let secure = if api.secure { "; Secure" } else { "" };
-    ctx.set_cookies.push(format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
-        l.token
-    ));
-    ok(&json!({
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
+}
+
+fn login_json(l: &auth::Login) -> serde_json::Value {
+    json!({
         "token": l.token,
         "csrfToken": l.csrf_token,
         "expiresAt": rfc3339(l.expires_at),
         "user": l.user,
         "mustChangePassword": l.user.must_change_password,
         "permissions": l.principal.permission_summary(),
+    })
+}
+
+fn login(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    let body: LoginBody = ctx.body()?;
+    ctx.audit_actor = Some(body.username.chars().take(64).collect());
+    ctx.audit_target = Some("login".into());
+    let client = ctx.req.peer.ip().to_string();
+    if password_route(api, &body.username)? == PasswordRoute::Directory {
+        return ldap_login(api, ctx, body, client);
+    }
+    let l = auth::login(&api.store, &body.username, &body.password, &client, ctx.now)?;
+    ctx.set_cookies.push(session_cookie(api.secure, &l.token));
+    ok(&login_json(&l))
+}
+
+/// Who checks a user name and password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PasswordRoute {
+    /// icpd's own password hashes (`auth::login`).
+    Local,
+    /// The LDAP directory, on the sign-in pool.
+    Directory,
+}
+
+/// Sends a password sign-in to the directory (an LDAP user, or a name icpd
+/// does not know while LDAP is on) or to icpd; refuses a local account
+/// when password sign-in is off, except the break-glass account.
+pub(crate) fn password_route(api: &Api, username: &str) -> Result<PasswordRoute> {
+    let sso = &api.sso.config;
+    let existing = api.store.read(|tx| tx.user_by_name(username))?;
+    match existing {
+        Some(u) if u.source == "ldap" && sso.ldap.is_some() => Ok(PasswordRoute::Directory),
+        None if sso.ldap.is_some() => Ok(PasswordRoute::Directory),
+        Some(u)
+            if u.source == "local"
+                && !sso.password_login
+                && sso.break_glass_user.as_deref() != Some(u.username.as_str()) =>
+        {
+            Err(Error::Forbidden(
+                "password sign-in is switched off on this server; use single sign-on".into(),
+            ))
+        }
+        _ => Ok(PasswordRoute::Local),
+    }
+}
+
+/// The answer to a directory sign-in, for the job to send.
+fn signed_in_response(
+    result: Result<SignedIn>,
+    secure: bool,
+    extra: &[(&str, String)],
+) -> Response {
+    match result {
+        Ok(SignedIn::Yes(l)) => {
+            let mut body = login_json(&l);
+            for (k, v) in extra {
+                body[*k] = v.clone().into();
+            }
+            Response::json(200, &body).with_header("Set-Cookie", &session_cookie(secure, &l.token))
+        }
+        Ok(SignedIn::NoRoles { username, groups }) => Response::json(
+            403,
+            &json!({
+                "error": {
+                    "code": "no_roles",
+                    "message": format!(
+                        "'{username}' signed in, but none of their groups ({}) has a role in icpd; ask an administrator to map one (Access → Group mappings)",
+                        if groups.is_empty() { "none".to_string() } else { groups.join(", ") }
+                    ),
+                },
+                "username": username,
+            }),
+        ),
+        Err(e) => error_response(&e),
+    }
+    .with_header("Cache-Control", "no-store")
+}
+
+fn refusal(resp: &Response) -> String {
+    serde_json::from_slice::<serde_json::Value>(&resp.body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A password sign-in checked by the directory, on the sign-in pool.
+fn ldap_login(api: &Api, ctx: &mut Ctx, body: LoginBody, client: String) -> Result<Response> {
+    let (resp, reply) = Response::deferred();
+    let (sso, store, secure) = (api.sso.clone(), api.store.clone(), api.secure);
+    let job = move || {
+        let now = now_millis();
+        let result = sso.complete_ldap(&store, &body.username, &body.password, &client, now);
+        let resp = signed_in_response(result, secure, &[]);
+        let actor: String = body.username.chars().take(64).collect();
+        write_deferred_audit(
+            &store,
+            now,
+            &actor,
+            "POST /api/v1/auth/login",
+            "login (ldap)",
+            &client,
+            resp.status,
+            &refusal(&resp),
+        );
+        reply.send(resp);
+    };
+    api.sso.submit(Box::new(job))?;
+    let _ = ctx;
+    Ok(resp)
+}
+
+fn providers(api: &Api, _ctx: &mut Ctx) -> Result<Response> {
+    let c = &api.sso.config;
+    ok(&json!({
+        "passwordLogin": c.password_login,
+        "breakGlassUser": if c.password_login { None } else { c.break_glass_user.clone() },
+        "ldap": c.ldap.is_some(),
+        "oidc": c.oidc.as_ref().map(|o| json!({"label": o.label, "issuer": o.issuer})),
     }))
 }
 
+fn oidc_start(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    api.sso.oidc()?;
+    let (resp, reply) = Response::deferred();
+    let (sso, store, secure) = (api.sso.clone(), api.store.clone(), api.secure);
+    api.sso.submit(Box::new(move || {
+        let resp = match sso.authorization_url(&store, None, now_millis()) {
+            Ok((url, state)) => {
+                let secure = if secure { "; Secure" } else { "" };
+                Response::json(200, &json!({"authorizationUrl": url, "state": state})).with_header(
+                    "Set-Cookie",
+                    &format!("{SSO_STATE_COOKIE}={state}; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=600{secure}"),
+                )
+            }
+            Err(e) => error_response(&e),
+        };
+        reply.send(resp.with_header("Cache-Control", "no-store"));
+    }))?;
+    let _ = ctx;
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Callback {
+    code: String,
+    state: String,
+}
+
+fn oidc_callback(api: &Api, ctx: &mut Ctx) -> Result<Response> {
+    api.sso.oidc()?;
+    let body: Callback = ctx.body()?;
+    ctx.audit_target = Some("login (oidc)".into());
+    // The state must be the one this browser was given (login CSRF).
+    let bound = cookie(ctx.req, SSO_STATE_COOKIE)
+        .is_some_and(|c| auth::constant_time_eq(c.as_bytes(), body.state.as_bytes()));
+    if !bound {
+        return Err(Error::Unauthorized(
+            "this sign-in was not started in this browser, or took longer than 10 minutes; start again".into(),
+        ));
+    }
+    let client = ctx.req.peer.ip().to_string();
+    let (resp, reply) = Response::deferred();
+    let (sso, store, secure) = (api.sso.clone(), api.store.clone(), api.secure);
+    api.sso.submit(Box::new(move || {
+        let now = now_millis();
+        let result = sso.complete_oidc(&store, &body.code, &body.state, &client, now);
+        let (result, end_session) = match result {
+            Ok((signed, id_token)) => (Ok(signed), sso.end_session_url(Some(&id_token))),
+            Err(e) => (Err(e), None),
+        };
+        let actor = match &result {
+            Ok(SignedIn::Yes(l)) => l.user.username.clone(),
+            Ok(SignedIn::NoRoles { username, .. }) => username.clone(),
+            Err(_) => "anonymous".into(),
+        };
+        let extra: Vec<(&str, String)> = end_session.map(|u| ("endSessionUrl", u)).into_iter().collect();
+        let secure_attr = if secure { "; Secure" } else { "" };
+        let resp = signed_in_response(result, secure, &extra).with_header(
+            "Set-Cookie",
+            &format!("{SSO_STATE_COOKIE}=; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0{secure_attr}"),
+        );
+        write_deferred_audit(&store, now, &actor, "POST /api/v1/auth/oidc/callback", "login (oidc)", &client, resp.status, &refusal(&resp));
+        reply.send(resp);
+    }))?;
+    Ok(resp)
+}
+
 fn logout(api: &Api, ctx: &mut Ctx) -> Result<Response> {
-    auth::logout(&api.store, &ctx.who()?.via)?;
+    let who = ctx.who()?.clone();
+    auth::logout(&api.store, &who.via)?;
     let secure = if api.secure { "; Secure" } else { "" };
     ctx.set_cookies.push(format!(
         "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
     ));
-    no_content()
+    // A single-sign-on user also ends their session at the provider, when
+    // it has an end-session endpoint: the console goes there next.
+    let oidc_user = api
+        .store
+        .read(|tx| tx.user(who.principal.user_id))?
+        .is_some_and(|u| u.source == "oidc");
+    match oidc_user.then(|| api.sso.end_session_url(None)).flatten() {
+        Some(url) => ok(&json!({ "endSessionUrl": url })),
+        None => no_content(),
+    }
 }
 
 fn me(api: &Api, ctx: &mut Ctx) -> Result<Response> {

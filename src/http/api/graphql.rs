@@ -49,19 +49,219 @@ pub fn serve(api: &Api, req: &Request) -> Response {
         ("/auth/login", "POST") => ("/auth/login", login(api, req, now)),
         ("/auth/refresh-token", "POST") => ("/auth/refresh-token", refresh(api, req, now)),
         ("/auth/revoke-token", "POST") => ("/auth/revoke-token", revoke(api, req, now)),
-        ("/auth/login" | "/auth/refresh-token" | "/auth/revoke-token", _) => {
-            ("auth", method_not_allowed("POST"))
+        ("/auth/oidc/authorize-url", "GET") => {
+            ("/auth/oidc/authorize-url", authorize_url(api, req))
         }
+        ("/auth/login/oidc", "POST") => ("/auth/login/oidc", login_oidc(api, req, now)),
+        ("/auth/oidc/authorize-url", _) => ("auth", method_not_allowed("GET")),
+        (
+            "/auth/login" | "/auth/refresh-token" | "/auth/revoke-token" | "/auth/login/oidc",
+            _,
+        ) => ("auth", method_not_allowed("POST")),
         _ => (
             "auth",
             message(
                 404,
-                "not found: icpd serves /auth/login, /auth/refresh-token and /auth/revoke-token (SSO sign-in is not configured)",
+                "not found: icpd serves /auth/login, /auth/refresh-token, /auth/revoke-token, /auth/oidc/authorize-url and /auth/login/oidc",
             ),
         ),
     };
     metrics::observe_request(MANAGEMENT, &req.method, route, started.elapsed());
     resp.with_header("Cache-Control", "no-store")
+}
+
+/// ICP's status and `{"message"}` for an error of the sign-in service.
+fn sso_error(e: &Error) -> Response {
+    let status = crate::http::routes::status_of(e);
+    let text = match e {
+        Error::Internal(_) | Error::Database(_) | Error::Io { .. } => {
+            log::error!("single sign-on failed: {e}");
+            "Authentication service unavailable".to_string()
+        }
+        e => e.to_string(),
+    };
+    message(status, &text)
+}
+
+/// `GET /auth/oidc/authorize-url?state=` (§2.1): the provider's
+/// authorization URL for the client's state, answered from the sign-in pool.
+fn authorize_url(api: &Api, req: &Request) -> Response {
+    if let Err(e) = api.sso.oidc() {
+        return sso_error(&e);
+    }
+    let state = query_param(req, "state");
+    let (resp, reply) = Response::deferred();
+    let (sso, store) = (api.sso.clone(), api.store.clone());
+    let job = move || {
+        let resp = match sso.authorization_url(&store, state.as_deref(), now_millis()) {
+            Ok((url, _)) => Response::json(200, &json!({ "authorizationUrl": url })),
+            Err(e) => sso_error(&e),
+        };
+        reply.send(resp.with_header("Cache-Control", "no-store"));
+    };
+    match api.sso.submit(Box::new(job)) {
+        Ok(()) => resp,
+        Err(e) => sso_error(&e),
+    }
+}
+
+/// `POST /auth/login/oidc` `{"code", "state"}` (§2.1): the login answer
+/// with `isOidcUser: true` and `idToken`, or 403 `{"message", "username"}`
+/// for a user without permissions; answered from the sign-in pool.
+fn login_oidc(api: &Api, req: &Request, now: Millis) -> Response {
+    let body = json_body(req);
+    let field = |k: &str| {
+        body.as_ref()
+            .and_then(|b| b.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let client = req.peer.ip().to_string();
+    let early = match (api.sso.oidc(), field("code"), field("state")) {
+        (Err(e), _, _) => Some(sso_error(&e)),
+        (_, None, _) => Some(message(400, "code is required")),
+        (_, _, None) => Some(message(
+            400,
+            "state is required: send the state given to /auth/oidc/authorize-url",
+        )),
+        _ => None,
+    };
+    if let Some(resp) = early {
+        audit_auth(
+            api,
+            req,
+            now,
+            "anonymous",
+            "POST /auth/login/oidc",
+            "login (oidc)",
+            &resp,
+        );
+        return resp;
+    }
+    let (code, state) = (
+        field("code").unwrap_or_default(),
+        field("state").unwrap_or_default(),
+    );
+    let (resp, reply) = Response::deferred();
+    let (sso, store, key) = (api.sso.clone(), api.store.clone(), api.master_key.clone());
+    let job = move || {
+        let now = now_millis();
+        let (resp, actor) = match sso.complete_oidc(&store, &code, &state, &client, now) {
+            Ok((auth::SignedIn::Yes(l), id_token)) => {
+                let name = l.user.username.clone();
+                (console_login(&key, &store, &l, now, Some(&id_token)), name)
+            }
+            Ok((auth::SignedIn::NoRoles { username, .. }, _)) => (
+                Response::json(
+                    403,
+                    &json!({
+                        "message": "You do not have permission to access ICP; ask an administrator to map one of your groups to a role",
+                        "username": username,
+                    }),
+                ),
+                username,
+            ),
+            Err(e) => (sso_error(&e), "anonymous".to_string()),
+        };
+        let reason = serde_json::from_slice::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        super::write_deferred_audit(
+            &store,
+            now,
+            &actor,
+            "POST /auth/login/oidc",
+            "login (oidc)",
+            &client,
+            resp.status,
+            &reason,
+        );
+        reply.send(resp.with_header("Cache-Control", "no-store"));
+    };
+    match api.sso.submit(Box::new(job)) {
+        Ok(()) => resp,
+        Err(e) => sso_error(&e),
+    }
+}
+
+/// `/auth/login` for a directory (LDAP) user: checked on the sign-in pool.
+fn ldap_console_login(api: &Api, username: String, password: String, client: String) -> Response {
+    let (resp, reply) = Response::deferred();
+    let (sso, store, key) = (api.sso.clone(), api.store.clone(), api.master_key.clone());
+    let job = move || {
+        let now = now_millis();
+        let resp = match sso.complete_ldap(&store, &username, &password, &client, now) {
+            Ok(auth::SignedIn::Yes(l)) => console_login(&key, &store, &l, now, None),
+            Ok(auth::SignedIn::NoRoles { username, .. }) => Response::json(
+                403,
+                &json!({
+                    "message": "You do not have permission to access ICP; ask an administrator to map one of your groups to a role",
+                    "username": username,
+                }),
+            ),
+            Err(Error::Unauthorized(_)) => message(401, "Invalid credentials"),
+            Err(e) => sso_error(&e),
+        };
+        let reason = serde_json::from_slice::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let actor: String = username.chars().take(64).collect();
+        super::write_deferred_audit(
+            &store,
+            now,
+            &actor,
+            "POST /auth/login",
+            "login (ldap)",
+            &client,
+            resp.status,
+            &reason,
+        );
+        reply.send(resp.with_header("Cache-Control", "no-store"));
+    };
+    match api.sso.submit(Box::new(job)) {
+        Ok(()) => resp,
+        Err(e) => sso_error(&e),
+    }
+}
+
+/// The §2.1 login answer for an opened session: a console token naming it
+/// and a refresh credential; `id_token` marks an OIDC sign-in.
+fn console_login(
+    key: &crate::master_key::MasterKey,
+    store: &crate::store::Store,
+    l: &auth::Login,
+    now: Millis,
+    id_token: Option<&str>,
+) -> Response {
+    // The session's own token never leaves the server.
+    let session_hash = auth::sha256_hex(&l.token);
+    match auth::issue_refresh(store, &session_hash) {
+        Ok(refresh) => {
+            let mut body = login_body(
+                key,
+                &Issued {
+                    user: &l.user,
+                    principal: &l.principal,
+                    session_hash: &session_hash,
+                    expires_at: l.expires_at,
+                    refresh: &refresh,
+                },
+                now,
+                true,
+            );
+            if let Some(t) = id_token {
+                body["isOidcUser"] = true.into();
+                body["idToken"] = t.into();
+            }
+            Response::json(200, &body)
+        }
+        Err(e) => {
+            log::error!("console login failed: {e}");
+            message(500, "Authentication service unavailable")
+        }
+    }
 }
 
 /// ICP's auth-service error shape: `{"message": ...}`.
@@ -272,7 +472,7 @@ struct Issued<'a> {
 }
 
 /// The login answer of §2.1 (`full`), or the refresh answer of §2.3.
-fn login_body(api: &Api, i: &Issued, now: Millis, full: bool) -> Value {
+fn login_body(key: &crate::master_key::MasterKey, i: &Issued, now: Millis, full: bool) -> Value {
     let permissions = graphql::icp_permissions(i.principal);
     let display_name = if i.user.display_name.is_empty() {
         i.user.username.clone()
@@ -287,7 +487,7 @@ fn login_body(api: &Api, i: &Issued, now: Millis, full: bool) -> Value {
         i.session_hash,
         now,
     );
-    let jwt = token::issue(api.master_key.console_token_key(), &claims);
+    let jwt = token::issue(key.console_token_key(), &claims);
     let mut body = json!({
         "token": jwt,
         "expiresIn": token::TOKEN_TTL_SECS,
@@ -318,46 +518,32 @@ fn login(api: &Api, req: &Request, now: Millis) -> Response {
     let client = req.peer.ip().to_string();
     let resp = match password {
         None => message(400, "username and password are required"),
-        Some(password) => match auth::login(&api.store, &username, &password, &client, now) {
-            Ok(l) => {
-                // The session's own token never leaves the server: the
-                // client holds a console token naming it and a refresh
-                // credential for it.
-                let session_hash = auth::sha256_hex(&l.token);
-                match auth::issue_refresh(&api.store, &session_hash) {
-                    Ok(refresh) => Response::json(
-                        200,
-                        &login_body(
-                            api,
-                            &Issued {
-                                user: &l.user,
-                                principal: &l.principal,
-                                session_hash: &session_hash,
-                                expires_at: l.expires_at,
-                                refresh: &refresh,
-                            },
-                            now,
-                            true,
-                        ),
-                    ),
+        Some(password) => match super::auth::password_route(api, &username) {
+            Ok(super::auth::PasswordRoute::Directory) => {
+                return ldap_console_login(api, username, password, client)
+            }
+            Err(Error::Forbidden(m)) => message(403, &m),
+            Err(e) => {
+                log::error!("console login failed: {e}");
+                message(500, "Authentication service unavailable")
+            }
+            Ok(super::auth::PasswordRoute::Local) => {
+                match auth::login(&api.store, &username, &password, &client, now) {
+                    Ok(l) => console_login(&api.master_key, &api.store, &l, now, None),
+                    Err(Error::Unauthorized(_)) => message(401, "Invalid credentials"),
+                    Err(Error::TooManyRequests {
+                        message: m,
+                        retry_after_secs,
+                    }) => Response::json(
+                        429,
+                        &json!({"message": m, "retryAfterSeconds": retry_after_secs}),
+                    )
+                    .with_header("Retry-After", &retry_after_secs.to_string()),
                     Err(e) => {
                         log::error!("console login failed: {e}");
                         message(500, "Authentication service unavailable")
                     }
                 }
-            }
-            Err(Error::Unauthorized(_)) => message(401, "Invalid credentials"),
-            Err(Error::TooManyRequests {
-                message: m,
-                retry_after_secs,
-            }) => Response::json(
-                429,
-                &json!({"message": m, "retryAfterSeconds": retry_after_secs}),
-            )
-            .with_header("Retry-After", &retry_after_secs.to_string()),
-            Err(e) => {
-                log::error!("console login failed: {e}");
-                message(500, "Authentication service unavailable")
             }
         },
     };
@@ -380,7 +566,7 @@ fn refresh(api: &Api, req: &Request, now: Millis) -> Response {
             Ok(r) => Response::json(
                 200,
                 &login_body(
-                    api,
+                    &api.master_key,
                     &Issued {
                         user: &r.user,
                         principal: &r.principal,

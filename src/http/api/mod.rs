@@ -75,6 +75,8 @@ pub struct Api {
     pub gql: Arc<crate::graphql::Gql>,
     /// Several nodes on PostgreSQL: this node's part (`None` on SQLite).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Single sign-on (OIDC, LDAP) and its outbound pool.
+    pub sso: Arc<crate::sso::Sso>,
 }
 
 /// Who may call a route.
@@ -431,7 +433,8 @@ pub fn dispatch(api: &Api, req: &Request) -> Response {
     if is_unsafe(&req.method) && resp.status < 400 {
         end_stale_streams(api, route, &ctx);
     }
-    if is_unsafe(&req.method) {
+    // A deferred answer is audited by the job that gives it.
+    if is_unsafe(&req.method) && !resp.is_deferred() {
         let actor = ctx
             .audit_actor
             .clone()
@@ -462,18 +465,62 @@ fn write_entry(
     reason: &str,
 ) {
     let client = req.peer.ip().to_string();
+    insert_entry(
+        &api.store, now, actor, action, target, outcome, &client, reason,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_entry(
+    store: &Store,
+    now: Millis,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    client: &str,
+    reason: &str,
+) {
     let entry = NewAuditEntry {
         at: now,
         actor,
         action,
         target,
         outcome,
-        client: &client,
+        client,
         reason,
     };
-    if let Err(e) = api.store.write(|tx| tx.insert_audit(&entry)) {
+    if let Err(e) = store.write(|tx| tx.insert_audit(&entry)) {
         log::error!("cannot write the audit entry for {action}: {e}");
     }
+}
+
+/// The audit entry of a request answered later (a sign-in through a
+/// directory, on the sign-in pool): like [`write_audit`], from what the
+/// job kept of the request.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_deferred_audit(
+    store: &Store,
+    now: Millis,
+    actor: &str,
+    action: &str,
+    target: &str,
+    client: &str,
+    status: u16,
+    reason: &str,
+) {
+    let (outcome, reason) = if status < 400 {
+        ("ok".to_string(), String::new())
+    } else {
+        (
+            format!("refused {status}"),
+            without_decoded_literal(reason)
+                .chars()
+                .take(MAX_REASON_CHARS)
+                .collect(),
+        )
+    };
+    insert_entry(store, now, actor, action, target, &outcome, client, &reason);
 }
 
 /// An audit entry for a request outside the route table (`/graphql`,
