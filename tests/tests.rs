@@ -35,5 +35,6 @@ mod promotion;
 mod protocol;
 mod readme;
 mod refusals;
+mod sso;
 mod store_pg;
 mod telemetry_pg;
