@@ -4,7 +4,7 @@
 //! the bridge protocol (`protocol`), authenticate with secrets (`secrets`),
 //! and are tracked in memory for liveness (`liveness`) and in one SQLite
 //! file (`store`). `http` is the only module that knows sockets, TLS and
-//! HTTP; `daemon` wires everything for `icpd serve`; `cli` is the command
+//! HTTP, but for `ldap`, which dials the directory for sign-in; `daemon` wires everything for `icpd serve`; `cli` is the command
 //! line. See ARCHITECTURE.md for the map and its invariants.
 
 pub mod access;
