@@ -42,6 +42,11 @@ pub enum Error {
     /// to it cut, no free connection): answered 503 with `Retry-After`,
     /// detail logged.
     Unavailable(String),
+    /// A server icpd depends on for this request (an identity provider, a
+    /// directory) cannot be reached or answered wrongly: 503, and the
+    /// message (which names the server and what to check, never a secret)
+    /// is shown.
+    Upstream(String),
     /// A bug or an impossible state. Logged in full; clients see only an id.
     Internal(String),
 }
@@ -62,6 +67,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Database(_) => "database",
             Error::Unavailable(_) => "unavailable",
+            Error::Upstream(_) => "upstream_unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -100,6 +106,7 @@ impl fmt::Display for Error {
             | Error::TooManyRequests { message: m, .. }
             | Error::Config(m)
             | Error::DataDir(m)
+            | Error::Upstream(m)
             | Error::Internal(m) => f.write_str(m),
             Error::Database(m) => write!(f, "database error: {m}"),
             Error::Unavailable(m) => write!(f, "database unavailable: {m}"),

@@ -484,7 +484,7 @@ impl fmt::Debug for Sso {
 
 /// Why the provider could not be used: the message names its address.
 fn unavailable(what: &str, e: &OutboundError) -> Error {
-    Error::Unavailable(format!(
+    Error::Upstream(format!(
         "the identity provider could not be reached ({what}): {e}; try again later, or sign in with a password if your administrator allows it"
     ))
 }
@@ -503,7 +503,7 @@ impl Sso {
     pub fn submit(&self, job: Job) -> std::result::Result<(), Error> {
         self.pool
             .submit(job)
-            .map_err(|e: PoolFull| Error::Unavailable(format!("{e}")))
+            .map_err(|e: PoolFull| Error::Upstream(format!("{e}")))
     }
 
     /// Stops the pool (at shutdown).
@@ -521,7 +521,7 @@ impl Sso {
 
     fn get(&self, s: &OidcSettings, url: &str, what: &str) -> Result<Vec<u8>> {
         let u = ProviderUrl::parse(url)
-            .map_err(|e| Error::Unavailable(format!("the identity provider's {what}: {e}")))?;
+            .map_err(|e| Error::Upstream(format!("the identity provider's {what}: {e}")))?;
         let mut req = OutboundRequest::new(u.scheme, u.host, u.port, "GET", u.path_and_query)
             .header("Accept", "application/json");
         req.timeouts = Timeouts {
@@ -531,7 +531,7 @@ impl Sso {
         req.max_body = MAX_PROVIDER_BODY;
         let resp = outbound::send(&req, &s.trust).map_err(|e| unavailable(what, &e))?;
         if resp.status != 200 {
-            return Err(Error::Unavailable(format!(
+            return Err(Error::Upstream(format!(
                 "the identity provider answered {} to the {what} request ({url}); check sso.issuer",
                 resp.status
             )));
@@ -559,7 +559,7 @@ impl Sso {
         };
         let body = self.get(s, &discovery.jwks_uri, "JWKS")?;
         let jwks = Jwks::parse(&body).map_err(|e| {
-            Error::Unavailable(format!("the identity provider's JWKS is unusable: {e}"))
+            Error::Upstream(format!("the identity provider's JWKS is unusable: {e}"))
         })?;
         let p = Provider {
             discovery,
@@ -700,9 +700,8 @@ impl Sso {
         code: &str,
         verifier: &str,
     ) -> Result<String> {
-        let u = ProviderUrl::parse(&d.token_endpoint).map_err(|e| {
-            Error::Unavailable(format!("the identity provider's token endpoint: {e}"))
-        })?;
+        let u = ProviderUrl::parse(&d.token_endpoint)
+            .map_err(|e| Error::Upstream(format!("the identity provider's token endpoint: {e}")))?;
         let mut form = format!(
             "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
             form_encode(code),
@@ -747,7 +746,7 @@ impl Sso {
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| {
-                Error::Unavailable(
+                Error::Upstream(
                     "the identity provider's token response holds no id_token (is `openid` among sso.scopes?)".into(),
                 )
             })
@@ -794,12 +793,12 @@ impl Sso {
             crate::ldap::LdapError::InvalidCredentials => {
                 Error::Unauthorized("invalid user name or password".into())
             }
-            crate::ldap::LdapError::Unavailable(m) => Error::Unavailable(format!(
+            crate::ldap::LdapError::Unavailable(m) => Error::Upstream(format!(
                 "the directory could not be reached: {m}; try again later"
             )),
             crate::ldap::LdapError::Misconfigured(m) => {
                 log::error!("LDAP sign-in is misconfigured: {m}");
-                Error::Unavailable(format!("the directory refused icpd's service account or search: {m}; ask your administrator to check [ldap]"))
+                Error::Upstream(format!("the directory refused icpd's service account or search: {m}; ask your administrator to check [ldap]"))
             }
         })?;
         let id = DirectoryIdentity {

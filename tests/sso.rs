@@ -109,7 +109,9 @@ fn sso_login(s: &TestServer, idp: &Idp, user: &str, password: &str) -> (ClientRe
     for p in ["code_challenge_method=S256", "nonce=", "response_type=code"] {
         assert!(url.contains(p), "{url} lacks {p}");
     }
-    let (code, back) = idp.sign_in(&url, user, password).expect("signed in at the IdP");
+    let (code, back) = idp
+        .sign_in(&url, user, password)
+        .expect("signed in at the IdP");
     assert_eq!(back, state, "the provider returns the state it was given");
     (callback(s, &code, &state, &cookie), code)
 }
@@ -166,8 +168,18 @@ source = "oidc"
     assert!(r.header("set-cookie").unwrap().contains("icp_session="));
     let alice_token = alice["token"].as_str().unwrap().to_string();
     assert_eq!(get(&s, &alice_token, "/api/v1/projects").status, 200);
-    let refused = post(&s, &alice_token, "/api/v1/projects", &json!({"name": "Shop"}));
-    assert_eq!(refused.status, 403, "a Viewer cannot create projects");
+    let refused = post(
+        &s,
+        &alice_token,
+        "/api/v1/projects",
+        &json!({"name": "Shop"}),
+    );
+    assert_eq!(
+        refused.status,
+        403,
+        "a Viewer cannot create projects: {}",
+        refused.json()
+    );
 
     // A code and state are good once.
     let (_, state2, cookie2) = start_sign_in(&s);
@@ -199,17 +211,32 @@ source = "oidc"
         &json!({"group": "icp-admins", "role": "Admin", "source": "oidc"}),
     );
     assert_eq!(m.status, 201, "{}", m.json());
-    let created = post(&s, &alice_token, "/api/v1/projects", &json!({"name": "Shop"}));
+    let created = post(
+        &s,
+        &alice_token,
+        "/api/v1/projects",
+        &json!({"name": "Shop"}),
+    );
     assert_eq!(created.status, 201, "{}", created.json());
 
     // bob: a Viewer with an API token; then removed from icp-devs.
     let (r, _) = sso_login(&s, &idp, "bob", "bob-password");
     assert_eq!(r.status, 200, "{}", r.json());
     let bob_session = r.json()["token"].as_str().unwrap().to_string();
-    let t = post(&s, &bob_session, "/api/v1/auth/tokens", &json!({"name": "ci"}));
+    let t = post(
+        &s,
+        &bob_session,
+        "/api/v1/auth/tokens",
+        &json!({"name": "ci"}),
+    );
     assert_eq!(t.status, 201, "{}", t.json());
     let bob_api_token = t.json()["token"].as_str().unwrap().to_string();
-    assert_eq!(get(&s, &bob_api_token, "/api/v1/projects").status, 200);
+    let visible = |token: &str| {
+        let r = get(&s, token, "/api/v1/projects");
+        assert_eq!(r.status, 200, "{}", r.json());
+        r.json()["items"].as_array().unwrap().len()
+    };
+    assert_eq!(visible(&bob_api_token), 1, "a Viewer sees the project");
     let mut state = Idp::default_state(REDIRECT, AFTER_LOGOUT);
     state["users"]["bob"]["groups"] = json!([]);
     idp.set_state(&state);
@@ -218,8 +245,11 @@ source = "oidc"
     assert_eq!(r.json()["error"]["code"], "no_roles");
     assert_eq!(r.json()["username"], "bob@example.org");
     // His earlier session and API token lost the role with the group.
-    assert_eq!(get(&s, &bob_session, "/api/v1/projects").status, 403);
-    assert_eq!(get(&s, &bob_api_token, "/api/v1/projects").status, 403);
+    for token in [&bob_session, &bob_api_token] {
+        assert_eq!(visible(token), 0, "bob sees nothing any more");
+        let me = get(&s, token, "/api/v1/auth/me").json();
+        assert_eq!(me["permissions"], json!([]), "{me}");
+    }
 
     // The provider rotates its signing key: icpd reads the JWKS again.
     let kid = idp.rotate_keys();
@@ -228,7 +258,12 @@ source = "oidc"
     assert_eq!(r.status, 200, "after key rotation: {}", r.json());
 
     // Logout of an SSO session points at the provider's end-session endpoint.
-    let out = post(&s, r.json()["token"].as_str().unwrap(), "/api/v1/auth/logout", &json!({}));
+    let out = post(
+        &s,
+        r.json()["token"].as_str().unwrap(),
+        "/api/v1/auth/logout",
+        &json!({}),
+    );
     assert_eq!(out.status, 200, "{}", out.json());
     assert!(out.json()["endSessionUrl"]
         .as_str()
@@ -251,10 +286,7 @@ source = "oidc"
             .any(|e| e["actor"] == "bob@example.org" && e["outcome"] == "refused 403"),
         "{audit}"
     );
-    assert!(
-        logins.iter().all(|e| e["client"] == "127.0.0.1"),
-        "{audit}"
-    );
+    assert!(logins.iter().all(|e| e["client"] == "127.0.0.1"), "{audit}");
 
     // Nothing secret reached the log, at trace level.
     let log = s.log_text();
@@ -289,29 +321,48 @@ role = "Super Admin"
     assert!(url.contains("state=icp-console-state-1"), "{url}");
     let (code, state) = idp.sign_in(&url, "alice", "alice-password").unwrap();
     let r = c
-        .post_json("/auth/login/oidc", None, &json!({"code": code, "state": state}))
+        .post_json(
+            "/auth/login/oidc",
+            None,
+            &json!({"code": code, "state": state}),
+        )
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.json());
     let v = r.json();
     assert_eq!(v["isOidcUser"], true);
     assert_eq!(v["username"], "alice@example.org");
-    assert!(v["idToken"].as_str().is_some_and(|t| t.split('.').count() == 3));
+    assert!(v["idToken"]
+        .as_str()
+        .is_some_and(|t| t.split('.').count() == 3));
     assert!(v["permissions"].as_array().is_some_and(|p| !p.is_empty()));
     // The console token works on /graphql.
     let token = v["token"].as_str().unwrap();
     let q = c
-        .post_json("/graphql", Some(token), &json!({"query": "{ projects { id } }"}))
+        .post_json(
+            "/graphql",
+            Some(token),
+            &json!({"query": "{ systemInfo { version } }"}),
+        )
         .unwrap();
     assert_eq!(q.status, 200, "{}", q.json());
 
     // bob's only group maps to nothing: 403 with his name, ICP's shape.
     let r = c
-        .request("GET", "/auth/oidc/authorize-url?state=icp-console-state-2", &[], b"")
+        .request(
+            "GET",
+            "/auth/oidc/authorize-url?state=icp-console-state-2",
+            &[],
+            b"",
+        )
         .unwrap();
     let url = r.json()["authorizationUrl"].as_str().unwrap().to_string();
     let (code, state) = idp.sign_in(&url, "bob", "bob-password").unwrap();
     let r = c
-        .post_json("/auth/login/oidc", None, &json!({"code": code, "state": state}))
+        .post_json(
+            "/auth/login/oidc",
+            None,
+            &json!({"code": code, "state": state}),
+        )
         .unwrap();
     assert_eq!(r.status, 403, "{}", r.json());
     assert_eq!(r.json()["username"], "bob@example.org");
@@ -390,7 +441,9 @@ timeout = 3
                 .unwrap();
                 c.set_timeout(Duration::from_secs(30));
                 let started = Instant::now();
-                let r = c.request("POST", "/api/v1/auth/oidc/start", &[], b"").unwrap();
+                let r = c
+                    .request("POST", "/api/v1/auth/oidc/start", &[], b"")
+                    .unwrap();
                 (r.status, r.json(), started.elapsed())
             })
         })
@@ -492,12 +545,6 @@ role = "No Such Role"
     let config_id = items[0]["id"].as_str().unwrap().to_string();
     assert!(s.log_text().contains("No Such Role"));
 
-    assert_eq!(
-        admin
-            .post("/api/v1/environments", &json!({"name": "Prod", "critical": true}))
-            .status,
-        201
-    );
     let r = admin.post(
         "/api/v1/sso/group-mappings",
         &json!({"group": "prod-ops", "role": "Developer", "source": "ldap",
@@ -508,12 +555,22 @@ role = "No Such Role"
     assert_eq!(r.json()["source"], "ldap");
     let id = r.json()["id"].as_str().unwrap().to_string();
     for (body, status) in [
-        (json!({"group": "x", "role": "Admin", "source": "saml"}), 400),
+        (
+            json!({"group": "x", "role": "Admin", "source": "saml"}),
+            400,
+        ),
         (json!({"group": "", "role": "Admin"}), 400),
         (json!({"group": "x", "role": "Nope"}), 404),
-        (json!({"group": "x", "role": "Admin", "scope": {"type": "project", "project": "nope"}}), 404),
+        (
+            json!({"group": "x", "role": "Admin", "scope": {"type": "project", "project": "nope"}}),
+            404,
+        ),
     ] {
-        assert_eq!(admin.post("/api/v1/sso/group-mappings", &body).status, status, "{body}");
+        assert_eq!(
+            admin.post("/api/v1/sso/group-mappings", &body).status,
+            status,
+            "{body}"
+        );
     }
     let r = admin.delete(&format!("/api/v1/sso/group-mappings/{config_id}"));
     assert_eq!(r.status, 409, "{}", r.json());
@@ -558,5 +615,159 @@ fn sso_settings_are_checked_at_start() {
         assert!(!out.status.success(), "{toml}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn ldap_users_sign_in_with_the_login_form_and_lose_roles_with_their_group() {
+    if !crate::slapd::available("ldap_users_sign_in_with_the_login_form") {
+        return;
+    }
+    use crate::slapd::{password, Slapd, PEOPLE, READER_DN, READER_PASSWORD};
+    let ldap = Slapd::start("sso");
+    let dir = crate::harness::TestDir::new("sso-ldap");
+    let bind_file = dir.path.join("bind-password");
+    std::fs::write(&bind_file, format!("{READER_PASSWORD}\n")).unwrap();
+    let toml = format!(
+        r#"[ldap]
+url = "ldaps://localhost:{}"
+ca_file = "{}"
+bind_dn = "{READER_DN}"
+bind_password_file = "{}"
+user_base = "{PEOPLE}"
+
+[[sso.group_mappings]]
+group = "icp-devs"
+role = "Viewer"
+source = "ldap"
+
+[[sso.group_mappings]]
+group = "icp-admins"
+role = "Admin"
+scope = "organization"
+"#,
+        ldap.ldaps_port,
+        ldap.ca_file.display(),
+        bind_file.display()
+    );
+    let s = TestServer::start_with(ServeOptions {
+        icp_toml: Some(&toml),
+        env: &[("ICP_LOG", "trace")],
+        ..ServeOptions::default()
+    });
+    let mut admin = s.admin();
+    // A local account still signs in locally.
+    assert_eq!(s.login("root", TEST_PASSWORD).status, 200);
+
+    let r = s.login("alice", password("alice"));
+    assert_eq!(r.status, 200, "{}", r.json());
+    let v = r.json();
+    assert_eq!(v["user"]["source"], "ldap");
+    assert_eq!(v["user"]["displayName"], "Alice Liddell");
+    let alice_token = v["token"].as_str().unwrap().to_string();
+    let created = post(
+        &s,
+        &alice_token,
+        "/api/v1/projects",
+        &json!({"name": "Shop"}),
+    );
+    assert_eq!(
+        created.status,
+        201,
+        "an Admin creates projects: {}",
+        created.json()
+    );
+
+    assert_eq!(s.login("alice", "wrong password 1").status, 401);
+    assert_eq!(s.login("nobody", "whatever pass 1").status, 401);
+    // carol is in no group: the directory vouches, icpd gives nothing.
+    let r = s.login("carol", password("carol"));
+    assert_eq!(r.status, 403, "{}", r.json());
+    assert_eq!(r.json()["error"]["code"], "no_roles");
+
+    // ICP's /auth/login takes directory users too.
+    let r = s
+        .management_client()
+        .post_json(
+            "/auth/login",
+            None,
+            &json!({"username": "bob", "password": password("bob")}),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["isOidcUser"], false);
+    let r = s.login("bob", password("bob"));
+    let bob_token = r.json()["token"].as_str().unwrap().to_string();
+    let me = get(&s, &bob_token, "/api/v1/auth/me").json();
+    assert_ne!(me["permissions"], json!([]), "{me}");
+
+    // bob leaves icp-devs: refused at his next sign-in, and his session
+    // has no roles from then on.
+    ldap.remove_member("icp-devs", "bob");
+    let r = s.login("bob", password("bob"));
+    assert_eq!(r.status, 403, "{}", r.json());
+    let me = get(&s, &bob_token, "/api/v1/auth/me").json();
+    assert_eq!(me["permissions"], json!([]), "{me}");
+
+    let users = admin.get("/api/v1/users").json();
+    let sources: Vec<(String, String)> = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["username"].as_str().unwrap().to_string(),
+                u["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (name, source) in [
+        ("alice", "ldap"),
+        ("bob", "ldap"),
+        ("carol", "ldap"),
+        ("root", "local"),
+    ] {
+        assert!(
+            sources.contains(&(name.to_string(), source.to_string())),
+            "{sources:?}"
+        );
+    }
+    let audit = admin
+        .get("/api/v1/audit?action=POST%20%2Fapi%2Fv1%2Fauth%2Flogin&limit=100")
+        .json();
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "alice"
+                && e["target"] == "login (ldap)"
+                && e["outcome"] == "ok"),
+        "{audit}"
+    );
+
+    // No password, bind password or token in the log (trace level) or
+    // in the database file.
+    let log = s.log_text();
+    let mut secrets = vec![
+        READER_PASSWORD.to_string(),
+        alice_token.clone(),
+        bob_token.clone(),
+    ];
+    secrets.extend(crate::slapd::USERS.iter().map(|u| u.2.to_string()));
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "the log holds a secret");
+    }
+    if crate::harness::on_sqlite("ldap sign-in hygiene") {
+        let db = std::fs::read(s.data_dir.join("icp.db")).unwrap();
+        let wal = std::fs::read(s.data_dir.join("icp.db-wal")).unwrap_or_default();
+        for secret in &secrets {
+            for file in [&db, &wal] {
+                assert!(
+                    !file.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "the database holds a secret"
+                );
+            }
+        }
     }
 }

@@ -30,7 +30,7 @@ pub fn status_of(e: &Error) -> u16 {
         Error::Conflict(_) => 409,
         Error::Unprocessable(_) => 422,
         Error::TooManyRequests { .. } => 429,
-        Error::Unavailable(_) => 503,
+        Error::Unavailable(_) | Error::Upstream(_) => 503,
         _ => 500,
     }
 }
