@@ -2,15 +2,19 @@
 // headless Chromium that records console and page errors, one test's
 // surroundings (withConsole: data directory, server, browser, and what a
 // failure reports), the first login with its forced password change and
-// later sign-ins, and a runtime's side of the protocol (bridge.py, the MI
-// stand-in mi.py, its HS256 bearer token, posts to the runtime listener).
+// later sign-ins, a runtime's side of the protocol (bridge.py, the MI
+// stand-in mi.py, its HS256 bearer token, posts to the runtime listener),
+// and for single sign-on: icpd on a management port chosen beforehand with
+// a config file, a test CA from the openssl CLI, and the test OpenID
+// provider tests/idp/idp.mjs.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createHmac } from 'node:crypto';
+import { createServer as createNetServer } from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -195,4 +199,95 @@ export function postRuntime(baseUrl, path, body, token) {
 export function percentile(values, q) {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.max(1, Math.ceil(q * sorted.length)) - 1];
+}
+
+// ---- single sign-on: a management port known in advance, an OpenID provider ----
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (listened on with port 0, then closed). */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createNetServer();
+    s.unref();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/**
+ * Starts icpd as startServer does, but with the management listener on
+ * `managementPort` (0: a free one), in the working directory `cwd` and
+ * with `--config config` when given; resolves as startServer does.
+ */
+export function startServerWith(dataDir, { managementPort = 0, cwd, config } = {}) {
+  const args = ['--data-dir', dataDir, ...(config ? ['--config', config] : []),
+    'serve', '--runtime-listen', '127.0.0.1:0', '--management-listen', `127.0.0.1:${managementPort}`];
+  const child = spawn(bin, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`icpd did not start:\n${log}`)), 20000);
+    child.on('exit', (code) => fail(new Error(`icpd exited with ${code}:\n${log}`)));
+    child.stderr.on('data', (d) => {
+      log += d;
+      const rt = /listening runtime (https?:\/\/\S+)/.exec(log);
+      const mg = /listening management (https?:\/\/\S+)/.exec(log);
+      if (rt && mg) { clearTimeout(timer); ok({ child, runtime: rt[1], management: mg[1], log: () => log }); }
+    });
+  });
+}
+
+/**
+ * A test CA and a server certificate it signed for 127.0.0.1 and
+ * localhost, made with the openssl CLI in `dir`; returns the paths
+ * { ca, cert, key } (PEM).
+ */
+export function makeTestCertificates(dir) {
+  mkdirSync(dir, { recursive: true });
+  const p = (f) => join(dir, f);
+  const openssl = (args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2',
+    '-subj', '/CN=icpd e2e test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1']);
+  writeFileSync(p('server.ext'), ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth', ''].join('\n'));
+  openssl(['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial',
+    '-out', p('server.pem'), '-days', '2', '-extfile', p('server.ext')]);
+  return { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key') };
+}
+
+export const idpScript = join(root, 'tests/idp/idp.mjs');
+
+/**
+ * Starts the test OpenID provider (tests/idp/idp.mjs, npm oidc-provider)
+ * on a free port with a fresh certificate, and `state` (clients, users)
+ * written to DIR/state.json. Resolves { child, issuer, ca (the CA's PEM
+ * path, for icpd's sso.ca_file), stateFile, log() } once it has printed
+ * its issuer. Its standard input stays open: it stops when that closes.
+ */
+export function startIdp(dir, state) {
+  if (!existsSync(join(root, 'tests/idp/node_modules/oidc-provider'))) {
+    throw new Error('tests/idp/node_modules is missing: run (cd tests/idp && npm ci --no-audit --no-fund)');
+  }
+  const tls = makeTestCertificates(join(dir, 'tls'));
+  const stateFile = join(dir, 'state.json');
+  writeFileSync(stateFile, JSON.stringify(state, null, 2));
+  const child = spawn(process.execPath, [idpScript, '--cert', tls.cert, '--key', tls.key, '--state', stateFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let log = '';
+  child.stderr.on('data', (d) => { log += d; });
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`the IdP did not start:\n${log}`)), 20000);
+    child.on('exit', (code) => { clearTimeout(timer); fail(new Error(`the IdP exited with ${code}:\n${log}`)); });
+    child.stdout.on('data', (d) => {
+      out += d;
+      const line = /^(\{.*\})\r?\n/m.exec(out)?.[1];
+      if (!line) return;
+      clearTimeout(timer);
+      try {
+        ok({ child, issuer: JSON.parse(line).issuer, ca: tls.ca, stateFile, log: () => log });
+      } catch (e) { fail(e); }
+    });
+  });
 }

@@ -34,7 +34,7 @@ const routes = [
 // [key, href, icon, label, permission needed to see the entry (optional)]
 const NAV = [
   [null, [['overview', '/', '◎', 'Overview'], ['projects', '/projects', '▦', 'Projects'], ['runtimes', '/runtimes', '⬢', 'Runtimes'], ['logs', '/logs', '≣', 'Logs', 'observability:view'], ['graphql', '/graphql-explorer', '◇', 'GraphQL'], ['promotions', '/promotions', '⇪', 'Promotions']]],
-  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['dataplanes', '/data-planes', '⛁', 'Data planes'], ['access', '/access', '◈', 'Access control'], ['ingest-tokens', '/ingest-tokens', '⇲', 'Ingest tokens', 'integration:view'], ['audit', '/audit', '☰', 'Audit log']]],
+  ['Administration', [['environments', '/environments', '◫', 'Environments'], ['dataplanes', '/data-planes', '⛁', 'Data planes'], ['access', '/access', '◈', 'Access control', 'user:manage'], ['ingest-tokens', '/ingest-tokens', '⇲', 'Ingest tokens', 'integration:view'], ['audit', '/audit', '☰', 'Audit log', 'user:manage']]],
 ];
 
 export const session = { user: null, permissions: [] };

@@ -1,12 +1,21 @@
 // Access control: users, groups, roles and role assignments (user:manage).
 
 import { get, all, post, patch, del, enc } from '../api.js';
+import { can } from '../app.js';
 import { h, fill, card, loading, failure, button, pageHead, table, badge, field, input, select, modal, confirm, toast, when, snippet } from '../ui.js';
 
 const TABS = [['users', 'Users'], ['groups', 'Groups'], ['roles', 'Roles'], ['assignments', 'Role assignments'], ['mappings', 'Group mappings']];
 
 export async function render(ctx) {
   ctx.crumbs(['Administration', 'Access control']);
+  if (!can('user:manage')) {
+    // Not offered in the sidebar; reached by its address, it asks nothing
+    // of the server that would only be refused.
+    fill(ctx.el, pageHead('Access control', 'Users, groups, roles and group mappings.'),
+      h('div', { testid: 'access-panel' }, h('div', { class: 'callout bad', role: 'alert' },
+        'Managing access needs the user:manage permission at organization scope; ask an administrator.')));
+    return;
+  }
   let tab = new URLSearchParams(location.search).get('tab') || 'users';
   const tabs = h('div', { class: 'tabs', role: 'tablist' });
   const panel = h('div', { role: 'tabpanel', testid: 'access-panel' });
