@@ -606,19 +606,14 @@ impl Sso {
             verifier,
             created_at: now,
         };
-        store
-            .write(|tx| {
-                tx.delete_stale_sso_logins(now - LOGIN_TTL.as_millis() as i64)?;
-                tx.insert_sso_login(&sha256_hex(&state), &login)
-            })
-            .map_err(|e| match e {
-                Error::Database(m)
-                    if m.contains("UNIQUE") || m.contains("unique") || m.contains("duplicate") =>
-                {
-                    Error::Conflict("this state was used already; start the sign-in again".into())
-                }
-                e => e,
-            })?;
+        store.write(|tx| {
+            tx.delete_stale_sso_logins(now - LOGIN_TTL.as_millis() as i64)?;
+            // A client that reuses its state (ICP's console chooses it)
+            // replaces the earlier request, which can then not complete.
+            let hash = sha256_hex(&state);
+            tx.take_sso_login(&hash)?;
+            tx.insert_sso_login(&hash, &login)
+        })?;
         let sep = if p.discovery.authorization_endpoint.contains('?') {
             '&'
         } else {

@@ -789,3 +789,66 @@ fn many_idle_tls_connections_on_two_workers() {
         assert_eq!(c.connection_count(), 1);
     }
 }
+
+/// `/later?ms=N`: answered after N ms from another thread (a deferred
+/// response); `/dropped`: its `Reply` is dropped unanswered; anything
+/// else: echoed at once.
+fn deferred(req: &Request) -> Response {
+    match req.path.as_str() {
+        "/later" => {
+            let ms: u64 = req
+                .query
+                .strip_prefix("ms=")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(100);
+            let (resp, reply) = Response::deferred();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(ms));
+                reply.send(Response::json(200, &serde_json::json!({ "waited": ms })));
+            });
+            resp
+        }
+        "/dropped" => Response::deferred().0,
+        _ => echo(req),
+    }
+}
+
+#[test]
+fn deferred_responses_are_answered_later_without_holding_a_worker() {
+    let limits = Limits {
+        workers: 1,
+        ..Limits::default()
+    };
+    for tls in [true, false] {
+        let ts = TestServer::with_handler(tls, limits.clone(), Arc::new(deferred));
+        // Twenty answers that each take 1.5 s, on one worker: together in
+        // about 1.5 s, not 30.
+        let started = Instant::now();
+        let waiting: Vec<_> = (0..20)
+            .map(|_| {
+                let mut c = ts.client();
+                std::thread::spawn(move || c.request("GET", "/later?ms=1500", &[], b"").unwrap())
+            })
+            .collect();
+        // Meanwhile the one worker answers at once.
+        let mut c = ts.client();
+        let t = Instant::now();
+        assert_eq!(c.request("GET", "/echo", &[], b"").unwrap().status, 200);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        for w in waiting {
+            let r = w.join().unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(r.json()["waited"], 1500);
+            assert_eq!(r.header("connection"), Some("close"));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // A reply dropped unanswered still answers: 500.
+        let r = ts.client().request("GET", "/dropped", &[], b"").unwrap();
+        assert_eq!(r.status, 500);
+        assert_eq!(error_code(&r.body), "internal");
+    }
+}
