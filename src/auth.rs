@@ -780,6 +780,30 @@ mod tests {
     }
 
     #[test]
+    fn a_federated_users_directory_information_goes_stale_after_a_session_lifetime() {
+        let user = |source: &str, checked: Option<Millis>| UserRow {
+            id: 1,
+            username: "u".into(),
+            display_name: String::new(),
+            password_hash: String::new(),
+            must_change_password: false,
+            failed_logins: 0,
+            locked_until: None,
+            created_at: 0,
+            source: source.into(),
+            external_id: None,
+            email: None,
+            directory_checked_at: checked,
+        };
+        let ttl = ms(SESSION_TTL);
+        let now = 10 * ttl;
+        assert!(!directory_stale(&user("local", None), now));
+        assert!(directory_stale(&user("oidc", None), now));
+        assert!(!directory_stale(&user("oidc", Some(now - ttl)), now));
+        assert!(directory_stale(&user("ldap", Some(now - ttl - 1)), now));
+    }
+
+    #[test]
     fn lockout_grows_and_is_capped() {
         assert_eq!(lockout_for(5), Duration::from_secs(60));
         assert_eq!(lockout_for(6), Duration::from_secs(120));

@@ -1782,13 +1782,19 @@ fn user(cfg: &Config, c: UserCommand) -> Result<()> {
                         .into_iter()
                         .flatten()
                         .map(|r| match &r.group {
-                            Some(g) => format!("{} ({}, via group {g})", r.role, r.scope),
+                            Some(g) => match g.strip_prefix("directory:") {
+                                Some(d) => {
+                                    format!("{} ({}, via directory group {d})", r.role, r.scope)
+                                }
+                                None => format!("{} ({}, via group {g})", r.role, r.scope),
+                            },
                             None => format!("{} ({})", r.role, r.scope),
                         })
                         .collect();
                     vec![
                         u.username.clone(),
                         u.display_name.clone(),
+                        u.source.clone(),
                         if u.must_change_password {
                             "must change password"
                         } else if u.locked {
@@ -1806,7 +1812,10 @@ fn user(cfg: &Config, c: UserCommand) -> Result<()> {
                     ]
                 })
                 .collect();
-            print_table(&["USER", "NAME", "STATE", "ROLES", "CREATED"], &rows);
+            print_table(
+                &["USER", "NAME", "SOURCE", "STATE", "ROLES", "CREATED"],
+                &rows,
+            );
             Ok(())
         }
     }

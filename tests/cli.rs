@@ -678,16 +678,17 @@ fn promotions_and_users_are_aligned_tables_and_users_show_their_roles() {
     let rows = cells(&table);
     assert_eq!(
         rows[0],
-        ["USER", "NAME", "STATE", "ROLES", "CREATED"],
+        ["USER", "NAME", "SOURCE", "STATE", "ROLES", "CREATED"],
         "{table}"
     );
     let row = |user: &str| rows.iter().find(|r| r[0] == user).unwrap().clone();
-    assert_eq!(row("ops")[3], "Developer (organization)", "{table}");
-    assert_eq!(row("root")[3], "Super Admin (organization)", "{table}");
+    assert_eq!(row("ops")[4], "Developer (organization)", "{table}");
+    assert_eq!(row("root")[4], "Super Admin (organization)", "{table}");
     assert_eq!(
-        row("zoe")[1..4],
+        row("zoe")[1..5],
         [
             "Zoë Åkesson-Ünal",
+            "local",
             "active",
             "Viewer (project order-service), Admin (environment prod, via group oncall)"
         ],
