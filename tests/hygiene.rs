@@ -8,7 +8,10 @@
 //! promotions, rendered by `icpd config render` and fetched on
 //! `GET /icp/config`, whose TOML is the one place they appear); and
 //! the management listener's security headers and cookie attributes over
-//! real TLS.
+//! real TLS. Single sign-on's secrets (the OIDC client secret,
+//! authorization codes, ID tokens, the LDAP bind password, directory
+//! users' passwords and the sessions they open) are checked the same way
+//! in `tests/sso.rs`, which has the provider and the directory running.
 
 use std::path::PathBuf;
 use std::process::Output;
