@@ -32,6 +32,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
+use crate::http::outbound::{is_timeout, DeadlineStream};
+
 /// Cap on one incoming LDAP message.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
 /// Most group entries a group search may return.
@@ -1123,61 +1125,6 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
 }
 
-/// A TCP stream whose every read and write is bounded by what is left
-/// until `deadline` (a socket timeout that fires a tick early is retried
-/// with what is left).
-struct DeadlineStream {
-    tcp: TcpStream,
-    deadline: Instant,
-}
-
-impl DeadlineStream {
-    fn left(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
-        }
-        Ok(left)
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
-
-impl Read for DeadlineStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let left = self.left()?;
-            self.tcp.set_read_timeout(Some(left))?;
-            match self.tcp.read(buf) {
-                Err(e) if is_timeout(&e) => continue,
-                other => return other,
-            }
-        }
-    }
-}
-
-impl Write for DeadlineStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            let left = self.left()?;
-            self.tcp.set_write_timeout(Some(left))?;
-            match self.tcp.write(buf) {
-                Err(e) if is_timeout(&e) => continue,
-                other => return other,
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
-    }
-}
-
 enum Link {
     Plain(DeadlineStream),
     Tls(Box<StreamOwned<ClientConnection, DeadlineStream>>),
@@ -1311,7 +1258,7 @@ impl<'a> Session<'a> {
             )));
         };
         let _ = tcp.set_nodelay(true);
-        let mut stream = DeadlineStream { tcp, deadline };
+        let mut stream = DeadlineStream::new(tcp, deadline);
         let mut next_id = 1;
         let session_error = |doing: &str, f: Fault| fault_error(s, started, doing, f);
         if s.transport == Transport::StartTls {
@@ -1516,8 +1463,8 @@ impl<'a> Session<'a> {
             let _ = s.conn.complete_io(&mut s.sock);
         }
         let stream = match &self.link {
-            Link::Plain(s) => &s.tcp,
-            Link::Tls(s) => &s.sock.tcp,
+            Link::Plain(s) => s.tcp(),
+            Link::Tls(s) => s.sock.tcp(),
         };
         let _ = stream.shutdown(std::net::Shutdown::Both);
     }

@@ -227,7 +227,7 @@ fn cookie_sessions_need_the_csrf_token_for_changes() {
 }
 
 #[test]
-fn every_route_but_login_health_and_openapi_refuses_anonymous_requests() {
+fn every_route_but_sign_in_health_and_openapi_refuses_anonymous_requests() {
     let s = TestServer::start(&[]);
     let mut c = s.management_client();
     let mut public = Vec::new();
@@ -252,7 +252,16 @@ fn every_route_but_login_health_and_openapi_refuses_anonymous_requests() {
             public.push(route.path);
         }
     }
-    assert_eq!(public, ["/api/v1/auth/login", "/api/v1/openapi.json"]);
+    assert_eq!(
+        public,
+        [
+            "/api/v1/auth/login",
+            "/api/v1/auth/providers",
+            "/api/v1/auth/oidc/start",
+            "/api/v1/auth/oidc/callback",
+            "/api/v1/openapi.json"
+        ]
+    );
     assert_eq!(c.request("GET", "/healthz", &[], b"").unwrap().status, 200);
     assert!(icpd::http::api::routes().count() > 20);
 }

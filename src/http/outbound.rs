@@ -669,13 +669,24 @@ impl ServerCertVerifier for PinVerifier {
 /// A TCP stream whose every read and write is bounded by what is left
 /// until `deadline`. A socket timeout can fire a clock tick early (the
 /// kernel counts in jiffies); that is retried with what is left, so a
-/// timeout is reported only once the deadline has really passed.
-struct DeadlineStream {
+/// timeout is reported only once the deadline has really passed. Also
+/// what `ldap` talks to its directory through.
+pub struct DeadlineStream {
     tcp: TcpStream,
     deadline: Instant,
 }
 
 impl DeadlineStream {
+    /// `tcp`, every read and write bounded by what is left until `deadline`.
+    pub fn new(tcp: TcpStream, deadline: Instant) -> DeadlineStream {
+        DeadlineStream { tcp, deadline }
+    }
+
+    /// The socket underneath (to shut it down).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
     fn left(&self) -> io::Result<Duration> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -715,7 +726,8 @@ impl Write for DeadlineStream {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+/// Whether a socket error is a timeout (as `set_read_timeout` reports it).
+pub fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock

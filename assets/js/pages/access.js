@@ -124,6 +124,34 @@ async function roles(panel, again) {
   }
 }
 
+/** The scope fields of a form (kind, then project, environment or
+ * integration as the kind needs) and the API's scope object they give. */
+function scopePicker(projects, envs) {
+  const type = field('Scope', select([['organization', 'Organization'], ['project', 'Project'], ['environment', 'Environment'], ['integration', 'Integration']]));
+  const proj = field('Project', select(projects.map((p) => [p.handle, p.name])));
+  const env = field('Environment', select(envs.map((e) => [e.handle, e.name])));
+  const integ = field('Integration', input({ placeholder: 'integration handle' }));
+  const sync = () => {
+    const t = type.input.value;
+    proj.hidden = !(t === 'project' || t === 'integration');
+    env.hidden = t !== 'environment';
+    integ.hidden = t !== 'integration';
+  };
+  type.input.addEventListener('change', sync);
+  sync();
+  return {
+    fields: [type, proj, env, integ],
+    value() {
+      const t = type.input.value;
+      const scope = { type: t };
+      if (t === 'project' || t === 'integration') scope.project = proj.input.value;
+      if (t === 'environment') scope.environment = env.input.value;
+      if (t === 'integration') scope.integration = integ.input.value.trim();
+      return scope;
+    },
+  };
+}
+
 function scopeText(s) {
   switch (s.type) {
     case 'project': return `project ${s.project}`;
@@ -143,28 +171,12 @@ async function assignments(panel, again) {
   async function create() {
     const role = field('Role', select(roleList.items.map((r) => [r.name, r.name])));
     const who = field('Assign to', select([...people.map((u) => [`user:${u.username}`, `user ${u.username}`]), ...groupList.map((g) => [`group:${g.name}`, `group ${g.name}`])]));
-    const type = field('Scope', select([['organization', 'Organization'], ['project', 'Project'], ['environment', 'Environment'], ['integration', 'Integration']]));
-    const proj = field('Project', select(projects.map((p) => [p.handle, p.name])));
-    const env = field('Environment', select(envs.map((e) => [e.handle, e.name])));
-    const integ = field('Integration', input({ placeholder: 'integration handle' }));
-    const sync = () => {
-      const t = type.input.value;
-      proj.hidden = !(t === 'project' || t === 'integration');
-      env.hidden = t !== 'environment';
-      integ.hidden = t !== 'integration';
-    };
-    type.input.addEventListener('change', sync);
-    sync();
+    const scope = scopePicker(projects, envs);
     if (await modal({
-      title: 'Assign a role', body: [role, who, type, proj, env, integ],
+      title: 'Assign a role', body: [role, who, ...scope.fields],
       onSubmit: () => {
         const [kind, name] = who.input.value.split(/:(.*)/s);
-        const t = type.input.value;
-        const scope = { type: t };
-        if (t === 'project' || t === 'integration') scope.project = proj.input.value;
-        if (t === 'environment') scope.environment = env.input.value;
-        if (t === 'integration') scope.integration = integ.input.value.trim();
-        return post('/role-assignments', { role: role.input.value, [kind]: name, scope });
+        return post('/role-assignments', { role: role.input.value, [kind]: name, scope: scope.value() });
       },
     })) { toast('Role assigned.', 'ok'); again(); }
   }
@@ -188,27 +200,11 @@ async function mappings(panel, again) {
     const group = field('Directory group', input({ required: true, autocomplete: 'off', testid: 'mapping-group' }), 'As the identity provider or directory names it.');
     const source = field('Source', select([['', 'Any'], ['oidc', 'Single sign-on (OIDC)'], ['ldap', 'LDAP']]));
     const role = field('Role', select(roleList.items.map((r) => [r.name, r.name])));
-    const type = field('Scope', select([['organization', 'Organization'], ['project', 'Project'], ['environment', 'Environment'], ['integration', 'Integration']]));
-    const proj = field('Project', select(projects.map((p) => [p.handle, p.name])));
-    const env = field('Environment', select(envs.map((e) => [e.handle, e.name])));
-    const integ = field('Integration', input({ placeholder: 'integration handle' }));
-    const sync = () => {
-      const t = type.input.value;
-      proj.hidden = !(t === 'project' || t === 'integration');
-      env.hidden = t !== 'environment';
-      integ.hidden = t !== 'integration';
-    };
-    type.input.addEventListener('change', sync);
-    sync();
+    const scope = scopePicker(projects, envs);
     if (await modal({
-      title: 'Map a directory group', body: [group, source, role, type, proj, env, integ],
+      title: 'Map a directory group', body: [group, source, role, ...scope.fields],
       onSubmit: () => {
-        const t = type.input.value;
-        const scope = { type: t };
-        if (t === 'project' || t === 'integration') scope.project = proj.input.value;
-        if (t === 'environment') scope.environment = env.input.value;
-        if (t === 'integration') scope.integration = integ.input.value.trim();
-        const body = { group: group.input.value.trim(), role: role.input.value, scope };
+        const body = { group: group.input.value.trim(), role: role.input.value, scope: scope.value() };
         if (source.input.value) body.source = source.input.value;
         return post('/sso/group-mappings', body);
       },

@@ -612,6 +612,14 @@ struct ScopeBody {
     integration: Option<String>,
 }
 
+/// The role with this name (any case) or id.
+fn role_named(tx: &Tx, name_or_id: &str) -> Result<crate::store::RoleRow> {
+    tx.roles()?
+        .into_iter()
+        .find(|r| r.name.eq_ignore_ascii_case(name_or_id) || r.id.to_string() == name_or_id)
+        .ok_or_else(|| Error::NotFound(format!("no role '{name_or_id}'")))
+}
+
 fn resolve_scope(tx: &Tx, s: &ScopeBody) -> Result<Scope> {
     let missing = |what: &str| Error::BadRequest(format!("a {what} scope needs '{what}'"));
     let project = |tx: &Tx| -> Result<crate::catalog::Project> {
@@ -660,11 +668,7 @@ fn create_assignment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         ));
     }
     let value = api.store.write(|tx| {
-        let role = tx
-            .roles()?
-            .into_iter()
-            .find(|r| r.name.eq_ignore_ascii_case(&body.role) || r.id.to_string() == body.role)
-            .ok_or_else(|| Error::NotFound(format!("no role '{}'", body.role)))?;
+        let role = role_named(tx, &body.role)?;
         let user = body
             .user
             .as_deref()
@@ -772,11 +776,7 @@ fn create_group_mapping(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         }
     };
     let value = api.store.write(|tx| {
-        let role = tx
-            .roles()?
-            .into_iter()
-            .find(|r| r.name.eq_ignore_ascii_case(&body.role) || r.id.to_string() == body.role)
-            .ok_or_else(|| Error::NotFound(format!("no role '{}'", body.role)))?;
+        let role = role_named(tx, &body.role)?;
         let scope = resolve_scope(tx, &body.scope)?;
         let id = tx.insert_sso_mapping(source, group, role.id, scope, "api", ctx.now)?;
         tx.sso_mappings()?

@@ -536,18 +536,10 @@ pub(crate) fn write_audit(
     status: u16,
     reason: &str,
 ) {
-    let (outcome, reason) = if status < 400 {
-        ("ok".to_string(), String::new())
-    } else {
-        (
-            format!("refused {status}"),
-            without_decoded_literal(reason)
-                .chars()
-                .take(MAX_REASON_CHARS)
-                .collect(),
-        )
-    };
-    write_entry(api, req, now, actor, action, target, &outcome, &reason);
+    let client = req.peer.ip().to_string();
+    write_deferred_audit(
+        &api.store, now, actor, action, target, &client, status, reason,
+    );
 }
 
 /// The longest reason an audit entry keeps, in characters.
