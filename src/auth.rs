@@ -318,7 +318,8 @@ pub fn login(
             retry_after_secs: secs,
         });
     }
-    if !verify_password(&user.password_hash, password) {
+    // A single-sign-on user has no password here, whatever was stored.
+    if user.source != "local" || !verify_password(&user.password_hash, password) {
         let failed = user.failed_logins + 1;
         let locked_until = (failed >= LOCKOUT_THRESHOLD).then(|| now + ms(lockout_for(failed)));
         store.write(|tx| tx.set_login_failures(user.id, failed, locked_until))?;
@@ -693,6 +694,12 @@ pub fn reset_password(store: &Store, username: &str, now: Millis) -> Result<Stri
         let user = tx.user_by_name(username)?.ok_or_else(|| {
             Error::NotFound(format!("no user named '{username}'; see `icpd user list`"))
         })?;
+        if user.source != "local" {
+            return Err(Error::Conflict(format!(
+                "'{username}' signs in through {}; icpd keeps no password for it",
+                user.source
+            )));
+        }
         tx.set_password(user.id, &hash, true, now)?;
         tx.delete_user_sessions(user.id, None)?;
         Ok(())

@@ -250,6 +250,31 @@ const MI_CALL_MODES: [&str; 2] = ["direct", "tunnel"];
 static MI_CALLS: [[AtomicU64; MI_CALL_OUTCOMES.len()]; MI_CALL_MODES.len()] =
     [const { [const { AtomicU64::new(0) }; MI_CALL_OUTCOMES.len()] }; MI_CALL_MODES.len()];
 
+/// How people sign in, for `icpd_sign_ins_total`.
+const SIGN_IN_METHODS: [&str; 3] = ["password", "oidc", "ldap"];
+/// Sign-in outcomes: `ok`, `refused` (wrong credentials, no role, a
+/// refused or expired code), `unavailable` (the provider, directory or
+/// database could not answer).
+const SIGN_IN_OUTCOMES: [&str; 3] = ["ok", "refused", "unavailable"];
+
+static SIGN_INS: [[AtomicU64; SIGN_IN_OUTCOMES.len()]; SIGN_IN_METHODS.len()] =
+    [const { [const { AtomicU64::new(0) }; SIGN_IN_OUTCOMES.len()] }; SIGN_IN_METHODS.len()];
+
+/// Counts one sign-in attempt by `method` (`password`, `oidc`, `ldap`)
+/// answered with `status`.
+pub fn sign_in(method: &str, status: u16) {
+    let m = SIGN_IN_METHODS
+        .iter()
+        .position(|x| *x == method)
+        .unwrap_or(0);
+    let o = match status {
+        0..=399 => 0,
+        500.. => 2,
+        _ => 1,
+    };
+    SIGN_INS[m][o].fetch_add(1, Relaxed);
+}
+
 /// Counts one ended Management API call.
 pub fn mi_call(tunnel: bool, outcome: &str) {
     let o = MI_CALL_OUTCOMES
@@ -418,6 +443,8 @@ pub struct Sources<'a> {
     pub databases: &'a [(&'static str, &'a Path)],
     /// The outbound pool (calls to MI runtimes).
     pub outbound: Option<crate::outbound::PoolStats>,
+    /// The sign-in pool (calls to identity providers and directories).
+    pub sign_in: Option<crate::outbound::PoolStats>,
     /// Several nodes on PostgreSQL: this node's view of the cluster.
     pub cluster: Option<crate::cluster::ClusterStatus>,
 }
@@ -553,6 +580,39 @@ pub fn render(src: &Sources) -> String {
             "Outbound calls refused because the pool's queue was full (retried later).",
         );
         t.sample_u64("icpd_outbound_rejected_calls_total", &[], o.rejected);
+    }
+
+    t.family(
+        "icpd_sign_ins_total",
+        "counter",
+        "Sign-in attempts by method (password, oidc, ldap) and outcome (ok, refused, unavailable).",
+    );
+    for (m, method) in SIGN_IN_METHODS.iter().enumerate() {
+        for (o, outcome) in SIGN_IN_OUTCOMES.iter().enumerate() {
+            t.sample_u64(
+                "icpd_sign_ins_total",
+                &[("method", method), ("outcome", outcome)],
+                SIGN_INS[m][o].load(Relaxed),
+            );
+        }
+    }
+    if let Some(p) = &src.sign_in {
+        t.gauge(
+            "icpd_sign_in_pool_queued_calls",
+            "Calls to identity providers and directories waiting for a thread of the sign-in pool.",
+            p.queued as u64,
+        );
+        t.gauge(
+            "icpd_sign_in_pool_running_calls",
+            "Calls to identity providers and directories running now.",
+            p.running as u64,
+        );
+        t.family(
+            "icpd_sign_in_pool_rejected_calls_total",
+            "counter",
+            "Sign-ins refused because the sign-in pool's queue was full.",
+        );
+        t.sample_u64("icpd_sign_in_pool_rejected_calls_total", &[], p.rejected);
     }
 
     let counts = src.liveness.counts();

@@ -506,6 +506,11 @@ impl Sso {
             .map_err(|e: PoolFull| Error::Upstream(format!("{e}")))
     }
 
+    /// The sign-in pool's counters (for `/metrics`).
+    pub fn pool_stats(&self) -> crate::outbound::PoolStats {
+        self.pool.stats()
+    }
+
     /// Stops the pool (at shutdown).
     pub fn shutdown(&self, grace: Duration) {
         self.pool.shutdown(grace);

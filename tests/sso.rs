@@ -116,6 +116,18 @@ fn sso_login(s: &TestServer, idp: &Idp, user: &str, password: &str) -> (ClientRe
     (callback(s, &code, &state, &cookie), code)
 }
 
+/// The value of one sample of `/metrics`.
+fn metric(s: &TestServer, sample: &str) -> u64 {
+    let r = s
+        .management_client()
+        .request("GET", "/metrics", &[], b"")
+        .unwrap();
+    let text = String::from_utf8(r.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in /metrics"))
+}
+
 fn get(s: &TestServer, token: &str, path: &str) -> ClientResponse {
     let auth = format!("Bearer {token}");
     s.management_client()
@@ -203,6 +215,10 @@ source = "oidc"
     assert_eq!(row["source"], "oidc", "{row}");
     let roles = row["roles"].to_string();
     assert!(roles.contains("directory:icp-devs"), "{row}");
+    // A single-sign-on user has no password in icpd, and gets none.
+    let reset = admin.post("/api/v1/users/alice@example.org/reset-password", &json!({}));
+    assert_eq!(reset.status, 409, "{}", reset.json());
+    assert_eq!(s.login("alice@example.org", "alice-password").status, 401);
 
     // An operator maps icp-admins to Admin through the API: alice gets it
     // at her next sign-in (her groups are already recorded, so at once).
@@ -287,6 +303,16 @@ source = "oidc"
         "{audit}"
     );
     assert!(logins.iter().all(|e| e["client"] == "127.0.0.1"), "{audit}");
+
+    // /metrics counts sign-ins by method and outcome.
+    assert!(metric(&s, "icpd_sign_ins_total{method=\"oidc\",outcome=\"ok\"}") >= 3);
+    assert!(
+        metric(
+            &s,
+            "icpd_sign_ins_total{method=\"oidc\",outcome=\"refused\"}"
+        ) >= 3
+    );
+    assert_eq!(metric(&s, "icpd_sign_in_pool_queued_calls"), 0);
 
     // Nothing secret reached the log, at trace level.
     let log = s.log_text();
@@ -744,6 +770,20 @@ scope = "organization"
                 && e["target"] == "login (ldap)"
                 && e["outcome"] == "ok"),
         "{audit}"
+    );
+
+    assert!(metric(&s, "icpd_sign_ins_total{method=\"ldap\",outcome=\"ok\"}") >= 3);
+    assert!(
+        metric(
+            &s,
+            "icpd_sign_ins_total{method=\"ldap\",outcome=\"refused\"}"
+        ) >= 4
+    );
+    assert!(
+        metric(
+            &s,
+            "icpd_sign_ins_total{method=\"password\",outcome=\"ok\"}"
+        ) >= 2
     );
 
     // No password, bind password or token in the log (trace level) or

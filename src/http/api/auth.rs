@@ -130,10 +130,18 @@ fn login(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     ctx.audit_actor = Some(body.username.chars().take(64).collect());
     ctx.audit_target = Some("login".into());
     let client = ctx.req.peer.ip().to_string();
-    if password_route(api, &body.username)? == PasswordRoute::Directory {
+    let route = password_route(api, &body.username)
+        .inspect_err(|e| crate::metrics::sign_in("password", crate::http::routes::status_of(e)))?;
+    if route == PasswordRoute::Directory {
         return ldap_login(api, ctx, body, client);
     }
-    let l = auth::login(&api.store, &body.username, &body.password, &client, ctx.now)?;
+    let l = auth::login(&api.store, &body.username, &body.password, &client, ctx.now);
+    crate::metrics::sign_in(
+        "password",
+        l.as_ref()
+            .map_or_else(crate::http::routes::status_of, |_| 200),
+    );
+    let l = l?;
     ctx.set_cookies.push(session_cookie(api.secure, &l.token));
     ok(&login_json(&l))
 }
@@ -216,6 +224,7 @@ fn ldap_login(api: &Api, ctx: &mut Ctx, body: LoginBody, client: String) -> Resu
         let now = now_millis();
         let result = sso.complete_ldap(&store, &body.username, &body.password, &client, now);
         let resp = signed_in_response(result, secure, &[]);
+        crate::metrics::sign_in("ldap", resp.status);
         let actor: String = body.username.chars().take(64).collect();
         write_deferred_audit(
             &store,
@@ -280,6 +289,7 @@ fn oidc_callback(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let bound = cookie(ctx.req, SSO_STATE_COOKIE)
         .is_some_and(|c| auth::constant_time_eq(c.as_bytes(), body.state.as_bytes()));
     if !bound {
+        crate::metrics::sign_in("oidc", 401);
         return Err(Error::Unauthorized(
             "this sign-in was not started in this browser, or took longer than 10 minutes; start again".into(),
         ));
@@ -305,6 +315,7 @@ fn oidc_callback(api: &Api, ctx: &mut Ctx) -> Result<Response> {
             "Set-Cookie",
             &format!("{SSO_STATE_COOKIE}=; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0{secure_attr}"),
         );
+        crate::metrics::sign_in("oidc", resp.status);
         write_deferred_audit(&store, now, &actor, "POST /api/v1/auth/oidc/callback", "login (oidc)", &client, resp.status, &refusal(&resp));
         reply.send(resp);
     }))?;

@@ -127,6 +127,7 @@ fn login_oidc(api: &Api, req: &Request, now: Millis) -> Response {
         _ => None,
     };
     if let Some(resp) = early {
+        crate::metrics::sign_in("oidc", resp.status);
         audit_auth(
             api,
             req,
@@ -163,6 +164,7 @@ fn login_oidc(api: &Api, req: &Request, now: Millis) -> Response {
             ),
             Err(e) => (sso_error(&e), "anonymous".to_string()),
         };
+        crate::metrics::sign_in("oidc", resp.status);
         let reason = serde_json::from_slice::<Value>(&resp.body)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -207,6 +209,7 @@ fn ldap_console_login(api: &Api, username: String, password: String, client: Str
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
             .unwrap_or_default();
+        crate::metrics::sign_in("ldap", resp.status);
         let actor: String = username.chars().take(64).collect();
         super::write_deferred_audit(
             &store,
@@ -547,6 +550,7 @@ fn login(api: &Api, req: &Request, now: Millis) -> Response {
             }
         },
     };
+    crate::metrics::sign_in("password", resp.status);
     audit_auth(api, req, now, &actor, "POST /auth/login", "login", &resp);
     resp
 }

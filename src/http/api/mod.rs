@@ -699,6 +699,7 @@ fn serve_metrics(api: &Api, req: &Request) -> Result<Response> {
         liveness: &api.liveness,
         databases: &databases,
         outbound: Some(api.mi.pool_stats()),
+        sign_in: Some(api.sso.pool_stats()),
         cluster: api.cluster.as_ref().map(|c| c.status()),
     });
     Ok(Response {
