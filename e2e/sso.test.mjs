@@ -4,7 +4,9 @@
 // the openssl CLI), the callback back to icpd, and a user who sees only
 // what the role of her group mapping allows (icp-devs → Viewer on the
 // project orders, from icp.toml); sign-out that ends the provider's
-// session too; and a user none of whose groups has a role. Run from the
+// session too; a user none of whose groups has a role, until an
+// administrator maps his group in the console (Access control → Group
+// mappings) and he sees the project it names. Run from the
 // repository root with `node --test e2e/sso.test.mjs` after
 // `cargo build --release` and `(cd tests/idp && npm ci)`. Screenshots go to
 // target/screenshots/sso-*.png.
@@ -16,7 +18,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'playwright-core';
-import { bin, shots, stop, startServer, startServerWith, freePort, startIdp, openBrowser } from './helpers.mjs';
+import { bin, shots, stop, startServer, startServerWith, freePort, startIdp, openBrowser, signIn } from './helpers.mjs';
 
 const ROOT_PASSWORD = 'sso e2e root password 1';
 const CLIENT_SECRET = 'icpd-e2e-client-secret';
@@ -173,6 +175,44 @@ scope = "project orders"
     await tid('sso-retry').click();
     await page.waitForURL(`${management}/login`);
     await tid('sso-button').waitFor();
+
+    // 5b. An administrator maps bob's group in the console (Access control
+    //     → Group mappings): his next sign-in gets the role, on Billing.
+    await signIn(page, management, 'root', ROOT_PASSWORD);
+    await page.goto(`${management}/access?tab=mappings`);
+    await tid('mapping-icp-devs').waitFor();
+    assert.match(await tid('mapping-icp-devs').innerText(), /config file/);
+    await tid('new-mapping').click();
+    await tid('mapping-group').fill('marketing');
+    await tid('mapping-source').selectOption('oidc');
+    await tid('mapping-role').selectOption('Viewer');
+    await tid('scope-type').selectOption('project');
+    await tid('scope-project').selectOption('billing');
+    await tid('modal-submit').click();
+    await tid('mapping-marketing').waitFor();
+    const mapped = await tid('mapping-marketing').innerText();
+    for (const text of ['oidc', 'Viewer', 'project billing']) assert.ok(mapped.includes(text), `"${text}" not in ${mapped}`);
+    await shot(page, 'group-mappings');
+    await tid('tab-users').click();
+    await tid('user-source-alice@example.org').waitFor();
+    assert.equal((await tid('user-source-alice@example.org').innerText()).trim(), 'single sign-on');
+    assert.equal((await tid('user-source-root').innerText()).trim(), 'local');
+    await tid('logout').click();
+    await page.waitForURL(`${management}/login`);
+    await tid('sso-button').click();
+    // The provider may still hold bob's session (then it sends him straight back).
+    const home = page.waitForURL(`${management}/`).then(() => 'home', () => 'timeout');
+    const form = page.locator('#login').waitFor().then(() => 'form', () => 'timeout');
+    if ((await Promise.race([home, form])) === 'form') {
+      await page.locator('#login').fill('bob');
+      await page.locator('#password').fill(USERS.bob.password);
+      await page.locator('#submit').click();
+      await home;
+    }
+    await tid('nav-projects').click();
+    await tid('project-billing').waitFor();
+    assert.equal(await tid('project-orders').count(), 0, 'bob sees Orders');
+    await shot(page, 'bob-projects');
 
     // 6. No browser errors, except the refusals this scenario asks for.
     //    Chromium logs every 4xx answer as a console error ("Failed to load

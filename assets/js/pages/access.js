@@ -127,10 +127,10 @@ async function roles(panel, again) {
 /** The scope fields of a form (kind, then project, environment or
  * integration as the kind needs) and the API's scope object they give. */
 function scopePicker(projects, envs) {
-  const type = field('Scope', select([['organization', 'Organization'], ['project', 'Project'], ['environment', 'Environment'], ['integration', 'Integration']]));
-  const proj = field('Project', select(projects.map((p) => [p.handle, p.name])));
-  const env = field('Environment', select(envs.map((e) => [e.handle, e.name])));
-  const integ = field('Integration', input({ placeholder: 'integration handle' }));
+  const type = field('Scope', select([['organization', 'Organization'], ['project', 'Project'], ['environment', 'Environment'], ['integration', 'Integration']], { testid: 'scope-type' }));
+  const proj = field('Project', select(projects.map((p) => [p.handle, p.name]), { testid: 'scope-project' }));
+  const env = field('Environment', select(envs.map((e) => [e.handle, e.name]), { testid: 'scope-environment' }));
+  const integ = field('Integration', input({ placeholder: 'integration handle', testid: 'scope-integration' }));
   const sync = () => {
     const t = type.input.value;
     proj.hidden = !(t === 'project' || t === 'integration');
@@ -198,8 +198,8 @@ async function mappings(panel, again) {
       h('td', {}, m.origin === 'api' ? h('div', { class: 'actions' }, button('Remove', () => remove(m), { small: true, kind: 'danger' })) : null))), { emptyText: 'No group gives a role yet: single sign-on users cannot sign in until one does.' })));
   async function create() {
     const group = field('Directory group', input({ required: true, autocomplete: 'off', testid: 'mapping-group' }), 'As the identity provider or directory names it.');
-    const source = field('Source', select([['', 'Any'], ['oidc', 'Single sign-on (OIDC)'], ['ldap', 'LDAP']]));
-    const role = field('Role', select(roleList.items.map((r) => [r.name, r.name])));
+    const source = field('Source', select([['', 'Any'], ['oidc', 'Single sign-on (OIDC)'], ['ldap', 'LDAP']], { testid: 'mapping-source' }));
+    const role = field('Role', select(roleList.items.map((r) => [r.name, r.name]), { testid: 'mapping-role' }));
     const scope = scopePicker(projects, envs);
     if (await modal({
       title: 'Map a directory group', body: [group, source, role, ...scope.fields],
