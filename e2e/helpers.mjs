@@ -29,9 +29,8 @@ export const bridgePy = join(shared, 'conformance/bridge.py');
 export const miPy = join(shared, 'conformance/mi.py');
 export const shots = join(root, 'target/screenshots');
 
-/** Starts icpd on free ports; resolves when both listeners are up. */
-export function startServer(dataDir) {
-  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--runtime-listen', '127.0.0.1:0', '--management-listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Resolves when `child` (icpd serve) has logged both listeners' addresses. */
+function listening(child) {
   let log = '';
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`icpd did not start:\n${log}`)), 20000);
@@ -43,6 +42,12 @@ export function startServer(dataDir) {
       if (rt && mg) { clearTimeout(timer); ok({ child, runtime: rt[1], management: mg[1], log: () => log }); }
     });
   });
+}
+
+/** Starts icpd on free ports; resolves when both listeners are up. */
+export function startServer(dataDir) {
+  const child = spawn(bin, ['--data-dir', dataDir, 'serve', '--runtime-listen', '127.0.0.1:0', '--management-listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return listening(child);
 }
 
 /** SIGTERM, then SIGKILL after 5 s; resolves when the process has exited (at once if it has already, by a signal too). */
@@ -225,17 +230,7 @@ export function startServerWith(dataDir, { managementPort = 0, cwd, config } = {
   const args = ['--data-dir', dataDir, ...(config ? ['--config', config] : []),
     'serve', '--runtime-listen', '127.0.0.1:0', '--management-listen', `127.0.0.1:${managementPort}`];
   const child = spawn(bin, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`icpd did not start:\n${log}`)), 20000);
-    child.on('exit', (code) => fail(new Error(`icpd exited with ${code}:\n${log}`)));
-    child.stderr.on('data', (d) => {
-      log += d;
-      const rt = /listening runtime (https?:\/\/\S+)/.exec(log);
-      const mg = /listening management (https?:\/\/\S+)/.exec(log);
-      if (rt && mg) { clearTimeout(timer); ok({ child, runtime: rt[1], management: mg[1], log: () => log }); }
-    });
-  });
+  return listening(child);
 }
 
 /**

@@ -164,26 +164,52 @@ fn login_oidc(api: &Api, req: &Request, now: Millis) -> Response {
             ),
             Err(e) => (sso_error(&e), "anonymous".to_string()),
         };
-        crate::metrics::sign_in("oidc", resp.status);
-        let reason = serde_json::from_slice::<Value>(&resp.body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        super::write_deferred_audit(
-            &store,
+        let signed = Signed {
+            method: "oidc",
+            action: "POST /auth/login/oidc",
+            actor: &actor,
+            client: &client,
             now,
-            &actor,
-            "POST /auth/login/oidc",
-            "login (oidc)",
-            &client,
-            resp.status,
-            &reason,
-        );
-        reply.send(resp.with_header("Cache-Control", "no-store"));
+        };
+        signed.answer(&store, reply, resp);
     };
     match api.sso.submit(Box::new(job)) {
         Ok(()) => resp,
         Err(e) => sso_error(&e),
+    }
+}
+
+/// A sign-in answered from the sign-in pool: what its audit entry and
+/// metric need.
+struct Signed<'a> {
+    /// `oidc` or `ldap`, for `icpd_sign_ins_total`.
+    method: &'a str,
+    action: &'a str,
+    actor: &'a str,
+    client: &'a str,
+    now: Millis,
+}
+
+impl Signed<'_> {
+    /// Counts and audits the sign-in, then sends `resp`.
+    fn answer(&self, store: &crate::store::Store, reply: crate::http::Reply, resp: Response) {
+        crate::metrics::sign_in(self.method, resp.status);
+        let reason = serde_json::from_slice::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let target = format!("login ({})", self.method);
+        super::write_deferred_audit(
+            store,
+            self.now,
+            self.actor,
+            self.action,
+            &target,
+            self.client,
+            resp.status,
+            &reason,
+        );
+        reply.send(resp.with_header("Cache-Control", "no-store"));
     }
 }
 
@@ -205,23 +231,15 @@ fn ldap_console_login(api: &Api, username: String, password: String, client: Str
             Err(Error::Unauthorized(_)) => message(401, "Invalid credentials"),
             Err(e) => sso_error(&e),
         };
-        let reason = serde_json::from_slice::<Value>(&resp.body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        crate::metrics::sign_in("ldap", resp.status);
         let actor: String = username.chars().take(64).collect();
-        super::write_deferred_audit(
-            &store,
+        let signed = Signed {
+            method: "ldap",
+            action: "POST /auth/login",
+            actor: &actor,
+            client: &client,
             now,
-            &actor,
-            "POST /auth/login",
-            "login (ldap)",
-            &client,
-            resp.status,
-            &reason,
-        );
-        reply.send(resp.with_header("Cache-Control", "no-store"));
+        };
+        signed.answer(&store, reply, resp);
     };
     match api.sso.submit(Box::new(job)) {
         Ok(()) => resp,
