@@ -216,8 +216,9 @@ impl OutboundPool {
     /// drops what is still queued and joins the workers. A job still
     /// running when the grace ends is not interrupted: its worker is
     /// detached (and logged) rather than waited for, so shutdown itself
-    /// takes about `grace` at most. Calling it again is harmless.
-    pub fn shutdown(&self, grace: Duration) {
+    /// takes about `grace` at most. Calling it again is harmless. Returns
+    /// how many workers were left running a call.
+    pub fn shutdown(&self, grace: Duration) -> usize {
         let deadline = Instant::now() + grace;
         let mut q = self.shared.lock();
         q.accepting = false;
@@ -268,32 +269,42 @@ impl OutboundPool {
                 break;
             }
         }
+        let busy = q.running;
         drop(q);
-        let handles: Vec<JoinHandle<()>> = self
+        let mut handles: Vec<JoinHandle<()>> = self
             .workers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
             .collect();
-        let mut detached = 0;
-        for h in handles {
-            if h.is_finished() {
+        // A worker that has left its loop may not have finished its thread
+        // yet: give those a moment, so only the busy ones are detached.
+        let settle = Instant::now() + Duration::from_millis(500);
+        loop {
+            let (finished, running): (Vec<_>, Vec<_>) =
+                handles.into_iter().partition(|h| h.is_finished());
+            for h in finished {
                 let _ = h.join();
-            } else {
-                detached += 1;
             }
+            handles = running;
+            if handles.len() <= busy || Instant::now() >= settle {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
+        let detached = handles.len();
         if detached > 0 {
             log::warn!(
                 "outbound pool: {detached} workers still running a call after the shutdown grace; not waiting for them"
             );
         }
+        detached
     }
 }
 
 impl Drop for OutboundPool {
     fn drop(&mut self) {
-        self.shutdown(Duration::ZERO);
+        let _ = self.shutdown(Duration::ZERO);
     }
 }
 
@@ -447,6 +458,17 @@ mod tests {
     }
 
     #[test]
+    fn idle_workers_are_joined_not_reported_as_busy() {
+        // A worker leaves its loop (and is no longer counted alive) a
+        // moment before its thread finishes; shutdown must wait for that,
+        // not call it a busy worker left behind.
+        for _ in 0..20 {
+            let pool = OutboundPool::new(8, 10).unwrap();
+            assert_eq!(pool.shutdown(Duration::from_secs(1)), 0);
+        }
+    }
+
+    #[test]
     fn shutdown_drops_queued_jobs_after_the_grace() {
         let pool = OutboundPool::new(1, 10).unwrap();
         let (started_tx, started) = mpsc::channel();
@@ -462,7 +484,7 @@ mod tests {
             .unwrap();
         }
         // The running job outlives the grace: its worker is left to finish.
-        pool.shutdown(Duration::from_millis(50));
+        assert_eq!(pool.shutdown(Duration::from_millis(50)), 1);
         let s = pool.stats();
         assert_eq!((s.dropped, s.queued), (3, 0));
         drop(gate);

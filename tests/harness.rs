@@ -195,6 +195,8 @@ pub struct TestServer {
     nofile: Option<u64>,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Signalled when the log reader has read the server's stderr to its end.
+    log_done: Option<Mutex<std::sync::mpsc::Receiver<()>>>,
     pub runtime_url: String,
     pub management_url: String,
 }
@@ -233,6 +235,7 @@ impl TestServer {
             nofile: options.nofile,
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            log_done: None,
             runtime_url: String::new(),
             management_url: String::new(),
         };
@@ -274,10 +277,13 @@ impl TestServer {
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         self.log = log.clone();
+        let (done, log_done) = std::sync::mpsc::channel();
+        self.log_done = Some(Mutex::new(log_done));
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 log.lock().unwrap().push(line);
             }
+            let _ = done.send(());
         });
         self.child = Some(child);
         let find = |log: &Arc<Mutex<Vec<String>>>, what: &str| -> Option<String> {
@@ -386,6 +392,12 @@ impl TestServer {
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                // Its last lines ("stopped in ...") may still be in the
+                // pipe: read to the end before anyone looks at the log.
+                if let Some(done) = self.log_done.take() {
+                    let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+                    let _ = done.recv_timeout(Duration::from_secs(5));
+                }
                 return status.code();
             }
             if start.elapsed() > Duration::from_secs(15) {
