@@ -171,6 +171,26 @@ pub fn on_sqlite(test: &str) -> bool {
     sqlite
 }
 
+/// Runs the shell command `cleanup` once this test process is gone,
+/// whatever ends it (a watcher in its own session polls for our pid), so
+/// a server shared by the tests (PostgreSQL, slapd) never outlives them.
+pub fn after_this_process(cleanup: &str) {
+    let watch = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {cleanup}",
+        pid = std::process::id()
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &watch])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+        // The watcher outlives this handle on purpose.
+        .try_wait()
+        .unwrap();
+}
+
 /// What a [`TestServer`] is started with beyond its defaults.
 #[derive(Default)]
 pub struct ServeOptions<'a> {

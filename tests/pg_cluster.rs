@@ -271,24 +271,17 @@ impl Private {
         .unwrap();
         p.pg_ctl_start();
         // Stop it when this process is gone, whatever ends it.
-        let stop = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {owner}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-            pid = std::process::id(),
-            owner = if p.root() { "setpriv --reuid=nobody --regid=nogroup --clear-groups -- " } else { "" },
+        crate::harness::after_this_process(&format!(
+            "{owner}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+            owner = if p.root() {
+                "setpriv --reuid=nobody --regid=nogroup --clear-groups -- "
+            } else {
+                ""
+            },
             pg_ctl = p.bin.join("pg_ctl").display(),
             data = p.dir.join("data").display(),
             dir = p.dir.display(),
-        );
-        Command::new("setsid")
-            .args(["sh", "-c", &stop])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-            // The watcher outlives this handle on purpose.
-            .try_wait()
-            .unwrap();
+        ));
         Some(p)
     }
 

@@ -87,22 +87,11 @@ pub fn shared() -> &'static Slapd {
     SHARED.get_or_init(|| {
         let s = Slapd::start("shared");
         // Stop it when this process is gone, whatever ends it.
-        let stop = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill {slapd} 2>/dev/null; sleep 1; rm -rf {dir}",
-            pid = std::process::id(),
+        crate::harness::after_this_process(&format!(
+            "kill {slapd} 2>/dev/null; sleep 1; rm -rf {dir}",
             slapd = s.child.id(),
             dir = s.dir.path.display(),
-        );
-        Command::new("setsid")
-            .args(["sh", "-c", &stop])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-            // The watcher outlives this handle on purpose.
-            .try_wait()
-            .unwrap();
+        ));
         s
     })
 }

@@ -194,10 +194,7 @@ impl Signed<'_> {
     /// Counts and audits the sign-in, then sends `resp`.
     fn answer(&self, store: &crate::store::Store, reply: crate::http::Reply, resp: Response) {
         crate::metrics::sign_in(self.method, resp.status);
-        let reason = serde_json::from_slice::<Value>(&resp.body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_default();
+        let reason = icp_reason(&resp);
         let target = format!("login ({})", self.method);
         super::write_deferred_audit(
             store,
@@ -677,14 +674,16 @@ fn audit_auth(
     target: &str,
     resp: &Response,
 ) {
-    let reason = if resp.status < 400 {
-        String::new()
-    } else {
-        serde_json::from_slice::<Value>(&resp.body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    };
     debug_assert!(is_unsafe(&req.method));
+    let reason = icp_reason(resp);
     write_audit(api, req, now, actor, action, target, resp.status, &reason);
+}
+
+/// Why ICP's auth service refused: its `{"message"}` (empty when none;
+/// the audit keeps it only for a refusal).
+fn icp_reason(resp: &Response) -> String {
+    serde_json::from_slice::<Value>(&resp.body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
