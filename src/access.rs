@@ -116,18 +116,29 @@ impl Principal {
     }
 
     /// Organization-wide permissions, for the login response.
-    pub fn permission_summary(&self) -> Vec<serde_json::Value> {
+    pub fn permission_summary(&self) -> Vec<GrantView> {
         self.grants
             .iter()
             .map(|g| {
                 let (kind, id) = g.scope.parts();
-                serde_json::json!({
-                    "scope": kind, "scopeId": id.map(|id| id.to_string()),
-                    "permissions": g.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-                })
+                GrantView {
+                    scope: kind.to_string(),
+                    scope_id: id.map(|id| id.to_string()),
+                    permissions: g.permissions.iter().map(|p| p.as_str()).collect(),
+                }
             })
             .collect()
     }
+}
+
+/// Permissions held at one scope, as the API shows them.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantView {
+    /// `organization`, `project`, `environment` or `integration`.
+    pub scope: String,
+    pub scope_id: Option<String>,
+    pub permissions: Vec<&'static str>,
 }
 
 #[cfg(test)]

@@ -42,16 +42,18 @@ const SESSION_PREFIX: &str = "icps_";
 const API_TOKEN_PREFIX: &str = "icpt_";
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     #[serde(serialize_with = "crate::id::serialize")]
+    #[schemars(with = "String")]
     pub id: i64,
     pub username: String,
     pub display_name: String,
     pub must_change_password: bool,
     pub locked: bool,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
     /// Where the user signs in: `local` (password in icpd), `oidc` or `ldap`.
     pub source: String,
@@ -62,6 +64,7 @@ pub struct User {
         serialize_with = "serialize_opt_rfc3339",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(with = "Option<String>")]
     pub last_directory_sign_in: Option<Millis>,
 }
 
@@ -82,7 +85,7 @@ impl User {
 }
 
 /// A role a user holds, as `icpd user list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeldRole {
     pub role: String,
@@ -128,18 +131,22 @@ pub fn held_roles(store: &Store) -> Result<BTreeMap<i64, Vec<HeldRole>>> {
 }
 
 /// An API token as listed (never the token itself).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiToken {
     pub id: String,
     pub name: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub expires_at: Option<Millis>,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub last_used_at: Option<Millis>,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub revoked_at: Option<Millis>,
 }
 

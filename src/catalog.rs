@@ -88,7 +88,7 @@ pub fn create_environment(
 
 /// Where a new environment went in the default pipeline: the order of the
 /// environments for every project that has not chosen its own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
     /// The handle of the environment before it; null when it is first.
@@ -237,7 +237,7 @@ pub fn bad_cursor() -> Error {
 /// A new environment and where it went in the default pipeline: as `POST
 /// /environments` answers (`E` = [`EnvironmentInfo`]) and as `icpd env
 /// create --json` prints it (`E` = [`Environment`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CreatedEnvironment<E = EnvironmentInfo> {
     #[serde(flatten)]
     pub environment: E,
@@ -245,7 +245,7 @@ pub struct CreatedEnvironment<E = EnvironmentInfo> {
 }
 
 /// `POST /environments`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewEnvironment {
     pub name: String,
@@ -261,7 +261,7 @@ pub struct NewEnvironment {
 }
 
 /// `PATCH /environments/{env}`: absent fields stay as they are. The handle never changes.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EnvironmentChange {
     pub name: Option<String>,
@@ -274,7 +274,7 @@ pub struct EnvironmentChange {
 }
 
 /// `POST /projects`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewProject {
     pub name: String,
@@ -283,7 +283,7 @@ pub struct NewProject {
 }
 
 /// `PATCH /projects/{project}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProjectChange {
     pub name: Option<String>,
@@ -291,7 +291,7 @@ pub struct ProjectChange {
 }
 
 /// `POST /projects/{project}/integrations`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewIntegration {
     pub name: String,
@@ -301,7 +301,7 @@ pub struct NewIntegration {
 }
 
 /// `PATCH /projects/{project}/integrations/{integration}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IntegrationChange {
     pub name: Option<String>,
@@ -310,7 +310,7 @@ pub struct IntegrationChange {
 }
 
 /// `PUT /projects/{project}/environments`: the project's environments, in order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProjectEnvironments {
     pub environments: Vec<String>,
@@ -632,7 +632,7 @@ pub fn next_environment(
 }
 
 /// One stage of a project's pipeline as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineStage {
     #[serde(flatten)]

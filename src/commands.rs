@@ -349,7 +349,7 @@ impl Request {
 }
 
 /// One command as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommandEntry {
     pub command_id: String,
@@ -361,12 +361,15 @@ pub struct CommandEntry {
     pub payload: Option<String>,
     pub issued_by: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub issued_at: Millis,
     pub attempts: i64,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub last_sent_at: Option<Millis>,
     pub status: CommandStatus,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub settled_at: Option<Millis>,
     /// Why the last attempt failed (MI: unreachable, refused, ...), while pending.
     pub last_error: Option<String>,
@@ -403,7 +406,7 @@ pub struct Issued {
 
 impl Issued {
     /// `{"desired": {...}, "commands": [...]}`, the desired part shaped like the request.
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> IssuedView {
         let field = match self.desired.kind {
             Kind::Listener | Kind::MiState => "state",
             Kind::MiTracing => "tracing",
@@ -416,16 +419,45 @@ impl Issued {
             Kind::MiState | Kind::MiTracing | Kind::MiStatistics => "artifact",
             Kind::MiLogger => "logger",
         };
-        let mut desired = json!({
-            "kind": self.desired.kind,
-            "runtimeIds": self.runtime_ids,
-            "issuedBy": self.desired.issued_by,
-            "issuedAt": rfc3339(self.desired.issued_at),
-        });
-        desired[name] = Value::String(self.desired.artifact.clone());
-        desired[field] = Value::String(self.desired.value.clone());
-        json!({"desired": desired, "commands": self.commands})
+        let desired = Desired {
+            kind: self.desired.kind.as_str().to_string(),
+            runtime_ids: self.runtime_ids.clone(),
+            issued_by: self.desired.issued_by.clone(),
+            issued_at: rfc3339(self.desired.issued_at),
+            fields: BTreeMap::from([
+                (name.to_string(), self.desired.artifact.clone()),
+                (field.to_string(), self.desired.value.clone()),
+            ]),
+        };
+        IssuedView {
+            desired,
+            commands: self.commands.clone(),
+        }
     }
+}
+
+/// What a control request asked for, and the command it issued to each runtime.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct IssuedView {
+    pub desired: Desired,
+    pub commands: Vec<CommandEntry>,
+}
+
+/// The desired state a control request recorded, shaped like the request.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Desired {
+    /// What was changed: `listener`, `logger`, or an MI artifact kind.
+    pub kind: String,
+    /// The runtimes addressed (null: all of the scope).
+    pub runtime_ids: Option<Vec<String>>,
+    pub issued_by: String,
+    pub issued_at: String,
+    /// What it names and the value asked for, by the request's field names
+    /// (`listener` and `state`, `component` and `level`, `name` and
+    /// `state`/`tracing`/`statistics`, `logger` and `level`).
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, String>,
 }
 
 /// The facts of a full heartbeat that reconciliation needs.
@@ -1404,7 +1436,7 @@ pub struct CommandLog {
 }
 
 /// The artifacts of an integration in an environment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactsView {
     pub project: String,
@@ -1420,7 +1452,7 @@ pub struct ArtifactsView {
 }
 
 /// One runtime: whether it reports every value desired of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeSync {
     pub runtime_id: String,
@@ -1430,7 +1462,7 @@ pub struct RuntimeSync {
     pub pending_commands: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceView {
     pub name: String,
@@ -1442,7 +1474,7 @@ pub struct ServiceView {
     pub runtime_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceView {
     pub methods: Vec<String>,
@@ -1450,7 +1482,7 @@ pub struct ResourceView {
 }
 
 /// A listener over all runtimes; `inSync` when every RUNNING runtime has its desired state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerView {
     pub name: String,
@@ -1465,7 +1497,7 @@ pub struct ListenerView {
     pub runtimes: Vec<ListenerOnRuntime>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerOnRuntime {
     pub runtime_id: String,
@@ -1476,7 +1508,7 @@ pub struct ListenerOnRuntime {
 }
 
 /// A logger over all runtimes; `inSync` when every RUNNING runtime has its desired level.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggerView {
     pub component: String,
@@ -1486,7 +1518,7 @@ pub struct LoggerView {
     pub runtimes: Vec<LoggerOnRuntime>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggerOnRuntime {
     pub runtime_id: String,

@@ -68,7 +68,7 @@ impl std::fmt::Debug for PlainValue {
 }
 
 /// A value as the API shows it: a secret one only as set, when and by whom.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueView {
     pub section: String,
@@ -81,6 +81,7 @@ pub struct ValueView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set: Option<bool>,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub updated_at: Millis,
     pub updated_by: String,
 }
@@ -112,7 +113,7 @@ impl ValueView {
 
 /// The configuration of an integration in an environment at one revision,
 /// as the API shows it (secrets redacted). Revision 0: nothing set yet.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigView {
     pub project: String,
@@ -120,6 +121,7 @@ pub struct ConfigView {
     pub environment: String,
     pub revision: i64,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub created_at: Option<Millis>,
     pub created_by: Option<String>,
     pub comment: Option<String>,
@@ -128,7 +130,7 @@ pub struct ConfigView {
 }
 
 /// `PATCH .../config`: values to set and keys to unset, in one new revision.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigChange {
     #[serde(default)]
@@ -151,7 +153,7 @@ impl std::fmt::Debug for ConfigChange {
 
 /// One value to set: in a configuration change, or as a promotion's
 /// override (`promotion::Override`) on top of the source's values.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SetValue {
     #[serde(default)]

@@ -23,7 +23,7 @@ use crate::time::{serialize_rfc3339, Millis};
 pub const DEFAULT: &str = "default";
 
 /// A data plane as the API and the CLI show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DataPlane {
     #[serde(skip)]
@@ -35,6 +35,7 @@ pub struct DataPlane {
     pub region: String,
     pub description: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
     /// Handles of the environments on it, in creation order.
     pub environments: Vec<String>,
@@ -42,7 +43,7 @@ pub struct DataPlane {
 }
 
 /// A data plane's health, from the runtimes in its environments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     /// `healthy`, `degraded`, `down` or `empty`; see [`Health::of`].
@@ -71,7 +72,7 @@ impl Health {
 }
 
 /// `POST /data-planes`, `icpd data-plane create`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewDataPlane {
     pub name: String,
@@ -84,7 +85,7 @@ pub struct NewDataPlane {
 }
 
 /// `PATCH /data-planes/{dataPlane}`: absent fields stay; the handle never changes.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DataPlaneChange {
     pub name: Option<String>,

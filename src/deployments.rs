@@ -21,7 +21,7 @@ use crate::store::{Store, Tx};
 use crate::time::Millis;
 
 /// `POST .../deployments`, `icpd deployment create`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewDeployment {
     pub version: String,

@@ -50,11 +50,13 @@ mod tests {
     use serde::{Deserialize, Serialize};
     use serde_json::json;
 
-    #[derive(Serialize, Deserialize)]
+    #[derive(Serialize, Deserialize, schemars::JsonSchema)]
     struct Row {
         #[serde(serialize_with = "super::serialize", skip_deserializing)]
+        #[schemars(with = "String")]
         id: i64,
         #[serde(serialize_with = "super::serialize_opt", skip_deserializing)]
+        #[schemars(with = "Option<String>")]
         from: Option<i64>,
         #[serde(deserialize_with = "super::name_or_id", default)]
         role: String,

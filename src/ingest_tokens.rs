@@ -36,7 +36,7 @@ pub const PREFIX: &str = "icpi_";
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// A token as listed (never the token itself).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IngestToken {
     pub id: String,
@@ -48,10 +48,13 @@ pub struct IngestToken {
     pub status: &'static str,
     pub created_by: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub last_used_at: Option<Millis>,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub revoked_at: Option<Millis>,
 }
 
@@ -77,7 +80,7 @@ impl From<&IngestTokenRow> for IngestToken {
 }
 
 /// `POST /api/v1/observability/ingest-tokens`, and what the CLI asks for.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewIngestToken {
     /// Default: the scope, e.g. `dev/shop/orders`.

@@ -47,7 +47,7 @@ use crate::time::{serialize_opt_rfc3339, serialize_rfc3339, Millis};
 pub const MAX_OVERRIDES: usize = 200;
 
 /// `POST .../promotions`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewPromotion {
     pub from: String,
@@ -72,14 +72,14 @@ impl std::fmt::Debug for NewPromotion {
 pub type Override = configuration::SetValue;
 
 /// The body of approve, reject and cancel.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     pub comment: Option<String>,
 }
 
 /// The copied deployment record, as a promotion shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DeploymentRef {
     pub version: String,
     pub artifact: String,
@@ -87,7 +87,7 @@ pub struct DeploymentRef {
 }
 
 /// An override as the API shows it: a secret one only as set.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OverrideView {
     pub section: String,
@@ -102,17 +102,18 @@ pub struct OverrideView {
 }
 
 /// Who ended a promotion, when, and their comment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Ending {
     pub user: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub at: Millis,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
 }
 
 /// A promotion as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotion {
     pub id: String,
@@ -132,9 +133,11 @@ pub struct Promotion {
     pub failure: Option<String>,
     pub requested_by: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub requested_at: Millis,
     pub comment: String,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub applied_at: Option<Millis>,
     /// The configuration revision written in the target (null when the
     /// source had none and nothing was overridden).
@@ -151,7 +154,7 @@ pub struct Promotion {
 /// target's deployment record and configuration revision when it was
 /// requested, against the source's record and revision with the overrides
 /// on top (what applying writes). Secret values are compared, never shown.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Changes {
     pub deployment: DeploymentChange,
@@ -159,7 +162,7 @@ pub struct Changes {
 }
 
 /// The target's deployment record before and after.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentChange {
     /// The target's record when the promotion was requested; null when it had none.
@@ -170,7 +173,7 @@ pub struct DeploymentChange {
 }
 
 /// The target's configuration before and after, key by key.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationChanges {
     /// The target's revision when the promotion was requested (0: none).
@@ -187,7 +190,7 @@ pub struct ConfigurationChanges {
 }
 
 /// How one key fares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
     /// New in the target (for a secret: it becomes set).
@@ -201,7 +204,7 @@ pub enum Change {
 
 /// One configuration key before and after. A secret value is never shown:
 /// `change` alone says whether it is set, changed or unchanged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyChange {
     pub section: String,

@@ -99,6 +99,16 @@ impl Reason {
     }
 }
 
+impl schemars::JsonSchema for Reason {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RefusalReason".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let labels: Vec<&str> = Reason::ALL.iter().map(|r| r.label()).collect();
+        schemars::json_schema!({"type": "string", "enum": labels})
+    }
+}
+
 impl Serialize for Reason {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.label())
@@ -203,10 +213,11 @@ impl From<Error> for Refused {
 }
 
 /// One refusal as kept and shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Refusal {
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub at: Millis,
     /// The client's address.
     pub source: IpAddr,

@@ -24,7 +24,7 @@ use crate::store::Store;
 use crate::time::{serialize_opt_rfc3339, serialize_rfc3339, Millis};
 
 /// A stored secret, without its key material.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRecord {
     pub key_id: String,
@@ -34,12 +34,16 @@ pub struct SecretRecord {
     /// `active`, `revoked` or `expired` at the time it was read.
     pub status: &'static str,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub expires_at: Option<Millis>,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub revoked_at: Option<Millis>,
     #[serde(serialize_with = "serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub bound_at: Option<Millis>,
 }
 
@@ -345,7 +349,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// `POST /api/v1/secrets`. Unlike the CLI, the API binds only to an
 /// integration that exists (creating projects is a permission of its own).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretRequest {
     pub environment: String,

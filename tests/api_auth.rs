@@ -287,6 +287,120 @@ fn the_openapi_document_lists_every_route() {
     }
 }
 
+/// Every `$ref` in `v`.
+fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("$ref") {
+                out.push(r);
+            }
+            o.values().for_each(|v| refs(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+/// A schema that says nothing about its object: absent, `{}` or a bare
+/// `{"type": "object"}`.
+fn untyped(schema: &Value) -> bool {
+    match schema.as_object() {
+        None => true,
+        Some(o) => o.is_empty() || (o.len() == 1 && o.get("type") == Some(&json!("object"))),
+    }
+}
+
+#[test]
+fn the_openapi_document_types_every_body_and_every_ref_resolves() {
+    let s = TestServer::start(&[]);
+    let doc = s
+        .management_client()
+        .request("GET", "/api/v1/openapi.json", &[], b"")
+        .unwrap()
+        .json();
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["Error"]["properties"]["error"].is_object());
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["session"]["in"], "cookie");
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let what = format!("{method} {path}");
+            let route = icpd::http::api::routes()
+                .find(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
+                .unwrap_or_else(|| panic!("{what} is no route"));
+            if let Some(body) = op.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"];
+                assert!(!untyped(schema), "{what}: untyped request body {schema}");
+            } else {
+                assert!(
+                    matches!(route.body, icpd::http::api::Input::None),
+                    "{what}: its body is not documented"
+                );
+            }
+            let responses = op["responses"].as_object().unwrap();
+            let success: Vec<_> = responses.keys().filter(|k| k.starts_with('2')).collect();
+            assert!(!success.is_empty(), "{what}: no success response");
+            for (status, answer) in responses {
+                match answer.get("content").and_then(Value::as_object) {
+                    // Only a 204 has no body.
+                    None => assert_eq!(status, "204", "{what} {status}: no content"),
+                    Some(content) => {
+                        assert_ne!(status, "204", "{what}");
+                        assert!(!content.is_empty(), "{what} {status}");
+                        for (media, m) in content {
+                            if media == "application/json" {
+                                assert!(
+                                    !untyped(&m["schema"]),
+                                    "{what} {status}: untyped response {}",
+                                    m["schema"]
+                                );
+                            }
+                        }
+                    }
+                }
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        answer["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/Error",
+                        "{what} {status}"
+                    );
+                }
+            }
+            let public = op.get("security") == Some(&json!([]));
+            assert_eq!(
+                public,
+                route.access == icpd::http::api::Access::Public,
+                "{what}"
+            );
+            assert!(public || responses.contains_key("401"), "{what}: 401");
+            for p in op["parameters"].as_array().unwrap() {
+                assert!(p["schema"]["type"].is_string(), "{what}: parameter {p}");
+            }
+        }
+    }
+    assert_eq!(operations, icpd::http::api::routes().count());
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > operations, "{} refs", all.len());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("$ref {r} outside components/schemas"));
+        assert!(schemas[name].is_object(), "$ref {r} does not resolve");
+    }
+    // Every named schema is used by some operation or schema.
+    let text = doc.to_string();
+    for name in schemas.as_object().unwrap().keys() {
+        assert!(
+            text.contains(&format!("\"#/components/schemas/{name}\"")),
+            "{name} is never used"
+        );
+    }
+}
+
 #[test]
 fn only_user_managers_manage_users_roles_groups_and_assignments() {
     let s = TestServer::start(&[]);

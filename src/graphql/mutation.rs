@@ -105,7 +105,7 @@ fn request(ctx: &Ctx, scope: &Scope, req: &Request) -> Res<usize> {
     if req.kind.is_mi() {
         ctx.deps.mi.kick();
     }
-    Ok(issued.to_json()["commands"].as_array().map_or(0, Vec::len))
+    Ok(issued.commands.len())
 }
 
 fn check_request_id(request_id: &Option<String>) -> Res<()> {

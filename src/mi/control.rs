@@ -308,7 +308,7 @@ impl ReadKey {
 }
 
 /// Where a read stands, as the API answers it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadState {
     /// `preparing` (the first fetch is running), `ready` or `failed`.
@@ -316,6 +316,7 @@ pub struct ReadState {
     /// Ready data older than [`FRESH_FOR`]; a refresh has been started.
     pub stale: bool,
     #[serde(serialize_with = "crate::time::serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub fetched_at: Option<Millis>,
     pub data: Option<Value>,
     pub error: Option<String>,
@@ -384,7 +385,7 @@ fn answer_value(a: Answer) -> Value {
 // ---- operations ------------------------------------------------------------
 
 /// One runtime's part of an operation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationOnRuntime {
     pub runtime_id: String,
@@ -392,11 +393,12 @@ pub struct OperationOnRuntime {
     pub state: &'static str,
     pub message: Option<String>,
     #[serde(serialize_with = "crate::time::serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub finished_at: Option<Millis>,
 }
 
 /// A one-shot action on runtimes, and how it went on each.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     pub operation_id: String,
@@ -405,6 +407,7 @@ pub struct Operation {
     pub target: String,
     pub issued_by: String,
     #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub issued_at: Millis,
     pub runtimes: Vec<OperationOnRuntime>,
     /// Who may see it: the scope it acted in.

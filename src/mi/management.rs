@@ -41,13 +41,13 @@ const MAX_MESSAGE: usize = 200;
 /// `exp = now + 60`, HMAC-SHA256 keyed by the UTF-8 bytes of the key
 /// material, base64url without padding.
 pub fn token(key_id: &str, key_material: &str, now_secs: i64) -> String {
-    #[derive(Serialize)]
+    #[derive(Serialize, schemars::JsonSchema)]
     struct Header<'a> {
         alg: &'a str,
         typ: &'a str,
         kid: &'a str,
     }
-    #[derive(Serialize)]
+    #[derive(Serialize, schemars::JsonSchema)]
     struct Claims<'a> {
         iss: &'a str,
         sub: &'a str,
@@ -448,7 +448,7 @@ impl Call {
 
 /// The request a call is: method, encoded path and query, JSON body.
 /// Serializes as MI.md's tunnel form `{"method","path","body"}`.
-#[derive(Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PreparedCall {
     pub method: &'static str,
     #[serde(rename = "path")]
@@ -965,7 +965,7 @@ pub fn call(
 }
 
 /// One user of MI's user store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MiUser {
     pub user_id: String,

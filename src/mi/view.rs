@@ -19,7 +19,7 @@ use crate::runtimes::{RuntimeRecord, Status};
 use crate::store::Store;
 
 /// Desired values of one artifact (integration-wide); `None` = not set.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Desired {
     pub state: Option<String>,
@@ -28,7 +28,7 @@ pub struct Desired {
 }
 
 /// Which controls MI offers for an artifact.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Controls {
     pub state: bool,
@@ -37,7 +37,7 @@ pub struct Controls {
 }
 
 /// One replica's view of an artifact.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OnRuntime {
     pub runtime_id: String,
@@ -52,7 +52,7 @@ pub struct OnRuntime {
 }
 
 /// One artifact across the replicas that report it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactView {
     pub kind: MiKind,
@@ -72,7 +72,7 @@ pub struct ArtifactView {
 }
 
 /// One replica.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeView {
     pub runtime_id: String,
@@ -89,7 +89,7 @@ pub struct RuntimeView {
 }
 
 /// One logger across replicas (levels as last read from each runtime).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggerView {
     pub logger: String,
@@ -98,7 +98,7 @@ pub struct LoggerView {
     pub runtimes: Vec<LoggerOnRuntime>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggerOnRuntime {
     pub runtime_id: String,
@@ -108,7 +108,7 @@ pub struct LoggerOnRuntime {
 }
 
 /// The MI artifacts of an integration in an environment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeView {
     pub project: String,
@@ -340,7 +340,7 @@ pub fn scope_view(
 }
 
 /// One search hit: an artifact and where it runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Found {
     pub kind: MiKind,

@@ -6,7 +6,7 @@ use super::access::Target;
 use crate::time::{serialize_rfc3339, Millis};
 
 /// Where runtimes run: `dev`, `prod`, ... A critical environment needs stronger permissions to act on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
     #[serde(skip)]
@@ -15,11 +15,12 @@ pub struct Environment {
     pub name: String,
     pub critical: bool,
     #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
 }
 
 /// A group of integrations.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Project {
     #[serde(skip)]
@@ -29,7 +30,7 @@ pub struct Project {
 }
 
 /// One deployable integration (a "component" in the bridge protocol).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Integration {
     #[serde(skip)]
@@ -53,7 +54,7 @@ pub struct Visibility {
 }
 
 /// An environment as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentInfo {
     #[serde(skip)]
@@ -63,6 +64,7 @@ pub struct EnvironmentInfo {
     pub critical: bool,
     pub description: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
     /// The handle of the data plane it sits on.
     pub data_plane: String,
@@ -72,7 +74,7 @@ pub struct EnvironmentInfo {
 }
 
 /// A project as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectInfo {
     #[serde(skip)]
@@ -81,6 +83,7 @@ pub struct ProjectInfo {
     pub name: String,
     pub description: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
 }
 
@@ -95,7 +98,7 @@ impl ProjectInfo {
 }
 
 /// An integration as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationInfo {
     #[serde(skip)]
@@ -108,6 +111,7 @@ pub struct IntegrationInfo {
     pub runtime_type: String,
     pub description: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
 }
 

@@ -14,7 +14,7 @@ use crate::model::runtimes::Status;
 use crate::time::Millis;
 
 /// One change a node made, as the others need to hear of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// A runtime registered (`created`) or its row changed in a full

@@ -9,7 +9,9 @@ use super::runtimes::{Artifacts, RuntimeRecord};
 use crate::time::Millis;
 
 /// What a command acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A listener, by name; the value is `enabled` or `disabled`.
@@ -62,7 +64,7 @@ impl Kind {
 }
 
 /// Where a command stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum CommandStatus {
     /// Issued; the runtime has not reported the desired value yet.

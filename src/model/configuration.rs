@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::time::{serialize_rfc3339, Millis};
 
 /// The type of a configuration value, as Ballerina's `Config.toml` knows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueType {
     String,
@@ -43,7 +43,9 @@ impl ValueType {
 }
 
 /// Where a value goes: `[section]` and `key`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct ValueKey {
     /// `org.module` (dotted), or `""` for a top-level key.
@@ -90,7 +92,7 @@ impl std::fmt::Debug for StoredValue {
 }
 
 /// A revision's header.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionInfo {
     #[serde(skip)]
@@ -98,6 +100,7 @@ pub struct RevisionInfo {
     pub revision: i64,
     pub created_by: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
     pub comment: String,
     /// The revision a promotion copied, if any.
@@ -107,7 +110,7 @@ pub struct RevisionInfo {
 }
 
 /// A revision of another environment (what a promotion copied).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionRef {
     #[serde(skip)]

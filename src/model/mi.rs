@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 /// The kinds of MI artifact, in the order MI reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum MiKind {
     Api,
@@ -161,7 +163,7 @@ impl MiKind {
 }
 
 /// One artifact of one runtime, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MiArtifact {
     pub kind: MiKind,
@@ -180,7 +182,7 @@ pub struct MiArtifact {
 }
 
 /// Where icpd reaches a runtime's Management API, as its heartbeat claims.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagementAddress {
     pub host: String,

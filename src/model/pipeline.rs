@@ -18,10 +18,11 @@ pub struct DataPlaneRow {
 }
 
 /// One deployment record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
     #[serde(serialize_with = "crate::id::serialize")]
+    #[schemars(with = "String")]
     pub id: i64,
     pub project: String,
     pub integration: String,
@@ -31,9 +32,11 @@ pub struct Deployment {
     pub sha256: Option<String>,
     pub created_by: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: Millis,
     /// The record (in the previous environment) a promotion copied, if any.
     #[serde(serialize_with = "crate::id::serialize_opt")]
+    #[schemars(with = "Option<String>")]
     pub promoted_from: Option<i64>,
     #[serde(skip)]
     pub integration_id: i64,
@@ -130,10 +133,11 @@ pub struct PromotionRow {
 }
 
 /// One approval.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Approval {
     pub user: String,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub at: Millis,
     pub comment: String,
 }

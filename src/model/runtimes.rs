@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::time::{serialize_rfc3339, Millis};
 
 /// Whether heartbeats are arriving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Running,
@@ -33,7 +33,7 @@ impl Status {
 }
 
 /// One runtime (a node of an integration in an environment).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeRecord {
     pub runtime_id: String,
@@ -45,8 +45,10 @@ pub struct RuntimeRecord {
     pub runtime_type: String,
     pub version: Option<String>,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub last_heartbeat: Millis,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub registered_at: Millis,
     #[serde(skip)]
     pub key_id: String,
@@ -62,7 +64,7 @@ pub struct RuntimeRecord {
 }
 
 /// A runtime against its environment's deployment record and configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rollout {
     /// The version of the current deployment record of its integration in
@@ -75,6 +77,7 @@ pub struct Rollout {
     /// by its runtime id, else its node name, else its secret; null if never.
     pub config_revision: Option<i64>,
     #[serde(serialize_with = "crate::time::serialize_opt_rfc3339")]
+    #[schemars(with = "Option<String>")]
     pub config_fetched_at: Option<Millis>,
     /// The current configuration revision of its integration in its
     /// environment; null when none was ever written.
@@ -106,7 +109,7 @@ impl Rollout {
 }
 
 /// Everything `runtime show` prints.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeDetail {
     #[serde(flatten)]
@@ -126,18 +129,19 @@ pub struct RuntimeDetail {
 }
 
 /// One RUNNING/OFFLINE transition.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusChange {
     pub status: Status,
     #[serde(serialize_with = "serialize_rfc3339")]
+    #[schemars(with = "String")]
     pub at: Millis,
     pub reason: String,
 }
 
 /// What a runtime reports it runs. Unknown artifact kinds (Micro Integrator
 /// reports APIs, proxies, ...) are kept as they came in `other`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifacts {
     #[serde(default)]
@@ -151,7 +155,7 @@ pub struct Artifacts {
 }
 
 /// A listener (an HTTP port, a queue consumer, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Listener {
     pub name: String,
@@ -170,13 +174,13 @@ pub struct Listener {
 }
 
 /// A service's reference to a listener: `{"name": "listener_1"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListenerRef {
     pub name: String,
 }
 
 /// One resource (path and methods) of a service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
     #[serde(default)]
@@ -187,7 +191,7 @@ pub struct Resource {
 }
 
 /// A service with its resources and the listeners it is attached to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Service {
     pub name: String,

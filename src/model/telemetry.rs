@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 use crate::time::Millis;
 
 /// A log record's severity, normalised from whatever the shipper sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     Trace,
@@ -56,7 +58,7 @@ impl Level {
 /// Where a record comes from. The environment is always known (every
 /// credential belongs to one); project, integration and runtime when the
 /// credential or the record names them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Attribution {
     #[serde(skip)]
@@ -109,7 +111,7 @@ pub struct RequestRecord {
 }
 
 /// An OTLP metric data point's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricKind {
     Sum,

@@ -318,7 +318,7 @@ pub fn logs(
 }
 
 /// A log record as the API shows it (queries, the live tail, downloads).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogItem<'a> {
     pub id: String,
@@ -586,7 +586,7 @@ pub fn window(
 }
 
 /// One bucket's (or the window's) figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub requests: u64,
@@ -633,7 +633,7 @@ impl Stats {
 }
 
 /// One bucket of a series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Point {
     pub time: String,
     #[serde(flatten)]
@@ -641,7 +641,7 @@ pub struct Point {
 }
 
 /// One series: everything, or one (service, resource, method).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Series {
     pub service: Option<String>,
     pub resource: Option<String>,
@@ -651,7 +651,7 @@ pub struct Series {
 }
 
 /// The answer of `GET /observability/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsReport {
     pub from: String,
@@ -842,7 +842,7 @@ fn bucket_requests(
 // ---- OTLP points ------------------------------------------------------------
 
 /// An OTLP point as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PointItem<'a> {
     pub time: String,

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use super::{created, no_content, ok, Access, Api, Ctx, Route};
+use super::{created, no_content, ok, schema, Access, Api, Body, Ctx, Input, Page, Route};
 use crate::access::{Permission, Scope, Target};
-use crate::auth::{self, User};
+use crate::auth::{self, HeldRole, User};
 use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::store::{AuditFilter, Tx};
@@ -22,6 +22,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List users",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<UserWithRoles>>))],
+        errors: &[],
         handler: list_users,
     },
     Route {
@@ -30,6 +33,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create a user",
         query: &[],
+        body: Input::Json(schema::<NewUser>),
+        ok: &[(201, Body::Json(schema::<User>))],
+        errors: &[409, 422],
         handler: create_user,
     },
     Route {
@@ -38,6 +44,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "One user with their role assignments",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<UserDetail>))],
+        errors: &[],
         handler: get_user,
     },
     Route {
@@ -46,6 +55,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Change a user's display name",
         query: &[],
+        body: Input::Json(schema::<UserPatch>),
+        ok: &[(200, Body::Json(schema::<User>))],
+        errors: &[],
         handler: update_user,
     },
     Route {
@@ -54,6 +66,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Delete a user",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: delete_user,
     },
     Route {
@@ -62,6 +77,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Give a user a new random password (shown once, must be changed)",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<PasswordReset>))],
+        errors: &[409],
         handler: reset_password,
     },
     Route {
@@ -70,6 +88,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List roles and their permissions",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<RoleList>))],
+        errors: &[],
         handler: list_roles,
     },
     Route {
@@ -78,6 +99,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create a custom role",
         query: &[],
+        body: Input::Json(schema::<RoleBody>),
+        ok: &[(201, Body::Json(schema::<Role>))],
+        errors: &[409, 422],
         handler: create_role,
     },
     Route {
@@ -86,6 +110,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Change a custom role",
         query: &[],
+        body: Input::Json(schema::<RoleBody>),
+        ok: &[(200, Body::Json(schema::<Role>))],
+        errors: &[409, 422],
         handler: update_role,
     },
     Route {
@@ -94,6 +121,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Delete a custom role",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: delete_role,
     },
     Route {
@@ -102,6 +132,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List groups and their members",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<Group>>))],
+        errors: &[],
         handler: list_groups,
     },
     Route {
@@ -110,6 +143,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create a group",
         query: &[],
+        body: Input::Json(schema::<GroupBody>),
+        ok: &[(201, Body::Json(schema::<Group>))],
+        errors: &[404, 409],
         handler: create_group,
     },
     Route {
@@ -118,6 +154,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Rename a group or set its members",
         query: &[],
+        body: Input::Json(schema::<GroupBody>),
+        ok: &[(200, Body::Json(schema::<Group>))],
+        errors: &[409],
         handler: update_group,
     },
     Route {
@@ -126,6 +165,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Delete a group",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[],
         handler: delete_group,
     },
     Route {
@@ -134,6 +176,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List role assignments",
         query: &["user", "group"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<Assignment>>))],
+        errors: &[],
         handler: list_assignments,
     },
     Route {
@@ -142,6 +187,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Assign a role to a user or group at a scope",
         query: &[],
+        body: Input::Json(schema::<AssignmentBody>),
+        ok: &[(201, Body::Json(schema::<Assignment>))],
+        errors: &[404],
         handler: create_assignment,
     },
     Route {
@@ -150,6 +198,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Remove a role assignment",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[],
         handler: delete_assignment,
     },
     Route {
@@ -158,6 +209,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List the directory groups (OIDC, LDAP) that give roles, from the config file and the API",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<Mapping>>))],
+        errors: &[],
         handler: list_group_mappings,
     },
     Route {
@@ -166,6 +220,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Give members of a directory group a role at a scope (from their next sign-in)",
         query: &[],
+        body: Input::Json(schema::<MappingBody>),
+        ok: &[(201, Body::Json(schema::<Mapping>))],
+        errors: &[404],
         handler: create_group_mapping,
     },
     Route {
@@ -174,6 +231,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Remove a group mapping made through the API",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: delete_group_mapping,
     },
     Route {
@@ -182,6 +242,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "The audit log, newest first; from/to (RFC 3339 or Unix ms, to exclusive; since/until are older names) bound the time, actor and action match exactly; a refused request's entry has the reason its client was given",
         query: &["actor", "action", "from", "to", "limit", "cursor"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<AuditEntry>>))],
+        errors: &[],
         handler: audit,
     },
 ];
@@ -203,26 +266,32 @@ fn id_param(ctx: &Ctx, name: &str) -> Result<i64> {
 
 // ---- users --------------------------------------------------------------
 
+/// A user with the roles they hold.
+#[derive(Serialize, JsonSchema)]
+struct UserWithRoles {
+    #[serde(flatten)]
+    user: User,
+    /// Direct, through a group, or through a directory group
+    /// (`directory:NAME`) of a single-sign-on user.
+    roles: Vec<HeldRole>,
+}
+
 fn list_users(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     require_user_manage(ctx)?;
     let mut held = crate::auth::held_roles(&api.store)?;
-    let users: Vec<Value> = api
+    let users: Vec<UserWithRoles> = api
         .store
         .read(|tx| tx.users())?
         .iter()
-        .map(|u| {
-            let mut v = serde_json::to_value(User::from_row(u, ctx.now)).unwrap_or_default();
-            // Direct, through a group, or through a directory group
-            // (`directory:NAME`) of a single-sign-on user.
-            v["roles"] =
-                serde_json::to_value(held.remove(&u.id).unwrap_or_default()).unwrap_or_default();
-            v
+        .map(|u| UserWithRoles {
+            user: User::from_row(u, ctx.now),
+            roles: held.remove(&u.id).unwrap_or_default(),
         })
         .collect();
-    ok(&json!({"total": users.len(), "items": users, "nextCursor": null}))
+    ok(&Page::all(users))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewUser {
     username: String,
@@ -263,14 +332,25 @@ fn get_user(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         let all = assignments_json(tx)?;
         Ok((user, all))
     })?;
-    let mine: Vec<Value> = assignments
+    let mine: Vec<Assignment> = assignments
         .into_iter()
-        .filter(|a| a["user"] == user.username.as_str())
+        .filter(|a| a.user.as_deref() == Some(user.username.as_str()))
         .collect();
-    ok(&json!({"user": User::from_row(&user, ctx.now), "roleAssignments": mine}))
+    ok(&UserDetail {
+        user: User::from_row(&user, ctx.now),
+        role_assignments: mine,
+    })
 }
 
-#[derive(Deserialize)]
+/// One user and their direct role assignments.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct UserDetail {
+    user: User,
+    role_assignments: Vec<Assignment>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UserPatch {
     display_name: String,
@@ -305,33 +385,67 @@ fn reset_password(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     require_user_manage(ctx)?;
     let name = ctx.param("user").to_string();
     let password = auth::reset_password(&api.store, &name, ctx.now)?;
-    ok(&json!({"username": name, "password": password, "mustChangePassword": true}))
+    ok(&PasswordReset {
+        username: name,
+        password,
+        must_change_password: true,
+    })
+}
+
+/// A new random password, shown once.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct PasswordReset {
+    username: String,
+    password: String,
+    must_change_password: bool,
 }
 
 // ---- roles ---------------------------------------------------------------
 
-fn role_json(r: &crate::store::RoleRow) -> Value {
-    json!({
-        "id": r.id.to_string(), "name": r.name, "description": r.description, "builtin": r.builtin,
-        "permissions": r.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-    })
+/// A role and its permissions.
+#[derive(Serialize, JsonSchema)]
+struct Role {
+    id: String,
+    name: String,
+    description: String,
+    builtin: bool,
+    permissions: Vec<&'static str>,
+}
+
+fn role_json(r: &crate::store::RoleRow) -> Role {
+    Role {
+        id: r.id.to_string(),
+        name: r.name.clone(),
+        description: r.description.clone(),
+        builtin: r.builtin,
+        permissions: r.permissions.iter().map(|p| p.as_str()).collect(),
+    }
+}
+
+/// Every role, and every permission a role can hold.
+#[derive(Serialize, JsonSchema)]
+struct RoleList {
+    #[serde(flatten)]
+    page: Page<Role>,
+    permissions: Vec<&'static str>,
 }
 
 fn list_roles(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     require_user_manage(ctx)?;
-    let roles: Vec<Value> = api
+    let roles: Vec<Role> = api
         .store
         .read(|tx| tx.roles())?
         .iter()
         .map(role_json)
         .collect();
-    ok(
-        &json!({"items": roles, "total": roles.len(), "nextCursor": null,
-               "permissions": Permission::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
-    )
+    ok(&RoleList {
+        page: Page::all(roles),
+        permissions: Permission::ALL.iter().map(|p| p.as_str()).collect(),
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleBody {
     name: String,
@@ -435,7 +549,16 @@ fn delete_role(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 // ---- groups --------------------------------------------------------------
 
-fn groups_json(tx: &Tx) -> Result<Vec<Value>> {
+/// A group and its members' user names.
+#[derive(Serialize, JsonSchema)]
+struct Group {
+    id: String,
+    name: String,
+    description: String,
+    members: Vec<String>,
+}
+
+fn groups_json(tx: &Tx) -> Result<Vec<Group>> {
     let names: HashMap<i64, String> = tx
         .users()?
         .into_iter()
@@ -444,9 +567,15 @@ fn groups_json(tx: &Tx) -> Result<Vec<Value>> {
     Ok(tx
         .groups()?
         .iter()
-        .map(|g| {
-            json!({"id": g.id.to_string(), "name": g.name, "description": g.description,
-                   "members": g.members.iter().filter_map(|m| names.get(m)).collect::<Vec<_>>()})
+        .map(|g| Group {
+            id: g.id.to_string(),
+            name: g.name.clone(),
+            description: g.description.clone(),
+            members: g
+                .members
+                .iter()
+                .filter_map(|m| names.get(m).cloned())
+                .collect(),
         })
         .collect())
 }
@@ -454,10 +583,10 @@ fn groups_json(tx: &Tx) -> Result<Vec<Value>> {
 fn list_groups(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     require_user_manage(ctx)?;
     let groups = api.store.read(groups_json)?;
-    ok(&json!({"items": groups, "total": groups.len(), "nextCursor": null}))
+    ok(&Page::all(groups))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct GroupBody {
     name: Option<String>,
@@ -491,7 +620,7 @@ fn create_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         tx.set_group_members(id, &members)?;
         groups_json(tx)?
             .into_iter()
-            .find(|g| g["id"] == id.to_string().as_str())
+            .find(|g| g.id == id.to_string())
             .ok_or_else(|| Error::Internal("group vanished".into()))
     })?;
     created(&group)
@@ -522,7 +651,7 @@ fn update_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         }
         groups_json(tx)?
             .into_iter()
-            .find(|g| g["id"] == id.to_string().as_str())
+            .find(|g| g.id == id.to_string())
             .ok_or_else(|| Error::Internal("group vanished".into()))
     })?;
     ok(&group)
@@ -539,7 +668,35 @@ fn delete_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 // ---- role assignments ------------------------------------------------------
 
-fn assignments_json(tx: &Tx) -> Result<Vec<Value>> {
+/// Where a role applies: `type` and the handles it needs.
+#[derive(Serialize, JsonSchema, Default)]
+struct ScopeView {
+    /// `organization`, `project`, `environment` or `integration`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The project's handle (null if it is gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    integration: Option<Option<String>>,
+}
+
+/// A role given to a user or a group at a scope.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Assignment {
+    id: String,
+    role: Option<String>,
+    role_id: String,
+    user: Option<String>,
+    group: Option<String>,
+    scope: ScopeView,
+    created_at: String,
+}
+
+fn assignments_json(tx: &Tx) -> Result<Vec<Assignment>> {
     let users: HashMap<i64, String> = tx
         .users()?
         .into_iter()
@@ -550,27 +707,43 @@ fn assignments_json(tx: &Tx) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for a in tx.assignments()? {
         let scope = match a.scope {
-            Scope::Organization => json!({"type": "organization"}),
-            Scope::Project(id) => {
-                json!({"type": "project", "project": tx.project(id)?.map(|p| p.handle)})
-            }
-            Scope::Environment(id) => {
-                json!({"type": "environment", "environment": tx.environment_handle(id)?})
-            }
+            Scope::Organization => ScopeView {
+                kind: "organization",
+                ..ScopeView::default()
+            },
+            Scope::Project(id) => ScopeView {
+                kind: "project",
+                project: Some(tx.project(id)?.map(|p| p.handle)),
+                ..ScopeView::default()
+            },
+            Scope::Environment(id) => ScopeView {
+                kind: "environment",
+                environment: Some(tx.environment_handle(id)?),
+                ..ScopeView::default()
+            },
             Scope::Integration(id) => {
                 let i = tx.integration(id)?;
                 let p = match &i {
                     Some(i) => tx.project(i.project_id)?.map(|p| p.handle),
                     None => None,
                 };
-                json!({"type": "integration", "project": p, "integration": i.map(|i| i.handle)})
+                ScopeView {
+                    kind: "integration",
+                    project: Some(p),
+                    integration: Some(i.map(|i| i.handle)),
+                    ..ScopeView::default()
+                }
             }
         };
-        out.push(json!({
-            "id": a.id.to_string(), "role": roles.get(&a.role_id), "roleId": a.role_id.to_string(),
-            "user": a.user_id.and_then(|u| users.get(&u)), "group": a.group_id.and_then(|g| groups.get(&g)),
-            "scope": scope, "createdAt": rfc3339(a.created_at),
-        }));
+        out.push(Assignment {
+            id: a.id.to_string(),
+            role: roles.get(&a.role_id).cloned(),
+            role_id: a.role_id.to_string(),
+            user: a.user_id.and_then(|u| users.get(&u).cloned()),
+            group: a.group_id.and_then(|g| groups.get(&g).cloned()),
+            scope,
+            created_at: rfc3339(a.created_at),
+        });
     }
     Ok(out)
 }
@@ -578,19 +751,21 @@ fn assignments_json(tx: &Tx) -> Result<Vec<Value>> {
 fn list_assignments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     require_user_manage(ctx)?;
     let (user, group) = (ctx.query("user"), ctx.query("group"));
-    let all: Vec<Value> = api
+    let all: Vec<Assignment> = api
         .store
         .read(assignments_json)?
         .into_iter()
         .filter(|a| {
-            user.as_deref().is_none_or(|u| a["user"] == u)
-                && group.as_deref().is_none_or(|g| a["group"] == g)
+            user.as_deref().is_none_or(|u| a.user.as_deref() == Some(u))
+                && group
+                    .as_deref()
+                    .is_none_or(|g| a.group.as_deref() == Some(g))
         })
         .collect();
-    ok(&json!({"items": all, "total": all.len(), "nextCursor": null}))
+    ok(&Page::all(all))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignmentBody {
     /// A role's name or id.
@@ -602,7 +777,7 @@ struct AssignmentBody {
     scope: ScopeBody,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ScopeBody {
     #[serde(rename = "type", default)]
@@ -688,13 +863,10 @@ fn create_assignment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         let id = tx.insert_assignment(role.id, user, group, scope, ctx.now)?;
         assignments_json(tx)?
             .into_iter()
-            .find(|a| a["id"] == id.to_string().as_str())
+            .find(|a| a.id == id.to_string())
             .ok_or_else(|| Error::Internal("assignment vanished".into()))
     })?;
-    ctx.audit_target = Some(format!(
-        "role assignment {}",
-        value["id"].as_str().unwrap_or_default()
-    ));
+    ctx.audit_target = Some(format!("role assignment {}", value.id));
     created(&value)
 }
 
@@ -709,39 +881,69 @@ fn delete_assignment(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 // ---- single sign-on group mappings -----------------------------------------
 
-fn mapping_json(m: &crate::store::SsoMappingRow) -> Value {
+/// A directory group whose members get a role at a scope.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Mapping {
+    id: String,
+    group: String,
+    /// `oidc`, `ldap`, or null for both.
+    source: Option<String>,
+    role: String,
+    role_id: String,
+    scope: ScopeView,
+    /// `config` (the config file) or `api`.
+    origin: String,
+    created_at: String,
+}
+
+fn mapping_json(m: &crate::store::SsoMappingRow) -> Mapping {
     let scope = match m.scope {
-        Scope::Organization => json!({"type": "organization"}),
-        Scope::Project(_) => json!({"type": "project", "project": m.project}),
-        Scope::Environment(_) => json!({"type": "environment", "environment": m.environment}),
-        Scope::Integration(_) => {
-            json!({"type": "integration", "project": m.project, "integration": m.integration})
-        }
+        Scope::Organization => ScopeView {
+            kind: "organization",
+            ..ScopeView::default()
+        },
+        Scope::Project(_) => ScopeView {
+            kind: "project",
+            project: Some(m.project.clone()),
+            ..ScopeView::default()
+        },
+        Scope::Environment(_) => ScopeView {
+            kind: "environment",
+            environment: Some(m.environment.clone()),
+            ..ScopeView::default()
+        },
+        Scope::Integration(_) => ScopeView {
+            kind: "integration",
+            project: Some(m.project.clone()),
+            integration: Some(m.integration.clone()),
+            ..ScopeView::default()
+        },
     };
-    json!({
-        "id": m.id.to_string(),
-        "group": m.group,
-        "source": if m.source.is_empty() { None } else { Some(&m.source) },
-        "role": m.role,
-        "roleId": m.role_id.to_string(),
-        "scope": scope,
-        "origin": m.origin,
-        "createdAt": rfc3339(m.created_at),
-    })
+    Mapping {
+        id: m.id.to_string(),
+        group: m.group.clone(),
+        source: (!m.source.is_empty()).then(|| m.source.clone()),
+        role: m.role.clone(),
+        role_id: m.role_id.to_string(),
+        scope,
+        origin: m.origin.clone(),
+        created_at: rfc3339(m.created_at),
+    }
 }
 
 fn list_group_mappings(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     require_user_manage(ctx)?;
-    let all: Vec<Value> = api
+    let all: Vec<Mapping> = api
         .store
         .read(|tx| tx.sso_mappings())?
         .iter()
         .map(mapping_json)
         .collect();
-    ok(&json!({"items": all, "total": all.len(), "nextCursor": null}))
+    ok(&Page::all(all))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct MappingBody {
     /// The group's name as the directory gives it (the groups claim's
@@ -785,10 +987,7 @@ fn create_group_mapping(api: &Api, ctx: &mut Ctx) -> Result<Response> {
             .map(mapping_json)
             .ok_or_else(|| Error::Internal("mapping vanished".into()))
     })?;
-    ctx.audit_target = Some(format!(
-        "group mapping {} ({group})",
-        value["id"].as_str().unwrap_or_default()
-    ));
+    ctx.audit_target = Some(format!("group mapping {} ({group})", value.id));
     created(&value)
 }
 
@@ -847,12 +1046,37 @@ fn audit(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let next = (rows.len() as i64 == page.limit)
         .then(|| rows.last().map(|r| r.id.to_string()))
         .flatten();
-    let items: Vec<Value> = rows
+    let items: Vec<AuditEntry> = rows
         .iter()
-        .map(|r| {
-            json!({"id": r.id.to_string(), "at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target,
-                   "outcome": r.outcome, "reason": (!r.reason.is_empty()).then_some(&r.reason), "client": r.client})
+        .map(|r| AuditEntry {
+            id: r.id.to_string(),
+            at: rfc3339(r.at),
+            actor: r.actor.clone(),
+            action: r.action.clone(),
+            target: r.target.clone(),
+            outcome: r.outcome.clone(),
+            reason: (!r.reason.is_empty()).then(|| r.reason.clone()),
+            client: r.client.clone(),
         })
         .collect();
-    ok(&json!({"items": items, "total": total, "nextCursor": next}))
+    ok(&Page {
+        items,
+        total,
+        next_cursor: next,
+    })
+}
+
+/// One audit log entry.
+#[derive(Serialize, JsonSchema)]
+struct AuditEntry {
+    id: String,
+    at: String,
+    actor: String,
+    action: String,
+    target: String,
+    /// `ok` or `refused STATUS`.
+    outcome: String,
+    /// Why a refused request was refused.
+    reason: Option<String>,
+    client: String,
 }

@@ -1,10 +1,15 @@
 //! `/api/v1/auth/...`: login, logout, the current user, password change and
 //! personal API tokens.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{cookie, created, no_content, ok, write_deferred_audit, Access, Api, Ctx, Route};
+use super::{
+    cookie, created, no_content, ok, schema, write_deferred_audit, Access, Api, Body, Ctx, Input,
+    Page, Route,
+};
+use crate::access::GrantView;
 use crate::auth::{self, SignedIn, SESSION_COOKIE};
 use crate::error::{Error, Result};
 use crate::http::routes::error_response;
@@ -22,6 +27,9 @@ pub const ROUTES: &[Route] = &[
         summary:
             "Sign in with user name and password; returns a bearer token and sets a session cookie",
         query: &[],
+        body: Input::Json(schema::<LoginBody>),
+        ok: &[(200, Body::Json(schema::<LoginAnswer>))],
+        errors: &[401, 403, 429],
         handler: login,
     },
     Route {
@@ -30,6 +38,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::Public,
         summary: "How people sign in here: password, LDAP, single sign-on (for the login page)",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Providers>))],
+        errors: &[],
         handler: providers,
     },
     Route {
@@ -39,6 +50,9 @@ pub const ROUTES: &[Route] = &[
         summary:
             "Start a single sign-on: the identity provider's authorization URL (PKCE, state, nonce)",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<OidcStart>))],
+        errors: &[404, 429],
         handler: oidc_start,
     },
     Route {
@@ -47,6 +61,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::Public,
         summary: "Complete a single sign-on with the provider's code and state; opens a session",
         query: &[],
+        body: Input::Json(schema::<Callback>),
+        ok: &[(200, Body::Json(schema::<LoginAnswer>))],
+        errors: &[401, 403, 404, 429],
         handler: oidc_callback,
     },
     Route {
@@ -55,6 +72,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::AnyUser,
         summary: "End the current session",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<EndSession>)), (204, Body::Empty)],
+        errors: &[],
         handler: logout,
     },
     Route {
@@ -63,6 +83,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::AnyUser,
         summary: "The signed-in user and their permissions",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Me>))],
+        errors: &[],
         handler: me,
     },
     Route {
@@ -71,6 +94,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::AnyUser,
         summary: "Change the signed-in user's password",
         query: &[],
+        body: Input::Json(schema::<ChangePassword>),
+        ok: &[(204, Body::Empty)],
+        errors: &[422],
         handler: change_password,
     },
     Route {
@@ -79,6 +105,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List your personal API tokens",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<auth::ApiToken>>))],
+        errors: &[],
         handler: list_tokens,
     },
     Route {
@@ -87,6 +116,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create a personal API token (shown once)",
         query: &[],
+        body: Input::Json(schema::<NewToken>),
+        ok: &[(201, Body::Json(schema::<NewApiToken>))],
+        errors: &[409, 422],
         handler: create_token,
     },
     Route {
@@ -95,11 +127,14 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Revoke one of your API tokens",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[],
         handler: revoke_token,
     },
 ];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     username: String,
@@ -114,15 +149,33 @@ fn session_cookie(secure: bool, token: &str) -> String {
     )
 }
 
-fn login_json(l: &auth::Login) -> serde_json::Value {
-    json!({
-        "token": l.token,
-        "csrfToken": l.csrf_token,
-        "expiresAt": rfc3339(l.expires_at),
-        "user": l.user,
-        "mustChangePassword": l.user.must_change_password,
-        "permissions": l.principal.permission_summary(),
-    })
+/// A new session.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct LoginAnswer {
+    /// The session token: `Authorization: Bearer <token>` (also set as a cookie).
+    token: String,
+    /// For `X-CSRF-Token` on cookie-authenticated changes.
+    csrf_token: String,
+    expires_at: String,
+    user: auth::User,
+    must_change_password: bool,
+    permissions: Vec<GrantView>,
+    /// After a single sign-on: where to end the session at the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_session_url: Option<String>,
+}
+
+fn login_json(l: &auth::Login, end_session_url: Option<String>) -> LoginAnswer {
+    LoginAnswer {
+        token: l.token.clone(),
+        csrf_token: l.csrf_token.clone(),
+        expires_at: rfc3339(l.expires_at),
+        user: l.user.clone(),
+        must_change_password: l.user.must_change_password,
+        permissions: l.principal.permission_summary(),
+        end_session_url,
+    }
 }
 
 fn login(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -143,7 +196,7 @@ fn login(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     );
     let l = l?;
     ctx.set_cookies.push(session_cookie(api.secure, &l.token));
-    ok(&login_json(&l))
+    ok(&login_json(&l, None))
 }
 
 /// Who checks a user name and password.
@@ -181,14 +234,11 @@ pub(crate) fn password_route(api: &Api, username: &str) -> Result<PasswordRoute>
 fn signed_in_response(
     result: Result<SignedIn>,
     secure: bool,
-    extra: &[(&str, String)],
+    end_session_url: Option<String>,
 ) -> Response {
     match result {
         Ok(SignedIn::Yes(l)) => {
-            let mut body = login_json(&l);
-            for (k, v) in extra {
-                body[*k] = v.clone().into();
-            }
+            let body = login_json(&l, end_session_url);
             Response::json(200, &body).with_header("Set-Cookie", &session_cookie(secure, &l.token))
         }
         Ok(SignedIn::NoRoles { username, groups }) => Response::json(
@@ -223,7 +273,7 @@ fn ldap_login(api: &Api, ctx: &mut Ctx, body: LoginBody, client: String) -> Resu
     let job = move || {
         let now = now_millis();
         let result = sso.complete_ldap(&store, &body.username, &body.password, &client, now);
-        let resp = signed_in_response(result, secure, &[]);
+        let resp = signed_in_response(result, secure, None);
         crate::metrics::sign_in("ldap", resp.status);
         let actor: String = body.username.chars().take(64).collect();
         write_deferred_audit(
@@ -243,14 +293,48 @@ fn ldap_login(api: &Api, ctx: &mut Ctx, body: LoginBody, client: String) -> Resu
     Ok(resp)
 }
 
+/// How one signs in on this server.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Providers {
+    password_login: bool,
+    /// The local account that may still sign in with a password while
+    /// password sign-in is off.
+    break_glass_user: Option<String>,
+    ldap: bool,
+    oidc: Option<OidcProvider>,
+}
+
+/// The OpenID provider single sign-on goes to.
+#[derive(Serialize, JsonSchema)]
+struct OidcProvider {
+    label: String,
+    issuer: String,
+}
+
 fn providers(api: &Api, _ctx: &mut Ctx) -> Result<Response> {
     let c = &api.sso.config;
-    ok(&json!({
-        "passwordLogin": c.password_login,
-        "breakGlassUser": if c.password_login { None } else { c.break_glass_user.clone() },
-        "ldap": c.ldap.is_some(),
-        "oidc": c.oidc.as_ref().map(|o| json!({"label": o.label, "issuer": o.issuer})),
-    }))
+    ok(&Providers {
+        password_login: c.password_login,
+        break_glass_user: if c.password_login {
+            None
+        } else {
+            c.break_glass_user.clone()
+        },
+        ldap: c.ldap.is_some(),
+        oidc: c.oidc.as_ref().map(|o| OidcProvider {
+            label: o.label.clone(),
+            issuer: o.issuer.clone(),
+        }),
+    })
+}
+
+/// Where to send the browser to sign in at the provider.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct OidcStart {
+    authorization_url: String,
+    state: String,
 }
 
 fn oidc_start(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -261,7 +345,7 @@ fn oidc_start(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         let resp = match sso.authorization_url(&store, None, now_millis()) {
             Ok((url, state)) => {
                 let secure = if secure { "; Secure" } else { "" };
-                Response::json(200, &json!({"authorizationUrl": url, "state": state})).with_header(
+                Response::json(200, &OidcStart { authorization_url: url, state: state.clone() }).with_header(
                     "Set-Cookie",
                     &format!("{SSO_STATE_COOKIE}={state}; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=600{secure}"),
                 )
@@ -274,7 +358,7 @@ fn oidc_start(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     Ok(resp)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Callback {
     code: String,
@@ -309,9 +393,9 @@ fn oidc_callback(api: &Api, ctx: &mut Ctx) -> Result<Response> {
             Ok(SignedIn::NoRoles { username, .. }) => username.clone(),
             Err(_) => "anonymous".into(),
         };
-        let extra: Vec<(&str, String)> = end_session.map(|u| ("endSessionUrl", u)).into_iter().collect();
+
         let secure_attr = if secure { "; Secure" } else { "" };
-        let resp = signed_in_response(result, secure, &extra).with_header(
+        let resp = signed_in_response(result, secure, end_session).with_header(
             "Set-Cookie",
             &format!("{SSO_STATE_COOKIE}=; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0{secure_attr}"),
         );
@@ -336,9 +420,28 @@ fn logout(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         .read(|tx| tx.user(who.principal.user_id))?
         .is_some_and(|u| u.source == "oidc");
     match oidc_user.then(|| api.sso.end_session_url(None)).flatten() {
-        Some(url) => ok(&json!({ "endSessionUrl": url })),
+        Some(url) => ok(&EndSession {
+            end_session_url: url,
+        }),
         None => no_content(),
     }
+}
+
+/// Where a single-sign-on user's browser ends the session at the provider.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct EndSession {
+    end_session_url: String,
+}
+
+/// The signed-in user.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Me {
+    user: auth::User,
+    permissions: Vec<GrantView>,
+    /// For a session (null with an API token).
+    csrf_token: Option<String>,
 }
 
 fn me(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -351,14 +454,14 @@ fn me(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         auth::Via::Session { csrf, .. } => Some(csrf.clone()),
         auth::Via::ApiToken { .. } => None,
     };
-    ok(&json!({
-        "user": auth::User::from_row(&user, ctx.now),
-        "permissions": who.principal.permission_summary(),
-        "csrfToken": csrf,
-    }))
+    ok(&Me {
+        user: auth::User::from_row(&user, ctx.now),
+        permissions: who.principal.permission_summary(),
+        csrf_token: csrf,
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ChangePassword {
     current_password: String,
@@ -386,10 +489,10 @@ fn list_tokens(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         .iter()
         .map(auth::ApiToken::from)
         .collect();
-    ok(&json!({ "items": tokens, "total": tokens.len(), "nextCursor": null }))
+    ok(&Page::all(tokens))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewToken {
     name: String,
@@ -413,9 +516,16 @@ fn create_token(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         ctx.now,
     )?;
     ctx.audit_target = Some(format!("api token {}", token.id));
-    let mut v = serde_json::to_value(&token).map_err(|e| Error::Internal(e.to_string()))?;
-    v["token"] = secret.into();
-    created(&v)
+    created(&NewApiToken { token, secret })
+}
+
+/// A new API token, with the token itself (shown this once).
+#[derive(Serialize, JsonSchema)]
+struct NewApiToken {
+    #[serde(flatten)]
+    token: auth::ApiToken,
+    #[serde(rename = "token")]
+    secret: String,
 }
 
 fn revoke_token(api: &Api, ctx: &mut Ctx) -> Result<Response> {

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::{ok, Access, Api, Ctx, Page, Route};
+use super::{ok, schema, Access, Api, Body, Ctx, Input, Page, Route};
 use crate::access::{Permission, Target};
 use crate::commands::{self, Request, Scope};
 use crate::error::Result;
@@ -30,6 +30,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Services, listeners, main and loggers of an integration in an environment, with desired values and inSync per artifact and runtime",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<commands::ArtifactsView>))],
+        errors: &[],
         handler: artifacts,
     },
     Route {
@@ -38,6 +41,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Start or stop a listener on all (or the given) runtimes: {\"state\": \"enabled\"|\"disabled\", \"runtimeIds\": [...]}; 202 with the commands issued",
         query: &[],
+        body: Input::Json(schema::<ListenerBody>),
+        ok: &[(202, Body::Json(schema::<commands::IssuedView>))],
+        errors: &[422],
         handler: set_listener,
     },
     Route {
@@ -46,6 +52,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Set a logger level (component percent-encoded) on all (or the given) runtimes: {\"level\": \"DEBUG\"|\"INFO\"|\"WARN\"|\"ERROR\", \"runtimeIds\": [...]}; 202",
         query: &[],
+        body: Input::Json(schema::<LoggerBody>),
+        ok: &[(202, Body::Json(schema::<commands::IssuedView>))],
+        errors: &[422],
         handler: set_logger,
     },
     Route {
@@ -54,6 +63,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "The command log of an integration in an environment, newest first",
         query: &["limit", "cursor"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<commands::CommandEntry>>))],
+        errors: &[],
         handler: command_log,
     },
 ];
@@ -81,7 +93,7 @@ fn artifacts(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     ok(&api.commands.view(&api.store, &api.liveness, &scope)?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ListenerBody {
     state: String,
@@ -89,7 +101,7 @@ struct ListenerBody {
     runtime_ids: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LoggerBody {
     level: String,

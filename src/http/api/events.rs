@@ -11,7 +11,7 @@
 //! `EventSource` cannot send an `Authorization` header (and a GET needs no
 //! CSRF token).
 
-use super::{Access, Api, Ctx, Route};
+use super::{Access, Api, Body, Ctx, Input, Route};
 use crate::access::Permission;
 use crate::error::Result;
 use crate::http::Response;
@@ -22,6 +22,9 @@ pub const ROUTES: &[Route] = &[Route {
     access: Access::User,
     summary: "Server-Sent Events (text/event-stream): runtime.status, runtime.registered, runtime.removed and command events for the integrations you may view",
     query: &[],
+    body: Input::None,
+    ok: &[(200, Body::Media(&["text/event-stream"], "Server-Sent Events"))],
+    errors: &[],
     handler: events,
 }];
 

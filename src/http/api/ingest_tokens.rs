@@ -3,11 +3,12 @@
 //! creating a runtime secret needs: `integration:manage` on its scope and
 //! the environment permission its criticality demands.
 
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
-use super::{created, no_content, ok, Access, Api, Ctx, Route};
+use super::{created, no_content, ok, schema, Access, Api, Body, Ctx, Input, Page, Route};
 use crate::access::Permission;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::Response;
 use crate::ingest_tokens::{self, NewIngestToken};
 
@@ -18,6 +19,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List the ingest tokens you may view (never the tokens themselves)",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<ingest_tokens::IngestToken>>))],
+        errors: &[],
         handler: list,
     },
     Route {
@@ -26,6 +30,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create an ingest token for log and metric shippers; the token and a Fluent Bit [OUTPUT] section are returned once (integration:manage)",
         query: &[],
+        body: Input::Json(schema::<NewIngestToken>),
+        ok: &[(201, Body::Json(schema::<CreatedIngestToken>))],
+        errors: &[404, 409, 422],
         handler: create,
     },
     Route {
@@ -34,13 +41,16 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Revoke an ingest token; shippers using it are refused from their next request (integration:manage)",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: revoke,
     },
 ];
 
 fn list(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let items = ingest_tokens::visible(&api.store, ctx.principal()?)?;
-    ok(&json!({ "items": items, "total": items.len(), "nextCursor": null }))
+    ok(&Page::all(items))
 }
 
 fn create(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -52,10 +62,22 @@ fn create(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     ctx.audit_target = Some(format!("ingest token {}", made.id));
     let snippet =
         ingest_tokens::fluent_bit_snippet(&token, &api.runtime_url, api.cert_path.as_deref());
-    let mut v = serde_json::to_value(&made).map_err(|e| Error::Internal(e.to_string()))?;
-    v["token"] = token.into();
-    v["fluentBitConfig"] = snippet.into();
-    created(&v)
+    created(&CreatedIngestToken {
+        made,
+        token,
+        fluent_bit_config: snippet,
+    })
+}
+
+/// A new ingest token, with the token and a Fluent Bit `[OUTPUT]` section
+/// (shown this once).
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct CreatedIngestToken {
+    #[serde(flatten)]
+    made: ingest_tokens::IngestToken,
+    token: String,
+    fluent_bit_config: String,
 }
 
 fn revoke(api: &Api, ctx: &mut Ctx) -> Result<Response> {

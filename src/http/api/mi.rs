@@ -10,15 +10,16 @@
 //! acting needs `integration:manage` plus the environment permission a
 //! critical environment demands.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::commands::scope;
-use super::{ok, Access, Api, Ctx, Route};
+use super::{ok, schema, Access, Api, Body, Ctx, Input, Items, Route};
 use crate::access::{Permission, Target};
-use crate::commands::{Kind, Request, Scope};
+use crate::commands::{Desired, IssuedView, Kind, Request, Scope};
 use crate::error::{Error, Result};
 use crate::http::Response;
-use crate::mi::control::ReadKey;
+use crate::mi::control::{Operation, ReadKey, ReadState};
 use crate::mi::management::{Call, Password};
 use crate::mi::{view, MiKind};
 use crate::runtimes;
@@ -39,6 +40,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "MI artifacts of an integration in an environment by kind and name: what each replica reports, what is desired, inSync and replicasDiffer per artifact; MI loggers per replica. kind and name (exact) narrow it to one kind or one artifact (without loggers)",
         query: &["kind", "name"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<view::ScopeView>))],
+        errors: &[],
         handler: scope_artifacts,
     },
     Route {
@@ -47,6 +51,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Search MI artifacts by name (q, case ignored) across what the caller may view; kind narrows to one artifact kind; at most limit (default 100, at most 500)",
         query: &["q", "kind", "limit"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Items<view::Found>>))],
+        errors: &[],
         handler: search,
     },
     Route {
@@ -55,6 +62,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Desired state of an MI artifact on all (or the given) replicas: any of {\"state\", \"tracing\", \"statistics\"} as \"enabled\"|\"disabled\", and \"runtimeIds\"; 202 with the commands issued, carried out through each runtime's Management API until its heartbeats report it",
         query: &[],
+        body: Input::Json(schema::<ArtifactBody>),
+        ok: &[(202, Body::Json(schema::<IssuedView>))],
+        errors: &[422],
         handler: set_artifact,
     },
     Route {
@@ -63,6 +73,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Desired level of an MI logger on all (or the given) replicas: {\"level\": \"OFF\"|\"TRACE\"|\"DEBUG\"|\"INFO\"|\"WARN\"|\"ERROR\"|\"FATAL\", \"runtimeIds\": [...]}; 202; converges when MI's logger list shows it",
         query: &[],
+        body: Input::Json(schema::<LoggerBody>),
+        ok: &[(202, Body::Json(schema::<IssuedView>))],
+        errors: &[422],
         handler: set_logger,
     },
     Route {
@@ -71,6 +84,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Add an MI logger for a class or package: {\"logger\", \"loggerClass\", \"level\", \"runtimeIds\"}; 202 with an operation to poll",
         query: &[],
+        body: Input::Json(schema::<AddLoggerBody>),
+        ok: &[(202, Body::Json(schema::<Operation>))],
+        errors: &[422],
         handler: add_logger,
     },
     Route {
@@ -79,6 +95,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Remove an MI logger (MI refuses the root logger); 202 with an operation to poll",
         query: &[],
+        body: Input::Optional(schema::<RuntimesBody>),
+        ok: &[(202, Body::Json(schema::<Operation>))],
+        errors: &[422],
         handler: delete_logger,
     },
     Route {
@@ -87,6 +106,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Run an MI task once now on all (or the given: {\"runtimeIds\": [...]}) replicas; 202 with an operation to poll",
         query: &[],
+        body: Input::Optional(schema::<RuntimesBody>),
+        ok: &[(202, Body::Json(schema::<Operation>))],
+        errors: &[422],
         handler: trigger_task,
     },
     Route {
@@ -95,6 +117,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Add a user to each replica's MI user store: {\"userId\", \"password\", \"isAdmin\", \"runtimeIds\"}; 202 with an operation to poll",
         query: &[],
+        body: Input::Json(schema::<AddUserBody>),
+        ok: &[(202, Body::Json(schema::<Operation>))],
+        errors: &[422],
         handler: add_user,
     },
     Route {
@@ -103,6 +128,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Remove a user from each replica's MI user store (domain: outside the primary one); 202 with an operation to poll",
         query: &["domain", "runtimeIds"],
+        body: Input::None,
+        ok: &[(202, Body::Json(schema::<Operation>))],
+        errors: &[422],
         handler: delete_user,
     },
     Route {
@@ -111,6 +139,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "An MI operation and its outcome on each runtime (pending, succeeded, failed with MI's message)",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Operation>))],
+        errors: &[],
         handler: get_operation,
     },
     Route {
@@ -119,6 +150,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Read from an MI runtime's Management API without waiting on it: read is loggers, users, logs (file: one log file's text), registry (path; part: content|metadata|properties), carbon-app-fault or data-service-fault (name); answers {state: preparing|ready|failed, stale, fetchedAt, data, error}, 202 while preparing",
         query: &["file", "path", "part", "name"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<ReadState>)), (202, Body::Json(schema::<ReadState>))],
+        errors: &[422],
         handler: runtime_read,
     },
     Route {
@@ -127,6 +161,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "An MI runtime's management settings: {\"tunnel\": true|false|null (null: its environment's choice), \"forgetCertificate\": true (trust the certificate it presents next)}",
         query: &[],
+        body: Input::Json(schema::<RuntimeSettingsBody>),
+        ok: &[(200, Body::Json(schema::<RuntimeSettings>))],
+        errors: &[],
         handler: set_runtime_settings,
     },
     Route {
@@ -135,6 +172,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "How icpd reaches the MI runtimes of an environment: {tunnel, caCertificate}",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<EnvironmentSettings>))],
+        errors: &[],
         handler: get_environment_settings,
     },
     Route {
@@ -143,6 +183,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Set how icpd reaches an environment's MI runtimes: {\"tunnel\": bool (management calls travel in heartbeat responses), \"caCertificate\": PEM|null (verify MI certificates against it; null: pin each runtime's certificate on first contact)}",
         query: &[],
+        body: Input::Json(schema::<EnvironmentSettingsBody>),
+        ok: &[(200, Body::Json(schema::<EnvironmentSettings>))],
+        errors: &[422],
         handler: set_environment_settings,
     },
 ];
@@ -186,10 +229,10 @@ fn search(api: &Api, ctx: &mut Ctx) -> Result<Response> {
             })?,
     };
     let found = view::search(&api.store, ctx.principal()?, &q, kind.as_deref(), limit)?;
-    ok(&serde_json::json!({ "items": found }))
+    ok(&Items { items: found })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ArtifactBody {
     #[serde(default)]
@@ -268,30 +311,27 @@ fn set_artifact(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         ),
     );
     let who = ctx.principal()?.username.clone();
-    let mut desired = serde_json::Map::new();
+    let mut desired: Option<Desired> = None;
     let mut commands = Vec::new();
     for req in &requests {
         let issued = api
             .commands
-            .request(&api.store, &scope, req, &who, ctx.now)?;
-        let j = issued.to_json();
-        for (k, v) in j["desired"].as_object().cloned().unwrap_or_default() {
-            desired.insert(k, v);
-        }
-        commands.extend(j["commands"].as_array().cloned().unwrap_or_default());
+            .request(&api.store, &scope, req, &who, ctx.now)?
+            .to_json();
+        let d = desired.get_or_insert_with(|| issued.desired.clone());
+        d.fields.extend(issued.desired.fields);
+        commands.extend(issued.commands);
     }
-    desired.remove("kind");
-    desired.insert("kind".into(), kind.as_str().into());
-    desired.insert("name".into(), name.into());
-    desired.remove("artifact");
+    let mut desired =
+        desired.ok_or_else(|| Error::Internal("no request for the artifact".into()))?;
+    desired.kind = kind.as_str().to_string();
+    desired.fields.remove("artifact");
+    desired.fields.insert("name".into(), name);
     api.mi.kick();
-    Ok(Response::json(
-        202,
-        &serde_json::json!({"desired": desired, "commands": commands}),
-    ))
+    Ok(Response::json(202, &IssuedView { desired, commands }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LoggerBody {
     level: String,
@@ -373,7 +413,7 @@ fn operate(
     Ok(Response::json(202, &op))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct AddLoggerBody {
     logger: String,
@@ -403,7 +443,7 @@ fn add_logger(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RuntimesBody {
     #[serde(default)]
@@ -442,7 +482,7 @@ fn trigger_task(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     operate(api, ctx, &scope, b.runtime_ids, "trigger-task", &name, call)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct AddUserBody {
     user_id: String,
@@ -567,7 +607,7 @@ fn runtime_read(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     Ok(Response::json(status, &state))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RuntimeSettingsBody {
     #[serde(default, deserialize_with = "present")]
@@ -599,11 +639,32 @@ fn set_runtime_settings(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         Ok(())
     })?;
     let row = api.store.read(|tx| tx.mi_target(&id))?;
-    ok(&serde_json::json!({
-        "runtimeId": id,
-        "tunnel": row.as_ref().map(|r| r.tunnel),
-        "pinnedCertificate": row.and_then(|r| r.pin),
-    }))
+    ok(&RuntimeSettings {
+        runtime_id: id,
+        tunnel: row.as_ref().map(|r| r.tunnel),
+        pinned_certificate: row.and_then(|r| r.pin),
+    })
+}
+
+/// An MI runtime's management settings.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeSettings {
+    runtime_id: String,
+    /// Whether management calls travel in heartbeat responses (null: the
+    /// runtime has not reported a management address yet).
+    tunnel: Option<bool>,
+    /// The pinned certificate digest (hex), after a first contact.
+    pinned_certificate: Option<String>,
+}
+
+/// An environment's MI management settings.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct EnvironmentSettings {
+    tunnel: bool,
+    /// The CA that MI runtimes' Management API certificates must chain to.
+    ca_certificate: Option<String>,
 }
 
 fn environment(api: &Api, ctx: &Ctx) -> Result<(crate::catalog::Environment, Target)> {
@@ -621,8 +682,11 @@ fn environment(api: &Api, ctx: &Ctx) -> Result<(crate::catalog::Environment, Tar
     Ok((env, target))
 }
 
-fn settings_json(s: &crate::store::MiEnvironmentSettings) -> serde_json::Value {
-    serde_json::json!({"tunnel": s.tunnel, "caCertificate": s.ca_pem})
+fn settings_json(s: &crate::store::MiEnvironmentSettings) -> EnvironmentSettings {
+    EnvironmentSettings {
+        tunnel: s.tunnel,
+        ca_certificate: s.ca_pem.clone(),
+    }
 }
 
 fn get_environment_settings(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -633,7 +697,7 @@ fn get_environment_settings(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct EnvironmentSettingsBody {
     tunnel: bool,

@@ -93,6 +93,41 @@ pub enum Access {
 /// A handler: gets the API and the request context, returns a response.
 pub type HandlerFn = fn(&Api, &mut Ctx) -> Result<Response>;
 
+/// Makes the JSON Schema of a type with a generator: [`schema::<T>`] for
+/// the type a handler decodes or encodes, so the OpenAPI document is
+/// derived from the same types and cannot drift from them.
+pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// The schema of `T` (a `$ref` into `components/schemas` for a named type).
+pub fn schema<T: schemars::JsonSchema + ?Sized>(
+    g: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    g.subschema_for::<T>()
+}
+
+/// The JSON body a route reads.
+#[derive(Clone, Copy)]
+pub enum Input {
+    /// None: the route reads no body.
+    None,
+    /// A body of this schema, required.
+    Json(SchemaFn),
+    /// A body of this schema, which may be left out.
+    Optional(SchemaFn),
+}
+
+/// What a successful answer of a route carries.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// Nothing (204).
+    Empty,
+    /// JSON of this schema.
+    Json(SchemaFn),
+    /// Another media type (text, an event stream, an attachment), with
+    /// what it holds.
+    Media(&'static [&'static str], &'static str),
+}
+
 /// One route of the management API.
 pub struct Route {
     pub method: &'static str,
@@ -101,8 +136,16 @@ pub struct Route {
     pub access: Access,
     /// One line for the OpenAPI document.
     pub summary: &'static str,
-    /// Query parameters the route understands (for the OpenAPI document).
+    /// Query parameters the route understands; their types and meanings
+    /// are in [`openapi::query_parameter`].
     pub query: &'static [&'static str],
+    /// The JSON body the handler decodes (`ctx.body::<T>()`).
+    pub body: Input,
+    /// Each successful status and what it carries.
+    pub ok: &'static [(u16, Body)],
+    /// The error statuses the handler and the domain can answer besides
+    /// those every route of its kind can (see [`openapi::error_statuses`]).
+    pub errors: &'static [u16],
     pub handler: HandlerFn,
 }
 
@@ -271,12 +314,29 @@ pub struct PageRequest {
 }
 
 /// One page of a list: `{"items": [...], "total": N, "nextCursor": "..."|null}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T: Serialize> {
     pub items: Vec<T>,
     pub total: i64,
     pub next_cursor: Option<String>,
+}
+
+/// A list that is never paged: `{"items": [...]}`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Items<T: Serialize> {
+    pub items: Vec<T>,
+}
+
+impl<T: Serialize> Page<T> {
+    /// Every item on one page (a list that is not paged).
+    pub fn all(items: Vec<T>) -> Page<T> {
+        Page {
+            total: items.len() as i64,
+            items,
+            next_cursor: None,
+        }
+    }
 }
 
 /// 200 with a JSON body.
@@ -822,7 +882,7 @@ mod tests {
 
     #[test]
     fn a_body_must_be_an_object_not_fields_by_position() {
-        #[derive(Debug, serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)]
         struct Decision {

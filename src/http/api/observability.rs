@@ -7,9 +7,8 @@
 //! browser's `EventSource` cannot send an `Authorization` header.
 
 use serde::Serialize;
-use serde_json::json;
 
-use super::{ok, Access, Api, Ctx, Route};
+use super::{ok, schema, Access, Api, Body, Ctx, Input, Items, Route};
 use crate::error::Result;
 use crate::http::Response;
 use crate::telemetry::query::{
@@ -91,6 +90,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Log records you may view (observability:view), by their own time however late they arrived: order=desc (newest first, the default) or asc, records of one millisecond by id; nextCursor continues after the last record (a record stored meanwhile is in a later page if its time lies beyond it); level is a comma list, q a phrase, from/to RFC 3339 or Unix ms; integration needs project",
         query: LOG_QUERY,
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<LogPageBody<'static>>))],
+        errors: &[],
         handler: logs,
     },
     Route {
@@ -99,6 +101,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Live log records as Server-Sent Events (text/event-stream, one 'log' event per record), with the filters of the log query",
         query: TAIL_QUERY,
+        body: Input::None,
+        ok: &[(200, Body::Media(&["text/event-stream"], "Server-Sent Events: one 'log' event per record"))],
+        errors: &[],
         handler: tail,
     },
     Route {
@@ -107,6 +112,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Log records as an attachment, in the order of the log query (by their own time, order=desc or asc), NDJSON (format=ndjson, the default) or text lines (format=text); at most 100,000 (limit) and about 64 MiB (X-Truncated: true when cut short)",
         query: DOWNLOAD_QUERY,
+        body: Input::None,
+        ok: &[(200, Body::Media(&["application/x-ndjson", "text/plain"], "log records as an attachment: NDJSON (format=ndjson) or text lines (format=text)"))],
+        errors: &[],
         handler: download,
     },
     Route {
@@ -115,6 +123,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Request metrics per time bucket: count, 4xx and 5xx errors and rates, latency mean and nearest-rank p50/p95/p99; default the last hour in at most 120 buckets (step: at most 1,000); groupBy=resource gives one series per service, resource and method (the busiest 100)",
         query: METRICS_QUERY,
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<query::MetricsReport>))],
+        errors: &[],
         handler: metrics,
     },
     Route {
@@ -123,6 +134,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "OTLP data points of one metric (name), oldest first: the newest 10,000 in the range (default the last hour)",
         query: POINTS_QUERY,
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Items<PointItem<'static>>>))],
+        errors: &[],
         handler: metric_points,
     },
     Route {
@@ -131,6 +145,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Names of the OTLP metrics you may view (in the range, if given)",
         query: NAMES_QUERY,
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Items<String>>))],
+        errors: &[],
         handler: metric_names,
     },
 ];
@@ -167,7 +184,7 @@ fn order(ctx: &Ctx) -> Result<Order> {
         .map(Option::unwrap_or_default)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct LogPageBody<'a> {
     items: Vec<LogItem<'a>>,
@@ -280,7 +297,9 @@ fn metric_points(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         time(ctx, "to")?,
         ctx.now,
     )?;
-    ok(&json!({ "items": points.iter().map(PointItem::of).collect::<Vec<_>>() }))
+    ok(&Items {
+        items: points.iter().map(PointItem::of).collect(),
+    })
 }
 
 fn metric_names(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -292,5 +311,5 @@ fn metric_names(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         time(ctx, "from")?,
         time(ctx, "to")?,
     )?;
-    ok(&json!({ "items": names }))
+    ok(&Items { items: names })
 }

@@ -11,7 +11,9 @@
 //! leave in a response, and audit entries name keys, never values.
 
 use super::commands::scope;
-use super::{created, no_content, ok, page, Access, Api, Ctx, Route};
+use super::{
+    created, no_content, ok, page, schema, Access, Api, Body, Ctx, Input, Items, Page, Route,
+};
 use crate::access::{Permission, Target};
 use crate::catalog;
 use crate::configuration::{self, ConfigChange};
@@ -38,6 +40,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List data planes with their environments and health (healthy, degraded, down or empty, from their runtimes)",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Items<data_planes::DataPlane>>))],
+        errors: &[],
         handler: list_data_planes,
     },
     Route {
@@ -46,6 +51,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Register a data plane: {name, handle?, kind: cloud|private, region?, description?} (environment:manage)",
         query: &[],
+        body: Input::Json(schema::<data_planes::NewDataPlane>),
+        ok: &[(201, Body::Json(schema::<data_planes::DataPlane>))],
+        errors: &[409, 422],
         handler: create_data_plane,
     },
     Route {
@@ -54,6 +62,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "One data plane with its environments and health",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<data_planes::DataPlane>))],
+        errors: &[],
         handler: get_data_plane,
     },
     Route {
@@ -62,6 +73,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Change a data plane's name, kind, region or description (environment:manage)",
         query: &[],
+        body: Input::Json(schema::<data_planes::DataPlaneChange>),
+        ok: &[(200, Body::Json(schema::<data_planes::DataPlane>))],
+        errors: &[409, 422],
         handler: update_data_plane,
     },
     Route {
@@ -70,6 +84,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Delete a data plane that holds no environment (environment:manage)",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: delete_data_plane,
     },
     Route {
@@ -78,6 +95,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Deployment records of an integration in an environment, newest (the current one) first",
         query: LIST,
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<deployments::Deployment>>))],
+        errors: &[],
         handler: list_deployments,
     },
     Route {
@@ -86,6 +106,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Record a deployment {version, artifact, sha256?}; it supersedes the current one (integration:manage)",
         query: &[],
+        body: Input::Json(schema::<deployments::NewDeployment>),
+        ok: &[(201, Body::Json(schema::<deployments::Deployment>))],
+        errors: &[409, 422],
         handler: create_deployment,
     },
     Route {
@@ -94,6 +117,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "The current deployment record (404 when there is none)",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<deployments::Deployment>))],
+        errors: &[],
         handler: current_deployment,
     },
     Route {
@@ -102,6 +128,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Configuration values at the current (or ?revision=N) revision; secret values only as set, when and by whom",
         query: &["revision"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<configuration::ConfigView>))],
+        errors: &[],
         handler: get_config,
     },
     Route {
@@ -110,6 +139,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Set and unset values in one new revision: {set: [{section, key, value, type?, secret?}], unset: [{section, key}], comment?, expectedRevision?} (integration:edit)",
         query: &[],
+        body: Input::Json(schema::<ConfigChange>),
+        ok: &[(200, Body::Json(schema::<configuration::ConfigView>))],
+        errors: &[409, 422],
         handler: change_config,
     },
     Route {
@@ -118,6 +150,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Configuration revisions, newest first",
         query: LIST,
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<configuration::RevisionInfo>>))],
+        errors: &[],
         handler: config_revisions,
     },
 ];
@@ -130,7 +165,7 @@ fn data_plane_param(ctx: &Ctx) -> String {
 
 fn list_data_planes(api: &Api, _ctx: &mut Ctx) -> Result<Response> {
     let items = data_planes::list(&api.store)?;
-    ok(&serde_json::json!({ "items": items }))
+    ok(&Items { items })
 }
 
 fn create_data_plane(api: &Api, ctx: &mut Ctx) -> Result<Response> {

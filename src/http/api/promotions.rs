@@ -8,13 +8,15 @@
 //! call one domain function and encode. The audit entry names the promotion
 //! (`promotion <id> ...`), never a value.
 
-use super::{created, ok, page, Access, Api, Ctx, Route};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::{created, ok, page, schema, Access, Api, Body, Ctx, Input, Page, Route};
 use crate::access::Permission;
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::http::Response;
-use crate::promotion::{self, Decision, Status};
-use serde_json::json;
+use crate::promotion::{self, Decision, NewPromotion, Promotion, Status};
 
 const INTEGRATION_PROMOTIONS: &str =
     "/api/v1/projects/{project}/integrations/{integration}/promotions";
@@ -26,6 +28,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Promotions of an integration, newest first (integration:view)",
         query: &["status", "limit", "cursor"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<Promotion>>))],
+        errors: &[],
         handler: list_for_integration,
     },
     Route {
@@ -34,6 +39,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Request a promotion to the next environment of the pipeline: {from, to, overrides: [{section, key, value, type?, secret?}], comment?}; applied at once when `to` requires no approval, else pending (integration:manage plus the environment permission of `to`). Runtimes take it when they restart",
         query: &[],
+        body: Input::Json(schema::<NewPromotion>),
+        ok: &[(201, Body::Json(schema::<Promotion>))],
+        errors: &[409, 422],
         handler: request,
     },
     Route {
@@ -42,6 +50,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Promotions the caller may view, newest first; ?status=pending is the approvals inbox",
         query: &["status", "limit", "cursor"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<Promotion>>))],
+        errors: &[],
         handler: list_all,
     },
     Route {
@@ -50,6 +61,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "How many pending promotions wait for the caller's decision (they may approve or reject, did not request, have not approved): {count}",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<AwaitingMe>))],
+        errors: &[],
         handler: awaiting_me,
     },
     Route {
@@ -58,6 +72,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "One promotion (secret override values only as set), with `changes`: what it changes in the target (deployment from/to; every configuration key added, removed, changed or unchanged, secret values never shown)",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Promotion>))],
+        errors: &[],
         handler: get,
     },
     Route {
@@ -66,6 +83,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Approve a pending promotion {comment?} (not its requester; environment:manage on a critical target, or manage-non-production); applies it when approvals suffice, 409 and status failed if the source or target changed since the request",
         query: &[],
+        body: Input::Optional(schema::<Decision>),
+        ok: &[(200, Body::Json(schema::<Promotion>))],
+        errors: &[409, 422],
         handler: approve,
     },
     Route {
@@ -74,6 +94,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Reject a pending promotion {comment} (comment required; an approver other than the requester)",
         query: &[],
+        body: Input::Optional(schema::<Decision>),
+        ok: &[(200, Body::Json(schema::<Promotion>))],
+        errors: &[409, 422],
         handler: reject,
     },
     Route {
@@ -82,6 +105,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Cancel a pending promotion (its requester only)",
         query: &[],
+        body: Input::Optional(schema::<Decision>),
+        ok: &[(200, Body::Json(schema::<Promotion>))],
+        errors: &[409, 422],
         handler: cancel,
     },
 ];
@@ -162,7 +188,13 @@ fn list_all(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 
 fn awaiting_me(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let count = promotion::awaiting(&api.store, ctx.principal()?)?;
-    ok(&json!({ "count": count }))
+    ok(&AwaitingMe { count })
+}
+
+/// How many promotions wait for the caller's decision.
+#[derive(Serialize, JsonSchema)]
+struct AwaitingMe {
+    count: i64,
 }
 
 fn get(api: &Api, ctx: &mut Ctx) -> Result<Response> {

@@ -6,9 +6,7 @@
 //! no environment (an unknown key id, a missing token) only at
 //! organization scope.
 
-use serde_json::json;
-
-use super::{ok, Access, Api, Ctx, Route};
+use super::{ok, schema, Access, Api, Body, Ctx, Input, Items, Route};
 use crate::access::Permission;
 use crate::catalog;
 use crate::error::Result;
@@ -20,6 +18,9 @@ pub const ROUTES: &[Route] = &[Route {
     access: Access::User,
     summary: "Recent refusals of runtimes and log shippers (unknown, wrong, revoked or expired credentials, environment or binding mismatches, rate limits, requests sent to the management port), newest first: the last 100 per environment, kept in memory, those you may view (integration:view)",
     query: &["environment", "limit"],
+    body: Input::None,
+    ok: &[(200, Body::Json(schema::<Items<crate::refusals::Refusal>>))],
+    errors: &[],
     handler: list,
 }];
 
@@ -33,5 +34,5 @@ fn list(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let items = api.refusals.recent(environment, limit, |t| {
         principal.has(Permission::IntegrationView, t)
     });
-    ok(&json!({ "items": items }))
+    ok(&Items { items })
 }

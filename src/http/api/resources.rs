@@ -6,9 +6,10 @@
 //! as if it did not exist; a visible item the caller may not change answers
 //! 403. The rules themselves live in `catalog`, `secrets` and `runtimes`.
 
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
-use super::{created, no_content, ok, page, Access, Api, Ctx, Route};
+use super::{created, no_content, ok, page, schema, Access, Api, Body, Ctx, Input, Page, Route};
 use crate::access::{Permission, Target};
 use crate::catalog;
 use crate::error::{Error, Result};
@@ -26,6 +27,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List environments",
         query: LIST,
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<catalog::EnvironmentInfo>>))],
+        errors: &[],
         handler: list_environments,
     },
     Route {
@@ -34,6 +38,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create an environment {name, handle?, critical?, description?, dataPlane?, requiredApprovals?} (environment:manage); requiredApprovals defaults to 1 when critical, else 0",
         query: &[],
+        body: Input::Json(schema::<catalog::NewEnvironment>),
+        ok: &[(201, Body::Json(schema::<catalog::CreatedEnvironment>))],
+        errors: &[409, 422],
         handler: create_environment,
     },
     Route {
@@ -42,6 +49,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "One environment",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<catalog::EnvironmentInfo>))],
+        errors: &[],
         handler: get_environment,
     },
     Route {
@@ -50,6 +60,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Change an environment's name, critical flag, description, data plane or requiredApprovals (approvals a promotion into it needs, 0 to 10) (environment:manage)",
         query: &[],
+        body: Input::Json(schema::<catalog::EnvironmentChange>),
+        ok: &[(200, Body::Json(schema::<catalog::EnvironmentInfo>))],
+        errors: &[409, 422],
         handler: update_environment,
     },
     Route {
@@ -58,6 +71,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Delete an environment without runtimes or active secrets (environment:manage)",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: delete_environment,
     },
     Route {
@@ -66,6 +82,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List the projects you may view",
         query: &["q", "limit", "cursor"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<catalog::ProjectInfo>>))],
+        errors: &[],
         handler: list_projects,
     },
     Route {
@@ -74,6 +93,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create a project; its handle is derived from the name (project:manage)",
         query: &[],
+        body: Input::Json(schema::<catalog::NewProject>),
+        ok: &[(201, Body::Json(schema::<catalog::ProjectInfo>))],
+        errors: &[409, 422],
         handler: create_project,
     },
     Route {
@@ -82,6 +104,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "The handle a project name would get, and whether it is free",
         query: &["name"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<HandleAvailability>))],
+        errors: &[],
         handler: handle_availability,
     },
     Route {
@@ -90,6 +115,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "One project",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<catalog::ProjectInfo>))],
+        errors: &[],
         handler: get_project,
     },
     Route {
@@ -98,6 +126,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Change a project's name or description (project:edit)",
         query: &[],
+        body: Input::Json(schema::<catalog::ProjectChange>),
+        ok: &[(200, Body::Json(schema::<catalog::ProjectInfo>))],
+        errors: &[409, 422],
         handler: update_project,
     },
     Route {
@@ -106,6 +137,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Delete a project without integrations (project:manage)",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: delete_project,
     },
     Route {
@@ -114,6 +148,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "The project's pipeline: its environments in order (all until a subset is set), each with its position and the next environment a promotion goes to",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<ProjectStages>))],
+        errors: &[],
         handler: get_project_environments,
     },
     Route {
@@ -122,6 +159,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Set the project's ordered subset of environments (project:edit)",
         query: &[],
+        body: Input::Json(schema::<catalog::ProjectEnvironments>),
+        ok: &[(200, Body::Json(schema::<ProjectStages>))],
+        errors: &[409, 422],
         handler: set_project_environments,
     },
     Route {
@@ -130,6 +170,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List the project's integrations you may view",
         query: &["q", "limit", "cursor"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<catalog::IntegrationInfo>>))],
+        errors: &[],
         handler: list_integrations,
     },
     Route {
@@ -138,6 +181,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create an integration (integration:edit)",
         query: &[],
+        body: Input::Json(schema::<catalog::NewIntegration>),
+        ok: &[(201, Body::Json(schema::<catalog::IntegrationInfo>))],
+        errors: &[409, 422],
         handler: create_integration,
     },
     Route {
@@ -146,6 +192,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "One integration",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<catalog::IntegrationInfo>))],
+        errors: &[],
         handler: get_integration,
     },
     Route {
@@ -154,6 +203,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Change an integration's name, runtime type or description (integration:edit)",
         query: &[],
+        body: Input::Json(schema::<catalog::IntegrationChange>),
+        ok: &[(200, Body::Json(schema::<catalog::IntegrationInfo>))],
+        errors: &[409, 422],
         handler: update_integration,
     },
     Route {
@@ -162,6 +214,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Delete an integration without RUNNING runtimes; its OFFLINE runtimes go and its secrets are revoked (integration:manage)",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: delete_integration,
     },
     Route {
@@ -170,6 +225,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "List the secrets you may view (never their key material)",
         query: &["environment", "project", "integration", "status", "limit", "cursor"],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<secrets::SecretRecord>>))],
+        errors: &[],
         handler: list_secrets,
     },
     Route {
@@ -178,6 +236,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Create a runtime secret; the secret and a Config.toml snippet are returned once",
         query: &[],
+        body: Input::Json(schema::<SecretRequest>),
+        ok: &[(201, Body::Json(schema::<CreatedSecret>))],
+        errors: &[404, 422],
         handler: create_secret,
     },
     Route {
@@ -186,6 +247,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Revoke a secret; runtimes using it are refused from their next request",
         query: &[],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: revoke_secret,
     },
     Route {
@@ -203,6 +267,9 @@ pub const ROUTES: &[Route] = &[
             "limit",
             "cursor",
         ],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<Page<runtimes::RuntimeRecord>>))],
+        errors: &[],
         handler: list_runtimes,
     },
     Route {
@@ -211,6 +278,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "One runtime with node info, artifacts, log levels and status history",
         query: &[],
+        body: Input::None,
+        ok: &[(200, Body::Json(schema::<runtimes::RuntimeDetail>))],
+        errors: &[],
         handler: get_runtime,
     },
     Route {
@@ -219,6 +289,9 @@ pub const ROUTES: &[Route] = &[
         access: Access::User,
         summary: "Delete a runtime (it must re-register); revokeSecret=true also revokes its secret if no other runtime uses it",
         query: &["revokeSecret"],
+        body: Input::None,
+        ok: &[(204, Body::Empty)],
+        errors: &[409],
         handler: delete_runtime,
     },
 ];
@@ -279,7 +352,20 @@ fn handle_availability(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         .query("name")
         .ok_or_else(|| Error::BadRequest("give the project name as ?name=...".into()))?;
     let (handle, available) = catalog::project_handle_availability(&api.store, &name)?;
-    ok(&json!({ "handle": handle, "available": available }))
+    ok(&HandleAvailability { handle, available })
+}
+
+/// The handle a project name gives, and whether it is free.
+#[derive(Serialize, JsonSchema)]
+struct HandleAvailability {
+    handle: String,
+    available: bool,
+}
+
+/// A project's environments, in pipeline order.
+#[derive(Serialize, JsonSchema)]
+struct ProjectStages {
+    environments: Vec<catalog::PipelineStage>,
 }
 
 fn get_project(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -306,7 +392,9 @@ fn delete_project(api: &Api, ctx: &mut Ctx) -> Result<Response> {
 fn get_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let p = catalog::visible_project(&api.store, ctx.principal()?, ctx.param("project"))?;
     let envs = catalog::project_environments(&api.store, &p)?;
-    ok(&json!({ "environments": catalog::stages(envs) }))
+    ok(&ProjectStages {
+        environments: catalog::stages(envs),
+    })
 }
 
 fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
@@ -314,7 +402,9 @@ fn set_project_environments(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     ctx.require(Permission::ProjectEdit, &p.target())?;
     let body: catalog::ProjectEnvironments = ctx.body()?;
     let envs = catalog::set_project_environments(&api.store, &p, &body.environments)?;
-    ok(&json!({ "environments": catalog::stages(envs) }))
+    ok(&ProjectStages {
+        environments: catalog::stages(envs),
+    })
 }
 
 // ---- integrations -----------------------------------------------------
@@ -390,10 +480,22 @@ fn create_secret(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let made = secrets::create(&api.store, &api.master_key, &req.new_secret()?, ctx.now)?;
     ctx.audit_target = Some(format!("secret {}", made.record.key_id));
     let snippet = secrets::config_snippet(&made, &api.runtime_url, api.cert_path.as_deref());
-    let mut v = serde_json::to_value(&made.record).map_err(|e| Error::Internal(e.to_string()))?;
-    v["secret"] = made.secret.into();
-    v["configToml"] = snippet.into();
-    created(&v)
+    created(&CreatedSecret {
+        record: made.record,
+        secret: made.secret,
+        config_toml: snippet,
+    })
+}
+
+/// A new secret, with the secret itself and a Config.toml snippet (shown
+/// this once).
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct CreatedSecret {
+    #[serde(flatten)]
+    record: secrets::SecretRecord,
+    secret: String,
+    config_toml: String,
 }
 
 fn revoke_secret(api: &Api, ctx: &mut Ctx) -> Result<Response> {
