@@ -689,3 +689,51 @@ fn the_audit_log_filters_by_time_and_says_why_a_request_was_refused() {
         assert_error(&root.get(&format!("/api/v1/audit?{q}")), 400, "bad_request");
     }
 }
+
+/// Found by schemathesis: renaming a custom role or a group to a name
+/// another one has hit the database's UNIQUE constraint and answered 500.
+#[test]
+fn renaming_a_role_or_group_to_a_taken_name_is_a_conflict() {
+    let s = TestServer::start(&[]);
+    let mut root = s.admin();
+    let role = root.post(
+        "/api/v1/roles",
+        &json!({"name": "Auditor", "permissions": ["integration:view"]}),
+    );
+    assert_eq!(role.status, 201, "{}", role.json());
+    let id = role.json()["id"].as_str().unwrap().to_string();
+    for taken in ["Admin", "admin"] {
+        assert_error(
+            &root.patch(&format!("/api/v1/roles/{id}"), &json!({"name": taken})),
+            409,
+            "conflict",
+        );
+    }
+    let renamed = root.patch(&format!("/api/v1/roles/{id}"), &json!({"name": "auditor"}));
+    assert_eq!(renamed.status, 200, "{}", renamed.json());
+
+    for name in ["ops", "dev"] {
+        let g = root.post("/api/v1/groups", &json!({"name": name}));
+        assert_eq!(g.status, 201, "{}", g.json());
+    }
+    let groups = root.get("/api/v1/groups").json();
+    let dev = groups["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "dev")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_error(
+        &root.patch(&format!("/api/v1/groups/{dev}"), &json!({"name": "OPS"})),
+        409,
+        "conflict",
+    );
+    assert_eq!(
+        root.patch(&format!("/api/v1/groups/{dev}"), &json!({"name": "Dev"}))
+            .status,
+        200
+    );
+}

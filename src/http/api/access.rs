@@ -528,6 +528,13 @@ fn update_role(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         .transpose()?;
     let role = api.store.write(|tx| {
         custom_role(tx, id)?;
+        if tx
+            .roles()?
+            .iter()
+            .any(|r| r.id != id && r.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(Error::Conflict(format!("a role named '{name}' exists")));
+        }
         tx.update_role(id, &name, body.description.trim())?;
         if let Some(perms) = &perms {
             tx.set_role_permissions(id, perms)?;
@@ -640,6 +647,13 @@ fn update_group(api: &Api, ctx: &mut Ctx) -> Result<Response> {
             Some(n) => check_name("group", n)?,
             None => g.name.clone(),
         };
+        if tx
+            .groups()?
+            .iter()
+            .any(|other| other.id != id && other.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(Error::Conflict(format!("a group named '{name}' exists")));
+        }
         tx.update_group(
             id,
             &name,
