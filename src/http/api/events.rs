@@ -23,7 +23,7 @@ pub const ROUTES: &[Route] = &[Route {
     summary: "Server-Sent Events (text/event-stream): runtime.status, runtime.registered, runtime.removed and command events for the integrations you may view",
     query: &[],
     body: Input::None,
-    ok: &[(200, Body::Media(&["text/event-stream"], "Server-Sent Events"))],
+    ok: &[(200, Body::Events("Server-Sent Events"))],
     errors: &[],
     handler: events,
 }];

@@ -123,9 +123,23 @@ pub enum Body {
     Empty,
     /// JSON of this schema.
     Json(SchemaFn),
-    /// Another media type (text, an event stream, an attachment), with
-    /// what it holds.
+    /// Another media type (text, an attachment), with what it holds.
     Media(&'static [&'static str], &'static str),
+    /// Server-Sent Events (`text/event-stream`), with what they are.
+    Events(&'static str),
+}
+
+/// One Server-Sent Event as a client reads it; `data` is JSON text.
+#[derive(Serialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+pub struct ServerSentEvent {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u64>,
 }
 
 /// One route of the management API.

@@ -102,7 +102,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Live log records as Server-Sent Events (text/event-stream, one 'log' event per record), with the filters of the log query",
         query: TAIL_QUERY,
         body: Input::None,
-        ok: &[(200, Body::Media(&["text/event-stream"], "Server-Sent Events: one 'log' event per record"))],
+        ok: &[(200, Body::Events("Server-Sent Events: one 'log' event per record"))],
         errors: &[],
         handler: tail,
     },

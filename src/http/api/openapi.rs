@@ -239,6 +239,10 @@ pub fn build() -> Value {
                 Body::Json(f) => {
                     json!({"description": "success", "content": json_content(f(&mut responses_gen).to_value())})
                 }
+                Body::Events(what) => {
+                    let event = schema::<super::ServerSentEvent>(&mut responses_gen).to_value();
+                    json!({"description": what, "content": {"text/event-stream": {"schema": event}}})
+                }
                 Body::Media(media, what) => {
                     let content: Map<String, Value> = media
                         .iter()

@@ -20,7 +20,8 @@ pub const ROUTES: &[Route] = &[Route {
     query: &["environment", "limit"],
     body: Input::None,
     ok: &[(200, Body::Json(schema::<Items<crate::refusals::Refusal>>))],
-    errors: &[],
+    // An environment filter that names no environment.
+    errors: &[404],
     handler: list,
 }];
 
