@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::config::TryItConfig;
 use crate::error::{Error, Result};
 use crate::http::outbound::{self, OutboundError, OutboundRequest, PeerTrust, Scheme, Timeouts};
 pub use crate::model::contracts::{DefinitionWrites, NewDefinition, StoredDefinition};
@@ -47,8 +48,6 @@ pub const MAX_FILE_NAME_CHARS: usize = 200;
 /// Workers and queue of the Try-It pool.
 pub const POOL_WORKERS: usize = 4;
 pub const POOL_QUEUE: usize = 32;
-/// Time budget of one Try-It call (connect 3 s of it).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest answer body passed back, in bytes; more is refused.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Largest request body an operator may send.
@@ -381,19 +380,28 @@ fn is_uri_part(s: &str, allow_question: bool) -> bool {
         .all(|b| (0x21..0x7f).contains(&b) && b != b'#' && (allow_question || b != b'?'))
 }
 
-/// The Try-It service: its pool and the trust for HTTPS targets.
+/// The Try-It service: its settings, its pool and the trust for HTTPS
+/// targets (read at the first HTTPS call).
 pub struct TryIt {
+    config: TryItConfig,
     pool: OutboundPool,
     trust: OnceLock<std::result::Result<PeerTrust, String>>,
 }
 
 impl TryIt {
-    pub fn new() -> Result<TryIt> {
+    pub fn new(config: TryItConfig) -> Result<TryIt> {
         Ok(TryIt {
+            config,
             pool: OutboundPool::new(POOL_WORKERS, POOL_QUEUE)
                 .map_err(|e| Error::io("starting the Try-It pool", e))?,
             trust: OnceLock::new(),
         })
+    }
+
+    /// Why Try-It is off on this server, if it is.
+    pub fn disabled(&self) -> Option<&'static str> {
+        (!self.config.enabled)
+            .then_some("Try-It is switched off on this server ([try_it] enabled = false)")
     }
 
     /// Checks `req` against the runtime's `reach` and builds the call.
@@ -456,7 +464,7 @@ impl TryIt {
                 )));
             }
         }
-        if let Some(why) = &reach.unavailable {
+        if let Some(why) = self.disabled().or(reach.unavailable.as_deref()) {
             return Err(Error::Conflict(format!("cannot try this runtime: {why}")));
         }
         let target = match &req.target {
@@ -492,8 +500,8 @@ impl TryIt {
             path_and_query,
         );
         out.timeouts = Timeouts {
-            connect: Duration::from_secs(3),
-            total: CALL_TIMEOUT,
+            connect: self.config.timeout.min(Duration::from_secs(3)),
+            total: self.config.timeout,
         };
         out.max_body = MAX_ANSWER_BYTES;
         for (n, v) in &req.headers {
@@ -517,7 +525,9 @@ impl TryIt {
             Scheme::Http => PeerTrust::Insecure,
             Scheme::Https => self
                 .trust
-                .get_or_init(|| crate::sso::trust_from(None, "Try-It over HTTPS"))
+                .get_or_init(|| {
+                    crate::sso::trust_from(self.config.ca_file.as_deref(), "try_it.ca_file")
+                })
                 .clone()
                 .map_err(Error::Upstream)?,
         };
@@ -663,7 +673,7 @@ mod tests {
 
     #[test]
     fn plans_go_only_to_reported_targets_and_refuse_bad_input() {
-        let tryit = TryIt::new().unwrap();
+        let tryit = TryIt::new(crate::config::Config::defaults().try_it).unwrap();
         let reach = reach_of(&["http://127.0.0.1:9090", "https://10.0.0.5:8253"]);
         let p = tryit
             .plan(

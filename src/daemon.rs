@@ -242,7 +242,7 @@ impl Daemon {
             );
         }
         let sso = Arc::new(crate::sso::Sso::new(cfg.sso.clone())?);
-        let try_it = Arc::new(crate::contracts::TryIt::new()?);
+        let try_it = Arc::new(crate::contracts::TryIt::new(cfg.try_it.clone())?);
         let mapped = sso.sync_config_mappings(&store, now_millis())?;
         if let Some(o) = &cfg.sso.oidc {
             log::info!(

@@ -9,11 +9,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::harness::{
-    assert_error, open_store, wait_for, ApiClient, Bridge, ServeOptions, TestServer, TEST_PASSWORD,
+    assert_error, open_store, wait_for, ApiClient, Bridge, MiRuntime, ServeOptions, TestServer,
+    TEST_PASSWORD,
 };
 
 /// What the echo service received.
@@ -225,22 +227,18 @@ fn definitions_are_stored_served_and_a_resource_is_tried_through_icpd() {
     // Written by difference: the same heartbeat writes nothing, one
     // changed file is one write, a dropped file one delete.
     let changed = "OpenAPI definitions changed";
-    wait_for(
-        "the first write logged",
-        std::time::Duration::from_secs(5),
-        || log_lines_with(&s, changed) == 1,
-    );
+    wait_for("the first write logged", Duration::from_secs(5), || {
+        log_lines_with(&s, changed) == 1
+    });
     assert!(s.log_text().contains("3 written, 0 deleted"));
     full_with(&bridge, &s, &echo.host(), defs.clone());
     let mut edited = defs.clone();
     edited["health_openapi.json"] = json!({"openapi": "3.0.1", "paths": {}}).to_string().into();
     edited.as_object_mut().unwrap().remove("notes.json");
     full_with(&bridge, &s, &echo.host(), edited);
-    wait_for(
-        "the second write logged",
-        std::time::Duration::from_secs(5),
-        || log_lines_with(&s, changed) == 2,
-    );
+    wait_for("the second write logged", Duration::from_secs(5), || {
+        log_lines_with(&s, changed) == 2
+    });
     assert!(
         s.log_text().contains("1 written, 1 deleted"),
         "the unchanged heartbeat wrote nothing"
@@ -501,7 +499,7 @@ fn a_runtime_that_cannot_be_reached_or_is_offline_gets_a_clear_answer() {
         json!({}),
     );
     let id = bridge.runtime_id.clone();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (status, e) = try_it(
         &mut admin,
         &id,
@@ -510,7 +508,7 @@ fn a_runtime_that_cannot_be_reached_or_is_offline_gets_a_clear_answer() {
     );
     assert_eq!(status, 503, "{e}");
     assert_error_message(&e, "did not answer");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(5));
 
     // No tryItHost: nothing to try, and the console is told why.
     let quiet = Bridge::new(&s.secret("dev", None), Some("quiet-1"));
@@ -568,4 +566,138 @@ fn a_runtime_that_cannot_be_reached_or_is_offline_gets_a_clear_answer() {
 fn assert_error_message(e: &Value, part: &str) {
     let m = e["error"]["message"].as_str().unwrap_or_default();
     assert!(m.contains(part), "expected '{part}' in {e}");
+}
+
+#[test]
+fn micro_integrator_apis_are_tried_by_their_context() {
+    let s = TestServer::start(&[]);
+    let echo = Echo::start();
+    let mut admin = s.admin();
+    let secret = s.secret("dev", None);
+    let mut mi = MiRuntime::new(&secret, "dev", "health", "health-mi", "mi-node-1");
+    let url = format!("{}/healthcare", echo.host());
+    mi.artifacts["apis"][0]["url"] = url.clone().into();
+    mi.artifacts["apis"][0]["urls"] = json!([url, "https://mi-node-1.example.com:8253/healthcare"]);
+    let r = mi.full(&mut s.runtime_client());
+    assert_eq!(r.status, 200, "{}", r.json());
+
+    let r = admin.get(&format!("/api/v1/runtimes/{}/openapi", mi.runtime_id));
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["items"], json!([]));
+    assert_eq!(
+        r.json()["tryIt"]["targets"],
+        json!([echo.host(), "https://mi-node-1.example.com:8253"])
+    );
+    let (status, answer) = try_it(
+        &mut admin,
+        &mi.runtime_id,
+        Some("Basic YWRtaW46YWRtaW4="),
+        &json!({"method": "GET", "path": "/healthcare/doctors/surgery", "target": echo.host()}),
+    );
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (200, json!(201)),
+        "{answer}"
+    );
+    let got = echo.received();
+    assert_eq!(got[0].target, "/healthcare/doctors/surgery");
+    assert_eq!(
+        got[0].authorization.as_deref(),
+        Some("Basic YWRtaW46YWRtaW4=")
+    );
+}
+
+#[test]
+fn a_runtime_that_hangs_costs_a_pool_thread_not_a_request_worker() {
+    // Accepts connections and never answers.
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hang.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hang.incoming() {
+            held.push(c);
+        }
+    });
+    let s = TestServer::start_with(ServeOptions {
+        icp_toml: Some("[http]\nworkers = 2\n\n[try_it]\ntimeout = \"2s\"\n"),
+        ..ServeOptions::default()
+    });
+    let admin = s.admin();
+    let bridge = Bridge::new(&s.secret("dev", None), Some("hang-1"));
+    full_with(&bridge, &s, &format!("http://127.0.0.1:{port}"), json!({}));
+    // Six calls, three times the request workers, more than the pool's 4 threads.
+    let waiting: Vec<_> = (0..6)
+        .map(|_| {
+            let mut api = ApiClient {
+                client: s.management_client(),
+                token: admin.token.clone(),
+            };
+            api.client.set_timeout(Duration::from_secs(30));
+            let id = bridge.runtime_id.clone();
+            thread::spawn(move || {
+                let started = Instant::now();
+                let (status, body) =
+                    try_it(&mut api, &id, None, &json!({"method": "GET", "path": "/"}));
+                (status, body, started.elapsed())
+            })
+        })
+        .collect();
+    let mut c = s.management_client();
+    wait_for(
+        "four calls running on the pool",
+        Duration::from_secs(5),
+        || {
+            let m = c.request("GET", "/metrics", &[], b"").unwrap();
+            String::from_utf8_lossy(&m.body).contains("icpd_try_it_pool_running_calls 4")
+        },
+    );
+    // Meanwhile the server answers at once: no request worker waits.
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = c.request("GET", "/healthz", &[], b"").unwrap();
+        assert_eq!(r.status, 200);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+    for w in waiting {
+        let (status, body, took) = w.join().unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert_error_message(&body, "within 2.0 s");
+        assert!(took < Duration::from_secs(8), "{took:?}");
+    }
+}
+
+#[test]
+fn try_it_can_be_switched_off() {
+    let echo = Echo::start();
+    let s = TestServer::start_with(ServeOptions {
+        icp_toml: Some("[try_it]\nenabled = false\n"),
+        ..ServeOptions::default()
+    });
+    let mut admin = s.admin();
+    let bridge = Bridge::new(&s.secret("dev", None), Some("off-1"));
+    full_with(
+        &bridge,
+        &s,
+        &echo.host(),
+        json!({"orders_openapi.json": orders_definition()}),
+    );
+    let r = admin.get(&format!("/api/v1/runtimes/{}/openapi", bridge.runtime_id));
+    assert_eq!(
+        r.json()["items"].as_array().unwrap().len(),
+        1,
+        "definitions are still served"
+    );
+    assert_eq!(r.json()["tryIt"]["available"], false);
+    assert!(r.json()["tryIt"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("switched off"));
+    let (status, e) = try_it(
+        &mut admin,
+        &bridge.runtime_id,
+        None,
+        &json!({"method": "GET", "path": "/orders/1"}),
+    );
+    assert_eq!(status, 409, "{e}");
+    assert!(echo.received().is_empty());
 }

@@ -101,8 +101,12 @@ fn definitions(api: &Api, ctx: &mut Ctx) -> Result<Response> {
         items: items.into_iter().map(DefinitionItem::of).collect(),
         try_it: TryItInfo {
             targets: reach.targets.iter().map(|t| t.url()).collect(),
-            available: reach.unavailable.is_none(),
-            reason: reach.unavailable,
+            available: reach.unavailable.is_none() && api.try_it.disabled().is_none(),
+            reason: api
+                .try_it
+                .disabled()
+                .map(str::to_string)
+                .or(reach.unavailable),
             critical: target.critical,
             allowed: ctx
                 .principal()?
