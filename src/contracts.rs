@@ -174,6 +174,11 @@ fn service_of<'s>(file: &str, doc: Option<&Value>, services: &'s [Service]) -> O
     })
 }
 
+/// A runtime's stored definitions, by file name.
+pub fn definitions(store: &crate::store::Store, runtime_id: &str) -> Result<Vec<StoredDefinition>> {
+    store.read(|tx| tx.openapi_definitions(runtime_id))
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
     outbound::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }

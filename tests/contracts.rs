@@ -251,6 +251,23 @@ fn definitions_are_stored_served_and_a_resource_is_tried_through_icpd() {
         "an unchanged file keeps its time"
     );
 
+    // The CLI shows them with the runtime.
+    let out = s.cli(&["runtime", "show", &id[..8]]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "OpenAPI definitions (Try-It host: {})",
+            echo.host()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("orders_openapi.json") && l.contains("service_1")),
+        "{text}"
+    );
+
     // GraphQL, as ICP's console asks for it.
     let login = s
         .management_client()

@@ -627,11 +627,7 @@ fn service_out(
 /// The BI view of one runtime alone (its services and listeners).
 /// The definitions icpd kept for a runtime (files it refused are left out).
 fn definition_records(ctx: &Ctx, runtime_id: &str) -> Res<Vec<OpenApiDefinitionRecord>> {
-    let stored = ctx
-        .deps
-        .store
-        .read(|tx| tx.openapi_definitions(runtime_id))
-        .map_err(from_error)?;
+    let stored = crate::contracts::definitions(&ctx.deps.store, runtime_id).map_err(from_error)?;
     Ok(stored
         .into_iter()
         .filter_map(|d| {

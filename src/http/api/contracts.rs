@@ -96,7 +96,7 @@ fn runtime_reach(api: &Api, ctx: &Ctx) -> Result<(Target, Reach)> {
 fn definitions(api: &Api, ctx: &mut Ctx) -> Result<Response> {
     let (target, reach) = runtime_reach(api, ctx)?;
     let id = ctx.param("runtimeId");
-    let items = api.store.read(|tx| tx.openapi_definitions(id))?;
+    let items = contracts::definitions(&api.store, id)?;
     ok(&Definitions {
         items: items.into_iter().map(DefinitionItem::of).collect(),
         try_it: TryItInfo {
