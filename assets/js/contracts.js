@@ -19,6 +19,9 @@ import { h, fill, card, loading, failure, button, badge, field, input, select, t
 import { parseDefinition, renderDefinition, serverBasePath, joinPath, pathNames, fillPath, jsonContent, exampleOf } from './openapi.js';
 import { bytes } from './mi.js';
 
+/** A definition's size: bytes, KiB below 1 MiB, else as mi.js shows memory. */
+const size = (n) => (n < 1024 ? `${n} bytes` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : bytes(n));
+
 const BODY_METHODS = new Set(['post', 'put', 'patch', 'delete']);
 const GENERIC_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
 // Headers the form keeps out of "Other headers": credentials have their own
@@ -84,12 +87,12 @@ export function contractsPanel(runtimeId) {
     const t = tryState();
     const targets = t.targets || [];
     fill(status,
-      !t.available ? h('div', { class: 'callout warn', role: 'status', testid: 'tryit-unavailable' }, `Try it is unavailable: ${t.reason || 'the runtime cannot be reached.'}`)
-        : !t.allowed ? h('div', { class: 'callout info', testid: 'tryit-not-allowed' }, 'You may read these contracts but not try them: trying needs integration:edit on the integration and the permission its environment asks for.')
-          : h('div', { class: 'tryit-summary muted small' },
+      !t.available ? h('div', { class: 'callout warn', role: 'status', testid: 'tryit-unavailable' }, `Try it is unavailable: ${t.reason || 'the runtime cannot be reached.'}`) : null,
+      !t.allowed ? h('div', { class: 'callout info', testid: 'tryit-not-allowed' }, 'You may read these contracts but not try them: trying needs integration:edit on the integration and the permission its environment asks for.') : null,
+      t.available && t.allowed ? h('div', { class: 'tryit-summary muted small' },
             'Try it sends requests to ', targets.map((u, i) => [i ? ', ' : '', h('code', {}, u)]),
             ' with your own credentials for the runtime.',
-            t.critical ? [' ', h('span', { class: 'badge warn', testid: 'tryit-critical' }, 'critical environment'), ' Each request asks for confirmation.'] : null));
+            t.critical ? [' ', h('span', { class: 'badge warn', testid: 'tryit-critical' }, 'critical environment'), ' Each request asks for confirmation.'] : null) : null);
   }
 
   // ---- a definition -----------------------------------------------------------
@@ -98,19 +101,20 @@ export function contractsPanel(runtimeId) {
     const doc = parseDefinition(item.definition);
     const basePath = item.basePath ?? (doc ? serverBasePath(doc) : '');
     const id = `contract-${i}`;
+    const tid = `contract-${item.fileName}`;
     const facts = h('div', { class: 'chips contract-facts' },
-      item.service ? badge(`service ${item.service}`, 'info', `${id}-service`) : null,
-      basePath ? h('span', { class: 'badge', testid: `${id}-base-path` }, `base path ${basePath}`) : null,
-      item.sizeBytes != null ? h('span', { class: 'badge' }, bytes(item.sizeBytes).replace(/^0 MiB$/, '< 0.01 MiB')) : null,
+      item.service ? badge(`service ${item.service}`, 'info', `${tid}-service`) : null,
+      basePath ? h('span', { class: 'badge', testid: `${tid}-base-path` }, `base path ${basePath}`) : null,
+      item.sizeBytes != null ? h('span', { class: 'badge', title: `${item.sizeBytes} bytes as the runtime sent it` }, size(item.sizeBytes)) : null,
       item.receivedAt ? h('span', { class: 'muted small' }, 'received ', timeAgo(item.receivedAt)) : null);
     let body;
     if (!doc) {
-      body = h('div', { class: 'callout warn', testid: `${id}-problem` }, item.problem || 'icpd did not keep this definition (it is not a JSON object).');
+      body = h('div', { class: 'callout warn', testid: `${tid}-problem` }, item.problem || 'icpd did not keep this definition (it is not a JSON object).');
     } else {
-      body = renderDefinition(doc, { basePath, testid: id, tryIt: (op) => operationTry(doc, op, basePath) });
+      body = renderDefinition(doc, { basePath, testid: tid, tryIt: (op) => operationTry(doc, op, basePath) });
     }
-    return h('section', { class: 'card contract', testid: id, 'data-file': item.fileName, 'aria-labelledby': `${id}-title` },
-      h('div', { class: 'card-head' }, h('h3', { id: `${id}-title`, class: 'mono', testid: `${id}-file` }, item.fileName), facts),
+    return h('section', { class: 'card contract', testid: tid, 'data-file': item.fileName, 'aria-labelledby': `${id}-title` },
+      h('div', { class: 'card-head' }, h('h3', { id: `${id}-title`, class: 'mono' }, item.fileName), facts),
       body);
   }
 
@@ -155,21 +159,26 @@ export function contractsPanel(runtimeId) {
   // ---- MI: one generic form, prefilled from an API's context --------------------
 
   function miCard() {
-    const apis = Object.values(runtime?.miArtifacts || {}).flat().filter((a) => a.kind === 'api' && a.detail?.context);
+    const apis = Object.values(runtime?.miArtifacts || {}).flat().filter((a) => a.kind === 'api' && typeof a.detail?.context === 'string');
     const generic = tryForm({ method: 'GET', template: null, params: [], body: { type: 'application/json', text: '' }, testid: 'tryit-mi', generic: true });
     const use = (method, path) => {
       generic.setRequest(method, path);
       generic.scrollIntoView({ block: 'nearest' });
       generic.querySelector('input[name=path]')?.focus();
     };
+    // Where the API answers: the path of the URL MI reported (its context,
+    // and its version for a URL-versioned API), else its context.
+    const base = (a) => {
+      try { return decodeURI(new URL(a.detail.url).pathname).replace(/\/+$/, '') || a.detail.context; } catch { return a.detail.context; }
+    };
     const resourceButtons = (a) => (a.detail.resources || []).flatMap((r) => {
-      const methods = String(r.methods || 'GET').split(',').map((m) => m.trim()).filter(Boolean);
-      const path = joinPath(a.detail.context, r.path || r.url || '');
+      const methods = (Array.isArray(r.methods) ? r.methods : String(r.methods || 'GET').split(',')).map((m) => String(m).trim()).filter(Boolean);
+      const path = joinPath(base(a), r.path || r.url || '');
       return methods.map((m) => button(`${m} ${r.path || r.url || '/'}`, () => use(m.toUpperCase(), path), { small: true, title: `Put ${m} ${path} in the form` }));
     });
     const rows = apis.map((a) => h('tr', {},
       h('td', {}, h('strong', {}, a.name)),
-      h('td', { class: 'mono' }, button(a.detail.context, () => use('GET', a.detail.context), { small: true, testid: `mi-try-api-${a.name}`, title: `Put ${a.detail.context} in the form` })),
+      h('td', { class: 'mono' }, button(base(a), () => use('GET', base(a)), { small: true, testid: `mi-try-api-${a.name}`, title: `Put ${base(a)} in the form` })),
       h('td', {}, h('div', { class: 'chips' }, resourceButtons(a)))));
     return [
       card('MI APIs', null, apis.length

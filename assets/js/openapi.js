@@ -233,7 +233,7 @@ export function exampleOf(doc, schema, depth = 0, stack = []) {
 function el(tag, cls, ...children) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -374,12 +374,13 @@ const METHOD_ORDER = new Map(METHODS.map((m, i) => [m, i]));
  * <details> whose body (description, parameters, request body, responses)
  * is built when first opened. opts.tryIt(op) may return an element put at
  * the top of the body (the "Try it" form); opts.basePath is shown before
- * each path; opts.testid prefixes test ids (`PREFIX-op-get-/orders/{id}`).
+ * each path; opts.testid prefixes test ids (`PREFIX-definition`,
+ * `PREFIX-path-/{id}`, `PREFIX-op-get-/{id}`).
  */
 export function renderDefinition(doc, { tryIt, basePath = '', testid = 'oa' } = {}) {
   const ops = operations(doc);
   const wrap = el('div', 'oa');
-  tid(wrap, testid);
+  tid(wrap, `${testid}-definition`);
   const info = isObj(doc.info) ? doc.info : {};
   const head = el('div', 'oa-info');
   if (info.title || info.version) head.append(el('div', 'oa-title', el('strong', '', text(info.title) || 'Untitled'), info.version ? el('span', 'muted', ` · version ${text(String(info.version))}`) : null));
