@@ -271,6 +271,16 @@ test('contracts: two OpenAPI definitions rendered on the runtime page; Try it re
     assert.equal(tryItCalls[1].header, null, 'no credential typed, none sent');
     assert.deepEqual(service.received.at(-1), { method: 'GET', path: '/orders/7', query: '', authorization: null });
 
+    // A phone's 390 px: the tab, the open operation and its answer fit without scrolling sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await prodForm.getByTestId('tryit-get-/{id}-answer').scrollIntoViewIfNeeded();
+    const wider = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(wider <= 0, `the contracts tab is ${wider} px wider than a 390 px screen`);
+    await page.screenshot({ path: join(shots, 'contracts-390.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.screenshot({ path: join(shots, 'contracts-critical-dark.png'), fullPage: true });
+
     // icpd never wrote the credential to its log.
     assert.ok(!server.log().includes('e2e-runtime-credential'), 'the credential is in icpd\'s log');
     assert.deepEqual(problems, [], 'the browser reported errors');
