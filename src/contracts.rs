@@ -28,7 +28,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 pub use crate::config::TryItConfig;
 use crate::error::{Error, Result};
@@ -60,18 +61,18 @@ pub const AUTH_HEADER: &str = "X-Try-It-Authorization";
 
 /// Checks the `openApiDefinitions` of a full heartbeat; see the module
 /// documentation. `services` are the heartbeat's services.
-pub fn read_definitions(raw: &Map<String, Value>, services: &[Service]) -> Vec<NewDefinition> {
-    let mut names: Vec<&String> = raw.keys().collect();
-    names.sort();
-    if names.len() > MAX_DEFINITIONS {
+pub fn read_definitions(
+    raw: &BTreeMap<String, Box<RawValue>>,
+    services: &[Service],
+) -> Vec<NewDefinition> {
+    if raw.len() > MAX_DEFINITIONS {
         log::warn!(
             "a runtime reported {} OpenAPI definitions; icpd keeps the first {MAX_DEFINITIONS} by name",
-            names.len()
+            raw.len()
         );
     }
-    names
-        .into_iter()
-        .filter(|n| {
+    raw.iter()
+        .filter(|(n, _)| {
             let ok = !n.trim().is_empty()
                 && n.chars().count() <= MAX_FILE_NAME_CHARS
                 && !n.chars().any(char::is_control);
@@ -81,15 +82,16 @@ pub fn read_definitions(raw: &Map<String, Value>, services: &[Service]) -> Vec<N
             ok
         })
         .take(MAX_DEFINITIONS)
-        .map(|name| read_one(name, &raw[name.as_str()], services))
+        .map(|(name, value)| read_one(name, value, services))
         .collect()
 }
 
-fn read_one(name: &str, value: &Value, services: &[Service]) -> NewDefinition {
-    // The document as the runtime sent it: JSON text, or JSON itself.
-    let text = match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+fn read_one(name: &str, value: &RawValue, services: &[Service]) -> NewDefinition {
+    // The document as the runtime sent it: JSON text in a string, or JSON
+    // itself. Either way its text is what is kept, members in their order.
+    let text = match serde_json::from_str::<String>(value.get()) {
+        Ok(inner) => inner,
+        Err(_) => value.get().to_string(),
     };
     let size = text.len();
     let digest = hex_sha256(text.as_bytes());
@@ -98,28 +100,21 @@ fn read_one(name: &str, value: &Value, services: &[Service]) -> NewDefinition {
             "{size} bytes, over icpd's limit of {MAX_DEFINITION_BYTES}; not kept"
         ))
     } else {
-        let doc = match value {
-            Value::String(s) => {
-                serde_json::from_str::<Value>(s).map_err(|e| format!("not JSON: {e}"))
-            }
-            other => Ok(other.clone()),
-        };
-        doc.and_then(|d| {
-            let versioned = ["openapi", "swagger"]
-                .iter()
-                .any(|k| d.get(k).is_some_and(Value::is_string));
-            if d.is_object() && versioned {
-                Ok(d)
-            } else {
-                Err("not an OpenAPI document (no openapi or swagger version)".to_string())
-            }
-        })
+        serde_json::from_str::<Value>(&text)
+            .map_err(|e| format!("not JSON: {e}"))
+            .and_then(|d| {
+                let versioned = ["openapi", "swagger"]
+                    .iter()
+                    .any(|k| d.get(k).is_some_and(Value::is_string));
+                if d.is_object() && versioned {
+                    Ok(d)
+                } else {
+                    Err("not an OpenAPI document (no openapi or swagger version)".to_string())
+                }
+            })
     };
     let (definition, problem, service) = match checked {
-        Ok(doc) => {
-            let service = service_of(name, Some(&doc), services);
-            (Some(doc.to_string()), None, service)
-        }
+        Ok(doc) => (Some(text), None, service_of(name, Some(&doc), services)),
         Err(p) => (None, Some(p), service_of(name, None, services)),
     };
     NewDefinition {
@@ -592,7 +587,8 @@ mod tests {
             "huge.json": "x".repeat(MAX_DEFINITION_BYTES + 1),
             "": {"openapi": "3.0.0"},
         });
-        let defs = read_definitions(raw.as_object().unwrap(), &services);
+        let raw = raw_map(&raw);
+        let defs = read_definitions(&raw, &services);
         let by = |n: &str| defs.iter().find(|d| d.file_name == n).unwrap();
         assert_eq!(defs.len(), 5, "the blank file name is dropped");
         assert_eq!(
@@ -619,17 +615,36 @@ mod tests {
         assert!(huge.definition.is_none() && huge.problem.as_deref().unwrap().contains("limit"));
         assert_eq!(huge.size_bytes as usize, MAX_DEFINITION_BYTES + 1);
         // The digest is of what the runtime sent: the same text, the same digest.
-        let again = read_definitions(raw.as_object().unwrap(), &services);
+        let again = read_definitions(&raw, &services);
         assert_eq!(defs, again);
+    }
+
+    /// A heartbeat's `openApiDefinitions` as icpd decodes it.
+    fn raw_map(v: &Value) -> BTreeMap<String, Box<RawValue>> {
+        serde_json::from_str(&v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn documents_are_kept_as_sent_with_their_members_in_order() {
+        let text = r#"{"openapi": "3.0.1", "paths": {"/z": {}, "/a": {}}, "info": {"title": "T"}}"#;
+        let body = format!(
+            r#"{{"as-json.json": {text}, "as-text.json": {}}}"#,
+            Value::from(text)
+        );
+        let raw: BTreeMap<String, Box<RawValue>> = serde_json::from_str(&body).unwrap();
+        for d in read_definitions(&raw, &[]) {
+            assert_eq!(d.definition.as_deref(), Some(text), "{}", d.file_name);
+            assert_eq!(d.size_bytes as usize, text.len());
+        }
     }
 
     #[test]
     fn at_most_the_limit_of_files_is_kept() {
-        let mut raw = Map::new();
+        let mut raw = serde_json::Map::new();
         for i in 0..MAX_DEFINITIONS + 5 {
             raw.insert(format!("f{i:03}.json"), json!({"openapi": "3.1.0"}));
         }
-        let defs = read_definitions(&raw, &[]);
+        let defs = read_definitions(&raw_map(&Value::Object(raw)), &[]);
         assert_eq!(defs.len(), MAX_DEFINITIONS);
         assert_eq!(defs[0].file_name, "f000.json");
     }

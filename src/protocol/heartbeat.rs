@@ -56,9 +56,10 @@ pub struct FullHeartbeat {
     #[serde(default)]
     pub try_it_host: Option<String>,
     /// OpenAPI definitions of the runtime's services: file name → the
-    /// document, as JSON or JSON text (`contracts::read_definitions`).
+    /// document, as JSON or JSON text (`contracts::read_definitions`),
+    /// kept as sent so that its members keep their order.
     #[serde(default)]
-    pub open_api_definitions: Option<Map<String, Value>>,
+    pub open_api_definitions: Option<BTreeMap<String, Box<serde_json::value::RawValue>>>,
     /// What an MI runtime reports beyond the common fields (its artifact
     /// lists replace `artifacts`, which stays `None` for MI).
     #[serde(skip)]

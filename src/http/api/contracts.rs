@@ -3,7 +3,7 @@
 //! `crate::contracts`).
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{ok, refusal_reason, write_deferred_audit, Access, Api, Ctx, Route};
 use crate::access::{Permission, Target};
@@ -43,8 +43,9 @@ struct DefinitionItem {
     base_path: Option<String>,
     size_bytes: i64,
     received_at: String,
-    /// The OpenAPI document; absent when icpd did not keep it.
-    definition: Option<Value>,
+    /// The OpenAPI document as the runtime sent it (members in its
+    /// order); absent when icpd did not keep it.
+    definition: Option<Box<RawValue>>,
     /// Why it was not kept.
     problem: Option<String>,
 }
@@ -53,7 +54,7 @@ impl DefinitionItem {
     fn of(d: StoredDefinition) -> DefinitionItem {
         let n = d.new;
         DefinitionItem {
-            definition: n.definition.and_then(|t| serde_json::from_str(&t).ok()),
+            definition: n.definition.and_then(|t| RawValue::from_string(t).ok()),
             file_name: n.file_name,
             service: n.service,
             base_path: n.base_path,
