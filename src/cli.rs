@@ -1479,6 +1479,28 @@ fn runtime(cfg: &Config, c: RuntimeCommand) -> Result<()> {
                     .collect();
                 println!("\nLog levels");
                 print_table(&["COMPONENT", "LEVEL"], &rows);
+                let defs = crate::contracts::definitions(&store, &d.runtime.runtime_id)?;
+                let rows: Vec<Vec<String>> = defs
+                    .iter()
+                    .map(|x| {
+                        let n = &x.new;
+                        vec![
+                            n.file_name.clone(),
+                            dash(n.service.as_deref()),
+                            n.size_bytes.to_string(),
+                            rfc3339(x.received_at),
+                            n.problem.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "\nOpenAPI definitions (Try-It host: {})",
+                    dash(d.try_it_host.as_deref())
+                );
+                print_table(
+                    &["FILE", "SERVICE", "BYTES", "RECEIVED", "NOT KEPT BECAUSE"],
+                    &rows,
+                );
             }
             let rows: Vec<Vec<String>> = d
                 .status_history

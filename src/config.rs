@@ -43,6 +43,20 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Single sign-on (`[sso]`, `[ldap]`): off unless configured.
     pub sso: crate::sso::SsoConfig,
+    /// Try-It (`[try_it]`): operators' requests to runtimes through icpd.
+    pub try_it: TryItConfig,
+}
+
+/// `[try_it]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TryItConfig {
+    /// False refuses every Try-It call (409) and tells the console so.
+    pub enabled: bool,
+    /// Time budget of one call, connecting included.
+    pub timeout: Duration,
+    /// CA bundle (PEM) that HTTPS targets must chain to; `None`: the
+    /// system's bundle.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Logs and metrics kept in `telemetry.db` (`[telemetry]`).
@@ -147,6 +161,16 @@ struct FileConfig {
     #[serde(default)]
     sso: crate::sso::SsoSettings,
     ldap: Option<crate::ldap::LdapSettings>,
+    #[serde(default)]
+    try_it: FileTryIt,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTryIt {
+    enabled: Option<bool>,
+    timeout: Option<DurationValue>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -405,6 +429,11 @@ impl Config {
                 )?,
             },
             sso: f.sso.resolve(f.ldap).map_err(Error::Config)?,
+            try_it: TryItConfig {
+                enabled: f.try_it.enabled.unwrap_or(d.try_it.enabled),
+                timeout: dur(&f.try_it.timeout, "try_it.timeout", d.try_it.timeout)?,
+                ca_file: f.try_it.ca_file,
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -452,6 +481,11 @@ impl Config {
                 retention_interval: Duration::from_secs(60),
             },
             sso: crate::sso::SsoConfig::default(),
+            try_it: TryItConfig {
+                enabled: true,
+                timeout: Duration::from_secs(15),
+                ca_file: None,
+            },
         }
     }
 
@@ -459,6 +493,11 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(Error::Config(
                 "tls.cert and tls.key must be given together (or neither, for a generated certificate)".into(),
+            ));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.try_it.timeout) {
+            return Err(Error::Config(
+                "try_it.timeout must be between 1s and 300s".into(),
             ));
         }
         if self.heartbeat_timeout < Duration::from_secs(1) {

@@ -156,6 +156,7 @@ pub struct Daemon {
     mi_dispatcher: JoinHandle<()>,
     /// Single sign-on and its outbound pool.
     sso: Arc<crate::sso::Sso>,
+    try_it: Arc<crate::contracts::TryIt>,
     /// Several nodes: the lease and change-feed threads.
     cluster_threads: Vec<JoinHandle<()>>,
     /// Held while the daemon runs, so `icpd restore` refuses to swap the database under it.
@@ -241,6 +242,7 @@ impl Daemon {
             );
         }
         let sso = Arc::new(crate::sso::Sso::new(cfg.sso.clone())?);
+        let try_it = Arc::new(crate::contracts::TryIt::new(cfg.try_it.clone())?);
         let mapped = sso.sync_config_mappings(&store, now_millis())?;
         if let Some(o) = &cfg.sso.oidc {
             log::info!(
@@ -345,6 +347,7 @@ impl Daemon {
             })),
             cluster: cluster.clone(),
             sso: sso.clone(),
+            try_it: try_it.clone(),
         });
         let management = http::listen::serve(
             "management",
@@ -390,6 +393,7 @@ impl Daemon {
             mi,
             mi_dispatcher,
             sso,
+            try_it,
             cluster_threads,
             _lock: lock,
         })
@@ -417,6 +421,7 @@ impl Daemon {
         self.mi.stop(Duration::from_secs(1));
         let _ = self.mi_dispatcher.join();
         self.sso.shutdown(Duration::from_secs(1));
+        self.try_it.shutdown(Duration::from_secs(1));
         self.stop.store(true, Ordering::SeqCst);
         self.ticker.thread().unpark();
         self.retention.thread().unpark();

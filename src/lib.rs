@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod configuration;
+pub mod contracts;
 pub mod daemon;
 pub mod data_planes;
 pub mod deployments;

@@ -275,6 +275,24 @@ pub fn sign_in(method: &str, status: u16) {
     SIGN_INS[m][o].fetch_add(1, Relaxed);
 }
 
+/// Try-It outcomes: `ok` (the runtime answered, whatever its status),
+/// `refused` (icpd refused the call), `unavailable` (the runtime did not
+/// answer in time, or the pool was full).
+const TRY_IT_OUTCOMES: [&str; 3] = ["ok", "refused", "unavailable"];
+
+static TRY_ITS: [AtomicU64; TRY_IT_OUTCOMES.len()] =
+    [const { AtomicU64::new(0) }; TRY_IT_OUTCOMES.len()];
+
+/// Counts one Try-It call answered with `status` (icpd's own status).
+pub fn try_it_call(status: u16) {
+    let o = match status {
+        0..=399 => 0,
+        500.. => 2,
+        _ => 1,
+    };
+    TRY_ITS[o].fetch_add(1, Relaxed);
+}
+
 /// Counts one ended Management API call.
 pub fn mi_call(tunnel: bool, outcome: &str) {
     let o = MI_CALL_OUTCOMES
@@ -445,6 +463,8 @@ pub struct Sources<'a> {
     pub outbound: Option<crate::outbound::PoolStats>,
     /// The sign-in pool (calls to identity providers and directories).
     pub sign_in: Option<crate::outbound::PoolStats>,
+    /// The Try-It pool (operators' requests to runtimes).
+    pub try_it: Option<crate::outbound::PoolStats>,
     /// Several nodes on PostgreSQL: this node's view of the cluster.
     pub cluster: Option<crate::cluster::ClusterStatus>,
 }
@@ -613,6 +633,31 @@ pub fn render(src: &Sources) -> String {
             "Sign-ins refused because the sign-in pool's queue was full.",
         );
         t.sample_u64("icpd_sign_in_pool_rejected_calls_total", &[], p.rejected);
+    }
+
+    t.family(
+        "icpd_try_it_calls_total",
+        "counter",
+        "Try-It calls to runtimes by outcome (ok: the runtime answered; refused; unavailable: no answer in time or the pool was full).",
+    );
+    for (o, outcome) in TRY_IT_OUTCOMES.iter().enumerate() {
+        t.sample_u64(
+            "icpd_try_it_calls_total",
+            &[("outcome", outcome)],
+            TRY_ITS[o].load(Relaxed),
+        );
+    }
+    if let Some(p) = &src.try_it {
+        t.gauge(
+            "icpd_try_it_pool_queued_calls",
+            "Try-It calls waiting for a thread of the Try-It pool.",
+            p.queued as u64,
+        );
+        t.gauge(
+            "icpd_try_it_pool_running_calls",
+            "Try-It calls running now.",
+            p.running as u64,
+        );
     }
 
     let counts = src.liveness.counts();

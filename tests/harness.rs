@@ -851,6 +851,17 @@ pub fn uuid() -> String {
 
 /// Asserts a JSON error response with this status and code.
 #[track_caller]
+/// Five `GET /healthz` in a row on `c`, each answered 200 within a
+/// second: no request worker is held up.
+pub fn assert_healthz_answers_at_once(c: &mut Client) {
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = c.request("GET", "/healthz", &[], b"").unwrap();
+        assert_eq!(r.status, 200);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+}
+
 pub fn assert_error(r: &ClientResponse, status: u16, code: &str) {
     let body = r.json();
     assert_eq!(r.status, status, "body: {body}");

@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 mod connections;
 mod console;
+mod contracts;
 mod events;
 mod graphql;
 mod http;

@@ -15,9 +15,13 @@ const session = { csrf: null, onUnauthorized: null };
 export function setCsrf(token) { session.csrf = token; }
 export function onUnauthorized(fn) { session.onUnauthorized = fn; }
 
-/** Calls the API; resolves to the JSON body (or null), rejects with ApiError. */
-export async function api(method, path, body) {
-  const headers = { Accept: 'application/json' };
+/**
+ * Calls the API; resolves to the JSON body (or null), rejects with ApiError.
+ * opts.headers: extra request headers (such as the try-it credentials,
+ * which must never travel in a body that may be logged).
+ */
+export async function api(method, path, body, { headers: extra } = {}) {
+  const headers = { ...extra, Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && session.csrf) headers['X-CSRF-Token'] = session.csrf;
   let res;

@@ -625,6 +625,20 @@ fn service_out(
 }
 
 /// The BI view of one runtime alone (its services and listeners).
+/// The definitions icpd kept for a runtime (files it refused are left out).
+fn definition_records(ctx: &Ctx, runtime_id: &str) -> Res<Vec<OpenApiDefinitionRecord>> {
+    let stored = crate::contracts::definitions(&ctx.deps.store, runtime_id).map_err(from_error)?;
+    Ok(stored
+        .into_iter()
+        .filter_map(|d| {
+            Some(OpenApiDefinitionRecord {
+                definition: d.new.definition?,
+                file_name: d.new.file_name,
+            })
+        })
+        .collect())
+}
+
 fn runtime_bi_view(ctx: &Ctx, runtime_id: &str) -> Res<Option<crate::commands::ArtifactsView>> {
     let Some((r, _)) = visible_runtime(ctx, runtime_id)? else {
         return Ok(None);
@@ -1130,7 +1144,7 @@ impl Query {
                 .collect(),
         );
         out.artifacts = Some(runtime_artifacts(ctx, &runtime_id)?);
-        out.open_api_definitions = Some(Vec::new());
+        out.open_api_definitions = Some(definition_records(ctx, &runtime_id)?);
         Ok(Some(out))
     }
 
@@ -1231,7 +1245,7 @@ impl Query {
         Ok(ServicesPage { items, page_info })
     }
 
-    /// OpenAPI documents a BI runtime reported in its full heartbeat (icpd does not store them yet: always empty).
+    /// OpenAPI documents a BI runtime reported in its full heartbeat (`definition` is JSON text); empty when not visible.
     fn open_api_definitions_by_runtime(
         ctx: &Ctx,
         runtime_id: String,
@@ -1239,7 +1253,12 @@ impl Query {
         if !runtime_exists(ctx, &runtime_id)? {
             return Err(fail("Runtime not found"));
         }
-        Ok(Vec::new())
+        let visible = visible_runtime(ctx, &runtime_id)?
+            .is_some_and(|(_, t)| ctx.principal.has(Permission::IntegrationView, &t));
+        if !visible {
+            return Ok(Vec::new());
+        }
+        definition_records(ctx, &runtime_id)
     }
 
     /// BI services of a component in an environment, merged across replicas.

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod commands;
 pub mod configuration;
+pub mod contracts;
 pub mod mi;
 pub mod pipeline;
 pub mod runtimes;

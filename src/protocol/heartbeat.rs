@@ -25,7 +25,7 @@ use crate::time::Millis;
 pub const HEARTBEAT_VERSION: &str = "v1.0";
 
 /// Optional heartbeat fields this server understands; the bridge sends them only when listed.
-pub const SUPPORTED_FIELDS: &[&str] = &["tryItHost"];
+pub const SUPPORTED_FIELDS: &[&str] = &["tryItHost", "openApiDefinitions"];
 
 /// `POST /icp/heartbeat`.
 #[derive(Debug, Deserialize)]
@@ -55,6 +55,11 @@ pub struct FullHeartbeat {
     pub timestamp: Option<Value>,
     #[serde(default)]
     pub try_it_host: Option<String>,
+    /// OpenAPI definitions of the runtime's services: file name → the
+    /// document, as JSON or JSON text (`contracts::read_definitions`),
+    /// kept as sent so that its members keep their order.
+    #[serde(default)]
+    pub open_api_definitions: Option<BTreeMap<String, Box<serde_json::value::RawValue>>>,
     /// What an MI runtime reports beyond the common fields (its artifact
     /// lists replace `artifacts`, which stays `None` for MI).
     #[serde(skip)]
@@ -336,6 +341,8 @@ pub struct Registration {
     /// Whether the runtime's own row was written (created or changed).
     pub record_changed: bool,
     pub artifact_writes: ArtifactWrites,
+    /// OpenAPI definition files written or deleted.
+    pub definition_writes: crate::contracts::DefinitionWrites,
 }
 
 /// Registers (or refreshes) the runtime of a validated full heartbeat inside `tx`.
@@ -465,6 +472,16 @@ pub fn register(
             tx.sync_mi_artifacts(&hb.runtime_id, &mi.artifacts, &digest)?
         }
     };
+    // A full heartbeat says everything the runtime runs: no definitions
+    // (or an MI runtime, which has none) clears the stored ones.
+    let definitions = match (&hb.mi, &hb.open_api_definitions) {
+        (None, Some(raw)) => crate::contracts::read_definitions(
+            raw,
+            hb.artifacts.as_ref().map_or(&[][..], |a| &a.services),
+        ),
+        _ => Vec::new(),
+    };
+    let definition_writes = tx.sync_openapi_definitions(&hb.runtime_id, &definitions, now)?;
     Ok(Registration {
         created: existing.is_none(),
         replaced,
@@ -472,6 +489,7 @@ pub fn register(
         environment_id: env.id,
         record_changed,
         artifact_writes,
+        definition_writes,
     })
 }
 

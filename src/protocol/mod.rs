@@ -201,6 +201,15 @@ impl Protocol {
                 reg.artifact_writes
             );
         }
+        let defs = reg.definition_writes;
+        if defs.written + defs.deleted > 0 {
+            log::debug!(
+                "runtime {}: OpenAPI definitions changed, {} written, {} deleted",
+                hb.runtime_id,
+                defs.written,
+                defs.deleted
+            );
+        }
         self.liveness.full(
             FullBeat {
                 runtime_id: &hb.runtime_id,

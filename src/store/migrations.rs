@@ -714,4 +714,28 @@ CREATE TABLE sso_logins (
 );
 "#,
     },
+    Migration {
+        name: "contracts",
+        sql: r#"
+-- Service contracts (issue 18): the OpenAPI definitions a runtime reported
+-- in its last full heartbeat, one row per file name. definition is the
+-- document as compact JSON text, or NULL when icpd did not keep it
+-- (problem says why: too large, not JSON, not an OpenAPI document).
+-- digest (SHA-256 of the runtime's text) lets a heartbeat rewrite only
+-- the files that changed. service / base_path: the service the file
+-- describes, when icpd could tell.
+CREATE TABLE runtime_openapi_definitions (
+    runtime_id   TEXT NOT NULL REFERENCES runtimes(runtime_id) ON DELETE CASCADE,
+    file_name    TEXT NOT NULL,
+    service      TEXT,
+    base_path    TEXT,
+    definition   TEXT,
+    problem      TEXT,
+    digest       TEXT NOT NULL,
+    size_bytes   INTEGER NOT NULL,
+    received_at  INTEGER NOT NULL,
+    PRIMARY KEY (runtime_id, file_name)
+);
+"#,
+    },
 ];

@@ -14,6 +14,7 @@ mod backup;
 mod cluster;
 pub use cluster::CHANGES_CHANNEL;
 mod commands;
+mod contracts;
 pub mod copy;
 pub mod db;
 mod ingest_tokens;

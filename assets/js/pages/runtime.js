@@ -3,7 +3,10 @@
 // timeline. An MI runtime shows its node (platform, Java, memory, carbon
 // home, OS), its Management API address and its artifacts by kind
 // (read-only: changes are made for the integration, on its MI artifacts
-// page).
+// page). When the server offers its contracts route, a Contracts tab
+// (`?tab=contracts`, contracts.js) shows the runtime's OpenAPI definitions
+// with Try it (for MI: a form for its APIs); that tab is built once and
+// kept, so live refreshes leave its open operations and forms alone.
 
 import { get, del, enc } from '../api.js';
 import { h, fill, card, link, loading, failure, button, pageHead, table, badge, timeAgo, when, confirm, toast } from '../ui.js';
@@ -11,6 +14,8 @@ import { navigate, can } from '../app.js';
 import { liveRefresh } from '../live.js';
 import { metricsPanel, recentLogs } from '../observability.js';
 import { nodeCard, kindSections, ownArtifacts } from '../mi.js';
+import { serverOffers } from '../pipeline.js';
+import { contractsPanel } from '../contracts.js';
 
 const NODE_LABELS = { osName: 'OS', osVersion: 'OS version', platformName: 'Platform', platformVersion: 'Platform version', ballerinaHome: 'Ballerina home', javaVersion: 'Java', carbonHome: 'Carbon home' };
 
@@ -28,9 +33,31 @@ export async function render(ctx) {
     ctx.live(() => { metrics.stop(); logs.stop(); });
   }
   const expanded = new Set(); // MI artifact details left open across refreshes
+  const contracts = (await serverOffers('get', '/api/v1/runtimes/{}/openapi')) ? contractsPanel(id) : null;
+  if (contracts) ctx.live(() => contracts.stop());
+  let tab = contracts && new URLSearchParams(location.search).get('tab') === 'contracts' ? 'contracts' : 'overview';
+  const head = h('div');
+  const tabs = contracts ? h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Runtime' }) : null;
+  const panel = h('div', { class: 'stack', role: contracts ? 'tabpanel' : null, id: 'runtime-panel', testid: 'runtime-panel' });
+  let last = null;
+  const drawTabs = () => fill(tabs, [['overview', 'Overview'], ['contracts', 'Contracts']].map(([k, t]) => h('button', {
+    type: 'button', role: 'tab', 'aria-selected': String(k === tab), 'aria-controls': 'runtime-panel', testid: `runtime-tab-${k}`,
+    onClick: () => {
+      if (tab === k) return;
+      tab = k;
+      history.replaceState(null, '', `${location.pathname}${k === 'overview' ? '' : `?tab=${k}`}`);
+      drawTabs();
+      if (last) draw(last);
+    },
+  }, t)));
+  if (tabs) drawTabs();
   const load = async () => {
     const r = await get(`/runtimes/${enc(id)}`);
     if (!ctx.alive()) return;
+    last = r;
+    draw(r);
+  };
+  const draw = (r) => {
     ctx.crumbs([['Runtimes', '/runtimes'], r.name || id]);
     const integ = `/projects/${enc(r.project)}/integrations/${enc(r.integration)}`;
     const art = r.artifacts || {};
@@ -39,10 +66,18 @@ export async function render(ctx) {
     const isMi = r.runtimeType === 'MI';
     const miArtifacts = isMi ? ownArtifacts(r) : [];
     const names = () => r.name || r.runtimeId.slice(0, 8);
-    fill(ctx.el,
+    fill(head,
       pageHead([r.name || r.runtimeId, ' ', badge(r.status, undefined, 'runtime-detail-status')], h('span', { class: 'mono' }, r.runtimeId),
         link(`${integ}/environments/${enc(r.environment)}`, isMi ? 'MI artifacts of the integration' : 'Artifacts and commands', { class: 'btn' }),
-        button('Delete', () => remove(r), { kind: 'danger', testid: 'delete-runtime' })),
+        button('Delete', () => remove(r), { kind: 'danger', testid: 'delete-runtime' })));
+    if (!ctx.el.contains(panel)) fill(ctx.el, head, tabs, panel);
+    contracts?.update(r);
+    if (tab === 'contracts') {
+      // Moved in only when missing: moving it would drop the focus of a form being typed in.
+      if (panel.firstChild !== contracts.el || panel.childNodes.length !== 1) fill(panel, contracts.el);
+      return;
+    }
+    fill(panel,
       metrics?.el,
       h('div', { class: 'split' },
         h('div', { class: 'stack' },

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    cookie, created, no_content, ok, schema, write_deferred_audit, Access, Api, Body, Ctx, Input,
-    Page, Route,
+    cookie, created, no_content, ok, refusal_reason, schema, write_deferred_audit, Access, Api,
+    Body, Ctx, Input, Page, Route,
 };
 use crate::access::GrantView;
 use crate::auth::{self, SignedIn, SESSION_COOKIE};
@@ -259,13 +259,6 @@ fn signed_in_response(
     .with_header("Cache-Control", "no-store")
 }
 
-fn refusal(resp: &Response) -> String {
-    serde_json::from_slice::<serde_json::Value>(&resp.body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// A password sign-in checked by the directory, on the sign-in pool.
 fn ldap_login(api: &Api, ctx: &mut Ctx, body: LoginBody, client: String) -> Result<Response> {
     let (resp, reply) = Response::deferred();
@@ -284,7 +277,7 @@ fn ldap_login(api: &Api, ctx: &mut Ctx, body: LoginBody, client: String) -> Resu
             "login (ldap)",
             &client,
             resp.status,
-            &refusal(&resp),
+            &refusal_reason(&resp),
         );
         reply.send(resp);
     };
@@ -400,7 +393,7 @@ fn oidc_callback(api: &Api, ctx: &mut Ctx) -> Result<Response> {
             &format!("{SSO_STATE_COOKIE}=; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0{secure_attr}"),
         );
         crate::metrics::sign_in("oidc", resp.status);
-        write_deferred_audit(&store, now, &actor, "POST /api/v1/auth/oidc/callback", "login (oidc)", &client, resp.status, &refusal(&resp));
+        write_deferred_audit(&store, now, &actor, "POST /api/v1/auth/oidc/callback", "login (oidc)", &client, resp.status, &refusal_reason(&resp));
         reply.send(resp);
     }))?;
     Ok(resp)

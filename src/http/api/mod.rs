@@ -14,6 +14,7 @@
 pub mod access;
 pub mod auth;
 pub mod commands;
+pub mod contracts;
 pub mod events;
 pub mod graphql;
 pub mod ingest_tokens;
@@ -77,6 +78,8 @@ pub struct Api {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Single sign-on (OIDC, LDAP) and its outbound pool.
     pub sso: Arc<crate::sso::Sso>,
+    /// Try-It and its outbound pool.
+    pub try_it: Arc<crate::contracts::TryIt>,
 }
 
 /// Who may call a route.
@@ -170,6 +173,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         .chain(access::ROUTES)
         .chain(resources::ROUTES)
         .chain(commands::ROUTES)
+        .chain(contracts::ROUTES)
         .chain(mi::ROUTES)
         .chain(pipeline::ROUTES)
         .chain(promotions::ROUTES)
@@ -624,7 +628,7 @@ const MAX_REASON_CHARS: usize = 300;
 /// decoder's complaint quotes the offending value ("invalid type: string
 /// \"...\", expected a boolean"), which may be a mistyped password or
 /// secret: that literal is left out.
-fn refusal_reason(resp: &Response) -> String {
+pub(crate) fn refusal_reason(resp: &Response) -> String {
     let message = serde_json::from_slice::<Value>(&resp.body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
@@ -774,6 +778,7 @@ fn serve_metrics(api: &Api, req: &Request) -> Result<Response> {
         databases: &databases,
         outbound: Some(api.mi.pool_stats()),
         sign_in: Some(api.sso.pool_stats()),
+        try_it: Some(api.try_it.pool_stats()),
         cluster: api.cluster.as_ref().map(|c| c.status()),
     });
     Ok(Response {
