@@ -269,14 +269,7 @@ fn definitions_are_stored_served_and_a_resource_is_tried_through_icpd() {
     );
 
     // GraphQL, as ICP's console asks for it.
-    let login = s
-        .management_client()
-        .post_json(
-            "/auth/login",
-            None,
-            &json!({"username": "root", "password": TEST_PASSWORD}),
-        )
-        .unwrap();
+    let login = s.icp_login("root", TEST_PASSWORD);
     let jwt = login.json()["token"].as_str().unwrap().to_string();
     let q =
         format!("{{ openApiDefinitionsByRuntime(runtimeId: \"{id}\") {{ fileName definition }} }}");

@@ -217,14 +217,7 @@ fn with_default(text: String, default: &Value) -> String {
 
 /// Signs in through ICP's login service; the login body.
 fn icp_login(server: &TestServer, user: &str) -> Value {
-    let r = server
-        .management_client()
-        .post_json(
-            "/auth/login",
-            None,
-            &json!({"username": user, "password": TEST_PASSWORD}),
-        )
-        .unwrap();
+    let r = server.icp_login(user, TEST_PASSWORD);
     assert_eq!(r.status, 200, "login {user}: {}", r.json());
     r.json()
 }

@@ -966,6 +966,17 @@ impl TestServer {
             .unwrap()
     }
 
+    /// Signs in through ICP 2's `POST /auth/login` (the console's login).
+    pub fn icp_login(&self, name: &str, password: &str) -> ClientResponse {
+        self.management_client()
+            .post_json(
+                "/auth/login",
+                None,
+                &json!({"username": name, "password": password}),
+            )
+            .unwrap()
+    }
+
     /// A signed-in API client for a new user with this organization-wide role.
     pub fn api_as(&self, name: &str, role: Option<&str>) -> ApiClient {
         self.create_user(name, role);

@@ -519,14 +519,7 @@ fn password_sign_in_can_be_switched_off_but_for_the_break_glass_account() {
         .as_str()
         .unwrap()
         .contains("switched off"));
-    let r = s
-        .management_client()
-        .post_json(
-            "/auth/login",
-            None,
-            &json!({"username": "root", "password": TEST_PASSWORD}),
-        )
-        .unwrap();
+    let r = s.icp_login("root", TEST_PASSWORD);
     assert_eq!(r.status, 403, "{}", r.json());
     // The first admin is the break-glass account.
     let initial = std::fs::read_to_string(s.data_dir.join("initial-admin-password")).unwrap();
