@@ -334,6 +334,7 @@ pub struct PageRequest {
 /// One page of a list: `{"items": [...], "total": N, "nextCursor": "..."|null}`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "{T}Page")]
 pub struct Page<T: Serialize> {
     pub items: Vec<T>,
     pub total: i64,
@@ -342,6 +343,7 @@ pub struct Page<T: Serialize> {
 
 /// A list that is never paged: `{"items": [...]}`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "{T}Items")]
 pub struct Items<T: Serialize> {
     pub items: Vec<T>,
 }
