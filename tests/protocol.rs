@@ -349,6 +349,39 @@ fn unbound_secret_binds_to_the_first_integration_atomically() {
 }
 
 #[test]
+fn nodes_sharing_an_unbound_secret_all_register_when_their_first_heartbeats_race() {
+    // Replicas of one integration often start together with the same new
+    // secret. The first heartbeat to commit binds it; the others, which
+    // read it unbound, must still be accepted (MI stops heartbeating for
+    // good after a 409).
+    let s = TestServer::start(&[]);
+    for round in 0..5 {
+        let secret = s.secret("dev", None);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let nodes: Vec<_> = (0..6)
+            .map(|i| {
+                let b = Bridge::new(&secret, Some(&format!("race-{round}-{i}")));
+                let (mut c, barrier) = (s.runtime_client(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    b.full(&mut c)
+                })
+            })
+            .collect();
+        for n in nodes {
+            assert_ack(&n.join().unwrap());
+        }
+    }
+    let bound = s.cli_json(&["secret", "list", "--json"]);
+    assert_eq!(bound.as_array().unwrap().len(), 5);
+    assert!(bound
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["integration"] == "order-create"));
+}
+
+#[test]
 fn environment_mismatch_is_a_409() {
     let s = TestServer::start(&[]);
     let secret = s.secret("dev", None);

@@ -687,7 +687,10 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
-    /// Binds an unbound secret; false if it was bound meanwhile.
+    /// Binds an unbound secret to an integration. A secret already bound to
+    /// that same integration (by another node's first heartbeat, which
+    /// raced this one) is left as it is and counts as bound; false if it
+    /// was bound to another integration meanwhile.
     pub fn bind_secret(
         &self,
         key_id: &str,
@@ -696,7 +699,9 @@ impl Tx<'_> {
         now: Millis,
     ) -> Result<bool> {
         let n = self.exec(
-            "UPDATE secrets SET project_id = ?2, integration_id = ?3, bound_at = ?4 WHERE key_id = ?1 AND integration_id IS NULL",
+            "UPDATE secrets SET project_id = ?2, integration_id = ?3, \
+               bound_at = CASE WHEN integration_id IS NULL THEN ?4 ELSE bound_at END \
+             WHERE key_id = ?1 AND (integration_id IS NULL OR integration_id = ?3)",
             params![key_id, project_id, integration_id, now],
         )?;
         Ok(n == 1)
