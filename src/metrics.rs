@@ -267,12 +267,7 @@ pub fn sign_in(method: &str, status: u16) {
         .iter()
         .position(|x| *x == method)
         .unwrap_or(0);
-    let o = match status {
-        0..=399 => 0,
-        500.. => 2,
-        _ => 1,
-    };
-    SIGN_INS[m][o].fetch_add(1, Relaxed);
+    SIGN_INS[m][outcome_of(status)].fetch_add(1, Relaxed);
 }
 
 /// Try-It outcomes: `ok` (the runtime answered, whatever its status),
@@ -285,12 +280,16 @@ static TRY_ITS: [AtomicU64; TRY_IT_OUTCOMES.len()] =
 
 /// Counts one Try-It call answered with `status` (icpd's own status).
 pub fn try_it_call(status: u16) {
-    let o = match status {
+    TRY_ITS[outcome_of(status)].fetch_add(1, Relaxed);
+}
+
+/// The index of `ok`, `refused` or `unavailable` for an answer's status.
+fn outcome_of(status: u16) -> usize {
+    match status {
         0..=399 => 0,
         500.. => 2,
         _ => 1,
-    };
-    TRY_ITS[o].fetch_add(1, Relaxed);
+    }
 }
 
 /// Counts one ended Management API call.

@@ -966,6 +966,14 @@ impl TestServer {
             .unwrap()
     }
 
+    /// `GET /api/v1/openapi.json` (public).
+    pub fn openapi_document(&self) -> Value {
+        self.management_client()
+            .request("GET", "/api/v1/openapi.json", &[], b"")
+            .unwrap()
+            .json()
+    }
+
     /// Signs in through ICP 2's `POST /auth/login` (the console's login).
     pub fn icp_login(&self, name: &str, password: &str) -> ClientResponse {
         self.management_client()

@@ -1154,11 +1154,7 @@ fn downloads_hold_the_records_as_ndjson_or_text() {
 #[test]
 fn every_observability_route_is_in_the_openapi_document() {
     let s = TestServer::start(&[]);
-    let doc = s
-        .management_client()
-        .request("GET", "/api/v1/openapi.json", &[], b"")
-        .unwrap()
-        .json();
+    let doc = s.openapi_document();
     for (path, param) in [
         ("/api/v1/observability/logs", "cursor"),
         ("/api/v1/observability/logs/tail", "level"),
